@@ -1,0 +1,134 @@
+"""Turns a `Faults` configuration into a fate for each request, reproducibly.
+
+Reproducibility: each endpoint has its own random stream seeded from (seed, endpoint), and every request
+draws the same fixed number of values from it whatever the configuration. So under one seed the n-th
+request to an endpoint meets the same fate, however requests to other endpoints interleave with it.
+Rate limits depend on the clock and are the one exception.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Literal
+
+from sandbox.faults import Faults, Latency, RateLimit
+
+_NORMAL = NormalDist()
+# Values drawn per request: latency, error, error status pick, drop, slow, commit-then-fail, its mode.
+_DRAWS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What happens to one request. The defaults are a well-behaved request."""
+
+    latency_s: float = 0.0
+    error_status: int | None = None
+    drop: bool = False
+    slow_s: float = 0.0
+    commit_then_fail: Literal["500", "drop"] | None = None
+
+
+CALM = Fate()
+
+
+class TokenBucket:
+    """A classic token bucket; `take()` answers None when allowed, else the seconds until a token."""
+
+    def __init__(self, rps: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rps = rps
+        self.burst = burst
+        self.tokens = float(burst)
+        self.clock = clock
+        self.stamp = clock()
+
+    def take(self) -> float | None:
+        """Take one token if there is one; otherwise return how long until the next one."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rps)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return None
+        return (1.0 - self.tokens) / self.rps
+
+
+def latency_seconds(spec: Latency, u: float) -> float:
+    """Map one uniform draw `u` in [0, 1) to a delay, by inverse transform (keeps one draw per request)."""
+    if spec.distribution == "fixed":
+        ms = spec.ms
+    elif spec.distribution == "uniform":
+        ms = spec.ms + u * ((spec.max_ms if spec.max_ms is not None else spec.ms) - spec.ms)
+    elif spec.distribution == "exponential":
+        ms = -spec.ms * math.log(1.0 - u)
+    else:  # lognormal, `ms` is the median
+        ms = spec.ms * math.exp(spec.sigma * _NORMAL.inv_cdf(min(max(u, 1e-12), 1 - 1e-12)))
+    if spec.max_ms is not None:
+        ms = min(ms, spec.max_ms)
+    return max(ms, 0.0) / 1000.0
+
+
+class FaultInjector:
+    """Runtime state for one `Faults` configuration: random streams and rate-limit buckets."""
+
+    def __init__(self, faults: Faults | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.faults = faults or Faults()
+        self.seed = self.faults.seed if self.faults.seed is not None else int.from_bytes(os.urandom(8), "big")
+        self._clock = clock
+        self._streams: dict[str, random.Random] = {}
+        # A bucket per limit entry (shared by its endpoints), or per (entry, endpoint) when per_endpoint.
+        self._buckets: dict[tuple[int, str], TokenBucket] = {}
+
+    def _bucket(self, index: int, limit: RateLimit, endpoint: str) -> TokenBucket:
+        key = (index, endpoint if limit.per_endpoint else "*")
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(limit.rps, limit.burst, self._clock)
+        return bucket
+
+    def throttle(self, endpoint: str) -> tuple[float, bool] | None:
+        """None when the request may pass; else (seconds to wait, whether to send Retry-After)."""
+        refused: tuple[float, bool] | None = None
+        for index, limit in enumerate(self.faults.rate_limit):
+            if not limit.applies_to(endpoint):
+                continue
+            wait = self._bucket(index, limit, endpoint).take()
+            if wait is not None and (refused is None or wait > refused[0]):
+                refused = (wait, limit.retry_after)
+        return refused
+
+    def fate(self, endpoint: str) -> Fate:
+        """Draw the fate of the next request to `endpoint`."""
+        f = self.faults
+        if not f.active:
+            return CALM
+        stream = self._streams.get(endpoint)
+        if stream is None:
+            stream = self._streams[endpoint] = random.Random(f"{self.seed}/{endpoint}")
+        u = [stream.random() for _ in range(_DRAWS)]
+
+        latency = f.first("latency", endpoint)
+        errors = f.first("errors", endpoint)
+        drop = f.first("drop", endpoint)
+        slow = f.first("slow", endpoint)
+        ctf = f.first("commit_then_fail", endpoint)
+        ctf_mode: Literal["500", "drop"] | None = None
+        if ctf is not None and u[5] < ctf.share:
+            ctf_mode = ("500" if u[6] < 0.5 else "drop") if ctf.mode == "either" else ctf.mode
+        return Fate(
+            latency_s=latency_seconds(latency, u[0]) if latency is not None else 0.0,
+            error_status=(
+                errors.statuses[int(u[2] * len(errors.statuses))]
+                if errors is not None and u[1] < errors.share
+                else None
+            ),
+            drop=drop is not None and u[3] < drop.share,
+            slow_s=slow.seconds if slow is not None and u[4] < slow.share else 0.0,
+            commit_then_fail=ctf_mode,
+        )
