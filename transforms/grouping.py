@@ -1,0 +1,354 @@
+"""Rows into documents, and the rules that need a whole document (or a whole customer) to decide.
+
+Documents are formed within one customer: rows sharing a ``document_id`` form one document; rows without one
+group by (customer_id, party key, document_type, document_number), the party key being the party id or, when
+absent, the lower-cased email.
+
+Order of decisions (a row gets the first that applies):
+1. ``duplicate_row``: an exact copy (all canonical columns) of an earlier valid row; it is dropped, the
+   earlier row goes on, and the document is not harmed.
+2. ``document_rejected``: another row of the document was rejected by row validation.
+3. ``conflicting_fields``: rows of the document disagree on type, number, country, dates, document_date or
+   party (also FRONT and BACK rows with no document_id whose numbers differ: they cannot pair up).
+4. ``duplicate_file``: the document uses an s3_uri that an earlier document of the customer uses, or uses one
+   twice; rows with that uri get ``duplicate_file``, its other rows ``document_rejected``.
+5. sides: a two-sided type needs exactly one FRONT and one BACK (``duplicate_side`` on the repeated side's
+   rows, ``document_rejected`` on the others; ``missing_side`` when one is absent); a single-image identifying
+   type takes exactly one file (``too_many_files``). Address and supporting documents take any number.
+
+Vectorised pandas for row-level work; plain Python runs once per document, never per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from transforms.catalogue import Category
+from transforms.codes import Reason, Status
+from transforms.models import Document, FileRef, RowOutcome
+from transforms.rules import Rules
+from transforms.validate import CANONICAL_COLUMNS
+
+__all__ = ["Document", "FileRef", "Grouped", "RowOutcome", "group_documents"]
+
+_IDENT_FIELDS = ("document_type", "document_number", "country", "issue_date", "expiry_date")
+_OTHER_FIELDS = ("document_type", "document_number", "document_date")
+
+
+@dataclass(slots=True)
+class Grouped:
+    """Documents that passed every document rule, and the valid rows that did not."""
+
+    documents: list[Document] = field(default_factory=list)
+    rejects: list[RowOutcome] = field(default_factory=list)
+
+
+def _frame(rows: pd.DataFrame | pa.Table) -> pd.DataFrame:
+    df = rows.to_pandas() if isinstance(rows, pa.Table) else rows.copy()
+    for c in CANONICAL_COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    # One representation of "empty" (None) in object columns: pandas' string dtypes mix NaN/NA/None.
+    for c in CANONICAL_COLUMNS:
+        col = df[c].astype(object)
+        df[c] = col.where(col.notna(), None)
+    if "category" not in df.columns:
+        from transforms.catalogue import category_of
+
+        df["category"] = [getattr(category_of(t), "value", None) for t in df["document_type"]]
+    df = df.sort_values("row_number", kind="stable").reset_index(drop=True)
+    return df
+
+
+def _none(s: pd.Series) -> list[object]:
+    return s.astype(object).where(s.notna(), None).tolist()
+
+
+def group_documents(rows: pd.DataFrame | pa.Table, rules: Rules) -> Grouped:
+    """Group validated rows into documents and apply the document rules.
+
+    ``rows`` are the output of :func:`transforms.validate.validate_batch` for a set of whole customers (all of
+    each customer's rows). Rows with a ``reason_code`` were rejected already: they are not reported again, but
+    they reject their document's other rows. Every other row ends in exactly one place: in one document of
+    ``documents`` or in ``rejects``.
+    """
+    df = _frame(rows)
+    n = len(df)
+    if n == 0:
+        return Grouped()
+    rn = df["row_number"].to_numpy(dtype=np.int64)
+    valid = df["reason_code"].isna().to_numpy() if "reason_code" in df.columns else np.ones(n, dtype=bool)
+    reason = np.full(n, None, dtype=object)
+    message = np.full(n, None, dtype=object)
+
+    # 1. exact duplicate rows (valid ones only: an invalid copy is reported by validation already).
+    canon = df[list(CANONICAL_COLUMNS)]
+    dup = np.zeros(n, dtype=bool)
+    vpos = np.flatnonzero(valid)
+    if len(vpos):
+        vcanon = canon.iloc[vpos].fillna("\x00")  # nulls compare equal as a sentinel no cell can hold
+        vdup = vcanon.duplicated(keep="first").to_numpy()
+        if vdup.any():
+            first = (
+                pd.Series(rn[vpos])
+                .groupby([vcanon[c].to_numpy() for c in CANONICAL_COLUMNS])
+                .transform("min")
+            )
+            dpos = vpos[vdup]
+            dup[dpos] = True
+            reason[dpos] = Reason.duplicate_row.value
+            message[dpos] = ["row: exact copy of row " + str(r) for r in first.to_numpy()[vdup]]
+
+    # 2. document ids over every non-duplicate row (invalid ones included: they reject their siblings).
+    member = ~dup
+    pid, email = df["associated_party_id"], df["associated_party_email"]
+    party_key = pid.where(pid.notna(), email)
+    has_id = df["document_id"].notna()
+    keys = pd.DataFrame(
+        {
+            "c": df["customer_id"].fillna(""),
+            "h": has_id,
+            "i": df["document_id"].fillna(""),
+            "p": party_key.where(~has_id, "").fillna(""),
+            "t": df["document_type"].where(~has_id, "").fillna(""),
+            "n": df["document_number"].where(~has_id, "").fillna(""),
+        }
+    )
+    doc = np.full(n, -1, dtype=np.int64)
+    doc[member] = keys[member].groupby(list(keys.columns), sort=False).ngroup().to_numpy()
+
+    vm = member & valid
+    if not vm.any():
+        return _finish(df, rn, reason, message, doc, vm)
+
+    # 3. per-document facts, vectorised.
+    bad = member & ~valid
+    poisoned_first = pd.Series(rn[bad]).groupby(doc[bad]).min()  # doc -> first rejected row
+    v = df[vm].assign(_doc=doc[vm], _rn=rn[vm], _pk=party_key[vm])
+    g = v.groupby("_doc", sort=False)
+    cat = g["category"].first()
+    is_ident = (cat == Category.identifying.value).to_numpy()
+    nun = g[list({*_IDENT_FIELDS, *_OTHER_FIELDS})].nunique(dropna=False)
+    nun_party = g[["associated_party_id", "associated_party_email"]].nunique(dropna=True)
+    ident_conf = (nun[list(_IDENT_FIELDS)] > 1).to_numpy()
+    other_conf = (nun[list(_OTHER_FIELDS)] > 1).to_numpy()
+    party_conf = (nun_party > 1).to_numpy().any(axis=1)
+    conflict_any = np.where(is_ident, ident_conf.any(axis=1), other_conf.any(axis=1)) | party_conf
+    docs_index = cat.index.to_numpy()
+
+    doc_reason: dict[int, tuple[str, str]] = {}
+    for d, first_bad in poisoned_first.items():
+        doc_reason[int(d)] = (Reason.document_rejected.value, f"document: row {first_bad} of it was rejected")
+    for i in np.flatnonzero(conflict_any):
+        d = int(docs_index[i])
+        if d in doc_reason:
+            continue
+        fields = _IDENT_FIELDS if is_ident[i] else _OTHER_FIELDS
+        flags = ident_conf[i] if is_ident[i] else other_conf[i]
+        names = [f for f, x in zip(fields, flags, strict=True) if x]
+        if party_conf[i]:
+            names.append("associated_party")
+        doc_reason[d] = (
+            Reason.conflicting_fields.value,
+            ", ".join(names) + ": rows of one document disagree",
+        )
+    _apply_doc_reasons(doc_reason, doc, vm, reason, message)
+
+    # 4. duplicate files within a customer; the document seen first (lowest first row) keeps the file.
+    open_ = vm & pd.isna(reason)
+    row_reason: dict[int, tuple[str, str]] = {}
+    _duplicate_files(df, rn, doc, open_, doc_reason, row_reason)
+
+    # 5. sides and file counts.
+    open_ = vm & pd.isna(reason) & ~np.isin(doc, list(doc_reason))
+    _side_rules(df, rn, doc, open_, rules, doc_reason, row_reason)
+
+    for pos, (code, msg) in row_reason.items():
+        if reason[pos] is None:
+            reason[pos], message[pos] = code, msg
+    _apply_doc_reasons(doc_reason, doc, vm, reason, message)
+    return _finish(df, rn, reason, message, doc, vm)
+
+
+def _apply_doc_reasons(
+    doc_reason: dict[int, tuple[str, str]],
+    doc: np.ndarray,
+    vm: np.ndarray,
+    reason: np.ndarray,
+    message: np.ndarray,
+) -> None:
+    if not doc_reason:
+        return
+    ids = np.fromiter(doc_reason, dtype=np.int64)
+    hit = vm & np.isin(doc, ids) & pd.isna(reason)
+    for pos in np.flatnonzero(hit):
+        reason[pos], message[pos] = doc_reason[int(doc[pos])]
+
+
+def _duplicate_files(
+    df: pd.DataFrame,
+    rn: np.ndarray,
+    doc: np.ndarray,
+    open_: np.ndarray,
+    doc_reason: dict[int, tuple[str, str]],
+    row_reason: dict[int, tuple[str, str]],
+) -> None:
+    pos = np.flatnonzero(open_)
+    if not len(pos):
+        return
+    f = pd.DataFrame(
+        {"c": df["customer_id"].to_numpy()[pos], "u": df["s3_uri"].to_numpy()[pos], "d": doc[pos]}
+    )
+    f["first"] = pd.Series(rn[pos]).groupby(doc[pos]).transform("min").to_numpy()
+    counts = f.groupby(["c", "u"], sort=False)["d"].transform("size").to_numpy()
+    shared = counts > 1
+    if not shared.any():
+        return
+    s = f[shared].assign(_pos=pos[shared])
+    owner_first = s.groupby(["c", "u"], sort=False)["first"].transform("min").to_numpy()
+    in_doc = s.groupby(["c", "u", "d"], sort=False)["d"].transform("size").to_numpy() > 1
+    for p, d, first, own, twice in zip(
+        s["_pos"].to_numpy(), s["d"].to_numpy(), s["first"].to_numpy(), owner_first, in_doc, strict=True
+    ):
+        if twice:
+            row_reason[int(p)] = (Reason.duplicate_file.value, "s3_uri: the same file twice in one document")
+        elif first != own:
+            row_reason[int(p)] = (
+                Reason.duplicate_file.value,
+                f"s3_uri: file already used by the document at row {own}",
+            )
+        else:
+            continue
+        doc_reason.setdefault(
+            int(d), (Reason.document_rejected.value, f"document: row {rn[p]} of it was rejected")
+        )
+
+
+def _side_rules(
+    df: pd.DataFrame,
+    rn: np.ndarray,
+    doc: np.ndarray,
+    open_: np.ndarray,
+    rules: Rules,
+    doc_reason: dict[int, tuple[str, str]],
+    row_reason: dict[int, tuple[str, str]],
+) -> None:
+    pos = np.flatnonzero(open_)
+    if not len(pos):
+        return
+    dtype = df["document_type"].to_numpy()[pos]
+    side = df["side"].to_numpy()[pos]
+    d = doc[pos]
+    two = np.isin(dtype, list(rules.side_rules.two_sided_types))
+    single = np.isin(dtype, list(rules.side_rules.single_image_types))
+    f = pd.DataFrame({"d": d, "front": side == "FRONT", "back": side == "BACK", "two": two, "single": single})
+    g = f.groupby("d", sort=False)
+    agg = g.agg(
+        front=("front", "sum"),
+        back=("back", "sum"),
+        rows=("d", "size"),
+        two=("two", "first"),
+        single=("single", "first"),
+    )
+    nfront = f["d"].map(agg["front"]).to_numpy()
+    nback = f["d"].map(agg["back"]).to_numpy()
+    for i in np.flatnonzero(two & (((side == "FRONT") & (nfront > 1)) | ((side == "BACK") & (nback > 1)))):
+        row_reason[int(pos[i])] = (
+            Reason.duplicate_side.value,
+            f"side: more than one {side[i]} in the document",
+        )
+    dup_docs = agg.index[agg["two"] & ((agg["front"] > 1) | (agg["back"] > 1))]
+    for dd in dup_docs:
+        doc_reason[int(dd)] = (Reason.document_rejected.value, "document: another row of it was rejected")
+    miss = agg[
+        agg["two"] & (agg["front"] <= 1) & (agg["back"] <= 1) & ((agg["front"] == 0) | (agg["back"] == 0))
+    ]
+    if len(miss):
+        _missing_sides(df, pos, d, miss, doc_reason)
+    for dd, rows in agg.loc[agg["single"] & (agg["rows"] > 1), "rows"].items():
+        doc_reason[int(dd)] = (
+            Reason.too_many_files.value,
+            f"s3_uri: a single-image document takes one file, this one has {rows}",
+        )
+
+
+def _missing_sides(
+    df: pd.DataFrame,
+    pos: np.ndarray,
+    d: np.ndarray,
+    miss: pd.DataFrame,
+    doc_reason: dict[int, tuple[str, str]],
+) -> None:
+    for dd, row in miss.iterrows():  # once per incomplete document, not per row
+        lacking = "BACK" if row["front"] else "FRONT"
+        doc_reason[int(dd)] = (Reason.missing_side.value, f"side: the document has no {lacking} row")
+    # Without a document_id a FRONT and a BACK whose numbers differ land in two documents, each missing a
+    # side: when a party has exactly that pair for a type, say what is really wrong.
+    sub = pos[np.isin(d, miss.index.to_numpy())]
+    s = df.iloc[sub]
+    s = s[s["document_id"].isna()]
+    if s.empty:
+        return
+    pk = s["associated_party_id"].where(s["associated_party_id"].notna(), s["associated_party_email"])
+    key = pd.DataFrame({"c": s["customer_id"], "p": pk, "t": s["document_type"]})
+    sides = s["side"]
+    dsub = pd.Series(d[np.isin(pos, s.index.to_numpy())], index=s.index)
+    for _, idx in key.groupby(["c", "p", "t"], sort=False).groups.items():
+        if len(idx) == 2 and set(sides.loc[idx]) == {"FRONT", "BACK"}:
+            for dd in dsub.loc[idx]:
+                doc_reason[int(dd)] = (
+                    Reason.conflicting_fields.value,
+                    "document_number: the FRONT and BACK rows disagree",
+                )
+
+
+def _finish(
+    df: pd.DataFrame, rn: np.ndarray, reason: np.ndarray, message: np.ndarray, doc: np.ndarray, vm: np.ndarray
+) -> Grouped:
+    rejected = ~pd.isna(reason)
+    out = Grouped()
+    out.rejects = [
+        RowOutcome(int(r), Status.rejected, c, m)
+        for r, c, m in zip(rn[rejected], reason[rejected], message[rejected], strict=True)
+    ]
+    keep = vm & ~rejected
+    if not keep.any():
+        return out
+    kpos = np.flatnonzero(keep)
+    side = df["side"].to_numpy()[kpos]
+    side_order = np.where(side == "FRONT", 0, np.where(side == "BACK", 1, 2))
+    order = np.lexsort((rn[kpos], side_order, doc[kpos]))
+    kpos = kpos[order]
+    k = df.iloc[kpos]
+    cols = {c: _none(k[c]) for c in (*CANONICAL_COLUMNS, "category")}
+    rows = rn[kpos].tolist()
+    dk = doc[kpos]
+    starts = np.flatnonzero(np.r_[True, dk[1:] != dk[:-1]])
+    ends = np.r_[starts[1:], len(dk)]
+    docs: list[Document] = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        files = tuple(FileRef(rows[i], cols["s3_uri"][i], cols["side"][i]) for i in range(a, b))  # type: ignore[arg-type]
+        pid = next((x for x in cols["associated_party_id"][a:b] if x is not None), None)
+        email = next((x for x in cols["associated_party_email"][a:b] if x is not None), None)
+        docs.append(
+            Document(
+                customer_id=cols["customer_id"][a],  # type: ignore[arg-type]
+                party_id=pid,  # type: ignore[arg-type]
+                party_email=email,  # type: ignore[arg-type]
+                category=cols["category"][a],  # type: ignore[arg-type]
+                type=cols["document_type"][a],  # type: ignore[arg-type]
+                number=cols["document_number"][a],  # type: ignore[arg-type]
+                country=cols["country"][a],  # type: ignore[arg-type]
+                issue_date=cols["issue_date"][a],  # type: ignore[arg-type]
+                expiry_date=cols["expiry_date"][a],  # type: ignore[arg-type]
+                files=files,
+                document_id=cols["document_id"][a],  # type: ignore[arg-type]
+            )
+        )
+    docs.sort(key=lambda x: min(x.row_numbers))
+    out.documents = docs
+    return out
