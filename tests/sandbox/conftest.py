@@ -145,3 +145,9 @@ def api(http: httpx.Client) -> Api:
     """A client holding a valid token."""
     r = http.post("/v1/oauth/token", json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
     return Api(http, r.json()["access_token"])
+
+
+@pytest.fixture
+def server_url(server: SandboxServer) -> str:
+    """The shared sandbox's base URL."""
+    return server.url
