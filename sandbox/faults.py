@@ -18,6 +18,11 @@ Endpoint = Literal["token", "upload", "customer", "attach"]
 ENDPOINTS: tuple[Endpoint, ...] = ("token", "upload", "customer", "attach")
 
 Share = float
+Status5xx = Literal[500, 502, 503]
+
+
+def _all_5xx() -> list[Status5xx]:
+    return [500, 502, 503]
 
 
 class _Scoped(BaseModel):
@@ -56,7 +61,7 @@ class Errors(_Scoped):
     """A share of requests answered with a 5xx before any work is done."""
 
     share: Share = Field(ge=0, le=1)
-    statuses: list[Literal[500, 502, 503]] = Field(default_factory=lambda: [500, 502, 503], min_length=1)
+    statuses: list[Status5xx] = Field(default_factory=_all_5xx, min_length=1)
 
 
 class Drop(_Scoped):

@@ -6,11 +6,12 @@ file size (starlette's `request.form()` would spool to temporary files instead).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import filetype
 from filetype.types import archive, image
@@ -36,8 +37,8 @@ class FilePart:
     filename: str
     size: int = 0
     too_large: bool = False
-    head: bytearray = field(default_factory=bytearray)
-    hasher: Any = field(default_factory=hashlib.sha256)
+    head: bytearray = dataclasses.field(default_factory=bytearray)
+    hasher: Any = dataclasses.field(default_factory=hashlib.sha256)
 
     @property
     def sha256(self) -> str:
@@ -55,8 +56,8 @@ class FilePart:
 class UploadForm:
     """The parsed form: plain fields and file parts."""
 
-    fields: dict[str, str] = field(default_factory=dict)
-    files: list[FilePart] = field(default_factory=list)
+    fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    files: list[FilePart] = dataclasses.field(default_factory=list)
 
 
 def safe_filename(name: str) -> str:
@@ -150,7 +151,7 @@ async def parse_upload(content_type: bytes, chunks: AsyncIterator[bytes], max_fi
     if mime != b"multipart/form-data" or not boundary:
         problem = "Content-Type must be multipart/form-data with a boundary"
     else:
-        parser = MultipartParser(boundary, collector.callbacks())
+        parser = MultipartParser(boundary, cast(Any, collector.callbacks()))
     async for chunk in chunks:
         # Once it is known to be bad, keep reading (so the client gets our answer, not a broken pipe)
         # but stop parsing.

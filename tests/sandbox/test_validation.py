@@ -108,7 +108,7 @@ def test_unknown_type_per_category(api: Api, category: str, bad_type: str) -> No
     )
     assert_rejected(
         api,
-        body_for(**{category: [doc]}),
+        {"associated_party_attachments": [{"associated_party_id": PARTY_1, category: [doc]}]},
         {f"associated_party_attachments[0].{category}[0].type": "must be one of"},
     )
 
