@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from transforms.retry import Decision, classify, classify_attach, next_delay, parse_retry_after
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (200, Decision.success),
+        (201, Decision.success),
+        (400, Decision.terminal),
+        (401, Decision.reauth),
+        (403, Decision.terminal),
+        (404, Decision.terminal),
+        (408, Decision.retry),
+        (409, Decision.wait_conflict),
+        (422, Decision.terminal),
+        (429, Decision.retry),
+        (500, Decision.retry),
+        (501, Decision.terminal),
+        (502, Decision.retry),
+        (503, Decision.retry),
+        (504, Decision.retry),
+    ],
+)
+def test_classify_status(status: int, expected: Decision) -> None:
+    assert classify(status) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (200, Decision.success),
+        (400, Decision.terminal),
+        (401, Decision.reauth),
+        (409, Decision.wait_conflict),
+        (429, Decision.retry),
+        (500, Decision.unknown_outcome),
+        (502, Decision.unknown_outcome),
+        (503, Decision.unknown_outcome),
+        (504, Decision.unknown_outcome),
+    ],
+)
+def test_classify_attach_status(status: int, expected: Decision) -> None:
+    assert classify_attach(status) == expected
+
+
+@pytest.mark.parametrize("fn", [classify, classify_attach])
+@pytest.mark.parametrize(
+    ("error", "sent", "expected"),
+    [
+        ("connect", True, Decision.retry),
+        ("connect", False, Decision.retry),
+        ("read_timeout", True, Decision.unknown_outcome),
+        ("read_timeout", False, Decision.retry),
+        ("dropped", True, Decision.unknown_outcome),
+        ("dropped", False, Decision.retry),
+        (None, True, Decision.unknown_outcome),
+    ],
+)
+def test_no_response(fn, error: str | None, sent: bool, expected: Decision) -> None:
+    assert fn(None, error=error, request_sent=sent) == expected
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 5, 10, 100, 10_000])
+def test_next_delay_bounds(attempt: int) -> None:
+    rng = random.Random(attempt)
+    for _ in range(200):
+        d = next_delay(attempt, None, base=0.5, cap=30.0, rng=rng)
+        assert 0.0 <= d <= min(30.0, 0.5 * 2 ** min(attempt - 1, 62))
+
+
+def test_next_delay_retry_after_is_floor_and_capped() -> None:
+    rng = random.Random(0)
+    assert all(next_delay(1, 7.0, rng=rng) >= 7.0 for _ in range(50))
+    assert next_delay(1, 10_000.0, rng=rng) == 120.0
+    assert next_delay(1, float("nan"), rng=rng) <= 0.5
+    assert next_delay(1, -3, rng=rng) <= 0.5
+
+
+def test_next_delay_deterministic_with_seed() -> None:
+    assert next_delay(4, None, rng=random.Random(1)) == next_delay(4, None, rng=random.Random(1))
+
+
+NOW = datetime(2025, 12, 28, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("5", 5.0),
+        (" 1.5 ", 1.5),
+        ("-1", None),
+        ("soon", None),
+        ("Sun, 28 Dec 2025 10:00:30 GMT", 30.0),
+        ("Sun, 28 Dec 2025 09:00:00 GMT", 0.0),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+def test_parse_retry_after_naive_now() -> None:
+    assert parse_retry_after("Sun, 28 Dec 2025 10:00:10 GMT", NOW.replace(tzinfo=None)) == 10.0

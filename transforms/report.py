@@ -1,0 +1,106 @@
+"""The outcome report's shape, its summary, and spreadsheet-safe CSV cells."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, overload
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms.codes import Status
+
+REPORT_COLUMNS: list[str] = [
+    "row_number",
+    "customer_id",
+    "associated_party_id",
+    "document_type",
+    "side",
+    "s3_uri",
+    "status",
+    "reason_code",
+    "message",
+    "uri",
+    "http_status",
+    "attempts",
+]
+
+REPORT_SCHEMA = pa.schema(
+    [
+        ("row_number", pa.int64()),
+        ("customer_id", pa.string()),
+        ("associated_party_id", pa.string()),
+        ("document_type", pa.string()),
+        ("side", pa.string()),
+        ("s3_uri", pa.string()),
+        ("status", pa.string()),
+        ("reason_code", pa.string()),
+        ("message", pa.string()),
+        ("uri", pa.string()),
+        ("http_status", pa.int32()),
+        ("attempts", pa.int32()),
+    ]
+)
+
+# OWASP's CSV-injection list: a spreadsheet treats a cell starting with these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_RE = r"^[=+\-@\t\r]"
+
+
+def summarise(
+    status_counts: Mapping[str, int], reason_counts: Mapping[str, int], rows_in: int
+) -> dict[str, Any]:
+    """The counts part of summary.json, with a flag (and problems) when they do not add up.
+
+    Every status appears (zeros included) so dashboards need no special cases. ``counts_add_up`` is False when
+    the statuses do not sum to ``rows_in``, when an unknown status appears, or when there are fewer reasons
+    than rejected/failed/unknown rows (each of those carries one).
+    """
+    problems: list[str] = []
+    unknown = sorted(set(status_counts) - {s.value for s in Status})
+    if unknown:
+        problems.append(f"unknown status values: {', '.join(unknown)}")
+    by_status = {s.value: int(status_counts.get(s.value, 0)) for s in Status}
+    rows_out = sum(int(v) for v in status_counts.values())
+    if rows_out != rows_in:
+        problems.append(f"statuses sum to {rows_out}, manifest has {rows_in} rows")
+    with_reason = sum(int(v) for v in reason_counts.values())
+    needs_reason = by_status["rejected"] + by_status["failed"] + by_status["unknown"]
+    if with_reason < needs_reason:
+        problems.append(f"{needs_reason} rejected/failed/unknown rows but only {with_reason} reason codes")
+    if with_reason > rows_in:
+        problems.append(f"{with_reason} reason codes for {rows_in} rows")
+    return {
+        "rows_in": int(rows_in),
+        "rows_out": rows_out,
+        "by_status": by_status,
+        "by_reason": dict(sorted((k, int(v)) for k, v in reason_counts.items() if v)),
+        "counts_add_up": not problems,
+        "problems": problems,
+    }
+
+
+def escape_csv_formula(s: str | None) -> str | None:
+    """Prefix a cell that a spreadsheet would run as a formula with a single quote; other cells unchanged."""
+    if s and s.startswith(FORMULA_PREFIXES):
+        return "'" + s
+    return s
+
+
+_C = TypeVar("_C", pa.Array, pa.ChunkedArray, pd.Series)
+
+
+@overload
+def escape_csv_formula_column(col: pd.Series) -> pd.Series: ...
+@overload
+def escape_csv_formula_column(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray: ...
+def escape_csv_formula_column(col: Any) -> Any:
+    """Vectorised :func:`escape_csv_formula` for a string pyarrow array/chunked array or a pandas Series."""
+    if isinstance(col, pd.Series):
+        s = col.astype(object).where(col.notna(), None)
+        hit = s.str.match(_FORMULA_RE, na=False).astype(bool)
+        return s.where(~hit, "'" + s.where(hit, ""))
+    arr = pc.cast(col, pa.string())
+    hit = pc.fill_null(pc.match_substring_regex(arr, _FORMULA_RE), False)
+    return pc.if_else(hit, pc.binary_join_element_wise("'", arr, ""), arr)
