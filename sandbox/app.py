@@ -83,6 +83,9 @@ class SandboxApp:
         self.tokens = TokenStore(token_ttl_seconds)
         self.startup_faults = faults or Faults()
         self._uri_rng = random.Random()
+        # Customers with an attach being handled. Not cleared by reset: a request still in flight releases
+        # its own flag, and clearing it under its feet would let a second attach slip past the 409.
+        self.busy: set[str] = set()
         self._load_world(world)
 
     # ---- state -------------------------------------------------------------------------------------
@@ -100,7 +103,6 @@ class SandboxApp:
         """Forget every upload and attachment, restore party statuses and the start-up faults."""
         self.record = Record()
         self.injector = FaultInjector(self.startup_faults)
-        self.busy: set[str] = set()
         now = time.time()
         self.party_state: dict[tuple[str, str], tuple[str, float]] = {
             (c.customer_id, p.id): (p.verification_status, now)
