@@ -57,9 +57,7 @@ def test_error_message_shapes_and_no_values() -> None:
         {
             "status": 400,
             "message": "Validation failed",
-            "data": {
-                "associated_party_attachments.0.identifying_documents.0.number": "'A1234567' invalid"
-            },
+            "data": {"associated_party_attachments.0.identifying_documents.0.number": "'A1234567' invalid"},
         },
     )
     assert m.startswith("HTTP 400: Validation failed; fields: associated_party_attachments.0")
