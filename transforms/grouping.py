@@ -37,6 +37,7 @@ __all__ = ["Document", "FileRef", "Grouped", "RowOutcome", "group_documents"]
 
 _IDENT_FIELDS = ("document_type", "document_number", "country", "issue_date", "expiry_date")
 _OTHER_FIELDS = ("document_type", "document_number", "document_date")
+_DOC_FIELDS = ("customer_id", "document_type", "document_number", "country", "issue_date", "expiry_date")
 
 
 @dataclass(slots=True)
@@ -48,20 +49,31 @@ class Grouped:
 
 
 def _frame(rows: pd.DataFrame | pa.Table) -> pd.DataFrame:
-    df = rows.to_pandas() if isinstance(rows, pa.Table) else rows.copy()
+    # Canonical columns as object arrays holding None for empty: pandas' arrow-backed "str" dtype makes every
+    # isna/astype in the rules several times slower, and mixes NaN/NA/None.
+    if isinstance(rows, pa.Table):
+        data: dict[str, object] = {}
+        for c in rows.column_names:
+            col = rows.column(c)
+            if c in CANONICAL_COLUMNS or c == "category":
+                # dtype=object explicitly: pandas 3 would otherwise infer its arrow-backed "str" again.
+                data[c] = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+            elif c in ("row_number", "reason_code"):
+                data[c] = col.to_pandas()
+        df = pd.DataFrame(data)
+    else:
+        df = rows.copy()
     for c in CANONICAL_COLUMNS:
         if c not in df.columns:
             df[c] = None
-    # One representation of "empty" (None) in object columns: pandas' string dtypes mix NaN/NA/None.
-    for c in CANONICAL_COLUMNS:
-        col = df[c].astype(object)
-        df[c] = col.where(col.notna(), None)
+        elif not isinstance(rows, pa.Table):
+            col = df[c].astype(object)
+            df[c] = pd.Series(col.where(col.notna(), None), dtype=object)
     if "category" not in df.columns:
         from transforms.catalogue import category_of
 
         df["category"] = [getattr(category_of(t), "value", None) for t in df["document_type"]]
-    df = df.sort_values("row_number", kind="stable").reset_index(drop=True)
-    return df
+    return df.sort_values("row_number", kind="stable").reset_index(drop=True)
 
 
 def _none(s: pd.Series) -> list[object]:
@@ -93,11 +105,7 @@ def group_documents(rows: pd.DataFrame | pa.Table, rules: Rules) -> Grouped:
         vcanon = canon.iloc[vpos].fillna("\x00")  # nulls compare equal as a sentinel no cell can hold
         vdup = vcanon.duplicated(keep="first").to_numpy()
         if vdup.any():
-            first = (
-                pd.Series(rn[vpos])
-                .groupby([vcanon[c].to_numpy() for c in CANONICAL_COLUMNS])
-                .transform("min")
-            )
+            first = pd.Series(rn[vpos]).groupby([vcanon[c].to_numpy() for c in CANONICAL_COLUMNS]).transform("min")
             dpos = vpos[vdup]
             dup[dpos] = True
             reason[dpos] = Reason.duplicate_row.value
@@ -200,9 +208,7 @@ def _duplicate_files(
     pos = np.flatnonzero(open_)
     if not len(pos):
         return
-    f = pd.DataFrame(
-        {"c": df["customer_id"].to_numpy()[pos], "u": df["s3_uri"].to_numpy()[pos], "d": doc[pos]}
-    )
+    f = pd.DataFrame({"c": df["customer_id"].to_numpy()[pos], "u": df["s3_uri"].to_numpy()[pos], "d": doc[pos]})
     f["first"] = pd.Series(rn[pos]).groupby(doc[pos]).transform("min").to_numpy()
     counts = f.groupby(["c", "u"], sort=False)["d"].transform("size").to_numpy()
     shared = counts > 1
@@ -223,9 +229,7 @@ def _duplicate_files(
             )
         else:
             continue
-        doc_reason.setdefault(
-            int(d), (Reason.document_rejected.value, f"document: row {rn[p]} of it was rejected")
-        )
+        doc_reason.setdefault(int(d), (Reason.document_rejected.value, f"document: row {rn[p]} of it was rejected"))
 
 
 def _side_rules(
@@ -264,9 +268,7 @@ def _side_rules(
     dup_docs = agg.index[agg["two"] & ((agg["front"] > 1) | (agg["back"] > 1))]
     for dd in dup_docs:
         doc_reason[int(dd)] = (Reason.document_rejected.value, "document: another row of it was rejected")
-    miss = agg[
-        agg["two"] & (agg["front"] <= 1) & (agg["back"] <= 1) & ((agg["front"] == 0) | (agg["back"] == 0))
-    ]
+    miss = agg[agg["two"] & (agg["front"] <= 1) & (agg["back"] <= 1) & ((agg["front"] == 0) | (agg["back"] == 0))]
     if len(miss):
         _missing_sides(df, pos, d, miss, doc_reason)
     for dd, rows in agg.loc[agg["single"] & (agg["rows"] > 1), "rows"].items():
@@ -324,31 +326,47 @@ def _finish(
     order = np.lexsort((rn[kpos], side_order, doc[kpos]))
     kpos = kpos[order]
     k = df.iloc[kpos]
-    cols = {c: _none(k[c]) for c in (*CANONICAL_COLUMNS, "category")}
-    rows = rn[kpos].tolist()
     dk = doc[kpos]
     starts = np.flatnonzero(np.r_[True, dk[1:] != dk[:-1]])
-    ends = np.r_[starts[1:], len(dk)]
-    docs: list[Document] = []
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        files = tuple(FileRef(rows[i], cols["s3_uri"][i], cols["side"][i]) for i in range(a, b))  # type: ignore[arg-type]
-        pid = next((x for x in cols["associated_party_id"][a:b] if x is not None), None)
-        email = next((x for x in cols["associated_party_email"][a:b] if x is not None), None)
-        docs.append(
-            Document(
-                customer_id=cols["customer_id"][a],  # type: ignore[arg-type]
-                party_id=pid,  # type: ignore[arg-type]
-                party_email=email,  # type: ignore[arg-type]
-                category=cols["category"][a],  # type: ignore[arg-type]
-                type=cols["document_type"][a],  # type: ignore[arg-type]
-                number=cols["document_number"][a],  # type: ignore[arg-type]
-                country=cols["country"][a],  # type: ignore[arg-type]
-                issue_date=cols["issue_date"][a],  # type: ignore[arg-type]
-                expiry_date=cols["expiry_date"][a],  # type: ignore[arg-type]
-                files=files,
-                document_id=cols["document_id"][a],  # type: ignore[arg-type]
-            )
+    ends = np.r_[starts[1:], len(dk)].tolist()
+    # One FileRef per row is unavoidable (the flow needs them); everything per document is taken vectorised.
+    files = [
+        FileRef(r, u, sd) for r, u, sd in zip(rn[kpos].tolist(), _none(k["s3_uri"]), _none(k["side"]), strict=True)
+    ]
+    at_start = {c: _none(k[c].iloc[starts]) for c in (*_DOC_FIELDS, "category", "document_id")}
+    # First non-empty party id/email of each document (groupby.first skips nulls); dk is sorted, so the
+    # groups come out in the same order as `starts`.
+    parties = k[["associated_party_id", "associated_party_email"]].groupby(dk, sort=True).first()
+    docs = [
+        Document(
+            customer_id=cust,
+            party_id=pid,
+            party_email=email,
+            category=cat,
+            type=typ,
+            number=num,
+            country=cty,
+            issue_date=iss,
+            expiry_date=exp,
+            files=tuple(files[a:b]),
+            document_id=did,
         )
-    docs.sort(key=lambda x: min(x.row_numbers))
+        for cust, pid, email, cat, typ, num, cty, iss, exp, did, a, b in zip(
+            at_start["customer_id"],
+            _none(parties["associated_party_id"]),
+            _none(parties["associated_party_email"]),
+            at_start["category"],
+            at_start["document_type"],
+            at_start["document_number"],
+            at_start["country"],
+            at_start["issue_date"],
+            at_start["expiry_date"],
+            at_start["document_id"],
+            starts.tolist(),
+            ends,
+            strict=True,
+        )
+    ]
+    # No sort needed: ngroup(sort=False) numbers documents by first appearance and rows are in row order.
     out.documents = docs
     return out

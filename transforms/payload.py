@@ -116,9 +116,7 @@ def build_attach_requests(
     out: list[AttachRequest] = []
     for i in range(0, len(parties), max_parties):
         chunk = parties[i : i + max_parties]
-        body = {
-            "associated_party_attachments": [party_attachment(p, documents_by_party[p], uris) for p in chunk]
-        }
+        body = {"associated_party_attachments": [party_attachment(p, documents_by_party[p], uris) for p in chunk]}
         rows = tuple(sorted(r for p in chunk for d in documents_by_party[p] for r in d.row_numbers))
         key = attach_key(customer_id, {p: documents_by_party[p] for p in chunk})
         out.append(AttachRequest(customer_id, tuple(chunk), body, rows, key))

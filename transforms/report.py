@@ -48,9 +48,7 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_RE = r"^[=+\-@\t\r]"
 
 
-def summarise(
-    status_counts: Mapping[str, int], reason_counts: Mapping[str, int], rows_in: int
-) -> dict[str, Any]:
+def summarise(status_counts: Mapping[str, int], reason_counts: Mapping[str, int], rows_in: int) -> dict[str, Any]:
     """The counts part of summary.json, with a flag (and problems) when they do not add up.
 
     Every status appears (zeros included) so dashboards need no special cases. ``counts_add_up`` is False when

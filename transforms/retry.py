@@ -60,9 +60,7 @@ def classify(status_code: int | None, *, error: str | None = None, request_sent:
     return Decision.terminal
 
 
-def classify_attach(
-    status_code: int | None, *, error: str | None = None, request_sent: bool = True
-) -> Decision:
+def classify_attach(status_code: int | None, *, error: str | None = None, request_sent: bool = True) -> Decision:
     """Decision for the attach POST, where a 5xx or a lost response may hide a committed attach."""
     if status_code is None:
         return _no_response(error, request_sent)

@@ -63,9 +63,7 @@ def shard_of(customer_ids: pa.Array | pa.ChunkedArray, n_shards: int) -> pa.Arra
     if h is None:
         h = np.array(
             [
-                0
-                if v is None
-                else int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
+                0 if v is None else int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
                 for v in ids.to_pylist()
             ],
             dtype=np.uint64,

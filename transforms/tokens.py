@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Fin writes "2025-12-28 10:34:45+00" (no 'T', hour-only offset); accept ISO 8601 variants as well.
-_FIN_TIME = re.compile(
-    r"^\s*(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*$"
-)
+_FIN_TIME = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*$")
 
 
 def parse_fin_time(value: str) -> datetime:

@@ -206,9 +206,7 @@ def _allowed_mask(uri: pa.Array, allowed: tuple[str, ...]) -> pa.Array:
     return _f(ok)
 
 
-def validate_batch(
-    table: pa.Table, *, rules: Rules, first_row_number: int, keep_extra: bool = False
-) -> pa.Table:
+def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep_extra: bool = False) -> pa.Table:
     """Normalise and validate one batch of manifest rows.
 
     ``table`` must hold the required columns (see :func:`check_columns`); missing optional canonical columns
