@@ -22,6 +22,7 @@ Vectorised pandas for row-level work; plain Python runs once per document, never
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,7 +77,7 @@ def _frame(rows: pd.DataFrame | pa.Table) -> pd.DataFrame:
     return df.sort_values("row_number", kind="stable").reset_index(drop=True)
 
 
-def _none(s: pd.Series) -> list[object]:
+def _none(s: pd.Series) -> list[Any]:
     return s.astype(object).where(s.notna(), None).tolist()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -86,13 +86,6 @@ def escape_csv_formula(s: str | None) -> str | None:
     return s
 
 
-_C = TypeVar("_C", pa.Array, pa.ChunkedArray, pd.Series)
-
-
-@overload
-def escape_csv_formula_column(col: pd.Series) -> pd.Series: ...
-@overload
-def escape_csv_formula_column(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray: ...
 def escape_csv_formula_column(col: Any) -> Any:
     """Vectorised :func:`escape_csv_formula` for a string pyarrow array/chunked array or a pandas Series."""
     if isinstance(col, pd.Series):
