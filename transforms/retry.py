@@ -48,7 +48,9 @@ def classify(status_code: int | None, *, error: str | None = None, request_sent:
     ``dropped``) and ``request_sent`` whether the request was written to the wire.
     """
     if status_code is None:
-        return _no_response(error, request_sent)
+        # Sending these again is harmless (a read, a token, at worst an orphaned upload), so a lost
+        # response is simply retried; only the attach must not be resent blindly.
+        return Decision.retry
     if 200 <= status_code < 300:
         return Decision.success
     if status_code == 401:

@@ -50,7 +50,12 @@ def test_classify_attach_status(status: int, expected: Decision) -> None:
     assert classify_attach(status) == expected
 
 
-@pytest.mark.parametrize("fn", [classify, classify_attach])
+@pytest.mark.parametrize("error", ["connect", "read_timeout", "dropped", None])
+@pytest.mark.parametrize("sent", [True, False])
+def test_lost_response_of_a_repeatable_call_is_retried(error: str | None, sent: bool) -> None:
+    assert classify(None, error=error, request_sent=sent) == Decision.retry
+
+
 @pytest.mark.parametrize(
     ("error", "sent", "expected"),
     [
@@ -63,8 +68,8 @@ def test_classify_attach_status(status: int, expected: Decision) -> None:
         (None, True, Decision.unknown_outcome),
     ],
 )
-def test_no_response(fn, error: str | None, sent: bool, expected: Decision) -> None:
-    assert fn(None, error=error, request_sent=sent) == expected
+def test_lost_attach_response(error: str | None, sent: bool, expected: Decision) -> None:
+    assert classify_attach(None, error=error, request_sent=sent) == expected
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 10, 100, 10_000])

@@ -1,0 +1,23 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set up the environment first
+# (uv from PyPI, then the locked dependencies), so they work on a fresh machine.
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: setup demo test lint bench
+
+setup:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --quiet
+
+demo: setup
+	$(UV) run kyc-attach demo
+
+test: setup
+	$(UV) run pytest
+
+lint: setup
+	$(UV) run ruff check .
+	$(UV) run mypy flows connectors transforms sandbox
+
+bench: setup
+	$(UV) run python bench/bench_plan.py

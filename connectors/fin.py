@@ -1,0 +1,304 @@
+"""The Fin API client: token upkeep, throttling, retries, streamed uploads, attach.
+
+Decisions (retry? re-authenticate? outcome unknown?) come from the pure functions in
+``transforms.retry``; this module only acts on them. It is handed its ``httpx.AsyncClient`` and its
+rate limiter, so one of each is shared by every request of a process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from aiolimiter import AsyncLimiter
+from pydantic import SecretStr
+
+from connectors.errors import OutcomeUnknown, SetupError, TerminalError, TransientError
+from transforms.api_errors import error_message
+from transforms.retry import Decision, classify, classify_attach, next_delay, parse_retry_after
+from transforms.tokens import token_lifetime
+
+ChunkSource = Callable[[], AsyncIterator[bytes]]
+
+_REASON_BY_STATUS = {400: "api_validation_failed", 403: "api_forbidden", 404: "api_not_found"}
+
+
+@dataclass
+class ApiStats:
+    """What the API did during a run, for the summary and artifacts (no payloads, no ids)."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    slowest: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def note(self, endpoint: str, status: int | str, elapsed: float) -> None:
+        self.requests[endpoint] += 1
+        self.statuses[str(status)] += 1
+        self.seconds[endpoint] += elapsed
+        self.slowest[endpoint] = max(self.slowest[endpoint], elapsed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "statuses": dict(self.statuses),
+            "mean_seconds": {k: round(v / max(self.requests[k], 1), 4) for k, v in self.seconds.items()},
+            "slowest_seconds": {k: round(v, 4) for k, v in self.slowest.items()},
+        }
+
+
+@dataclass
+class _Token:
+    access: str
+    refresh: str | None
+    refresh_at: float  # monotonic time after which we renew before the API would refuse it
+
+
+class FinClient:
+    """A client for the four Fin endpoints this project uses.
+
+    ``limiter`` bounds requests per second process-wide; a 429 also pauses every request of this
+    client for the back-off delay, so a throttled API sees the whole process slow down, not one task.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        client_id: str,
+        client_secret: SecretStr,
+        limiter: AsyncLimiter,
+        max_in_flight: int = 16,
+        max_attempts: int = 6,
+        conflict_wait_s: float = 120.0,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._client_id = client_id
+        self._secret = client_secret
+        self._limiter = limiter
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._max_attempts = max_attempts
+        self._conflict_wait_s = conflict_wait_s
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+        self._paused_until = 0.0
+        self.stats = ApiStats()
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts one request may take on transient errors."""
+        return self._max_attempts
+
+    # -- tokens ---------------------------------------------------------------------------------
+    async def authenticate(self) -> None:
+        """Get a first token; ``SetupError`` when the credentials are refused (the run cannot start)."""
+        await self._bearer(force=True)
+
+    async def _bearer(self, *, force: bool = False) -> str:
+        async with self._token_lock:
+            token = self._token
+            if token is None or force or time.monotonic() >= token.refresh_at:
+                self._token = token = await self._new_token(token.refresh if token else None)
+            return token.access
+
+    async def _new_token(self, refresh_token: str | None) -> _Token:
+        if refresh_token:
+            resp = await self._raw_post("token", "/v1/oauth/refresh-token", {"refresh_token": refresh_token})
+            if resp is not None and resp.status_code == 200:
+                return self._parse_token(resp)
+        body = {"client_id": self._client_id, "client_secret": self._secret.get_secret_value()}
+        resp = await self._raw_post("token", "/v1/oauth/token", body)
+        if resp is None:
+            raise TransientError("token: the API could not be reached")
+        if resp.status_code in (400, 401, 403, 422):
+            raise SetupError(f"token: the API refused the client credentials (HTTP {resp.status_code})")
+        if resp.status_code != 200:
+            raise TransientError(f"token: HTTP {resp.status_code}", status_code=resp.status_code)
+        return self._parse_token(resp)
+
+    def _parse_token(self, resp: httpx.Response) -> _Token:
+        payload = resp.json()
+        data = payload.get("data", payload)
+        life = token_lifetime(payload).total_seconds()
+        # Renew with a margin so an in-flight request never carries a token that dies on the way.
+        margin = min(60.0, life * 0.2)
+        return _Token(data["access_token"], data.get("refresh_token"), time.monotonic() + life - margin)
+
+    async def _raw_post(self, endpoint: str, path: str, body: dict[str, Any]) -> httpx.Response | None:
+        for attempt in range(1, self._max_attempts + 1):
+            await self._throttle()
+            started = time.monotonic()
+            try:
+                resp = await self._http.post(path, json=body)
+            except httpx.TransportError:
+                self.stats.note(endpoint, "transport", time.monotonic() - started)
+                await self._sleep(next_delay(attempt, None, rng=self._rng))
+                continue
+            self.stats.note(endpoint, resp.status_code, time.monotonic() - started)
+            if resp.status_code in (429, 500, 502, 503, 504):
+                await self._back_off(attempt, resp)
+                continue
+            return resp
+        return None
+
+    # -- the endpoints ----------------------------------------------------------------------------
+    async def get_customer(self, customer_id: str) -> dict[str, Any]:
+        """The customer's ``data`` object (with ``associated_parties``)."""
+        resp, _ = await self._request("customer", "GET", f"/v2/customers/{customer_id}")
+        data: dict[str, Any] = resp.json().get("data", {})
+        return data
+
+    async def upload(
+        self, customer_id: str, *, filename: str, content_type: str, size: int, chunks: ChunkSource
+    ) -> tuple[str, int]:
+        """Stream one file to the upload endpoint; returns its uri and the attempts it took.
+
+        ``chunks`` is called once per attempt, so a retry re-reads the source from its start.
+        """
+        boundary = secrets.token_hex(16)
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="customer_id"\r\n\r\n{customer_id}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+
+        # httpx's own multipart encoder reads file objects synchronously inside the event loop;
+        # this body streams the S3 source asynchronously with a known length instead.
+        async def body() -> AsyncIterator[bytes]:
+            yield head
+            async for chunk in chunks():
+                yield chunk
+            yield tail
+
+        headers = {
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + size + len(tail)),
+        }
+        resp, attempts = await self._request("upload", "POST", "/v1/customers/upload", body=body, headers=headers)
+        merged: dict[str, str] = {}
+        for item in resp.json().get("data", {}).get("files", []):
+            merged.update(item)
+        if "file" not in merged:
+            raise TerminalError("upload: the response named no uri for the file", status_code=resp.status_code)
+        return merged["file"], attempts
+
+    async def attach(self, customer_id: str, body: dict[str, Any]) -> int:
+        """Submit one attach request; returns the attempts it took.
+
+        Raises ``OutcomeUnknown`` when the request may have been applied (5xx, dropped connection,
+        read timeout): the caller must reconcile, never resend blindly.
+        """
+        path = f"/v2/customers/{customer_id}/associated-parties/individual/attach"
+        _, attempts = await self._request("attach", "POST", path, json=body, attach=True)
+        return attempts
+
+    # -- the request loop -------------------------------------------------------------------------
+    async def _request(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        body: ChunkSource | None = None,
+        headers: dict[str, str] | None = None,
+        attach: bool = False,
+    ) -> tuple[httpx.Response, int]:
+        reauthed = False
+        conflict_started: float | None = None
+        attempt = 0
+        decide = classify_attach if attach else classify
+        while True:
+            attempt += 1
+            await self._throttle()
+            bearer = await self._bearer()
+            sent = False
+            started = time.monotonic()
+            try:
+                request = self._http.build_request(
+                    method,
+                    path,
+                    json=json,
+                    content=body() if body else None,
+                    headers={**(headers or {}), "Authorization": f"Bearer {bearer}"},
+                )
+                sent = True
+                async with self._in_flight:
+                    resp = await self._http.send(request)
+                status: int | None = resp.status_code
+                error = None
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+                resp, status, error, sent = None, None, "connect", False
+            except httpx.TimeoutException:
+                resp, status, error = None, None, "read_timeout"
+            except httpx.TransportError:
+                resp, status, error = None, None, "dropped"
+            self.stats.note(endpoint, status if status is not None else error or "error", time.monotonic() - started)
+            decision = decide(status, error=error, request_sent=sent)
+
+            if decision is Decision.success and resp is not None:
+                return resp, attempt
+            if decision is Decision.reauth and not reauthed:
+                reauthed = True
+                attempt -= 1  # a stale token is our doing, not the request's
+                await self._bearer(force=True)
+                continue
+            if decision is Decision.wait_conflict:
+                conflict_started = conflict_started or time.monotonic()
+                if time.monotonic() - conflict_started < self._conflict_wait_s:
+                    attempt -= 1  # 409 "attach in progress" is waited out, not spent
+                    await self._sleep(next_delay(min(attempt + 1, 6), None, rng=self._rng))
+                    continue
+                stuck = TransientError(f"{endpoint}: another attach stayed in progress", status_code=409)
+                raise self._fail(stuck, attempt)
+            if decision is Decision.unknown_outcome:
+                raise self._fail(
+                    OutcomeUnknown(f"{endpoint}: outcome unknown ({status or error})", status_code=status), attempt
+                )
+            if decision is Decision.retry:
+                if attempt >= self._max_attempts:
+                    raise self._fail(
+                        TransientError(f"{endpoint}: gave up after {attempt} attempts ({status or error})",
+                                       status_code=status),
+                        attempt,
+                    )
+                await self._back_off(attempt, resp)
+                continue
+            # terminal, or a second 401 in a row
+            message = error_message(status or 0, resp.content if resp is not None else b"")
+            reason = _REASON_BY_STATUS.get(status or 0, "api_error")
+            raise self._fail(TerminalError(f"{endpoint}: {message}", status_code=status, reason_code=reason), attempt)
+
+    @staticmethod
+    def _fail(exc: Exception, attempts: int) -> Exception:
+        exc.attempts = attempts  # type: ignore[attr-defined]
+        return exc
+
+    async def _throttle(self) -> None:
+        pause = self._paused_until - time.monotonic()
+        if pause > 0:
+            await self._sleep(pause)
+        await self._limiter.acquire()
+
+    async def _back_off(self, attempt: int, resp: httpx.Response | None) -> None:
+        retry_after = None
+        if resp is not None:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
+        delay = next_delay(attempt, retry_after, rng=self._rng)
+        if resp is not None and resp.status_code == 429:
+            # Throttled: hold back the whole client, not just this request.
+            self._paused_until = max(self._paused_until, time.monotonic() + delay)
+        await self._sleep(delay)

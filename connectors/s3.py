@@ -1,0 +1,156 @@
+"""S3 access: locations, object metadata, streamed reads, and safe writes.
+
+Everything takes its boto3 client by injection (see ``make_s3_client``), so tests hand in one pointed
+at a loopback S3 server and production uses boto3's default credential chain and ``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from connectors.errors import RowRejected, SetupError
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A place that is either an S3 prefix/object (``s3://bucket/key``) or a local path."""
+
+    bucket: str | None
+    key: str
+
+    @classmethod
+    def parse(cls, text: str) -> Location:
+        """Parse ``s3://bucket/key`` or a local path."""
+        if text.startswith("s3://"):
+            bucket, _, key = text[5:].partition("/")
+            if not bucket:
+                raise SetupError("location: an s3:// location needs a bucket name")
+            return cls(bucket, key)
+        return cls(None, text)
+
+    @property
+    def is_s3(self) -> bool:
+        return self.bucket is not None
+
+    def child(self, *parts: str) -> Location:
+        """The location of ``parts`` under this one."""
+        tail = "/".join(p.strip("/") for p in parts if p)
+        base = self.key.rstrip("/")
+        return Location(self.bucket, f"{base}/{tail}" if base else tail)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" if self.is_s3 else self.key
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a HEAD tells about an object."""
+
+    size: int
+    etag: str
+    content_type: str | None
+
+
+def make_s3_client(max_pool_connections: int = 64) -> Any:
+    """A boto3 S3 client from the default credential chain.
+
+    boto3 reads ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3`` itself; a loopback endpoint gets path-style
+    addressing because virtual-host names do not resolve there.
+    """
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    loopback = any(h in endpoint for h in ("127.0.0.1", "localhost", "[::1]"))
+    config = Config(
+        max_pool_connections=max_pool_connections,
+        retries={"mode": "adaptive", "max_attempts": 5},
+        s3={"addressing_style": "path"} if loopback else {},
+    )
+    return boto3.client("s3", config=config)
+
+
+class S3Store:
+    """Reads and writes S3 objects with the project's write policy (encryption, owner, no overwrite)."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        sse: str = "AES256",
+        kms_key_id: str | None = None,
+        expected_bucket_owner: str | None = None,
+    ) -> None:
+        self.client = client
+        self._owner = {"ExpectedBucketOwner": expected_bucket_owner} if expected_bucket_owner else {}
+        self._sse: dict[str, str] = {"ServerSideEncryption": sse} if sse else {}
+        if sse == "aws:kms" and kms_key_id:
+            self._sse["SSEKMSKeyId"] = kms_key_id
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        """Size and ETag of an object; ``RowRejected(missing_object)`` when it is not there."""
+        try:
+            meta = self.client.head_object(Bucket=bucket, Key=key, **self._owner)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise RowRejected("missing_object", "s3_uri: no object at this location") from None
+            if code in ("403", "AccessDenied"):
+                raise RowRejected("missing_object", "s3_uri: access to the object was denied") from None
+            raise
+        return ObjectInfo(
+            size=int(meta["ContentLength"]),
+            etag=str(meta.get("ETag", "")).strip('"'),
+            content_type=meta.get("ContentType"),
+        )
+
+    def open(self, bucket: str, key: str, *, etag: str | None = None) -> BinaryIO:
+        """A streaming body of the object; with ``etag``, fail if the object changed since the HEAD."""
+        extra = {"IfMatch": etag} if etag else {}
+        body: BinaryIO = self.client.get_object(Bucket=bucket, Key=key, **self._owner, **extra)["Body"]
+        return body
+
+    def download(self, bucket: str, key: str, dest: Path) -> None:
+        """Copy an object to a local file, streamed (never whole in memory)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.client.download_file(bucket, key, str(dest), ExtraArgs=self._owner or None)
+
+    def put(self, bucket: str, key: str, data: bytes | BinaryIO, *, content_type: str, overwrite: bool) -> None:
+        """Write an object, encrypted; with ``overwrite=False`` an existing object is never replaced."""
+        extra: dict[str, str] = {} if overwrite else {"IfNoneMatch": "*"}
+        try:
+            self.client.put_object(
+                Bucket=bucket, Key=key, Body=data, ContentType=content_type, **self._sse, **self._owner, **extra
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                raise SetupError(f"s3://{bucket}/{key} exists already and is never overwritten") from None
+            raise
+
+    def exists(self, bucket: str, key: str) -> bool:
+        """Whether an object is at this key."""
+        try:
+            self.client.head_object(Bucket=bucket, Key=key, **self._owner)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list_keys(self, bucket: str, prefix: str) -> Iterator[tuple[str, ObjectInfo]]:
+        """Every object under a prefix with its size and ETag, in key order."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **self._owner):
+            for obj in page.get("Contents", []):
+                info = ObjectInfo(int(obj["Size"]), str(obj.get("ETag", "")).strip('"'), None)
+                yield obj["Key"], info
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        """A small object whole (ledger segments, summaries)."""
+        data: bytes = self.client.get_object(Bucket=bucket, Key=key, **self._owner)["Body"].read()
+        return data

@@ -1,0 +1,153 @@
+"""The Prefect flow: plan the manifest into shards, work the shards, write the report.
+
+Wiring only. One task run per shard (never per row or file: Prefect's per-task cost would dominate a
+million-row manifest); tasks pass references (paths, names), never DataFrames; side-effecting tasks
+opt out of caching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from connectors.errors import SetupError
+from connectors.manifest import open_manifest
+from connectors.objects import ObjectStore
+from connectors.s3 import Location
+from flows.plan import PlanResult, ShardSpec, plan_manifest
+from flows.report_writer import assemble_report, build_summary, publish_report
+from flows.runtime import fin_client, make_s3_store
+from flows.settings import Settings
+from flows.shard_worker import ShardServices, run_shard
+from transforms.catalogue import SideRules
+from transforms.rules import Rules
+
+log = logging.getLogger("kyc_attach.flow")
+
+
+def new_run_id() -> str:
+    """Sortable and unique: a UTC timestamp and a random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def rules_from(settings: Settings, today: date) -> Rules:
+    """The validation rules of a run (the run date is passed in: transforms read no clock)."""
+    return Rules(
+        today=today,
+        address_max_age_days=settings.address_max_age_days,
+        side_rules=SideRules(residence_permit_needs_both_sides=settings.residence_permit_needs_both_sides),
+        allowed_buckets=tuple(settings.allowed_buckets),
+        max_parties_per_request=settings.max_parties_per_request,
+    )
+
+
+@task(name="plan", cache_policy=NO_CACHE)
+async def plan_task(manifest: str, run_dir: str, today: date) -> PlanResult:
+    """Read and validate the manifest in batches, and split valid rows into shards."""
+    settings = Settings()
+    store = make_s3_store(settings) if manifest.startswith("s3://") else None
+    found = open_manifest(manifest, s3=store, cache_dir=settings.work_dir)
+    return await asyncio.to_thread(
+        plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
+        batch_rows=settings.batch_rows, buckets=settings.max_shards, shard_rows=settings.shard_rows,
+    )
+
+
+@task(name="shard", cache_policy=NO_CACHE, task_run_name="shard-{spec.name}")
+async def shard_task(spec: ShardSpec, services: ShardServices, run_dir: str) -> dict[str, int]:
+    """Work one shard end to end; its report part lands in the run's work area."""
+    counts = await run_shard(spec.name, list(spec.files), services, Path(run_dir) / "parts" / f"{spec.name}.parquet")
+    get_run_logger().info("shard %s: %s", spec.name, counts)
+    return counts
+
+
+@flow(name="kyc-attach")
+async def attach_manifest(
+    manifest: str,
+    report_uri: str,
+    run_id: str | None = None,
+    dry_run: bool = False,
+    resend_unknown: bool = False,
+) -> dict[str, Any]:
+    """Attach the documents of ``manifest`` to Fin and write the report under ``report_uri/run_id/``.
+
+    Settings (API URL, credentials, limits) come from the environment, never from parameters, so no
+    secret reaches Prefect's database.
+    """
+    started = time.monotonic()
+    settings = Settings()
+    run_id = run_id or new_run_id()
+    today = datetime.now(UTC).date()
+    run_dir = settings.work_dir / "runs" / run_id
+    report_root = Location.parse(report_uri)
+    s3 = make_s3_store(settings)
+    store = ObjectStore(s3)
+    run_prefix = report_root.child(run_id)
+    if store.exists(run_prefix.child("summary.json")):
+        raise SetupError(f"run id {run_id}: a report exists already under the report location")
+
+    plan = await plan_task(manifest, str(run_dir), today)
+    logger = get_run_logger()
+    logger.info("planned %d rows: %d rejected, %d shards", plan.rows_in, plan.rows_rejected, len(plan.shards))
+    services = ShardServices(
+        s3=s3, store=store, fin=None, rules=rules_from(settings, today),
+        ledger_root=report_root.child("_ledger", plan.job_id),
+        max_file_bytes=settings.max_file_bytes,
+        max_concurrent_customers=settings.max_concurrent_customers,
+        max_concurrent_uploads=settings.max_concurrent_requests,
+        settle_delay_s=settings.settle_delay_s,
+        resend_unknown=resend_unknown,
+        payloads_dir=run_dir / "payloads" if dry_run else None,
+    )
+    api_stats: dict[str, Any] = {}
+    if dry_run:
+        await _work_shards(plan, services, settings, str(run_dir))
+    else:
+        async with fin_client(settings) as fin:
+            await fin.authenticate()
+            services.fin = fin
+            await _work_shards(plan, services, settings, str(run_dir))
+            api_stats = fin.stats.as_dict()
+
+    parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
+    parquet_path, csv_path, table = assemble_report(parts, run_dir / "report")
+    summary = build_summary(table, plan.rows_in, {
+        "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
+        "seconds": round(time.monotonic() - started, 3), "api": api_stats, "settings": settings.public_dict(),
+        "report": str(run_prefix),
+    })
+    files = {"rows.parquet": parquet_path, "rows.csv": csv_path}
+    if dry_run:
+        files.update({f"payloads/{p.name}": p for p in sorted((run_dir / "payloads").glob("*.jsonl"))})
+    await asyncio.to_thread(publish_report, store, run_prefix, files, summary)
+    await _artifacts(summary)
+    return summary
+
+
+async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str) -> None:
+    gate = asyncio.Semaphore(settings.shard_concurrency)
+
+    async def one(spec: ShardSpec) -> None:
+        async with gate:
+            await shard_task(spec, services, run_dir)
+
+    await asyncio.gather(*(one(s) for s in plan.shards))
+
+
+async def _artifacts(summary: dict[str, Any]) -> None:
+    rows = [{"status": k, "rows": v} for k, v in sorted(summary["by_status"].items())]
+    await create_table_artifact(rows, key="kyc-attach-summary", description=f"Outcome of run {summary['run_id']}")
+    top = sorted(summary["by_reason"].items(), key=lambda kv: -kv[1])[:10]
+    lines = [f"# kyc-attach run `{summary['run_id']}`", "", f"Report: `{summary['report']}`", "",
+             "| status | rows |", "|---|---|", *[f"| {r['status']} | {r['rows']} |" for r in rows], "",
+             "| top reasons | rows |", "|---|---|", *[f"| {k} | {v} |" for k, v in top]]
+    await create_markdown_artifact("\n".join(lines), key="kyc-attach-report")

@@ -1,0 +1,55 @@
+"""The outcome report: every manifest row with one status, plus a summary, written under the run's prefix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from connectors.objects import ObjectStore
+from connectors.s3 import Location
+from transforms.report import REPORT_SCHEMA, escape_csv_formula_column, summarise
+
+
+def assemble_report(parts: list[Path], out_dir: Path) -> tuple[Path, Path, pa.Table]:
+    """Join the report parts in manifest order into ``rows.parquet`` and ``rows.csv``."""
+    tables = [pq.read_table(p).cast(REPORT_SCHEMA) for p in parts if p.exists()]
+    table = pa.concat_tables(tables) if tables else REPORT_SCHEMA.empty_table()
+    table = table.sort_by("row_number")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parquet_path, csv_path = out_dir / "rows.parquet", out_dir / "rows.csv"
+    pq.write_table(table, parquet_path)
+    pacsv.write_csv(_escaped(table), csv_path)
+    return parquet_path, csv_path, table
+
+
+def _escaped(table: pa.Table) -> pa.Table:
+    """Text cells a spreadsheet would run as formulas, made inert."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_string(f.type):
+            table = table.set_column(i, f.name, escape_csv_formula_column(table.column(i)))
+    return table
+
+
+def build_summary(table: pa.Table, rows_in: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """Counts by status and reason (they add up to ``rows_in``), plus what the caller adds."""
+    statuses = {r["values"]: r["counts"] for r in pc.value_counts(table.column("status")).to_pylist()}
+    reasons = {
+        r["values"]: r["counts"]
+        for r in pc.value_counts(pc.drop_null(table.column("reason_code"))).to_pylist()
+    }
+    return {**summarise(statuses, reasons, rows_in), **extra}
+
+
+def publish_report(store: ObjectStore, run_prefix: Location, files: dict[str, Path], summary: dict[str, Any]) -> None:
+    """Upload the report files and the summary; nothing already there is overwritten."""
+    for name, path in files.items():
+        content_type = "text/csv" if name.endswith(".csv") else "application/vnd.apache.parquet"
+        store.write_file(run_prefix.child(name), path, content_type=content_type)
+    store.write(run_prefix.child("summary.json"), json.dumps(summary, indent=2, sort_keys=True).encode(),
+                content_type="application/json")

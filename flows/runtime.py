@@ -1,0 +1,73 @@
+"""Builds the IO objects of one process from the settings: one S3 client, one HTTP client, one limiter.
+
+Kept apart from the flow so the flow reads as the data's way through, and so tests can see what a run
+is built from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from urllib.parse import urlparse
+
+import httpx
+from aiolimiter import AsyncLimiter
+
+from connectors.errors import SetupError
+from connectors.fin import FinClient
+from connectors.s3 import S3Store, make_s3_client
+from flows.settings import Settings
+
+
+def make_s3_store(settings: Settings) -> S3Store:
+    """The S3 store with the project's write policy, from boto3's default credential chain."""
+    return S3Store(
+        make_s3_client(max_pool_connections=max(settings.max_concurrent_requests * 2, 32)),
+        sse=settings.s3_sse,
+        kms_key_id=settings.s3_kms_key_id,
+        expected_bucket_owner=settings.expected_bucket_owner,
+    )
+
+
+def check_api_url(url: str) -> None:
+    """Plain HTTP is for loopback sandboxes only: credentials and documents never cross a network unencrypted."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SetupError("api_url: not an http(s) URL")
+    if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
+        raise SetupError("api_url: plain http is only allowed for a loopback sandbox; use https")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@asynccontextmanager
+async def fin_client(settings: Settings) -> AsyncIterator[FinClient]:
+    """One pooled HTTP client and one rate limiter for every request of this process."""
+    check_api_url(settings.api_url)
+    # boto3 reads S3 in worker threads; the default pool (cores + 4) would cap concurrent file reads.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=settings.max_concurrent_requests + 8, thread_name_prefix="kyc-io")
+    )
+    limits = httpx.Limits(max_connections=settings.max_concurrent_requests,
+                          max_keepalive_connections=settings.max_concurrent_requests)
+    timeout = httpx.Timeout(settings.request_timeout_s, connect=10.0)
+    async with httpx.AsyncClient(base_url=settings.api_url, limits=limits, timeout=timeout) as http:
+        yield FinClient(
+            http,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            limiter=AsyncLimiter(settings.rate_limit_rps, 1.0),
+            max_in_flight=settings.max_concurrent_requests,
+            max_attempts=settings.max_attempts,
+            conflict_wait_s=settings.conflict_wait_s,
+        )

@@ -1,0 +1,69 @@
+"""The one settings object: every knob of a run, read from the environment.
+
+API settings keep the vendor-style names (``FIN_API_URL``, ``FIN_CLIENT_ID``, ``FIN_CLIENT_SECRET``);
+everything else is ``KYC_ATTACH_<FIELD>``. S3 goes through boto3's default credential chain and honours
+``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``, so nothing about S3 credentials lives here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of a kyc-attach run. Secrets are ``SecretStr`` and never printed."""
+
+    model_config = SettingsConfigDict(env_prefix="KYC_ATTACH_", extra="ignore")
+
+    api_url: str = Field(
+        "https://sandbox.api.fin.com",
+        validation_alias=AliasChoices("FIN_API_URL", "KYC_ATTACH_API_URL"),
+        description="Base URL of the Fin API.",
+    )
+    client_id: str = Field(
+        "", validation_alias=AliasChoices("FIN_CLIENT_ID"), description="OAuth client id for the Fin API."
+    )
+    client_secret: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("FIN_CLIENT_SECRET"),
+        description="OAuth client secret for the Fin API.",
+    )
+    rate_limit_rps: float = Field(
+        10.0, gt=0, description="Client-side limit on API requests per second, shared by the whole process."
+    )
+    max_concurrent_requests: int = Field(16, ge=1, description="API requests in flight at once.")
+    max_concurrent_customers: int = Field(64, ge=1, description="Customers worked on at once in a shard.")
+    max_parties_per_request: int = Field(10, ge=1, description="Associated parties per attach request.")
+    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest source file accepted for upload.")
+    request_timeout_s: float = Field(60.0, gt=0, description="Timeout of one HTTP request to the API.")
+    max_attempts: int = Field(6, ge=1, description="Attempts per request on transient errors (429, 5xx, drops).")
+    settle_delay_s: float = Field(
+        1.0, ge=0, description="Wait before asking the API whether an attach with a lost response took effect."
+    )
+    conflict_wait_s: float = Field(120.0, ge=0, description="How long to wait out 409 'attach in progress'.")
+    shard_rows: int = Field(20_000, ge=1, description="Target rows per shard (the unit of work and checkpoint).")
+    max_shards: int = Field(400, ge=1, description="Upper bound on shards, so task runs stay in the hundreds.")
+    shard_concurrency: int = Field(4, ge=1, description="Shards worked on at once in one flow run.")
+    batch_rows: int = Field(65_536, ge=1, description="Rows per record batch when reading the manifest.")
+    allowed_buckets: list[str] = Field(
+        default_factory=list, description="S3 buckets documents may come from (empty: any bucket)."
+    )
+    residence_permit_needs_both_sides: bool = Field(
+        False, description="Ask FRONT and BACK for RESIDENCE_PERMIT (the seed page says one image)."
+    )
+    address_max_age_days: int = Field(90, ge=1, description="Oldest address document accepted, in days.")
+    work_dir: Path = Field(Path(".kyc-attach"), description="Local folder for shards and run state.")
+    s3_sse: str = Field("AES256", description="Server-side encryption for S3 writes: AES256 or aws:kms.")
+    s3_kms_key_id: str | None = Field(None, description="KMS key id when s3_sse is aws:kms.")
+    expected_bucket_owner: str | None = Field(None, description="Account id every S3 call must match.")
+    fail_ratio: float = Field(0.5, ge=0, le=1, description="Stop early above this share of failed requests...")
+    fail_min_attempts: int = Field(1000, ge=1, description="...once at least this many were attempted.")
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings for reports and artifacts: secrets and credentials left out."""
+        data = self.model_dump(mode="json", exclude={"client_secret", "client_id"})
+        return data

@@ -1,0 +1,144 @@
+"""The whole flow, for real: S3 server and Fin sandbox over HTTP, Prefect flow runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from flows.attach_flow import attach_manifest
+from flows.demo import CLIENT_ID, demo_rows, demo_world
+from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+# Rows demo_rows makes bad on purpose, by the last part of their key, and the reason each must get.
+EXPECTED_REJECTS = {
+    "alpha2.pdf": "bad_country",
+    "expired.pdf": "expired",
+    "front-only.pdf": "missing_side",
+    "not-a-pdf.pdf": "bad_file_type",
+    "nowhere.pdf": "bad_uuid",
+    "missing.pdf": "missing_object",
+}
+
+
+def _world() -> dict[str, Any]:
+    world = demo_world(customers=3)
+    world["clients"] = [{"client_id": CLIENT_ID, "client_secret": "demo-secret"}]
+    return world
+
+
+def _run(manifest: str, bucket: str, **kwargs: Any) -> dict[str, Any]:
+    return asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", **kwargs))
+
+
+def test_every_valid_document_attached_once_and_report_matches_manifest(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    world = _world()
+    rows, files = demo_rows(world, bucket)
+    load_world(fin_sandbox.url, world)
+    api_env(monkeypatch, fin_sandbox.url, tmp_path)
+
+    summary = _run(put_scenario(bucket, rows, files), bucket)
+
+    report = read_report(summary)
+    assert [r["row_number"] for r in report] == list(range(1, len(rows) + 1))
+    assert [r["s3_uri"] for r in report] == [r["s3_uri"] for r in rows]
+    assert sum(summary["by_status"].values()) == summary["rows_in"] == len(rows)
+    for row in report:
+        leaf = row["s3_uri"].rsplit("/", 1)[-1]
+        if leaf in EXPECTED_REJECTS:
+            assert row["status"] == "rejected", row
+            assert row["reason_code"] == EXPECTED_REJECTS[leaf], row
+        else:
+            assert row["status"] == "attached", row
+            assert row["uri"], row
+
+    record = sandbox_record(fin_sandbox.url)
+    assert record["duplicates"] == {"uploads": 0, "attachments": 0}
+    attached = record["attachments"]
+    # Every valid document once: per customer a passport, a two-sided national id and a utility bill.
+    assert Counter(a["type"] for a in attached) == {"PASSPORT": 3, "NATIONAL_ID": 3, "UTILITY_BILL": 3}
+    uri_of = {r["s3_uri"]: r["uri"] for r in report if r["status"] == "attached"}
+    for c, customer in enumerate(world["customers"]):
+        national = [a for a in attached if a["customer_id"] == customer["customer_id"] and a["type"] == "NATIONAL_ID"]
+        assert len(national) == 1
+        assert national[0]["associated_party_id"] == customer["associated_parties"][1]["id"]
+        sides = {f["side"]: f["uri"] for f in national[0]["files"]}
+        assert sides == {
+            "FRONT": uri_of[f"s3://{bucket}/docs/{c}/id-front.jpg"],
+            "BACK": uri_of[f"s3://{bucket}/docs/{c}/id-back.png"],
+        }
+
+
+def test_second_run_of_same_manifest_uploads_and_attaches_nothing(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    world = _world()
+    rows, files = demo_rows(world, bucket)
+    load_world(fin_sandbox.url, world)
+    api_env(monkeypatch, fin_sandbox.url, tmp_path)
+    manifest = put_scenario(bucket, rows, files)
+
+    first = _run(manifest, bucket)
+    before = sandbox_record(fin_sandbox.url)
+    second = _run(manifest, bucket)
+    after = sandbox_record(fin_sandbox.url)
+
+    assert len(after["uploads"]) == len(before["uploads"])
+    assert len(after["attachments"]) == len(before["attachments"])
+    assert second["by_status"].get("skipped") == first["by_status"]["attached"]
+    assert second["by_status"]["attached"] == 0
+
+
+def test_dry_run_calls_no_api_and_reports_every_row(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    world = _world()
+    rows, files = demo_rows(world, bucket)
+    load_world(fin_sandbox.url, world)
+    api_env(monkeypatch, fin_sandbox.url, tmp_path)
+
+    summary = _run(put_scenario(bucket, rows, files), bucket, dry_run=True)
+
+    record = sandbox_record(fin_sandbox.url)
+    assert record["uploads"] == [] and record["attachments"] == []
+    assert sum(record.get("requests", {}).values()) == 0
+    assert sum(summary["by_status"].values()) == len(rows)
+    report = read_report(summary)
+    assert {r["status"] for r in report} == {"skipped", "rejected"}
+
+
+def test_under_faults_every_valid_row_attached_and_nothing_twice(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """5xx, dropped connections, 429 with and without Retry-After, short-lived tokens, commit-then-fail."""
+    world = demo_world(customers=25)
+    world["clients"] = [{"client_id": CLIENT_ID, "client_secret": "demo-secret"}]
+    rows, files = demo_rows(world, bucket)
+    faults = {
+        "seed": 11,
+        "errors": {"share": 0.10},
+        "drop": {"share": 0.05},
+        "rate_limit": [{"rps": 300, "burst": 20, "retry_after": True},
+                       {"rps": 40, "burst": 5, "endpoints": ["attach"], "retry_after": False}],
+        "token_expiry_seconds": 2,
+        "commit_then_fail": {"share": 0.05, "mode": "either"},
+    }
+    load_world(fin_sandbox.url, world, faults)
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_MAX_ATTEMPTS="12",
+            KYC_ATTACH_SETTLE_DELAY_S="0.05")
+
+    summary = _run(put_scenario(bucket, rows, files), bucket)
+
+    report = read_report(summary)
+    valid = [r for r in report if r["s3_uri"].rsplit("/", 1)[-1] not in EXPECTED_REJECTS]
+    assert {r["status"] for r in valid} == {"attached"}, Counter((r["status"], r["reason_code"]) for r in valid)
+    record = sandbox_record(fin_sandbox.url)
+    assert record["duplicates"]["attachments"] == 0
+    assert len(record["attachments"]) == 3 * len(world["customers"])
+    assert sum(summary["by_status"].values()) == len(rows)

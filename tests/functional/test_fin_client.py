@@ -1,0 +1,122 @@
+"""The Fin API client against the sandbox over HTTP: tokens, throttling, retries, streamed uploads."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiolimiter import AsyncLimiter
+from pydantic import SecretStr
+
+from connectors.errors import OutcomeUnknown, SetupError, TerminalError
+from connectors.fin import FinClient
+from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
+from flows.demo_samples import sample_pdf
+from tests.e2e.helpers import load_world, sandbox_record
+
+
+def _client(http: httpx.AsyncClient, secret: str = CLIENT_SECRET, **kw: Any) -> FinClient:
+    return FinClient(http, client_id=CLIENT_ID, client_secret=SecretStr(secret), limiter=AsyncLimiter(1000, 1),
+                     rng=random.Random(1), **kw)
+
+
+def _chunks(data: bytes, size: int = 4096) -> Any:
+    async def gen() -> AsyncIterator[bytes]:
+        for i in range(0, len(data), size):
+            yield data[i:i + size]
+    return gen
+
+
+async def _with_client(url: str, body: Any, **kw: Any) -> Any:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        return await body(_client(http, **kw))
+
+
+@pytest.fixture()
+def world(fin_sandbox: Any) -> dict[str, Any]:
+    w = demo_world(customers=1)
+    load_world(fin_sandbox.url, w)
+    return w
+
+
+def test_bad_credentials_are_a_setup_error(fin_sandbox: Any, world: dict[str, Any]) -> None:
+    with pytest.raises(SetupError, match="credentials"):
+        asyncio.run(_with_client(fin_sandbox.url, lambda c: c.authenticate(), secret="wrong"))
+
+
+def test_upload_streams_file_and_returns_uri_owned_by_customer(fin_sandbox: Any, world: dict[str, Any]) -> None:
+    cid = world["customers"][0]["customer_id"]
+    data = sample_pdf("streamed", pad_to=300_000)
+
+    async def go(c: FinClient) -> tuple[str, int]:
+        return await c.upload(cid, filename="x.pdf", content_type="application/pdf", size=len(data),
+                              chunks=_chunks(data))
+
+    uri, attempts = asyncio.run(_with_client(fin_sandbox.url, go))
+    assert uri.startswith("/") and attempts == 1
+    uploads = sandbox_record(fin_sandbox.url)["uploads"]
+    assert [(u["customer_id"], u["uri"], u["size"]) for u in uploads] == [(cid, uri, len(data))]
+
+
+def test_expired_tokens_are_renewed_transparently(fin_sandbox: Any, world: dict[str, Any]) -> None:
+    cid = world["customers"][0]["customer_id"]
+    load_world(fin_sandbox.url, world, {"token_expiry_seconds": 0.2})
+
+    async def go(c: FinClient) -> list[str]:
+        out = []
+        for _ in range(3):
+            out.append((await c.get_customer(cid))["customer_id"])
+            await asyncio.sleep(0.3)
+        return out
+
+    assert asyncio.run(_with_client(fin_sandbox.url, go)) == [cid] * 3
+
+
+@pytest.mark.parametrize("retry_after", [True, False])
+def test_429_is_retried_with_and_without_retry_after(fin_sandbox: Any, world: dict[str, Any],
+                                                       retry_after: bool) -> None:
+    cid = world["customers"][0]["customer_id"]
+    load_world(fin_sandbox.url, world,
+               {"rate_limit": {"rps": 5, "burst": 1, "retry_after": retry_after, "endpoints": ["customer"]}})
+
+    async def go(c: FinClient) -> int:
+        await asyncio.gather(*(c.get_customer(cid) for _ in range(4)))
+        return c.stats.statuses["429"]
+
+    assert asyncio.run(_with_client(fin_sandbox.url, go, max_attempts=20)) >= 1
+
+
+def test_attach_answered_500_after_commit_is_outcome_unknown(fin_sandbox: Any, world: dict[str, Any]) -> None:
+    customer = world["customers"][0]
+    cid, pid = customer["customer_id"], customer["associated_parties"][0]["id"]
+    load_world(fin_sandbox.url, world, {"commit_then_fail": {"share": 1.0, "mode": "500"}})
+    data = sample_pdf("bill")
+
+    async def go(c: FinClient) -> None:
+        uri, _ = await c.upload(cid, filename="b.pdf", content_type="application/pdf", size=len(data),
+                                chunks=_chunks(data))
+        body = {"associated_party_attachments": [{"associated_party_id": pid, "identifying_documents": [],
+                "address_documents": [{"type": "UTILITY_BILL", "files": [{"uri": uri}]}],
+                "supporting_documents": []}]}
+        await c.attach(cid, body)
+
+    with pytest.raises(OutcomeUnknown):
+        asyncio.run(_with_client(fin_sandbox.url, go))
+    assert len(sandbox_record(fin_sandbox.url)["attachments"]) == 1  # sent once, never blindly again
+
+
+def test_validation_error_is_terminal_and_names_no_value(fin_sandbox: Any, world: dict[str, Any]) -> None:
+    customer = world["customers"][0]
+    cid, pid = customer["customer_id"], customer["associated_parties"][0]["id"]
+    body = {"associated_party_attachments": [{"associated_party_id": pid, "identifying_documents": [
+        {"type": "PASSPORT", "number": "SECRET-NUMBER-123", "country": "XXX", "issue_date": "2020-01-01",
+         "expiry_date": "2030-01-01", "files": [{"uri": "/nope.pdf"}]}]}]}
+
+    with pytest.raises(TerminalError) as caught:
+        asyncio.run(_with_client(fin_sandbox.url, lambda c: c.attach(cid, body)))
+    assert caught.value.status_code in (400, 403)
+    assert "SECRET-NUMBER-123" not in str(caught.value)
