@@ -306,7 +306,7 @@ class _CustomerWorker:
                 for req in requests:
                     fh.write(json.dumps({"customer_id": customer_id, "body": redact_body(req.body)}) + "\n")
         for d in ready:
-            self.out.set(d.row_numbers, Status.skipped, "dry_run", "dry run: checked, not sent")
+            self.out.set(d.row_numbers, Status.skipped, Reason.dry_run, "dry run: checked, not sent")
 
 
 def _party_statuses(customer: dict[str, Any]) -> dict[str, str]:

@@ -64,6 +64,8 @@ class Reason(StrEnum):
     outcome_unknown = "outcome_unknown"
     already_attached = "already_attached"
     circuit_open = "circuit_open"
+    failure_threshold = "failure_threshold"
+    dry_run = "dry_run"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -104,6 +106,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.outcome_unknown: "The attach was sent but its outcome is not known; check before resending.",
     Reason.already_attached: "Attached by an earlier run of the same manifest (from the ledger).",
     Reason.circuit_open: "Not tried: the API kept failing, so the run stopped sending requests.",
+    Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",
+    Reason.dry_run: "Dry run: checked and would be sent; nothing was sent.",
 }
 
 
