@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from connectors.errors import OutcomeUnknown, SetupError, TerminalError, TransientError
 from transforms.api_errors import error_message
+from transforms.breaker import CircuitBreaker
 from transforms.retry import Decision, classify, classify_attach, next_delay, parse_retry_after
 from transforms.tokens import token_lifetime
 
@@ -48,6 +49,7 @@ class ApiStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "throttled_429": self.statuses.get("429", 0),
             "requests": dict(self.requests),
             "statuses": dict(self.statuses),
             "mean_seconds": {k: round(v / max(self.requests[k], 1), 4) for k, v in self.seconds.items()},
@@ -81,6 +83,7 @@ class FinClient:
         conflict_wait_s: float = 120.0,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._http = http
         self._client_id = client_id
@@ -94,6 +97,7 @@ class FinClient:
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self._paused_until = 0.0
+        self.breaker = breaker or CircuitBreaker()
         self.stats = ApiStats()
 
     @property
@@ -247,6 +251,7 @@ class FinClient:
             except httpx.TransportError:
                 resp, status, error = None, None, "dropped"
             self.stats.note(endpoint, status if status is not None else error or "error", time.monotonic() - started)
+            self._watch_breaker(status)
             decision = decide(status, error=error, request_sent=sent)
 
             if decision is Decision.success and resp is not None:
@@ -286,6 +291,11 @@ class FinClient:
     def _fail(exc: Exception, attempts: int) -> Exception:
         exc.attempts = attempts  # type: ignore[attr-defined]
         return exc
+
+    def _watch_breaker(self, status: int | None) -> None:
+        pause_until = self.breaker.record(server_failure=status is None or status >= 500, now=time.monotonic())
+        if pause_until is not None:
+            self._paused_until = max(self._paused_until, pause_until)
 
     async def _throttle(self) -> None:
         pause = self._paused_until - time.monotonic()

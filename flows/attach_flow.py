@@ -30,6 +30,7 @@ from flows.settings import Settings
 from flows.shard_worker import ShardServices, run_shard
 from transforms.catalogue import SideRules
 from transforms.rules import Rules
+from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.flow")
 
@@ -104,6 +105,7 @@ async def attach_manifest(
         max_file_bytes=settings.max_file_bytes,
         max_concurrent_customers=settings.max_concurrent_customers,
         max_concurrent_uploads=settings.max_concurrent_requests,
+        budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
         settle_delay_s=settings.settle_delay_s,
         resend_unknown=resend_unknown,
         payloads_dir=run_dir / "payloads" if dry_run else None,
@@ -124,11 +126,14 @@ async def attach_manifest(
         "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
         "seconds": round(time.monotonic() - started, 3), "api": api_stats, "settings": settings.public_dict(),
         "report": str(run_prefix),
+        "stopped_early": services.budget.reason() if services.budget.tripped else None,
     })
     files = {"rows.parquet": parquet_path, "rows.csv": csv_path}
     if dry_run:
         files.update({f"payloads/{p.name}": p for p in sorted((run_dir / "payloads").glob("*.jsonl"))})
     await asyncio.to_thread(publish_report, store, run_prefix, files, summary)
+    if summary["stopped_early"]:
+        logger.error("%s; the report names the rows not tried", summary["stopped_early"])
     await _artifacts(summary)
     return summary
 

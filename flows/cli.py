@@ -60,6 +60,8 @@ def run(
     except SetupError as exc:
         _fail_setup(exc)
     _print_summary(summary)
+    if summary.get("stopped_early"):
+        typer.echo(f"kyc-attach: {summary['stopped_early']}", err=True)
     raise typer.Exit(exit_code(summary))
 
 
@@ -89,7 +91,7 @@ def sandbox(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    keys = ("run_id", "rows_in", "by_status", "by_reason", "report", "report_copy")
+    keys = ("run_id", "rows_in", "by_status", "by_reason", "report", "report_copy", "stopped_early")
     shown = {k: summary[k] for k in keys if k in summary}
     typer.echo(json.dumps(shown, indent=2, sort_keys=True))
 

@@ -31,12 +31,12 @@ from transforms.codes import Reason, Status
 from transforms.grouping import group_documents
 from transforms.models import Document, RowOutcome
 from transforms.payload import AttachRequest, build_attach_requests, redact_body
+from transforms.reconcile import all_initiated, party_statuses, settle
 from transforms.report import REPORT_SCHEMA
 from transforms.rules import Rules
+from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.shard")
-
-_INITIATED = "INITIATED"
 
 
 @dataclass
@@ -51,6 +51,7 @@ class ShardServices:
     max_file_bytes: int
     max_concurrent_customers: int
     max_concurrent_uploads: int
+    budget: FailureBudget = field(default_factory=FailureBudget)
     settle_delay_s: float = 1.0
     resend_unknown: bool = False
     payloads_dir: Path | None = None  # dry run: where the would-be payloads go
@@ -123,12 +124,18 @@ class _CustomerWorker:
 
     async def run(self, customer_id: str, docs: list[Document]) -> None:
         """Everything for one customer; an unexpected error fails its rows, never the shard."""
+        if self.s.budget.tripped:
+            self.out.set([n for d in docs for n in d.row_numbers if n not in self.out.rows], Status.failed,
+                         Reason.failure_threshold, self.s.budget.reason())
+            return
         try:
             if self.s.fin is None:
                 await self._dry_run(customer_id, docs)
             else:
                 await self._attach_customer(self.s.fin, customer_id, docs)
         except KycAttachError as exc:
+            if not isinstance(exc, RowRejected):
+                self.s.budget.note(ok=False)
             pending = [n for d in docs for n in d.row_numbers if n not in self.out.rows]
             self.out.fail_from(pending, exc)
 
@@ -141,7 +148,7 @@ class _CustomerWorker:
         by_party: dict[str, list[Document]] = defaultdict(list)
         for d in ready:
             by_party[d.party_id or ""].append(d)
-        status_before = _party_statuses(customer)
+        status_before = party_statuses(customer)
         uri_of_row = {f.row_number: uris[f.s3_uri] for d in ready for f in d.files}
         for request in build_attach_requests(customer_id, by_party, uris, self.s.rules.max_parties_per_request):
             await self._attach_once(fin, request, status_before, uri_of_row)
@@ -175,6 +182,8 @@ class _CustomerWorker:
             for f, r in zip(doc.files, results, strict=True):
                 if isinstance(r, str):
                     uris[f.s3_uri] = r
+                if not isinstance(r, RowRejected):  # bad files are the data's fault, not the API's
+                    self.s.budget.note(ok=isinstance(r, str))
             if not errors:
                 return
             for f, exc in errors:
@@ -215,18 +224,23 @@ class _CustomerWorker:
         if earlier is not None and earlier.state == DONE:
             self.out.set(rows, Status.skipped, Reason.already_attached, "attached by an earlier run")
             return
+        initiated = all_initiated(status_before, req.party_ids)
         if earlier is not None and earlier.state in (IN_FLIGHT, UNKNOWN):
             # An earlier run sent this and never learnt the outcome: settle it, never resend blindly.
-            if earlier.party_was_initiated and _all_moved_on(status_before, req.party_ids):
+            verdict = settle(earlier.party_was_initiated, status_before, req.party_ids)
+            if verdict is True:
                 await self.ledger.attach_state_change(req.attach_key, DONE)
-                self._attached(rows, uri_of_row, 200, 0, "settled from the party's verification status")
+                self._attached(rows, uri_of_row, None, 0, "settled: an earlier run's attach took effect")
                 return
-            if not self.s.resend_unknown:
+            if verdict is None and not self.s.resend_unknown:
                 await self.ledger.attach_state_change(req.attach_key, UNKNOWN)
                 self.out.set(rows, Status.unknown, Reason.outcome_unknown,
                              "an earlier run sent this attach and its outcome cannot be settled")
                 return
-        initiated = all(status_before.get(p) == _INITIATED for p in req.party_ids)
+            # False: provably never applied, so sending is safe; None with --resend-unknown: asked for.
+        if self.s.budget.tripped:
+            self.out.set(rows, Status.failed, Reason.failure_threshold, self.s.budget.reason())
+            return
         attempts = 0
         while True:
             await self.ledger.attach_state_change(req.attach_key, IN_FLIGHT, party_was_initiated=initiated)
@@ -234,13 +248,22 @@ class _CustomerWorker:
                 attempts += await fin.attach(req.customer_id, req.body)
             except OutcomeUnknown as exc:
                 attempts += exc.attempts
-                settled = await self._settle(fin, req, initiated)
-                if settled is True:
+                verdict = await self._settle_now(fin, req, initiated)
+                if verdict is True:
                     await self.ledger.attach_state_change(req.attach_key, DONE)
+                    self.s.budget.note(ok=True)
                     self._attached(rows, uri_of_row, exc.status_code, attempts, "settled after a lost response")
                     return
-                if settled is False and attempts < fin.max_attempts:
-                    continue  # provably not applied: the party is still untouched, so sending again is safe
+                if verdict is False and attempts < fin.max_attempts:
+                    continue  # provably not applied: the parties are untouched, so sending again is safe
+                self.s.budget.note(ok=False)
+                if verdict is False:
+                    await self.ledger.attach_state_change(req.attach_key, FAILED, http_status=exc.status_code,
+                                                          transient=True)
+                    self.out.set(rows, Status.failed, Reason.retries_exhausted,
+                                 "attach: the API kept failing and did not apply it", http_status=exc.status_code,
+                                 attempts=attempts)
+                    return
                 await self.ledger.attach_state_change(req.attach_key, UNKNOWN)
                 self.out.set(rows, Status.unknown, Reason.outcome_unknown,
                              "the API gave no answer and the party's status cannot settle it",
@@ -248,16 +271,18 @@ class _CustomerWorker:
                 return
             except (TerminalError, TransientError) as exc:
                 exc.attempts += attempts
+                self.s.budget.note(ok=False)
                 await self.ledger.attach_state_change(req.attach_key, FAILED, http_status=exc.status_code,
                                                       transient=isinstance(exc, TransientError))
                 self.out.fail_from(rows, exc)
                 return
+            self.s.budget.note(ok=True)
             await self.ledger.attach_state_change(req.attach_key, DONE)
             self._attached(rows, uri_of_row, 200, attempts)
             return
 
-    async def _settle(self, fin: FinClient, req: AttachRequest, initiated: bool) -> bool | None:
-        """True: the attach took effect; False: it surely did not; None: cannot tell from the API."""
+    async def _settle_now(self, fin: FinClient, req: AttachRequest, initiated: bool) -> bool | None:
+        """Ask the API whether the attach just sent took effect (see ``transforms.reconcile``)."""
         if not initiated:
             return None
         await asyncio.sleep(self.s.settle_delay_s)  # let a request the server is still working on land
@@ -265,12 +290,7 @@ class _CustomerWorker:
             customer = await fin.get_customer(req.customer_id)
         except KycAttachError:
             return None
-        statuses = _party_statuses(customer)
-        if _all_moved_on(statuses, req.party_ids):
-            return True
-        if all(statuses.get(p) == _INITIATED for p in req.party_ids):
-            return False
-        return None
+        return settle(initiated, party_statuses(customer), req.party_ids)
 
     def _attached(self, rows: list[int], uri_of_row: dict[int, str], http_status: int | None,
                   attempts: int, message: str | None = None) -> None:
@@ -307,18 +327,6 @@ class _CustomerWorker:
                     fh.write(json.dumps({"customer_id": customer_id, "body": redact_body(req.body)}) + "\n")
         for d in ready:
             self.out.set(d.row_numbers, Status.skipped, Reason.dry_run, "dry run: checked, not sent")
-
-
-def _party_statuses(customer: dict[str, Any]) -> dict[str, str]:
-    return {
-        str(p.get("id", "")).lower(): str((p.get("verification") or {}).get("status", ""))
-        for p in customer.get("associated_parties") or []
-    }
-
-
-def _all_moved_on(statuses: dict[str, str], party_ids: Iterable[str]) -> bool:
-    """Every party has left INITIATED: documents were attached to it (contract, section 6)."""
-    return all(statuses.get(p) not in (None, "", _INITIATED) for p in party_ids)
 
 
 def _report_part(rows: pa.Table, outcomes: _Outcomes) -> pa.Table:

@@ -1,0 +1,60 @@
+import pytest
+
+from transforms.reconcile import party_statuses, settle
+from transforms.thresholds import FailureBudget
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "expected"),
+    [
+        (True, {"a": "REVIEWING", "b": "REVIEWING"}, True),
+        (True, {"a": "INITIATED", "b": "INITIATED"}, False),
+        (True, {"a": "REVIEWING", "b": "INITIATED"}, None),
+        (False, {"a": "REVIEWING", "b": "REVIEWING"}, None),
+        (True, {"a": "REVIEWING"}, None),  # party b vanished from the customer
+    ],
+)
+def test_settle(before: bool, now: dict[str, str], expected: bool | None) -> None:
+    assert settle(before, now, ["a", "b"]) is expected
+
+
+def test_party_statuses_reads_verification_and_lowercases_ids() -> None:
+    customer = {"associated_parties": [{"id": "AB-1", "verification": {"status": "INITIATED"}}, {"id": "c"}]}
+    assert party_statuses(customer) == {"ab-1": "INITIATED", "c": ""}
+
+
+def test_budget_trips_only_after_min_attempts_and_above_ratio() -> None:
+    budget = FailureBudget(max_ratio=0.5, min_attempts=4)
+    for _ in range(3):
+        budget.note(ok=False)
+    assert not budget.tripped  # too few attempts to judge
+    budget.note(ok=True)
+    assert budget.tripped  # 3 of 4 failed
+    assert "3 of 4" in budget.reason()
+
+
+def test_budget_half_failed_is_not_above_the_ratio() -> None:
+    budget = FailureBudget(max_ratio=0.5, min_attempts=2)
+    budget.note(ok=False)
+    budget.note(ok=True)
+    assert not budget.tripped
+
+
+def test_breaker_opens_after_a_run_of_failures_and_backs_off_further() -> None:
+    from transforms.breaker import CircuitBreaker
+
+    breaker = CircuitBreaker(threshold=3, base_pause_s=5, max_pause_s=12)
+    assert [breaker.record(server_failure=True, now=100) for _ in range(3)] == [None, None, 105]
+    assert [breaker.record(server_failure=True, now=200) for _ in range(3)] == [None, None, 210]
+    assert [breaker.record(server_failure=True, now=300) for _ in range(3)] == [None, None, 312]  # capped
+    assert breaker.record(server_failure=False, now=400) is None
+    assert [breaker.record(server_failure=True, now=500) for _ in range(3)] == [None, None, 505]  # reset
+    assert breaker.opened == 4
+
+
+def test_breaker_success_in_between_keeps_it_closed() -> None:
+    from transforms.breaker import CircuitBreaker
+
+    breaker = CircuitBreaker(threshold=2)
+    outcomes = [breaker.record(server_failure=f, now=0) for f in (True, False, True, False, True)]
+    assert outcomes == [None] * 5 and breaker.opened == 0
