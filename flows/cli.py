@@ -102,3 +102,7 @@ def main() -> None:  # pragma: no cover - console entry
     except SetupError as exc:
         typer.echo(f"kyc-attach: cannot start: {exc}", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m flows.cli`, used by the crash tests
+    main()

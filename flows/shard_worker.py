@@ -182,8 +182,10 @@ class _CustomerWorker:
             for f, r in zip(doc.files, results, strict=True):
                 if isinstance(r, str):
                     uris[f.s3_uri] = r
-                if not isinstance(r, RowRejected):  # bad files are the data's fault, not the API's
-                    self.s.budget.note(ok=isinstance(r, str))
+                # A failed upload fails its document; a good one is counted with the document's attach.
+                # Bad files are the data's fault, not the API's, and do not count at all.
+                if isinstance(r, KycAttachError) and not isinstance(r, RowRejected):
+                    self.s.budget.note(ok=False)
             if not errors:
                 return
             for f, exc in errors:

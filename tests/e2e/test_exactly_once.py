@@ -1,0 +1,131 @@
+"""Exactly once through crashes and faults, judged from the sandbox's own record."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.attach_flow import attach_manifest
+from flows.demo import CLIENT_ID, demo_rows, demo_world
+from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+BAD_KEYS = {"alpha2.pdf", "expired.pdf", "front-only.pdf", "not-a-pdf.pdf", "nowhere.pdf", "missing.pdf"}
+DOCS_PER_CUSTOMER = 3  # demo_rows: a passport, a two-sided national id, a utility bill
+
+
+def _scenario(bucket: str, customers: int, sandbox_url: str, faults: dict[str, Any] | None = None,
+              parties_status: str = "INITIATED") -> tuple[list[dict[str, str]], str, dict[str, Any]]:
+    world = demo_world(customers=customers)
+    world["clients"] = [{"client_id": CLIENT_ID, "client_secret": "demo-secret"}]
+    for customer in world["customers"]:
+        for party in customer["associated_parties"]:
+            party["verification_status"] = parties_status
+    rows, files = demo_rows(world, bucket)
+    load_world(sandbox_url, world, faults)
+    return rows, put_scenario(bucket, rows, files), world
+
+
+def _child_env(sandbox_url: str, work: Path) -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ)
+    env.update({
+        "FIN_API_URL": sandbox_url, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": "demo-secret",
+        "KYC_ATTACH_WORK_DIR": str(work), "KYC_ATTACH_RATE_LIMIT_RPS": "500", "KYC_ATTACH_SETTLE_DELAY_S": "0.05",
+        # the child talks to this session's Prefect server instead of starting one of its own
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+    })
+    return env
+
+
+def test_killed_runs_resume_and_attach_every_document_exactly_once(
+    fin_sandbox: Any, bucket: str, tmp_path: Path
+) -> None:
+    customers = 12
+    rows, manifest, _ = _scenario(bucket, customers, fin_sandbox.url,
+                                  {"latency": {"ms": 25, "endpoints": ["upload", "attach"]}})
+    env = _child_env(fin_sandbox.url, tmp_path / "work")
+    command = [sys.executable, "-m", "flows.cli", "run", manifest, "--report-uri", f"s3://{bucket}/reports"]
+    rng = random.Random(20261125)
+    kills: list[tuple[str, int]] = []
+    for i in range(5):
+        # Alternate phases; the kill lands after a random number of new uploads/attachments.
+        phase = "uploads" if i % 2 == 0 else "attachments"
+        before = len(sandbox_record(fin_sandbox.url)[phase])
+        target = before + rng.randint(1, 4)
+        child = subprocess.Popen([*command, "--run-id", f"killed-{i}"], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 90
+        while child.poll() is None and time.monotonic() < deadline:
+            if len(sandbox_record(fin_sandbox.url)[phase]) >= target:
+                child.send_signal(signal.SIGKILL)
+                kills.append((phase, target - before))
+                break
+            time.sleep(0.01)
+        child.wait(timeout=30)
+    assert len(kills) == 5, kills  # the run must really have been cut, not just finished
+
+    final = subprocess.run([*command, "--run-id", "final"], env=env, capture_output=True, text=True, timeout=180)
+    assert final.returncode == 0, final.stderr[-2000:]
+
+    record = sandbox_record(fin_sandbox.url)
+    assert record["duplicates"]["attachments"] == 0
+    assert Counter(a["type"] for a in record["attachments"]) == {
+        "PASSPORT": customers, "NATIONAL_ID": customers, "UTILITY_BILL": customers}
+    summary = {"report": f"s3://{bucket}/reports/final"}
+    report = read_report(summary)
+    assert [r["row_number"] for r in report] == list(range(1, len(rows) + 1))
+    valid = [r for r in report if r["s3_uri"].rsplit("/", 1)[-1] not in BAD_KEYS]
+    assert {r["status"] for r in valid} <= {"attached", "skipped"}
+
+
+def test_unknown_only_where_the_api_cannot_settle(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Parties already past INITIATED: a lost attach response cannot be settled, so it is `unknown`."""
+    _, manifest, world = _scenario(bucket, 3, fin_sandbox.url,
+                                      {"commit_then_fail": {"share": 1.0, "mode": "500"}},
+                                      parties_status="REVIEWING")
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_SETTLE_DELAY_S="0")
+
+    summary = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+
+    valid = [r for r in read_report(summary) if r["s3_uri"].rsplit("/", 1)[-1] not in BAD_KEYS]
+    assert {(r["status"], r["reason_code"]) for r in valid} == {("unknown", "outcome_unknown")}
+    record = sandbox_record(fin_sandbox.url)
+    assert record["requests"]["attach"] == len(world["customers"])  # each sent once, never resent blindly
+    assert record["duplicates"]["attachments"] == 0
+
+    # A second run does not resend them either, unless the operator asks for it.
+    again = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+    assert again["by_status"]["unknown"] == summary["by_status"]["unknown"]
+    assert sandbox_record(fin_sandbox.url)["requests"]["attach"] == len(world["customers"])
+
+
+def test_failure_threshold_stops_the_run_early_and_says_why(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rows, manifest, _ = _scenario(bucket, 20, fin_sandbox.url, {"errors": {"share": 1.0, "endpoints": ["attach"]}})
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_FAIL_MIN_ATTEMPTS="4", KYC_ATTACH_MAX_ATTEMPTS="2",
+            KYC_ATTACH_SETTLE_DELAY_S="0", KYC_ATTACH_MAX_CONCURRENT_CUSTOMERS="2")
+
+    summary = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+
+    assert summary["stopped_early"] and "failed" in summary["stopped_early"]
+    assert summary["by_reason"].get("failure_threshold", 0) > 0
+    assert summary["by_status"]["attached"] == 0
+    assert sum(summary["by_status"].values()) == len(rows)
+    attempted = sandbox_record(fin_sandbox.url)["requests"].get("attach", 0)
+    assert attempted < 20 * 2  # stopped well before trying every customer
