@@ -66,6 +66,23 @@ def run(
 
 
 @app.command()
+def validate(
+    manifest: Annotated[str, typer.Argument(help="CSV or Parquet manifest: a local path or s3://bucket/key.")],
+    mapping: Annotated[
+        str | None, typer.Option("--mapping", help="Legacy mapping file (YAML): a local path or s3:// uri.")
+    ] = None,
+) -> None:
+    """Check every row as a dry run would (no API, no file reads): exit 0 all valid, 1 some rejected."""
+    from flows.preflight import validate_command
+
+    try:
+        code = validate_command(manifest, mapping)
+    except SetupError as exc:
+        _fail_setup(exc)
+    raise typer.Exit(code)
+
+
+@app.command()
 def demo(
     keep: Annotated[Path | None, typer.Option(help="Copy the report to this folder before stopping.")] = None,
 ) -> None:

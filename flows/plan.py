@@ -17,6 +17,7 @@ from connectors.errors import SetupError
 from connectors.manifest import Manifest, iter_batches, read_columns
 from connectors.workarea import PartitionedWriter, TableWriter
 from transforms.codes import Status
+from transforms.mapping import Mapping, MappingError, apply_mapping
 from transforms.report import REPORT_SCHEMA
 from transforms.rules import Rules
 from transforms.shard_plan import group_buckets
@@ -43,17 +44,26 @@ class PlanResult:
     shards: list[ShardSpec] = field(default_factory=list)
 
 
-def check_manifest_columns(manifest: Manifest) -> None:
-    """``SetupError`` naming every missing required column: the run must not start."""
-    problems = check_columns(read_columns(manifest))
+def check_manifest_columns(manifest: Manifest, mapping: Mapping | None = None) -> None:
+    """``SetupError`` naming every missing required column (after the mapping, if any): the run must not start."""
+    columns = read_columns(manifest)
+    if mapping is not None:
+        try:
+            columns = mapping.mapped_columns(columns)
+        except MappingError as exc:
+            raise SetupError(str(exc)) from None
+    problems = check_columns(columns)
     if problems:
         raise SetupError("manifest: " + "; ".join(problems))
 
 
 def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
-                  shard_rows: int) -> PlanResult:
-    """Validate every row and write valid rows into per-bucket files and rejects into a report part."""
-    check_manifest_columns(manifest)
+                  shard_rows: int, mapping: Mapping | None = None) -> PlanResult:
+    """Validate every row and write valid rows into per-bucket files and rejects into a report part.
+
+    With a ``mapping`` (legacy archives), each batch is first turned into canonical columns.
+    """
+    check_manifest_columns(manifest, mapping)
     valid = PartitionedWriter(run_dir / "buckets", VALIDATED_SCHEMA)
     rejects = TableWriter(run_dir / "parts" / "rejects.parquet", REPORT_SCHEMA)
     # Shards are formed from the rows' raw bucket counts, not from what validation kept: validation
@@ -61,6 +71,8 @@ def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows
     counts = np.zeros(buckets, dtype=np.int64)
     rows_in = rows_rejected = 0
     for batch in iter_batches(manifest, batch_rows=batch_rows):
+        if mapping is not None:
+            batch = apply_mapping(batch, mapping)
         checked = validate_batch(batch, rules=rules, first_row_number=rows_in + 1).select(VALIDATED_SCHEMA.names)
         rows_in += checked.num_rows
         bucket = shard_of(checked.column("customer_id"), buckets)

@@ -1,0 +1,36 @@
+"""Reading a legacy mapping file (YAML) from local disk or S3 into a ``transforms.mapping.Mapping``."""
+
+from __future__ import annotations
+
+import yaml
+from pydantic import ValidationError
+
+from connectors.errors import SetupError
+from connectors.objects import ObjectStore
+from connectors.s3 import Location
+from transforms.mapping import Mapping
+
+
+def parse_mapping(text: str | bytes) -> Mapping:
+    """A mapping from YAML text; ``SetupError`` saying what is wrong (the run must not start)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SetupError(f"mapping: not valid YAML ({exc.__class__.__name__})") from None
+    try:
+        return Mapping.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise SetupError(f"mapping: {problems}") from None
+
+
+def load_mapping(location: str, store: ObjectStore) -> Mapping:
+    """The mapping file at a local path or ``s3://`` uri."""
+    loc = Location.parse(location)
+    try:
+        data = store.read(loc)
+    except SetupError:
+        raise
+    except Exception:
+        raise SetupError("mapping: the file cannot be read (missing or access denied)") from None
+    return parse_mapping(data)

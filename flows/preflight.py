@@ -1,0 +1,120 @@
+"""``kyc-attach validate``: the dry run's checks on the manifest alone, with no API and no S3 file reads.
+
+It runs the real plan stage (row rules, sharding) into a throw-away work area and then the document rules
+(grouping) on each shard, so what it reports is what a dry run would reject before touching any file.
+Wiring only: the rules are ``transforms.validate`` and ``transforms.grouping``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from connectors.manifest import Manifest
+from flows.plan import plan_manifest
+from transforms.grouping import group_documents
+from transforms.mapping import Mapping
+from transforms.rules import Rules
+
+
+@dataclass
+class CheckResult:
+    """Rows read, rows that pass every rule, and rejected rows counted by reason code."""
+
+    rows: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    shards: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    @property
+    def valid(self) -> int:
+        return self.rows - self.rejected
+
+
+def check_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buckets: int, shard_rows: int,
+                   mapping: Mapping | None = None, work_dir: Path | None = None) -> CheckResult:
+    """Every row and document rule a dry run applies before it looks at files; ``SetupError`` on file problems."""
+    with tempfile.TemporaryDirectory(prefix="kyc-validate-", dir=work_dir) as tmp:
+        plan = plan_manifest(manifest, rules=rules, run_dir=Path(tmp), batch_rows=batch_rows, buckets=buckets,
+                             shard_rows=shard_rows, mapping=mapping)
+        result = CheckResult(rows=plan.rows_in, shards=len(plan.shards))
+        rejects = pq.read_table(plan.rejects_path, columns=["reason_code"]).column("reason_code")
+        result.rejected_by_reason.update(_value_counts(rejects))
+        for spec in plan.shards:
+            rows = pa.concat_tables([pq.read_table(f) for f in spec.files])
+            grouped = group_documents(rows, rules)
+            result.rejected_by_reason.update(str(r.reason_code) for r in grouped.rejects)
+    return result
+
+
+def _value_counts(col: pa.ChunkedArray) -> dict[str, int]:
+    return {r["values"]: r["counts"] for r in pc.value_counts(pc.drop_null(col)).to_pylist()}
+
+
+def today_utc() -> date:
+    """The run date a real run would use (UTC), so validate judges expiry exactly as the run will."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date()
+
+
+def render_check(result: CheckResult, *, manifest: str, mapping: str | None, console: object | None = None) -> None:
+    """A short, readable summary for a person: counts, then rejections by reason with what each means."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from transforms.codes import REASON_MEANINGS, Reason
+
+    out = console if isinstance(console, Console) else Console()
+    out.print(f"[bold]Manifest[/bold] {manifest}" + (f"  [bold]mapping[/bold] {mapping}" if mapping else ""))
+    share = f" ({result.rejected / result.rows:.1%})" if result.rows else ""
+    out.print(f"rows {result.rows:,}   valid [green]{result.valid:,}[/green]   "
+              f"rejected [red]{result.rejected:,}[/red]{share}   shards {result.shards}")
+    if not result.rejected:
+        out.print("[green]Every row passes the row and document checks.[/green] "
+                  "Files are checked by a dry run (kyc-attach run --dry-run).")
+        return
+    table = Table(title="Rejected rows by reason", show_lines=False)
+    table.add_column("reason", style="bold")
+    table.add_column("rows", justify="right")
+    table.add_column("meaning")
+    for code, count in sorted(result.rejected_by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+        meaning = REASON_MEANINGS.get(Reason(code), "") if code in Reason.__members__ else ""
+        table.add_row(code, f"{count:,}", meaning)
+    out.print(table)
+    out.print("Row-level detail (row number, field, reason): run a dry run and read its rows.csv.")
+
+
+def validate_command(manifest: str, mapping: str | None) -> int:
+    """What ``kyc-attach validate`` does; returns the exit code (0 all valid, 1 some rejected).
+
+    ``SetupError`` (whole-file problems: unreadable, missing columns, no layout fits) propagates: exit 2.
+    """
+    from connectors.manifest import open_manifest
+    from connectors.mapping_file import load_mapping
+    from connectors.objects import ObjectStore
+    from flows.attach_flow import rules_from
+    from flows.runtime import make_s3_store
+    from flows.settings import Settings
+
+    settings = Settings()
+    needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
+    s3 = make_s3_store(settings) if needs_s3 else None
+    loaded = load_mapping(mapping, ObjectStore(s3)) if mapping else None
+    found = open_manifest(manifest, s3=s3, cache_dir=settings.work_dir)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    result = check_manifest(found, rules=rules_from(settings, today_utc()), batch_rows=settings.batch_rows,
+                            buckets=settings.max_shards, shard_rows=settings.shard_rows, mapping=loaded,
+                            work_dir=settings.work_dir)
+    render_check(result, manifest=manifest, mapping=mapping)
+    return 1 if result.rejected else 0
