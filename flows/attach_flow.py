@@ -24,7 +24,7 @@ from connectors.manifest import open_manifest
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.plan import PlanResult, ShardSpec, plan_manifest
-from flows.report_writer import assemble_report, build_summary, publish_report
+from flows.report_writer import assemble_report, build_summary, failed_rows_of, publish_report
 from flows.runtime import fin_client, make_s3_store
 from flows.settings import Settings
 from flows.shard_worker import ShardServices, run_shard
@@ -78,9 +78,11 @@ async def attach_manifest(
     run_id: str | None = None,
     dry_run: bool = False,
     resend_unknown: bool = False,
+    retry_failed: str | None = None,
 ) -> dict[str, Any]:
     """Attach the documents of ``manifest`` to Fin and write the report under ``report_uri/run_id/``.
 
+    ``retry_failed`` names an earlier run of the same manifest: only its ``failed`` rows are worked.
     Settings (API URL, credentials, limits) come from the environment, never from parameters, so no
     secret reaches Prefect's database.
     """
@@ -96,6 +98,7 @@ async def attach_manifest(
     if store.exists(run_prefix.child("summary.json")):
         raise SetupError(f"run id {run_id}: a report exists already under the report location")
 
+    only_rows = failed_rows_of(store, report_root.child(retry_failed)) if retry_failed else None
     plan = await plan_task(manifest, str(run_dir), today)
     logger = get_run_logger()
     logger.info("planned %d rows: %d rejected, %d shards", plan.rows_in, plan.rows_rejected, len(plan.shards))
@@ -109,6 +112,7 @@ async def attach_manifest(
         settle_delay_s=settings.settle_delay_s,
         resend_unknown=resend_unknown,
         payloads_dir=run_dir / "payloads" if dry_run else None,
+        only_rows=only_rows,
     )
     api_stats: dict[str, Any] = {}
     if dry_run:

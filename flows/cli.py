@@ -47,6 +47,9 @@ def run(
     resend_unknown: Annotated[
         bool, typer.Option("--resend-unknown", help="Resend attaches whose earlier outcome is unknown.")
     ] = False,
+    retry_failed: Annotated[
+        str | None, typer.Option("--retry-failed", metavar="RUN_ID", help="Work only the rows that failed in RUN_ID.")
+    ] = None,
 ) -> None:
     """Run the attach flow on a manifest and write the report."""
     if api_url:
@@ -55,7 +58,8 @@ def run(
 
     try:
         summary = asyncio.run(
-            attach_manifest(manifest, report_uri, run_id=run_id, dry_run=dry_run, resend_unknown=resend_unknown)
+            attach_manifest(manifest, report_uri, run_id=run_id, dry_run=dry_run, resend_unknown=resend_unknown,
+                            retry_failed=retry_failed)
         )
     except SetupError as exc:
         _fail_setup(exc)

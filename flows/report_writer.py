@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from transforms.report import REPORT_SCHEMA, escape_csv_formula_column, summarise
@@ -53,3 +55,12 @@ def publish_report(store: ObjectStore, run_prefix: Location, files: dict[str, Pa
         store.write_file(run_prefix.child(name), path, content_type=content_type)
     store.write(run_prefix.child("summary.json"), json.dumps(summary, indent=2, sort_keys=True).encode(),
                 content_type="application/json")
+
+
+def failed_rows_of(store: ObjectStore, run_prefix: Location) -> frozenset[int]:
+    """Row numbers an earlier run reported ``failed`` (for ``--retry-failed``)."""
+    if not store.exists(run_prefix.child("rows.parquet")):
+        raise SetupError(f"--retry-failed: no report of that run under {run_prefix}")
+    table = pq.read_table(io.BytesIO(store.read(run_prefix.child("rows.parquet"))), columns=["row_number", "status"])
+    failed = table.filter(pc.equal(table.column("status"), "failed"))
+    return frozenset(failed.column("row_number").to_pylist())

@@ -55,6 +55,7 @@ class ShardServices:
     settle_delay_s: float = 1.0
     resend_unknown: bool = False
     payloads_dir: Path | None = None  # dry run: where the would-be payloads go
+    only_rows: frozenset[int] | None = None  # --retry-failed: work only documents with one of these rows
 
 
 @dataclass
@@ -89,6 +90,9 @@ async def run_shard(name: str, files: list[str], services: ShardServices, out_pa
         outcomes.rows[r.row_number] = r
     by_customer: dict[str, list[Document]] = defaultdict(list)
     for doc in grouped.documents:
+        if services.only_rows is not None and services.only_rows.isdisjoint(doc.row_numbers):
+            outcomes.set(doc.row_numbers, Status.skipped, Reason.not_retried, "did not fail in the earlier run")
+            continue
         by_customer[doc.customer_id].append(doc)
 
     ledger = await asyncio.to_thread(Ledger(services.store, services.ledger_root.child(name)).load)

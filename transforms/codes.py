@@ -66,6 +66,7 @@ class Reason(StrEnum):
     circuit_open = "circuit_open"
     failure_threshold = "failure_threshold"
     dry_run = "dry_run"
+    not_retried = "not_retried"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -108,6 +109,7 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.circuit_open: "Not tried: the API kept failing, so the run stopped sending requests.",
     Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",
     Reason.dry_run: "Dry run: checked and would be sent; nothing was sent.",
+    Reason.not_retried: "--retry-failed run: the row did not fail in the earlier run, so it was left alone.",
 }
 
 

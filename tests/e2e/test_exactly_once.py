@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from flows.attach_flow import attach_manifest
@@ -129,3 +130,27 @@ def test_failure_threshold_stops_the_run_early_and_says_why(
     assert sum(summary["by_status"].values()) == len(rows)
     attempted = sandbox_record(fin_sandbox.url)["requests"].get("attach", 0)
     assert attempted < 20 * 2  # stopped well before trying every customer
+
+
+def test_retry_failed_works_only_the_rows_that_failed(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    customers = 8
+    rows, manifest, _ = _scenario(bucket, customers, fin_sandbox.url,
+                                  {"seed": 3, "errors": {"share": 0.5, "statuses": [503], "endpoints": ["attach"]}})
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_MAX_ATTEMPTS="1", KYC_ATTACH_SETTLE_DELAY_S="0")
+    first = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="first"))
+    failed_before = {r["row_number"] for r in read_report(first) if r["status"] == "failed"}
+    assert failed_before and first["by_status"]["attached"] > 0  # a mix, or the test proves nothing
+
+    httpx.post(f"{fin_sandbox.url}/_sandbox/faults", json={}).raise_for_status()  # the API recovered
+    second = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="second", retry_failed="first"))
+
+    report = {r["row_number"]: r for r in read_report(second)}
+    assert {report[n]["status"] for n in failed_before} == {"attached"}
+    others = [r for n, r in report.items() if n not in failed_before and r["status"] != "rejected"]
+    assert others and {(r["status"], r["reason_code"]) for r in others} == {("skipped", "not_retried")}
+    record = sandbox_record(fin_sandbox.url)
+    assert record["duplicates"]["attachments"] == 0
+    assert len(record["attachments"]) == DOCS_PER_CUSTOMER * customers
+    assert sum(second["by_status"].values()) == len(rows)
