@@ -61,6 +61,8 @@ class ShardServices:
 @dataclass
 class _Outcomes:
     rows: dict[int, RowOutcome] = field(default_factory=dict)
+    # Parties found by email: the report gives their id, which is what a person needs to act on a row.
+    party_of_row: dict[int, str] = field(default_factory=dict)
 
     def set(self, row_numbers: Iterable[int], status: Status, reason: str | None = None, message: str | None = None,
             *, uri: str | None = None, http_status: int | None = None, attempts: int = 0) -> None:
@@ -173,7 +175,10 @@ class _CustomerWorker:
                 self.out.set(doc.row_numbers, Status.rejected, Reason.party_mismatch,
                              "associated_party_email: names a different party than associated_party_id")
                 continue
-            resolved.append(replace(doc, party_id=str(party["id"]).lower()))
+            party_id = str(party["id"]).lower()
+            if doc.party_id is None:
+                self.out.party_of_row.update(dict.fromkeys(doc.row_numbers, party_id))
+            resolved.append(replace(doc, party_id=party_id))
         return resolved
 
     async def _upload_all(self, fin: FinClient, customer_id: str, docs: list[Document]) -> dict[str, str]:
@@ -337,8 +342,10 @@ class _CustomerWorker:
 
 def _report_part(rows: pa.Table, outcomes: _Outcomes) -> pa.Table:
     ordered = [outcomes.rows[n] for n in rows.column("row_number").to_pylist()]
-    columns = {name: rows.column(name) for name in
-               ("row_number", "customer_id", "associated_party_id", "document_type", "side", "s3_uri")}
+    columns = {name: rows.column(name) for name in ("row_number", "customer_id", "document_type", "side", "s3_uri")}
+    given = rows.column("associated_party_id").to_pylist()
+    columns["associated_party_id"] = pa.array(
+        [p or outcomes.party_of_row.get(o.row_number) for p, o in zip(given, ordered, strict=True)], pa.string())
     columns.update({
         "status": pa.array([str(o.status) for o in ordered], pa.string()),
         "reason_code": pa.array([None if o.reason_code is None else str(o.reason_code) for o in ordered], pa.string()),
@@ -347,4 +354,4 @@ def _report_part(rows: pa.Table, outcomes: _Outcomes) -> pa.Table:
         "http_status": pa.array([o.http_status for o in ordered], pa.int32()),
         "attempts": pa.array([o.attempts for o in ordered], pa.int32()),
     })
-    return pa.table(columns).cast(REPORT_SCHEMA)
+    return pa.table(columns).select(REPORT_SCHEMA.names).cast(REPORT_SCHEMA)

@@ -57,6 +57,7 @@ def test_every_valid_document_attached_once_and_report_matches_manifest(
         else:
             assert row["status"] == "attached", row
             assert row["uri"], row
+            assert row["associated_party_id"], row  # given, or found by email
 
     record = sandbox_record(fin_sandbox.url)
     assert record["duplicates"] == {"uploads": 0, "attachments": 0}
