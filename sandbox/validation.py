@@ -18,6 +18,9 @@ from typing import Any
 import pycountry
 
 ALPHA3: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.countries)
+# The contract's enums, written out here on purpose rather than imported from transforms.catalogue:
+# the sandbox is the pipeline's independent judge, so a mistake in the pipeline's catalogue must not
+# be copied into the server that is meant to catch it.
 IDENTIFYING_TYPES = (
     "PASSPORT",
     "NATIONAL_ID",
