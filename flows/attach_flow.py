@@ -20,10 +20,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import SetupError
+from connectors.jobs import mark_completed
 from connectors.manifest import open_manifest
+from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.plan import PlanResult, ShardSpec, plan_manifest
+from flows.progress import RunProgress, report_markdown, shard_log_line
 from flows.report_writer import assemble_report, build_summary, failed_rows_of, publish_report
 from flows.runtime import fin_client, make_s3_store
 from flows.settings import Settings
@@ -52,22 +55,26 @@ def rules_from(settings: Settings, today: date) -> Rules:
 
 
 @task(name="plan", cache_policy=NO_CACHE)
-async def plan_task(manifest: str, run_dir: str, today: date) -> PlanResult:
-    """Read and validate the manifest in batches, and split valid rows into shards."""
+async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | None = None) -> PlanResult:
+    """Read and validate the manifest in batches (a legacy layout through ``mapping``), and split valid rows
+    into shards."""
     settings = Settings()
-    store = make_s3_store(settings) if manifest.startswith("s3://") else None
+    store = make_s3_store(settings) if manifest.startswith("s3://") or (mapping or "").startswith("s3://") else None
     found = open_manifest(manifest, s3=store, cache_dir=settings.work_dir)
+    layouts = load_mapping(mapping, ObjectStore(store)) if mapping else None
     return await asyncio.to_thread(
         plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
         batch_rows=settings.batch_rows, buckets=settings.max_shards, shard_rows=settings.shard_rows,
+        mapping=layouts,
     )
 
 
 @task(name="shard", cache_policy=NO_CACHE, task_run_name="shard-{spec.name}")
 async def shard_task(spec: ShardSpec, services: ShardServices, run_dir: str) -> dict[str, int]:
     """Work one shard end to end; its report part lands in the run's work area."""
+    started = time.monotonic()
     counts = await run_shard(spec.name, list(spec.files), services, Path(run_dir) / "parts" / f"{spec.name}.parquet")
-    get_run_logger().info("shard %s: %s", spec.name, counts)
+    get_run_logger().info(shard_log_line(spec.name, counts, time.monotonic() - started))
     return counts
 
 
@@ -79,10 +86,12 @@ async def attach_manifest(
     dry_run: bool = False,
     resend_unknown: bool = False,
     retry_failed: str | None = None,
+    mapping: str | None = None,
 ) -> dict[str, Any]:
     """Attach the documents of ``manifest`` to Fin and write the report under ``report_uri/run_id/``.
 
     ``retry_failed`` names an earlier run of the same manifest: only its ``failed`` rows are worked.
+    ``mapping`` locates a legacy mapping file (YAML, a path or s3:// uri) for archives in a foreign layout.
     Settings (API URL, credentials, limits) come from the environment, never from parameters, so no
     secret reaches Prefect's database.
     """
@@ -99,9 +108,11 @@ async def attach_manifest(
         raise SetupError(f"run id {run_id}: a report exists already under the report location")
 
     only_rows = failed_rows_of(store, report_root.child(retry_failed)) if retry_failed else None
-    plan = await plan_task(manifest, str(run_dir), today)
+    plan = await plan_task(manifest, str(run_dir), today, mapping)
     logger = get_run_logger()
     logger.info("planned %d rows: %d rejected, %d shards", plan.rows_in, plan.rows_rejected, len(plan.shards))
+    progress = RunProgress(plan.rows_in)
+    await progress.start(plan.rows_rejected)
     services = ShardServices(
         s3=s3, store=store, fin=None, rules=rules_from(settings, today),
         ledger_root=report_root.child("_ledger", plan.job_id),
@@ -116,12 +127,12 @@ async def attach_manifest(
     )
     api_stats: dict[str, Any] = {}
     if dry_run:
-        await _work_shards(plan, services, settings, str(run_dir))
+        await _work_shards(plan, services, settings, str(run_dir), progress)
     else:
         async with fin_client(settings) as fin:
             await fin.authenticate()
             services.fin = fin
-            await _work_shards(plan, services, settings, str(run_dir))
+            await _work_shards(plan, services, settings, str(run_dir), progress)
             api_stats = fin.stats.as_dict()
 
     parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
@@ -138,16 +149,21 @@ async def attach_manifest(
     await asyncio.to_thread(publish_report, store, run_prefix, files, summary)
     if summary["stopped_early"]:
         logger.error("%s; the report names the rows not tried", summary["stopped_early"])
+    if not dry_run and await asyncio.to_thread(mark_completed, store, report_uri, plan.job_id, summary):
+        logger.info("job %s complete: no failed or unknown rows", plan.job_id)
+    await progress.finish()
     await _artifacts(summary)
     return summary
 
 
-async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str) -> None:
+async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,
+                       progress: RunProgress) -> None:
     gate = asyncio.Semaphore(settings.shard_concurrency)
 
     async def one(spec: ShardSpec) -> None:
         async with gate:
-            await shard_task(spec, services, run_dir)
+            counts = await shard_task(spec, services, run_dir)
+        await progress.advance(sum(counts.values()))
 
     await asyncio.gather(*(one(s) for s in plan.shards))
 
@@ -155,8 +171,4 @@ async def _work_shards(plan: PlanResult, services: ShardServices, settings: Sett
 async def _artifacts(summary: dict[str, Any]) -> None:
     rows = [{"status": k, "rows": v} for k, v in sorted(summary["by_status"].items())]
     await create_table_artifact(rows, key="kyc-attach-summary", description=f"Outcome of run {summary['run_id']}")
-    top = sorted(summary["by_reason"].items(), key=lambda kv: -kv[1])[:10]
-    lines = [f"# kyc-attach run `{summary['run_id']}`", "", f"Report: `{summary['report']}`", "",
-             "| status | rows |", "|---|---|", *[f"| {r['status']} | {r['rows']} |" for r in rows], "",
-             "| top reasons | rows |", "|---|---|", *[f"| {k} | {v} |" for k, v in top]]
-    await create_markdown_artifact("\n".join(lines), key="kyc-attach-report")
+    await create_markdown_artifact(report_markdown(summary), key="kyc-attach-report")

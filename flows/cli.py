@@ -50,17 +50,23 @@ def run(
     retry_failed: Annotated[
         str | None, typer.Option("--retry-failed", metavar="RUN_ID", help="Work only the rows that failed in RUN_ID.")
     ] = None,
+    mapping: Annotated[
+        str | None, typer.Option("--mapping", help="Legacy mapping file (YAML): a local path or s3:// uri.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (rows, rate, ETA) on stderr.")] = True,
 ) -> None:
     """Run the attach flow on a manifest and write the report."""
     if api_url:
         os.environ["FIN_API_URL"] = api_url
     from flows.attach_flow import attach_manifest
+    from flows.progress import listen, rich_bar
 
     try:
-        summary = asyncio.run(
-            attach_manifest(manifest, report_uri, run_id=run_id, dry_run=dry_run, resend_unknown=resend_unknown,
-                            retry_failed=retry_failed)
-        )
+        with rich_bar(enabled=progress) as show, listen(show):
+            summary = asyncio.run(
+                attach_manifest(manifest, report_uri, run_id=run_id, dry_run=dry_run, resend_unknown=resend_unknown,
+                                retry_failed=retry_failed, mapping=mapping)
+            )
     except SetupError as exc:
         _fail_setup(exc)
     _print_summary(summary)

@@ -1,0 +1,98 @@
+"""Which manifests wait to be run, and which jobs are complete: the inbox listing and the ``COMPLETED`` marker.
+
+A job (one manifest's location and content, see ``connectors.manifest.Manifest.job_id``) is complete when a
+real run of it ended with no row ``failed`` or ``unknown``; the flow then writes
+``<report_uri>/_ledger/<job_id>/COMPLETED`` next to the job's ledger. The nightly deployment skips manifests
+whose job has the marker, so a manifest is worked until it is done, then never again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.objects import ObjectStore
+from connectors.s3 import Location, S3Store
+
+MANIFEST_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
+COMPLETED = "COMPLETED"
+
+
+@dataclass(frozen=True)
+class ManifestObject:
+    """A manifest waiting in an inbox prefix: where it is, its content id (ETag) and when it arrived."""
+
+    uri: str
+    content_id: str
+    modified: datetime
+
+    @property
+    def job_id(self) -> str:
+        """The job this manifest is (same formula as ``connectors.manifest.Manifest.job_id``)."""
+        return job_id_of(self.uri, self.content_id)
+
+
+def job_id_of(location: str, content_id: str) -> str:
+    """Stable identity of a job: a manifest's location and its content id (S3 ETag or local SHA-256)."""
+    return hashlib.sha256(f"{location}\0{content_id}".encode()).hexdigest()[:20]
+
+
+def list_manifests(s3: S3Store | None, prefix: str, suffixes: tuple[str, ...] = MANIFEST_SUFFIXES
+                   ) -> list[ManifestObject]:
+    """Manifests under an ``s3://`` prefix (or a local folder), oldest first (then by name)."""
+    loc = Location.parse(prefix)
+    found: list[ManifestObject] = []
+    if loc.is_s3:
+        assert loc.bucket is not None
+        if s3 is None:
+            raise ValueError("an s3:// prefix needs an S3 client")
+        paginator = s3.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=loc.bucket, Prefix=loc.key):
+            for obj in page.get("Contents", []):
+                if obj["Key"].lower().endswith(suffixes):
+                    found.append(ManifestObject(f"s3://{loc.bucket}/{obj['Key']}", str(obj.get("ETag", "")).strip('"'),
+                                                obj["LastModified"]))
+    else:
+        root = Path(loc.key)
+        for path in sorted(root.rglob("*")) if root.is_dir() else []:
+            if path.is_file() and path.name.lower().endswith(suffixes):
+                found.append(ManifestObject(str(path), _sha256_of(path),
+                                            datetime.fromtimestamp(path.stat().st_mtime, UTC)))
+    return sorted(found, key=lambda m: (m.modified, m.uri))
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def completed_marker(report_uri: str, job_id: str) -> Location:
+    """Where the ``COMPLETED`` marker of a job lives."""
+    return Location.parse(report_uri).child("_ledger", job_id, COMPLETED)
+
+
+def is_completed(store: ObjectStore, report_uri: str, job_id: str) -> bool:
+    """Whether a real run of this job ended with every row settled (no failed or unknown rows)."""
+    return store.exists(completed_marker(report_uri, job_id))
+
+
+def mark_completed(store: ObjectStore, report_uri: str, job_id: str, summary: dict[str, Any]) -> bool:
+    """Write the marker when the run's summary allows it; returns whether it did.
+
+    A dry run, or a run with ``failed`` or ``unknown`` rows, leaves the job open (a later run resumes it).
+    """
+    by_status = summary.get("by_status", {})
+    if summary.get("dry_run") or by_status.get("failed", 0) or by_status.get("unknown", 0):
+        return False
+    body = {"run_id": summary.get("run_id"), "rows_in": summary.get("rows_in"), "by_status": by_status,
+            "completed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    store.write(completed_marker(report_uri, job_id), json.dumps(body, sort_keys=True).encode(),
+                content_type="application/json", overwrite=True)
+    return True

@@ -1,0 +1,41 @@
+"""The migration deployment: one legacy manifest, or every part under a prefix, through a mapping.
+
+Parts run one after another in name order (``part-0001.csv``, ``part-0002.csv``, ...), each as an
+``attach_manifest`` subflow; parts an earlier run completed are skipped, so re-running a migration resumes
+it. Scale-out across machines happens inside each part (shards on a work pool), not across parts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from connectors.jobs import MANIFEST_SUFFIXES, is_completed, list_manifests
+from connectors.objects import ObjectStore
+from connectors.s3 import Location
+from flows.nightly import run_manifests
+from flows.runtime import make_s3_store
+from flows.settings import Settings
+
+
+@flow(name="kyc-attach-migration")
+async def migration(source: str, report_uri: str, mapping: str | None = None, dry_run: bool = False
+                    ) -> dict[str, Any]:
+    """Migrate ``source`` (a manifest, or a prefix ending in '/' holding manifest parts) with ``mapping``."""
+    settings = Settings()
+    needs_s3 = any(x.startswith("s3://") for x in (source, report_uri, mapping or ""))
+    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    loc = Location.parse(source)
+    is_prefix = source.endswith("/") or (Path(loc.key).is_dir() if not loc.is_s3 else not store.exists(loc))
+    if is_prefix:
+        parts = sorted(list_manifests(store.s3, source, MANIFEST_SUFFIXES), key=lambda m: m.uri)
+        todo = [m.uri for m in parts if dry_run or not is_completed(store, report_uri, m.job_id)]
+        get_run_logger().info("migration: %d parts, %d to run", len(parts), len(todo))
+    else:
+        todo = [source]
+    result = await run_manifests(todo, report_uri=report_uri, mapping=mapping, dry_run=dry_run)
+    if result["errors"]:
+        raise RuntimeError(f"{len(result['errors'])} part(s) did not complete: " + ", ".join(sorted(result["errors"])))
+    return result

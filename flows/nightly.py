@@ -1,0 +1,79 @@
+"""The nightly deployment: every manifest under an inbox prefix that no earlier run completed, oldest first.
+
+Each manifest is one ``attach_manifest`` subflow run, one after another (the deployment allows one run at
+a time, so two nights never work the same manifest). A manifest whose run fails to start or crashes does
+not stop the others; the nightly run then ends failed, naming it. Wiring only: the listing and the job
+markers are ``connectors.jobs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from connectors.jobs import MANIFEST_SUFFIXES, ManifestObject, is_completed, list_manifests
+from connectors.objects import ObjectStore
+from flows.runtime import make_s3_store
+from flows.settings import Settings
+
+
+class NightlyParams(BaseModel):
+    """Parameters of the nightly deployment (settings and secrets stay in the environment)."""
+
+    inbox: str = Field(description="Prefix the day's manifests land under: s3://bucket/prefix/ or a folder.")
+    report_uri: str = Field(description="Where reports and the ledger go: s3://bucket/prefix or a folder.")
+    mapping: str | None = Field(None, description="Legacy mapping file (path or s3:// uri) for every manifest.")
+    dry_run: bool = Field(False, description="Check only; call no API (jobs stay open).")
+    max_manifests: int | None = Field(None, ge=1, description="Work at most this many manifests per night.")
+    suffixes: tuple[str, ...] = Field(MANIFEST_SUFFIXES, description="File endings that count as manifests.")
+
+
+def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
+                      suffixes: tuple[str, ...] = MANIFEST_SUFFIXES) -> tuple[list[ManifestObject], list[str]]:
+    """(manifests still to run, oldest first; uris skipped because their job is complete)."""
+    todo: list[ManifestObject] = []
+    done: list[ManifestObject] = []
+    for m in list_manifests(store.s3, inbox, suffixes):
+        (done if is_completed(store, report_uri, m.job_id) else todo).append(m)
+    return todo, [m.uri for m in done]
+
+
+async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str | None, dry_run: bool
+                        ) -> dict[str, Any]:
+    """Run ``attach_manifest`` for each manifest in turn, as subflows; failures are collected, not raised."""
+    from flows.attach_flow import attach_manifest
+
+    logger = get_run_logger()
+    runs: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for uri in manifests:
+        state = await attach_manifest(uri, report_uri, dry_run=dry_run, mapping=mapping, return_state=True)
+        if state.is_completed():
+            summary = await state.aresult()
+            runs[uri] = {k: summary.get(k) for k in ("run_id", "rows_in", "by_status", "report")}
+            logger.info("manifest %s: %s", uri, runs[uri]["by_status"])
+        else:
+            errors[uri] = state.message or state.name or "did not complete"
+            logger.error("manifest %s did not complete: %s", uri, errors[uri])
+    return {"runs": runs, "errors": errors}
+
+
+@flow(name="kyc-attach-nightly")
+async def nightly(params: NightlyParams) -> dict[str, Any]:
+    """Run every manifest under ``params.inbox`` that no earlier run completed, oldest first."""
+    settings = Settings()
+    needs_s3 = params.inbox.startswith("s3://") or params.report_uri.startswith("s3://")
+    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    todo, skipped = pending_manifests(store, params.inbox, params.report_uri, params.suffixes)
+    if params.max_manifests is not None:
+        todo = todo[: params.max_manifests]
+    get_run_logger().info("nightly: %d manifests to run, %d already completed", len(todo), len(skipped))
+    result = await run_manifests([m.uri for m in todo], report_uri=params.report_uri, mapping=params.mapping,
+                                 dry_run=params.dry_run)
+    result["skipped"] = skipped
+    if result["errors"]:
+        raise RuntimeError(f"{len(result['errors'])} manifest run(s) did not complete: "
+                           + ", ".join(sorted(result["errors"])))
+    return result

@@ -1,0 +1,170 @@
+"""Progress for people: a Prefect progress artifact, in-process listeners (the CLI's bar), the final markdown.
+
+The flow tells a :class:`RunProgress` how many rows the plan accounted for and, as each shard finishes,
+how many rows it settled. Listeners are plain callables registered in this process (the CLI registers a
+rich progress bar); the Prefect progress artifact is what the UI and other processes see. Updates are
+per shard, never per row: a shard is the unit of work, so a progress write per shard costs as much as the
+task run itself and no more.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+log = logging.getLogger("kyc_attach.progress")
+
+PROGRESS_KEY = "kyc-attach-progress"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Rows settled so far out of the manifest's rows; ``final`` on the last event of a run."""
+
+    done: int
+    total: int
+    final: bool = False
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.total <= 0 else min(100.0, 100.0 * self.done / self.total)
+
+
+Listener = Callable[[ProgressEvent], None]
+_listeners: list[Listener] = []
+
+
+@contextmanager
+def listen(listener: Listener) -> Iterator[None]:
+    """Call ``listener`` with every progress event of flow runs in this process while the block runs."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def _emit(event: ProgressEvent) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(event)
+        except Exception:  # a broken progress display must never fail a run
+            log.warning("progress listener failed", exc_info=True)
+
+
+class RunProgress:
+    """Rows done of one flow run: notifies listeners and keeps the Prefect progress artifact current."""
+
+    def __init__(self, total: int, *, artifact: bool = True) -> None:
+        self.total = total
+        self.done = 0
+        self._artifact = artifact
+        self._artifact_id: UUID | None = None
+
+    async def start(self, already_done: int) -> None:
+        """Rows settled by the plan itself (rejected by row rules) count as done from the start."""
+        self.done = already_done
+        if self._artifact:
+            from prefect.artifacts import acreate_progress_artifact
+
+            self._artifact_id = await acreate_progress_artifact(
+                self._event().percent, key=PROGRESS_KEY, description="Manifest rows settled (percent)"
+            )
+        _emit(self._event())
+
+    async def advance(self, rows: int) -> None:
+        """A shard finished with ``rows`` rows settled."""
+        self.done += rows
+        await self._publish(self._event())
+
+    async def finish(self) -> None:
+        """The report is written: every row is settled."""
+        self.done = self.total
+        await self._publish(self._event(final=True))
+
+    def _event(self, final: bool = False) -> ProgressEvent:
+        return ProgressEvent(self.done, self.total, final)
+
+    async def _publish(self, event: ProgressEvent) -> None:
+        _emit(event)
+        if self._artifact_id is not None:
+            from prefect.artifacts import aupdate_progress_artifact
+
+            try:
+                await aupdate_progress_artifact(self._artifact_id, event.percent)
+            except Exception:  # the artifact is for people: losing one update must not fail the run
+                log.warning("progress artifact update failed", exc_info=True)
+
+
+def shard_log_line(shard: str, counts: dict[str, int], seconds: float) -> str:
+    """One structured (JSON) log line per shard: its counts by status, rows and time."""
+    return json.dumps({"event": "shard_done", "shard": shard, "rows": sum(counts.values()),
+                       "seconds": round(seconds, 3), "by_status": dict(sorted(counts.items()))}, sort_keys=True)
+
+
+def report_markdown(summary: dict[str, Any], *, top: int = 10) -> str:
+    """The final markdown artifact: counts by status, top rejection reasons, slowest endpoints, 429s, report."""
+    by_status: dict[str, int] = summary.get("by_status", {})
+    reasons = sorted(summary.get("by_reason", {}).items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    api: dict[str, Any] = summary.get("api") or {}
+    slowest = sorted((api.get("slowest_seconds") or {}).items(), key=lambda kv: -kv[1])
+    mean = api.get("mean_seconds") or {}
+    requests = api.get("requests") or {}
+    throttled = int((api.get("statuses") or {}).get("429", 0))
+    report = str(summary.get("report", ""))
+    lines = [f"# kyc-attach run `{summary.get('run_id', '')}`" + (" (dry run)" if summary.get("dry_run") else ""), ""]
+    lines += [f"**Report:** [{report}]({_link(report)})" if report.startswith("s3://") else f"**Report:** `{report}`",
+              "", f"Rows: **{summary.get('rows_in', 0):,}** in {summary.get('seconds', 0)} s, "
+              f"{summary.get('shards', 0)} shards. API answered 429 (rate limited) **{throttled}** times.", ""]
+    lines += ["| status | rows |", "|---|---:|", *[f"| {k} | {v:,} |" for k, v in sorted(by_status.items())], ""]
+    if reasons:
+        lines += ["| top reasons | rows |", "|---|---:|", *[f"| `{k}` | {v:,} |" for k, v in reasons], ""]
+    if slowest:
+        lines += ["| endpoint | requests | mean s | slowest s |", "|---|---:|---:|---:|",
+                  *[f"| {k} | {requests.get(k, 0):,} | {mean.get(k, 0)} | {v} |" for k, v in slowest], ""]
+    if summary.get("stopped_early"):
+        lines += [f"**Stopped early:** {summary['stopped_early']}", ""]
+    return "\n".join(lines)
+
+
+def _link(s3_uri: str) -> str:
+    """An AWS console link for an s3:// prefix (link-friendly report location)."""
+    bucket, _, key = s3_uri[5:].partition("/")
+    return f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?prefix={key.rstrip('/')}/"
+
+
+@contextmanager
+def rich_bar(console: Any = None, *, enabled: bool = True) -> Iterator[Listener]:
+    """A rich progress bar (rows done, rate, ETA) on stderr, fed by progress events; yields the listener."""
+    if not enabled:
+        yield lambda event: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("[bold]rows"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn())
+    started = time.monotonic()
+    with Progress(*columns, console=console or Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("rows", total=None, rate="-")
+
+        def update(event: ProgressEvent) -> None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            bar.update(task, total=event.total, completed=event.done, rate=f"{event.done / elapsed:,.0f}")
+
+        yield update

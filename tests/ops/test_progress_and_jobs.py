@@ -1,0 +1,85 @@
+"""Progress events, the CLI bar, the final markdown, the shard log line; job markers and the inbox listing."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+from connectors.jobs import is_completed, job_id_of, list_manifests, mark_completed
+from connectors.manifest import open_manifest
+from connectors.objects import ObjectStore
+from flows.progress import ProgressEvent, RunProgress, listen, report_markdown, rich_bar, shard_log_line
+
+
+def test_run_progress_reaches_100_and_listeners_see_every_step() -> None:
+    events: list[ProgressEvent] = []
+
+    async def run() -> None:
+        p = RunProgress(10, artifact=False)
+        await p.start(2)
+        await p.advance(5)
+        await p.advance(3)
+        await p.finish()
+
+    with listen(events.append):
+        asyncio.run(run())
+    assert [(e.done, e.percent) for e in events] == [(2, 20.0), (7, 70.0), (10, 100.0), (10, 100.0)]
+    assert events[-1].final
+    assert ProgressEvent(0, 0).percent == 100.0  # an empty manifest is done
+
+
+def test_rich_bar_shows_rows_rate_and_eta() -> None:
+    buf = io.StringIO()
+    with rich_bar(Console(file=buf, force_terminal=True, width=150)) as show:
+        show(ProgressEvent(50, 200))
+        show(ProgressEvent(200, 200, final=True))
+    text = buf.getvalue()
+    assert "200/200" in text and "rows/s" in text and "ETA" in text
+
+
+def test_final_markdown_has_counts_reasons_endpoints_and_429s() -> None:
+    summary = {"run_id": "r1", "rows_in": 7, "seconds": 1.5, "shards": 2, "report": "s3://b/reports/r1",
+               "by_status": {"attached": 4, "rejected": 2, "failed": 1},
+               "by_reason": {"bad_date": 2, "retries_exhausted": 1},
+               "api": {"requests": {"attach": 5, "upload": 6}, "statuses": {"200": 9, "429": 3},
+                       "mean_seconds": {"attach": 0.1, "upload": 0.2},
+                       "slowest_seconds": {"attach": 0.4, "upload": 1.2}}}
+    md = report_markdown(summary)
+    assert "| attached | 4 |" in md and "| `bad_date` | 2 |" in md
+    assert "429 (rate limited) **3**" in md
+    assert md.index("| upload |") < md.index("| attach |")  # slowest endpoint first
+    assert "https://s3.console.aws.amazon.com/s3/buckets/b?prefix=reports/r1/" in md
+
+
+def test_shard_log_line_is_json() -> None:
+    line = json.loads(shard_log_line("b0000-0009", {"attached": 3, "rejected": 1}, 0.25))
+    assert line == {"event": "shard_done", "shard": "b0000-0009", "rows": 4, "seconds": 0.25,
+                    "by_status": {"attached": 3, "rejected": 1}}
+
+
+def test_completed_marker_only_for_real_runs_without_failed_or_unknown(tmp_path: Path) -> None:
+    store, reports = ObjectStore(None), str(tmp_path / "reports")
+    assert not mark_completed(store, reports, "j1", {"dry_run": True, "by_status": {"skipped": 3}})
+    assert not mark_completed(store, reports, "j1", {"by_status": {"attached": 3, "failed": 1}})
+    assert not mark_completed(store, reports, "j1", {"by_status": {"attached": 3, "unknown": 1}})
+    assert not is_completed(store, reports, "j1")
+    assert mark_completed(store, reports, "j1", {"run_id": "r", "by_status": {"attached": 3, "rejected": 2}})
+    assert is_completed(store, reports, "j1")
+    assert (tmp_path / "reports" / "_ledger" / "j1" / "COMPLETED").is_file()
+
+
+def test_inbox_lists_manifests_oldest_first_with_the_flow_s_job_id(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i, name in enumerate(["b.csv", "a.parquet", "c.csv", "notes.txt"]):
+        (inbox / name).write_text(f"customer_id\n{i}\n")
+        os.utime(inbox / name, (1_700_000_000 + 100 * (3 - i), 1_700_000_000 + 100 * (3 - i)))
+    found = list_manifests(None, str(inbox))
+    assert [Path(m.uri).name for m in found] == ["c.csv", "a.parquet", "b.csv"]
+    for m in found:
+        assert m.job_id == open_manifest(m.uri, s3=None, cache_dir=tmp_path).job_id == job_id_of(m.uri, m.content_id)
