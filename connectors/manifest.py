@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -21,6 +23,8 @@ from connectors.errors import SetupError
 from connectors.s3 import Location, S3Store
 
 _PARQUET_MAGIC = b"PAR1"
+_MAX_HEADER_BYTES = 1 << 20
+_MIN_BLOCK_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -86,38 +90,83 @@ def read_columns(manifest: Manifest) -> list[str]:
             return list(pq.ParquetFile(manifest.path).schema_arrow.names)
         except (pa.ArrowException, OSError):
             raise SetupError("manifest: not a readable Parquet file") from None
+    # Only the first line is decoded here: a bad byte further down is reported by the reader with its column,
+    # not blamed on the header.
+    with manifest.path.open("rb") as fh:
+        first = fh.readline(_MAX_HEADER_BYTES)
     try:
-        with manifest.path.open(newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), None)
+        text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise SetupError("manifest: the header is not valid UTF-8") from None
+        raise SetupError("manifest: the header is not valid UTF-8 (is the file CSV, saved as UTF-8?)") from None
+    header = next(csv.reader([text]), None)
     if not header or not any(h.strip() for h in header):
         raise SetupError("manifest: the file has no header row")
     return [h.strip() for h in header]
 
 
 def iter_batches(manifest: Manifest, *, batch_rows: int) -> Iterator[pa.Table]:
-    """The manifest's rows, ``batch_rows`` at a time, every column as text; ``SetupError`` if malformed."""
+    """The manifest's rows, ``batch_rows`` at a time, every column as text; ``SetupError`` if malformed.
+
+    A manifest without a single data row (header only) is a ``SetupError`` too: it is almost always a failed
+    export, and a run that "succeeds" on nothing would hide that.
+    """
     columns = read_columns(manifest)
-    if manifest.format == "parquet":
-        yield from _parquet_batches(manifest.path, batch_rows)
-    else:
-        yield from _csv_batches(manifest.path, columns, batch_rows)
+    batches = _parquet_batches(manifest.path, batch_rows) if manifest.format == "parquet" else _csv_batches(
+        manifest.path, columns, batch_rows
+    )
+    rows = 0
+    for batch in batches:
+        rows += batch.num_rows
+        yield batch
+    if rows == 0:
+        raise SetupError("manifest: no data rows (only a header)")
+
+
+def scan_manifest(manifest: Manifest, *, batch_rows: int) -> int:
+    """Read the whole manifest once and count its rows; ``SetupError`` on any whole-file problem.
+
+    The CLI runs this before it starts Prefect, so a broken file ends in one line on stderr and exit 2.
+    """
+    return sum(b.num_rows for b in iter_batches(manifest, batch_rows=batch_rows))
 
 
 def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.Table]:
-    pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-    for batch in pf.iter_batches(batch_size=batch_rows):
-        table = pa.Table.from_batches([batch])
-        try:
-            yield table.cast(pa.schema([pa.field(n, pa.string()) for n in table.column_names]))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise SetupError("manifest: a Parquet column has a type that cannot be read as text") from None
+    try:
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            yield pa.Table.from_arrays([_parquet_text(c, f) for c, f in zip(batch.columns, batch.schema, strict=True)],
+                                       names=batch.schema.names)
+    except (pa.ArrowInvalid, OSError):
+        raise SetupError("manifest: the Parquet file cannot be read (truncated or corrupt)") from None
+
+
+def _parquet_text(col: pa.Array, f: pa.Field) -> pa.Array:
+    """A Parquet column as text, the way the row rules expect it.
+
+    Scalar types are rendered as text (an integer customer_id then fails ``bad_uuid`` row by row); dates become
+    ``YYYY-MM-DD``, and so do timestamps at midnight (pandas writes dates as timestamps), while a timestamp with
+    a time of day keeps it and fails ``bad_date``. Nested types (lists, structs) are a whole-file problem.
+    """
+    t = f.type
+    if pa.types.is_timestamp(t):
+        midnight = pc.fill_null(pc.equal(pc.cast(pc.floor_temporal(col, unit="day"), t), col), False)
+        return pc.if_else(midnight, pc.strftime(col, format="%Y-%m-%d"), pc.strftime(col, format="%Y-%m-%dT%H:%M:%S"))
+    if pa.types.is_date(t):
+        return pc.strftime(col, format="%Y-%m-%d")
+    if pa.types.is_nested(t) or (pa.types.is_dictionary(t) and pa.types.is_nested(t.value_type)):
+        raise SetupError(f"manifest: Parquet column '{f.name}' has a nested type ({t}); a manifest holds text")
+    try:
+        return col.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        raise SetupError(
+            f"manifest: Parquet column '{f.name}' ({t}) cannot be read as text (binary that is not UTF-8?)"
+        ) from None
 
 
 def _csv_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
-    # Roughly batch_rows rows per block; pyarrow splits on block boundaries, not row counts.
-    block = max(1 << 16, min(batch_rows * 256, 64 << 20))
+    # Roughly batch_rows rows per block; pyarrow splits on block boundaries, not row counts. A row must fit in
+    # one block, so the floor is well above any sane row (a 1 MB cell is rejected row by row, not file-wide).
+    block = max(_MIN_BLOCK_BYTES, min(batch_rows * 256, 64 << 20))
     read = pacsv.ReadOptions(block_size=block, column_names=columns, skip_rows=1, encoding="utf8")
     parse = pacsv.ParseOptions(newlines_in_values=True)
     convert = pacsv.ConvertOptions(
@@ -128,15 +177,20 @@ def _csv_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pa
         for batch in reader:
             yield pa.Table.from_batches([batch])
     except pa.ArrowInvalid as exc:
-        raise SetupError(f"manifest: {_csv_problem(str(exc))}") from None
+        raise SetupError(f"manifest: {_csv_problem(str(exc), columns, block)}") from None
 
 
-def _csv_problem(arrow_message: str) -> str:
-    """A one-line reason from pyarrow's parse error, without echoing any cell."""
+def _csv_problem(arrow_message: str, columns: list[str], block: int) -> str:
+    """A one-line reason from pyarrow's parse error, without echoing any cell (pyarrow quotes the row)."""
     text = arrow_message.lower()
     if "utf8" in text or "utf-8" in text:
-        return "the file is not valid UTF-8 text"
-    if "expected" in text and "columns" in text:
-        # pyarrow says "Expected N columns, got M: <the row>"; keep the counts, drop the row.
-        return "a row has a different number of fields than the header (" + arrow_message.split(":")[0] + ")"
+        col = re.search(r"column #(\d+)", arrow_message)
+        where = f" in column '{columns[int(col.group(1))]}'" if col and int(col.group(1)) < len(columns) else ""
+        return f"the file is not valid UTF-8 text (bad bytes{where}); save it as UTF-8"
+    counts = re.search(r"expected (\d+) columns, got (\d+)", text)
+    if counts:
+        return (f"a row has {counts.group(2)} fields but the header has {counts.group(1)} "
+                "(ragged row or unbalanced quote)")
+    if "straddl" in text:
+        return f"a row is longer than {block >> 20} MB (an unclosed quote?)"
     return "the CSV cannot be parsed"

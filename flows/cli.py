@@ -58,6 +58,12 @@ def run(
     """Run the attach flow on a manifest and write the report."""
     if api_url:
         os.environ["FIN_API_URL"] = api_url
+    from flows.startup_checks import check_before_run
+
+    try:  # before Prefect starts: a broken manifest ends in one line on stderr, not a flow-run traceback
+        check_before_run(manifest, report_uri, run_id=run_id, dry_run=dry_run, mapping=mapping)
+    except SetupError as exc:
+        _fail_setup(exc)
     from flows.attach_flow import attach_manifest
     from flows.progress import listen, rich_bar
 

@@ -1,0 +1,65 @@
+"""The hostile-input corpus: where it lives and how to turn it into S3 objects and a manifest."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from flows.demo_samples import sample_jpeg, sample_pdf, sample_png
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
+WHOLE_FILE = CORPUS / "whole_file"
+MAX_FILE_BYTES = 4096  # the run's size cap in the corpus run; every good sample file is far below it
+
+# First bytes of a GIF: a real image format, but not one the API accepts.
+GIF = b"GIF89a\x10\x00\x10\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00"
+
+
+def world() -> dict[str, Any]:
+    """The sandbox world of the corpus (three customers, four parties)."""
+    data: dict[str, Any] = json.loads((CORPUS / "world.json").read_text())
+    return data
+
+
+def corpus_rows(bucket: str) -> list[dict[str, str]]:
+    """The corpus rows (with their ``case``/``expect_*`` columns), ``${BUCKET}`` filled in."""
+    text = (CORPUS / "rows.csv").read_text(encoding="utf-8").replace("${BUCKET}", bucket)
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def manifest_bytes(bucket: str) -> bytes:
+    """The corpus manifest as the run reads it: the file itself, bucket filled in, extra columns and all."""
+    return (CORPUS / "rows.csv").read_bytes().replace(b"${BUCKET}", bucket.encode())
+
+
+def content_for(row: dict[str, str]) -> bytes | None:
+    """What the object behind a corpus row holds (None: no object at all)."""
+    kind = row["content"] or row["s3_uri"].rsplit(".", 1)[-1]
+    key = row["s3_uri"]
+    return {
+        "none": None,
+        "empty": b"",
+        "big": sample_pdf("big", pad_to=MAX_FILE_BYTES + 1),
+        "text": b"Scanned by the legacy system; the image is elsewhere.\n" * 20,
+        "gif": GIF + b"\x00" * 200,
+        "pdf": sample_pdf(key[-40:]),
+        "jpg": sample_jpeg(),
+        "png": sample_png(),
+    }[kind]
+
+
+def corpus_files(rows: list[dict[str, str]], bucket: str) -> dict[str, bytes]:
+    """Objects to create in ``bucket`` for the corpus rows that point into it with a usable key."""
+    files: dict[str, bytes] = {}
+    prefix = f"s3://{bucket}/"
+    for row in rows:
+        uri = row["s3_uri"]
+        if not uri.startswith(prefix) or any(ord(c) < 32 for c in uri) or "/../" in uri or uri == prefix:
+            continue
+        data = content_for(row)
+        if data is not None:
+            files[uri[len(prefix):]] = data
+    return files
