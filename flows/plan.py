@@ -81,9 +81,12 @@ def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows
         bad_rows = checked.filter(bad)
         rows_rejected += bad_rows.num_rows
         rejects.write(_as_report(bad_rows))
-        good_rows = checked.filter(pc.invert(bad))
+        # Rejected rows go to their shard too (and to the report part): a document's other rows must see them to
+        # be rejected with them (document_rejected); the shard reports only the rows without a reason.
+        keep = pc.is_valid(bucket)
+        good_rows = checked.filter(keep)
         if good_rows.num_rows:
-            good_bucket = np.asarray(bucket.filter(pc.invert(bad)).to_numpy(zero_copy_only=False))
+            good_bucket = np.asarray(bucket.filter(keep).to_numpy(zero_copy_only=False))
             order = np.argsort(good_bucket, kind="stable")
             sorted_rows, sorted_bucket = good_rows.take(pa.array(order)), good_bucket[order]
             starts = np.flatnonzero(np.diff(sorted_bucket, prepend=-1))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.errors import KycAttachError, OutcomeUnknown, RowRejected, TerminalError, TransientError
@@ -87,6 +88,9 @@ async def run_shard(name: str, files: list[str], services: ShardServices, out_pa
     """Process one shard and write its report part; returns counts by status."""
     rows = pa.concat_tables([pq.read_table(f) for f in files])
     grouped = group_documents(rows, services.rules)
+    # Rows the plan stage rejected ride along only so that their documents' other rows are rejected with them
+    # (document_rejected); the plan's own report part reports them, so they leave here.
+    rows = rows.filter(pc.is_null(rows.column("reason_code")))
     outcomes = _Outcomes()
     for r in grouped.rejects:
         outcomes.rows[r.row_number] = r

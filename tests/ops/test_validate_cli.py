@@ -38,7 +38,8 @@ def test_all_valid_exits_0(tmp_path: Path) -> None:
 
 def test_rejections_counted_by_reason_with_meaning_exit_1(tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
-    rows = [_row(), _row(country="US", s3_uri="s3://docs/a.pdf"), _row(customer_id="nope", s3_uri="s3://docs/b.pdf"),
+    rows = [_row(), _row(country="US", document_number="A2", s3_uri="s3://docs/a.pdf"),
+            _row(customer_id="nope", s3_uri="s3://docs/b.pdf"),
             _row(document_type="NATIONAL_ID", side="FRONT", s3_uri="s3://docs/c.pdf")]
     path.write_bytes(manifest_csv(rows))
     result = CliRunner().invoke(app, ["validate", str(path)])

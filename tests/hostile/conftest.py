@@ -1,0 +1,115 @@
+"""One real run and one dry run of the whole flow over the hostile corpus, shared by the corpus and leak tests.
+
+Both runs happen with every logger at DEBUG and everything logged captured to a file, so the leak test can
+read what a maximally verbose run writes. Running the flow once for all cases keeps the suite fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hostile.helpers import MAX_FILE_BYTES, corpus_files, corpus_rows, manifest_bytes, world
+
+# Every logger a run may write through, set to DEBUG for the capture (root catches everything that propagates).
+VERBOSE_LOGGERS = ("", "httpx", "httpcore", "botocore", "boto3", "s3transfer", "urllib3", "prefect", "kyc_attach",
+                   "connectors", "flows", "transforms", "asyncio")
+
+
+@dataclass
+class CorpusRun:
+    """What the corpus runs produced, for the tests to read."""
+
+    bucket: str
+    rows: list[dict[str, str]] = field(repr=False)
+    real: dict[str, Any] = field(repr=False)
+    dry: dict[str, Any] = field(repr=False)
+    record: dict[str, Any] = field(repr=False)  # the sandbox's record right after the real run
+    log_path: Path = field(repr=False)
+    work_dir: Path = field(repr=False)
+    # Never in a repr: a failing assertion prints its arguments into the CI log.
+    tokens: list[str] = field(default_factory=list, repr=False)  # every access/refresh token the runs held
+    secret: str = field(default="", repr=False)
+
+
+@contextlib.contextmanager
+def _debug_capture(path: Path) -> Iterator[None]:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    saved = []
+    for name in VERBOSE_LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.level))
+        lg.setLevel(logging.DEBUG)
+        lg.addHandler(handler)  # on each: prefect's loggers do not propagate to the root
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+        handler.close()
+
+
+@pytest.fixture(scope="session")
+def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
+               tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
+    import flows.attach_flow as attach_flow
+    from connectors.objects import ObjectStore
+    from connectors.s3 import Location, S3Store, make_s3_client
+    from tests.e2e.helpers import load_world, sandbox_record
+
+    tmp = tmp_path_factory.mktemp("corpus")
+    bucket = f"hostile-{uuid.uuid4().hex[:10]}"
+    client = make_s3_client()
+    client.create_bucket(Bucket=bucket)
+    rows = corpus_rows(bucket)
+    store = ObjectStore(S3Store(client))
+    for key, data in corpus_files(rows, bucket).items():
+        store.write(Location(bucket, key), data)
+    store.write(Location(bucket, "manifests/corpus.csv"), manifest_bytes(bucket))
+    manifest = f"s3://{bucket}/manifests/corpus.csv"
+    w = world()
+    load_world(fin_sandbox.url, w)
+
+    clients: list[Any] = []
+    real_fin_client = attach_flow.fin_client
+
+    @contextlib.asynccontextmanager
+    async def spying_fin_client(settings: Any) -> AsyncIterator[Any]:
+        async with real_fin_client(settings) as fin:
+            clients.append(fin)
+            yield fin
+
+    log_path = tmp / "debug.log"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FIN_API_URL", fin_sandbox.url)
+        mp.setenv("FIN_CLIENT_ID", w["clients"][0]["client_id"])
+        mp.setenv("FIN_CLIENT_SECRET", w["clients"][0]["client_secret"])
+        mp.setenv("KYC_ATTACH_WORK_DIR", str(tmp / "work"))
+        mp.setenv("KYC_ATTACH_RATE_LIMIT_RPS", "500")
+        mp.setenv("KYC_ATTACH_MAX_FILE_BYTES", str(MAX_FILE_BYTES))
+        mp.setenv("KYC_ATTACH_ALLOWED_BUCKETS", f'["{bucket}/docs/"]')
+        mp.setenv("KYC_ATTACH_SETTLE_DELAY_S", "0.05")
+        mp.setattr(attach_flow, "fin_client", spying_fin_client)
+        with _debug_capture(log_path):
+            real = asyncio.run(attach_flow.attach_manifest(manifest, f"s3://{bucket}/reports", run_id="corpus-real"))
+            record = sandbox_record(fin_sandbox.url)
+            dry = asyncio.run(attach_flow.attach_manifest(manifest, f"s3://{bucket}/reports", run_id="corpus-dry",
+                                                          dry_run=True))
+    tokens = []
+    for fin in clients:
+        token = getattr(fin, "_token", None)
+        if token is not None:
+            tokens += [t for t in (token.access, token.refresh) if t]
+    return CorpusRun(bucket, rows, real, dry, record, log_path, tmp / "work", tokens,
+                     w["clients"][0]["client_secret"])

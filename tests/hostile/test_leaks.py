@@ -1,0 +1,133 @@
+"""Nothing personal or secret leaks: not into logs (every logger at DEBUG), reports, ledger, payloads or Prefect.
+
+The corpus runs (one real, one dry) were made with httpx, httpcore, botocore, boto3, urllib3, prefect and our
+own loggers at DEBUG, captured to a file. This test reads everything the runs wrote anywhere a person or a
+tool can see it and looks for the manifest's document numbers and emails, the client secret and the tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.hostile.conftest import CorpusRun
+from tests.hostile.helpers import world
+
+pytestmark = pytest.mark.slow
+
+
+def _needles(run: CorpusRun) -> dict[str, str]:
+    """What must never appear, each with a label to report instead of the value itself."""
+    out: dict[str, str] = {}
+    for i, row in enumerate(run.rows, start=1):
+        number = row["document_number"].strip()
+        if len(number) >= 6 and not set(number) <= {"X"}:  # the 5000-X cell is not a recognisable number
+            out[number] = f"document_number of row {i}"
+        email = row["associated_party_email"].strip()
+        if email:
+            out[email] = f"email of row {i}"
+            out[email.lower()] = f"email of row {i} (lower-cased)"
+    for customer in world()["customers"]:
+        for party in customer["associated_parties"]:
+            out[party["email"]] = "a party's email (world)"
+    out[run.secret] = "client secret"
+    for n, token in enumerate(run.tokens):
+        out[token] = f"token #{n}"
+    return out
+
+
+def _s3_texts(run: CorpusRun) -> dict[str, str]:
+    from connectors.s3 import make_s3_client
+
+    client = make_s3_client()
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=run.bucket, Prefix="reports/"):
+        for obj in page.get("Contents", []):
+            data = client.get_object(Bucket=run.bucket, Key=obj["Key"])["Body"].read()
+            out[f"s3://{run.bucket}/{obj['Key']}"] = data.decode("utf-8", errors="replace")
+    return out
+
+
+def _local_texts(run: CorpusRun) -> dict[str, str]:
+    """The run's local report and payload files (shards hold the manifest's own data by design: not scanned)."""
+    out = {}
+    for path in sorted((run.work_dir / "runs").rglob("*")):
+        if path.is_file() and ("report" in path.parts or "payloads" in path.parts):
+            out[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
+    return out
+
+
+async def _prefect_texts() -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+
+    out: dict[str, str] = {}
+    async with get_client() as client:
+        for art in await client.read_artifacts(limit=200):
+            out[f"artifact {art.key}"] = json.dumps(art.data, default=str) + (art.description or "")
+        for fr in await client.read_flow_runs(limit=200):
+            out[f"flow run {fr.name} parameters"] = json.dumps(fr.parameters, default=str)
+        for tr in await client.read_task_runs(limit=200):
+            out[f"task run {tr.name}"] = json.dumps(tr.model_dump(mode="json"), default=str)
+        offset = 0
+        while page := await client.read_logs(limit=200, offset=offset):
+            for n, log in enumerate(page, start=offset):
+                out[f"prefect log {n}"] = log.message
+            offset += len(page)
+    return out
+
+
+def _leaks(texts: dict[str, str], needles: dict[str, str]) -> list[str]:
+    found = []
+    for where, text in texts.items():
+        for value, label in needles.items():
+            if value and value in text:
+                found.append(f"{label} in {where}")
+    return sorted(set(found))
+
+
+def test_the_detector_finds_what_it_looks_for(corpus_run: CorpusRun) -> None:
+    """Positive control: the manifest itself holds the numbers and emails, so the search must find them there."""
+    from tests.hostile.helpers import manifest_bytes
+
+    found = _leaks({"manifest": manifest_bytes(corpus_run.bucket).decode()}, _needles(corpus_run))
+    assert len(found) >= 20
+    assert corpus_run.tokens, "no token captured: the token checks would prove nothing"
+
+
+def test_debug_logs_carry_no_personal_data_or_secret(corpus_run: CorpusRun) -> None:
+    text = corpus_run.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "httpcore" in text and "botocore" in text, "the capture saw nothing: the test would prove nothing"
+    assert _leaks({"debug log": text}, _needles(corpus_run)) == []
+    # Whatever the token: no bearer value and no client secret field is ever written.
+    assert not re.search(r"Bearer\s+[A-Za-z0-9._~+/=-]{8,}", text)
+    assert "client_secret" not in text
+
+
+def test_reports_ledger_and_payloads_carry_no_personal_data(corpus_run: CorpusRun) -> None:
+    texts = {**_s3_texts(corpus_run), **_local_texts(corpus_run)}
+    assert any(k.endswith("rows.csv") for k in texts) and any("payloads/" in k for k in texts)
+    assert any("/_ledger/" in k for k in texts)
+    assert _leaks(texts, _needles(corpus_run)) == []
+
+
+def test_prefect_artifacts_parameters_and_logs_carry_no_personal_data(corpus_run: CorpusRun) -> None:
+    texts = asyncio.run(_prefect_texts())
+    assert any(k.startswith("artifact") for k in texts)
+    assert _leaks(texts, _needles(corpus_run)) == []
+
+
+def test_report_messages_name_fields_never_values(corpus_run: CorpusRun) -> None:
+    from tests.e2e.helpers import read_report
+
+    report = read_report(corpus_run.real)
+    for want, got in zip(corpus_run.rows, report, strict=True):
+        message: Any = got["message"] or ""
+        for col in ("document_number", "associated_party_email", "s3_uri", "document_type", "country",
+                    "issue_date", "expiry_date"):
+            value = want[col].strip()
+            if len(value) >= 4:
+                assert value not in message, f"row {got['row_number']}: {col} value in message"
