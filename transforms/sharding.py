@@ -24,13 +24,21 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _uuid_hashes(ids: pa.StringArray) -> np.ndarray | None:
-    """uint64 hashes when every id is a canonical 36-char uuid, else None."""
+def _uuid_hashes(ids: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    """uint64 hashes of the canonical 36-char uuids, and a mask of the ids that are not (their hash is 0)."""
     n = len(ids)
     if n == 0:
-        return np.zeros(0, dtype=np.uint64)
-    if ids.null_count or not pc.all(pc.equal(pc.binary_length(ids), 36)).as_py():
-        return None
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=bool)
+    # Fixed-width rows only when every id has 36 bytes; otherwise the canonical ones are gathered first.
+    lengths = np.asarray(pc.fill_null(pc.binary_length(ids), 0))
+    other = lengths != 36
+    if other.any():
+        pos = np.flatnonzero(~other)
+        h, bad = _uuid_hashes(ids.take(pa.array(pos))) if len(pos) else (np.zeros(0, np.uint64), np.zeros(0, bool))
+        out = np.zeros(n, dtype=np.uint64)
+        out[pos] = h
+        other[pos] = bad
+        return out, other
     offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32, count=n + 1, offset=ids.offset * 4)
     start = int(offsets[0])
     raw = np.frombuffer(ids.buffers()[2], dtype=np.uint8, count=36 * n, offset=start).reshape(n, 36)
@@ -38,14 +46,13 @@ def _uuid_hashes(ids: pa.StringArray) -> np.ndarray | None:
     digit = (raw >= ord("0")) & (raw <= ord("9"))
     letter = (raw >= ord("a")) & (raw <= ord("f"))
     # Broadcast against the expected pattern rather than fancy-indexing columns (several times slower).
-    if not ((digit | letter) == _IS_HEX_POS).all() or not ((raw == ord("-")) != _IS_HEX_POS).all():
-        return None
+    bad = ((digit | letter) != _IS_HEX_POS).any(axis=1) | ((raw == ord("-")) == _IS_HEX_POS).any(axis=1)
     nib = np.where(letter, raw - np.uint8(ord("a") - 10), raw - np.uint8(ord("0")))
     hexd = np.concatenate([nib[:, 0:8], nib[:, 9:13], nib[:, 14:18], nib[:, 19:23], nib[:, 24:36]], axis=1)
     packed = np.ascontiguousarray((hexd[:, 0::2] << 4) | hexd[:, 1::2])  # (n, 16) bytes of the uuid
     words = packed.view(">u8").astype(np.uint64)  # (n, 2): high and low 64 bits
     with np.errstate(over="ignore"):
-        return _splitmix64(words[:, 0] ^ _splitmix64(words[:, 1]))
+        return np.where(bad, np.uint64(0), _splitmix64(words[:, 0] ^ _splitmix64(words[:, 1]))), bad
 
 
 def shard_of(customer_ids: pa.Array | pa.ChunkedArray, n_shards: int) -> pa.Array:
@@ -59,12 +66,14 @@ def shard_of(customer_ids: pa.Array | pa.ChunkedArray, n_shards: int) -> pa.Arra
     if isinstance(customer_ids, pa.ChunkedArray):
         customer_ids = customer_ids.combine_chunks()
     ids = pc.ascii_lower(pc.ascii_trim_whitespace(pc.cast(customer_ids, pa.string())))
-    h = _uuid_hashes(ids)
-    if h is None:
-        h = np.array(
+    # Per value, never per batch: a customer's shard must not depend on which other ids share its batch.
+    h, other = _uuid_hashes(ids)
+    if other.any():
+        pos = np.flatnonzero(other)
+        h[pos] = np.array(
             [
                 0 if v is None else int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
-                for v in ids.to_pylist()
+                for v in ids.take(pa.array(pos)).to_pylist()
             ],
             dtype=np.uint64,
         )

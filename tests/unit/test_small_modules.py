@@ -86,7 +86,9 @@ def test_shard_of_stable_and_in_range() -> None:
     )
     s = shard_of(ids, 16).to_pylist()
     assert s[0] == s[1] and s[2] is None and 0 <= s[3] < 16
-    assert s[0] == 12  # fixed value: changing the hash would move customers between shards of a resumed job
+    assert s[0] == 7  # fixed value: changing the hash would move customers between shards of a resumed job
+    # Per value, not per batch: a non-uuid neighbour ("odd") must not move a uuid to another shard.
+    assert shard_of(ids.slice(0, 1), 16).to_pylist() == [s[0]]
     assert shard_of(pa.chunked_array([ids]), 16).to_pylist() == s
     assert shard_of(pa.array([], pa.string()), 4).to_pylist() == []
 
