@@ -14,27 +14,55 @@ import pyarrow.parquet as pq
 
 
 class PartitionedWriter:
-    """Appends record batches to one Parquet file per partition number, opened on first use."""
+    """Appends tables to one Parquet file per partition number, opened on first use.
 
-    def __init__(self, folder: Path, schema: pa.Schema, *, prefix: str = "b") -> None:
+    Rows are held back until ``flush_rows`` of them are waiting (the slices given to ``write`` share the
+    caller's buffers, so this costs no copy) and then written as one row group per partition: hundreds of
+    partitions fed batch by batch would otherwise make tiny row groups, which are slow to write and to read.
+    Memory is bounded by ``flush_rows`` rows, not by what goes through.
+    """
+
+    def __init__(self, folder: Path, schema: pa.Schema, *, prefix: str = "b", flush_rows: int = 524_288) -> None:
         self.folder = folder
         self.schema = schema
         self._prefix = prefix
+        self._flush_rows = flush_rows
         self._writers: dict[int, pq.ParquetWriter] = {}
+        self._pending: dict[int, list[pa.Table]] = {}
+        self._pending_rows = 0
         folder.mkdir(parents=True, exist_ok=True)
 
     def path_of(self, part: int) -> Path:
         return self.folder / f"{self._prefix}{part:04d}.parquet"
 
     def write(self, part: int, table: pa.Table) -> None:
-        """Append rows to a partition's file."""
-        writer = self._writers.get(part)
-        if writer is None:
-            writer = self._writers[part] = pq.ParquetWriter(self.path_of(part), self.schema)
-        writer.write_table(table.select(self.schema.names).cast(self.schema))
+        """Append rows to a partition's file (written out at the next flush)."""
+        if not table.num_rows:
+            return
+        if table.schema != self.schema:
+            table = table.select(self.schema.names).cast(self.schema)
+        self._pending.setdefault(part, []).append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self._flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every partition's waiting rows as one row group each."""
+        for part, tables in self._pending.items():
+            writer = self._writers.get(part)
+            if writer is None:
+                # Work files, read whole once by their shard: no statistics, no dictionaries, LZ4 write ~2x
+                # faster than the defaults (Snappy, dictionaries, statistics) for about the same size.
+                writer = self._writers[part] = pq.ParquetWriter(
+                    self.path_of(part), self.schema, compression="lz4", use_dictionary=False, write_statistics=False
+                )
+            writer.write_table(pa.concat_tables(tables), row_group_size=1 << 30)
+        self._pending.clear()
+        self._pending_rows = 0
 
     def close(self) -> list[int]:
-        """Close every file; returns the partitions that got rows."""
+        """Write what waits, close every file; returns the partitions that got rows."""
+        self.flush()
         for writer in self._writers.values():
             writer.close()
         return sorted(self._writers)

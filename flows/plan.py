@@ -6,6 +6,8 @@ Wiring only: the rules are ``transforms.validate`` and ``transforms.sharding``; 
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from transforms.rules import Rules
 from transforms.shard_plan import group_buckets
 from transforms.sharding import shard_of
 from transforms.validate import VALIDATED_SCHEMA, check_columns, validate_batch
+
+# Two validation threads on top of the reading/writing one: most of the work is in Arrow kernels outside the GIL.
+_PLAN_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -70,29 +75,27 @@ def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows
     # depends on the run date, and shard names key the ledger, so they must not move between runs.
     counts = np.zeros(buckets, dtype=np.int64)
     rows_in = rows_rejected = 0
-    for batch in iter_batches(manifest, batch_rows=batch_rows):
-        if mapping is not None:
-            batch = apply_mapping(batch, mapping)
-        checked = validate_batch(batch, rules=rules, first_row_number=rows_in + 1).select(VALIDATED_SCHEMA.names)
-        rows_in += checked.num_rows
-        bucket = shard_of(checked.column("customer_id"), buckets)
-        counts += np.bincount(np.asarray(bucket.to_numpy(zero_copy_only=False)), minlength=buckets)
-        bad = pc.is_valid(checked.column("reason_code"))
-        bad_rows = checked.filter(bad)
-        rows_rejected += bad_rows.num_rows
-        rejects.write(_as_report(bad_rows))
-        # Rejected rows go to their shard too (and to the report part): a document's other rows must see them to
-        # be rejected with them (document_rejected); the shard reports only the rows without a reason.
-        keep = pc.is_valid(bucket)
-        good_rows = checked.filter(keep)
-        if good_rows.num_rows:
-            good_bucket = np.asarray(bucket.filter(keep).to_numpy(zero_copy_only=False))
-            order = np.argsort(good_bucket, kind="stable")
-            sorted_rows, sorted_bucket = good_rows.take(pa.array(order)), good_bucket[order]
-            starts = np.flatnonzero(np.diff(sorted_bucket, prepend=-1))
-            ends = np.append(starts[1:], len(sorted_bucket))
-            for s, e in zip(starts, ends, strict=True):
-                valid.write(int(sorted_bucket[s]), sorted_rows.slice(int(s), int(e - s)))
+
+    def consume(done: _Prepared) -> None:
+        nonlocal counts, rows_rejected
+        counts += done.counts
+        rows_rejected += done.rejects.num_rows
+        rejects.write(done.rejects)
+        for part, start, stop in zip(done.parts, done.starts, done.stops, strict=True):
+            valid.write(int(part), done.rows.slice(int(start), int(stop - start)))
+
+    # Validation is a chain of Arrow kernels that release the GIL: two batches are validated side by side
+    # while this thread reads the next one and writes finished ones, in order. The look-ahead is bounded,
+    # so memory stays a few batches whatever the manifest's size.
+    with ThreadPoolExecutor(max_workers=_PLAN_THREADS, thread_name_prefix="plan") as pool:
+        pending: deque[Future[_Prepared]] = deque()
+        for batch in iter_batches(manifest, batch_rows=batch_rows):
+            pending.append(pool.submit(_prepare, batch, rules, rows_in + 1, buckets, mapping))
+            rows_in += batch.num_rows
+            if len(pending) > _PLAN_THREADS:
+                consume(pending.popleft().result())
+        while pending:
+            consume(pending.popleft().result())
     rejects.close()
     written = set(valid.close())
     shards = []
@@ -101,6 +104,43 @@ def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows
         if files:
             shards.append(ShardSpec(f"b{first:04d}-{last:04d}", files))
     return PlanResult(manifest.job_id, rows_in, rows_rejected, str(rejects.path), shards)
+
+
+@dataclass
+class _Prepared:
+    """One validated batch: its rejects in report shape, its valid rows sorted by bucket, and bucket counts."""
+
+    rejects: pa.Table
+    rows: pa.Table
+    parts: np.ndarray  # bucket of each run of rows
+    starts: np.ndarray
+    stops: np.ndarray
+    counts: np.ndarray
+
+
+def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int,
+             mapping: Mapping | None) -> _Prepared:
+    if mapping is not None:
+        batch = apply_mapping(batch, mapping)
+    checked = validate_batch(batch, rules=rules, first_row_number=first_row_number).select(VALIDATED_SCHEMA.names)
+    # Hash each distinct customer once (a customer has several rows); a null id (rejected anyway) has no
+    # bucket, and -1 keeps it out of the counts.
+    ids = pc.dictionary_encode(checked.column("customer_id")).combine_chunks()
+    by_id = np.asarray(pc.fill_null(shard_of(ids.dictionary, buckets), -1))
+    bucket = by_id[np.asarray(pc.fill_null(ids.indices, 0))] if len(by_id) else np.full(len(ids), -1, np.int32)
+    bucket[np.asarray(ids.indices.is_null())] = -1
+    counts = np.bincount(bucket[bucket >= 0], minlength=buckets)
+    bad = np.asarray(pc.is_valid(checked.column("reason_code")))
+    # Rejected rows go to their shard too (and to the report part): a document's other rows must see them to be
+    # rejected with them (document_rejected); the shard reports only the rows without a reason.
+    good = np.flatnonzero(bucket >= 0)
+    # One take gathers the shard rows already sorted by bucket: each bucket is then a zero-copy slice.
+    order = good[np.argsort(bucket[good], kind="stable")]
+    rows = checked.take(pa.array(order))
+    sorted_bucket = bucket[order]
+    starts = np.flatnonzero(np.diff(sorted_bucket, prepend=-1))
+    stops = np.append(starts[1:], len(sorted_bucket)) if len(starts) else starts  # a batch with no shard rows
+    return _Prepared(_as_report(checked.filter(pa.array(bad))), rows, sorted_bucket[starts], starts, stops, counts)
 
 
 def _as_report(rows: pa.Table) -> pa.Table:
