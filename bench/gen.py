@@ -132,7 +132,10 @@ def chunk(rng: np.random.Generator, customers: int, today: date, bad_share: floa
     ]
     for k, (name, value) in enumerate(breaks):
         mask = bad & (how == k)
-        cols[name] = pc.if_else(pa.array(mask), pa.scalar(value, pa.string()), cols[name])
+        # A broken customer id keeps its own spelling (a truncated uuid): one shared bad value would make one
+        # giant "customer" in one bucket, which real files do not have.
+        bad_value = pc.utf8_slice_codeunits(cid, 0, 35) if name == "customer_id" else pa.scalar(value, pa.string())
+        cols[name] = pc.if_else(pa.array(mask), bad_value, cols[name])
     return pa.table({c: cols[c] for c in COLUMNS})
 
 
@@ -141,7 +144,7 @@ def generate(rows: int, fmt: str, *, seed: int = 7, bad_share: float = 0.05, tod
     """Write (or reuse) a manifest of about ``rows`` rows; returns its path."""
     today = today or date.today()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"manifest-{rows}-s{seed}-{today.isoformat()}.{fmt}"
+    path = out / f"manifest-v2-{rows}-s{seed}-{today.isoformat()}.{fmt}"
     if path.exists():
         return path
     started = time.perf_counter()
