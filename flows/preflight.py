@@ -48,12 +48,15 @@ def check_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buckets
         plan = plan_manifest(manifest, rules=rules, run_dir=Path(tmp), batch_rows=batch_rows, buckets=buckets,
                              shard_rows=shard_rows, mapping=mapping)
         result = CheckResult(rows=plan.rows_in, shards=len(plan.shards))
-        rejects = pq.read_table(plan.rejects_path, columns=["reason_code"]).column("reason_code")
-        result.rejected_by_reason.update(_value_counts(rejects))
+        rejects = pq.read_table(plan.rejects_path, columns=["row_number", "reason_code"])
+        result.rejected_by_reason.update(_value_counts(rejects.column("reason_code")))
+        seen = set(rejects.column("row_number").to_pylist())
         for spec in plan.shards:
+            # Shards carry the plan's rejected rows too (so their documents' other rows are rejected with them);
+            # those are counted above already.
             rows = pa.concat_tables([pq.read_table(f) for f in spec.files])
             grouped = group_documents(rows, rules)
-            result.rejected_by_reason.update(str(r.reason_code) for r in grouped.rejects)
+            result.rejected_by_reason.update(str(r.reason_code) for r in grouped.rejects if r.row_number not in seen)
     return result
 
 

@@ -67,3 +67,15 @@ def test_legacy_archive_with_its_mapping() -> None:
     assert "rows 15" in result.output and "rejected 3" in result.output
     wrong = CliRunner().invoke(app, ["validate", str(archive), "--mapping", str(ROOT / "mappings" / "broker_b.yaml")])
     assert wrong.exit_code == 2
+
+
+def test_a_bad_row_rejects_its_document_once(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    nid = {"document_type": "NATIONAL_ID", "document_number": "N1"}
+    rows = [_row(**nid, side="FRONT", issue_date="2020-02-30", s3_uri="s3://docs/f.pdf"),
+            _row(**nid, side="BACK", s3_uri="s3://docs/b.pdf"), _row()]
+    path.write_bytes(manifest_csv(rows))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "rows 3" in result.output and "valid 1" in result.output and "rejected 2" in result.output
+    assert "bad_date" in result.output and "document_rejected" in result.output
