@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import SetupError
@@ -109,6 +109,7 @@ async def attach_manifest(
 
     only_rows = failed_rows_of(store, report_root.child(retry_failed)) if retry_failed else None
     plan = await plan_task(manifest, str(run_dir), today, mapping)
+    planned = time.monotonic()
     logger = get_run_logger()
     logger.info("planned %d rows: %d rejected, %d shards", plan.rows_in, plan.rows_rejected, len(plan.shards))
     progress = RunProgress(plan.rows_in)
@@ -135,11 +136,14 @@ async def attach_manifest(
             await _work_shards(plan, services, settings, str(run_dir), progress)
             api_stats = fin.stats.as_dict()
 
+    worked = time.monotonic()
     parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
     parquet_path, csv_path, table = assemble_report(parts, run_dir / "report")
     summary = build_summary(table, plan.rows_in, {
         "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
-        "seconds": round(time.monotonic() - started, 3), "api": api_stats, "settings": settings.public_dict(),
+        "seconds": round(time.monotonic() - started, 3),
+        "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
+        "api": api_stats, "settings": settings.public_dict(),
         "report": str(run_prefix),
         "stopped_early": services.budget.reason() if services.budget.tripped else None,
     })
@@ -170,5 +174,5 @@ async def _work_shards(plan: PlanResult, services: ShardServices, settings: Sett
 
 async def _artifacts(summary: dict[str, Any]) -> None:
     rows = [{"status": k, "rows": v} for k, v in sorted(summary["by_status"].items())]
-    await create_table_artifact(rows, key="kyc-attach-summary", description=f"Outcome of run {summary['run_id']}")
-    await create_markdown_artifact(report_markdown(summary), key="kyc-attach-report")
+    await acreate_table_artifact(rows, key="kyc-attach-summary", description=f"Outcome of run {summary['run_id']}")
+    await acreate_markdown_artifact(report_markdown(summary), key="kyc-attach-report")
