@@ -8,13 +8,15 @@ flow reuses that copy). Wiring only: the checks themselves live in ``connectors`
 
 from __future__ import annotations
 
+import asyncio
+
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest, scan_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.plan import check_manifest_columns
-from flows.runtime import check_api_url, make_s3_store
+from flows.runtime import check_api_url, fin_client, make_s3_store
 from flows.settings import Settings
 
 
@@ -33,4 +35,13 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     layouts = load_mapping(mapping, store) if mapping else None
     found = open_manifest(manifest, s3=s3, cache_dir=settings.work_dir)
     check_manifest_columns(found, layouts)
-    return scan_manifest(found, batch_rows=settings.batch_rows)
+    rows = scan_manifest(found, batch_rows=settings.batch_rows)
+    if not dry_run:  # last, so a broken manifest is refused without even a token request
+        asyncio.run(_check_credentials(settings))
+    return rows
+
+
+async def _check_credentials(settings: Settings) -> None:
+    """One token request: refused credentials are a reason not to start, not a run full of failures."""
+    async with fin_client(settings) as fin:
+        await fin.authenticate()

@@ -233,3 +233,21 @@ def test_header_only_inside_the_flow_is_a_setup_error_too(tmp_path: Path) -> Non
     """Deployments call the flow without the CLI: the plan stage itself refuses an empty manifest."""
     with pytest.raises(SetupError, match="no data rows"):
         _plan(WHOLE_FILE / "header_only.csv", tmp_path)
+
+
+def test_refused_credentials_exit_2_before_any_upload_or_attach(api: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIN_CLIENT_SECRET", "not-the-secret")
+    manifest = tmp_path / "one.csv"
+    manifest.write_text("customer_id,associated_party_id,document_type,s3_uri\n"
+                        f"{C1},{P1},UTILITY_BILL,s3://docs-bucket/bill.pdf\n")
+
+    result = _cli(["run", str(manifest), "--report-uri", str(tmp_path / "reports")])
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == ["kyc-attach: cannot start: token: the API refused the client credentials "
+                                          "(HTTP 401)"]
+    assert "not-the-secret" not in result.output
+    record = sandbox_record(api)
+    assert set(record["requests"]) <= {"token"}, record["requests"]
+    assert not (tmp_path / "reports").exists()
