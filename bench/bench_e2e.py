@@ -131,13 +131,19 @@ def _content_type(key: str) -> str:
     return {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}[key.rsplit(".", 1)[1]]
 
 
-async def run_limit(api: str, rate: float, by_customer: dict[str, list[Any]], files: dict[str, bytes],
-                    max_parties: int = 10) -> dict[str, Any]:
-    """The same API requests, fired as fast as an aiolimiter at `rate` lets them, bytes from memory."""
+async def run_limit(api: str, rate: float, by_customer: dict[str, list[Any]], max_parties: int = 10) -> dict[str, Any]:
+    """The same work per document, fired as fast as an aiolimiter at `rate` lets the API requests go.
+
+    It reads every file it uploads from S3 (one GET each, boto3 in a worker thread: what a hand-written
+    loop has to do too), then posts the bytes; a 429 is waited out and sent again.
+    """
     from aiolimiter import AsyncLimiter
 
+    from connectors.s3 import make_s3_client
     from transforms.payload import build_attach_requests
 
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(16))
+    s3 = make_s3_client(max_pool_connections=32)
     limiter = AsyncLimiter(rate, 1.0)
     statuses: dict[int, int] = defaultdict(int)
     # 16 connections, as ours: httpx's pool costs more CPU per request as connections grow (DESIGN.md).
@@ -150,15 +156,22 @@ async def run_limit(api: str, rate: float, by_customer: dict[str, list[Any]], fi
         gate = asyncio.Semaphore(64)
 
         async def call(method: str, path: str, **kw: Any) -> httpx.Response:
-            async with limiter:
-                r = await http.request(method, path, headers=headers, **kw)
-            statuses[r.status_code] += 1
-            return r
+            while True:
+                async with limiter:
+                    r = await http.request(method, path, headers=headers, **kw)
+                statuses[r.status_code] += 1
+                if r.status_code != 429:
+                    return r
+                await asyncio.sleep(float(r.headers.get("Retry-After") or 0.1))
+
+        def read(key: str) -> bytes:
+            return bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
         async def upload(cid: str, s3_uri: str) -> tuple[str, str]:
             key = s3_uri.split("/", 3)[3]
+            data = await asyncio.to_thread(read, key)
             r = await call("POST", "/v1/customers/upload", data={"customer_id": cid},
-                           files={"file": (key.replace("/", "_"), files[key], _content_type(key))})
+                           files={"file": (key.replace("/", "_"), data, _content_type(key))})
             return s3_uri, _uri(r)
 
         async def customer(cid: str, docs: list[Any]) -> None:
@@ -193,7 +206,6 @@ def run_sequential(api: str, by_customer: dict[str, list[Any]], max_parties: int
             for d in docs:
                 for f in d.files:
                     key = f.s3_uri.split("/", 3)[3]
-                    s3.head_object(Bucket=BUCKET, Key=key)
                     data = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
                     r = http.post("/v1/customers/upload", headers=headers, data={"customer_id": cid},
                                   files={"file": (key.replace("/", "_"), data, _content_type(key))})
@@ -280,6 +292,7 @@ def main() -> None:
     p.add_argument("--seq-customers", type=int, default=40)
     p.add_argument("--file-kb", type=int, default=32)
     p.add_argument("--latency-ms", type=float, default=20.0)
+    p.add_argument("--py-spy", metavar="PREFIX", help="profile ours with py-spy into PREFIX-<R>.txt")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -328,11 +341,15 @@ def main() -> None:
                        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
             report = f"s3://{BUCKET}/reports/{int(time.time() * 1000)}"
             sb0, s30 = proc_cpu(sandbox.pid), proc_cpu(moto.pid)
-            res = subprocess.run([sys.executable, __file__, "--child", f"s3://{BUCKET}/{key}", report],
+            cmd = [sys.executable, __file__, "--child", f"s3://{BUCKET}/{key}", report]
+            if args.py_spy:  # on-CPU samples of ours, collapsed stacks (`uv run --with py-spy ...`)
+                cmd = ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o",
+                       f"{args.py_spy}-{int(rate)}.txt", "--", *cmd]
+            res = subprocess.run(cmd,
                                  env=run_env, cwd=ROOT, capture_output=True, text=True)
             if res.returncode:
                 raise RuntimeError(res.stderr[-4000:])
-            ours = json.loads(res.stdout.strip().splitlines()[-1])
+            ours = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
             ours["side_cpu"] = (proc_cpu(sandbox.pid) - sb0, proc_cpu(moto.pid) - s30)
             record = httpx.get(f"{api}/_sandbox/record").json()
             _line("ours", ours, docs, len(sub_rows))
@@ -342,12 +359,12 @@ def main() -> None:
                   f"{ours['side_cpu'][1]:.1f} s), peak RSS {ours['peak_rss_mb']:.0f} MB",
                   flush=True)
             reset()
-            sb0, c0 = proc_cpu(sandbox.pid), _cpu()
-            limit = asyncio.run(run_limit(api, rate, subset, files))
-            limit["side_cpu"] = (proc_cpu(sandbox.pid) - sb0, _cpu() - c0)
+            sb0, s30, c0 = proc_cpu(sandbox.pid), proc_cpu(moto.pid), _cpu()
+            limit = asyncio.run(run_limit(api, rate, subset))
+            limit["side_cpu"] = (proc_cpu(sandbox.pid) - sb0, _cpu() - c0, proc_cpu(moto.pid) - s30)
             _line("limit", limit, docs, len(sub_rows))
             print(f"      statuses {limit['statuses']}, CPU {limit['side_cpu'][1]:.1f} s (sandbox "
-                  f"{limit['side_cpu'][0]:.1f} s)", flush=True)
+                  f"{limit['side_cpu'][0]:.1f} s, S3 {limit['side_cpu'][2]:.1f} s)", flush=True)
             print(f"    ours / limit = {limit['wall_s'] / ours['wall_s']:.0%} (documents/s)", flush=True)
             if not seq_done:
                 reset()

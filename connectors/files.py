@@ -51,10 +51,13 @@ class SourceFile:
             body = await asyncio.to_thread(self.s3.open, self.bucket, self.key, etag=self.info.etag)
             first = await asyncio.to_thread(body.read, self.chunk_bytes)
         try:
-            chunk = first
+            chunk, sent = first, 0
             while chunk:
                 digest.update(chunk)
+                sent += len(chunk)
                 yield chunk
+                if sent >= self.info.size:
+                    break  # a small file came whole in the first read: no worker-thread hop to learn it ended
                 chunk = await asyncio.to_thread(body.read, self.chunk_bytes)
         finally:
             body.close()
@@ -67,14 +70,54 @@ class SourceFile:
             self._first_body = None
 
 
-async def check_object(s3: S3Store, s3_uri: str, *, max_bytes: int) -> ObjectInfo:
-    """HEAD the object and check its size; ``RowRejected`` when it is missing, empty or too large."""
-    bucket, key = split_s3_uri(s3_uri)
-    info = await asyncio.to_thread(s3.head, bucket, key)
+def _check_size(info: ObjectInfo, max_bytes: int) -> None:
     if info.size == 0:
         raise RowRejected("empty_file", "s3_uri: the file is empty")
     if info.size > max_bytes:
         raise RowRejected("file_too_large", f"s3_uri: the file is larger than the {max_bytes}-byte cap")
+
+
+def _sniff(first: bytes) -> str:
+    kind = filetype.guess(first[:_SNIFF_BYTES])
+    mime = kind.mime if kind else None
+    if mime not in ACCEPTED_TYPES:
+        raise RowRejected("bad_file_type", "s3_uri: the file's content is not PDF, JPEG or PNG")
+    return mime
+
+
+def _get_checked(s3: S3Store, bucket: str, key: str, max_bytes: int, chunk_bytes: int) -> tuple[ObjectInfo, Any, bytes]:
+    """One GET: check size from its headers, read the first chunk (all in one worker-thread hop)."""
+    info, body = s3.get(bucket, key)
+    try:
+        _check_size(info, max_bytes)
+        first = body.read(min(chunk_bytes, info.size))
+    except BaseException:
+        body.close()
+        raise
+    return info, body, first
+
+
+async def fetch_source(s3: S3Store, s3_uri: str, *, max_bytes: int, chunk_bytes: int = 1 << 20) -> SourceFile:
+    """``check_object`` + ``open_source`` in one S3 request: the GET's response carries size and ETag.
+
+    Rejects like them (missing, empty, too large, bad content signature); a too-large object is refused
+    from its headers, before any of its bytes are read.
+    """
+    bucket, key = split_s3_uri(s3_uri)
+    info, body, first = await asyncio.to_thread(_get_checked, s3, bucket, key, max_bytes, chunk_bytes)
+    try:
+        mime = _sniff(first)
+    except RowRejected:
+        body.close()
+        raise
+    return SourceFile(s3, bucket, key, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)
+
+
+async def check_object(s3: S3Store, s3_uri: str, *, max_bytes: int) -> ObjectInfo:
+    """HEAD the object and check its size; ``RowRejected`` when it is missing, empty or too large."""
+    bucket, key = split_s3_uri(s3_uri)
+    info = await asyncio.to_thread(s3.head, bucket, key)
+    _check_size(info, max_bytes)
     return info
 
 
@@ -83,9 +126,9 @@ async def open_source(s3: S3Store, s3_uri: str, info: ObjectInfo, *, chunk_bytes
     bucket, key = split_s3_uri(s3_uri)
     body = await asyncio.to_thread(s3.open, bucket, key, etag=info.etag)
     first = await asyncio.to_thread(body.read, chunk_bytes)
-    kind = filetype.guess(first[:_SNIFF_BYTES])
-    mime = kind.mime if kind else None
-    if mime not in ACCEPTED_TYPES:
+    try:
+        mime = _sniff(first)
+    except RowRejected:
         body.close()
-        raise RowRejected("bad_file_type", "s3_uri: the file's content is not PDF, JPEG or PNG")
+        raise
     return SourceFile(s3, bucket, key, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)

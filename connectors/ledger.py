@@ -38,6 +38,7 @@ class Ledger:
         self._store = store
         self._location = location
         self.uploads: dict[tuple[str, str], str] = {}
+        self._uploaded_sources: set[str] = set()
         self.attaches: dict[str, AttachEntry] = {}
         self._pending: list[dict[str, Any]] = []
         self._seq = 0
@@ -55,6 +56,7 @@ class Ledger:
     def _apply(self, rec: dict[str, Any]) -> None:
         if rec["k"] == "upload":
             self.uploads[(rec["src"], rec["etag"])] = rec["uri"]
+            self._uploaded_sources.add(rec["src"])
         elif rec["k"] == "attach":
             self.attaches[rec["key"]] = AttachEntry(
                 rec["state"], rec.get("http_status"), rec.get("transient", False), rec.get("initiated", False)
@@ -63,6 +65,10 @@ class Ledger:
     def upload_uri(self, source: str, etag: str) -> str | None:
         """The uri a file got in an earlier upload, if its content (ETag) has not changed since."""
         return self.uploads.get((source, etag))
+
+    def has_upload(self, source: str) -> bool:
+        """Whether any upload of this source is recorded (whatever its ETag then)."""
+        return source in self._uploaded_sources
 
     def attach_state(self, key: str) -> AttachEntry | None:
         """What an earlier run knew of this attach request."""

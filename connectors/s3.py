@@ -75,6 +75,22 @@ def make_s3_client(max_pool_connections: int = 64) -> Any:
     return boto3.client("s3", config=config)
 
 
+def _raise_missing(exc: ClientError) -> None:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in ("404", "NoSuchKey", "NotFound"):
+        raise RowRejected("missing_object", "s3_uri: no object at this location") from None
+    if code in ("403", "AccessDenied"):
+        raise RowRejected("missing_object", "s3_uri: access to the object was denied") from None
+
+
+def _info(meta: dict[str, Any]) -> ObjectInfo:
+    return ObjectInfo(
+        size=int(meta["ContentLength"]),
+        etag=str(meta.get("ETag", "")).strip('"'),
+        content_type=meta.get("ContentType"),
+    )
+
+
 class S3Store:
     """Reads and writes S3 objects with the project's write policy (encryption, owner, no overwrite)."""
 
@@ -97,17 +113,18 @@ class S3Store:
         try:
             meta = self.client.head_object(Bucket=bucket, Key=key, **self._owner)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("404", "NoSuchKey", "NotFound"):
-                raise RowRejected("missing_object", "s3_uri: no object at this location") from None
-            if code in ("403", "AccessDenied"):
-                raise RowRejected("missing_object", "s3_uri: access to the object was denied") from None
+            _raise_missing(exc)
             raise
-        return ObjectInfo(
-            size=int(meta["ContentLength"]),
-            etag=str(meta.get("ETag", "")).strip('"'),
-            content_type=meta.get("ContentType"),
-        )
+        return _info(meta)
+
+    def get(self, bucket: str, key: str) -> tuple[ObjectInfo, BinaryIO]:
+        """Size, ETag and a streaming body in one request (a GET's response carries what a HEAD tells)."""
+        try:
+            resp = self.client.get_object(Bucket=bucket, Key=key, **self._owner)
+        except ClientError as exc:
+            _raise_missing(exc)
+            raise
+        return _info(resp), resp["Body"]
 
     def open(self, bucket: str, key: str, *, etag: str | None = None) -> BinaryIO:
         """A streaming body of the object; with ``etag``, fail if the object changed since the HEAD."""

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.errors import KycAttachError, OutcomeUnknown, RowRejected, TerminalError, TransientError
-from connectors.files import check_object, open_source
+from connectors.files import check_object, fetch_source, open_source
 from connectors.fin import FinClient
 from connectors.ledger import DONE, FAILED, IN_FLIGHT, UNKNOWN, Ledger
 from connectors.objects import ObjectStore
@@ -217,11 +217,18 @@ class _CustomerWorker:
 
     async def _upload_file(self, fin: FinClient, customer_id: str, s3_uri: str) -> str:
         async with self.uploads:
-            info = await check_object(self.s.s3, s3_uri, max_bytes=self.s.max_file_bytes)
-            known = self.ledger.upload_uri(s3_uri, info.etag)
-            if known:
-                return known
-            source = await open_source(self.s.s3, s3_uri, info)
+            if self.ledger.has_upload(s3_uri):
+                # Uploaded before (an earlier run, or an earlier row of this one): a HEAD tells whether the
+                # content is unchanged, so the file is not read again.
+                info = await check_object(self.s.s3, s3_uri, max_bytes=self.s.max_file_bytes)
+                known = self.ledger.upload_uri(s3_uri, info.etag)
+                if known:
+                    return known
+                source = await open_source(self.s.s3, s3_uri, info)
+            else:
+                # The common case: one GET, whose response carries the size and ETag a HEAD would give.
+                source = await fetch_source(self.s.s3, s3_uri, max_bytes=self.s.max_file_bytes)
+                info = source.info
             try:
                 # The name Fin keeps says nothing about the person (source keys often do).
                 name = f"{hashlib.sha256(s3_uri.encode()).hexdigest()[:16]}.{source.extension}"
