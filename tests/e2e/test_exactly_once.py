@@ -54,7 +54,7 @@ def _child_env(sandbox_url: str, work: Path) -> dict[str, str]:
 def test_killed_runs_resume_and_attach_every_document_exactly_once(
     fin_sandbox: Any, bucket: str, tmp_path: Path
 ) -> None:
-    customers = 12
+    customers = 24  # enough files that the uploads-phase kills find uploads left to cut
     rows, manifest, _ = _scenario(bucket, customers, fin_sandbox.url,
                                   {"latency": {"ms": 25, "endpoints": ["upload", "attach"]}})
     env = _child_env(fin_sandbox.url, tmp_path / "work")

@@ -12,6 +12,7 @@ import pytest
 from aiolimiter import AsyncLimiter
 from pydantic import SecretStr
 
+from connectors.aiohttp_transport import Transport
 from connectors.errors import OutcomeUnknown, SetupError, TerminalError
 from connectors.fin import FinClient
 from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
@@ -32,7 +33,8 @@ def _chunks(data: bytes, size: int = 4096) -> Any:
 
 
 async def _with_client(url: str, body: Any, **kw: Any) -> Any:
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+    # The transport production uses (flows.runtime.fin_client): aiohttp under the httpx API.
+    async with httpx.AsyncClient(base_url=url, timeout=10, transport=Transport()) as http:
         return await body(_client(http, **kw))
 
 
@@ -107,6 +109,49 @@ def test_attach_answered_500_after_commit_is_outcome_unknown(fin_sandbox: Any, w
     with pytest.raises(OutcomeUnknown):
         asyncio.run(_with_client(fin_sandbox.url, go))
     assert len(sandbox_record(fin_sandbox.url)["attachments"]) == 1  # sent once, never blindly again
+
+
+@pytest.mark.parametrize("mode", ["500", "drop"])
+def test_attach_whose_answer_is_lost_after_commit_is_never_resent(fin_sandbox: Any, world: dict[str, Any],
+                                                                    mode: str) -> None:
+    """A dropped connection after the attach was sent reads as outcome unknown, not as 'never sent'."""
+    customer = world["customers"][0]
+    cid, pid = customer["customer_id"], customer["associated_parties"][0]["id"]
+    load_world(fin_sandbox.url, world, {"commit_then_fail": {"share": 1.0, "mode": mode}})
+    data = sample_pdf("bill")
+
+    async def go(c: FinClient) -> None:
+        uri, _ = await c.upload(cid, filename="b.pdf", content_type="application/pdf", size=len(data),
+                                chunks=_chunks(data))
+        body = {"associated_party_attachments": [{"associated_party_id": pid, "identifying_documents": [],
+                "address_documents": [{"type": "UTILITY_BILL", "files": [{"uri": uri}]}],
+                "supporting_documents": []}]}
+        await c.attach(cid, body)
+
+    with pytest.raises(OutcomeUnknown):
+        asyncio.run(_with_client(fin_sandbox.url, go))
+    record = sandbox_record(fin_sandbox.url)
+    assert len(record["attachments"]) == 1 and record["requests"]["attach"] == 1
+
+
+def test_connection_refused_is_a_connect_error_and_a_drop_is_not() -> None:
+    import aiohttp
+
+    from connectors.aiohttp_transport import httpx_error
+
+    assert httpx_error(aiohttp.ServerDisconnectedError()) is httpx.ReadError
+    assert httpx_error(aiohttp.ConnectionTimeoutError()) is httpx.ConnectTimeout
+    assert httpx_error(aiohttp.SocketTimeoutError()) is httpx.ReadTimeout
+
+    async def go() -> type[BaseException]:
+        async with httpx.AsyncClient(base_url="http://127.0.0.1:9", transport=Transport()) as http:
+            try:
+                await http.get("/")
+            except httpx.TransportError as exc:
+                return type(exc)
+        raise AssertionError("a closed port answered")
+
+    assert asyncio.run(go()) is httpx.ConnectError
 
 
 def test_validation_error_is_terminal_and_names_no_value(fin_sandbox: Any, world: dict[str, Any]) -> None:
