@@ -24,7 +24,7 @@ from connectors.s3 import Location, S3Store
 
 _PARQUET_MAGIC = b"PAR1"
 _MAX_HEADER_BYTES = 1 << 20
-_MIN_BLOCK_BYTES = 4 << 20
+_CSV_BLOCK_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -164,9 +164,12 @@ def _parquet_text(col: pa.Array, f: pa.Field) -> pa.Array:
 
 
 def _csv_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
-    # Roughly batch_rows rows per block; pyarrow splits on block boundaries, not row counts. A row must fit in
-    # one block, so the floor is well above any sane row (a 1 MB cell is rejected row by row, not file-wide).
-    block = max(_MIN_BLOCK_BYTES, min(batch_rows * 256, 64 << 20))
+    # Small fixed blocks, joined into batches of about batch_rows rows. pyarrow's streaming reader reads up to
+    # 32 blocks ahead of its consumer whatever the consumer's pace, so memory is ~32 blocks: with the former
+    # batch-sized blocks (16 MB) that was ~500 MB of read-ahead, and most of the RSS of a large CSV run. A row
+    # must fit in one block, so the block is well above any sane row (a 1 MB cell is rejected row by row, not
+    # file-wide).
+    block = _CSV_BLOCK_BYTES
     read = pacsv.ReadOptions(block_size=block, column_names=columns, skip_rows=1, encoding="utf8")
     parse = pacsv.ParseOptions(newlines_in_values=True)
     convert = pacsv.ConvertOptions(
@@ -174,8 +177,16 @@ def _csv_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pa
     )
     try:
         reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        waiting: list[pa.RecordBatch] = []
+        rows = 0
         for batch in reader:
-            yield pa.Table.from_batches([batch])
+            waiting.append(batch)
+            rows += batch.num_rows
+            if rows >= batch_rows:
+                yield pa.Table.from_batches(waiting)
+                waiting, rows = [], 0
+        if waiting:
+            yield pa.Table.from_batches(waiting)
     except pa.ArrowInvalid as exc:
         raise SetupError(f"manifest: {_csv_problem(str(exc), columns, block)}") from None
 
