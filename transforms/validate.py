@@ -76,6 +76,8 @@ _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 # Bucket naming rules (3-63 chars, lower-case letters, digits, dots, hyphens, alnum at both ends) and a
 # non-empty key that is not a "folder" (trailing slash).
 _S3_RE = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*[^/]$"
+# _S3_RE's anchored part: the rest only needs a last byte that is not '/' (see _s3_uri_bad).
+_S3_PREFIX_RE = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/"
 _S3_BAD_RE = (
     r"[\x00-\x1f\x7f]|[\x{80}-\x{9f}]"  # control characters (C0, DEL, C1)
     r"|/\.\.(/|$)"  # a '..' path segment
@@ -150,16 +152,50 @@ def _as_string(col: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def _clean(col: pa.Array, name: str) -> pa.Array:
+    if col.null_count == len(col):
+        return col  # an absent or all-null column: nothing to trim, recase or null out
     # utf8 trim, not ascii: Excel exports carry non-breaking spaces. Case changes can be ASCII-only (10x
     # faster) for uuids and enums, whose valid values are ASCII; emails may be internationalised.
-    s = pc.utf8_trim_whitespace(col)
+    s = pc.utf8_trim_whitespace(col) if _may_need_trim(col) else col
     if name in _UPPER:
         s = pc.ascii_upper(s)
     elif name == "associated_party_email":
         s = pc.utf8_lower(s)
     elif name in _LOWER:
         s = pc.ascii_lower(s)
-    return pc.if_else(pc.equal(pc.binary_length(s), 0), pa.scalar(None, pa.string()), s)
+    return _empty_as_null(s)
+
+
+def _raw(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data bytes) of a string array, as zero-copy numpy views; offsets index into data."""
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32, count=len(col) + 1, offset=col.offset * 4)
+    data = col.buffers()[2]
+    return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
+def _may_need_trim(col: pa.Array) -> bool:
+    """False only when no value starts or ends with a byte that could be (part of) whitespace.
+
+    Whitespace is ASCII <= 0x20 (and DEL, to be safe) or a multi-byte character (bytes >= 0x80): a value whose
+    first and last bytes are printable ASCII is left unchanged by a trim, so the trim (a copy) is skipped.
+    """
+    offsets, data = _raw(col)
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    if not filled.any():
+        return False
+    first, last = data[starts[filled]], data[ends[filled] - 1]
+    return bool(((first <= 0x20) | (first >= 0x7F) | (last <= 0x20) | (last >= 0x7F)).any())
+
+
+def _empty_as_null(s: pa.Array) -> pa.Array:
+    """Empty strings become null; by clearing validity bits, not by copying the strings (if_else would)."""
+    filled = _f(pc.greater(pc.binary_length(s), 0))
+    if filled.true_count == len(s) - s.null_count:
+        return s
+    if s.offset or filled.offset or filled.buffers()[0] is not None:
+        return pc.if_else(filled, s, pa.scalar(None, pa.string()))
+    return pa.Array.from_buffers(pa.string(), len(s), [filled.buffers()[1], s.buffers()[1], s.buffers()[2]])
 
 
 def _parse_date(col: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -185,6 +221,47 @@ def _matches(col: pa.Array, pattern: str) -> pa.Array:
     """Regex match (False for null), run once per distinct value: ids repeat across a customer's rows."""
     enc = pc.dictionary_encode(col)
     return _f(pc.take(_f(pc.match_substring_regex(enc.dictionary, pattern)), enc.indices))
+
+
+def _s3_uri_bad(uri: pa.Array) -> pa.Array:
+    """True where the uri breaks ``_S3_RE`` or matches ``_S3_BAD_RE`` (null: True), without running both
+    full regexes over every row (they are most of a batch's validation cost).
+
+    A row with none of the bytes those patterns look for (control characters, 0xC2 which starts every C1
+    character, "..", a digit opening the bucket) can only fail on its shape, which is the anchored bucket
+    prefix plus a last byte that is not '/' (no newline can stop ``.*``). Every other row, if any, goes through
+    the full patterns.
+    """
+    n = len(uri)
+    offsets, data = _raw(uri)
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    last_ok = np.zeros(n, dtype=bool)
+    last_ok[filled] = data[ends[filled] - 1] != ord("/")
+    ok = np.asarray(_f(pc.match_substring_regex(uri, _S3_PREFIX_RE))) & last_ok
+    if uri.null_count:
+        ok &= np.asarray(pc.is_valid(uri))
+    used = data[offsets[0]:offsets[-1]]
+    suspect = np.zeros(n, dtype=bool)
+    # min/max first: a batch of printable ASCII (the usual case) needs no per-byte mask for control characters.
+    printable = not len(used) or (used.min() >= 0x20 and used.max() < 0x7F)
+    flagged = [] if printable else [np.flatnonzero((used < 0x20) | (used == 0x7F) | (used == 0xC2))]
+    dot = used == ord(".")
+    dots = np.flatnonzero(dot[:-1] & dot[1:])
+    if len(dots) or (flagged and len(flagged[0])):
+        at = np.concatenate([dots, *flagged]) + offsets[0]
+        suspect[np.searchsorted(offsets, at, side="right") - 1] = True
+    long_enough = (ends - starts) > 5
+    digit = np.zeros(n, dtype=bool)
+    digit[long_enough] = (data[starts[long_enough] + 5] >= ord("0")) & (data[starts[long_enough] + 5] <= ord("9"))
+    suspect |= digit
+    if suspect.any():
+        pos = np.flatnonzero(suspect)
+        sub = uri.take(pa.array(pos))
+        ok[pos] = np.asarray(_f(pc.match_substring_regex(sub, _S3_RE))) & ~np.asarray(
+            _f(pc.match_substring_regex(sub, _S3_BAD_RE))
+        )
+    return pa.array(~ok)
 
 
 def _ts(d: date) -> pa.Scalar:
@@ -302,9 +379,7 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
             "side: must be empty for this document type (single image or no sides)",
         )
     )
-    uri_bad = pc.or_(
-        pc.invert(_f(pc.match_substring_regex(uri, _S3_RE))), _f(pc.match_substring_regex(uri, _S3_BAD_RE))
-    )
+    uri_bad = _s3_uri_bad(uri)
     add((uri_bad, Reason.bad_s3_uri, "s3_uri: not s3://bucket/key (bucket name, key, '..' or control chars)"))
     if rules.allowed_buckets:
         add(
