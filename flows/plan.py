@@ -140,7 +140,12 @@ def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int,
     sorted_bucket = bucket[order]
     starts = np.flatnonzero(np.diff(sorted_bucket, prepend=-1))
     stops = np.append(starts[1:], len(sorted_bucket)) if len(starts) else starts  # a batch with no shard rows
-    return _Prepared(_as_report(checked.filter(pa.array(bad))), rows, sorted_bucket[starts], starts, stops, counts)
+    rejects = _as_report(checked.select(_REPORTED).filter(pa.array(bad)))  # filter only the columns reported
+    return _Prepared(rejects, rows, sorted_bucket[starts], starts, stops, counts)
+
+
+_REPORTED = ("row_number", "customer_id", "associated_party_id", "document_type", "side", "s3_uri", "reason_code",
+             "message")
 
 
 def _as_report(rows: pa.Table) -> pa.Table:
