@@ -172,7 +172,8 @@ def main() -> None:
         print(json.dumps(child_ours(path, args.group) if kind == "ours" else child_naive(path)))
         return
 
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; shared machine, figures vary ±15%")
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} "
+          "(shared machine: wall-clock rows/s move with the load, rows per CPU-s much less)")
     results: list[tuple[str, int, str, dict[str, Any]]] = []
     for rows in args.rows:
         for fmt in args.formats:
@@ -189,6 +190,7 @@ def main() -> None:
                 _line("naive", rows, fmt, naive)
                 print(f"    speed-up ours/naive: {naive['plan_s'] / ours['plan_s']:.1f}x, "
                       f"peak RSS naive/ours: {naive['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x", flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     ours_by = {(r, f): res for k, r, f, res in results if k == "ours"}
     lo, hi = min(args.rows), max(args.rows)
     if lo != hi:
