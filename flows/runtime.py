@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import cast
 from urllib.parse import urlparse
 
 import httpx
@@ -19,6 +20,7 @@ from aiolimiter import AsyncLimiter
 from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
 from connectors.fin import FinClient
+from connectors.prefect_limiter import PrefectRateLimiter
 from connectors.s3 import S3Store, make_s3_client
 from flows.settings import Settings
 
@@ -52,8 +54,12 @@ def _is_loopback(host: str) -> bool:
 
 
 @asynccontextmanager
-async def fin_client(settings: Settings) -> AsyncIterator[FinClient]:
-    """One pooled HTTP client and one rate limiter for every request of this process."""
+async def fin_client(settings: Settings, *, shared_limit: str | None = None) -> AsyncIterator[FinClient]:
+    """One pooled HTTP client and one rate limiter for every request of this process.
+
+    With ``shared_limit`` (a fanned-out shard run) the rate limit is that Prefect global concurrency limit,
+    shared by every shard run of every worker, instead of one for this process alone.
+    """
     check_api_url(settings.api_url)
     # boto3 reads S3 in worker threads; the default pool (cores + 4) would cap concurrent file reads.
     asyncio.get_running_loop().set_default_executor(
@@ -69,7 +75,9 @@ async def fin_client(settings: Settings) -> AsyncIterator[FinClient]:
             http,
             client_id=settings.client_id,
             client_secret=settings.client_secret,
-            limiter=AsyncLimiter(settings.rate_limit_rps, 1.0),
+            # FinClient only calls ``await limiter.acquire()``: either limiter fits.
+            limiter=cast(AsyncLimiter, PrefectRateLimiter(shared_limit)) if shared_limit
+            else AsyncLimiter(settings.rate_limit_rps, 1.0),
             max_in_flight=settings.max_concurrent_requests,
             max_attempts=settings.max_attempts,
             conflict_wait_s=settings.conflict_wait_s,

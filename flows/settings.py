@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     shard_rows: int = Field(20_000, ge=1, description="Target rows per shard (the unit of work and checkpoint).")
     max_shards: int = Field(400, ge=1, description="Upper bound on shards, so task runs stay in the hundreds.")
     shard_concurrency: int = Field(4, ge=1, description="Shards worked on at once in one flow run.")
+    shard_deployment: str | None = Field(
+        None, description="Fan shards out as runs of this deployment ('flow/deployment'); unset: one process."
+    )
+    work_uri: str | None = Field(
+        None, description="s3://bucket/prefix where a fanned-out run shares bucket files and report parts."
+    )
+    fanout_concurrency: int = Field(32, ge=1, description="Shard runs in flight at once when fanning out.")
+    rate_limit_name: str = Field(
+        "kyc-attach-fin-api", description="Prefect global concurrency limit shared as the API rate limit by shard runs."
+    )
     batch_rows: int = Field(65_536, ge=1, description="Rows per record batch when reading the manifest.")
     allowed_buckets: list[str] = Field(
         default_factory=list, description="S3 buckets documents may come from (empty: any bucket)."
