@@ -106,6 +106,10 @@ async def attach_manifest(
     run_prefix = report_root.child(run_id)
     if store.exists(run_prefix.child("summary.json")):
         raise SetupError(f"run id {run_id}: a report exists already under the report location")
+    if settings.shard_deployment:
+        from flows.fanout import check_fan_out
+
+        await check_fan_out(settings, report_root)
 
     only_rows = failed_rows_of(store, report_root.child(retry_failed)) if retry_failed else None
     plan = await plan_task(manifest, str(run_dir), today, mapping)
@@ -127,7 +131,17 @@ async def attach_manifest(
         only_rows=only_rows,
     )
     api_stats: dict[str, Any] = {}
-    if dry_run:
+    stopped_early: str | None = None
+    if settings.shard_deployment:  # scale-out: one run of the shard deployment per shard, on the work pool
+        from flows.fanout import fan_out_shards
+
+        fanned = await fan_out_shards(
+            plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=services.ledger_root,
+            run_date=today, dry_run=dry_run, resend_unknown=resend_unknown,
+            retry_failed_report=report_root.child(retry_failed) if retry_failed else None, progress=progress,
+        )
+        api_stats, stopped_early = fanned.api, fanned.stopped_early
+    elif dry_run:
         await _work_shards(plan, services, settings, str(run_dir), progress)
     else:
         async with fin_client(settings) as fin:
@@ -145,7 +159,7 @@ async def attach_manifest(
         "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
         "api": api_stats, "settings": settings.public_dict(),
         "report": str(run_prefix),
-        "stopped_early": services.budget.reason() if services.budget.tripped else None,
+        "stopped_early": stopped_early or (services.budget.reason() if services.budget.tripped else None),
     })
     files = {"rows.parquet": parquet_path, "rows.csv": csv_path}
     if dry_run:

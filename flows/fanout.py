@@ -1,0 +1,235 @@
+"""Scale-out: the parent flow run fans its shards out as runs of a shard deployment on a work pool.
+
+The parent plans as usual, copies each shard's bucket files to the run's S3 work area
+(``KYC_ATTACH_WORK_URI``), and starts one run of ``KYC_ATTACH_SHARD_DEPLOYMENT`` per shard (``run_deployment``,
+bounded, as subflows so they show under the parent). A shard run, on any worker of the pool, downloads its
+files, works them with ``flows.shard_worker.run_shard`` and its own Fin client, and writes its report part
+and counts back to the work area. The parent downloads the parts and assembles the report exactly as a
+single-process run does. The API rate limit is one Prefect global concurrency limit shared by every shard
+run (``connectors.prefect_limiter``), created by the parent if missing.
+
+Shard run parameters are names and locations only (``ShardJob``): no data, no settings, no secrets; those
+come from the worker's environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.deployments import arun_deployment
+from prefect.exceptions import ObjectNotFound
+from pydantic import BaseModel, ConfigDict
+
+from connectors.errors import SetupError
+from connectors.objects import ObjectStore
+from connectors.prefect_limiter import ensure_rate_limit
+from connectors.s3 import Location
+from connectors.s3_workarea import S3WorkArea, download_files, upload_files
+from flows.attach_flow import rules_from
+from flows.plan import PlanResult
+from flows.progress import RunProgress, shard_log_line
+from flows.report_writer import failed_rows_of
+from flows.runtime import fin_client, make_s3_store
+from flows.settings import Settings
+from flows.shard_worker import ShardServices, run_shard
+from transforms.thresholds import FailureBudget
+
+
+class ShardJob(BaseModel):
+    """One shard run's parameters: references only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    shard: str
+    bucket_files: list[str]  # s3:// uris of the shard's bucket files in the work area
+    work_prefix: str  # s3:// prefix of the run's work area
+    part_uri: str  # where the shard's report part goes
+    ledger_root: str  # the job's ledger (under the report location)
+    run_date: date  # the parent's run date: every shard validates against the same day
+    dry_run: bool = False
+    resend_unknown: bool = False
+    retry_failed_report: str | None = None  # --retry-failed: the earlier run's report prefix
+    rate_limit: str | None = None  # the Prefect global concurrency limit shared as the API rate limit
+
+
+async def check_fan_out(settings: Settings, report_root: Location) -> None:
+    """Fail before planning when a fanned-out run could not work: shard runs elsewhere need S3 for everything,
+    and the shard deployment must exist on the Prefect server this run talks to."""
+    if not settings.work_uri or not settings.work_uri.startswith("s3://"):
+        raise SetupError("fan-out (KYC_ATTACH_SHARD_DEPLOYMENT) needs KYC_ATTACH_WORK_URI=s3://bucket/prefix")
+    if not report_root.is_s3:
+        raise SetupError("fan-out needs an s3:// report location: shard runs on other machines write its ledger")
+    async with get_client() as client:
+        try:
+            await client.read_deployment_by_name(str(settings.shard_deployment))
+        except ObjectNotFound:
+            raise SetupError(f"fan-out: no deployment {settings.shard_deployment!r} on the Prefect server "
+                             "(PREFECT_API_URL); apply deployments/prefect.yaml there") from None
+
+
+# ---------------------------------------------------------------------------------------------- shard run
+
+
+@flow(name="attach-shard")
+async def shard_flow(job: ShardJob) -> dict[str, Any]:
+    """Work one shard of a fanned-out run: download its bucket files, work them, upload its report part."""
+    started = time.monotonic()
+    settings = Settings()
+    s3 = make_s3_store(settings)
+    store = ObjectStore(s3)
+    work = S3WorkArea(store, Location.parse(job.work_prefix))
+    local = settings.work_dir / "shards" / job.run_id / job.shard
+    pairs = [(Location.parse(u), local / "buckets" / Path(Location.parse(u).key).name) for u in job.bucket_files]
+    files = await asyncio.to_thread(download_files, store, pairs)
+    only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report))
+                 if job.retry_failed_report else None)
+    services = ShardServices(
+        s3=s3, store=store, fin=None, rules=rules_from(settings, job.run_date),
+        ledger_root=Location.parse(job.ledger_root),
+        max_file_bytes=settings.max_file_bytes,
+        max_concurrent_customers=settings.max_concurrent_customers,
+        max_concurrent_uploads=settings.max_concurrent_requests,
+        budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
+        settle_delay_s=settings.settle_delay_s,
+        resend_unknown=job.resend_unknown,
+        payloads_dir=local / "payloads" if job.dry_run else None,
+        only_rows=only_rows,
+    )
+    out = local / "part.parquet"
+    api: dict[str, Any] = {}
+    if job.dry_run:
+        counts = await run_shard(job.shard, [str(f) for f in files], services, out)
+    else:
+        async with fin_client(settings, shared_limit=job.rate_limit) as fin:
+            await fin.authenticate()
+            services.fin = fin
+            counts = await run_shard(job.shard, [str(f) for f in files], services, out)
+            api = fin.stats.as_dict()
+    uploads = [(out, Location.parse(job.part_uri))]
+    payloads = local / "payloads" / f"{job.shard}.jsonl"
+    if payloads.exists():
+        uploads.append((payloads, work.payloads(job.shard)))
+    await asyncio.to_thread(upload_files, store, uploads)
+    seconds = time.monotonic() - started
+    result = {
+        "shard": job.shard, "counts": counts, "api": api, "seconds": round(seconds, 3),
+        "stopped_early": services.budget.reason() if services.budget.tripped else None,
+        # where it ran: the worker's host and the process that started this run (the worker, for a process pool)
+        "host": socket.gethostname(), "pid": os.getpid(), "ppid": os.getppid(),
+    }
+    store.write(work.result(job.shard), json.dumps(result).encode(), content_type="application/json", overwrite=True)
+    get_run_logger().info(shard_log_line(job.shard, counts, seconds))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- parent side
+
+
+@dataclass
+class FanOutResult:
+    """What the shard runs reported, merged: API statistics, an early stop, and where they ran."""
+
+    api: dict[str, Any] = field(default_factory=dict)
+    stopped_early: str | None = None
+    shard_results: list[dict[str, Any]] = field(default_factory=list)
+
+
+@task(name="upload-buckets", cache_policy=NO_CACHE)
+async def upload_buckets_task(plan: PlanResult, work_prefix: str) -> dict[str, list[str]]:
+    """Copy every shard's bucket files to the run's work area; the s3:// uris by shard."""
+    settings = Settings()
+    work = S3WorkArea(ObjectStore(make_s3_store(settings)), Location.parse(work_prefix))
+
+    def all_shards() -> dict[str, list[str]]:
+        return {s.name: work.upload_buckets(s.name, s.files) for s in plan.shards}
+
+    return await asyncio.to_thread(all_shards)
+
+
+async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, run_dir: Path,
+                         ledger_root: Location, run_date: date, dry_run: bool, resend_unknown: bool,
+                         retry_failed_report: Location | None, progress: RunProgress) -> FanOutResult:
+    """Run every shard as a run of the shard deployment and bring the report parts home into ``run_dir/parts``."""
+    assert settings.shard_deployment is not None
+    logger = get_run_logger()
+    store = ObjectStore(make_s3_store(settings))
+    work = S3WorkArea.for_run(store, settings.work_uri, run_id)
+    limit = None if dry_run else settings.rate_limit_name
+    if limit is not None:
+        await ensure_rate_limit(limit, settings.rate_limit_rps)
+    uris = await upload_buckets_task(plan, str(work.prefix))
+    jobs = [ShardJob(
+        run_id=run_id, shard=s.name, bucket_files=uris[s.name], work_prefix=str(work.prefix),
+        part_uri=str(work.part(s.name)), ledger_root=str(ledger_root), run_date=run_date, dry_run=dry_run,
+        resend_unknown=resend_unknown, rate_limit=limit,
+        retry_failed_report=str(retry_failed_report) if retry_failed_report else None,
+    ) for s in plan.shards]
+    logger.info("fanning %d shards out to %s", len(jobs), settings.shard_deployment)
+    gate = asyncio.Semaphore(settings.fanout_concurrency)
+    results: dict[str, dict[str, Any]] = {}
+    failed: list[str] = []
+
+    async def one(job: ShardJob) -> None:
+        async with gate:
+            run = await arun_deployment(
+                settings.shard_deployment, parameters={"job": job.model_dump(mode="json")},
+                flow_run_name=f"{run_id}-{job.shard}", idempotency_key=f"kyc-attach:{run_id}:{job.shard}",
+                as_subflow=True, timeout=None, poll_interval=2,
+            )
+        if run.state is None or not run.state.is_completed():
+            failed.append(f"{job.shard} ({run.state.name if run.state else 'no state'}, flow run {run.id})")
+            return
+        result = json.loads(await asyncio.to_thread(store.read, work.result(job.shard)))
+        results[job.shard] = result
+        await progress.advance(sum(result["counts"].values()))
+
+    await asyncio.gather(*(one(j) for j in jobs))
+    if failed:
+        raise RuntimeError(f"{len(failed)} shard run(s) did not complete: " + "; ".join(sorted(failed)))
+    pairs = [(work.part(j.shard), run_dir / "parts" / f"{j.shard}.parquet") for j in jobs]
+    if dry_run:
+        pairs += [(work.payloads(j.shard), run_dir / "payloads" / f"{j.shard}.jsonl")
+                  for j in jobs if store.exists(work.payloads(j.shard))]
+    await asyncio.to_thread(download_files, store, pairs)
+    ordered = [results[j.shard] for j in jobs]
+    stops = [r["stopped_early"] for r in ordered if r.get("stopped_early")]
+    return FanOutResult(api=merge_api_stats([r["api"] for r in ordered]), stopped_early=stops[0] if stops else None,
+                        shard_results=ordered)
+
+
+def merge_api_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several processes' ``ApiStats.as_dict()`` as one: counts summed, means weighted, slowest the maximum."""
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    requests: dict[str, int] = {}
+    statuses: dict[str, int] = {}
+    total_seconds: dict[str, float] = {}
+    slowest: dict[str, float] = {}
+    for p in parts:
+        for k, n in p.get("requests", {}).items():
+            requests[k] = requests.get(k, 0) + n
+            total_seconds[k] = total_seconds.get(k, 0.0) + p.get("mean_seconds", {}).get(k, 0.0) * n
+        for k, n in p.get("statuses", {}).items():
+            statuses[k] = statuses.get(k, 0) + n
+        for k, s in p.get("slowest_seconds", {}).items():
+            slowest[k] = max(slowest.get(k, 0.0), s)
+    return {
+        "throttled_429": sum(p.get("throttled_429", 0) for p in parts),
+        "requests": requests,
+        "statuses": statuses,
+        "mean_seconds": {k: round(v / max(requests[k], 1), 4) for k, v in total_seconds.items()},
+        "slowest_seconds": slowest,
+    }

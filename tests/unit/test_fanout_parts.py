@@ -1,0 +1,47 @@
+"""The pure parts of the fan-out: shard run parameters, the work area's layout, merging API statistics."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from connectors.errors import SetupError
+from connectors.objects import ObjectStore
+from connectors.s3 import Location
+from connectors.s3_workarea import S3WorkArea
+from flows.fanout import ShardJob, merge_api_stats
+
+
+def test_shard_job_is_references_only_and_round_trips_as_json() -> None:
+    job = ShardJob(run_id="r1", shard="b0000-0010", bucket_files=["s3://w/r1/buckets/b0000-0010/0000-0.parquet"],
+                   work_prefix="s3://w/r1", part_uri="s3://w/r1/parts/b0000-0010.parquet",
+                   ledger_root="s3://rep/_ledger/j", run_date=date(2024, 5, 1))
+    assert ShardJob.model_validate(job.model_dump(mode="json")) == job
+    with pytest.raises(ValueError):
+        ShardJob.model_validate({**job.model_dump(mode="json"), "client_secret": "x"})
+
+
+def test_work_area_layout_and_s3_only() -> None:
+    store = ObjectStore(None)
+    work = S3WorkArea.for_run(store, "s3://work/kyc", "r1")
+    assert str(work.part("b1")) == "s3://work/kyc/r1/parts/b1.parquet"
+    assert str(work.result("b1")) == "s3://work/kyc/r1/results/b1.json"
+    with pytest.raises(SetupError):
+        S3WorkArea(store, Location.parse("/tmp/work"))
+    with pytest.raises(SetupError):
+        S3WorkArea.for_run(store, None, "r1")
+
+
+def test_merge_api_stats_sums_counts_weights_means_keeps_slowest() -> None:
+    a = {"throttled_429": 1, "requests": {"attach": 2}, "statuses": {"200": 2, "429": 1},
+         "mean_seconds": {"attach": 0.1}, "slowest_seconds": {"attach": 0.2}}
+    b = {"throttled_429": 0, "requests": {"attach": 6, "upload": 1}, "statuses": {"200": 7},
+         "mean_seconds": {"attach": 0.5, "upload": 1.0}, "slowest_seconds": {"attach": 0.9, "upload": 1.0}}
+    merged = merge_api_stats([a, {}, b])
+    assert merged["throttled_429"] == 1
+    assert merged["requests"] == {"attach": 8, "upload": 1}
+    assert merged["statuses"] == {"200": 9, "429": 1}
+    assert merged["mean_seconds"] == {"attach": 0.4, "upload": 1.0}
+    assert merged["slowest_seconds"] == {"attach": 0.9, "upload": 1.0}
+    assert merge_api_stats([{}, {}]) == {}
