@@ -2,16 +2,17 @@
 
 Run: `uv run python bench/bench_e2e.py` (R = 200 and 400, ~20 s of requests each)
      `uv run python bench/bench_e2e.py --rates 200 600 --seconds 30 --file-kb 200`
+     `uv run --with py-spy python bench/bench_e2e.py --rates 200 --py-spy /tmp/ours`  (profile ours)
 
 Everything runs in its own process: the sandbox (`python -m sandbox`, faults: fixed 20 ms latency and a token
 bucket of R requests/s, burst R), an S3 server (moto), and each contender:
 - ours: the real flow `flows.attach_flow.attach_manifest` (Prefect ephemeral server, warmed up by a no-op flow
   first so its one-off start is not counted), KYC_ATTACH_RATE_LIMIT_RPS=R, every other setting default;
-- sequential: a plain loop, one request at a time: GET customer, then per file HEAD + GET from S3 and upload,
+- sequential: a plain loop, one request at a time: GET customer, then per file a GET from S3 and the upload,
   then the attach (run on the first --seq-customers customers: it does not depend on R);
-- limit: a minimal asyncio httpx client that only fires the same API requests (token, GET customer, uploads
-  from memory, attaches) through an aiolimiter at R/s: what the API's rate limit allows, with no S3, no
-  ledger, no report, no Prefect.
+- limit: a minimal asyncio httpx client doing the same work per document through an aiolimiter at R/s:
+  token, GET customer, per file one S3 GET (boto3 in a worker thread, as a hand-written loop must) and the
+  upload, the attaches; 429s waited out. No ledger, no report, no Prefect.
 The same customers, files and attach bodies for all three; the sandbox is reset between runs.
 """
 
