@@ -6,8 +6,11 @@ Wiring only: the rules are ``transforms.validate`` and ``transforms.sharding``; 
 
 from __future__ import annotations
 
+import os
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +72,37 @@ def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows
     With a ``mapping`` (legacy archives), each batch is first turned into canonical columns.
     """
     check_manifest_columns(manifest, mapping)
+    with _plan_memory_pool():
+        return _plan(manifest, rules=rules, run_dir=run_dir, batch_rows=batch_rows, buckets=buckets,
+                     shard_rows=shard_rows, mapping=mapping)
+
+
+@contextmanager
+def _plan_memory_pool() -> Iterator[None]:
+    """Arrow's jemalloc pool for the plan stage, unless ``ARROW_DEFAULT_MEMORY_POOL`` chose one.
+
+    The stage allocates and frees a batch's worth of buffers per batch from three threads. The wheel's default
+    pool (mimalloc) hands freed pages back to the OS at once and faults them in again: on the plan benchmark
+    jemalloc halved the system time and cut the stage's CPU by ~8% and its peak RSS by ~5%. Buffers remember
+    their pool, so switching back afterwards is safe.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        yield
+        return
+    previous = pa.default_memory_pool()
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except (pa.ArrowNotImplementedError, NotImplementedError):
+        yield  # a build without jemalloc
+        return
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
+          shard_rows: int, mapping: Mapping | None) -> PlanResult:
     valid = PartitionedWriter(run_dir / "buckets", VALIDATED_SCHEMA)
     rejects = TableWriter(run_dir / "parts" / "rejects.parquet", REPORT_SCHEMA)
     # Shards are formed from the rows' raw bucket counts, not from what validation kept: validation
