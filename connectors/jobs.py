@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.manifest import sha256_of_file
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store
 
@@ -60,17 +61,9 @@ def list_manifests(s3: S3Store | None, prefix: str, suffixes: tuple[str, ...] = 
         root = Path(loc.key)
         for path in sorted(root.rglob("*")) if root.is_dir() else []:
             if path.is_file() and path.name.lower().endswith(suffixes):
-                found.append(ManifestObject(str(path), _sha256_of(path),
+                found.append(ManifestObject(str(path), sha256_of_file(path),
                                             datetime.fromtimestamp(path.stat().st_mtime, UTC)))
     return sorted(found, key=lambda m: (m.modified, m.uri))
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def completed_marker(report_uri: str, job_id: str) -> Location:

@@ -61,16 +61,14 @@ def open_manifest(location: str, *, s3: S3Store | None, cache_dir: Path) -> Mani
         path = Path(location)
         if not path.is_file():
             raise SetupError("manifest: no file at the given path")
-        content_id = _sha256_of(path)
+        content_id = sha256_of_file(path)
     return Manifest(location, path, content_id, _detect_format(path))
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def sha256_of_file(path: Path) -> str:
+    """SHA-256 of a local file, read in blocks (never whole in memory)."""
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _detect_format(path: Path) -> str:
