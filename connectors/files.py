@@ -105,12 +105,7 @@ async def fetch_source(s3: S3Store, s3_uri: str, *, max_bytes: int, chunk_bytes:
     """
     bucket, key = split_s3_uri(s3_uri)
     info, body, first = await asyncio.to_thread(_get_checked, s3, bucket, key, max_bytes, chunk_bytes)
-    try:
-        mime = _sniff(first)
-    except RowRejected:
-        body.close()
-        raise
-    return SourceFile(s3, bucket, key, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)
+    return _typed_source(s3, bucket, key, info, body, first, chunk_bytes)
 
 
 async def check_object(s3: S3Store, s3_uri: str, *, max_bytes: int) -> ObjectInfo:
@@ -126,6 +121,12 @@ async def open_source(s3: S3Store, s3_uri: str, info: ObjectInfo, *, chunk_bytes
     bucket, key = split_s3_uri(s3_uri)
     body = await asyncio.to_thread(s3.open, bucket, key, etag=info.etag)
     first = await asyncio.to_thread(body.read, chunk_bytes)
+    return _typed_source(s3, bucket, key, info, body, first, chunk_bytes)
+
+
+def _typed_source(s3: S3Store, bucket: str, key: str, info: ObjectInfo, body: Any, first: bytes,
+                  chunk_bytes: int) -> SourceFile:
+    """The opened object as a ``SourceFile`` once its first bytes show PDF, JPEG or PNG; else closed and rejected."""
     try:
         mime = _sniff(first)
     except RowRejected:
