@@ -47,9 +47,8 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
     """The real plan stage, as the flow's plan task calls it (Settings defaults)."""
     from datetime import date
 
-    import pyarrow.parquet as pq
-
     from connectors.manifest import open_manifest
+    from connectors.workarea import read_bucket_range
     from flows.plan import plan_manifest
     from flows.settings import Settings
     from transforms.rules import Rules
@@ -72,9 +71,8 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
         from transforms.grouping import group_documents
 
         spec = plan.shards[len(plan.shards) // 2]
-        import pyarrow as pa
 
-        rows = pa.concat_tables([pq.read_table(f) for f in spec.files])
+        rows = read_bucket_range(spec.rows)
         t0 = time.perf_counter()
         grouped = group_documents(rows, rules)
         out.update(group_rows=rows.num_rows, group_s=time.perf_counter() - t0, group_docs=len(grouped.documents))

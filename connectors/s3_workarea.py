@@ -1,6 +1,6 @@
 """The S3 work area of a fanned-out run: bucket files go up for the shard runs, report parts come back.
 
-Layout under ``<work_uri>/<run_id>/``: ``buckets/<shard>/<n>-<file>`` (the plan's bucket files),
+Layout under ``<work_uri>/<run_id>/``: ``rows/<shard>.arrow`` (a shard's rows, from the plan),
 ``parts/<shard>.parquet`` (a shard's report part), ``results/<shard>.json`` (its counts and API statistics),
 ``payloads/<shard>.jsonl`` (a dry run's would-be payloads). Objects are overwritten: a shard run that is
 retried writes its part again.
@@ -8,7 +8,6 @@ retried writes its part again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 
-PARQUET = "application/vnd.apache.parquet"
+_CONTENT_TYPES = {".parquet": "application/vnd.apache.parquet", ".arrow": "application/vnd.apache.arrow.file"}
 _THREADS = 16
 
 
@@ -44,17 +43,21 @@ class S3WorkArea:
     def payloads(self, shard: str) -> Location:
         return self.prefix.child("payloads", f"{shard}.jsonl")
 
-    def upload_buckets(self, shard: str, files: Iterable[str]) -> list[str]:
-        """Copy a shard's local bucket files up; their s3:// uris, in the same order."""
-        pairs = [(Path(f), self.prefix.child("buckets", shard, f"{n:04d}-{Path(f).name}")) for n, f in enumerate(files)]
-        upload_files(self.store, pairs)
-        return [str(loc) for _, loc in pairs]
+    def upload_shard_rows(self, files: dict[str, Path]) -> dict[str, str]:
+        """Copy each shard's local rows file up; the s3:// uri by shard."""
+        pairs = {shard: (path, self.prefix.child("rows", f"{shard}.arrow")) for shard, path in files.items()}
+        upload_files(self.store, list(pairs.values()))
+        return {shard: str(loc) for shard, (_, loc) in pairs.items()}
 
 
 def upload_files(store: ObjectStore, pairs: list[tuple[Path, Location]]) -> None:
     """Local files to S3, a few at a time."""
     with ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="work-up") as pool:
-        list(pool.map(lambda p: store.write_file(p[1], p[0], content_type=PARQUET, overwrite=True), pairs))
+        list(pool.map(lambda p: store.write_file(p[1], p[0], content_type=_content_type(p[0]), overwrite=True), pairs))
+
+
+def _content_type(path: Path) -> str:
+    return _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
 
 
 def download_files(store: ObjectStore, pairs: list[tuple[Location, Path]]) -> list[Path]:

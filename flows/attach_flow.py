@@ -73,7 +73,7 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
 async def shard_task(spec: ShardSpec, services: ShardServices, run_dir: str) -> dict[str, int]:
     """Work one shard end to end; its report part lands in the run's work area."""
     started = time.monotonic()
-    counts = await run_shard(spec.name, list(spec.files), services, Path(run_dir) / "parts" / f"{spec.name}.parquet")
+    counts = await run_shard(spec.name, spec.rows, services, Path(run_dir) / "parts" / f"{spec.name}.parquet")
     get_run_logger().info(shard_log_line(spec.name, counts, time.monotonic() - started))
     return counts
 

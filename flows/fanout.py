@@ -36,6 +36,7 @@ from connectors.objects import ObjectStore
 from connectors.prefect_limiter import ensure_rate_limit
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
+from connectors.workarea import BucketRange, write_bucket_range
 from flows.attach_flow import rules_from
 from flows.plan import PlanResult
 from flows.progress import RunProgress, shard_log_line
@@ -53,7 +54,7 @@ class ShardJob(BaseModel):
 
     run_id: str
     shard: str
-    bucket_files: list[str]  # s3:// uris of the shard's bucket files in the work area
+    rows_uri: str  # s3:// uri of the shard's rows file in the work area
     work_prefix: str  # s3:// prefix of the run's work area
     part_uri: str  # where the shard's report part goes
     ledger_root: str  # the job's ledger (under the report location)
@@ -91,8 +92,8 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     store = ObjectStore(s3)
     work = S3WorkArea(store, Location.parse(job.work_prefix))
     local = settings.work_dir / "shards" / job.run_id / job.shard
-    pairs = [(Location.parse(u), local / "buckets" / Path(Location.parse(u).key).name) for u in job.bucket_files]
-    files = await asyncio.to_thread(download_files, store, pairs)
+    pairs = [(Location.parse(job.rows_uri), local / "rows.arrow")]
+    (rows_file,) = await asyncio.to_thread(download_files, store, pairs)
     only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report))
                  if job.retry_failed_report else None)
     services = ShardServices(
@@ -110,12 +111,12 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     out = local / "part.parquet"
     api: dict[str, Any] = {}
     if job.dry_run:
-        counts = await run_shard(job.shard, [str(f) for f in files], services, out)
+        counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
     else:
         async with fin_client(settings, shared_limit=job.rate_limit) as fin:
             await fin.authenticate()
             services.fin = fin
-            counts = await run_shard(job.shard, [str(f) for f in files], services, out)
+            counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
             api = fin.stats.as_dict()
     uploads = [(out, Location.parse(job.part_uri))]
     payloads = local / "payloads" / f"{job.shard}.jsonl"
@@ -146,14 +147,16 @@ class FanOutResult:
     shard_results: list[dict[str, Any]] = field(default_factory=list)
 
 
-@task(name="upload-buckets", cache_policy=NO_CACHE)
-async def upload_buckets_task(plan: PlanResult, work_prefix: str) -> dict[str, list[str]]:
-    """Copy every shard's bucket files to the run's work area; the s3:// uris by shard."""
+@task(name="upload-shard-rows", cache_policy=NO_CACHE)
+async def upload_shard_rows_task(plan: PlanResult, run_dir: Path, work_prefix: str) -> dict[str, str]:
+    """Copy every shard's rows, as a file of their own, to the run's work area; the s3:// uri by shard."""
     settings = Settings()
     work = S3WorkArea(ObjectStore(make_s3_store(settings)), Location.parse(work_prefix))
 
-    def all_shards() -> dict[str, list[str]]:
-        return {s.name: work.upload_buckets(s.name, s.files) for s in plan.shards}
+    def all_shards() -> dict[str, str]:
+        files = {s.name: Path(write_bucket_range(s.rows, run_dir / "shard-rows" / f"{s.name}.arrow").rows_file)
+                 for s in plan.shards}
+        return work.upload_shard_rows(files)
 
     return await asyncio.to_thread(all_shards)
 
@@ -162,16 +165,17 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
                          ledger_root: Location, run_date: date, dry_run: bool, resend_unknown: bool,
                          retry_failed_report: Location | None, progress: RunProgress) -> FanOutResult:
     """Run every shard as a run of the shard deployment and bring the report parts home into ``run_dir/parts``."""
-    assert settings.shard_deployment is not None
+    deployment = settings.shard_deployment
+    assert deployment is not None
     logger = get_run_logger()
     store = ObjectStore(make_s3_store(settings))
     work = S3WorkArea.for_run(store, settings.work_uri, run_id)
     limit = None if dry_run else settings.rate_limit_name
     if limit is not None:
         await ensure_rate_limit(limit, settings.rate_limit_rps)
-    uris = await upload_buckets_task(plan, str(work.prefix))
+    uris = await upload_shard_rows_task(plan, run_dir, str(work.prefix))
     jobs = [ShardJob(
-        run_id=run_id, shard=s.name, bucket_files=uris[s.name], work_prefix=str(work.prefix),
+        run_id=run_id, shard=s.name, rows_uri=uris[s.name], work_prefix=str(work.prefix),
         part_uri=str(work.part(s.name)), ledger_root=str(ledger_root), run_date=run_date, dry_run=dry_run,
         resend_unknown=resend_unknown, rate_limit=limit,
         retry_failed_report=str(retry_failed_report) if retry_failed_report else None,
@@ -184,7 +188,7 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
     async def one(job: ShardJob) -> None:
         async with gate:
             run = await arun_deployment(
-                settings.shard_deployment, parameters={"job": job.model_dump(mode="json")},
+                deployment, parameters={"job": job.model_dump(mode="json")},
                 flow_run_name=f"{run_id}-{job.shard}", idempotency_key=f"kyc-attach:{run_id}:{job.shard}",
                 as_subflow=True, timeout=None, poll_interval=2,
             )

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from connectors.errors import SetupError
 from connectors.manifest import Manifest, iter_batches, read_columns
-from connectors.workarea import PartitionedWriter, TableWriter
+from connectors.workarea import BucketRange, RowsFileWriter, TableWriter
 from transforms.codes import Status
 from transforms.mapping import Mapping, MappingError, apply_mapping
 from transforms.report import REPORT_SCHEMA
@@ -35,10 +35,10 @@ _PLAN_THREADS = 2
 
 @dataclass(frozen=True)
 class ShardSpec:
-    """A shard: a name that is stable for a job (it keys the ledger) and its bucket files."""
+    """A shard: a name that is stable for a job (it keys the ledger) and where its rows are."""
 
     name: str
-    files: tuple[str, ...]
+    rows: BucketRange
 
 
 @dataclass
@@ -103,7 +103,7 @@ def _plan_memory_pool() -> Iterator[None]:
 
 def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
           shard_rows: int, mapping: Mapping | None) -> PlanResult:
-    valid = PartitionedWriter(run_dir / "buckets", VALIDATED_SCHEMA)
+    valid = RowsFileWriter(run_dir / "rows.arrow", VALIDATED_SCHEMA, buckets)
     rejects = TableWriter(run_dir / "parts" / "rejects.parquet", REPORT_SCHEMA)
     # Shards are formed from the rows' raw bucket counts, not from what validation kept: validation
     # depends on the run date, and shard names key the ledger, so they must not move between runs.
@@ -115,8 +115,7 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
         counts += done.counts
         rows_rejected += done.rejects.num_rows
         rejects.write(done.rejects)
-        for part, start, stop in zip(done.parts, done.starts, done.stops, strict=True):
-            valid.write(int(part), done.rows.slice(int(start), int(stop - start)))
+        valid.write(done.rows, done.buckets)
 
     # Validation is a chain of Arrow kernels that release the GIL: two batches are validated side by side
     # while this thread reads the next one and writes finished ones, in order. The look-ahead is bounded,
@@ -131,12 +130,9 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
         while pending:
             consume(pending.popleft().result())
     rejects.close()
-    written = set(valid.close())
-    shards = []
-    for first, last in group_buckets(counts.tolist(), shard_rows):
-        files = tuple(str(valid.path_of(b)) for b in range(first, last + 1) if b in written)
-        if files:
-            shards.append(ShardSpec(f"b{first:04d}-{last:04d}", files))
+    valid.close()
+    shards = [ShardSpec(f"b{first:04d}-{last:04d}", valid.range(first, last))
+              for first, last in group_buckets(counts.tolist(), shard_rows) if counts[first:last + 1].any()]
     return PlanResult(manifest.job_id, rows_in, rows_rejected, str(rejects.path), shards)
 
 
@@ -146,9 +142,7 @@ class _Prepared:
 
     rejects: pa.Table
     rows: pa.Table
-    parts: np.ndarray  # bucket of each run of rows
-    starts: np.ndarray
-    stops: np.ndarray
+    buckets: np.ndarray  # bucket of each row of ``rows`` (ascending)
     counts: np.ndarray
 
 
@@ -168,14 +162,11 @@ def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int,
     # Rejected rows go to their shard too (and to the report part): a document's other rows must see them to be
     # rejected with them (document_rejected); the shard reports only the rows without a reason.
     good = np.flatnonzero(bucket >= 0)
-    # One take gathers the shard rows already sorted by bucket: each bucket is then a zero-copy slice.
+    # One take gathers the shard rows sorted by bucket: a shard's rows are then one slice of the batch.
     order = good[np.argsort(bucket[good], kind="stable")]
     rows = checked.take(pa.array(order))
-    sorted_bucket = bucket[order]
-    starts = np.flatnonzero(np.diff(sorted_bucket, prepend=-1))
-    stops = np.append(starts[1:], len(sorted_bucket)) if len(starts) else starts  # a batch with no shard rows
     rejects = _as_report(checked.select(_REPORTED).filter(pa.array(bad)))  # filter only the columns reported
-    return _Prepared(rejects, rows, sorted_bucket[starts], starts, stops, counts)
+    return _Prepared(rejects, rows, bucket[order], counts)
 
 
 _REPORTED = ("row_number", "customer_id", "associated_party_id", "document_type", "side", "s3_uri", "reason_code",

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.manifest import Manifest
+from connectors.workarea import read_bucket_range
 from flows.plan import plan_manifest
 from transforms.grouping import group_documents
 from transforms.mapping import Mapping
@@ -54,7 +55,7 @@ def check_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buckets
         for spec in plan.shards:
             # Shards carry the plan's rejected rows too (so their documents' other rows are rejected with them);
             # those are counted above already.
-            rows = pa.concat_tables([pq.read_table(f) for f in spec.files])
+            rows = read_bucket_range(spec.rows)
             grouped = group_documents(rows, rules)
             result.rejected_by_reason.update(str(r.reason_code) for r in grouped.rejects if r.row_number not in seen)
     return result

@@ -28,6 +28,7 @@ from connectors.fin import FinClient
 from connectors.ledger import DONE, FAILED, IN_FLIGHT, UNKNOWN, Ledger
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store
+from connectors.workarea import BucketRange, read_bucket_range
 from transforms.codes import Reason, Status
 from transforms.grouping import group_documents
 from transforms.models import Document, RowOutcome
@@ -84,9 +85,9 @@ class _Outcomes:
             self.set(rows, Status.unknown, Reason.outcome_unknown, str(exc), attempts=exc.attempts)
 
 
-async def run_shard(name: str, files: list[str], services: ShardServices, out_path: Path) -> dict[str, int]:
+async def run_shard(name: str, where: BucketRange, services: ShardServices, out_path: Path) -> dict[str, int]:
     """Process one shard and write its report part; returns counts by status."""
-    rows = pa.concat_tables([pq.read_table(f) for f in files])
+    rows = read_bucket_range(where)
     grouped = group_documents(rows, services.rules)
     # Rows the plan stage rejected ride along only so that their documents' other rows are rejected with them
     # (document_rejected); the plan's own report part reports them, so they leave here.

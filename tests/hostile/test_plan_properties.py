@@ -9,12 +9,12 @@ import io
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.manifest import open_manifest
+from connectors.workarea import read_bucket_range
 from flows.plan import plan_manifest
 from transforms.grouping import group_documents
 from transforms.rules import Rules
@@ -62,7 +62,7 @@ def test_plan_and_grouping_account_for_every_row(rows: list[dict[str, str]], bat
         assert len(rejected) == plan.rows_rejected
         outcomes: list[int] = list(rejected)
         for spec in plan.shards:
-            shard = pa.concat_tables([pq.read_table(f) for f in spec.files])
+            shard = read_bucket_range(spec.rows)
             grouped = group_documents(shard, rules)
             outcomes += [r.row_number for r in grouped.rejects]
             outcomes += [f.row_number for d in grouped.documents for f in d.files]

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest
+from connectors.workarea import read_bucket_range
 from flows.cli import app
 from flows.plan import plan_manifest
 from tests.e2e.helpers import load_world, sandbox_record
@@ -141,7 +142,8 @@ def _plan(path: Path, tmp_path: Path, *, batch_rows: int = 65_536, **rules: Any)
 
 def _valid_rows(plan: Any) -> list[dict]:
     """Rows the plan passed on without a reason (shards also carry rejected rows, for their documents' sake)."""
-    return [r for s in plan.shards for f in s.files for r in pq.read_table(f).to_pylist() if r["reason_code"] is None]
+    rows = [r for s in plan.shards for r in read_bucket_range(s.rows).to_pylist()]
+    return [r for r in rows if r["reason_code"] is None]
 
 
 def test_utf8_bom_is_not_part_of_the_first_column(tmp_path: Path) -> None:
@@ -218,7 +220,7 @@ def test_million_rows_every_other_bad(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert plan.rows_in == n
     assert plan.rows_rejected == n // 2
-    shard_rows = pa.concat_tables([pq.read_table(f, columns=["reason_code"]) for s in plan.shards for f in s.files])
+    shard_rows = pa.concat_tables([read_bucket_range(s.rows, columns=["reason_code"]) for s in plan.shards])
     valid = shard_rows.column("reason_code").null_count
     rejected = pq.ParquetFile(plan.rejects_path).metadata.num_rows
     assert valid + rejected == n and valid == n // 2

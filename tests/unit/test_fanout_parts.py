@@ -14,7 +14,7 @@ from flows.fanout import ShardJob, merge_api_stats
 
 
 def test_shard_job_is_references_only_and_round_trips_as_json() -> None:
-    job = ShardJob(run_id="r1", shard="b0000-0010", bucket_files=["s3://w/r1/buckets/b0000-0010/0000-0.parquet"],
+    job = ShardJob(run_id="r1", shard="b0000-0010", rows_uri="s3://w/r1/rows/b0000-0010.arrow",
                    work_prefix="s3://w/r1", part_uri="s3://w/r1/parts/b0000-0010.parquet",
                    ledger_root="s3://rep/_ledger/j", run_date=date(2024, 5, 1))
     assert ShardJob.model_validate(job.model_dump(mode="json")) == job
