@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shutil
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -106,72 +107,78 @@ async def attach_manifest(
     run_prefix = report_root.child(run_id)
     if store.exists(run_prefix.child("summary.json")):
         raise SetupError(f"run id {run_id}: a report exists already under the report location")
-    if settings.shard_deployment:
-        from flows.fanout import check_fan_out
+    try:
+        if settings.shard_deployment:
+            from flows.fanout import check_fan_out
 
-        await check_fan_out(settings, report_root)
+            await check_fan_out(settings, report_root)
 
-    only_rows = failed_rows_of(store, report_root.child(retry_failed)) if retry_failed else None
-    plan = await plan_task(manifest, str(run_dir), today, mapping)
-    planned = time.monotonic()
-    logger = get_run_logger()
-    logger.info("planned %d rows: %d rejected, %d shards", plan.rows_in, plan.rows_rejected, len(plan.shards))
-    progress = RunProgress(plan.rows_in)
-    await progress.start(plan.rows_rejected)
-    services = ShardServices(
-        s3=s3, store=store, fin=None, rules=rules_from(settings, today),
-        ledger_root=report_root.child("_ledger", plan.job_id),
-        max_file_bytes=settings.max_file_bytes,
-        max_concurrent_customers=settings.max_concurrent_customers,
-        max_concurrent_uploads=settings.max_concurrent_requests,
-        budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
-        settle_delay_s=settings.settle_delay_s,
-        resend_unknown=resend_unknown,
-        payloads_dir=run_dir / "payloads" if dry_run else None,
-        only_rows=only_rows,
-    )
-    api_stats: dict[str, Any] = {}
-    stopped_early: str | None = None
-    if settings.shard_deployment:  # scale-out: one run of the shard deployment per shard, on the work pool
-        from flows.fanout import fan_out_shards
-
-        fanned = await fan_out_shards(
-            plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=services.ledger_root,
-            run_date=today, dry_run=dry_run, resend_unknown=resend_unknown,
-            retry_failed_report=report_root.child(retry_failed) if retry_failed else None, progress=progress,
+        only_rows = failed_rows_of(store, report_root.child(retry_failed)) if retry_failed else None
+        plan = await plan_task(manifest, str(run_dir), today, mapping)
+        planned = time.monotonic()
+        logger = get_run_logger()
+        logger.info("planned %d rows: %d rejected, %d shards", plan.rows_in, plan.rows_rejected, len(plan.shards))
+        progress = RunProgress(plan.rows_in)
+        await progress.start(plan.rows_rejected)
+        services = ShardServices(
+            s3=s3, store=store, fin=None, rules=rules_from(settings, today),
+            ledger_root=report_root.child("_ledger", plan.job_id),
+            max_file_bytes=settings.max_file_bytes,
+            max_concurrent_customers=settings.max_concurrent_customers,
+            max_concurrent_uploads=settings.max_concurrent_requests,
+            budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
+            settle_delay_s=settings.settle_delay_s,
+            resend_unknown=resend_unknown,
+            payloads_dir=run_dir / "payloads" if dry_run else None,
+            only_rows=only_rows,
         )
-        api_stats, stopped_early = fanned.api, fanned.stopped_early
-    elif dry_run:
-        await _work_shards(plan, services, settings, str(run_dir), progress)
-    else:
-        async with fin_client(settings) as fin:
-            await fin.authenticate()
-            services.fin = fin
-            await _work_shards(plan, services, settings, str(run_dir), progress)
-            api_stats = fin.stats.as_dict()
+        api_stats: dict[str, Any] = {}
+        stopped_early: str | None = None
+        if settings.shard_deployment:  # scale-out: one run of the shard deployment per shard, on the work pool
+            from flows.fanout import fan_out_shards
 
-    worked = time.monotonic()
-    parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
-    parquet_path, csv_path, table = assemble_report(parts, run_dir / "report")
-    summary = build_summary(table, plan.rows_in, {
-        "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
-        "seconds": round(time.monotonic() - started, 3),
-        "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
-        "api": api_stats, "settings": settings.public_dict(),
-        "report": str(run_prefix),
-        "stopped_early": stopped_early or (services.budget.reason() if services.budget.tripped else None),
-    })
-    files = {"rows.parquet": parquet_path, "rows.csv": csv_path}
-    if dry_run:
-        files.update({f"payloads/{p.name}": p for p in sorted((run_dir / "payloads").glob("*.jsonl"))})
-    await asyncio.to_thread(publish_report, store, run_prefix, files, summary)
-    if summary["stopped_early"]:
-        logger.error("%s; the report names the rows not tried", summary["stopped_early"])
-    if not dry_run and await asyncio.to_thread(mark_completed, store, report_uri, plan.job_id, summary):
-        logger.info("job %s complete: no failed or unknown rows", plan.job_id)
-    await progress.finish()
-    await _artifacts(summary)
-    return summary
+            fanned = await fan_out_shards(
+                plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=services.ledger_root,
+                run_date=today, dry_run=dry_run, resend_unknown=resend_unknown,
+                retry_failed_report=report_root.child(retry_failed) if retry_failed else None, progress=progress,
+            )
+            api_stats, stopped_early = fanned.api, fanned.stopped_early
+        elif dry_run:
+            await _work_shards(plan, services, settings, str(run_dir), progress)
+        else:
+            async with fin_client(settings) as fin:
+                await fin.authenticate()
+                services.fin = fin
+                await _work_shards(plan, services, settings, str(run_dir), progress)
+                api_stats = fin.stats.as_dict()
+
+        worked = time.monotonic()
+        parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
+        parquet_path, csv_path, table = assemble_report(parts, run_dir / "report")
+        summary = build_summary(table, plan.rows_in, {
+            "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
+            "seconds": round(time.monotonic() - started, 3),
+            "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
+            "api": api_stats, "settings": settings.public_dict(),
+            "report": str(run_prefix),
+            "stopped_early": stopped_early or (services.budget.reason() if services.budget.tripped else None),
+        })
+        files = {"rows.parquet": parquet_path, "rows.csv": csv_path}
+        if dry_run:
+            files.update({f"payloads/{p.name}": p for p in sorted((run_dir / "payloads").glob("*.jsonl"))})
+        await asyncio.to_thread(publish_report, store, run_prefix, files, summary)
+        if summary["stopped_early"]:
+            logger.error("%s; the report names the rows not tried", summary["stopped_early"])
+        if not dry_run and await asyncio.to_thread(mark_completed, store, report_uri, plan.job_id, summary):
+            logger.info("job %s complete: no failed or unknown rows", plan.job_id)
+        await progress.finish()
+        await _artifacts(summary)
+        return summary
+    finally:
+        # The run folder holds the manifest's rows (personal data) and ~250 bytes of scratch per row. Nothing in it
+        # is needed once the report is published, and a rerun of the job starts a folder of its own (its
+        # progress is in the ledger, on S3), so it goes whether the run ended well or not.
+        await asyncio.to_thread(shutil.rmtree, run_dir, True)
 
 
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,
