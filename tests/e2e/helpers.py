@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,6 +24,27 @@ def load_world(sandbox_url: str, world: dict[str, Any], faults: dict[str, Any] |
 def sandbox_record(sandbox_url: str) -> dict[str, Any]:
     """Everything the sandbox accepted."""
     return httpx.get(f"{sandbox_url}/_sandbox/record").json()
+
+
+@dataclass
+class DemoScenario:
+    """A demo world loaded in the sandbox, with its files and manifest on S3."""
+
+    world: dict[str, Any]
+    rows: list[dict[str, str]]
+    manifest: str  # the manifest's s3:// uri
+    bucket: str
+    sandbox_url: str
+
+    def run(self, **kwargs: Any) -> dict[str, Any]:
+        """Run the flow in this process over the manifest, reports under the bucket; returns its summary."""
+        from flows.attach_flow import attach_manifest
+
+        return asyncio.run(attach_manifest(self.manifest, f"s3://{self.bucket}/reports", **kwargs))
+
+    def record(self) -> dict[str, Any]:
+        """Everything the sandbox accepted so far."""
+        return sandbox_record(self.sandbox_url)
 
 
 def put_scenario(bucket: str, rows: list[dict[str, str]], files: dict[str, bytes], name: str = "m.csv") -> str:

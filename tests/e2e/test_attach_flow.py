@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
-from flows.attach_flow import attach_manifest
-from flows.demo import CLIENT_ID, demo_rows, demo_world
-from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
+from tests.e2e.helpers import DemoScenario, read_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -25,25 +22,13 @@ EXPECTED_REJECTS = {
 }
 
 
-def _world() -> dict[str, Any]:
-    world = demo_world(customers=3)
-    world["clients"] = [{"client_id": CLIENT_ID, "client_secret": "demo-secret"}]
-    return world
-
-
-def _run(manifest: str, bucket: str, **kwargs: Any) -> dict[str, Any]:
-    return asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", **kwargs))
-
-
 def test_every_valid_document_attached_once_and_report_matches_manifest(
-    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    demo_scenario: Callable[..., DemoScenario],
 ) -> None:
-    world = _world()
-    rows, files = demo_rows(world, bucket)
-    load_world(fin_sandbox.url, world)
-    api_env(monkeypatch, fin_sandbox.url, tmp_path)
+    scenario = demo_scenario(customers=3)
+    rows = scenario.rows
 
-    summary = _run(put_scenario(bucket, rows, files), bucket)
+    summary = scenario.run()
 
     report = read_report(summary)
     assert [r["row_number"] for r in report] == list(range(1, len(rows) + 1))
@@ -59,36 +44,32 @@ def test_every_valid_document_attached_once_and_report_matches_manifest(
             assert row["uri"], row
             assert row["associated_party_id"], row  # given, or found by email
 
-    record = sandbox_record(fin_sandbox.url)
+    record = scenario.record()
     assert record["duplicates"] == {"uploads": 0, "attachments": 0}
     attached = record["attachments"]
     # Every valid document once: per customer a passport, a two-sided national id and a utility bill.
     assert Counter(a["type"] for a in attached) == {"PASSPORT": 3, "NATIONAL_ID": 3, "UTILITY_BILL": 3}
     uri_of = {r["s3_uri"]: r["uri"] for r in report if r["status"] == "attached"}
-    for c, customer in enumerate(world["customers"]):
+    for c, customer in enumerate(scenario.world["customers"]):
         national = [a for a in attached if a["customer_id"] == customer["customer_id"] and a["type"] == "NATIONAL_ID"]
         assert len(national) == 1
         assert national[0]["associated_party_id"] == customer["associated_parties"][1]["id"]
         sides = {f["side"]: f["uri"] for f in national[0]["files"]}
         assert sides == {
-            "FRONT": uri_of[f"s3://{bucket}/docs/{c}/id-front.jpg"],
-            "BACK": uri_of[f"s3://{bucket}/docs/{c}/id-back.png"],
+            "FRONT": uri_of[f"s3://{scenario.bucket}/docs/{c}/id-front.jpg"],
+            "BACK": uri_of[f"s3://{scenario.bucket}/docs/{c}/id-back.png"],
         }
 
 
 def test_second_run_of_same_manifest_uploads_and_attaches_nothing(
-    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    demo_scenario: Callable[..., DemoScenario],
 ) -> None:
-    world = _world()
-    rows, files = demo_rows(world, bucket)
-    load_world(fin_sandbox.url, world)
-    api_env(monkeypatch, fin_sandbox.url, tmp_path)
-    manifest = put_scenario(bucket, rows, files)
+    scenario = demo_scenario(customers=3)
 
-    first = _run(manifest, bucket)
-    before = sandbox_record(fin_sandbox.url)
-    second = _run(manifest, bucket)
-    after = sandbox_record(fin_sandbox.url)
+    first = scenario.run()
+    before = scenario.record()
+    second = scenario.run()
+    after = scenario.record()
 
     assert len(after["uploads"]) == len(before["uploads"])
     assert len(after["attachments"]) == len(before["attachments"])
@@ -97,30 +78,24 @@ def test_second_run_of_same_manifest_uploads_and_attaches_nothing(
 
 
 def test_dry_run_calls_no_api_and_reports_every_row(
-    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    demo_scenario: Callable[..., DemoScenario],
 ) -> None:
-    world = _world()
-    rows, files = demo_rows(world, bucket)
-    load_world(fin_sandbox.url, world)
-    api_env(monkeypatch, fin_sandbox.url, tmp_path)
+    scenario = demo_scenario(customers=3)
 
-    summary = _run(put_scenario(bucket, rows, files), bucket, dry_run=True)
+    summary = scenario.run(dry_run=True)
 
-    record = sandbox_record(fin_sandbox.url)
+    record = scenario.record()
     assert record["uploads"] == [] and record["attachments"] == []
     assert sum(record.get("requests", {}).values()) == 0
-    assert sum(summary["by_status"].values()) == len(rows)
+    assert sum(summary["by_status"].values()) == len(scenario.rows)
     report = read_report(summary)
     assert {r["status"] for r in report} == {"skipped", "rejected"}
 
 
 def test_under_faults_every_valid_row_attached_and_nothing_twice(
-    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    demo_scenario: Callable[..., DemoScenario],
 ) -> None:
     """5xx, dropped connections, 429 with and without Retry-After, short-lived tokens, commit-then-fail."""
-    world = demo_world(customers=25)
-    world["clients"] = [{"client_id": CLIENT_ID, "client_secret": "demo-secret"}]
-    rows, files = demo_rows(world, bucket)
     faults = {
         "seed": 11,
         "errors": {"share": 0.10},
@@ -130,16 +105,15 @@ def test_under_faults_every_valid_row_attached_and_nothing_twice(
         "token_expiry_seconds": 2,
         "commit_then_fail": {"share": 0.05, "mode": "either"},
     }
-    load_world(fin_sandbox.url, world, faults)
-    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_MAX_ATTEMPTS="12",
-            KYC_ATTACH_SETTLE_DELAY_S="0.05")
+    scenario = demo_scenario(customers=25, faults=faults, KYC_ATTACH_MAX_ATTEMPTS="12",
+                             KYC_ATTACH_SETTLE_DELAY_S="0.05")
 
-    summary = _run(put_scenario(bucket, rows, files), bucket)
+    summary = scenario.run()
 
     report = read_report(summary)
     valid = [r for r in report if r["s3_uri"].rsplit("/", 1)[-1] not in EXPECTED_REJECTS]
     assert {r["status"] for r in valid} == {"attached"}, Counter((r["status"], r["reason_code"]) for r in valid)
-    record = sandbox_record(fin_sandbox.url)
+    record = scenario.record()
     assert record["duplicates"]["attachments"] == 0
-    assert len(record["attachments"]) == 3 * len(world["customers"])
-    assert sum(summary["by_status"].values()) == len(rows)
+    assert len(record["attachments"]) == 3 * len(scenario.world["customers"])
+    assert sum(summary["by_status"].values()) == len(scenario.rows)
