@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -18,6 +18,8 @@ from connectors.fin import FinClient
 from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
 from flows.demo_samples import sample_pdf
 from tests.e2e.helpers import load_world, sandbox_record
+
+SetFaults = Callable[[dict[str, Any]], None]
 
 
 def _client(http: httpx.AsyncClient, secret: str = CLIENT_SECRET, **kw: Any) -> FinClient:
@@ -38,11 +40,47 @@ async def _with_client(url: str, body: Any, **kw: Any) -> Any:
         return await body(_client(http, **kw))
 
 
+def _upload_then_attach_utility_bill(customer_id: str, party_id: str) -> Callable[[FinClient], Awaitable[None]]:
+    """A client body that uploads a PDF and attaches it to the party as a utility bill."""
+    data = sample_pdf("bill")
+
+    async def go(c: FinClient) -> None:
+        uri, _ = await c.upload(customer_id, filename="b.pdf", content_type="application/pdf", size=len(data),
+                                chunks=_chunks(data))
+        body = {"associated_party_attachments": [{"associated_party_id": party_id, "identifying_documents": [],
+                "address_documents": [{"type": "UTILITY_BILL", "files": [{"uri": uri}]}],
+                "supporting_documents": []}]}
+        await c.attach(customer_id, body)
+
+    return go
+
+
 @pytest.fixture()
 def world(fin_sandbox: Any) -> dict[str, Any]:
+    """A one-customer world loaded in the sandbox (its record emptied, no faults)."""
     w = demo_world(customers=1)
     load_world(fin_sandbox.url, w)
     return w
+
+
+@pytest.fixture()
+def sandbox_faults(fin_sandbox: Any, world: dict[str, Any]) -> SetFaults:
+    """Sets the sandbox's faults (reloading the world, which empties the record)."""
+    return lambda faults: load_world(fin_sandbox.url, world, faults)
+
+
+@pytest.fixture()
+def customer_id(world: dict[str, Any]) -> str:
+    """The world's one customer."""
+    cid: str = world["customers"][0]["customer_id"]
+    return cid
+
+
+@pytest.fixture()
+def party_id(world: dict[str, Any]) -> str:
+    """The first associated party of the world's one customer."""
+    pid: str = world["customers"][0]["associated_parties"][0]["id"]
+    return pid
 
 
 def test_bad_credentials_are_a_setup_error(fin_sandbox: Any, world: dict[str, Any]) -> None:
@@ -50,86 +88,63 @@ def test_bad_credentials_are_a_setup_error(fin_sandbox: Any, world: dict[str, An
         asyncio.run(_with_client(fin_sandbox.url, lambda c: c.authenticate(), secret="wrong"))
 
 
-def test_upload_streams_file_and_returns_uri_owned_by_customer(fin_sandbox: Any, world: dict[str, Any]) -> None:
-    cid = world["customers"][0]["customer_id"]
+def test_upload_streams_file_and_returns_uri_owned_by_customer(fin_sandbox: Any, customer_id: str) -> None:
     data = sample_pdf("streamed", pad_to=300_000)
 
     async def go(c: FinClient) -> tuple[str, int]:
-        return await c.upload(cid, filename="x.pdf", content_type="application/pdf", size=len(data),
+        return await c.upload(customer_id, filename="x.pdf", content_type="application/pdf", size=len(data),
                               chunks=_chunks(data))
 
     uri, attempts = asyncio.run(_with_client(fin_sandbox.url, go))
     assert uri.startswith("/") and attempts == 1
     uploads = sandbox_record(fin_sandbox.url)["uploads"]
-    assert [(u["customer_id"], u["uri"], u["size"]) for u in uploads] == [(cid, uri, len(data))]
+    assert [(u["customer_id"], u["uri"], u["size"]) for u in uploads] == [(customer_id, uri, len(data))]
 
 
-def test_expired_tokens_are_renewed_transparently(fin_sandbox: Any, world: dict[str, Any]) -> None:
-    cid = world["customers"][0]["customer_id"]
-    load_world(fin_sandbox.url, world, {"token_expiry_seconds": 0.2})
+def test_expired_tokens_are_renewed_transparently(fin_sandbox: Any, sandbox_faults: SetFaults,
+                                                  customer_id: str) -> None:
+    sandbox_faults({"token_expiry_seconds": 0.2})
 
     async def go(c: FinClient) -> list[str]:
         out = []
         for _ in range(3):
-            out.append((await c.get_customer(cid))["customer_id"])
+            out.append((await c.get_customer(customer_id))["customer_id"])
             await asyncio.sleep(0.3)
         return out
 
-    assert asyncio.run(_with_client(fin_sandbox.url, go)) == [cid] * 3
+    assert asyncio.run(_with_client(fin_sandbox.url, go)) == [customer_id] * 3
 
 
 @pytest.mark.parametrize("retry_after", [True, False])
-def test_429_is_retried_with_and_without_retry_after(fin_sandbox: Any, world: dict[str, Any],
+def test_429_is_retried_with_and_without_retry_after(fin_sandbox: Any, sandbox_faults: SetFaults, customer_id: str,
                                                        retry_after: bool) -> None:
-    cid = world["customers"][0]["customer_id"]
-    load_world(fin_sandbox.url, world,
-               {"rate_limit": {"rps": 5, "burst": 1, "retry_after": retry_after, "endpoints": ["customer"]}})
+    sandbox_faults({"rate_limit": {"rps": 5, "burst": 1, "retry_after": retry_after, "endpoints": ["customer"]}})
 
     async def go(c: FinClient) -> int:
-        await asyncio.gather(*(c.get_customer(cid) for _ in range(4)))
+        await asyncio.gather(*(c.get_customer(customer_id) for _ in range(4)))
         return c.stats.statuses["429"]
 
     assert asyncio.run(_with_client(fin_sandbox.url, go, max_attempts=20)) >= 1
 
 
-def test_attach_answered_500_after_commit_is_outcome_unknown(fin_sandbox: Any, world: dict[str, Any]) -> None:
-    customer = world["customers"][0]
-    cid, pid = customer["customer_id"], customer["associated_parties"][0]["id"]
-    load_world(fin_sandbox.url, world, {"commit_then_fail": {"share": 1.0, "mode": "500"}})
-    data = sample_pdf("bill")
-
-    async def go(c: FinClient) -> None:
-        uri, _ = await c.upload(cid, filename="b.pdf", content_type="application/pdf", size=len(data),
-                                chunks=_chunks(data))
-        body = {"associated_party_attachments": [{"associated_party_id": pid, "identifying_documents": [],
-                "address_documents": [{"type": "UTILITY_BILL", "files": [{"uri": uri}]}],
-                "supporting_documents": []}]}
-        await c.attach(cid, body)
+def test_attach_answered_500_after_commit_is_outcome_unknown(fin_sandbox: Any, sandbox_faults: SetFaults,
+                                                              customer_id: str, party_id: str) -> None:
+    sandbox_faults({"commit_then_fail": {"share": 1.0, "mode": "500"}})
 
     with pytest.raises(OutcomeUnknown):
-        asyncio.run(_with_client(fin_sandbox.url, go))
+        asyncio.run(_with_client(fin_sandbox.url, _upload_then_attach_utility_bill(customer_id, party_id)))
     assert len(sandbox_record(fin_sandbox.url)["attachments"]) == 1  # sent once, never blindly again
 
 
 @pytest.mark.parametrize("mode", ["500", "drop"])
-def test_attach_whose_answer_is_lost_after_commit_is_never_resent(fin_sandbox: Any, world: dict[str, Any],
+def test_attach_whose_answer_is_lost_after_commit_is_never_resent(fin_sandbox: Any, sandbox_faults: SetFaults,
+                                                                    customer_id: str, party_id: str,
                                                                     mode: str) -> None:
     """A dropped connection after the attach was sent reads as outcome unknown, not as 'never sent'."""
-    customer = world["customers"][0]
-    cid, pid = customer["customer_id"], customer["associated_parties"][0]["id"]
-    load_world(fin_sandbox.url, world, {"commit_then_fail": {"share": 1.0, "mode": mode}})
-    data = sample_pdf("bill")
-
-    async def go(c: FinClient) -> None:
-        uri, _ = await c.upload(cid, filename="b.pdf", content_type="application/pdf", size=len(data),
-                                chunks=_chunks(data))
-        body = {"associated_party_attachments": [{"associated_party_id": pid, "identifying_documents": [],
-                "address_documents": [{"type": "UTILITY_BILL", "files": [{"uri": uri}]}],
-                "supporting_documents": []}]}
-        await c.attach(cid, body)
+    sandbox_faults({"commit_then_fail": {"share": 1.0, "mode": mode}})
 
     with pytest.raises(OutcomeUnknown):
-        asyncio.run(_with_client(fin_sandbox.url, go))
+        asyncio.run(_with_client(fin_sandbox.url, _upload_then_attach_utility_bill(customer_id, party_id)))
     record = sandbox_record(fin_sandbox.url)
     assert len(record["attachments"]) == 1 and record["requests"]["attach"] == 1
 
@@ -154,14 +169,12 @@ def test_connection_refused_is_a_connect_error_and_a_drop_is_not() -> None:
     assert asyncio.run(go()) is httpx.ConnectError
 
 
-def test_validation_error_is_terminal_and_names_no_value(fin_sandbox: Any, world: dict[str, Any]) -> None:
-    customer = world["customers"][0]
-    cid, pid = customer["customer_id"], customer["associated_parties"][0]["id"]
-    body = {"associated_party_attachments": [{"associated_party_id": pid, "identifying_documents": [
+def test_validation_error_is_terminal_and_names_no_value(fin_sandbox: Any, customer_id: str, party_id: str) -> None:
+    body = {"associated_party_attachments": [{"associated_party_id": party_id, "identifying_documents": [
         {"type": "PASSPORT", "number": "SECRET-NUMBER-123", "country": "XXX", "issue_date": "2020-01-01",
          "expiry_date": "2030-01-01", "files": [{"uri": "/nope.pdf"}]}]}]}
 
     with pytest.raises(TerminalError) as caught:
-        asyncio.run(_with_client(fin_sandbox.url, lambda c: c.attach(cid, body)))
+        asyncio.run(_with_client(fin_sandbox.url, lambda c: c.attach(customer_id, body)))
     assert caught.value.status_code in (400, 403)
     assert "SECRET-NUMBER-123" not in str(caught.value)
