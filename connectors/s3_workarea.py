@@ -1,4 +1,4 @@
-"""The S3 work area of a fanned-out run: bucket files go up for the shard runs, report parts come back.
+"""The S3 work area of a fanned-out run: shard rows files go up for the shard runs, report parts come back.
 
 Layout under ``<work_uri>/<run_id>/``: ``rows/<shard>.arrow`` (a shard's rows, from the plan),
 ``parts/<shard>.parquet`` (a shard's report part), ``results/<shard>.json`` (its counts and API statistics),

@@ -67,7 +67,7 @@ def check_manifest_columns(manifest: Manifest, mapping: Mapping | None = None) -
 
 def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
                   shard_rows: int, mapping: Mapping | None = None) -> PlanResult:
-    """Validate every row and write valid rows into per-bucket files and rejects into a report part.
+    """Validate every row; write the rows shards need into the run's rows file and rejects into a report part.
 
     With a ``mapping`` (legacy archives), each batch is first turned into canonical columns.
     """

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         None, description="Fan shards out as runs of this deployment ('flow/deployment'); unset: one process."
     )
     work_uri: str | None = Field(
-        None, description="s3://bucket/prefix where a fanned-out run shares bucket files and report parts."
+        None, description="s3://bucket/prefix where a fanned-out run shares shard rows files and report parts."
     )
     fanout_concurrency: int = Field(32, ge=1, description="Shard runs in flight at once when fanning out.")
     rate_limit_name: str = Field(
