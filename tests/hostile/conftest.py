@@ -60,6 +60,26 @@ def _debug_capture(path: Path) -> Iterator[None]:
         handler.close()
 
 
+def point_run_at_sandbox(mp: pytest.MonkeyPatch, sandbox_url: str, world: dict[str, Any], work_dir: Path) -> None:
+    """Settings for a run against the sandbox: its URL, the world's API client, a private work folder."""
+    mp.setenv("FIN_API_URL", sandbox_url)
+    mp.setenv("FIN_CLIENT_ID", world["clients"][0]["client_id"])
+    mp.setenv("FIN_CLIENT_SECRET", world["clients"][0]["client_secret"])
+    mp.setenv("KYC_ATTACH_WORK_DIR", str(work_dir))
+
+
+@pytest.fixture()
+def corpus_api_url(fin_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """The sandbox's URL, with the corpus world loaded (its record emptied) and the run's settings pointed at it."""
+    from tests.e2e.helpers import load_world
+
+    w = world()
+    load_world(fin_sandbox.url, w)
+    point_run_at_sandbox(monkeypatch, fin_sandbox.url, w, tmp_path / "work")
+    url: str = fin_sandbox.url
+    return url
+
+
 @pytest.fixture(scope="session")
 def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
                tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
@@ -92,10 +112,7 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
 
     log_path = tmp / "debug.log"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FIN_API_URL", fin_sandbox.url)
-        mp.setenv("FIN_CLIENT_ID", w["clients"][0]["client_id"])
-        mp.setenv("FIN_CLIENT_SECRET", w["clients"][0]["client_secret"])
-        mp.setenv("KYC_ATTACH_WORK_DIR", str(tmp / "work"))
+        point_run_at_sandbox(mp, fin_sandbox.url, w, tmp / "work")
         mp.setenv("KYC_ATTACH_RATE_LIMIT_RPS", "500")
         mp.setenv("KYC_ATTACH_MAX_FILE_BYTES", str(MAX_FILE_BYTES))
         mp.setenv("KYC_ATTACH_ALLOWED_BUCKETS", f'["{bucket}/docs/"]')

@@ -15,7 +15,7 @@ from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.cli import app
 from flows.runtime import check_api_url
-from tests.e2e.helpers import load_world, sandbox_record
+from tests.e2e.helpers import sandbox_record
 from tests.hostile.conftest import CorpusRun
 
 
@@ -90,19 +90,11 @@ def test_an_existing_object_is_never_overwritten(bucket: str) -> None:
 
 @pytest.mark.slow
 def test_second_run_with_the_same_run_id_exits_2_and_keeps_the_first_report(
-    corpus_run: CorpusRun, fin_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    corpus_run: CorpusRun, corpus_api_url: str
 ) -> None:
-    from tests.hostile.helpers import world
-
     client = make_s3_client()
     key = "reports/corpus-real/rows.csv"
     before = client.get_object(Bucket=corpus_run.bucket, Key=key)["Body"].read()
-    w = world()
-    load_world(fin_sandbox.url, w)
-    monkeypatch.setenv("FIN_API_URL", fin_sandbox.url)
-    monkeypatch.setenv("FIN_CLIENT_ID", w["clients"][0]["client_id"])
-    monkeypatch.setenv("FIN_CLIENT_SECRET", w["clients"][0]["client_secret"])
-    monkeypatch.setenv("KYC_ATTACH_WORK_DIR", str(tmp_path / "work"))
 
     result = CliRunner().invoke(app, ["run", f"s3://{corpus_run.bucket}/manifests/corpus.csv", "--report-uri",
                                       f"s3://{corpus_run.bucket}/reports", "--run-id", "corpus-real"])
@@ -111,7 +103,7 @@ def test_second_run_with_the_same_run_id_exits_2_and_keeps_the_first_report(
     assert result.stderr.splitlines() == [
         "kyc-attach: cannot start: run id corpus-real: a report exists already under the report location"]
     assert client.get_object(Bucket=corpus_run.bucket, Key=key)["Body"].read() == before
-    assert sum(sandbox_record(fin_sandbox.url)["requests"].values()) == 0
+    assert sum(sandbox_record(corpus_api_url)["requests"].values()) == 0
 
 
 # -- the API URL -------------------------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ from connectors.manifest import open_manifest
 from connectors.workarea import read_bucket_range
 from flows.cli import app
 from flows.plan import plan_manifest
-from tests.e2e.helpers import load_world, sandbox_record
-from tests.hostile.helpers import WHOLE_FILE, world
+from tests.e2e.helpers import sandbox_record
+from tests.hostile.helpers import WHOLE_FILE
 from transforms.rules import Rules
 
 C1 = "0f8e3c52-6d1a-4b7e-9a21-3c5d7e9f1a01"
@@ -46,19 +46,6 @@ WHOLE_FILE_CASES = {
 }
 
 
-@pytest.fixture()
-def api(fin_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """A run pointed at the sandbox with the corpus world loaded (its record emptied)."""
-    w = world()
-    load_world(fin_sandbox.url, w)
-    monkeypatch.setenv("FIN_API_URL", fin_sandbox.url)
-    monkeypatch.setenv("FIN_CLIENT_ID", w["clients"][0]["client_id"])
-    monkeypatch.setenv("FIN_CLIENT_SECRET", w["clients"][0]["client_secret"])
-    monkeypatch.setenv("KYC_ATTACH_WORK_DIR", str(tmp_path / "work"))
-    url: str = fin_sandbox.url
-    return url
-
-
 def _no_api_calls(url: str) -> None:
     record = sandbox_record(url)
     assert sum(record["requests"].values()) == 0, record["requests"]
@@ -70,7 +57,8 @@ def _cli(args: list[str]) -> Any:
 
 
 @pytest.mark.parametrize("name", sorted(WHOLE_FILE_CASES))
-def test_whole_file_problem_exits_2_with_one_line_and_no_api_call(name: str, api: str, tmp_path: Path) -> None:
+def test_whole_file_problem_exits_2_with_one_line_and_no_api_call(name: str, corpus_api_url: str,
+                                                                  tmp_path: Path) -> None:
     result = _cli(["run", str(WHOLE_FILE / name), "--report-uri", str(tmp_path / "reports")])
 
     assert result.exit_code == 2, result.output
@@ -80,22 +68,22 @@ def test_whole_file_problem_exits_2_with_one_line_and_no_api_call(name: str, api
     assert WHOLE_FILE_CASES[name] in lines[0]
     assert result.stdout == ""
     assert not (tmp_path / "reports").exists()
-    _no_api_calls(api)
+    _no_api_calls(corpus_api_url)
 
 
-def test_latin1_message_never_echoes_the_cell(api: str, tmp_path: Path) -> None:
+def test_latin1_message_never_echoes_the_cell(corpus_api_url: str, tmp_path: Path) -> None:
     result = _cli(["run", str(WHOLE_FILE / "latin1.csv"), "--report-uri", str(tmp_path / "r")])
     assert "PXN" not in result.stderr and "Jos" not in result.stderr
 
 
-def test_ragged_row_message_never_echoes_the_row(api: str, tmp_path: Path) -> None:
+def test_ragged_row_message_never_echoes_the_row(corpus_api_url: str, tmp_path: Path) -> None:
     """pyarrow's own message quotes the offending row (document number included): it must not get through."""
     result = _cli(["run", str(WHOLE_FILE / "ragged.csv"), "--report-uri", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "PXN0000103" not in result.stderr and C1 not in result.stderr
 
 
-def test_real_process_prints_exactly_one_line(api: str, tmp_path: Path) -> None:
+def test_real_process_prints_exactly_one_line(corpus_api_url: str, tmp_path: Path) -> None:
     """The console script in its own process: nothing else (no Prefect banner, no traceback) on stderr."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
@@ -106,10 +94,10 @@ def test_real_process_prints_exactly_one_line(api: str, tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == ["kyc-attach: cannot start: manifest: no data rows (only a header)"]
     assert proc.stdout == ""
-    _no_api_calls(api)
+    _no_api_calls(corpus_api_url)
 
 
-def test_nested_parquet_column_exits_2(api: str, tmp_path: Path) -> None:
+def test_nested_parquet_column_exits_2(corpus_api_url: str, tmp_path: Path) -> None:
     path = tmp_path / "nested.parquet"
     pq.write_table(pa.table({"customer_id": [[C1]], "associated_party_id": [P1], "document_type": ["OTHER"],
                              "s3_uri": ["s3://kyc-docs/a.pdf"]}), path)
@@ -117,16 +105,16 @@ def test_nested_parquet_column_exits_2(api: str, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip() == ("kyc-attach: cannot start: manifest: Parquet column 'customer_id' has a "
                                      "nested type (list<element: string>); a manifest holds text")
-    _no_api_calls(api)
+    _no_api_calls(corpus_api_url)
 
 
-def test_plain_http_to_a_remote_api_refused_before_anything(api: str, tmp_path: Path,
+def test_plain_http_to_a_remote_api_refused_before_anything(corpus_api_url: str, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIN_API_URL", "http://api.fin.example.com")
     result = _cli(["run", str(WHOLE_FILE / "utf8_bom.csv"), "--report-uri", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "plain http is only allowed for a loopback sandbox" in result.stderr
-    _no_api_calls(api)
+    _no_api_calls(corpus_api_url)
 
 
 # -- files that are odd but fine: the plan stage reads them and judges row by row ----------------------------
@@ -237,7 +225,7 @@ def test_header_only_inside_the_flow_is_a_setup_error_too(tmp_path: Path) -> Non
         _plan(WHOLE_FILE / "header_only.csv", tmp_path)
 
 
-def test_refused_credentials_exit_2_before_any_upload_or_attach(api: str, tmp_path: Path,
+def test_refused_credentials_exit_2_before_any_upload_or_attach(corpus_api_url: str, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIN_CLIENT_SECRET", "not-the-secret")
     manifest = tmp_path / "one.csv"
@@ -250,6 +238,6 @@ def test_refused_credentials_exit_2_before_any_upload_or_attach(api: str, tmp_pa
     assert result.stderr.splitlines() == ["kyc-attach: cannot start: token: the API refused the client credentials "
                                           "(HTTP 401)"]
     assert "not-the-secret" not in result.output
-    record = sandbox_record(api)
+    record = sandbox_record(corpus_api_url)
     assert set(record["requests"]) <= {"token"}, record["requests"]
     assert not (tmp_path / "reports").exists()
