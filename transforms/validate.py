@@ -180,22 +180,33 @@ def _may_need_trim(col: pa.Array) -> bool:
     first and last bytes are printable ASCII is left unchanged by a trim, so the trim (a copy) is skipped.
     """
     offsets, data = _raw(col)
-    starts, ends = offsets[:-1], offsets[1:]
-    filled = ends > starts
-    if not filled.any():
+    if not len(data):
         return False
-    first, last = data[starts[filled]], data[ends[filled] - 1]
-    return bool(((first <= 0x20) | (first >= 0x7F) | (last <= 0x20) | (last >= 0x7F)).any())
+    starts, ends = offsets[:-1], offsets[1:]
+    # Every value's first and last byte, gathered without first selecting the non-empty values (clipped indices
+    # read some byte for an empty value; the mask drops it).
+    first, last = data[np.minimum(starts, len(data) - 1)], data[np.maximum(ends - 1, 0)]
+    edge = (first <= 0x20) | (first >= 0x7F) | (last <= 0x20) | (last >= 0x7F)
+    return bool((edge & (ends > starts)).any())
 
 
 def _empty_as_null(s: pa.Array) -> pa.Array:
-    """Empty strings become null; by clearing validity bits, not by copying the strings (if_else would)."""
-    filled = _f(pc.greater(pc.binary_length(s), 0))
-    if filled.true_count == len(s) - s.null_count:
+    """Empty strings become null; by clearing validity bits, not by copying the strings (if_else would).
+
+    The lengths come from the offsets in numpy: ~10x cheaper than Arrow's binary_length and comparison kernels,
+    which allocate two arrays per column per batch.
+    """
+    offsets, _ = _raw(s)
+    filled = offsets[1:] > offsets[:-1]
+    if s.null_count:
+        bits = np.frombuffer(s.buffers()[0], dtype=np.uint8)
+        filled &= np.unpackbits(bits, count=len(s) + s.offset, bitorder="little")[s.offset:].astype(bool)
+    if filled.all() or s.null_count == len(s):
         return s
-    if s.offset or filled.offset or filled.buffers()[0] is not None:
-        return pc.if_else(filled, s, pa.scalar(None, pa.string()))
-    return pa.Array.from_buffers(pa.string(), len(s), [filled.buffers()[1], s.buffers()[1], s.buffers()[2]])
+    if s.offset:
+        return pc.if_else(pa.array(filled), s, pa.scalar(None, pa.string()))
+    validity = pa.py_buffer(np.packbits(filled, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), len(s), [validity, s.buffers()[1], s.buffers()[2]])
 
 
 def _parse_date(col: pa.Array) -> tuple[pa.Array, pa.Array]:
