@@ -1,0 +1,67 @@
+"""A dry run of one customer: check its files and write the attach payloads a real run would send.
+
+No API call at all, so files get no uri and parties named by email stay unresolved: the payloads carry
+placeholders there. Each file gets a HEAD (present, not empty, not too large); the rows of documents that
+pass are reported ``skipped`` with reason ``dry_run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from dataclasses import KW_ONLY, dataclass, field
+from pathlib import Path
+
+from connectors.errors import RowRejected
+from connectors.files import check_object
+from connectors.s3 import S3Store
+from flows.outcomes import Outcomes
+from transforms.codes import Reason, Status
+from transforms.models import Document
+from transforms.payload import build_attach_requests, redact_body
+
+
+@dataclass
+class DryRun:
+    """Checks customers' files and appends their would-be payloads to ``payloads_file`` (if given)."""
+
+    s3: S3Store
+    out: Outcomes
+    _: KW_ONLY
+    max_file_bytes: int
+    max_parties_per_request: int
+    max_concurrent_checks: int
+    payloads_file: Path | None
+    checks: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.checks = asyncio.Semaphore(self.max_concurrent_checks)
+
+    async def customer(self, customer_id: str, docs: list[Document]) -> None:
+        """Check one customer's documents, write the payloads for those that pass, report every row."""
+        placeholder: dict[str, str] = {}
+        await asyncio.gather(*(self._check(d, placeholder) for d in docs))
+        ready = [d for d in docs if not any(f.row_number in self.out.rows for f in d.files)]
+        by_party: dict[str, list[Document]] = defaultdict(list)
+        for d in ready:
+            by_party[d.party_id or "<resolved by email at run time>"].append(d)
+        requests = build_attach_requests(customer_id, by_party, placeholder, self.max_parties_per_request)
+        if self.payloads_file is not None and requests:
+            self.payloads_file.parent.mkdir(parents=True, exist_ok=True)
+            with self.payloads_file.open("a") as fh:
+                for req in requests:
+                    fh.write(json.dumps({"customer_id": customer_id, "body": redact_body(req.body)}) + "\n")
+        for d in ready:
+            self.out.set(d.row_numbers, Status.skipped, Reason.dry_run, "dry run: checked, not sent")
+
+    async def _check(self, doc: Document, placeholder: dict[str, str]) -> None:
+        for f in doc.files:
+            try:
+                async with self.checks:
+                    await check_object(self.s3, f.s3_uri, max_bytes=self.max_file_bytes)
+                placeholder[f.s3_uri] = "<uri after upload>"
+            except RowRejected as exc:
+                self.out.fail_from([f.row_number], exc)
+        if any(f.row_number in self.out.rows for f in doc.files):
+            self.out.reject_rest_of(doc, Status.rejected)

@@ -1,0 +1,91 @@
+"""Upload a customer's files to Fin, each source object once across runs: the ledger keeps the uri it got."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import KW_ONLY, dataclass, field
+
+from connectors.errors import KycAttachError, RowRejected
+from connectors.files import check_object, fetch_source, open_source
+from connectors.fin import FinClient
+from connectors.ledger import Ledger
+from connectors.s3 import S3Store
+from flows.outcomes import Outcomes
+from transforms.codes import Status
+from transforms.models import Document
+from transforms.thresholds import FailureBudget
+
+
+@dataclass
+class Uploader:
+    """Streams files from S3 to the upload endpoint, at most ``max_concurrent`` at a time."""
+
+    s3: S3Store
+    fin: FinClient
+    ledger: Ledger
+    out: Outcomes
+    budget: FailureBudget
+    _: KW_ONLY
+    max_file_bytes: int
+    max_concurrent: int
+    slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.max_concurrent)
+
+    async def documents(self, customer_id: str, docs: list[Document]) -> dict[str, str]:
+        """Upload the documents' files; returns s3_uri → uri for the documents whose files all went up.
+
+        A document with a file that did not go up has outcomes on all its rows and none of its uris returned.
+        """
+        uris: dict[str, str] = {}
+
+        async def upload_doc(doc: Document) -> None:
+            results = await asyncio.gather(*(self._file(customer_id, f.s3_uri) for f in doc.files),
+                                           return_exceptions=True)
+            errors = [(f, r) for f, r in zip(doc.files, results, strict=True) if isinstance(r, BaseException)]
+            for f, r in zip(doc.files, results, strict=True):
+                if isinstance(r, str):
+                    uris[f.s3_uri] = r
+                # A failed upload fails its document; a good one is counted with the document's attach.
+                # Bad files are the data's fault, not the API's, and do not count at all.
+                if isinstance(r, KycAttachError) and not isinstance(r, RowRejected):
+                    self.budget.note(ok=False)
+            if not errors:
+                return
+            for f, exc in errors:
+                if not isinstance(exc, KycAttachError):
+                    raise exc
+                self.out.fail_from([f.row_number], exc)
+            culprit = errors[0][1]
+            self.out.reject_rest_of(doc, Status.rejected if isinstance(culprit, RowRejected) else Status.failed)
+            for f in doc.files:
+                uris.pop(f.s3_uri, None)
+
+        await asyncio.gather(*(upload_doc(d) for d in docs))
+        return uris
+
+    async def _file(self, customer_id: str, s3_uri: str) -> str:
+        async with self.slots:
+            if self.ledger.has_upload(s3_uri):
+                # Uploaded before (an earlier run, or an earlier row of this one): a HEAD tells whether the
+                # content is unchanged, so the file is not read again.
+                info = await check_object(self.s3, s3_uri, max_bytes=self.max_file_bytes)
+                known = self.ledger.upload_uri(s3_uri, info.etag)
+                if known:
+                    return known
+                source = await open_source(self.s3, s3_uri, info)
+            else:
+                # The common case: one GET, whose response carries the size and ETag a HEAD would give.
+                source = await fetch_source(self.s3, s3_uri, max_bytes=self.max_file_bytes)
+                info = source.info
+            try:
+                # The name Fin keeps says nothing about the person (source keys often do).
+                name = f"{hashlib.sha256(s3_uri.encode()).hexdigest()[:16]}.{source.extension}"
+                uri, _ = await self.fin.upload(customer_id, filename=name, content_type=source.content_type,
+                                               size=info.size, chunks=source.chunks)
+            finally:
+                source.close()
+            await self.ledger.upload_done(s3_uri, info.etag, uri)
+            return uri
