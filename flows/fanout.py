@@ -15,8 +15,10 @@ come from the worker's environment.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.prefect_limiter import ensure_rate_limit
-from connectors.s3 import Location
+from connectors.s3 import Location, S3Store
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
 from connectors.workarea import BucketRange, write_bucket_range
 from flows.attach_flow import rules_from
@@ -92,6 +94,27 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     store = ObjectStore(s3)
     work = S3WorkArea(store, Location.parse(job.work_prefix))
     local = settings.work_dir / "shards" / job.run_id / job.shard
+    try:
+        counts, api, stopped_early = await _work_shard(job, settings, s3, store, work, local)
+    finally:
+        # The scratch folder holds the shard's rows (personal data) and its report part, both on S3 (or made again
+        # by a retried run): nothing of it stays on the worker, whether the run ended well or not.
+        await asyncio.to_thread(shutil.rmtree, local, True)
+    seconds = time.monotonic() - started
+    result = {
+        "shard": job.shard, "counts": counts, "api": api, "seconds": round(seconds, 3),
+        "stopped_early": stopped_early,
+        # where it ran: the worker's host and the process that started this run (the worker, for a process pool)
+        "host": socket.gethostname(), "pid": os.getpid(), "ppid": os.getppid(),
+    }
+    store.write(work.result(job.shard), json.dumps(result).encode(), content_type="application/json", overwrite=True)
+    get_run_logger().info(shard_log_line(job.shard, counts, seconds))
+    return result
+
+
+async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: ObjectStore, work: S3WorkArea,
+                      local: Path) -> tuple[dict[str, int], dict[str, Any], str | None]:
+    """Download, work and upload one shard in ``local``; its counts, API statistics and early stop."""
     pairs = [(Location.parse(job.rows_uri), local / "rows.arrow")]
     (rows_file,) = await asyncio.to_thread(download_files, store, pairs)
     only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report))
@@ -123,16 +146,7 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     if payloads.exists():
         uploads.append((payloads, work.payloads(job.shard)))
     await asyncio.to_thread(upload_files, store, uploads)
-    seconds = time.monotonic() - started
-    result = {
-        "shard": job.shard, "counts": counts, "api": api, "seconds": round(seconds, 3),
-        "stopped_early": services.budget.reason() if services.budget.tripped else None,
-        # where it ran: the worker's host and the process that started this run (the worker, for a process pool)
-        "host": socket.gethostname(), "pid": os.getpid(), "ppid": os.getppid(),
-    }
-    store.write(work.result(job.shard), json.dumps(result).encode(), content_type="application/json", overwrite=True)
-    get_run_logger().info(shard_log_line(job.shard, counts, seconds))
-    return result
+    return counts, api, services.budget.reason() if services.budget.tripped else None
 
 
 # ---------------------------------------------------------------------------------------------- parent side
@@ -189,7 +203,7 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
         async with gate:
             run = await arun_deployment(
                 deployment, parameters={"job": job.model_dump(mode="json")},
-                flow_run_name=f"{run_id}-{job.shard}", idempotency_key=f"kyc-attach:{run_id}:{job.shard}",
+                flow_run_name=f"{run_id}-{job.shard}", idempotency_key=shard_run_key(job),
                 as_subflow=True, timeout=None, poll_interval=2,
             )
         if run.state is None or not run.state.is_completed():
@@ -211,6 +225,15 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
     stops = [r["stopped_early"] for r in ordered if r.get("stopped_early")]
     return FanOutResult(api=merge_api_stats([r["api"] for r in ordered]), stopped_early=stops[0] if stops else None,
                         shard_results=ordered)
+
+
+def shard_run_key(job: ShardJob) -> str:
+    """The idempotency key of a shard's run: a parent retried with the same parameters finds the shard runs it
+    started instead of starting them again. The key covers every parameter, not only the run id and shard:
+    run ids are unique per report location only, and a run handed another job's shard run (another report
+    location, work area, manifest or mode, such as a dry run) would assemble that run's report as its own."""
+    digest = hashlib.sha256(job.model_dump_json().encode()).hexdigest()[:16]
+    return f"kyc-attach:{job.run_id}:{job.shard}:{digest}"
 
 
 def merge_api_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ database), and every CLI call and worker gets PREFECT_API_URL explicitly.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -49,6 +51,18 @@ class PrefectServer:
         if done.returncode != 0:
             raise AssertionError(f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
+
+    def api(self, fn: Any) -> Any:
+        """``await fn(client)`` with a Prefect client of this server, from synchronous test code."""
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        async def go() -> Any:
+            with temporary_settings({PREFECT_API_URL: self.api_url}):
+                async with get_client() as client:
+                    return await fn(client)
+
+        return asyncio.run(go())
 
     @contextmanager
     def worker(self, pool: str, env: dict[str, str], *, name: str = "w1", limit: int | None = None

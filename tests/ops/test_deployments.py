@@ -5,7 +5,6 @@ One server, one process pool, one deploy and one worker for the module (the serv
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -13,8 +12,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from connectors.jobs import list_manifests
 from connectors.objects import ObjectStore
@@ -43,25 +40,16 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, fin_san
             yield server
 
 
-def _api(server: PrefectServer, fn: Any) -> Any:
-    async def go() -> Any:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            async with get_client() as client:
-                return await fn(client)
-
-    return asyncio.run(go())
-
-
 def run_and_wait(server: PrefectServer, deployment: str, parameters: dict[str, Any], timeout: float = 150) -> Any:
     """Create a run of a deployment, wait for a final state, return the flow run."""
     async def create(client: Any) -> UUID:
         dep = await client.read_deployment_by_name(deployment)
         return (await client.create_flow_run_from_deployment(dep.id, parameters=parameters)).id
 
-    run_id = _api(server, create)
+    run_id = server.api(create)
     deadline = time.monotonic() + timeout
     while True:
-        run = _api(server, lambda c: c.read_flow_run(run_id))
+        run = server.api(lambda c: c.read_flow_run(run_id))
         if run.state is not None and run.state.is_final():
             return run
         if time.monotonic() > deadline:
@@ -77,7 +65,7 @@ def _summaries(bucket: str) -> list[dict[str, Any]]:
 
 
 def test_yaml_applies_typed_schedule_and_limits(deployed: PrefectServer) -> None:
-    nightly = _api(deployed, lambda c: c.read_deployment_by_name("kyc-attach-nightly/nightly"))
+    nightly = deployed.api(lambda c: c.read_deployment_by_name("kyc-attach-nightly/nightly"))
     assert nightly.global_concurrency_limit.limit == 1
     assert nightly.concurrency_options.collision_strategy == "ENQUEUE"
     assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]
@@ -86,7 +74,7 @@ def test_yaml_applies_typed_schedule_and_limits(deployed: PrefectServer) -> None
     props = nightly.parameter_openapi_schema["definitions"]["NightlyParams"]["properties"]
     assert {"inbox", "report_uri", "mapping", "dry_run", "max_manifests"} <= set(props)
     assert nightly.work_pool_name == POOL
-    migration = _api(deployed, lambda c: c.read_deployment_by_name("kyc-attach-migration/migration"))
+    migration = deployed.api(lambda c: c.read_deployment_by_name("kyc-attach-migration/migration"))
     assert "source" in migration.parameter_openapi_schema["required"]
 
 
