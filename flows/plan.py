@@ -26,7 +26,6 @@ from transforms.mapping import Mapping, MappingError, apply_mapping
 from transforms.report import REPORT_SCHEMA
 from transforms.rules import Rules
 from transforms.shard_plan import group_buckets
-from transforms.sharding import shard_of
 from transforms.validate import VALIDATED_SCHEMA, check_columns, validate_batch
 
 # Two validation threads on top of the reading/writing one: most of the work is in Arrow kernels outside the GIL.
@@ -150,13 +149,10 @@ def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int,
              mapping: Mapping | None) -> _Prepared:
     if mapping is not None:
         batch = apply_mapping(batch, mapping)
-    checked = validate_batch(batch, rules=rules, first_row_number=first_row_number).select(VALIDATED_SCHEMA.names)
-    # Hash each distinct customer once (a customer has several rows); a null id (rejected anyway) has no
-    # bucket, and -1 keeps it out of the counts.
-    ids = pc.dictionary_encode(checked.column("customer_id")).combine_chunks()
-    by_id = np.asarray(pc.fill_null(shard_of(ids.dictionary, buckets), -1))
-    bucket = by_id[np.asarray(pc.fill_null(ids.indices, 0))] if len(by_id) else np.full(len(ids), -1, np.int32)
-    bucket[np.asarray(ids.indices.is_null())] = -1
+    validated = validate_batch(batch, rules=rules, first_row_number=first_row_number, buckets=buckets)
+    # A row without a customer id (rejected anyway) has bucket -1: no shard, and outside the counts.
+    bucket = np.asarray(validated.column("bucket"))
+    checked = validated.select(VALIDATED_SCHEMA.names)
     counts = np.bincount(bucket[bucket >= 0], minlength=buckets)
     bad = np.asarray(pc.is_valid(checked.column("reason_code")))
     # Rejected rows go to their shard too (and to the report part): a document's other rows must see them to be

@@ -17,6 +17,7 @@ only for identifying documents, ``document_date`` only for address documents (it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -27,6 +28,8 @@ import pycountry
 from transforms.catalogue import CATEGORY_OF_TYPE, SIDES, Category
 from transforms.codes import Reason
 from transforms.rules import Rules
+from transforms.sharding import buckets_of
+from transforms.uuids import is_uuid
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -69,7 +72,6 @@ _SIDES = pa.array(SIDES, pa.string())
 _UPPER = frozenset({"document_type", "side", "country"})
 _LOWER = frozenset({"customer_id", "associated_party_id", "associated_party_email"})
 
-_UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # Deliberately loose: the party is matched against Fin's list anyway; this only catches junk like "n/a".
 _EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -234,6 +236,24 @@ def _matches(col: pa.Array, pattern: str) -> pa.Array:
     return _f(pc.take(_f(pc.match_substring_regex(enc.dictionary, pattern)), enc.indices))
 
 
+@dataclass(frozen=True)
+class _Ids:
+    """An id column with each distinct value read once: a customer's id repeats on every row of the customer."""
+
+    values: pa.StringArray
+    row_value: np.ndarray  # each row's index into ``values``; -1 for a null id
+    canonical: np.ndarray  # by value: a canonical uuid
+
+    @classmethod
+    def of(cls, col: pa.Array) -> _Ids:
+        enc = pc.dictionary_encode(col)
+        return cls(enc.dictionary, np.asarray(pc.fill_null(enc.indices, -1)), is_uuid(enc.dictionary))
+
+    def per_row(self, by_value: np.ndarray, null: int | bool) -> np.ndarray:
+        """A value per distinct id spread over the rows; ``null`` for rows without an id."""
+        return np.append(by_value, np.array([null], dtype=by_value.dtype))[self.row_value]
+
+
 def _s3_uri_bad(uri: pa.Array) -> pa.Array:
     """True where the uri breaks ``_S3_RE`` or matches ``_S3_BAD_RE`` (null: True), without running both
     full regexes over every row (they are most of a batch's validation cost).
@@ -294,13 +314,16 @@ def _allowed_mask(uri: pa.Array, allowed: tuple[str, ...]) -> pa.Array:
     return _f(ok)
 
 
-def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep_extra: bool = False) -> pa.Table:
+def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep_extra: bool = False,
+                   buckets: int | None = None) -> pa.Table:
     """Normalise and validate one batch of manifest rows.
 
     ``table`` must hold the required columns (see :func:`check_columns`); missing optional canonical columns
     are added as nulls and every canonical column is cast to string. Returns the canonical columns normalised,
     plus ``row_number`` (``first_row_number + i``), ``category``, ``reason_code`` and ``message`` (both null
-    when the row is valid). With ``keep_extra`` the input's other columns follow, unchanged.
+    when the row is valid). With ``buckets`` a ``bucket`` column follows: each row's shard bucket by customer id
+    (:func:`transforms.sharding.shard_of`; -1 without an id), from the same reading of the id as its uuid rule.
+    With ``keep_extra`` the input's other columns follow, unchanged.
     """
     n = table.num_rows
     names = table.column_names
@@ -343,16 +366,11 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
             "associated_party_id/associated_party_email: one of them is required, both empty",
         )
     )
-    for name in ("customer_id", "associated_party_id"):
-        add(
-            (
-                pc.invert(_matches(cols[name], _UUID_RE))
-                if name == "customer_id"
-                else pc.and_(pc.is_valid(pid), pc.invert(_matches(pid, _UUID_RE))),
-                Reason.bad_uuid,
-                f"{name}: not a uuid",
-            )
-        )
+    customers, parties = _Ids.of(cols["customer_id"]), _Ids.of(pid)
+    for name, ids in (("customer_id", customers), ("associated_party_id", parties)):
+        # A null id is not flagged here: a missing customer id is missing_field (an earlier rule), and a party
+        # may be named by its email instead.
+        add((pa.array(ids.per_row(~ids.canonical, False)), Reason.bad_uuid, f"{name}: not a uuid"))
     add(
         (
             pc.and_(pc.is_valid(email), pc.invert(_matches(email, _EMAIL_RE))),
@@ -466,8 +484,11 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
     row_number = pa.array(np.arange(first_row_number, first_row_number + n, dtype=np.int64))
     arrays = [cols[c] for c in CANONICAL_COLUMNS] + [row_number, category, reason_code, message]
     out = pa.Table.from_arrays(arrays, schema=VALIDATED_SCHEMA)
+    if buckets is not None:
+        by_value = buckets_of(customers.values, buckets, customers.canonical)
+        out = out.append_column("bucket", pa.array(customers.per_row(by_value, -1)))
     if keep_extra:
-        taken = set(VALIDATED_SCHEMA.names)
+        taken = set(out.column_names)
         for i, name in enumerate(names):
             if name not in taken:
                 out = out.append_column(name, table.column(i))

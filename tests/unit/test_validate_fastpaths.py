@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import pyarrow as pa
 import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.validate import _S3_BAD_RE, _S3_RE, _clean, _s3_uri_bad
+from tests.unit.helpers import passport, rules, table
+from transforms.sharding import shard_of
+from transforms.uuids import UUID_RE, is_uuid, uuid_words
+from transforms.validate import _S3_BAD_RE, _S3_RE, _clean, _s3_uri_bad, validate_batch
 
 PIECES = ["s3://", "kyc-docs", "/", "a", "..", ".", "1", "10.0.0.1", "\x07", "\n", "\x85", "\u00a0", " ", "\t",
           "B", "é", "-", "docs/x.pdf", "", "\u2003", "_"]
@@ -43,3 +49,35 @@ def test_clean_is_the_plain_kernels(vals: list[str | None], name: str, cut: int)
     got = _clean(col, name)
     got.validate(full=True)
     assert got.to_pylist() == _plain_clean(col, name).to_pylist()
+
+
+UUID = "6f1c2a3b-1111-4222-8333-444455556666"
+# A uuid with one character changed, dropped or added (same length or not), and some other text.
+uuid_like = st.one_of(
+    st.tuples(st.integers(0, 35), st.sampled_from("0a9fgG-_ xé")).map(lambda t: UUID[: t[0]] + t[1] + UUID[t[0] + 1:]),
+    st.integers(0, 35).map(lambda i: UUID[:i] + UUID[i + 1:]),
+    st.tuples(st.integers(0, 36), st.sampled_from("0a-")).map(lambda t: UUID[: t[0]] + t[1] + UUID[t[0]:]),
+    st.uuids().map(str),
+    st.text(max_size=40),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), uuid_like), max_size=30), st.integers(0, 3))
+def test_uuid_words_are_the_uuids_bits(vals: list[str | None], cut: int) -> None:
+    ids = pa.array(["pad"] * cut + vals, pa.string()).slice(cut)  # a sliced array too
+    canonical = is_uuid(ids)
+    assert canonical.tolist() == [v is not None and re.fullmatch(UUID_RE[1:-1], v) is not None for v in vals]
+    words = uuid_words(ids, canonical)
+    for v, ok, (high, low) in zip(vals, canonical, words.tolist(), strict=True):
+        expected = uuid.UUID(v).int if ok else 0
+        assert (high << 64) | low == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), uuid_like), min_size=1, max_size=20))
+def test_validation_buckets_are_shard_of(ids: list[str | None]) -> None:
+    out = validate_batch(table([passport(customer_id=i or "") for i in ids]), rules=rules(), first_row_number=1,
+                         buckets=16)
+    expected = shard_of(out.column("customer_id"), 16).to_pylist()
+    assert out.column("bucket").to_pylist() == [-1 if e is None else e for e in expected]
