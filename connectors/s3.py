@@ -167,6 +167,18 @@ class S3Store:
                 info = ObjectInfo(int(obj["Size"]), str(obj.get("ETag", "")).strip('"'), None)
                 yield obj["Key"], info
 
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under a prefix (1,000 keys a request); the number deleted."""
+        keys = [k for k, _ in self.list_keys(bucket, prefix)]
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": k} for k in keys[start:start + 1000]]
+            resp = self.client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True}, **self._owner)
+            if resp.get("Errors"):
+                first = resp["Errors"][0]
+                raise RuntimeError(f"s3://{bucket}/{prefix}: {len(resp['Errors'])} object(s) not deleted "
+                                   f"({first.get('Code')})")
+        return len(keys)
+
     def get_bytes(self, bucket: str, key: str) -> bytes:
         """A small object whole (ledger segments, summaries)."""
         data: bytes = self.client.get_object(Bucket=bucket, Key=key, **self._owner)["Body"].read()

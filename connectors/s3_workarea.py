@@ -43,6 +43,19 @@ class S3WorkArea:
     def payloads(self, shard: str) -> Location:
         return self.prefix.child("payloads", f"{shard}.jsonl")
 
+    def remove_shard_rows(self) -> int:
+        """Delete the shards' rows files (the manifest's rows: personal data); the number deleted.
+
+        Parts and results stay: they hold what the report holds, and a parent retried with the same run id
+        reads them again for the shard runs that finished.
+        """
+        loc = self.prefix.child("rows")
+        assert loc.bucket is not None
+        s3 = self.store.s3
+        if s3 is None:
+            raise SetupError("work area: no S3 client is configured")
+        return s3.delete_prefix(loc.bucket, loc.key.rstrip("/") + "/")
+
     def upload_shard_rows(self, files: dict[str, Path]) -> dict[str, str]:
         """Copy each shard's local rows file up; the s3:// uri by shard."""
         pairs = {shard: (path, self.prefix.child("rows", f"{shard}.arrow")) for shard, path in files.items()}

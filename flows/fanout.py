@@ -1,12 +1,12 @@
 """Scale-out: the parent flow run fans its shards out as runs of a shard deployment on a work pool.
 
-The parent plans as usual, copies each shard's bucket files to the run's S3 work area
+The parent plans as usual, copies each shard's rows to the run's S3 work area
 (``KYC_ATTACH_WORK_URI``), and starts one run of ``KYC_ATTACH_SHARD_DEPLOYMENT`` per shard (``run_deployment``,
 bounded, as subflows so they show under the parent). A shard run, on any worker of the pool, downloads its
 files, works them with ``flows.shard_worker.run_shard`` and its own Fin client, and writes its report part
-and counts back to the work area. The parent downloads the parts and assembles the report exactly as a
-single-process run does. The API rate limit is one Prefect global concurrency limit shared by every shard
-run (``connectors.prefect_limiter``), created by the parent if missing.
+and counts back to the work area. The parent removes the shards' rows, downloads the parts and assembles
+the report exactly as a single-process run does. The API rate limit is one Prefect global concurrency limit
+shared by every shard run (``connectors.prefect_limiter``), created by the parent if missing.
 
 Shard run parameters are names and locations only (``ShardJob``): no data, no settings, no secrets; those
 come from the worker's environment.
@@ -87,7 +87,7 @@ async def check_fan_out(settings: Settings, report_root: Location) -> None:
 
 @flow(name="attach-shard")
 async def shard_flow(job: ShardJob) -> dict[str, Any]:
-    """Work one shard of a fanned-out run: download its bucket files, work them, upload its report part."""
+    """Work one shard of a fanned-out run: download its rows, work them, upload its report part."""
     started = time.monotonic()
     settings = Settings()
     s3 = make_s3_store(settings)
@@ -213,7 +213,11 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
         results[job.shard] = result
         await progress.advance(sum(result["counts"].values()))
 
-    await asyncio.gather(*(one(j) for j in jobs))
+    try:
+        await asyncio.gather(*(one(j) for j in jobs))
+    finally:
+        # Every shard run has ended (or this run is going down): the rows went to them, nothing reads them again.
+        await asyncio.to_thread(work.remove_shard_rows)
     if failed:
         raise RuntimeError(f"{len(failed)} shard run(s) did not complete: " + "; ".join(sorted(failed)))
     pairs = [(work.part(j.shard), run_dir / "parts" / f"{j.shard}.parquet") for j in jobs]

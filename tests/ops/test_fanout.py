@@ -60,6 +60,7 @@ def test_two_workers_share_the_shards_and_the_report_matches_one_process(
     results = [json.loads(store.read(loc)) for loc in store.list(Location(bucket, "work"))
                if "/results/" in loc.key]
     assert len(results) == fanned["shards"]
+    assert store.list(Location(bucket, f"work/{fanned['run_id']}/rows")) == []  # the shards' rows are gone
     assert {r["ppid"] for r in results} == set(two_workers.worker_pids)
 
     runs = two_workers.shard_runs(fanned["run_id"])
