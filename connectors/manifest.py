@@ -131,8 +131,9 @@ def scan_manifest(manifest: Manifest, *, batch_rows: int) -> int:
 def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.Table]:
     try:
         pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-        # One thread: the plan stage keeps both cores busy already, and threaded decoding costs ~20% more CPU.
-        for batch in pf.iter_batches(batch_size=batch_rows, use_threads=False):
+        # Columns decode on Arrow's threads: the reading thread is the plan's critical path (validation runs on
+        # two others), and single-threaded decoding made the stage ~8% slower for no less CPU.
+        for batch in pf.iter_batches(batch_size=batch_rows):
             yield pa.Table.from_arrays([_parquet_text(c, f) for c, f in zip(batch.columns, batch.schema, strict=True)],
                                        names=batch.schema.names)
     except (pa.ArrowInvalid, OSError):
