@@ -37,6 +37,11 @@ class Manifest:
     format: str  # "csv" or "parquet"
 
     @property
+    def is_local_copy(self) -> bool:
+        """Whether ``path`` is this tool's copy of an S3 manifest (the user's own file otherwise)."""
+        return self.location.startswith("s3://")
+
+    @property
     def job_id(self) -> str:
         """Stable identity of the job: same location and same content resume the same job."""
         return hashlib.sha256(f"{self.location}\0{self.content_id}".encode()).hexdigest()[:20]
@@ -63,6 +68,12 @@ def open_manifest(location: str, *, s3: S3Store | None, cache_dir: Path) -> Mani
             raise SetupError("manifest: no file at the given path")
         content_id = sha256_of_file(path)
     return Manifest(location, path, content_id, _detect_format(path))
+
+
+def discard_local_copy(manifest: Manifest) -> None:
+    """Delete the local copy of an S3 manifest (its rows are personal data); a local manifest is the user's."""
+    if manifest.is_local_copy:
+        manifest.path.unlink(missing_ok=True)
 
 
 def sha256_of_file(path: Path) -> str:

@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import SetupError
 from connectors.jobs import mark_completed
-from connectors.manifest import open_manifest
+from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
@@ -62,12 +62,16 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
     settings = Settings()
     store = make_s3_store(settings) if manifest.startswith("s3://") or (mapping or "").startswith("s3://") else None
     found = open_manifest(manifest, s3=store, cache_dir=settings.work_dir)
-    layouts = load_mapping(mapping, ObjectStore(store)) if mapping else None
-    return await asyncio.to_thread(
-        plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
-        batch_rows=settings.batch_rows, buckets=settings.max_shards, shard_rows=settings.shard_rows,
-        mapping=layouts,
-    )
+    try:
+        layouts = load_mapping(mapping, ObjectStore(store)) if mapping else None
+        return await asyncio.to_thread(
+            plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
+            batch_rows=settings.batch_rows, buckets=settings.max_shards, shard_rows=settings.shard_rows,
+            mapping=layouts,
+        )
+    finally:
+        # The rows file holds what the shards need; a copy of an S3 manifest is personal data left lying around.
+        discard_local_copy(found)
 
 
 @task(name="shard", cache_policy=NO_CACHE, task_run_name="shard-{spec.name}")

@@ -104,7 +104,7 @@ def validate_command(manifest: str, mapping: str | None) -> int:
 
     ``SetupError`` (whole-file problems: unreadable, missing columns, no layout fits) propagates: exit 2.
     """
-    from connectors.manifest import open_manifest
+    from connectors.manifest import discard_local_copy, open_manifest
     from connectors.mapping_file import load_mapping
     from connectors.objects import ObjectStore
     from flows.attach_flow import rules_from
@@ -117,8 +117,11 @@ def validate_command(manifest: str, mapping: str | None) -> int:
     loaded = load_mapping(mapping, ObjectStore(s3)) if mapping else None
     found = open_manifest(manifest, s3=s3, cache_dir=settings.work_dir)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    result = check_manifest(found, rules=rules_from(settings, today_utc()), batch_rows=settings.batch_rows,
-                            buckets=settings.max_shards, shard_rows=settings.shard_rows, mapping=loaded,
-                            work_dir=settings.work_dir)
+    try:
+        result = check_manifest(found, rules=rules_from(settings, today_utc()), batch_rows=settings.batch_rows,
+                                buckets=settings.max_shards, shard_rows=settings.shard_rows, mapping=loaded,
+                                work_dir=settings.work_dir)
+    finally:
+        discard_local_copy(found)
     render_check(result, manifest=manifest, mapping=mapping)
     return 1 if result.rejected else 0

@@ -33,6 +33,7 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     if run_id and store.exists(report_root.child(run_id, "summary.json")):
         raise SetupError(f"run id {run_id}: a report exists already under the report location")
     layouts = load_mapping(mapping, store) if mapping else None
+    # An S3 manifest's local copy stays for the run that follows: its plan task reads it and then deletes it.
     found = open_manifest(manifest, s3=s3, cache_dir=settings.work_dir)
     check_manifest_columns(found, layouts)
     rows = scan_manifest(found, batch_rows=settings.batch_rows)

@@ -106,10 +106,12 @@ def test_reports_ledger_and_payloads_carry_no_personal_data(corpus_run: CorpusRu
 
 
 def test_no_run_leaves_the_manifest_rows_on_local_disk(corpus_run: CorpusRun) -> None:
-    """The run folder (the manifest's rows, scratch files) goes when the run ends; the report is on S3."""
-    runs = corpus_run.work_dir / "runs"
-    assert runs.is_dir(), "no run ever made its folder: the check would prove nothing"
+    """The run folder (the manifest's rows, scratch files) and the local copy of the S3 manifest go when the run
+    ends; the report is on S3."""
+    runs, copies = corpus_run.work_dir / "runs", corpus_run.work_dir / "manifests"
+    assert runs.is_dir() and copies.is_dir(), "no run made its folder or copied its manifest: nothing proved"
     assert [p for p in runs.rglob("*") if p.is_file()] == []
+    assert [p for p in copies.rglob("*") if p.is_file()] == []
 
 
 def test_prefect_artifacts_parameters_and_logs_carry_no_personal_data(corpus_run: CorpusRun) -> None:
