@@ -16,6 +16,7 @@ only for identifying documents, ``document_date`` only for address documents (it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -266,26 +267,22 @@ def _s3_uri_bad(uri: pa.Array) -> pa.Array:
     n = len(uri)
     offsets, data = _raw(uri)
     starts, ends = offsets[:-1], offsets[1:]
-    filled = ends > starts
-    last_ok = np.zeros(n, dtype=bool)
-    last_ok[filled] = data[ends[filled] - 1] != ord("/")
-    ok = np.asarray(_f(pc.match_substring_regex(uri, _S3_PREFIX_RE))) & last_ok
-    if uri.null_count:
-        ok &= np.asarray(pc.is_valid(uri))
+    if not len(data):
+        return pa.array(np.ones(n, dtype=bool))
+    # Each row's last byte, and the byte after "s3://" (clipped indices read some byte for short rows; masked).
+    last = data[np.maximum(ends - 1, 0)]
+    sixth = data[np.minimum(starts + 5, len(data) - 1)]
+    ok = _s3_prefix_ok(uri) & (ends > starts) & (last != ord("/"))
     used = data[offsets[0]:offsets[-1]]
-    suspect = np.zeros(n, dtype=bool)
     # min/max first: a batch of printable ASCII (the usual case) needs no per-byte mask for control characters.
     printable = not len(used) or (used.min() >= 0x20 and used.max() < 0x7F)
-    flagged = [] if printable else [np.flatnonzero((used < 0x20) | (used == 0x7F) | (used == 0xC2))]
-    dot = used == ord(".")
-    dots = np.flatnonzero(dot[:-1] & dot[1:])
-    if len(dots) or (flagged and len(flagged[0])):
-        at = np.concatenate([dots, *flagged]) + offsets[0]
+    suspect = ((ends - starts) > 5) & (sixth >= ord("0")) & (sixth <= ord("9"))
+    flagged = [_dot_pairs(used)]
+    if not printable:
+        flagged.append(np.flatnonzero((used < 0x20) | (used == 0x7F) | (used == 0xC2)))
+    at = np.concatenate(flagged) + offsets[0]
+    if len(at):  # a row holding a flagged byte (a ".." may straddle two rows: both are checked, harmless)
         suspect[np.searchsorted(offsets, at, side="right") - 1] = True
-    long_enough = (ends - starts) > 5
-    digit = np.zeros(n, dtype=bool)
-    digit[long_enough] = (data[starts[long_enough] + 5] >= ord("0")) & (data[starts[long_enough] + 5] <= ord("9"))
-    suspect |= digit
     if suspect.any():
         pos = np.flatnonzero(suspect)
         sub = uri.take(pa.array(pos))
@@ -293,6 +290,44 @@ def _s3_uri_bad(uri: pa.Array) -> pa.Array:
             _f(pc.match_substring_regex(sub, _S3_BAD_RE))
         )
     return pa.array(~ok)
+
+
+def _dot_pairs(data: np.ndarray) -> np.ndarray:
+    """Positions of ".." in a byte array, compared two bytes at a time (Arrow's per-row substring search is ~20x
+    slower): as 16-bit words at even offsets, then at odd ones."""
+    dots = np.uint16(0x2E2E)
+    even = np.flatnonzero(data[: len(data) // 2 * 2].view(np.uint16) == dots) * 2
+    odd = np.flatnonzero(data[1: 1 + (len(data) - 1) // 2 * 2].view(np.uint16) == dots) * 2 + 1
+    return np.concatenate([even, odd])
+
+
+def _s3_prefix_ok(uri: pa.Array, rounds: int = 8) -> np.ndarray:
+    """``_S3_PREFIX_RE`` per row (False for null), mostly by byte comparison.
+
+    The pattern's bucket cannot hold a '/', so a match ends at the first '/' after "s3://": the answer depends
+    only on that prefix, and a manifest names few buckets. Each round takes the prefix of the first row not yet
+    decided, checks it once, and settles every row that starts with it (``starts_with`` is a memcmp, ~20x
+    cheaper than the regex per row). What a few rounds leave goes through the regex.
+    """
+    ok = np.zeros(len(uri), dtype=bool)
+    todo = uri.is_valid().to_numpy(zero_copy_only=False)
+    for _ in range(rounds):
+        left = np.flatnonzero(todo)
+        if not len(left):
+            return ok
+        value = uri[int(left[0])].as_py()
+        slash = value.find("/", 5)
+        if slash < 0:  # no bucket/key boundary: this row fails, and no prefix settles others
+            todo[left[0]] = False
+            continue
+        prefix = value[: slash + 1]
+        same = _f(pc.starts_with(uri, prefix)).to_numpy(zero_copy_only=False)
+        ok[same] = re.match(_S3_PREFIX_RE, prefix) is not None
+        todo &= ~same
+    left = np.flatnonzero(todo)
+    if len(left):
+        ok[left] = np.asarray(_f(pc.match_substring_regex(uri.take(pa.array(left)), _S3_PREFIX_RE)))
+    return ok
 
 
 def _ts(d: date) -> pa.Scalar:

@@ -16,7 +16,9 @@ from transforms.uuids import UUID_RE, is_uuid, uuid_words
 from transforms.validate import _S3_BAD_RE, _S3_RE, _clean, _s3_uri_bad, validate_batch
 
 PIECES = ["s3://", "kyc-docs", "/", "a", "..", ".", "1", "10.0.0.1", "\x07", "\n", "\x85", "\u00a0", " ", "\t",
-          "B", "é", "-", "docs/x.pdf", "", "\u2003", "_"]
+          "B", "é", "-", "docs/x.pdf", "", "\u2003", "_",
+          # whole prefixes, so that a batch holds several buckets (and more than the prefix check's rounds)
+          "s3://kyc-docs/", "s3://other.b/", "s3://ab/", "s3://a/", "s3://9lives/", "s3://" + "b" * 64 + "/"]
 texts = st.lists(st.sampled_from(PIECES), max_size=8).map("".join)
 values = st.lists(st.one_of(st.none(), texts, st.text(max_size=12)), max_size=40)
 
@@ -39,6 +41,18 @@ def test_s3_uri_bad_is_the_full_regexes(vals: list[str | None], cut: int) -> Non
     expected = pc.or_(pc.invert(pc.fill_null(pc.match_substring_regex(uri, _S3_RE), False)),
                       pc.fill_null(pc.match_substring_regex(uri, _S3_BAD_RE), False))
     assert _s3_uri_bad(uri).to_pylist() == expected.to_pylist()
+
+
+def test_s3_uri_bad_finds_each_flagged_byte_among_good_rows() -> None:
+    """The byte checks that send a row to the full patterns, each hidden in a batch of rows with a good prefix."""
+    good = ["s3://kyc-docs/a/b.pdf"] * 5
+    tricky = ["s3://kyc-docs/a/../b.pdf", "s3://kyc-docs/a/..", "s3://kyc..docs/b.pdf", "s3://10.0.0.1/b.pdf",
+              "s3://kyc-docs/a\x07b.pdf", "s3://kyc-docs/a\x85b.pdf", "s3://kyc-docs/a..b.pdf"]
+    for bad in tricky:
+        uri = pa.array([*good, bad, *good], pa.string())
+        expected = pc.or_(pc.invert(pc.fill_null(pc.match_substring_regex(uri, _S3_RE), False)),
+                          pc.fill_null(pc.match_substring_regex(uri, _S3_BAD_RE), False))
+        assert _s3_uri_bad(uri).to_pylist() == expected.to_pylist(), bad
 
 
 @settings(max_examples=300, deadline=None)
