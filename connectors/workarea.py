@@ -8,6 +8,7 @@ All rows of a customer share a bucket, so they are in one shard. Report parts ar
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,11 @@ class RowsFileWriter:
     def range(self, first: int, last: int) -> BucketRange:
         """The reference to buckets ``first`` to ``last`` (inclusive)."""
         return BucketRange(str(self.path), str(self.index_path), first, last + 1)
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether a write failed for lack of space (Arrow's IO errors carry the OS message, not always errno)."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc)
 
 
 def read_bucket_range(ref: BucketRange, columns: Sequence[str] | None = None) -> pa.Table:

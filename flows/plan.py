@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from connectors.errors import SetupError
 from connectors.manifest import Manifest, iter_batches, read_columns
-from connectors.workarea import BucketRange, RowsFileWriter, TableWriter
+from connectors.workarea import BucketRange, RowsFileWriter, TableWriter, is_disk_full
 from transforms.codes import Status
 from transforms.mapping import Mapping, MappingError, apply_mapping
 from transforms.report import REPORT_SCHEMA
@@ -71,9 +71,16 @@ def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows
     With a ``mapping`` (legacy archives), each batch is first turned into canonical columns.
     """
     check_manifest_columns(manifest, mapping)
-    with _plan_memory_pool():
-        return _plan(manifest, rules=rules, run_dir=run_dir, batch_rows=batch_rows, buckets=buckets,
-                     shard_rows=shard_rows, mapping=mapping)
+    try:
+        with _plan_memory_pool():
+            return _plan(manifest, rules=rules, run_dir=run_dir, batch_rows=batch_rows, buckets=buckets,
+                         shard_rows=shard_rows, mapping=mapping)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        # Nothing was sent yet (the plan comes first): a setup problem with a remedy, not a crash.
+        raise SetupError("work folder: the disk filled up while writing the plan's rows file (~250 bytes a row); "
+                         "free space there or point KYC_ATTACH_WORK_DIR at a larger disk") from None
 
 
 @contextmanager

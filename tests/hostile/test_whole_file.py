@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,21 @@ def test_refused_credentials_exit_2_before_any_upload_or_attach(corpus_api_url: 
     record = sandbox_record(corpus_api_url)
     assert set(record["requests"]) <= {"token"}, record["requests"]
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_full_disk_while_planning_is_a_setup_error_naming_the_remedy(tmp_path: Path) -> None:
+    """/dev/full answers every write with ENOSPC, as a full disk does: the rows file is pointed at it."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    path = tmp_path / "m.csv"
+    path.write_text("customer_id,associated_party_id,document_type,s3_uri\n"
+                    + "\n".join(f"{uuid.UUID(int=i)},{uuid.UUID(int=i)},UTILITY_BILL,s3://b/k{i}.pdf"
+                                for i in range(1, 2000)))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "rows.arrow").symlink_to("/dev/full")
+    manifest = open_manifest(str(path), s3=None, cache_dir=tmp_path)
+    with pytest.raises(SetupError, match=r"disk filled up.*KYC_ATTACH_WORK_DIR") as info:
+        plan_manifest(manifest, rules=Rules(today=TODAY), run_dir=run_dir, batch_rows=500, buckets=8,
+                      shard_rows=100)
+    assert "s3://" not in str(info.value)
