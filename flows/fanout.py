@@ -217,7 +217,7 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
         await asyncio.gather(*(one(j) for j in jobs))
     finally:
         # Every shard run has ended (or this run is going down): the rows went to them, nothing reads them again.
-        await asyncio.to_thread(work.remove_shard_rows)
+        await _remove_shard_rows(work, logger)
     if failed:
         raise RuntimeError(f"{len(failed)} shard run(s) did not complete: " + "; ".join(sorted(failed)))
     pairs = [(work.part(j.shard), run_dir / "parts" / f"{j.shard}.parquet") for j in jobs]
@@ -229,6 +229,15 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
     stops = [r["stopped_early"] for r in ordered if r.get("stopped_early")]
     return FanOutResult(api=merge_api_stats([r["api"] for r in ordered]), stopped_early=stops[0] if stops else None,
                         shard_results=ordered)
+
+
+async def _remove_shard_rows(work: S3WorkArea, logger: Any) -> None:
+    """Delete the shards' rows files; a refusal (no s3:DeleteObject) is logged, never fails a finished run."""
+    try:
+        await asyncio.to_thread(work.remove_shard_rows)
+    except Exception as exc:  # the shards' work is done whatever happens here
+        logger.warning("could not delete the shards' rows files under %s (%s): delete them, or give the run "
+                       "s3:DeleteObject there or a lifecycle rule", work.prefix.child("rows"), type(exc).__name__)
 
 
 def shard_run_key(job: ShardJob) -> str:

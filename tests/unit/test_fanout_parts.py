@@ -45,3 +45,19 @@ def test_merge_api_stats_sums_counts_weights_means_keeps_slowest() -> None:
     assert merged["mean_seconds"] == {"attach": 0.4, "upload": 1.0}
     assert merged["slowest_seconds"] == {"attach": 0.9, "upload": 1.0}
     assert merge_api_stats([{}, {}]) == {}
+
+
+def test_a_refused_delete_of_the_shards_rows_is_logged_and_the_run_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+
+    from flows.fanout import _remove_shard_rows
+
+    class NoDeleteRight(S3WorkArea):
+        def remove_shard_rows(self) -> int:
+            raise PermissionError("AccessDenied")
+
+    work = NoDeleteRight(ObjectStore(None), Location.parse("s3://work/kyc/r1"))
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(_remove_shard_rows(work, logging.getLogger("test")))
+    assert "s3://work/kyc/r1/rows" in caplog.text and "PermissionError" in caplog.text
