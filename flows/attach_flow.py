@@ -67,7 +67,7 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
         return await asyncio.to_thread(
             plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
             batch_rows=settings.batch_rows, buckets=settings.max_shards, shard_rows=settings.shard_rows,
-            mapping=layouts,
+            mapping=layouts, compression=settings.work_compression,
         )
     finally:
         # The rows file holds what the shards need; a copy of an S3 manifest is personal data left lying around.

@@ -168,7 +168,8 @@ async def upload_shard_rows_task(plan: PlanResult, run_dir: Path, work_prefix: s
     work = S3WorkArea(ObjectStore(make_s3_store(settings)), Location.parse(work_prefix))
 
     def all_shards() -> dict[str, str]:
-        files = {s.name: Path(write_bucket_range(s.rows, run_dir / "shard-rows" / f"{s.name}.arrow").rows_file)
+        files = {s.name: Path(write_bucket_range(s.rows, run_dir / "shard-rows" / f"{s.name}.arrow",
+                                                 compression=settings.work_compression).rows_file)
                  for s in plan.shards}
         return work.upload_shard_rows(files)
 

@@ -65,16 +65,17 @@ def check_manifest_columns(manifest: Manifest, mapping: Mapping | None = None) -
 
 
 def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
-                  shard_rows: int, mapping: Mapping | None = None) -> PlanResult:
+                  shard_rows: int, mapping: Mapping | None = None, compression: str = "none") -> PlanResult:
     """Validate every row; write the rows shards need into the run's rows file and rejects into a report part.
 
-    With a ``mapping`` (legacy archives), each batch is first turned into canonical columns.
+    With a ``mapping`` (legacy archives), each batch is first turned into canonical columns. ``compression``
+    is the rows file's (none, lz4, zstd).
     """
     check_manifest_columns(manifest, mapping)
     try:
         with _plan_memory_pool():
             return _plan(manifest, rules=rules, run_dir=run_dir, batch_rows=batch_rows, buckets=buckets,
-                         shard_rows=shard_rows, mapping=mapping)
+                         shard_rows=shard_rows, mapping=mapping, compression=compression)
     except OSError as exc:
         if not is_disk_full(exc):
             raise
@@ -108,8 +109,8 @@ def _plan_memory_pool() -> Iterator[None]:
 
 
 def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
-          shard_rows: int, mapping: Mapping | None) -> PlanResult:
-    valid = RowsFileWriter(run_dir / "rows.arrow", VALIDATED_SCHEMA, buckets)
+          shard_rows: int, mapping: Mapping | None, compression: str) -> PlanResult:
+    valid = RowsFileWriter(run_dir / "rows.arrow", VALIDATED_SCHEMA, buckets, compression=compression)
     rejects = TableWriter(run_dir / "parts" / "rejects.parquet", REPORT_SCHEMA)
     # Shards are formed from the rows' raw bucket counts, not from what validation kept: validation
     # depends on the run date, and shard names key the ledger, so they must not move between runs.

@@ -8,7 +8,7 @@ everything else is ``KYC_ATTACH_<FIELD>``. S3 goes through boto3's default crede
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     )
     address_max_age_days: int = Field(90, ge=1, description="Oldest address document accepted, in days.")
     work_dir: Path = Field(Path(".kyc-attach"), description="Local folder for shards and run state.")
+    work_compression: Literal["none", "lz4", "zstd"] = Field(
+        "none", description="Compression of the plan's rows file: none ~250 bytes a row on disk; lz4 ~95 "
+        "(+~0.2 CPU-s per 1M rows); zstd ~50 (+~0.3 CPU-s). Also used for the rows shipped to fanned-out shards.",
+    )
     s3_sse: str = Field("AES256", description="Server-side encryption for S3 writes: AES256 or aws:kms.")
     s3_kms_key_id: str | None = Field(None, description="KMS key id when s3_sse is aws:kms.")
     expected_bucket_owner: str | None = Field(None, description="Account id every S3 call must match.")

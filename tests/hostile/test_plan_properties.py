@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.manifest import open_manifest
-from connectors.workarea import read_bucket_range
+from connectors.workarea import read_bucket_range, write_bucket_range
 from flows.plan import plan_manifest
 from transforms.grouping import group_documents
 from transforms.rules import Rules
@@ -44,8 +44,10 @@ def row_strategy() -> st.SearchStrategy[dict[str, str]]:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=st.lists(row_strategy(), min_size=1, max_size=25), batch_rows=st.sampled_from([1, 3, 1000]))
-def test_plan_and_grouping_account_for_every_row(rows: list[dict[str, str]], batch_rows: int) -> None:
+@given(rows=st.lists(row_strategy(), min_size=1, max_size=25), batch_rows=st.sampled_from([1, 3, 1000]),
+       compression=st.sampled_from(["none", "lz4", "zstd"]))
+def test_plan_and_grouping_account_for_every_row(rows: list[dict[str, str]], batch_rows: int,
+                                                 compression: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.csv"
         buf = io.StringIO()
@@ -55,7 +57,8 @@ def test_plan_and_grouping_account_for_every_row(rows: list[dict[str, str]], bat
         path.write_text(buf.getvalue(), encoding="utf-8", newline="")
         rules = Rules(today=dt.date(2026, 1, 10))
         plan = plan_manifest(open_manifest(str(path), s3=None, cache_dir=Path(tmp) / "c"), rules=rules,
-                             run_dir=Path(tmp) / "run", batch_rows=batch_rows, buckets=8, shard_rows=5)
+                             run_dir=Path(tmp) / "run", batch_rows=batch_rows, buckets=8, shard_rows=5,
+                             compression=compression)
 
         assert plan.rows_in == len(rows)
         rejected = pq.read_table(plan.rejects_path).column("row_number").to_pylist()
@@ -63,6 +66,9 @@ def test_plan_and_grouping_account_for_every_row(rows: list[dict[str, str]], bat
         outcomes: list[int] = list(rejected)
         for spec in plan.shards:
             shard = read_bucket_range(spec.rows)
+            # The copy a fanned-out shard gets holds the same rows.
+            copy = write_bucket_range(spec.rows, Path(tmp) / "ship" / f"{spec.name}.arrow", compression=compression)
+            assert read_bucket_range(copy).equals(shard)
             grouped = group_documents(shard, rules)
             outcomes += [r.row_number for r in grouped.rejects]
             outcomes += [f.row_number for d in grouped.documents for f in d.files]
