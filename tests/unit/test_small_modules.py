@@ -156,3 +156,17 @@ def test_docs_table_in_step() -> None:
 
 def test_json_serialisable_summary() -> None:
     json.dumps(summarise({"attached": 1}, {}, 1))
+
+
+# --- settings ---
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    from pathlib import Path
+
+    from flows.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    names = [f.validation_alias.choices[0] if f.validation_alias else f"KYC_ATTACH_{name.upper()}"  # type: ignore[union-attr]
+             for name, f in Settings.model_fields.items()]
+    assert [n for n in names if f"| `{n}` |" not in readme] == []
