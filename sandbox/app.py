@@ -16,9 +16,9 @@ import string
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sandbox.asgi import (
     ClientGone,
@@ -46,6 +46,7 @@ _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unav
 _NOT_FOUND = {"message": "Resource not found"}
 _AUTH_FAILED = {"message": "Authentication failed"}
 _URI_ALPHABET = string.ascii_letters + string.digits
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def _utc_today() -> date:
@@ -446,27 +447,30 @@ class SandboxApp:
         elif route == ("GET", "/_sandbox/faults"):
             await json_response(send, 200, {"data": self.injector.faults.model_dump(mode="json")})
         elif route == ("POST", "/_sandbox/faults"):
-            try:
-                faults = Faults.model_validate_json(raw or b"{}")
-            except ValidationError as exc:
-                await json_response(send, 422, {"message": "Invalid faults", "errors": _pydantic_errors(exc)})
-                return
-            self.injector = FaultInjector(faults)
-            await json_response(send, 200, {"data": faults.model_dump(mode="json")})
+            faults = await _parse_or_422(send, Faults, raw or b"{}", "faults")
+            if faults is not None:
+                self.injector = FaultInjector(faults)
+                await json_response(send, 200, {"data": faults.model_dump(mode="json")})
         elif route == ("POST", "/_sandbox/world"):
-            try:
-                world = World.model_validate_json(raw or b"")
-            except ValidationError as exc:
-                await json_response(send, 422, {"message": "Invalid world", "errors": _pydantic_errors(exc)})
-                return
-            self._load_world(world)
-            await json_response(send, 200, {"data": {}})
+            world = await _parse_or_422(send, World, raw or b"", "world")
+            if world is not None:
+                self._load_world(world)
+                await json_response(send, 200, {"data": {}})
         else:
             await json_response(send, 404, _NOT_FOUND)
 
 
 def _pydantic_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+
+
+async def _parse_or_422(send: Send, model: type[_M], raw: bytes, what: str) -> _M | None:
+    """The admin request's body as ``model``; or None, once a 422 "Invalid <what>" has been sent."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        await json_response(send, 422, {"message": f"Invalid {what}", "errors": _pydantic_errors(exc)})
+        return None
 
 
 def create_app(

@@ -130,15 +130,71 @@ def group_documents(rows: pd.DataFrame | pa.Table, rules: Rules) -> Grouped:
     doc = np.full(n, -1, dtype=np.int64)
     doc[member] = keys[member].groupby(list(keys.columns), sort=False).ngroup().to_numpy()
 
-    vm = member & valid
-    if not vm.any():
-        return _finish(df, rn, reason, message, doc, vm)
+    shard = _Shard(df, rn, doc, member & valid, reason, message)
+    if not shard.live.any():
+        return _finish(shard)
 
-    # 3. per-document facts, vectorised.
+    # 3. a row rejected by validation rejects its document; the rows of a document must agree.
     bad = member & ~valid
-    poisoned_first = pd.Series(rn[bad]).groupby(doc[bad]).min()  # doc -> first rejected row
-    v = df[vm].assign(_doc=doc[vm], _rn=rn[vm], _pk=party_key[vm])
-    g = v.groupby("_doc", sort=False)
+    for d, first_bad in pd.Series(rn[bad]).groupby(doc[bad]).min().items():
+        shard.doc_reason[int(d)] = _rejected_because_of(first_bad)
+    _conflicting_fields(shard)
+    shard.settle()
+
+    # 4. duplicate files within a customer; the document seen first (lowest first row) keeps the file.
+    _duplicate_files(shard)
+    # 5. sides and file counts, of the documents still open.
+    _side_rules(shard, rules)
+    shard.settle()
+    return _finish(shard)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shard:
+    """The shard's rows (positions index ``df``, in row order) and what the rules have decided about them.
+
+    Frozen: no field is rebound; the rules fill ``doc_reason`` and ``row_reason``, and :meth:`settle` writes
+    them into ``reason``/``message``.
+    """
+
+    df: pd.DataFrame
+    rn: np.ndarray  # row_number
+    doc: np.ndarray  # document of each row; -1 for a duplicate row, which is in none
+    live: np.ndarray  # valid and not a duplicate row: the rows the document rules decide
+    reason: np.ndarray  # the code this stage gives a row; None while undecided (and for validation's rejects)
+    message: np.ndarray
+    doc_reason: dict[int, tuple[str, str]] = field(default_factory=dict)  # document -> (code, message)
+    row_reason: dict[int, tuple[str, str]] = field(default_factory=dict)  # position -> (code, message)
+
+    def open_rows(self) -> np.ndarray:
+        """Positions of the live rows whose document no rule has rejected yet."""
+        return np.flatnonzero(self.live & ~self._in_rejected_document())
+
+    def column(self, name: str, pos: np.ndarray) -> np.ndarray:
+        return self.df[name].to_numpy()[pos]
+
+    def settle(self) -> None:
+        """Give each undecided live row its own reason, else its document's."""
+        for p, (code, msg) in self.row_reason.items():
+            if self.reason[p] is None:
+                self.reason[p], self.message[p] = code, msg
+        if not self.doc_reason:
+            return
+        for i in np.flatnonzero(self.live & self._in_rejected_document() & pd.isna(self.reason)):
+            self.reason[i], self.message[i] = self.doc_reason[int(self.doc[i])]
+
+    def _in_rejected_document(self) -> np.ndarray:
+        return np.isin(self.doc, np.fromiter(self.doc_reason, dtype=np.int64, count=len(self.doc_reason)))
+
+
+def _rejected_because_of(row: object) -> tuple[str, str]:
+    return Reason.document_rejected.value, f"document: row {row} of it was rejected"
+
+
+def _conflicting_fields(shard: _Shard) -> None:
+    """Documents (not rejected already) whose rows disagree on a field of their category, or on the party."""
+    live, doc_reason = shard.live, shard.doc_reason
+    g = shard.df[live].assign(_doc=shard.doc[live]).groupby("_doc", sort=False)
     cat = g["category"].first()
     is_ident = (cat == Category.identifying.value).to_numpy()
     nun = g[list({*_IDENT_FIELDS, *_OTHER_FIELDS})].nunique(dropna=False)
@@ -148,11 +204,7 @@ def group_documents(rows: pd.DataFrame | pa.Table, rules: Rules) -> Grouped:
     party_conf = (nun_party > 1).to_numpy().any(axis=1)
     conflict_any = np.where(is_ident, ident_conf.any(axis=1), other_conf.any(axis=1)) | party_conf
     docs_index = cat.index.to_numpy()
-
-    doc_reason: dict[int, tuple[str, str]] = {}
-    for d, first_bad in poisoned_first.items():
-        doc_reason[int(d)] = (Reason.document_rejected.value, f"document: row {first_bad} of it was rejected")
-    for i in np.flatnonzero(conflict_any):
+    for i in np.flatnonzero(conflict_any):  # once per conflicting document, not per row
         d = int(docs_index[i])
         if d in doc_reason:
             continue
@@ -161,56 +213,17 @@ def group_documents(rows: pd.DataFrame | pa.Table, rules: Rules) -> Grouped:
         names = [f for f, x in zip(fields, flags, strict=True) if x]
         if party_conf[i]:
             names.append("associated_party")
-        doc_reason[d] = (
-            Reason.conflicting_fields.value,
-            ", ".join(names) + ": rows of one document disagree",
-        )
-    _apply_doc_reasons(doc_reason, doc, vm, reason, message)
-
-    # 4. duplicate files within a customer; the document seen first (lowest first row) keeps the file.
-    open_ = vm & pd.isna(reason)
-    row_reason: dict[int, tuple[str, str]] = {}
-    _duplicate_files(df, rn, doc, open_, doc_reason, row_reason)
-
-    # 5. sides and file counts.
-    open_ = vm & pd.isna(reason) & ~np.isin(doc, list(doc_reason))
-    _side_rules(df, rn, doc, open_, rules, doc_reason, row_reason)
-
-    for pos, (code, msg) in row_reason.items():
-        if reason[pos] is None:
-            reason[pos], message[pos] = code, msg
-    _apply_doc_reasons(doc_reason, doc, vm, reason, message)
-    return _finish(df, rn, reason, message, doc, vm)
+        doc_reason[d] = (Reason.conflicting_fields.value, ", ".join(names) + ": rows of one document disagree")
 
 
-def _apply_doc_reasons(
-    doc_reason: dict[int, tuple[str, str]],
-    doc: np.ndarray,
-    vm: np.ndarray,
-    reason: np.ndarray,
-    message: np.ndarray,
-) -> None:
-    if not doc_reason:
-        return
-    ids = np.fromiter(doc_reason, dtype=np.int64)
-    hit = vm & np.isin(doc, ids) & pd.isna(reason)
-    for pos in np.flatnonzero(hit):
-        reason[pos], message[pos] = doc_reason[int(doc[pos])]
-
-
-def _duplicate_files(
-    df: pd.DataFrame,
-    rn: np.ndarray,
-    doc: np.ndarray,
-    open_: np.ndarray,
-    doc_reason: dict[int, tuple[str, str]],
-    row_reason: dict[int, tuple[str, str]],
-) -> None:
-    pos = np.flatnonzero(open_)
+def _duplicate_files(shard: _Shard) -> None:
+    """An s3_uri used twice in one document, or already used by an earlier document of the customer."""
+    pos = shard.open_rows()
     if not len(pos):
         return
-    f = pd.DataFrame({"c": df["customer_id"].to_numpy()[pos], "u": df["s3_uri"].to_numpy()[pos], "d": doc[pos]})
-    f["first"] = pd.Series(rn[pos]).groupby(doc[pos]).transform("min").to_numpy()
+    rn, d = shard.rn, shard.doc[pos]
+    f = pd.DataFrame({"c": shard.column("customer_id", pos), "u": shard.column("s3_uri", pos), "d": d})
+    f["first"] = pd.Series(rn[pos]).groupby(d).transform("min").to_numpy()
     counts = f.groupby(["c", "u"], sort=False)["d"].transform("size").to_numpy()
     shared = counts > 1
     if not shared.any():
@@ -218,36 +231,27 @@ def _duplicate_files(
     s = f[shared].assign(_pos=pos[shared])
     owner_first = s.groupby(["c", "u"], sort=False)["first"].transform("min").to_numpy()
     in_doc = s.groupby(["c", "u", "d"], sort=False)["d"].transform("size").to_numpy() > 1
-    for p, d, first, own, twice in zip(
+    for p, dd, first, own, twice in zip(
         s["_pos"].to_numpy(), s["d"].to_numpy(), s["first"].to_numpy(), owner_first, in_doc, strict=True
     ):
         if twice:
-            row_reason[int(p)] = (Reason.duplicate_file.value, "s3_uri: the same file twice in one document")
+            shard.row_reason[int(p)] = (Reason.duplicate_file.value, "s3_uri: the same file twice in one document")
         elif first != own:
-            row_reason[int(p)] = (
+            shard.row_reason[int(p)] = (
                 Reason.duplicate_file.value,
                 f"s3_uri: file already used by the document at row {own}",
             )
         else:
             continue
-        doc_reason.setdefault(int(d), (Reason.document_rejected.value, f"document: row {rn[p]} of it was rejected"))
+        shard.doc_reason.setdefault(int(dd), _rejected_because_of(rn[p]))
 
 
-def _side_rules(
-    df: pd.DataFrame,
-    rn: np.ndarray,
-    doc: np.ndarray,
-    open_: np.ndarray,
-    rules: Rules,
-    doc_reason: dict[int, tuple[str, str]],
-    row_reason: dict[int, tuple[str, str]],
-) -> None:
-    pos = np.flatnonzero(open_)
+def _side_rules(shard: _Shard, rules: Rules) -> None:
+    """A two-sided type needs exactly one FRONT and one BACK; a single-image type takes exactly one file."""
+    pos = shard.open_rows()
     if not len(pos):
         return
-    dtype = df["document_type"].to_numpy()[pos]
-    side = df["side"].to_numpy()[pos]
-    d = doc[pos]
+    dtype, side, d = shard.column("document_type", pos), shard.column("side", pos), shard.doc[pos]
     two = np.isin(dtype, list(rules.side_rules.two_sided_types))
     single = np.isin(dtype, list(rules.side_rules.single_image_types))
     f = pd.DataFrame({"d": d, "front": side == "FRONT", "back": side == "BACK", "two": two, "single": single})
@@ -262,63 +266,56 @@ def _side_rules(
     nfront = f["d"].map(agg["front"]).to_numpy()
     nback = f["d"].map(agg["back"]).to_numpy()
     for i in np.flatnonzero(two & (((side == "FRONT") & (nfront > 1)) | ((side == "BACK") & (nback > 1)))):
-        row_reason[int(pos[i])] = (
+        shard.row_reason[int(pos[i])] = (
             Reason.duplicate_side.value,
             f"side: more than one {side[i]} in the document",
         )
     dup_docs = agg.index[agg["two"] & ((agg["front"] > 1) | (agg["back"] > 1))]
     for dd in dup_docs:
-        doc_reason[int(dd)] = (Reason.document_rejected.value, "document: another row of it was rejected")
+        shard.doc_reason[int(dd)] = (Reason.document_rejected.value, "document: another row of it was rejected")
     miss = agg[agg["two"] & (agg["front"] <= 1) & (agg["back"] <= 1) & ((agg["front"] == 0) | (agg["back"] == 0))]
     if len(miss):
-        _missing_sides(df, pos, d, miss, doc_reason)
+        _missing_sides(shard, pos, miss)
     for dd, rows in agg.loc[agg["single"] & (agg["rows"] > 1), "rows"].items():
-        doc_reason[int(dd)] = (
+        shard.doc_reason[int(dd)] = (
             Reason.too_many_files.value,
             f"s3_uri: a single-image document takes one file, this one has {rows}",
         )
 
 
-def _missing_sides(
-    df: pd.DataFrame,
-    pos: np.ndarray,
-    d: np.ndarray,
-    miss: pd.DataFrame,
-    doc_reason: dict[int, tuple[str, str]],
-) -> None:
+def _missing_sides(shard: _Shard, pos: np.ndarray, miss: pd.DataFrame) -> None:
+    """Documents of a two-sided type (the ``miss`` rows of the side counts) that lack a FRONT or a BACK."""
     for dd, row in miss.iterrows():  # once per incomplete document, not per row
         lacking = "BACK" if row["front"] else "FRONT"
-        doc_reason[int(dd)] = (Reason.missing_side.value, f"side: the document has no {lacking} row")
+        shard.doc_reason[int(dd)] = (Reason.missing_side.value, f"side: the document has no {lacking} row")
     # Without a document_id a FRONT and a BACK whose numbers differ land in two documents, each missing a
     # side: when a party has exactly that pair for a type, say what is really wrong.
-    sub = pos[np.isin(d, miss.index.to_numpy())]
-    s = df.iloc[sub]
+    s = shard.df.iloc[pos[np.isin(shard.doc[pos], miss.index.to_numpy())]]
     s = s[s["document_id"].isna()]
     if s.empty:
         return
     pk = s["associated_party_id"].where(s["associated_party_id"].notna(), s["associated_party_email"])
     key = pd.DataFrame({"c": s["customer_id"], "p": pk, "t": s["document_type"]})
     sides = s["side"]
-    dsub = pd.Series(d[np.isin(pos, s.index.to_numpy())], index=s.index)
+    dsub = pd.Series(shard.doc[s.index.to_numpy()], index=s.index)  # the index is the row position
     for _, idx in key.groupby(["c", "p", "t"], sort=False).groups.items():
         if len(idx) == 2 and set(sides.loc[idx]) == {"FRONT", "BACK"}:
             for dd in dsub.loc[idx]:
-                doc_reason[int(dd)] = (
+                shard.doc_reason[int(dd)] = (
                     Reason.conflicting_fields.value,
                     "document_number: the FRONT and BACK rows disagree",
                 )
 
 
-def _finish(
-    df: pd.DataFrame, rn: np.ndarray, reason: np.ndarray, message: np.ndarray, doc: np.ndarray, vm: np.ndarray
-) -> Grouped:
+def _finish(shard: _Shard) -> Grouped:
+    df, rn, doc, reason, message = shard.df, shard.rn, shard.doc, shard.reason, shard.message
     rejected = ~pd.isna(reason)
     out = Grouped()
     out.rejects = [
         RowOutcome(int(r), Status.rejected, c, m)
         for r, c, m in zip(rn[rejected], reason[rejected], message[rejected], strict=True)
     ]
-    keep = vm & ~rejected
+    keep = shard.live & ~rejected
     if not keep.any():
         return out
     kpos = np.flatnonzero(keep)
