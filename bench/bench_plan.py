@@ -1,6 +1,8 @@
 """Benchmark the plan stage (read + validate + shard) against a naive pandas baseline, side by side.
 
 Run: `uv run python bench/bench_plan.py` (1M and 5M rows, CSV and Parquet; naive baseline on 1M only)
+     `KYC_ATTACH_WORK_COMPRESSION=lz4 uv run python bench/bench_plan.py --rows 1000000 --baseline-rows` (the rows
+     file compressed: its size is printed on each line)
      `uv run python bench/bench_plan.py --rows 1000000 --baseline-rows 1000000 5000000` (baseline on 5M too)
 
 Each case runs in a fresh child process (`python bench/bench_plan.py --child ...`) so its peak RSS
@@ -62,11 +64,13 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
     opened = time.perf_counter()
     cpu = _cpu_s()
     plan = plan_manifest(manifest, rules=rules, run_dir=run_dir, batch_rows=settings.batch_rows,
-                         buckets=settings.max_shards, shard_rows=settings.shard_rows)
+                         buckets=settings.max_shards, shard_rows=settings.shard_rows,
+                         compression=settings.work_compression)
     done = time.perf_counter()
     out = {"rows": plan.rows_in, "rejected": plan.rows_rejected, "shards": len(plan.shards),
            "hash_s": opened - started, "plan_s": done - opened, "cpu_s": _cpu_s() - cpu, "peak_rss_mb": _peak_rss_mb(),
-           "rss_after_imports_mb": rss_imports}
+           "rss_after_imports_mb": rss_imports, "compression": settings.work_compression,
+           "rows_file_mb": (run_dir / "rows.arrow").stat().st_size / 1e6}
     if group:
         from transforms.grouping import group_documents
 
@@ -201,6 +205,8 @@ def main() -> None:
 def _line(kind: str, rows: int, fmt: str, r: dict[str, Any]) -> None:
     rate = r["rows"] / r["plan_s"]
     extra = f", +{r['hash_s']:.2f} s SHA-256 of the file (job id)" if r.get("hash_s") else ""
+    if "rows_file_mb" in r:
+        extra += f", rows file {r['rows_file_mb']:,.0f} MB ({r['compression']})"
     print(f"{kind:5} {fmt:7} {r['rows']:>9,} rows: {r['plan_s']:6.2f} s = {rate:>10,.0f} rows/s "
           f"({r['rows'] / r['cpu_s']:>9,.0f} rows per CPU-s), "
           f"peak RSS {r['peak_rss_mb']:6,.0f} MB, rejected {r['rejected']:,}{extra}", flush=True)

@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     address_max_age_days: int = Field(90, ge=1, description="Oldest address document accepted, in days.")
     work_dir: Path = Field(Path(".kyc-attach"), description="Local folder for shards and run state.")
     work_compression: Literal["none", "lz4", "zstd"] = Field(
-        "none", description="Compression of the plan's rows file: none ~250 bytes a row on disk; lz4 ~95 "
-        "(+~0.2 CPU-s per 1M rows); zstd ~50 (+~0.3 CPU-s). Also used for the rows shipped to fanned-out shards.",
+        "none", description="Compression of the plan's rows file: none ~250 bytes a row on disk; lz4 ~95 (the plan "
+        "~25% slower); zstd ~50 (~35% slower). Also used for the rows shipped to fanned-out shards.",
     )
     s3_sse: str = Field("AES256", description="Server-side encryption for S3 writes: AES256 or aws:kms.")
     s3_kms_key_id: str | None = Field(None, description="KMS key id when s3_sse is aws:kms.")
