@@ -119,7 +119,7 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
 
     def consume(done: _Prepared) -> None:
         nonlocal counts, rows_rejected
-        counts += done.counts
+        counts += np.bincount(done.buckets, minlength=buckets)
         rows_rejected += done.rejects.num_rows
         rejects.write(done.rejects)
         valid.write(done.rows, done.buckets)
@@ -145,12 +145,11 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
 
 @dataclass
 class _Prepared:
-    """One validated batch: its rejects in report shape, its valid rows sorted by bucket, and bucket counts."""
+    """One validated batch: its rejects in report shape, and the rows shards need, sorted by bucket."""
 
     rejects: pa.Table
     rows: pa.Table
     buckets: np.ndarray  # bucket of each row of ``rows`` (ascending)
-    counts: np.ndarray
 
 
 def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int,
@@ -161,7 +160,6 @@ def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int,
     # A row without a customer id (rejected anyway) has bucket -1: no shard, and outside the counts.
     bucket = np.asarray(validated.column("bucket"))
     checked = validated.select(VALIDATED_SCHEMA.names)
-    counts = np.bincount(bucket[bucket >= 0], minlength=buckets)
     bad = np.asarray(pc.is_valid(checked.column("reason_code")))
     # Rejected rows go to their shard too (and to the report part): a document's other rows must see them to be
     # rejected with them (document_rejected); the shard reports only the rows without a reason.
@@ -170,7 +168,7 @@ def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int,
     order = good[np.argsort(bucket[good], kind="stable")]
     rows = checked.take(pa.array(order))
     rejects = _as_report(checked.select(_REPORTED).filter(pa.array(bad)))  # filter only the columns reported
-    return _Prepared(rejects, rows, bucket[order], counts)
+    return _Prepared(rejects, rows, bucket[order])
 
 
 _REPORTED = ("row_number", "customer_id", "associated_party_id", "document_type", "side", "s3_uri", "reason_code",
