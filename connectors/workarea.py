@@ -122,8 +122,3 @@ class TableWriter:
 
     def close(self) -> None:
         self._writer.close()
-
-
-def read_parts(paths: list[Path]) -> pa.Table:
-    """The rows of several Parquet files as one table."""
-    return pa.concat_tables([pq.read_table(p) for p in paths]) if paths else pa.table({})

@@ -12,7 +12,6 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from transforms.uuids import is_uuid, uuid_words
 
@@ -46,16 +45,3 @@ def buckets_of(ids: pa.StringArray, n_shards: int, canonical: np.ndarray | None 
             dtype=np.uint64,
         )
     return (h % np.uint64(n_shards)).astype(np.int32)
-
-
-def shard_of(customer_ids: pa.Array | pa.ChunkedArray, n_shards: int) -> pa.Array:
-    """Shard number (int32, 0..n_shards-1) of each customer id; null for a null id.
-
-    Ids are trimmed and lower-cased first, so spelling does not move a customer.
-    """
-    if isinstance(customer_ids, pa.ChunkedArray):
-        customer_ids = customer_ids.combine_chunks()
-    ids = pc.ascii_lower(pc.ascii_trim_whitespace(pc.cast(customer_ids, pa.string())))
-    # Per value, never per batch: a customer's shard must not depend on which other ids share its batch.
-    shards = buckets_of(ids, n_shards)
-    return pa.array(shards, type=pa.int32(), mask=np.asarray(ids.is_null()) if ids.null_count else None)

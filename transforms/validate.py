@@ -357,7 +357,8 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
     are added as nulls and every canonical column is cast to string. Returns the canonical columns normalised,
     plus ``row_number`` (``first_row_number + i``), ``category``, ``reason_code`` and ``message`` (both null
     when the row is valid). With ``buckets`` a ``bucket`` column follows: each row's shard bucket by customer id
-    (:func:`transforms.sharding.shard_of`; -1 without an id), from the same reading of the id as its uuid rule.
+    (:func:`transforms.sharding.buckets_of` of the normalised id; -1 without an id), from the same reading of
+    the id as its uuid rule.
     With ``keep_extra`` the input's other columns follow, unchanged.
     """
     n = table.num_rows

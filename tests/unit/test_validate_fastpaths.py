@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.helpers import passport, rules, table
-from transforms.sharding import shard_of
+from transforms.sharding import buckets_of
 from transforms.uuids import UUID_RE, is_uuid, uuid_words
 from transforms.validate import _S3_BAD_RE, _S3_RE, _clean, _s3_uri_bad, validate_batch
 
@@ -90,8 +90,16 @@ def test_uuid_words_are_the_uuids_bits(vals: list[str | None], cut: int) -> None
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.none(), uuid_like), min_size=1, max_size=20))
-def test_validation_buckets_are_shard_of(ids: list[str | None]) -> None:
+def test_validation_buckets_are_the_normalised_ids_buckets(ids: list[str | None]) -> None:
     out = validate_batch(table([passport(customer_id=i or "") for i in ids]), rules=rules(), first_row_number=1,
                          buckets=16)
-    expected = shard_of(out.column("customer_id"), 16).to_pylist()
-    assert out.column("bucket").to_pylist() == [-1 if e is None else e for e in expected]
+    normalised = out.column("customer_id").combine_chunks()
+    expected = [-1 if v is None else b for v, b in zip(normalised.to_pylist(), buckets_of(normalised, 16), strict=True)]
+    assert out.column("bucket").to_pylist() == expected
+
+
+def test_spelling_does_not_move_a_customer_to_another_bucket() -> None:
+    spellings = ["6f1c2a3b-1111-4222-8333-444455556666", " 6F1C2A3B-1111-4222-8333-444455556666\u00a0"]
+    out = validate_batch(table([passport(customer_id=c) for c in spellings]), rules=rules(), first_row_number=1,
+                         buckets=16)
+    assert out.column("bucket").to_pylist() == [7, 7]
