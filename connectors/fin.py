@@ -25,6 +25,7 @@ from connectors.errors import OutcomeUnknown, SetupError, TerminalError, Transie
 from transforms.api_errors import error_message
 from transforms.breaker import CircuitBreaker
 from transforms.retry import Decision, classify, classify_attach, next_delay, parse_retry_after
+from transforms.run_timeline import Timeline
 from transforms.tokens import token_lifetime
 
 ChunkSource = Callable[[], AsyncIterator[bytes]]
@@ -40,8 +41,11 @@ class ApiStats:
     statuses: Counter[str] = field(default_factory=Counter)
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     slowest: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # Requests per second and latency histograms for the report page; shared with the rest of the run.
+    timeline: Timeline = field(default_factory=Timeline)
 
     def note(self, endpoint: str, status: int | str, elapsed: float) -> None:
+        self.timeline.request(endpoint, status, elapsed, time.time())
         self.requests[endpoint] += 1
         self.statuses[str(status)] += 1
         self.seconds[endpoint] += elapsed

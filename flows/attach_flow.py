@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import SetupError
@@ -27,13 +27,14 @@ from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.plan import PlanResult, ShardSpec, plan_manifest
-from flows.progress import RunProgress, report_markdown, shard_log_line
-from flows.report_writer import assemble_report, build_summary, failed_rows_of, publish_report
+from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
+from flows.report_writer import assemble_report, build_summary, failed_rows_of, publish_report, write_report_page
 from flows.runtime import fin_client, make_s3_store
 from flows.settings import Settings
 from flows.shard_worker import ShardServices, run_shard
 from transforms.catalogue import SideRules
 from transforms.rules import Rules
+from transforms.run_timeline import Timeline
 from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.flow")
@@ -75,12 +76,13 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
 
 
 @task(name="shard", cache_policy=NO_CACHE, task_run_name="shard-{spec.name}")
-async def shard_task(spec: ShardSpec, services: ShardServices, run_dir: str) -> dict[str, int]:
-    """Work one shard end to end; its report part lands in the run's work area."""
+async def shard_task(spec: ShardSpec, services: ShardServices, run_dir: str) -> dict[str, Any]:
+    """Work one shard end to end; its report part lands in the run's work area. Returns counts and seconds."""
     started = time.monotonic()
     counts = await run_shard(spec.name, spec.rows, services, Path(run_dir) / "parts" / f"{spec.name}.parquet")
-    get_run_logger().info(shard_log_line(spec.name, counts, time.monotonic() - started))
-    return counts
+    seconds = time.monotonic() - started
+    get_run_logger().info(shard_log_line(spec.name, counts, seconds))
+    return {"counts": counts, "seconds": round(seconds, 3)}
 
 
 @flow(name="kyc-attach")
@@ -124,6 +126,8 @@ async def attach_manifest(
         logger.info("planned %d rows: %d rejected, %d shards", plan.rows_in, plan.rows_rejected, len(plan.shards))
         progress = RunProgress(plan.rows_in)
         await progress.start(plan.rows_rejected)
+        timeline = Timeline()
+        timeline.rows_settled(plan.rows_rejected, time.time())
         services = ShardServices(
             s3=s3, store=store, fin=None, rules=rules_from(settings, today),
             ledger_root=report_root.child("_ledger", plan.job_id),
@@ -135,8 +139,10 @@ async def attach_manifest(
             resend_unknown=resend_unknown,
             payloads_dir=run_dir / "payloads" if dry_run else None,
             only_rows=only_rows,
+            timeline=timeline,
         )
         api_stats: dict[str, Any] = {}
+        shard_seconds: dict[str, float] = {}
         stopped_early: str | None = None
         if settings.shard_deployment:  # scale-out: one run of the shard deployment per shard, on the work pool
             from flows.fanout import fan_out_shards
@@ -147,13 +153,17 @@ async def attach_manifest(
                 retry_failed_report=report_root.child(retry_failed) if retry_failed else None, progress=progress,
             )
             api_stats, stopped_early = fanned.api, fanned.stopped_early
+            for result in fanned.shard_results:
+                shard_seconds[result["shard"]] = result["seconds"]
+                timeline.merge(Timeline.from_dict(result.get("timeline") or {}))
         elif dry_run:
-            await _work_shards(plan, services, settings, str(run_dir), progress)
+            shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
         else:
             async with fin_client(settings) as fin:
+                fin.stats.timeline = timeline
                 await fin.authenticate()
                 services.fin = fin
-                await _work_shards(plan, services, settings, str(run_dir), progress)
+                shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
                 api_stats = fin.stats.as_dict()
 
         worked = time.monotonic()
@@ -164,10 +174,12 @@ async def attach_manifest(
             "seconds": round(time.monotonic() - started, 3),
             "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
             "api": api_stats, "settings": settings.public_dict(),
-            "report": str(run_prefix),
+            "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest,
+            "shard_seconds": shard_seconds,
             "stopped_early": stopped_early or (services.budget.reason() if services.budget.tripped else None),
         })
-        files = {"rows.parquet": parquet_path, "rows.csv": csv_path}
+        files = {"rows.parquet": parquet_path, "rows.csv": csv_path,
+                 **await asyncio.to_thread(write_report_page, summary, timeline, run_dir / "report")}
         if dry_run:
             files.update({f"payloads/{p.name}": p for p in sorted((run_dir / "payloads").glob("*.jsonl"))})
         await asyncio.to_thread(publish_report, store, run_prefix, files, summary)
@@ -186,18 +198,25 @@ async def attach_manifest(
 
 
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,
-                       progress: RunProgress) -> None:
+                       progress: RunProgress) -> dict[str, float]:
+    """Work every shard, ``shard_concurrency`` at a time; returns each shard's seconds."""
     gate = asyncio.Semaphore(settings.shard_concurrency)
+    seconds: dict[str, float] = {}
 
     async def one(spec: ShardSpec) -> None:
         async with gate:
-            counts = await shard_task(spec, services, run_dir)
-        await progress.advance(sum(counts.values()))
+            result = await shard_task(spec, services, run_dir)
+        seconds[spec.name] = result["seconds"]
+        await progress.advance(sum(result["counts"].values()))
 
     await asyncio.gather(*(one(s) for s in plan.shards))
+    return seconds
 
 
 async def _artifacts(summary: dict[str, Any]) -> None:
     rows = [{"status": k, "rows": v} for k, v in sorted(summary["by_status"].items())]
     await acreate_table_artifact(rows, key="kyc-attach-summary", description=f"Outcome of run {summary['run_id']}")
     await acreate_markdown_artifact(report_markdown(summary), key="kyc-attach-report")
+    page = f"{summary['report'].rstrip('/')}/report.html"
+    await acreate_link_artifact(report_link(page), link_text=f"report.html of run {summary['run_id']}",
+                                key="kyc-attach-report-page", description="The run's report page (charts, next steps)")

@@ -28,8 +28,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Attach KYC d
 
 def exit_code(summary: dict[str, Any]) -> int:
     """1 when some rows failed or have an unknown outcome, else 0."""
-    by_status = summary.get("by_status", {})
-    return 1 if by_status.get("failed", 0) or by_status.get("unknown", 0) else 0
+    from transforms.report import exit_code_of
+
+    return exit_code_of(summary)
 
 
 def _fail_setup(exc: Exception) -> None:
@@ -110,6 +111,27 @@ def demo(
 
 
 @app.command()
+def report(
+    run_uri: Annotated[str, typer.Argument(help="A run's report location: REPORT_PREFIX/RUN_ID (s3:// or a folder).")],
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in a browser (an S3 page is copied "
+                                                             "to the work folder first).")] = False,
+) -> None:
+    """Say where a run's report page (report.html) is, and open it."""
+    from flows.report_page import find_report_page
+
+    try:
+        where, local = find_report_page(run_uri, fetch=open_page)
+    except SetupError as exc:
+        _fail_setup(exc)
+    typer.echo(where)
+    if open_page and local is not None:
+        import webbrowser
+
+        typer.echo(local.as_uri())
+        webbrowser.open(local.as_uri())
+
+
+@app.command()
 def sandbox(
     world: Annotated[Path, typer.Option(help="World file (JSON): clients and customers.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -124,7 +146,7 @@ def sandbox(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    keys = ("run_id", "rows_in", "by_status", "by_reason", "report", "report_copy", "stopped_early")
+    keys = ("run_id", "rows_in", "by_status", "by_reason", "report", "report_copy", "report_page", "stopped_early")
     shown = {k: summary[k] for k in keys if k in summary}
     typer.echo(json.dumps(shown, indent=2, sort_keys=True))
 

@@ -117,5 +117,6 @@ def run_demo(keep: Path | None = None) -> dict[str, Any]:
         for loc in store.list(Location.parse(summary["report"])):
             (keep / Path(loc.key).name).write_bytes(store.read(loc))
         summary["report_copy"] = str(keep)
+        summary["report_page"] = str((keep / "report.html").resolve())
     return summary
 

@@ -46,6 +46,7 @@ from flows.report_writer import failed_rows_of
 from flows.runtime import fin_client, make_s3_store
 from flows.settings import Settings
 from flows.shard_worker import ShardServices, run_shard
+from transforms.run_timeline import Timeline
 from transforms.thresholds import FailureBudget
 
 
@@ -95,7 +96,7 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     work = S3WorkArea(store, Location.parse(job.work_prefix))
     local = settings.work_dir / "shards" / job.run_id / job.shard
     try:
-        counts, api, stopped_early = await _work_shard(job, settings, s3, store, work, local)
+        counts, api, stopped_early, timeline = await _work_shard(job, settings, s3, store, work, local)
     finally:
         # The scratch folder holds the shard's rows (personal data) and its report part, both on S3 (or made again
         # by a retried run): nothing of it stays on the worker, whether the run ended well or not.
@@ -103,6 +104,7 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     seconds = time.monotonic() - started
     result = {
         "shard": job.shard, "counts": counts, "api": api, "seconds": round(seconds, 3),
+        "timeline": timeline.as_dict(),
         "stopped_early": stopped_early,
         # where it ran: the worker's host and the process that started this run (the worker, for a process pool)
         "host": socket.gethostname(), "pid": os.getpid(), "ppid": os.getppid(),
@@ -113,8 +115,8 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
 
 
 async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: ObjectStore, work: S3WorkArea,
-                      local: Path) -> tuple[dict[str, int], dict[str, Any], str | None]:
-    """Download, work and upload one shard in ``local``; its counts, API statistics and early stop."""
+                      local: Path) -> tuple[dict[str, int], dict[str, Any], str | None, Timeline]:
+    """Download, work and upload one shard in ``local``; its counts, API statistics, early stop and timeline."""
     pairs = [(Location.parse(job.rows_uri), local / "rows.arrow")]
     (rows_file,) = await asyncio.to_thread(download_files, store, pairs)
     only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report))
@@ -137,6 +139,7 @@ async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: Obj
         counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
     else:
         async with fin_client(settings, shared_limit=job.rate_limit) as fin:
+            fin.stats.timeline = services.timeline
             await fin.authenticate()
             services.fin = fin
             counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
@@ -146,7 +149,7 @@ async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: Obj
     if payloads.exists():
         uploads.append((payloads, work.payloads(job.shard)))
     await asyncio.to_thread(upload_files, store, uploads)
-    return counts, api, services.budget.reason() if services.budget.tripped else None
+    return counts, api, services.budget.reason() if services.budget.tripped else None, services.timeline
 
 
 # ---------------------------------------------------------------------------------------------- parent side

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from connectors.errors import KycAttachError, RowRejected, TerminalError, Transi
 from transforms.codes import Reason, Status
 from transforms.models import Document, RowOutcome
 from transforms.report import REPORT_SCHEMA
+from transforms.run_timeline import Timeline
 
 
 @dataclass
@@ -21,18 +23,35 @@ class Outcomes:
     rows: dict[int, RowOutcome] = field(default_factory=dict)
     # Parties found by email: the report gives their id, which is what a person needs to act on a row.
     party_of_row: dict[int, str] = field(default_factory=dict)
+    # Rows settled per second, for the report page's chart of how the run went.
+    timeline: Timeline | None = None
 
     def set(self, row_numbers: Iterable[int], status: Status, reason: str | None = None, message: str | None = None,
             *, uri: str | None = None, http_status: int | None = None, attempts: int = 0) -> None:
         """Give the rows one outcome."""
+        before = len(self.rows)
         for n in row_numbers:
             self.rows[n] = RowOutcome(n, status, reason, message, uri, http_status, attempts)
+        self._settled(len(self.rows) - before)
+
+    def adopt(self, decided: list[RowOutcome], *, reported: Container[int]) -> None:
+        """Take outcomes decided before any IO (the document rules' rejects); ``reported`` are the rows this shard
+        reports (the plan's rejects ride along in the shard, and the plan's part reports and counts them)."""
+        for o in decided:
+            self.rows[o.row_number] = o
+        self._settled(sum(1 for o in decided if o.row_number in reported))
 
     def attached(self, rows: Iterable[int], uri_of_row: dict[int, str], http_status: int | None,
                  attempts: int, message: str | None = None) -> None:
         """Mark the rows attached, each with the uri its file was uploaded as."""
+        before = len(self.rows)
         for n in rows:
             self.rows[n] = RowOutcome(n, Status.attached, None, message, uri_of_row.get(n), http_status, attempts)
+        self._settled(len(self.rows) - before)
+
+    def _settled(self, count: int) -> None:
+        if self.timeline is not None:
+            self.timeline.rows_settled(count, time.time())
 
     def fail_from(self, rows: Iterable[int], exc: KycAttachError) -> None:
         """Record an API error on rows: rejected for bad files, failed for the API's refusals."""

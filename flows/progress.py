@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+from transforms.report_page import page_link
 
 log = logging.getLogger("kyc_attach.progress")
 
@@ -119,7 +123,9 @@ def report_markdown(summary: dict[str, Any], *, top: int = 10) -> str:
     throttled = int((api.get("statuses") or {}).get("429", 0))
     report = str(summary.get("report", ""))
     lines = [f"# kyc-attach run `{summary.get('run_id', '')}`" + (" (dry run)" if summary.get("dry_run") else ""), ""]
-    lines += [f"**Report:** [{report}]({_link(report)})" if report.startswith("s3://") else f"**Report:** `{report}`",
+    page = f"{report.rstrip('/')}/report.html"
+    lines += [f"**Report:** [{page}]({report_link(page)}) (the page), `{report}` (rows.csv, rows.parquet, "
+              "summary.json)",
               "", f"Rows: **{summary.get('rows_in', 0):,}** in {summary.get('seconds', 0)} s, "
               f"{summary.get('shards', 0)} shards. API answered 429 (rate limited) **{throttled}** times.", ""]
     lines += ["| status | rows |", "|---|---:|", *[f"| {k} | {v:,} |" for k, v in sorted(by_status.items())], ""]
@@ -133,10 +139,11 @@ def report_markdown(summary: dict[str, Any], *, top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def _link(s3_uri: str) -> str:
-    """An AWS console link for an s3:// prefix (link-friendly report location)."""
-    bucket, _, key = s3_uri[5:].partition("/")
-    return f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?prefix={key.rstrip('/')}/"
+def report_link(location: str) -> str:
+    """A link to a report object: the S3 endpoint in use (AWS console by default) or a local file URL."""
+    if not location.startswith("s3://"):
+        location = str(Path(location).resolve())
+    return page_link(location, os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
 
 
 @contextmanager

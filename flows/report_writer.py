@@ -15,7 +15,12 @@ import pyarrow.parquet as pq
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
-from transforms.report import REPORT_SCHEMA, escape_csv_formula_column, summarise
+from transforms.report import REPORT_SCHEMA, escape_csv_formula_column, exit_code_of, summarise
+from transforms.report_page import render_report_page
+from transforms.run_timeline import Timeline
+
+_CONTENT_TYPES = {".csv": "text/csv", ".parquet": "application/vnd.apache.parquet", ".jsonl": "application/x-ndjson",
+                  ".html": "text/html; charset=utf-8", ".json": "application/json"}
 
 
 def assemble_report(parts: list[Path], out_dir: Path) -> tuple[Path, Path, pa.Table]:
@@ -48,10 +53,19 @@ def build_summary(table: pa.Table, rows_in: int, extra: dict[str, Any]) -> dict[
     return {**summarise(statuses, reasons, rows_in), **extra}
 
 
+def write_report_page(summary: dict[str, Any], timeline: Timeline, out_dir: Path) -> dict[str, Path]:
+    """``report.html`` (the page people read) and ``timeline.json`` (the per-second counters behind its charts)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page, counters = out_dir / "report.html", out_dir / "timeline.json"
+    page.write_text(render_report_page(summary, timeline, exit_code=exit_code_of(summary)), encoding="utf-8")
+    counters.write_text(json.dumps(timeline.as_dict(), separators=(",", ":")), encoding="utf-8")
+    return {"report.html": page, "timeline.json": counters}
+
+
 def publish_report(store: ObjectStore, run_prefix: Location, files: dict[str, Path], summary: dict[str, Any]) -> None:
     """Upload the report files and the summary; nothing already there is overwritten."""
     for name, path in files.items():
-        content_type = "text/csv" if name.endswith(".csv") else "application/vnd.apache.parquet"
+        content_type = _CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
         store.write_file(run_prefix.child(name), path, content_type=content_type)
     store.write(run_prefix.child("summary.json"), json.dumps(summary, indent=2, sort_keys=True).encode(),
                 content_type="application/json")

@@ -40,6 +40,7 @@ from transforms.models import Document
 from transforms.payload import build_attach_requests
 from transforms.reconcile import party_statuses
 from transforms.rules import Rules
+from transforms.run_timeline import Timeline
 from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.shard")
@@ -64,6 +65,7 @@ class ShardServices:
     resend_unknown: bool = False
     payloads_dir: Path | None = None  # dry run: where the would-be payloads go
     only_rows: frozenset[int] | None = None  # --retry-failed: work only documents with one of these rows
+    timeline: Timeline = field(default_factory=Timeline)  # rows settled and requests per second, for report.html
 
 
 async def run_shard(name: str, where: BucketRange, services: ShardServices, out_path: Path) -> dict[str, int]:
@@ -73,9 +75,9 @@ async def run_shard(name: str, where: BucketRange, services: ShardServices, out_
     # Rows the plan stage rejected ride along only so that their documents' other rows are rejected with them
     # (document_rejected); the plan's own report part reports them, so they leave here.
     rows = rows.filter(pc.is_null(rows.column("reason_code")))
-    outcomes = Outcomes()
-    for r in grouped.rejects:
-        outcomes.rows[r.row_number] = r
+    reported = set(rows.column("row_number").to_pylist())
+    outcomes = Outcomes(timeline=services.timeline)
+    outcomes.adopt(grouped.rejects, reported=reported)
     by_customer = _by_customer(grouped.documents, services.only_rows, outcomes)
 
     ledger = await asyncio.to_thread(Ledger(services.store, services.ledger_root.child(name)).load)
@@ -90,7 +92,7 @@ async def run_shard(name: str, where: BucketRange, services: ShardServices, out_
         await asyncio.gather(*(one(c, d) for c, d in by_customer.items()))
     finally:
         await ledger.flush()
-    missing = set(rows.column("row_number").to_pylist()) - outcomes.rows.keys()
+    missing = reported - outcomes.rows.keys()
     if missing:  # a bug, not bad data: every row must leave with a status
         raise RuntimeError(f"shard {name}: {len(missing)} rows got no outcome")
     table = report_part(rows, outcomes)

@@ -95,3 +95,9 @@ def escape_csv_formula_column(col: Any) -> Any:
     arr = pc.cast(col, pa.string())
     hit = pc.fill_null(pc.match_substring_regex(arr, _FORMULA_RE), False)
     return pc.if_else(hit, pc.binary_join_element_wise("'", arr, ""), arr)
+
+
+def exit_code_of(summary: Mapping[str, Any]) -> int:
+    """The exit code of ``kyc-attach run`` for a written report: 1 when rows failed or are unknown, else 0."""
+    by_status = summary.get("by_status", {})
+    return 1 if by_status.get("failed", 0) or by_status.get("unknown", 0) else 0

@@ -101,6 +101,7 @@ def test_debug_logs_carry_no_personal_data_or_secret(corpus_run: CorpusRun) -> N
 def test_reports_ledger_and_payloads_carry_no_personal_data(corpus_run: CorpusRun) -> None:
     texts = _s3_texts(corpus_run)
     assert any(k.endswith("rows.csv") for k in texts) and any("payloads/" in k for k in texts)
+    assert any(k.endswith("report.html") for k in texts)  # the page people read is checked like the rest
     assert any("/_ledger/" in k for k in texts)
     assert _leaks(texts, _needles(corpus_run)) == []
 

@@ -1,0 +1,35 @@
+"""``kyc-attach report RUN_URI``: find a run's ``report.html``, and copy it here to open it (wiring only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connectors.errors import SetupError
+from connectors.objects import ObjectStore
+from connectors.s3 import Location
+from flows.progress import report_link
+from flows.runtime import make_s3_store
+from flows.settings import Settings
+
+
+def find_report_page(run_uri: str, *, fetch: bool) -> tuple[str, Path | None]:
+    """The page's location and link (one line for a person), and with ``fetch`` a local file to open.
+
+    ``SetupError`` when no page is there (a run that did not finish, or a run id typed wrong).
+    """
+    settings = Settings()
+    loc = Location.parse(run_uri).child("report.html")
+    store = ObjectStore(make_s3_store(settings) if loc.is_s3 else None)
+    if not store.exists(loc):
+        raise SetupError(f"report: no report.html under {run_uri} (did the run finish? is the run id right?)")
+    if not loc.is_s3:
+        path = Path(loc.key).resolve()
+        return str(path), path
+    where = f"{loc}  {report_link(str(loc))}"
+    if not fetch:
+        return where, None
+    # An S3 page is copied down: browsers do not open s3:// and a presigned URL is a credential best not printed.
+    local = (settings.work_dir / "report-pages" / f"{Path(loc.key).parent.name}.html").resolve()
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_bytes(store.read(loc))
+    return where, local
