@@ -54,6 +54,12 @@ def test_two_workers_share_the_shards_and_the_report_matches_one_process(
     assert len(record["attachments"]) == len(single_record["attachments"])
     assert len(record["uploads"]) == len(single_record["uploads"])
     assert sum(fanned["api"]["requests"].values()) > 0
+    # report.html's counters come from every shard run on both workers: nothing lost on the way to the parent
+    timeline = json.loads(ObjectStore(S3Store(make_s3_client())).read(
+        Location.parse(fanned["report"]).child("timeline.json")))
+    seconds = timeline["seconds"].values()
+    assert sum(s.get("requests", 0) for s in seconds) == sum(fanned["api"]["requests"].values())
+    assert sum(s.get("rows", 0) for s in seconds) == fanned["rows_in"]
 
     # every shard ran as a run of the shard deployment, a subflow of the parent, and both workers worked some
     store = ObjectStore(S3Store(make_s3_client()))
