@@ -7,11 +7,12 @@ text; the pure validation decides what the text means.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,6 +36,8 @@ class Manifest:
     path: Path
     content_id: str  # the S3 ETag, or a SHA-256 of a local file: a changed file is a new job
     format: str  # "csv" or "parquet"
+    encoding: str = "utf-8"  # CSV only: the text encoding (legacy archives: from the mapping, or detected)
+    delimiter: str = ","  # CSV only: the field delimiter (legacy archives: from the mapping, or sniffed)
 
     @property
     def is_local_copy(self) -> bool:
@@ -70,6 +73,45 @@ def open_manifest(location: str, *, s3: S3Store | None, cache_dir: Path) -> Mani
     return Manifest(location, path, content_id, _detect_format(path))
 
 
+_DIALECT_BYTES = 1 << 16
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def with_dialect(manifest: Manifest, *, encoding: str | None, delimiter: str | None) -> Manifest:
+    """The CSV manifest with its encoding and delimiter settled: as given, else detected from its first 64 KB.
+
+    For legacy archives (a mapping): a file that is not UTF-8 gets the encoding charset-normalizer finds, and the
+    delimiter is the one of ``, ; tab |`` that splits the header into the most fields.
+    """
+    if manifest.format != "csv":
+        return manifest
+    with manifest.path.open("rb") as fh:
+        head = fh.read(_DIALECT_BYTES)
+    enc = encoding or _detect_encoding(head)
+    if delimiter is None:
+        first = head.split(b"\n", 1)[0].decode(enc, errors="replace")
+        delimiter = max(_DELIMITERS, key=lambda d: (len(_fields(first, d)), d == ","))
+    return replace(manifest, encoding=enc, delimiter=delimiter)
+
+
+def _detect_encoding(head: bytes) -> str:
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(head).best()
+    if best is None:
+        raise SetupError("manifest: the text encoding cannot be told; give `encoding:` in the mapping file")
+    return str(best.encoding)
+
+
+def _fields(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
 def discard_local_copy(manifest: Manifest) -> None:
     """Delete the local copy of an S3 manifest (its rows are personal data); a local manifest is the user's."""
     if manifest.is_local_copy:
@@ -103,13 +145,21 @@ def read_columns(manifest: Manifest) -> list[str]:
     # not blamed on the header.
     with manifest.path.open("rb") as fh:
         first = fh.readline(_MAX_HEADER_BYTES)
+    utf8 = codecs.lookup(manifest.encoding).name == "utf-8"
     try:
-        text = first.decode("utf-8-sig")
+        text = first.decode("utf-8-sig" if utf8 else manifest.encoding)
     except UnicodeDecodeError:
-        raise SetupError("manifest: the header is not valid UTF-8 (is the file CSV, saved as UTF-8?)") from None
-    header = next(csv.reader([text]), None)
+        raise SetupError("manifest: the header is not valid UTF-8 (is the file CSV, saved as UTF-8? a legacy "
+                         "archive can name its encoding in a mapping file)") from None
+    header = _fields(text.rstrip("\r\n"), manifest.delimiter)
     if not header or not any(h.strip() for h in header):
         raise SetupError("manifest: the file has no header row")
+    if len(header) == 1:
+        joined = [d for d in _DELIMITERS if d != manifest.delimiter and len(_fields(header[0], d)) >= 3]
+        if joined:
+            shown = "tab" if joined[0] == "\t" else repr(joined[0])
+            raise SetupError(f"manifest: the header reads as one field holding {shown}-separated names: the file "
+                             f"looks {shown}-delimited; a mapping file can say `delimiter:` (see docs/operations.md)")
     return [h.strip() for h in header]
 
 
@@ -121,7 +171,7 @@ def iter_batches(manifest: Manifest, *, batch_rows: int) -> Iterator[pa.Table]:
     """
     columns = read_columns(manifest)
     batches = _parquet_batches(manifest.path, batch_rows) if manifest.format == "parquet" else _csv_batches(
-        manifest.path, columns, batch_rows
+        manifest, columns, batch_rows
     )
     rows = 0
     for batch in batches:
@@ -174,20 +224,21 @@ def _parquet_text(col: pa.Array, f: pa.Field) -> pa.Array:
         ) from None
 
 
-def _csv_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+def _csv_batches(manifest: Manifest, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
     # Small fixed blocks, joined into batches of about batch_rows rows. pyarrow's streaming reader reads up to
     # 32 blocks ahead of its consumer whatever the consumer's pace, so memory is ~32 blocks: with the former
     # batch-sized blocks (16 MB) that was ~500 MB of read-ahead, and most of the RSS of a large CSV run. A row
     # must fit in one block, so the block is well above any sane row (a 1 MB cell is rejected row by row, not
     # file-wide).
     block = _CSV_BLOCK_BYTES
-    read = pacsv.ReadOptions(block_size=block, column_names=columns, skip_rows=1, encoding="utf8")
-    parse = pacsv.ParseOptions(newlines_in_values=True)
+    # A legacy encoding is transcoded to UTF-8 by pyarrow as it reads (slower than UTF-8, still streamed).
+    read = pacsv.ReadOptions(block_size=block, column_names=columns, skip_rows=1, encoding=manifest.encoding)
+    parse = pacsv.ParseOptions(newlines_in_values=True, delimiter=manifest.delimiter)
     convert = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in columns}, strings_can_be_null=False, quoted_strings_can_be_null=False
     )
     try:
-        reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        reader = pacsv.open_csv(manifest.path, read_options=read, parse_options=parse, convert_options=convert)
         waiting: list[pa.RecordBatch] = []
         rows = 0
         for batch in reader:

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.errors import SetupError
-from connectors.manifest import Manifest, iter_batches, read_columns
+from connectors.manifest import Manifest, iter_batches, read_columns, with_dialect
 from connectors.workarea import BucketRange, RowsFileWriter, TableWriter, is_disk_full
 from transforms.codes import Status
-from transforms.mapping import Mapping, MappingError, apply_mapping
+from transforms.mapping import Layout, Mapping, MappingError, MappingReport, apply_mapping, explain_date_rejects
 from transforms.report import REPORT_SCHEMA
 from transforms.rules import Rules
 from transforms.shard_plan import group_buckets
@@ -49,10 +49,23 @@ class PlanResult:
     rows_rejected: int
     rejects_path: str
     shards: list[ShardSpec] = field(default_factory=list)
+    # With a mapping: the source values it could not convert (codes and date patterns only), for `validate`.
+    mapping_report: MappingReport | None = None
 
 
-def check_manifest_columns(manifest: Manifest, mapping: Mapping | None = None) -> None:
-    """``SetupError`` naming every missing required column (after the mapping, if any): the run must not start."""
+def readable(manifest: Manifest, mapping: Mapping | None) -> Manifest:
+    """The manifest with the CSV dialect to read it by: UTF-8 and commas, or a legacy archive's (its mapping's
+    encoding and delimiter, else detected)."""
+    if mapping is None:
+        return manifest
+    return with_dialect(manifest, encoding=mapping.encoding, delimiter=mapping.delimiter)
+
+
+def check_manifest_columns(manifest: Manifest, mapping: Mapping | None = None) -> Manifest:
+    """``SetupError`` naming every missing required column (after the mapping, if any): the run must not start.
+
+    Returns the manifest as it is to be read (``readable``)."""
+    manifest = readable(manifest, mapping)
     columns = read_columns(manifest)
     if mapping is not None:
         try:
@@ -62,6 +75,7 @@ def check_manifest_columns(manifest: Manifest, mapping: Mapping | None = None) -
     problems = check_columns(columns)
     if problems:
         raise SetupError("manifest: " + "; ".join(problems))
+    return manifest
 
 
 def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
@@ -71,7 +85,7 @@ def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows
     With a ``mapping`` (legacy archives), each batch is first turned into canonical columns. ``compression``
     is the rows file's (none, lz4, zstd).
     """
-    check_manifest_columns(manifest, mapping)
+    manifest = check_manifest_columns(manifest, mapping)
     try:
         with _plan_memory_pool():
             return _plan(manifest, rules=rules, run_dir=run_dir, batch_rows=batch_rows, buckets=buckets,
@@ -115,7 +129,9 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
     # Shards are formed from the rows' raw bucket counts, not from what validation kept: validation
     # depends on the run date, and shard names key the ledger, so they must not move between runs.
     counts = np.zeros(buckets, dtype=np.int64)
-    rows_in = rows_rejected = 0
+    rows_in = rows_rejected = source_rows = 0
+    report = MappingReport() if mapping is not None else None
+    layout = mapping.layout_for(read_columns(manifest)) if mapping is not None else None
 
     def consume(done: _Prepared) -> None:
         nonlocal counts, rows_rejected
@@ -130,7 +146,12 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
     with ThreadPoolExecutor(max_workers=_PLAN_THREADS, thread_name_prefix="plan") as pool:
         pending: deque[Future[_Prepared]] = deque()
         for batch in iter_batches(manifest, batch_rows=batch_rows):
-            pending.append(pool.submit(_prepare, batch, rules, rows_in + 1, buckets, mapping))
+            if mapping is not None:
+                # Here, not on the validation threads: a layout with files makes more rows than the source had,
+                # and row numbers must be known before a batch is handed on. Legacy archives only.
+                first, source_rows = source_rows + 1, source_rows + batch.num_rows
+                batch = apply_mapping(batch, mapping, first_source_row=first, report=report)
+            pending.append(pool.submit(_prepare, batch, rules, rows_in + 1, buckets, layout))
             rows_in += batch.num_rows
             if len(pending) > _PLAN_THREADS:
                 consume(pending.popleft().result())
@@ -140,7 +161,7 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
     valid.close()
     shards = [ShardSpec(f"b{first:04d}-{last:04d}", valid.range(first, last))
               for first, last in group_buckets(counts.tolist(), shard_rows) if counts[first:last + 1].any()]
-    return PlanResult(manifest.job_id, rows_in, rows_rejected, str(rejects.path), shards)
+    return PlanResult(manifest.job_id, rows_in, rows_rejected, str(rejects.path), shards, report)
 
 
 @dataclass
@@ -152,11 +173,10 @@ class _Prepared:
     buckets: np.ndarray  # bucket of each row of ``rows`` (ascending)
 
 
-def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int,
-             mapping: Mapping | None) -> _Prepared:
-    if mapping is not None:
-        batch = apply_mapping(batch, mapping)
+def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int, layout: Layout | None) -> _Prepared:
     validated = validate_batch(batch, rules=rules, first_row_number=first_row_number, buckets=buckets)
+    if layout is not None:
+        validated = explain_date_rejects(validated, layout)
     # A row without a customer id (rejected anyway) has bucket -1: no shard, and outside the counts.
     bucket = np.asarray(validated.column("bucket"))
     checked = validated.select(VALIDATED_SCHEMA.names)

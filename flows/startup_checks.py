@@ -35,8 +35,7 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     layouts = load_mapping(mapping, store) if mapping else None
     # An S3 manifest's local copy stays for the run that follows: its plan task reads it and then deletes it.
     found = open_manifest(manifest, s3=s3, cache_dir=settings.work_dir)
-    check_manifest_columns(found, layouts)
-    rows = scan_manifest(found, batch_rows=settings.batch_rows)
+    rows = scan_manifest(check_manifest_columns(found, layouts), batch_rows=settings.batch_rows)
     if not dry_run:  # last, so a broken manifest is refused without even a token request
         asyncio.run(_check_credentials(settings))
     return rows

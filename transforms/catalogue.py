@@ -55,7 +55,9 @@ class SideRules:
     number of files: the contract sets no cap.
 
     Defaults follow the seed page: NATIONAL_ID and DRIVERS_LICENSE need both sides, PASSPORT and
-    RESIDENCE_PERMIT one image. Other vendor pages say a residence permit has two sides, hence the switch.
+    RESIDENCE_PERMIT one image, whose side is optional (the documented examples send a passport with FRONT); a
+    residence document may also come as FRONT and BACK. Other vendor pages say a residence permit has two
+    sides, hence the switch that makes both required.
     PERMANENT_RESIDENCY_ID is not on the seed page; it is a residence document like the permit, so it follows
     the permit's rule by default (single image) and has its own switch.
     """
@@ -78,8 +80,14 @@ class SideRules:
 
     @property
     def single_image_types(self) -> frozenset[str]:
-        """Identifying types that take exactly one file, without a side."""
+        """Identifying types that take one image, its side optional (FRONT, or none)."""
         return frozenset(IDENTIFYING_TYPES) - self.two_sided_types
+
+    @property
+    def front_and_back_allowed(self) -> frozenset[str]:
+        """Single-image types that may also come as exactly one FRONT and one BACK (residence documents: the
+        contract makes the side optional for them, and other vendor pages show both sides)."""
+        return self.single_image_types & {"RESIDENCE_PERMIT", "PERMANENT_RESIDENCY_ID"}
 
 
 def category_of(document_type: str | None) -> Category | None:

@@ -276,7 +276,11 @@ def _side_rules(shard: _Shard, rules: Rules) -> None:
     miss = agg[agg["two"] & (agg["front"] <= 1) & (agg["back"] <= 1) & ((agg["front"] == 0) | (agg["back"] == 0))]
     if len(miss):
         _missing_sides(shard, pos, miss)
-    for dd, rows in agg.loc[agg["single"] & (agg["rows"] > 1), "rows"].items():
+    # A residence document may come as one image or as exactly one FRONT and one BACK.
+    both = np.isin(dtype, list(rules.side_rules.front_and_back_allowed))
+    agg["pair"] = f.assign(both=both).groupby("d", sort=False)["both"].first() & (agg["rows"] == 2) & (
+        agg["front"] == 1) & (agg["back"] == 1)
+    for dd, rows in agg.loc[agg["single"] & (agg["rows"] > 1) & ~agg["pair"], "rows"].items():
         shard.doc_reason[int(dd)] = (
             Reason.too_many_files.value,
             f"s3_uri: a single-image document takes one file, this one has {rows}",

@@ -5,21 +5,34 @@ column names out. Every conversion runs once per distinct value of a column, not
 archive has a handful of document types and a few thousand dates), through a dictionary encoding.
 
 A value that cannot be converted is passed on unchanged, so validation rejects its row with the proper
-reason (``bad_date``, ``bad_country``, ``unknown_type``, ``bad_side``) instead of the mapping guessing.
+reason (``bad_date``, ``bad_country``, ``unknown_type``, ``bad_side``) instead of the mapping guessing; the
+mapping keeps a count of such values (``MappingReport``) so ``kyc-attach validate`` can say which to add.
+
+Order of conversions for one column: ``prefix`` → ``values`` (exact, ignoring case and surrounding spaces) →
+date format (date columns) → country names and codes to alpha-3 (``country``, in any language pycountry has a
+translation for). So a ``values`` entry wins over the built-in country lookup, and can feed it (``BRD: DE``).
+A layout with ``files`` turns one source row into one row per non-empty file column (one document: they share
+a generated ``document_id`` unless the layout maps one).
 """
 
 from __future__ import annotations
 
+import gettext
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from transforms.catalogue import CATEGORY_OF_TYPE
 from transforms.validate import CANONICAL_COLUMNS, PARTY_COLUMNS, REQUIRED_COLUMNS
 
 DATE_COLUMNS: tuple[str, ...] = ("issue_date", "expiry_date", "document_date")
@@ -40,6 +53,16 @@ class ColumnSource(BaseModel):
 
     column: str = Field(description="Name of the source column (matched case-insensitively).")
     prefix: str = Field("", description="Prepended to relative values, e.g. 's3://archive-bucket/' for keys.")
+
+
+class FileSource(BaseModel):
+    """One file column of a source row that holds several files of one document (front and back images)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str = Field(description="Source column holding the file's S3 uri or key (matched case-insensitively).")
+    side: Literal["FRONT", "BACK"] | None = Field(None, description="The side this column's file is, if any.")
+    prefix: str = Field("", description="Prepended to relative values, e.g. 's3://archive-bucket/'.")
 
 
 class Layout(BaseModel):
@@ -63,13 +86,19 @@ class Layout(BaseModel):
         default_factory=dict, description="Per date column formats, overriding date_format."
     )
     country_to_alpha3: bool = Field(
-        True, description="Convert alpha-2 codes and country names to ISO 3166-1 alpha-3 (pycountry)."
+        True, description="Convert alpha-2 codes and country names (in any language pycountry translates) to "
+                          "ISO 3166-1 alpha-3.",
+    )
+    files: list[FileSource] = Field(
+        default_factory=list,
+        description="Several file columns per source row (e.g. front and back image): each non-empty one becomes a "
+                    "row of the same document. Replaces columns.s3_uri and columns.side.",
     )
 
     @field_validator("columns")
     @classmethod
     def _needs_required(cls, columns: dict[str, str | ColumnSource]) -> dict[str, str | ColumnSource]:
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns and c != "s3_uri"]
         if missing:
             raise ValueError(f"columns: no source given for required {', '.join(missing)}")
         if not any(c in columns for c in PARTY_COLUMNS):
@@ -78,10 +107,22 @@ class Layout(BaseModel):
 
     @model_validator(mode="after")
     def _values_for_mapped_columns(self) -> Layout:
-        stray = [c for c in self.values if c not in self.columns]
+        stray = [c for c in self.values if c not in self.columns and not (self.files and c == "side")]
         if stray:
             raise ValueError(f"values: given for unmapped column(s) {', '.join(stray)}")
+        if self.files and ("s3_uri" in self.columns or "side" in self.columns):
+            raise ValueError("files: replaces columns.s3_uri and columns.side; give one or the other")
+        if not self.files and "s3_uri" not in self.columns:
+            raise ValueError("columns: no source given for required s3_uri (or list the file columns under files)")
         return self
+
+    def mapped(self) -> set[str]:
+        """Canonical columns this layout produces (files give s3_uri and side; a generated document_id)."""
+        return set(self.columns) | ({"s3_uri", "side", "document_id"} if self.files else set())
+
+    def source_columns(self) -> list[str]:
+        """Every source column this layout reads."""
+        return [self.source(c).column for c in self.columns] + [f.column for f in self.files]
 
     def source(self, canonical: str) -> ColumnSource:
         """The source of a mapped canonical column."""
@@ -91,7 +132,7 @@ class Layout(BaseModel):
     def missing_in(self, header: Sequence[str]) -> list[str]:
         """Source columns this layout needs that ``header`` lacks."""
         have = {h.strip().lower() for h in header}
-        return [self.source(c).column for c in self.columns if self.source(c).column.strip().lower() not in have]
+        return [c for c in self.source_columns() if c.strip().lower() not in have]
 
 
 class Mapping(BaseModel):
@@ -100,7 +141,26 @@ class Mapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str = Field("", description="What archive this maps, for people.")
+    encoding: str | None = Field(
+        None, description="Text encoding of the CSV files (e.g. cp1252); detected (charset-normalizer) when absent "
+                          "and the file is not UTF-8.",
+    )
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1, description="Field delimiter of the CSV files; sniffed when absent."
+    )
     layouts: list[Layout] = Field(min_length=1, description="Source layouts, tried in order.")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        import codecs
+
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise ValueError(f"unknown encoding {encoding!r}") from None
+        return encoding
 
     def layout_for(self, header: Sequence[str]) -> Layout:
         """The first layout whose source columns are all in ``header``; ``MappingError`` naming what is missing."""
@@ -114,11 +174,37 @@ class Mapping(BaseModel):
 
     def mapped_columns(self, header: Sequence[str]) -> list[str]:
         """The canonical column names a file with ``header`` will have after mapping."""
-        return [c for c in CANONICAL_COLUMNS if c in self.layout_for(header).columns]
+        return [c for c in CANONICAL_COLUMNS if c in self.layout_for(header).mapped()]
 
 
-def apply_mapping(table: pa.Table, mapping: Mapping) -> pa.Table:
-    """``table`` (a legacy layout) as canonical columns; values that do not convert are left for validation."""
+#: Columns whose unconverted values ``kyc-attach validate`` lists: codes and dates, never personal data.
+REPORTED_COLUMNS: tuple[str, ...] = ("document_type", "country", "side", *DATE_COLUMNS)
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass
+class MappingReport:
+    """Source values the mapping could not convert, by canonical column (dates as patterns: digits as 9)."""
+
+    unconverted: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def add(self, column: str, value: str, count: int) -> None:
+        shown = _DIGIT.sub("9", value) if column in DATE_COLUMNS else value
+        self.unconverted.setdefault(column, Counter())[shown] += count
+
+    def merge(self, other: MappingReport) -> None:
+        """Add another batch's counts."""
+        for column, counts in other.unconverted.items():
+            self.unconverted.setdefault(column, Counter()).update(counts)
+
+
+def apply_mapping(table: pa.Table, mapping: Mapping, *, first_source_row: int = 1,
+                  report: MappingReport | None = None) -> pa.Table:
+    """``table`` (a legacy layout) as canonical columns; values that do not convert are left for validation.
+
+    ``first_source_row`` numbers the batch's source rows (for generated document ids); ``report``, when given,
+    collects the source values of ``REPORTED_COLUMNS`` that did not convert.
+    """
     layout = mapping.layout_for(table.column_names)
     index = {n.strip().lower(): i for i, n in reversed(list(enumerate(table.column_names)))}
     out: dict[str, pa.Array] = {}
@@ -138,8 +224,44 @@ def apply_mapping(table: pa.Table, mapping: Mapping) -> pa.Table:
             steps.append(_date_converter(date_format))
         if name == "country" and layout.country_to_alpha3:
             steps.append(to_alpha3)
-        out[name] = _per_distinct(col, steps) if steps else col
+        check = _CONVERTED.get(name) if report is not None else None
+        out[name] = _per_distinct(col, steps, name, check, report) if steps or check else col
+    if layout.files:
+        out = _expand_files(table, index, layout, out, first_source_row, report)
     return pa.table(out)
+
+
+def _expand_files(table: pa.Table, index: dict[str, int], layout: Layout, out: dict[str, pa.Array],
+                  first_source_row: int, report: MappingReport | None) -> dict[str, pa.Array]:
+    """One row per non-empty file column of each source row, in source order (front before back)."""
+    n = table.num_rows
+    uris, sides, source_rows = [], [], []
+    for k, f in enumerate(layout.files):
+        col = _as_string(table.column(index[f.column.strip().lower()]))
+        if f.prefix:
+            col = _per_distinct(col, [_prefixer(f.prefix)], "s3_uri", None, None)
+        present = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0), False)
+        rows = pc.indices_nonzero(present)
+        uris.append(pc.take(col, rows))
+        sides.append(pa.array([f.side] * len(rows), pa.string()))
+        # sort key: source row first, then the file column's order
+        source_rows.append(pc.add(pc.multiply(pc.cast(rows, pa.int64()), len(layout.files)), k))
+    order = pc.sort_indices(pa.chunked_array(source_rows, pa.int64()))
+    keys = pc.take(pa.chunked_array(source_rows, pa.int64()), order)
+    row_of = pc.divide(keys, len(layout.files))  # integer division on int64
+    expanded = {name: pc.take(col, row_of) for name, col in out.items()}
+    expanded["s3_uri"] = pc.take(pa.chunked_array(uris, pa.string()), order).combine_chunks()
+    side = pc.take(pa.chunked_array(sides, pa.string()), order).combine_chunks()
+    if "side" in layout.values:
+        side = _per_distinct(side, [_value_mapper(layout.values["side"])], "side", None, None)
+    expanded["side"] = side
+    if "document_id" not in layout.columns:
+        # One source row is one document: a stable id from its position in the archive (runs agree on it).
+        numbers = pc.add(row_of, first_source_row)
+        expanded["document_id"] = pc.binary_join_element_wise("src-", pc.cast(numbers, pa.string()), "")
+    if report is not None and n and len(row_of) == 0:
+        report.add("s3_uri", "(no file column filled)", n)
+    return {name: expanded[name] for name in CANONICAL_COLUMNS if name in expanded}
 
 
 def _as_string(col: pa.ChunkedArray) -> pa.Array:
@@ -147,15 +269,47 @@ def _as_string(col: pa.ChunkedArray) -> pa.Array:
     return arr if arr.type == pa.string() else pc.cast(arr, pa.string())
 
 
-def _per_distinct(col: pa.Array, steps: list[Callable[[str], str]]) -> pa.Array:
-    """Run the steps once per distinct value and spread the results back over the rows."""
+def _per_distinct(col: pa.Array, steps: list[Callable[[str], str]], name: str,
+                  converted_ok: Callable[[str], bool] | None, report: MappingReport | None) -> pa.Array:
+    """Run the steps once per distinct value and spread the results back over the rows; with a report, count the
+    source values whose result is still not a canonical value."""
     enc = pc.dictionary_encode(col)
+    source = enc.dictionary.to_pylist()
     converted = []
-    for value in enc.dictionary.to_pylist():
+    for value in source:
         for step in steps:
-            value = step(value)
+            value = step(value) if value is not None else value
         converted.append(value)
+    if report is not None and converted_ok is not None:
+        bad = [i for i, v in enumerate(converted) if v is not None and v.strip() and not converted_ok(v)]
+        if bad:
+            counts = np.bincount(np.asarray(pc.fill_null(enc.indices, -1)) + 1, minlength=len(source) + 1)
+            for i in bad:
+                report.add(name, str(source[i]).strip(), int(counts[i + 1]))
     return pc.take(pa.array(converted, pa.string()), enc.indices)
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: Per reported column: is a (mapped) value canonical? Normalisation (trim, upper-case) is validation's.
+_CONVERTED: dict[str, Callable[[str], bool]] = {
+    "document_type": lambda v: v.strip().upper() in CATEGORY_OF_TYPE,
+    "side": lambda v: v.strip().upper() in ("FRONT", "BACK"),
+    "country": lambda v: pycountry.countries.get(alpha_3=v.strip().upper()) is not None,
+    **{c: (lambda v: _ISO_DATE.fullmatch(v.strip()) is not None) for c in DATE_COLUMNS},
+}
+
+
+def explain_date_rejects(validated: pa.Table, layout: Layout) -> pa.Table:
+    """Validation's bad-date messages say YYYY-MM-DD; for a mapped date column, name the mapping's format too."""
+    message = validated.column("message")
+    for name in DATE_COLUMNS:
+        fmt = layout.date_formats.get(name) or layout.date_format  # type: ignore[call-overload]
+        if not fmt or name not in layout.columns:
+            continue
+        old = f"{name}: not a real date in the form YYYY-MM-DD"
+        new = f"{name}: not a real date in the mapping's format {fmt} (nor YYYY-MM-DD)"
+        message = pc.if_else(pc.fill_null(pc.equal(message, old), False), new, message)
+    return validated.set_column(validated.schema.get_field_index("message"), "message", message)
 
 
 def _prefixer(prefix: str) -> Callable[[str], str]:
@@ -193,11 +347,41 @@ def _date_converter(fmt: str) -> Callable[[str], str]:
 
 @lru_cache(maxsize=4096)
 def to_alpha3(value: str) -> str:
-    """An alpha-2 code, alpha-3 code or country name as ISO 3166-1 alpha-3; unchanged when unknown."""
+    """An alpha-2 code, alpha-3 code or country name (English or any language pycountry translates) as ISO 3166-1
+    alpha-3; unchanged when unknown."""
     text = value.strip()
     if not text:
         return value
     try:
         return str(pycountry.countries.lookup(text).alpha_3)
     except LookupError:
-        return value
+        return _translated_names().get(text.casefold(), value)
+
+
+@lru_cache(maxsize=1)
+def _translated_names() -> dict[str, str]:
+    """Country name (case-folded) in every language pycountry ships a catalogue for → alpha-3.
+
+    Built once, on the first name the English lookup does not know (~0.5 s for ~160 languages). A name that means
+    different countries in two languages is left out rather than guessed.
+    """
+    seen: dict[str, set[str]] = {}
+    countries = list(pycountry.countries)
+    for lang in _languages():
+        try:
+            catalogue = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang])
+        except OSError:
+            continue
+        for c in countries:
+            for english in {c.name, getattr(c, "official_name", c.name), getattr(c, "common_name", c.name)}:
+                local = catalogue.gettext(english)
+                if local != english:
+                    seen.setdefault(local.casefold(), set()).add(c.alpha_3)
+    return {name: next(iter(codes)) for name, codes in seen.items() if len(codes) == 1}
+
+
+def _languages() -> list[str]:
+    """The languages of pycountry's own catalogues (data shipped in the package, read like its JSON tables)."""
+    import os
+
+    return sorted(os.listdir(pycountry.LOCALES_DIR))

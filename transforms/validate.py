@@ -437,11 +437,18 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
             "side: required (FRONT or BACK) for this document type",
         )
     )
+    # A single image may say FRONT (the documented examples send a passport so); BACK only where a residence
+    # document comes as FRONT and BACK. Address and supporting documents carry no side at all.
+    front_ok = _f(pc.is_in(dtype, value_set=pa.array(sorted(rules.side_rules.single_image_types), pa.string())))
+    back_ok = _f(pc.is_in(dtype, value_set=pa.array(sorted(rules.side_rules.front_and_back_allowed), pa.string())))
+    side_ok = pc.or_(two_sided, pc.or_(pc.and_(front_ok, _f(pc.equal(side, "FRONT"))),
+                                       pc.and_(back_ok, _f(pc.equal(side, "BACK")))))
     add(
         (
-            pc.and_(pc.is_valid(side), pc.invert(two_sided)),
+            pc.and_(pc.is_valid(side), pc.invert(side_ok)),
             Reason.side_not_allowed,
-            "side: must be empty for this document type (single image or no sides)",
+            "side: not allowed for this document type (a passport takes FRONT or none; address and supporting "
+            "documents none)",
         )
     )
     uri_bad = _s3_uri_bad(uri)

@@ -134,3 +134,19 @@ def test_empty_input() -> None:
 def test_document_repr_hides_number() -> None:
     (d,) = group([passport(document_number="SECRET99")]).documents
     assert "SECRET99" not in repr(d) and d.customer_id == CUST
+
+
+def test_residence_permit_as_one_image_or_as_front_and_back() -> None:
+    permit = {"document_type": "RESIDENCE_PERMIT"}
+    one = group([passport(**permit)])
+    both = group([passport(**permit, side="FRONT"), passport(**permit, side="BACK", s3_uri="s3://kyc-docs/p2.pdf")])
+    three = group([passport(**permit, side="FRONT"), passport(**permit, side="BACK", s3_uri="s3://kyc-docs/p2.pdf"),
+                   passport(**permit, s3_uri="s3://kyc-docs/p3.pdf")])
+    assert one.rejects == [] and len(one.documents) == 1
+    assert both.rejects == [] and [sorted(f.side or "" for f in d.files) for d in both.documents] == [["BACK", "FRONT"]]
+    assert set(rejects(three).values()) == {"too_many_files"}
+
+
+def test_passport_with_front_is_one_document() -> None:
+    g = group([passport(side="FRONT")])
+    assert g.rejects == [] and [f.side for f in g.documents[0].files] == ["FRONT"]
