@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +33,8 @@ class CheckResult:
     rows: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     shards: int = 0
+    # With a mapping: source values it left unconverted, by canonical column (codes; dates as 99.99.9999 shapes).
+    unconverted: dict[str, Counter[str]] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -48,7 +51,8 @@ def check_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buckets
     with tempfile.TemporaryDirectory(prefix="kyc-validate-", dir=work_dir) as tmp:
         plan = plan_manifest(manifest, rules=rules, run_dir=Path(tmp), batch_rows=batch_rows, buckets=buckets,
                              shard_rows=shard_rows, mapping=mapping)
-        result = CheckResult(rows=plan.rows_in, shards=len(plan.shards))
+        result = CheckResult(rows=plan.rows_in, shards=len(plan.shards),
+                             unconverted=plan.mapping_report.unconverted if plan.mapping_report else {})
         rejects = pq.read_table(plan.rejects_path, columns=["row_number", "reason_code"])
         result.rejected_by_reason.update(_value_counts(rejects.column("reason_code")))
         seen = set(rejects.column("row_number").to_pylist())
@@ -96,7 +100,30 @@ def render_check(result: CheckResult, *, manifest: str, mapping: str | None, con
         meaning = REASON_MEANINGS.get(Reason(code), "") if code in Reason.__members__ else ""
         table.add_row(code, f"{count:,}", meaning)
     out.print(table)
+    _render_unconverted(out, result.unconverted)
     out.print("Row-level detail (row number, field, reason): run a dry run and read its rows.csv.")
+
+
+_SHOWN_VALUES = 20
+
+
+def _render_unconverted(out: Any, unconverted: dict[str, Counter[str]]) -> None:
+    """The source values the mapping did not convert, per column, with the mapping lines that would."""
+    from rich.table import Table
+
+    from transforms.mapping import unconverted_hint
+
+    for column, counts in sorted(unconverted.items()):
+        out.print(f"[bold]{column}[/bold]: source values the mapping did not convert")
+        table = Table(show_lines=False)
+        table.add_column("source value")
+        table.add_column("archive rows", justify="right")
+        for value, n in counts.most_common(_SHOWN_VALUES):
+            table.add_row(value, f"{n:,}")
+        if len(counts) > _SHOWN_VALUES:
+            table.add_row(f"... {len(counts) - _SHOWN_VALUES} more", f"{sum(counts.values()):,} in all")
+        out.print(table)
+        out.print(unconverted_hint(column, [v for v, _ in counts.most_common(3)]), markup=False)
 
 
 def validate_command(manifest: str, mapping: str | None) -> int:

@@ -267,8 +267,9 @@ def _check_sides(
     if two_sided:
         if sides != ["BACK", "FRONT"]:
             err[path] = f"{doc_type} needs two files, one FRONT and one BACK"
-    elif doc_type == "PERMANENT_RESIDENCY_ID":
-        # Not documented; a card has two sides, so take one image or a FRONT and BACK pair.
+    elif doc_type in ("PERMANENT_RESIDENCY_ID", "RESIDENCE_PERMIT"):
+        # The side is optional for these (Fin's OpenAPI) and other vendor pages show a residence permit with two
+        # sides: take one image or a FRONT and BACK pair.
         if sides not in (["BACK", "FRONT"], [""], ["FRONT"]):
             err[path] = f"{doc_type} takes a single image or one FRONT and one BACK"
     elif sides not in ([""], ["FRONT"]):

@@ -32,13 +32,23 @@ import pyarrow.compute as pc
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from transforms.catalogue import CATEGORY_OF_TYPE
+from transforms.catalogue import CATEGORY_OF_TYPE, IDENTIFYING_TYPES
 from transforms.validate import CANONICAL_COLUMNS, PARTY_COLUMNS, REQUIRED_COLUMNS
 
 DATE_COLUMNS: tuple[str, ...] = ("issue_date", "expiry_date", "document_date")
 CanonicalColumn = Literal[
-    "customer_id", "associated_party_id", "associated_party_email", "document_type", "document_number",
-    "country", "issue_date", "expiry_date", "side", "s3_uri", "document_date", "document_id",
+    "customer_id",
+    "associated_party_id",
+    "associated_party_email",
+    "document_type",
+    "document_number",
+    "country",
+    "issue_date",
+    "expiry_date",
+    "side",
+    "s3_uri",
+    "document_date",
+    "document_id",
 ]
 
 
@@ -77,7 +87,7 @@ class Layout(BaseModel):
     values: dict[CanonicalColumn, dict[str, str]] = Field(
         default_factory=dict,
         description="Per canonical column, source value -> canonical value (keys match ignoring case and "
-                    "surrounding spaces); values not listed pass through unchanged.",
+        "surrounding spaces); values not listed pass through unchanged.",
     )
     date_format: str | None = Field(
         None, description="strptime format of every date column (e.g. '%d/%m/%Y'); converted to YYYY-MM-DD."
@@ -86,13 +96,14 @@ class Layout(BaseModel):
         default_factory=dict, description="Per date column formats, overriding date_format."
     )
     country_to_alpha3: bool = Field(
-        True, description="Convert alpha-2 codes and country names (in any language pycountry translates) to "
-                          "ISO 3166-1 alpha-3.",
+        True,
+        description="Convert alpha-2 codes and country names (in any language pycountry translates) to "
+        "ISO 3166-1 alpha-3.",
     )
     files: list[FileSource] = Field(
         default_factory=list,
         description="Several file columns per source row (e.g. front and back image): each non-empty one becomes a "
-                    "row of the same document. Replaces columns.s3_uri and columns.side.",
+        "row of the same document. Replaces columns.s3_uri and columns.side.",
     )
 
     @field_validator("columns")
@@ -142,8 +153,9 @@ class Mapping(BaseModel):
 
     description: str = Field("", description="What archive this maps, for people.")
     encoding: str | None = Field(
-        None, description="Text encoding of the CSV files (e.g. cp1252); detected (charset-normalizer) when absent "
-                          "and the file is not UTF-8.",
+        None,
+        description="Text encoding of the CSV files (e.g. cp1252); detected (charset-normalizer) when absent "
+        "and the file is not UTF-8.",
     )
     delimiter: str | None = Field(
         None, min_length=1, max_length=1, description="Field delimiter of the CSV files; sniffed when absent."
@@ -198,8 +210,9 @@ class MappingReport:
             self.unconverted.setdefault(column, Counter()).update(counts)
 
 
-def apply_mapping(table: pa.Table, mapping: Mapping, *, first_source_row: int = 1,
-                  report: MappingReport | None = None) -> pa.Table:
+def apply_mapping(
+    table: pa.Table, mapping: Mapping, *, first_source_row: int = 1, report: MappingReport | None = None
+) -> pa.Table:
     """``table`` (a legacy layout) as canonical columns; values that do not convert are left for validation.
 
     ``first_source_row`` numbers the batch's source rows (for generated document ids); ``report``, when given,
@@ -231,8 +244,14 @@ def apply_mapping(table: pa.Table, mapping: Mapping, *, first_source_row: int = 
     return pa.table(out)
 
 
-def _expand_files(table: pa.Table, index: dict[str, int], layout: Layout, out: dict[str, pa.Array],
-                  first_source_row: int, report: MappingReport | None) -> dict[str, pa.Array]:
+def _expand_files(
+    table: pa.Table,
+    index: dict[str, int],
+    layout: Layout,
+    out: dict[str, pa.Array],
+    first_source_row: int,
+    report: MappingReport | None,
+) -> dict[str, pa.Array]:
     """One row per non-empty file column of each source row, in source order (front before back)."""
     n = table.num_rows
     uris, sides, source_rows = [], [], []
@@ -254,6 +273,11 @@ def _expand_files(table: pa.Table, index: dict[str, int], layout: Layout, out: d
     side = pc.take(pa.chunked_array(sides, pa.string()), order).combine_chunks()
     if "side" in layout.values:
         side = _per_distinct(side, [_value_mapper(layout.values["side"])], "side", None, None)
+    if "document_type" in expanded:
+        # Only identifying documents have sides: the bill scanned in the "front" column is just a file.
+        kind = pc.utf8_upper(pc.utf8_trim_whitespace(expanded["document_type"]))
+        identifying = pc.is_in(kind, value_set=pa.array(sorted(_IDENTIFYING), pa.string()))
+        side = pc.if_else(pc.fill_null(identifying, False), side, pa.scalar(None, pa.string()))
     expanded["side"] = side
     if "document_id" not in layout.columns:
         # One source row is one document: a stable id from its position in the archive (runs agree on it).
@@ -269,8 +293,13 @@ def _as_string(col: pa.ChunkedArray) -> pa.Array:
     return arr if arr.type == pa.string() else pc.cast(arr, pa.string())
 
 
-def _per_distinct(col: pa.Array, steps: list[Callable[[str], str]], name: str,
-                  converted_ok: Callable[[str], bool] | None, report: MappingReport | None) -> pa.Array:
+def _per_distinct(
+    col: pa.Array,
+    steps: list[Callable[[str], str]],
+    name: str,
+    converted_ok: Callable[[str], bool] | None,
+    report: MappingReport | None,
+) -> pa.Array:
     """Run the steps once per distinct value and spread the results back over the rows; with a report, count the
     source values whose result is still not a canonical value."""
     enc = pc.dictionary_encode(col)
@@ -289,6 +318,7 @@ def _per_distinct(col: pa.Array, steps: list[Callable[[str], str]], name: str,
     return pc.take(pa.array(converted, pa.string()), enc.indices)
 
 
+_IDENTIFYING = frozenset(IDENTIFYING_TYPES)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: Per reported column: is a (mapped) value canonical? Normalisation (trim, upper-case) is validation's.
 _CONVERTED: dict[str, Callable[[str], bool]] = {
@@ -297,6 +327,39 @@ _CONVERTED: dict[str, Callable[[str], bool]] = {
     "country": lambda v: pycountry.countries.get(alpha_3=v.strip().upper()) is not None,
     **{c: (lambda v: _ISO_DATE.fullmatch(v.strip()) is not None) for c in DATE_COLUMNS},
 }
+
+
+# Common date shapes (digits as 9) and the format that reads them; day-first where both could be meant, as
+# European archives write them. A guess for a person to confirm, never applied by itself.
+_FORMAT_OF_SHAPE = {
+    "99.99.9999": "%d.%m.%Y",
+    "99/99/9999": "%d/%m/%Y",
+    "99-99-9999": "%d-%m-%Y",
+    "99999999": "%Y%m%d",
+    "9999/99/99": "%Y/%m/%d",
+    "9999.99.99": "%Y.%m.%d",
+}
+
+
+def unconverted_hint(column: str, examples: Sequence[str]) -> str:
+    """What to add to the mapping so such values convert (for ``kyc-attach validate``)."""
+    if column in DATE_COLUMNS:
+        guess = next((_FORMAT_OF_SHAPE[e] for e in examples if e in _FORMAT_OF_SHAPE), "%d.%m.%Y")
+        return (
+            f'To read these dates add to the layout: date_formats: {{{column}: "{guess}"}} (or date_format for '
+            "every date column). 9 stands for any digit; words (an undated expiry) cannot convert and stay "
+            "rejected as bad_date."
+        )
+    choices = {
+        "document_type": "one of " + ", ".join(sorted(CATEGORY_OF_TYPE)),
+        "side": "FRONT or BACK",
+        "country": "an ISO 3166-1 alpha-3 code such as DEU (names in any language pycountry knows convert already)",
+    }[column]
+    lines = "\n".join(
+        f"        {v}: ...   # {choices}" if i == 0 else f"        {v}: ..." for i, v in enumerate(examples)
+    )
+    head = "To convert these add to the layout (each value mapped to its canonical one):"
+    return f"{head}\n    values:\n      {column}:\n{lines}"
 
 
 def explain_date_rejects(validated: pa.Table, layout: Layout) -> pa.Table:

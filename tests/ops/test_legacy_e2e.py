@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -31,8 +32,15 @@ def sample_for(key: str) -> bytes:
     if key.endswith(".jpg"):
         return sample_jpeg() + key.encode()  # unique content per file (bytes after the JPEG end are ignored)
     if key.endswith(".png"):
-        return sample_png()
+        return sample_png(rgb=tuple(hashlib.sha256(key.encode()).digest()[:3]))  # type: ignore[arg-type]
     return sample_pdf(key)
+
+
+ARCHIVES = {  # name: (its bucket, encoding, delimiter, columns holding file keys)
+    "bank_a": ("legacy-bank-a", "utf-8", ",", ("SCAN_URI",)),
+    "broker_b": ("legacy-broker-b", "utf-8", ",", ("File Path",)),
+    "carrier_c": ("legacy-carrier-c", "cp1252", ";", ("Bild Vorderseite", "Bild Rückseite")),
+}
 
 
 def stage_archive(name: str, bucket: str) -> tuple[str, str, dict[str, Any], list[dict[str, Any]]]:
@@ -43,17 +51,21 @@ def stage_archive(name: str, bucket: str) -> tuple[str, str, dict[str, Any], lis
     import csv
     import io
 
-    source_bucket = {"bank_a": "legacy-bank-a", "broker_b": "legacy-broker-b"}[name]
-    archive = (LEGACY / name / "archive.csv").read_text().replace(f"s3://{source_bucket}/", f"s3://{bucket}/")
+    source_bucket, encoding, delimiter, file_columns = ARCHIVES[name]
+    archive = (LEGACY / name / "archive.csv").read_bytes().decode(encoding)
+    archive = archive.replace(f"s3://{source_bucket}/", f"s3://{bucket}/")
     mapping = (ROOT / "mappings" / f"{name}.yaml").read_text().replace(f"s3://{source_bucket}/", f"s3://{bucket}/")
     world = json.loads((LEGACY / name / "world.json").read_text())
-    rows = list(csv.DictReader(io.StringIO(archive)))
+    rows = list(csv.DictReader(io.StringIO(archive), delimiter=delimiter))
     store = ObjectStore(S3Store(make_s3_client()))
     for row in rows:
-        value = row.get("SCAN_URI") or f"s3://{bucket}/{row['File Path']}"
-        key = value.split("/", 3)[3]
-        store.write(Location(bucket, key), sample_for(key))
-    store.write(Location(bucket, f"archives/{name}.csv"), archive.encode())
+        for column in file_columns:
+            value = row[column]
+            if not value:
+                continue
+            key = value.split("/", 3)[3] if value.startswith("s3://") else value
+            store.write(Location(bucket, key), sample_for(key))
+    store.write(Location(bucket, f"archives/{name}.csv"), archive.encode(encoding))
     store.write(Location(bucket, f"mappings/{name}.yaml"), mapping.encode())
     return f"s3://{bucket}/archives/{name}.csv", f"s3://{bucket}/mappings/{name}.yaml", world, rows
 
@@ -114,3 +126,39 @@ def test_legacy_archive_migrated_through_the_flow(
     # rejected rows are settled (only failed or unknown rows keep a job open), so the job is complete
     assert ObjectStore(S3Store(make_s3_client())).exists(completed_marker(f"s3://{bucket}/reports", summary["job_id"]))
 
+
+
+def test_german_carrier_archive_migrates_with_no_converter(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """cp1252, ';', German names and kinds, countries as German names, DD.MM.YYYY, parties by e-mail only, and
+    front and back images in two columns of one row: through `kyc-attach run --mapping`, nothing converted first."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    archive, mapping, world, rows = stage_archive("carrier_c", bucket)
+    load_world(fin_sandbox.url, world)
+    api_env(monkeypatch, fin_sandbox.url, tmp_path)
+
+    result = CliRunner().invoke(app, ["run", archive, "--report-uri", f"s3://{bucket}/reports", "--mapping", mapping,
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    images = sum(1 for r in rows for c in ("Bild Vorderseite", "Bild Rückseite") if r[c])
+    assert summary["rows_in"] == images == sum(summary["by_status"].values()) == 14
+    report = read_report(summary)
+    rejected = {r["row_number"]: r for r in report if r["status"] == "rejected"}
+    # the undated passport ("unbefristet"): the message names the mapping's format, not only YYYY-MM-DD
+    assert [r["reason_code"] for r in rejected.values()] == ["bad_date"]
+    assert "%d.%m.%Y" in next(iter(rejected.values()))["message"]
+    record = sandbox_record(fin_sandbox.url)
+    assert record["duplicates"] == {"uploads": 0, "attachments": 0}
+    assert Counter(a["type"] for a in record["attachments"]) == {
+        "PASSPORT": 2, "NATIONAL_ID": 2, "DRIVERS_LICENSE": 1, "RESIDENCE_PERMIT": 1, "UTILITY_BILL": 3}
+    ident = [a for a in record["attachments"] if a["category"] == "identifying"]
+    assert {a["country"] for a in ident} == {"DEU", "AUT", "FRA"}
+    assert {a["issue_date"] for a in ident} >= {"2021-03-15", "2022-07-01"}
+    for a in ident:  # one source row, one document: its two images travel together with their sides
+        sides = sorted(f.get("side") or "" for f in a["files"])
+        assert sides == (["FRONT"] if a["type"] == "PASSPORT" else ["BACK", "FRONT"]), a["type"]

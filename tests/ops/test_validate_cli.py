@@ -79,3 +79,22 @@ def test_a_bad_row_rejects_its_document_once(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "rows 3" in result.output and "valid 1" in result.output and "rejected 2" in result.output
     assert "bad_date" in result.output and "document_rejected" in result.output
+
+
+def test_a_wrong_mapping_lists_the_source_values_it_did_not_convert_and_no_personal_data(tmp_path: Path) -> None:
+    """The German carrier archive with a mapping that forgot Führerschein and the date format."""
+    mapping = (ROOT / "mappings" / "carrier_c.yaml").read_text()
+    wrong = "\n".join(line for line in mapping.splitlines() if "Führerschein" not in line and "date_format" not in line)
+    (tmp_path / "wrong.yaml").write_text(wrong)
+    archive = ROOT / "tests" / "fixtures" / "legacy" / "carrier_c" / "archive.csv"
+
+    result = CliRunner().invoke(app, ["validate", str(archive), "--mapping", str(tmp_path / "wrong.yaml")])
+
+    assert result.exit_code == 1, result.output
+    out = result.output
+    assert "Führerschein" in out and "99.99.9999" in out and "unbefristet" in out
+    assert '"%d.%m.%Y"' in out  # the format to add, guessed from the shape
+    text = archive.read_bytes().decode("cp1252")
+    numbers = {line.split(";")[4] for line in text.splitlines()[1:] if line.split(";")[4]}
+    emails = {line.split(";")[2] for line in text.splitlines()[1:]}
+    assert not [v for v in numbers | emails if v in out]  # never document numbers or emails

@@ -1,0 +1,92 @@
+"""Legacy mappings: several file columns per row, document ids, country names in other languages, the values a
+mapping leaves unconverted, and the CSV dialect of an archive (encoding, delimiter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from connectors.errors import SetupError
+from connectors.manifest import Manifest, read_columns, with_dialect
+from flows.plan import readable
+from transforms.mapping import Mapping, MappingReport, apply_mapping, to_alpha3, unconverted_hint
+
+LAYOUT = {
+    "name": "two-images",
+    "columns": {"customer_id": "Kunde", "associated_party_email": "Mail", "document_type": "Art",
+                "document_number": "Nr", "country": "Land", "issue_date": "Von", "expiry_date": "Bis"},
+    "files": [{"column": "Vorne", "side": "FRONT", "prefix": "s3://b/"}, {"column": "Hinten", "side": "BACK"}],
+    "values": {"document_type": {"Ausweis": "NATIONAL_ID", "Pass": "PASSPORT", "Strom": "UTILITY_BILL"}},
+    "date_format": "%d.%m.%Y",
+}
+
+
+def source(rows: list[dict[str, str]]) -> pa.Table:
+    names = ["Kunde", "Mail", "Art", "Nr", "Land", "Von", "Bis", "Vorne", "Hinten"]
+    return pa.table({n: pa.array([r.get(n, "") for r in rows], pa.string()) for n in names})
+
+
+def test_one_source_row_becomes_one_file_row_per_filled_image_column_of_one_document() -> None:
+    table = source([
+        {"Art": "Ausweis", "Land": "Deutschland", "Vorne": "a/front.jpg", "Hinten": "s3://c/a/back.png"},
+        {"Art": "Pass", "Land": "Österreich", "Vorne": "p.pdf"},
+        {"Art": "Strom", "Vorne": "bill.pdf"},
+    ])
+    out = apply_mapping(table, Mapping(layouts=[LAYOUT]), first_source_row=41)
+    assert out.column("s3_uri").to_pylist() == ["s3://b/a/front.jpg", "s3://c/a/back.png", "s3://b/p.pdf",
+                                                "s3://b/bill.pdf"]
+    assert out.column("side").to_pylist() == ["FRONT", "BACK", "FRONT", None]  # a bill has no side
+    assert out.column("document_id").to_pylist() == ["src-41", "src-41", "src-42", "src-43"]
+    assert out.column("country").to_pylist() == ["DEU", "DEU", "AUT", ""]
+    assert out.column("document_type").to_pylist() == ["NATIONAL_ID", "NATIONAL_ID", "PASSPORT", "UTILITY_BILL"]
+
+
+def test_a_mapped_document_id_column_wins_over_the_generated_one() -> None:
+    layout = {**LAYOUT, "columns": {**LAYOUT["columns"], "document_id": "Nr"}}
+    out = apply_mapping(source([{"Art": "Pass", "Nr": "X1", "Vorne": "p.pdf"}]), Mapping(layouts=[layout]))
+    assert out.column("document_id").to_pylist() == ["X1"]
+
+
+def test_files_and_a_single_s3_uri_column_exclude_each_other() -> None:
+    with pytest.raises(ValueError, match="files"):
+        Mapping(layouts=[{**LAYOUT, "columns": {**LAYOUT["columns"], "s3_uri": "Vorne"}}])
+
+
+@pytest.mark.parametrize(("name", "code"), [("Deutschland", "DEU"), ("Schweiz", "CHE"), ("Espagne", "ESP"),
+                                            ("Vereinigtes Königreich", "GBR"), ("fr", "FRA"), ("Atlantis", "Atlantis")])
+def test_country_names_in_any_language_pycountry_translates(name: str, code: str) -> None:
+    assert to_alpha3(name) == code
+
+
+def test_unconverted_values_are_counted_with_dates_as_shapes_and_the_hint_names_a_format() -> None:
+    report = MappingReport()
+    rows = [{"Art": "Führerschein", "Land": "Absurdistan", "Von": "2021/03/15", "Bis": "unbefristet", "Vorne": "a"},
+            {"Art": "Führerschein", "Land": "Deutschland", "Von": "01.02.2021", "Bis": "01.02.2031", "Vorne": "b"}]
+    apply_mapping(source(rows), Mapping(layouts=[LAYOUT]), report=report)
+    assert report.unconverted == {"document_type": {"Führerschein": 2}, "country": {"Absurdistan": 1},
+                                  "issue_date": {"9999/99/99": 1}, "expiry_date": {"unbefristet": 1}}
+    assert '"%Y/%m/%d"' in unconverted_hint("issue_date", ["9999/99/99"])
+    assert "Führerschein: ..." in unconverted_hint("document_type", ["Führerschein"])
+
+
+def _manifest(path: Path) -> Manifest:
+    return Manifest(str(path), path, "x", "csv")
+
+
+def test_a_cp1252_semicolon_archive_is_read_by_its_mapping_or_detected(tmp_path: Path) -> None:
+    path = tmp_path / "akten.csv"
+    path.write_bytes("Kunde;Gültig bis;Bild Rückseite\r\nc;01.01.2030;r.png\r\n".encode("cp1252"))
+    named = readable(_manifest(path), Mapping(layouts=[LAYOUT], encoding="cp1252", delimiter=";"))
+    detected = with_dialect(_manifest(path), encoding=None, delimiter=None)
+    for m in (named, detected):
+        assert read_columns(m) == ["Kunde", "Gültig bis", "Bild Rückseite"]
+    assert detected.delimiter == ";"
+
+
+def test_a_semicolon_file_without_a_mapping_is_refused_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("customer_id;document_type;s3_uri;associated_party_id\nx;y;z;w\n")
+    with pytest.raises(SetupError, match="';'-delimited"):
+        read_columns(_manifest(path))
