@@ -7,12 +7,13 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --extra demo
 
 demo: setup
 	$(UV) run kyc-attach demo
 
 test: setup
+	$(UV) run lint-imports
 	$(UV) run pytest
 
 lint: setup

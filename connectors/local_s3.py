@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from connectors.errors import SetupError
+
 
 @contextmanager
 def local_s3_server(*, set_env: bool = True) -> Iterator[str]:
@@ -19,7 +21,11 @@ def local_s3_server(*, set_env: bool = True) -> Iterator[str]:
     With ``set_env`` the process's AWS variables point boto3 at it (dummy credentials, us-east-1) and
     are restored afterwards.
     """
-    from moto.server import ThreadedMotoServer  # imported here: only the demo and tests need it
+    try:
+        from moto.server import ThreadedMotoServer  # imported here: only the demo and tests need it
+    except ImportError:
+        raise SetupError("the demo's S3 server is an optional part: install it with `uv sync --extra demo` "
+                         "(or pip install 'kyc-attach[demo]'); `make demo` does") from None
 
     # werkzeug logs every request line, S3 keys included: keys can name people, so keep them out of logs.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
