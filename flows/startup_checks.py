@@ -65,14 +65,14 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     if retry_failed is not None:
         _reading_reports(lambda: check_report_exists(store, report_root.child(retry_failed)), report_root)
     layouts = load_mapping(mapping, store) if mapping else None
-    with startup_folder(settings.work_dir) as scratch:
+    with startup_folder(settings.work_dir) as scratch:  # removed however the gate ends, the copy with it
         found = open_manifest(manifest, s3=s3, cache_dir=scratch)
         check_manifest_columns(found, layouts)
         rows = scan_manifest(found, batch_rows=settings.batch_rows)
-    if not dry_run:  # after the manifest, so a broken file is refused without even a token request
-        asyncio.run(_check_credentials(settings))
-    token = new_claim_token()
-    claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
+        if not dry_run:  # after the manifest, so a broken file is refused without even a token request
+            asyncio.run(_check_credentials(settings))
+        token = new_claim_token()
+        claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
     return ClearedRun(run_id, token, rows)
 
 
