@@ -31,7 +31,7 @@ from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_markdown, shard_log_line
 from flows.report_writer import assemble_report, build_summary, failed_rows_of, publish_report
 from flows.runtime import fin_client, make_s3_store
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
 from flows.shard_worker import ShardServices, run_shard
 from transforms.catalogue import SideRules
 from transforms.rules import Rules
@@ -102,7 +102,7 @@ async def attach_manifest(
     CLI made already (a run started any other way claims with its flow run's id, which a retry of it keeps).
     """
     started = time.monotonic()
-    settings = Settings()
+    settings = load_settings()  # a malformed setting: one line naming it, never its value
     run_id = checked_run_id(run_id) if run_id is not None else new_run_id()
     if retry_failed is not None:
         checked_run_id(retry_failed, option="retry_failed")
