@@ -36,7 +36,7 @@ def claim_run(store: ObjectStore, run_prefix: Location, *, run_id: str, token: s
     try:
         _claim(store, run_prefix, run_id=run_id, token=token, started_at=started_at)
     except (ClientError, BotoCoreError, OSError) as exc:
-        raise SetupError(f"report location {run_prefix}: cannot be written ({_why(exc)})") from None
+        raise SetupError(f"report location {run_prefix}: cannot be written ({error_reason(exc)})") from None
 
 
 def check_run_id_free(store: ObjectStore, run_prefix: Location, *, run_id: str, token: str | None = None) -> bool:
@@ -81,7 +81,7 @@ def _is_ours(store: ObjectStore, marker: Location, run_id: str, token: str | Non
     raise SetupError(f"run id {run_id}: another run claimed it (started {started}); choose another run id")
 
 
-def _why(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
     """The S3 error code or the OS reason, never a URL or a message that could carry more."""
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code") or "S3 error")

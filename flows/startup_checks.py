@@ -26,7 +26,7 @@ from connectors.errors import SetupError
 from connectors.manifest import open_manifest, scan_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
-from connectors.run_claim import check_run_id_free, claim_run, new_claim_token
+from connectors.run_claim import check_run_id_free, claim_run, error_reason, new_claim_token
 from connectors.run_ids import checked_run_id, new_run_id
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
@@ -82,8 +82,7 @@ def _reading_reports(check: Callable[[], object], report_root: Location) -> None
     try:
         check()
     except (ClientError, BotoCoreError) as exc:
-        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
-        raise SetupError(f"report location {report_root}: cannot be read ({code})") from None
+        raise SetupError(f"report location {report_root}: cannot be read ({error_reason(exc)})") from None
 
 
 async def _check_credentials(settings: Settings) -> None:

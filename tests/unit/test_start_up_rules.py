@@ -226,3 +226,9 @@ def test_assemble_report_escapes_formula_cells_in_csv_and_keeps_parquet_raw(tmp_
     # The Parquet report keeps the values as they were: escaping is for spreadsheets only.
     assert sorted(pq.read_table(parquet_path).column("customer_id").to_pylist(), key=str) == sorted(cells, key=str)
     assert table.num_rows == n
+
+
+@pytest.mark.parametrize("sse", ["", "AES-256", "aes256", "none"])
+def test_the_store_refuses_to_write_unencrypted_or_with_a_typo(sse: str) -> None:
+    with pytest.raises(SetupError, match="must be AES256 or aws:kms"):
+        S3Store(_PutRecorder(), sse=sse)
