@@ -232,3 +232,48 @@ def test_assemble_report_escapes_formula_cells_in_csv_and_keeps_parquet_raw(tmp_
 def test_the_store_refuses_to_write_unencrypted_or_with_a_typo(sse: str) -> None:
     with pytest.raises(SetupError, match="must be AES256 or aws:kms"):
         S3Store(_PutRecorder(), sse=sse)
+
+
+# -- the S3 work area's deletes and the claim on a local report folder --------------------------------------------
+
+
+@pytest.mark.parametrize("run_id", ["..", "../other-run", "a/b", ""])
+def test_the_s3_work_area_of_a_hostile_run_id_is_refused(run_id: str) -> None:
+    from connectors.objects import ObjectStore
+    from connectors.s3_workarea import S3WorkArea
+
+    with pytest.raises(SetupError, match="run id: the value"):
+        S3WorkArea.for_run(ObjectStore(None), "s3://bucket/work", run_id)
+
+
+def test_the_s3_work_area_never_deletes_at_a_bucket_root() -> None:
+    from connectors.objects import ObjectStore
+    from connectors.s3 import Location
+    from connectors.s3_workarea import S3WorkArea
+
+    with pytest.raises(SetupError, match="root of a bucket"):
+        S3WorkArea(ObjectStore(None), Location("bucket", "")).remove_shard_rows()
+
+
+def test_a_claim_is_accepted_again_by_its_own_token_only(tmp_path: Path) -> None:
+    from connectors.objects import ObjectStore
+    from connectors.run_claim import CLAIM_NAME, claim_run
+    from connectors.s3 import Location
+
+    store, prefix = ObjectStore(None), Location(None, str(tmp_path / "reports" / "r1"))
+    claim_run(store, prefix, run_id="r1", token="t-cli", started_at="2026-11-29T14:00:00+00:00")
+    claim_run(store, prefix, run_id="r1", token="t-cli", started_at="2026-11-29T14:00:05+00:00")  # the flow, after
+    with pytest.raises(SetupError, match=r"another run claimed it \(started 2026-11-29T14:00:00\+00:00\)"):
+        claim_run(store, prefix, run_id="r1", token="t-other", started_at="2026-11-29T14:01:00+00:00")
+    assert [p.name for p in (tmp_path / "reports" / "r1").iterdir()] == [CLAIM_NAME]
+
+
+def test_a_claim_after_a_published_report_is_refused(tmp_path: Path) -> None:
+    from connectors.objects import ObjectStore
+    from connectors.run_claim import claim_run
+    from connectors.s3 import Location
+
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "summary.json").write_text("{}")
+    with pytest.raises(SetupError, match="a report exists already"):
+        claim_run(ObjectStore(None), Location(None, str(tmp_path / "r1")), run_id="r1", token="t", started_at="now")
