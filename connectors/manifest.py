@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from connectors.errors import SetupError
+from connectors.guarded_delete import remove_file
 from connectors.s3 import Location, S3Store
 
 _PARQUET_MAGIC = b"PAR1"
@@ -112,10 +113,13 @@ def _fields(line: str, delimiter: str) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter), [])
 
 
-def discard_local_copy(manifest: Manifest) -> None:
-    """Delete the local copy of an S3 manifest (its rows are personal data); a local manifest is the user's."""
+def discard_local_copy(manifest: Manifest, cache_dir: Path) -> None:
+    """Delete the local copy of an S3 manifest (its rows are personal data); a local manifest is the user's.
+
+    ``cache_dir`` is the folder ``open_manifest`` copied into: nothing outside it is ever deleted.
+    """
     if manifest.is_local_copy:
-        manifest.path.unlink(missing_ok=True)
+        remove_file(manifest.path, root=cache_dir)
 
 
 def sha256_of_file(path: Path) -> str:

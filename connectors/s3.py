@@ -104,7 +104,9 @@ class S3Store:
     ) -> None:
         self.client = client
         self._owner = {"ExpectedBucketOwner": expected_bucket_owner} if expected_bucket_owner else {}
-        self._sse: dict[str, str] = {"ServerSideEncryption": sse} if sse else {}
+        if sse not in ("AES256", "aws:kms"):  # never silently unencrypted: "" or a typo is refused, not skipped
+            raise SetupError("S3 server-side encryption must be AES256 or aws:kms")
+        self._sse: dict[str, str] = {"ServerSideEncryption": sse}
         if sse == "aws:kms" and kms_key_id:
             self._sse["SSEKMSKeyId"] = kms_key_id
 

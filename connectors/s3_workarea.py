@@ -13,6 +13,7 @@ from pathlib import Path
 
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
+from connectors.run_ids import checked_run_id
 from connectors.s3 import Location
 
 _CONTENT_TYPES = {".parquet": "application/vnd.apache.parquet", ".arrow": "application/vnd.apache.arrow.file"}
@@ -32,7 +33,8 @@ class S3WorkArea:
     def for_run(cls, store: ObjectStore, work_uri: str | None, run_id: str) -> S3WorkArea:
         if not work_uri:
             raise SetupError("fan-out needs KYC_ATTACH_WORK_URI (s3://bucket/prefix) for the shards' files")
-        return cls(store, Location.parse(work_uri).child(run_id))
+        # The run's folder is emptied at the end: a run id that is not one plain segment could name another's.
+        return cls(store, Location.parse(work_uri).child(checked_run_id(run_id)))
 
     def part(self, shard: str) -> Location:
         return self.prefix.child("parts", f"{shard}.parquet")
@@ -51,6 +53,8 @@ class S3WorkArea:
         """
         loc = self.prefix.child("rows")
         assert loc.bucket is not None
+        if not self.prefix.key.strip("/"):  # never a prefix that is a whole bucket
+            raise SetupError("work area: refusing to delete under the root of a bucket")
         s3 = self.store.s3
         if s3 is None:
             raise SetupError("work area: no S3 client is configured")

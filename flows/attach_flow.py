@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import shutil
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,18 +17,21 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
-from connectors.errors import SetupError
+from connectors.guarded_delete import remove_tree
 from connectors.jobs import mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
+from connectors.run_claim import claim_run, new_claim_token
+from connectors.run_ids import checked_run_id, new_run_id
 from connectors.s3 import Location
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.report_writer import assemble_report, build_summary, failed_rows_of, publish_report, write_report_page
 from flows.runtime import fin_client, make_s3_store
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
 from flows.shard_worker import ShardServices, run_shard
 from transforms.catalogue import SideRules
 from transforms.rules import Rules
@@ -38,11 +39,6 @@ from transforms.run_timeline import Timeline
 from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.flow")
-
-
-def new_run_id() -> str:
-    """Sortable and unique: a UTC timestamp and a random suffix."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def rules_from(settings: Settings, today: date) -> Rules:
@@ -72,7 +68,7 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
         )
     finally:
         # The rows file holds what the shards need; a copy of an S3 manifest is personal data left lying around.
-        discard_local_copy(found)
+        discard_local_copy(found, settings.work_dir)
 
 
 @task(name="shard", cache_policy=NO_CACHE, task_run_name="shard-{spec.name}")
@@ -94,6 +90,7 @@ async def attach_manifest(
     resend_unknown: bool = False,
     retry_failed: str | None = None,
     mapping: str | None = None,
+    claim_token: str | None = None,
 ) -> dict[str, Any]:
     """Attach the documents of ``manifest`` to Fin and write the report under ``report_uri/run_id/``.
 
@@ -101,18 +98,26 @@ async def attach_manifest(
     ``mapping`` locates a legacy mapping file (YAML, a path or s3:// uri) for archives in a foreign layout.
     Settings (API URL, credentials, limits) come from the environment, never from parameters, so no
     secret reaches Prefect's database.
+
+    Run ids (``run_id``, ``retry_failed``) are checked here too, as a deployment parameter can carry them. The run
+    id is claimed under the report location before anything is sent; ``claim_token`` is the token of a claim the
+    CLI made already (a run started any other way claims with its flow run's id, which a retry of it keeps).
     """
     started = time.monotonic()
-    settings = Settings()
-    run_id = run_id or new_run_id()
+    settings = load_settings()  # a malformed setting: one line naming it, never its value
+    run_id = checked_run_id(run_id) if run_id is not None else new_run_id()
+    if retry_failed is not None:
+        checked_run_id(retry_failed, option="retry_failed")
     today = datetime.now(UTC).date()
-    run_dir = settings.work_dir / "runs" / run_id
+    runs_dir = settings.work_dir / "runs"
+    run_dir = runs_dir / run_id
     report_root = Location.parse(report_uri)
     s3 = make_s3_store(settings)
     store = ObjectStore(s3)
     run_prefix = report_root.child(run_id)
-    if store.exists(run_prefix.child("summary.json")):
-        raise SetupError(f"run id {run_id}: a report exists already under the report location")
+    flow_run_id = flow_run.get_id()
+    token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
+    claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
     try:
         if settings.shard_deployment:
             from flows.fanout import check_fan_out
@@ -194,7 +199,7 @@ async def attach_manifest(
         # The run folder holds the manifest's rows (personal data) and ~250 bytes of scratch per row. Nothing in it
         # is needed once the report is published, and a rerun of the job starts a folder of its own (its
         # progress is in the ledger, on S3), so it goes whether the run ended well or not.
-        await asyncio.to_thread(shutil.rmtree, run_dir, True)
+        await asyncio.to_thread(remove_tree, run_dir, root=runs_dir)
 
 
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,

@@ -1,7 +1,10 @@
-"""The ``kyc-attach`` command line: run, demo, sandbox.
+"""The ``kyc-attach`` command line: run, validate, demo, sandbox.
 
-Exit codes: 0 report written and no row failed; 1 report written with rows ``failed`` or ``unknown``;
-2 the run could not start (one line on stderr says why; no API call made).
+Exit codes of ``run``: 0 report written and no row failed; 1 report written with rows ``failed`` or
+``unknown``; 2 the run could not start (one line on stderr says why; no upload or attach made); 3 the run
+started and stopped on an unexpected error before its report was written (one line; run the same manifest
+again to resume: the ledger knows what was attached). Every error below the CLI ends in one line on stderr;
+``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import asyncio
 import json
+import signal
 import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -33,9 +41,48 @@ def exit_code(summary: dict[str, Any]) -> int:
     return exit_code_of(summary)
 
 
-def _fail_setup(exc: Exception) -> None:
-    typer.echo(f"kyc-attach: cannot start: {exc}", err=True)
-    raise typer.Exit(2)
+EXIT_NOT_STARTED = 2
+EXIT_STOPPED = 3
+T = TypeVar("T")
+
+
+def one_line(exc: BaseException) -> str:
+    """The line stderr gets for ``exc``: the reason of a ``SetupError``, else the type and the first line."""
+    if isinstance(exc, SetupError):
+        return f"kyc-attach: cannot start: {exc}"
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"kyc-attach: error: {type(exc).__name__}" + (f": {first}" if first else "")
+
+
+def _guarded(step: Callable[[], T], *, debug: bool, started: bool = False) -> T:
+    """Run ``step``; any error becomes one line on stderr and the exit code of the rule (module docstring).
+
+    ``SetupError`` is exit 2 wherever it is raised (it means nothing was sent); anything else is exit 2 before
+    the run started and 3 after. With ``debug`` the traceback goes to stderr first.
+    """
+    try:
+        return step()
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        typer.echo(one_line(exc), err=True)
+        code = EXIT_STOPPED if started and not isinstance(exc, SetupError) else EXIT_NOT_STARTED
+        raise typer.Exit(code) from None
+
+
+@contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM during start-up unwinds like an error, so the start-up folder (a manifest copy) is removed."""
+    def stop(signum: int, frame: FrameType | None) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -55,27 +102,31 @@ def run(
         str | None, typer.Option("--mapping", help="Legacy mapping file (YAML): a local path or s3:// uri.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (rows, rate, ETA) on stderr.")] = True,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show its traceback too.")] = False,
 ) -> None:
     """Run the attach flow on a manifest and write the report."""
     if api_url:
         os.environ["FIN_API_URL"] = api_url
     from flows.startup_checks import check_before_run
 
-    try:  # before Prefect starts: a broken manifest ends in one line on stderr, not a flow-run traceback
-        check_before_run(manifest, report_uri, run_id=run_id, dry_run=dry_run, mapping=mapping)
-    except SetupError as exc:
-        _fail_setup(exc)
-    from flows.attach_flow import attach_manifest
-    from flows.progress import listen, rich_bar
+    # Before Prefect starts: anything that would stop the run ends in one line on stderr, not a flow-run
+    # traceback, and the run id the flow gets is the one checked and claimed here.
+    with _sigterm_exits():
+        cleared = _guarded(lambda: check_before_run(manifest, report_uri, run_id=run_id, dry_run=dry_run,
+                                                    mapping=mapping, retry_failed=retry_failed), debug=debug)
 
-    try:
+    def work() -> dict[str, Any]:
+        from flows.attach_flow import attach_manifest
+        from flows.progress import listen, rich_bar
+
         with rich_bar(enabled=progress) as show, listen(show):
-            summary = asyncio.run(
-                attach_manifest(manifest, report_uri, run_id=run_id, dry_run=dry_run, resend_unknown=resend_unknown,
-                                retry_failed=retry_failed, mapping=mapping)
+            return asyncio.run(
+                attach_manifest(manifest, report_uri, run_id=cleared.run_id, dry_run=dry_run,
+                                resend_unknown=resend_unknown, retry_failed=retry_failed, mapping=mapping,
+                                claim_token=cleared.claim_token)
             )
-    except SetupError as exc:
-        _fail_setup(exc)
+
+    summary = _guarded(work, debug=debug, started=True)
     _print_summary(summary)
     if summary.get("stopped_early"):
         typer.echo(f"kyc-attach: {summary['stopped_early']}", err=True)
@@ -88,14 +139,12 @@ def validate(
     mapping: Annotated[
         str | None, typer.Option("--mapping", help="Legacy mapping file (YAML): a local path or s3:// uri.")
     ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show its traceback too.")] = False,
 ) -> None:
     """Check every row as a dry run would (no API, no file reads): exit 0 all valid, 1 some rejected."""
     from flows.preflight import validate_command
 
-    try:
-        code = validate_command(manifest, mapping)
-    except SetupError as exc:
-        _fail_setup(exc)
+    code = _guarded(lambda: validate_command(manifest, mapping), debug=debug)
     raise typer.Exit(code)
 
 
@@ -119,10 +168,7 @@ def report(
     """Say where a run's report page (report.html) is, and open it."""
     from flows.report_page import find_report_page
 
-    try:
-        where, local = find_report_page(run_uri, fetch=open_page)
-    except SetupError as exc:
-        _fail_setup(exc)
+    where, local = _guarded(lambda: find_report_page(run_uri, fetch=open_page), debug=False)
     typer.echo(where)
     if open_page and local is not None:
         import webbrowser
@@ -154,9 +200,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()
-    except SetupError as exc:
-        typer.echo(f"kyc-attach: cannot start: {exc}", err=True)
-        sys.exit(2)
+    except SetupError as exc:  # raised outside ``run`` and ``validate`` (their own errors are handled there)
+        typer.echo(one_line(exc), err=True)
+        sys.exit(EXIT_NOT_STARTED)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m flows.cli`, used by the crash tests

@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -31,9 +30,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.deployments import arun_deployment
 from prefect.exceptions import ObjectNotFound
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from connectors.errors import SetupError
+from connectors.guarded_delete import remove_tree
 from connectors.objects import ObjectStore
 from connectors.prefect_limiter import ensure_rate_limit
 from connectors.s3 import Location, S3Store
@@ -46,6 +46,7 @@ from flows.report_writer import failed_rows_of
 from flows.runtime import fin_client, make_s3_store
 from flows.settings import Settings
 from flows.shard_worker import ShardServices, run_shard
+from transforms.run_ids import run_id_problem
 from transforms.run_timeline import Timeline
 from transforms.thresholds import FailureBudget
 
@@ -66,6 +67,15 @@ class ShardJob(BaseModel):
     resend_unknown: bool = False
     retry_failed_report: str | None = None  # --retry-failed: the earlier run's report prefix
     rate_limit: str | None = None  # the Prefect global concurrency limit shared as the API rate limit
+
+    @field_validator("run_id", "shard")
+    @classmethod
+    def _one_path_segment(cls, value: str) -> str:
+        """Both name a local scratch folder that is deleted: a deployment parameter must not point elsewhere."""
+        problem = run_id_problem(value)
+        if problem is not None:
+            raise ValueError(f"the value {problem}")
+        return value
 
 
 async def check_fan_out(settings: Settings, report_root: Location) -> None:
@@ -94,13 +104,14 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     s3 = make_s3_store(settings)
     store = ObjectStore(s3)
     work = S3WorkArea(store, Location.parse(job.work_prefix))
-    local = settings.work_dir / "shards" / job.run_id / job.shard
+    shards_dir = settings.work_dir / "shards"
+    local = shards_dir / job.run_id / job.shard
     try:
         counts, api, stopped_early, timeline = await _work_shard(job, settings, s3, store, work, local)
     finally:
         # The scratch folder holds the shard's rows (personal data) and its report part, both on S3 (or made again
         # by a retried run): nothing of it stays on the worker, whether the run ended well or not.
-        await asyncio.to_thread(shutil.rmtree, local, True)
+        await asyncio.to_thread(remove_tree, local, root=shards_dir)
     seconds = time.monotonic() - started
     result = {
         "shard": job.shard, "counts": counts, "api": api, "seconds": round(seconds, 3),

@@ -17,14 +17,14 @@ from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.nightly import run_manifests
 from flows.runtime import make_s3_store
-from flows.settings import Settings
+from flows.settings import load_settings
 
 
 @flow(name="kyc-attach-migration")
 async def migration(source: str, report_uri: str, mapping: str | None = None, dry_run: bool = False
                     ) -> dict[str, Any]:
     """Migrate ``source`` (a manifest, or a prefix ending in '/' holding manifest parts) with ``mapping``."""
-    settings = Settings()
+    settings = load_settings()
     needs_s3 = any(x.startswith("s3://") for x in (source, report_uri, mapping or ""))
     store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
     loc = Location.parse(source)

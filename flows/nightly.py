@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from connectors.jobs import MANIFEST_SUFFIXES, ManifestObject, is_completed, list_manifests
 from connectors.objects import ObjectStore
 from flows.runtime import make_s3_store
-from flows.settings import Settings
+from flows.settings import load_settings
 
 
 class NightlyParams(BaseModel):
@@ -63,7 +63,7 @@ async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str |
 @flow(name="kyc-attach-nightly")
 async def nightly(params: NightlyParams) -> dict[str, Any]:
     """Run every manifest under ``params.inbox`` that no earlier run completed, oldest first."""
-    settings = Settings()
+    settings = load_settings()
     needs_s3 = params.inbox.startswith("s3://") or params.report_uri.startswith("s3://")
     store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
     todo, skipped = pending_manifests(store, params.inbox, params.report_uri, params.suffixes)

@@ -149,6 +149,6 @@ def validate_command(manifest: str, mapping: str | None) -> int:
                                 buckets=settings.max_shards, shard_rows=settings.shard_rows, mapping=loaded,
                                 work_dir=settings.work_dir)
     finally:
-        discard_local_copy(found)
+        discard_local_copy(found, settings.work_dir)
     render_check(result, manifest=manifest, mapping=mapping)
     return 1 if result.rejected else 0

@@ -71,10 +71,15 @@ def publish_report(store: ObjectStore, run_prefix: Location, files: dict[str, Pa
                 content_type="application/json")
 
 
-def failed_rows_of(store: ObjectStore, run_prefix: Location) -> frozenset[int]:
-    """Row numbers an earlier run reported ``failed`` (for ``--retry-failed``)."""
+def check_report_exists(store: ObjectStore, run_prefix: Location) -> None:
+    """``SetupError`` unless an earlier run published its report (``rows.parquet``) under ``run_prefix``."""
     if not store.exists(run_prefix.child("rows.parquet")):
         raise SetupError(f"--retry-failed: no report of that run under {run_prefix}")
+
+
+def failed_rows_of(store: ObjectStore, run_prefix: Location) -> frozenset[int]:
+    """Row numbers an earlier run reported ``failed`` (for ``--retry-failed``)."""
+    check_report_exists(store, run_prefix)
     table = pq.read_table(io.BytesIO(store.read(run_prefix.child("rows.parquet"))), columns=["row_number", "status"])
     failed = table.filter(pc.equal(table.column("status"), "failed"))
     return frozenset(failed.column("row_number").to_pylist())

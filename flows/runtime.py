@@ -36,8 +36,19 @@ def make_s3_store(settings: Settings) -> S3Store:
 
 
 def check_api_url(url: str) -> None:
-    """Plain HTTP is for loopback sandboxes only: credentials and documents never cross a network unencrypted."""
-    parsed = urlparse(url)
+    """Plain HTTP is for loopback sandboxes only: credentials and documents never cross a network unencrypted.
+
+    User info (``https://user:pass@host``) is refused too: the API takes OAuth client credentials from their own
+    settings, and a password in a URL ends up wherever the URL is shown. The message never repeats the URL.
+    """
+    try:
+        parsed = urlparse(url)
+        has_user_info = parsed.username is not None or parsed.password is not None
+    except ValueError:  # a malformed port or bracketed host
+        raise SetupError("api_url: not a valid URL") from None
+    if has_user_info:
+        raise SetupError("api_url: the URL holds a user name or password; give credentials as FIN_CLIENT_ID "
+                         "and FIN_CLIENT_SECRET")
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise SetupError("api_url: not an http(s) URL")
     if parsed.scheme == "http" and not _is_loopback(parsed.hostname):

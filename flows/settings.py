@@ -7,11 +7,15 @@ everything else is ``KYC_ATTACH_<FIELD>``. S3 goes through boto3's default crede
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from connectors.errors import SetupError
 
 
 class Settings(BaseSettings):
@@ -71,7 +75,10 @@ class Settings(BaseSettings):
         "none", description="Compression of the plan's rows file: none ~250 bytes a row on disk; lz4 ~95 (the plan "
         "~25% slower); zstd ~50 (~35% slower). Also used for the rows shipped to fanned-out shards.",
     )
-    s3_sse: str = Field("AES256", description="Server-side encryption for S3 writes: AES256 or aws:kms.")
+    # A Literal, not a str: "" (no encryption at all) and typos such as "AES-256" are refused at start-up.
+    s3_sse: Literal["AES256", "aws:kms"] = Field(
+        "AES256", description="Server-side encryption for S3 writes: AES256 or aws:kms."
+    )
     s3_kms_key_id: str | None = Field(None, description="KMS key id when s3_sse is aws:kms.")
     expected_bucket_owner: str | None = Field(None, description="Account id every S3 call must match.")
     fail_ratio: float = Field(0.5, ge=0, le=1, description="Stop early above this share of failed requests...")
@@ -80,4 +87,42 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Settings for reports and artifacts: secrets and credentials left out."""
         data = self.model_dump(mode="json", exclude={"client_secret", "client_id"})
-        return data
+        # A second line of defence: the start-up gate refuses URLs with user info, but nothing stored shows it.
+        return {k: without_user_info(v) if isinstance(v, str) else v for k, v in data.items()}
+
+
+def without_user_info(text: str) -> str:
+    """``text`` with the ``user:password@`` part of a URL removed (anything else returned as it is)."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    if "@" not in parts.netloc:
+        return text
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def env_name(field: str) -> str:
+    """The environment variable a settings field is read from."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"KYC_ATTACH_{field.upper()}"
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a malformed one is a ``SetupError`` naming the variable and the reason.
+
+    Pydantic's own message quotes the value it refused; a value may be a secret, so only the reason is kept.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = env_name(field) if field in Settings.model_fields else field or "a setting"
+        raise SetupError(f"setting {name}: {first['msg']}") from None
+    except SettingsError as exc:  # a list or object setting that is not JSON; the message names only the field
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(found.group(1)) if found and found.group(1) in Settings.model_fields else "a setting"
+        raise SetupError(f"setting {name}: the value is not valid JSON") from None

@@ -1,44 +1,87 @@
-"""What ``kyc-attach run`` checks before it starts Prefect: every whole-file problem, as one line and exit 2.
+"""The start-up gate of ``kyc-attach run``: everything that would stop the run, checked before any upload.
 
-Inside a flow run a ``SetupError`` still stops the run, but Prefect prints it with two tracebacks; checking
-here first keeps the promise of the CLI (one line on stderr, no API call) and costs one extra read of the
-manifest (about a second per million rows; an S3 manifest is downloaded once into the work folder and the
-flow reuses that copy). Wiring only: the checks themselves live in ``connectors`` and ``transforms``.
+Every failure is a ``SetupError``: one line on stderr and exit 2, no traceback, nothing sent. In order:
+settings parse; run ids; the API URL (no user info; plain http only on loopback); the report location can be
+read and the run id is free; the ``--retry-failed`` run has a report; the mapping and the manifest read
+(whole-file problems); the client credentials (one token request); and last the claim of the run id, a marker
+written under ``REPORT_PREFIX/RUN_ID/`` that proves the report location takes our writes.
+
+The claim comes last so a run refused for a broken manifest or bad credentials leaves nothing behind and
+its run id can be used again. An S3 manifest is copied into a start-up folder of this process that goes
+when the gate ends, however it ends; the flow downloads its own copy (one more read of the manifest, against
+a copy of personal data left on disk by a refused or killed start). Wiring only: the checks live in
+``connectors`` and ``transforms``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest, scan_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
+from connectors.run_claim import check_run_id_free, claim_run, error_reason, new_claim_token
+from connectors.run_ids import checked_run_id, new_run_id
 from connectors.s3 import Location
+from connectors.startup_scratch import startup_folder
 from flows.plan import check_manifest_columns
+from flows.report_writer import check_report_exists
 from flows.runtime import check_api_url, fin_client, make_s3_store
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class ClearedRun:
+    """What the gate settled for the run that follows: its id, its claim and the manifest's row count."""
+
+    run_id: str
+    claim_token: str
+    rows: int
 
 
 def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_run: bool,
-                     mapping: str | None = None) -> int:
-    """Raise ``SetupError`` for anything that would stop the run; returns the manifest's row count."""
-    settings = Settings()
-    if not dry_run:
-        check_api_url(settings.api_url)
+                     mapping: str | None = None, retry_failed: str | None = None) -> ClearedRun:
+    """Raise ``SetupError`` for anything that would stop the run; else claim the run id and say what was settled.
+
+    Without ``run_id`` one is made here, so the CLI hands the flow the id it claimed.
+    """
+    settings = load_settings()
+    run_id = checked_run_id(run_id, option="--run-id") if run_id is not None else new_run_id()
+    if retry_failed is not None:
+        checked_run_id(retry_failed, option="--retry-failed")
+    check_api_url(settings.api_url)
     needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or ""))
     s3 = make_s3_store(settings) if needs_s3 else None
     store = ObjectStore(s3)
     report_root = Location.parse(report_uri)
-    if run_id and store.exists(report_root.child(run_id, "summary.json")):
-        raise SetupError(f"run id {run_id}: a report exists already under the report location")
+    run_prefix = report_root.child(run_id)
+    _reading_reports(lambda: check_run_id_free(store, run_prefix, run_id=run_id), report_root)
+    if retry_failed is not None:
+        _reading_reports(lambda: check_report_exists(store, report_root.child(retry_failed)), report_root)
     layouts = load_mapping(mapping, store) if mapping else None
-    # An S3 manifest's local copy stays for the run that follows: its plan task reads it and then deletes it.
-    found = open_manifest(manifest, s3=s3, cache_dir=settings.work_dir)
-    rows = scan_manifest(check_manifest_columns(found, layouts), batch_rows=settings.batch_rows)
-    if not dry_run:  # last, so a broken manifest is refused without even a token request
-        asyncio.run(_check_credentials(settings))
-    return rows
+    with startup_folder(settings.work_dir) as scratch:  # removed however the gate ends, the copy with it
+        found = open_manifest(manifest, s3=s3, cache_dir=scratch)
+        rows = scan_manifest(check_manifest_columns(found, layouts), batch_rows=settings.batch_rows)
+        if not dry_run:  # after the manifest, so a broken file is refused without even a token request
+            asyncio.run(_check_credentials(settings))
+        token = new_claim_token()
+        claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
+    return ClearedRun(run_id, token, rows)
+
+
+def _reading_reports(check: Callable[[], object], report_root: Location) -> None:
+    """Run a read-only check of the report location; S3 refusing the read (no bucket, no access) is a
+    ``SetupError`` naming the error code."""
+    try:
+        check()
+    except (ClientError, BotoCoreError) as exc:
+        raise SetupError(f"report location {report_root}: cannot be read ({error_reason(exc)})") from None
 
 
 async def _check_credentials(settings: Settings) -> None:

@@ -132,3 +132,29 @@ def test_report_messages_name_fields_never_values(corpus_run: CorpusRun) -> None
             value = want[col].strip()
             if len(value) >= 4:
                 assert value not in message, f"row {got['row_number']}: {col} value in message"
+
+
+@pytest.mark.slow
+def test_url_credentials_reach_neither_the_report_nor_prefect(prefect_harness: None, corpus_api_url: str,
+                                                              bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI refuses a URL with user info at start-up; a run started another way (a deployment, here the flow
+    called directly, dry so the API is not needed) still stores its settings without it."""
+    from connectors.s3 import make_s3_client
+    from flows.attach_flow import attach_manifest
+    from tests.hostile.helpers import WHOLE_FILE
+
+    host = corpus_api_url.split("://", 1)[1]
+    monkeypatch.setenv("FIN_API_URL", f"http://kycuser:hunter2-pw@{host}")
+    monkeypatch.setenv("KYC_ATTACH_WORK_URI", f"s3://w0rk:w0rk-pw@{bucket}/work")
+    summary = asyncio.run(attach_manifest(str(WHOLE_FILE / "utf8_bom.csv"), f"s3://{bucket}/reports",
+                                          run_id="url-credentials", dry_run=True))
+
+    assert summary["settings"]["api_url"] == f"http://{host}"  # the setting is stored: the search below means something
+    client = make_s3_client()
+    texts = {"summary (returned)": json.dumps(summary)}
+    for obj in client.list_objects_v2(Bucket=bucket)["Contents"]:
+        texts[obj["Key"]] = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode("utf-8", "replace")
+    assert "reports/url-credentials/summary.json" in texts
+    texts.update(asyncio.run(_prefect_texts()))
+    secrets = {"hunter2-pw": "API URL password", "kycuser": "API URL user", "w0rk-pw": "work URI password"}
+    assert _leaks(texts, secrets) == []
