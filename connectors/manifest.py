@@ -65,7 +65,12 @@ def open_manifest(location: str, *, s3: S3Store | None, cache_dir: Path) -> Mani
             raise SetupError("manifest: the S3 object cannot be read (missing or access denied)") from None
         path = cache_dir / "manifests" / f"{info.etag or 'noetag'}-{Path(loc.key).name}"
         if not path.exists():
-            s3.download(loc.bucket, loc.key, path)
+            try:
+                s3.download(loc.bucket, loc.key, path)
+            except Exception:
+                path.unlink(missing_ok=True)  # a partial copy holds rows too
+                raise SetupError("manifest: the S3 object could not be copied down (changed, removed or access "
+                                 "denied while reading); run again") from None
         content_id = info.etag
     else:
         path = Path(location)
