@@ -325,8 +325,10 @@ async def _send_unless_source_refused(http: httpx.AsyncClient, request: httpx.Re
         return await http.send(request)
     except httpx.TransportError as exc:
         cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, RowRejected):
+        for _ in range(8):  # a few wrappers deep at most; a bound, as exception chains may loop
+            if cause is None or isinstance(cause, RowRejected):
+                break
             cause = cause.__cause__ or cause.__context__
-        if cause is None:
+        if not isinstance(cause, RowRejected):
             raise
         raise cause from None
