@@ -71,8 +71,8 @@ def scenario(customers: int, file_kb: int) -> tuple[dict[str, Any], list[dict[st
     from flows.demo_samples import sample_jpeg, sample_pdf, sample_png
 
     world = demo_world(customers=customers, parties=2)
-    pad = b"\0" * max(0, file_kb * 1024 - 600)
-    blobs = {"pdf": sample_pdf("kyc") + pad, "jpg": sample_jpeg() + pad, "png": sample_png() + pad}
+    size = file_kb * 1024  # padding inside each file: bytes after its end marker would be refused
+    blobs = {"pdf": sample_pdf("kyc", pad_to=size), "jpg": sample_jpeg(pad_to=size), "png": sample_png(pad_to=size)}
     rows: list[dict[str, str]] = []
     files: dict[str, bytes] = {}
     ident = {"country": "USA", "issue_date": "2021-03-10", "expiry_date": "2031-03-10"}

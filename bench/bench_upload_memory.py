@@ -81,14 +81,16 @@ def main() -> None:
             block = os.urandom(1 << 20)
             for _ in range(args.mb):
                 fh.write(block)
-            fh.truncate(size)
+            fh.truncate(size - 7)
+            fh.seek(size - 7)
+            fh.write(b"\n%%EOF\n")  # a whole PDF's end marker: the upload checks it (bad_file_structure)
     with servers(OUT / "world-upload.json", max_upload_bytes=2 * size) as (api, env, _sandbox, _moto):
         from connectors.s3 import make_s3_client
 
         s3 = make_s3_client()
         s3.create_bucket(Bucket=BUCKET)
         s3.upload_file(str(path), BUCKET, "big/file.pdf")
-        s3.put_object(Bucket=BUCKET, Key="small.pdf", Body=b"%PDF-1.4\n" + b"0" * 1000)
+        s3.put_object(Bucket=BUCKET, Key="small.pdf", Body=b"%PDF-1.4\n" + b"0" * 1000 + b"\n%%EOF\n")
         run_env = {**env, "FIN_API_URL": api, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": CLIENT_SECRET,
                    "KYC_ATTACH_MAX_FILE_BYTES": str(2 * size)}
         res = subprocess.run([sys.executable, __file__, "--child", world["customers"][0]["customer_id"], str(size)],

@@ -21,7 +21,7 @@ import httpx
 from aiolimiter import AsyncLimiter
 from pydantic import SecretStr
 
-from connectors.errors import OutcomeUnknown, SetupError, TerminalError, TransientError
+from connectors.errors import OutcomeUnknown, RowRejected, SetupError, TerminalError, TransientError
 from transforms.api_errors import error_message
 from transforms.breaker import CircuitBreaker
 from transforms.retry import Decision, classify, classify_attach, next_delay, parse_retry_after
@@ -245,7 +245,7 @@ class FinClient:
                 )
                 sent = True
                 async with self._in_flight:
-                    resp = await self._http.send(request)
+                    resp = await _send_unless_source_refused(self._http, request)
                 status: int | None = resp.status_code
                 error = None
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
@@ -316,3 +316,23 @@ class FinClient:
             # Throttled: hold back the whole client, not just this request.
             self._paused_until = max(self._paused_until, time.monotonic() + delay)
         await self._sleep(delay)
+
+
+async def _send_unless_source_refused(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``http.send``, except that a streamed body stopped on purpose comes out as its ``RowRejected``.
+
+    An upload body raises ``RowRejected`` when its source is refused mid-request (the S3 object was replaced or
+    deleted: ``source_changed``/``missing_object``). The aiohttp transport wraps that as a dropped connection,
+    which would be retried for minutes and end ``retries_exhausted``; it is the row's outcome, never retried.
+    """
+    try:
+        return await http.send(request)
+    except httpx.TransportError as exc:
+        cause: BaseException | None = exc
+        for _ in range(8):  # a few wrappers deep at most; a bound, as exception chains may loop
+            if cause is None or isinstance(cause, RowRejected):
+                break
+            cause = cause.__cause__ or cause.__context__
+        if not isinstance(cause, RowRejected):
+            raise
+        raise cause from None

@@ -23,8 +23,12 @@ import pyarrow.parquet as pq
 from connectors.errors import SetupError
 from connectors.guarded_delete import remove_file
 from connectors.s3 import Location, S3Store
+from transforms.validate import normalise_column_names, same_name_columns
 
 _PARQUET_MAGIC = b"PAR1"
+# A CSV may come compressed (.csv.gz, .csv.zst): the content's magic bytes decide, never the name, so a plain
+# file named .gz (or the reverse) is read as what it is. Arrow decompresses as a stream, so memory stays bounded.
+_COMPRESSION_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 _MAX_HEADER_BYTES = 1 << 20
 _CSV_BLOCK_BYTES = 4 << 20
 
@@ -37,6 +41,7 @@ class Manifest:
     path: Path
     content_id: str  # the S3 ETag, or a SHA-256 of a local file: a changed file is a new job
     format: str  # "csv" or "parquet"
+    compression: str | None = None  # a CSV's codec ("gzip", "zstd"), found from its first bytes
     encoding: str = "utf-8"  # CSV only: the text encoding (legacy archives: from the mapping, or detected)
     delimiter: str = ","  # CSV only: the field delimiter (legacy archives: from the mapping, or sniffed)
 
@@ -64,14 +69,19 @@ def open_manifest(location: str, *, s3: S3Store | None, cache_dir: Path) -> Mani
             raise SetupError("manifest: the S3 object cannot be read (missing or access denied)") from None
         path = cache_dir / "manifests" / f"{info.etag or 'noetag'}-{Path(loc.key).name}"
         if not path.exists():
-            s3.download(loc.bucket, loc.key, path)
+            try:
+                s3.download(loc.bucket, loc.key, path)
+            except Exception:
+                path.unlink(missing_ok=True)  # a partial copy holds rows too
+                raise SetupError("manifest: the S3 object could not be copied down (changed, removed or access "
+                                 "denied while reading); run again") from None
         content_id = info.etag
     else:
         path = Path(location)
         if not path.is_file():
             raise SetupError("manifest: no file at the given path")
         content_id = sha256_of_file(path)
-    return Manifest(location, path, content_id, _detect_format(path))
+    return Manifest(location, path, content_id, *_detect_format(path))
 
 
 _DIALECT_BYTES = 1 << 16
@@ -86,11 +96,11 @@ def with_dialect(manifest: Manifest, *, encoding: str | None, delimiter: str | N
     """
     if manifest.format != "csv":
         return manifest
-    with manifest.path.open("rb") as fh:
-        head = fh.read(_DIALECT_BYTES)
+    with _open_csv_stream(manifest) as stream:
+        head = stream.read(_DIALECT_BYTES)
     enc = encoding or _detect_encoding(head)
     if delimiter is None:
-        first = head.split(b"\n", 1)[0].decode(enc, errors="replace")
+        first = re.split(rb"[\r\n]", head, maxsplit=1)[0].decode(enc, errors="replace")
         delimiter = max(_DELIMITERS, key=lambda d: (len(_fields(first, d)), d == ","))
     return replace(manifest, encoding=enc, delimiter=delimiter)
 
@@ -128,27 +138,60 @@ def sha256_of_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _detect_format(path: Path) -> str:
+def _detect_format(path: Path) -> tuple[str, str | None]:
+    """("parquet" or "csv", the CSV's compression codec or None), from the file's first bytes."""
     with path.open("rb") as fh:
         head = fh.read(4)
     if not head:
         raise SetupError("manifest: the file is empty")
     if head == _PARQUET_MAGIC:
-        return "parquet"
-    return "csv"
+        return "parquet", None
+    for magic, codec in _COMPRESSION_MAGIC.items():
+        if head.startswith(magic):
+            return "csv", codec
+    return "csv", None
+
+
+def _open_csv_stream(manifest: Manifest) -> pa.NativeFile:
+    """The CSV's bytes, decompressed on the fly when the file is compressed."""
+    raw = pa.OSFile(str(manifest.path), "rb")
+    return pa.CompressedInputStream(raw, manifest.compression) if manifest.compression else raw
+
+
+def _first_line(manifest: Manifest) -> bytes:
+    """The header line's bytes, whatever ends lines: LF, CRLF, or CR alone (Excel for Mac)."""
+    try:
+        with _open_csv_stream(manifest) as stream:
+            head = stream.read(_MAX_HEADER_BYTES)
+    except (pa.ArrowException, OSError):
+        raise SetupError(f"manifest: the file starts as {manifest.compression} but cannot be decompressed "
+                         "(truncated or corrupt)") from None
+    ends = [i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0]
+    return head[:min(ends)] if ends else head
 
 
 def read_columns(manifest: Manifest) -> list[str]:
-    """The manifest's column names, from the CSV header or the Parquet schema."""
+    """The manifest's column names, normalised (BOM and spaces trimmed, lower-case) for CSV and Parquet alike.
+
+    ``SetupError`` when two columns differ only in case or spaces: which one holds the data is a guess.
+    """
     if manifest.format == "parquet":
         try:
-            return list(pq.ParquetFile(manifest.path).schema_arrow.names)
+            names = list(pq.ParquetFile(manifest.path).schema_arrow.names)
         except (pa.ArrowException, OSError):
             raise SetupError("manifest: not a readable Parquet file") from None
+    else:
+        names = _csv_header(manifest)
+    problems = same_name_columns(names)
+    if problems:
+        raise SetupError("manifest: " + "; ".join(problems))
+    return normalise_column_names(names)
+
+
+def _csv_header(manifest: Manifest) -> list[str]:
     # Only the first line is decoded here: a bad byte further down is reported by the reader with its column,
     # not blamed on the header.
-    with manifest.path.open("rb") as fh:
-        first = fh.readline(_MAX_HEADER_BYTES)
+    first = _first_line(manifest)
     utf8 = codecs.lookup(manifest.encoding).name == "utf-8"
     try:
         text = first.decode("utf-8-sig" if utf8 else manifest.encoding)
@@ -164,7 +207,7 @@ def read_columns(manifest: Manifest) -> list[str]:
             shown = "tab" if joined[0] == "\t" else repr(joined[0])
             raise SetupError(f"manifest: the header reads as one field holding {shown}-separated names: the file "
                              f"looks {shown}-delimited; a mapping file can say `delimiter:` (see docs/operations.md)")
-    return [h.strip() for h in header]
+    return header
 
 
 def iter_batches(manifest: Manifest, *, batch_rows: int) -> Iterator[pa.Table]:
@@ -174,9 +217,8 @@ def iter_batches(manifest: Manifest, *, batch_rows: int) -> Iterator[pa.Table]:
     export, and a run that "succeeds" on nothing would hide that.
     """
     columns = read_columns(manifest)
-    batches = _parquet_batches(manifest.path, batch_rows) if manifest.format == "parquet" else _csv_batches(
-        manifest, columns, batch_rows
-    )
+    batches = _parquet_batches(manifest.path, columns, batch_rows) if manifest.format == "parquet" else (
+        _csv_batches(manifest, columns, batch_rows))
     rows = 0
     for batch in batches:
         rows += batch.num_rows
@@ -193,14 +235,15 @@ def scan_manifest(manifest: Manifest, *, batch_rows: int) -> int:
     return sum(b.num_rows for b in iter_batches(manifest, batch_rows=batch_rows))
 
 
-def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.Table]:
+def _parquet_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
     try:
         pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
         # Columns decode on Arrow's threads: the reading thread is the plan's critical path (validation runs on
         # two others), and single-threaded decoding made the stage ~8% slower for no less CPU.
         for batch in pf.iter_batches(batch_size=batch_rows):
+            # ``columns``: the schema's names normalised, as a CSV header is (``Customer_ID`` is customer_id).
             yield pa.Table.from_arrays([_parquet_text(c, f) for c, f in zip(batch.columns, batch.schema, strict=True)],
-                                       names=batch.schema.names)
+                                       names=columns)
     except (pa.ArrowInvalid, OSError):
         raise SetupError("manifest: the Parquet file cannot be read (truncated or corrupt)") from None
 
@@ -242,7 +285,8 @@ def _csv_batches(manifest: Manifest, columns: list[str], batch_rows: int) -> Ite
         column_types={c: pa.string() for c in columns}, strings_can_be_null=False, quoted_strings_can_be_null=False
     )
     try:
-        reader = pacsv.open_csv(manifest.path, read_options=read, parse_options=parse, convert_options=convert)
+        reader = pacsv.open_csv(_open_csv_stream(manifest), read_options=read, parse_options=parse,
+                                convert_options=convert)
         waiting: list[pa.RecordBatch] = []
         rows = 0
         for batch in reader:
@@ -255,6 +299,10 @@ def _csv_batches(manifest: Manifest, columns: list[str], batch_rows: int) -> Ite
             yield pa.Table.from_batches(waiting)
     except pa.ArrowInvalid as exc:
         raise SetupError(f"manifest: {_csv_problem(str(exc), columns, block)}") from None
+    except (pa.ArrowException, OSError):
+        # A compressed file cut short or corrupt part-way: the codec's message says nothing a person can use.
+        raise SetupError("manifest: the file cannot be read to its end (truncated or corrupt"
+                         f"{' ' + manifest.compression + ' data' if manifest.compression else ''})") from None
 
 
 def _csv_problem(arrow_message: str, columns: list[str], block: int) -> str:

@@ -77,6 +77,10 @@ def make_s3_client(max_pool_connections: int = 64) -> Any:
 
 def _raise_missing(exc: ClientError) -> None:
     code = exc.response.get("Error", {}).get("Code", "")
+    if code in ("412", "PreconditionFailed"):
+        # Only reads with If-Match get this: the object was replaced after its first read. Retrying cannot help
+        # (the upload must not mix two versions), and the new version is for the next run.
+        raise RowRejected("source_changed", "s3_uri: the object was replaced while it was being read") from None
     if code in ("404", "NoSuchKey", "NotFound"):
         raise RowRejected("missing_object", "s3_uri: no object at this location") from None
     if code in ("403", "AccessDenied"):
@@ -131,8 +135,25 @@ class S3Store:
     def open(self, bucket: str, key: str, *, etag: str | None = None) -> BinaryIO:
         """A streaming body of the object; with ``etag``, fail if the object changed since the HEAD."""
         extra = {"IfMatch": etag} if etag else {}
-        body: BinaryIO = self.client.get_object(Bucket=bucket, Key=key, **self._owner, **extra)["Body"]
+        try:
+            body: BinaryIO = self.client.get_object(Bucket=bucket, Key=key, **self._owner, **extra)["Body"]
+        except ClientError as exc:
+            _raise_missing(exc)
+            raise
         return body
+
+    def read_range(self, bucket: str, key: str, byte_range: str, *, etag: str | None = None) -> bytes:
+        """Some bytes of an object (``byte_range`` as in HTTP: ``0-261``, ``-2048`` for the last 2048); with
+        ``etag``, ``RowRejected(source_changed)`` if the object changed since it was first seen."""
+        extra = {"IfMatch": etag} if etag else {}
+        try:
+            resp = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={byte_range}", **self._owner,
+                                          **extra)
+        except ClientError as exc:
+            _raise_missing(exc)
+            raise
+        data: bytes = resp["Body"].read()
+        return data
 
     def download(self, bucket: str, key: str, dest: Path) -> None:
         """Copy an object to a local file, streamed (never whole in memory)."""

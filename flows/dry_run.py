@@ -1,8 +1,9 @@
 """A dry run of one customer: check its files and write the attach payloads a real run would send.
 
 No API call at all, so files get no uri and parties named by email stay unresolved: the payloads carry
-placeholders there. Each file gets a HEAD (present, not empty, not too large); the rows of documents that
-pass are reported ``skipped`` with reason ``dry_run``.
+placeholders there. Each file gets the checks the upload makes (present, not empty, not too large, PDF/JPEG/PNG
+by its first bytes and whole by its last ones) from a HEAD and ranged reads of its head and tail, never the
+whole file; the rows of documents that pass are reported ``skipped`` with reason ``dry_run``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 from connectors.errors import RowRejected
-from connectors.files import check_object
+from connectors.files import check_file
 from connectors.s3 import S3Store
 from flows.outcomes import Outcomes
 from transforms.codes import Reason, Status
@@ -59,7 +60,7 @@ class DryRun:
         for f in doc.files:
             try:
                 async with self.checks:
-                    await check_object(self.s3, f.s3_uri, max_bytes=self.max_file_bytes)
+                    await check_file(self.s3, f.s3_uri, max_bytes=self.max_file_bytes)
                 placeholder[f.s3_uri] = "<uri after upload>"
             except RowRejected as exc:
                 self.out.fail_from([f.row_number], exc)

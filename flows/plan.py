@@ -23,7 +23,7 @@ from connectors.manifest import Manifest, iter_batches, read_columns, with_diale
 from connectors.workarea import BucketRange, RowsFileWriter, TableWriter, is_disk_full
 from transforms.codes import Status
 from transforms.mapping import Layout, Mapping, MappingError, MappingReport, apply_mapping, explain_date_rejects
-from transforms.report import REPORT_SCHEMA
+from transforms.report import REPORT_SCHEMA, mask_broken_cells
 from transforms.rules import Rules
 from transforms.shard_plan import group_buckets
 from transforms.validate import VALIDATED_SCHEMA, check_columns, validate_batch
@@ -174,7 +174,8 @@ class _Prepared:
 
 
 def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int, layout: Layout | None) -> _Prepared:
-    validated = validate_batch(batch, rules=rules, first_row_number=first_row_number, buckets=buckets)
+    validated = validate_batch(batch, rules=rules, first_row_number=first_row_number, buckets=buckets,
+                               bad_fields=True)
     if layout is not None:
         validated = explain_date_rejects(validated, layout)
     # A row without a customer id (rejected anyway) has bucket -1: no shard, and outside the counts.
@@ -187,7 +188,10 @@ def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int,
     # One take gathers the shard rows sorted by bucket: a shard's rows are then one slice of the batch.
     order = good[np.argsort(bucket[good], kind="stable")]
     rows = checked.take(pa.array(order))
-    rejects = _as_report(checked.select(_REPORTED).filter(pa.array(bad)))  # filter only the columns reported
+    # Filter only the columns reported; a cell whose value broke a rule is masked (it may be personal data).
+    rejected = pa.array(bad)
+    broken = np.asarray(validated.column("bad_fields").filter(rejected))
+    rejects = _as_report(mask_broken_cells(checked.select(_REPORTED).filter(rejected), broken))
     return _Prepared(rejects, rows, bucket[order])
 
 

@@ -67,6 +67,10 @@ class Reason(StrEnum):
     failure_threshold = "failure_threshold"
     dry_run = "dry_run"
     not_retried = "not_retried"
+    # --- added by the hardening work (issue 16); codes are only ever appended ---
+    bad_characters = "bad_characters"
+    bad_file_structure = "bad_file_structure"
+    source_changed = "source_changed"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -77,7 +81,7 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.bad_email: "associated_party_email does not look like an email address.",
     Reason.unknown_type: "document_type is not one of the contract's document types.",
     Reason.bad_country: "country is not an ISO 3166-1 alpha-3 code (alpha-2 codes are rejected too).",
-    Reason.bad_date: "A date is not a real calendar date in the form YYYY-MM-DD.",
+    Reason.bad_date: "A date is not a real calendar date in the form YYYY-MM-DD, or lies outside 1900-2199.",
     Reason.issue_after_expiry: "issue_date is after expiry_date.",
     Reason.expired: "expiry_date is before the run date.",
     Reason.future_date: "issue_date or document_date is after the run date.",
@@ -110,6 +114,10 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",
     Reason.dry_run: "Dry run: checked and would be sent; nothing was sent.",
     Reason.not_retried: "--retry-failed run: the row did not fail in the earlier run, so it was left alone.",
+    Reason.bad_characters: "A cell holds a control, bidi-override or zero-width character (the message names it).",
+    Reason.bad_file_structure: "The file starts as PDF, JPEG or PNG but is cut short, lacks its end marker, or has "
+                               "bytes appended after it.",
+    Reason.source_changed: "The S3 object was replaced while it was being read; run again to send the new one.",
 }
 
 

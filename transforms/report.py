@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.codes import Status
+from transforms.validate import REPORTED_VALUE_COLUMNS
+
+#: What a rejected row's cell shows in the report when its value broke a rule.
+MASK = "***"
 
 REPORT_COLUMNS: list[str] = [
     "row_number",
@@ -101,3 +106,20 @@ def exit_code_of(summary: Mapping[str, Any]) -> int:
     """The exit code of ``kyc-attach run`` for a written report: 1 when rows failed or are unknown, else 0."""
     by_status = summary.get("by_status", {})
     return 1 if by_status.get("failed", 0) or by_status.get("unknown", 0) else 0
+
+
+def mask_broken_cells(rows: pa.Table, bad_fields: np.ndarray) -> pa.Table:
+    """``rows`` with each cell of ``REPORTED_VALUE_COLUMNS`` that broke a rule replaced by :data:`MASK`.
+
+    ``bad_fields`` is validation's bitmask per row (bit i: ``REPORTED_VALUE_COLUMNS[i]``). A value that failed
+    its rule may be anything a person typed there (an email as a party id, a document number as a type), so the
+    report shows that it was there, never what it was; the message names the field. Empty cells stay empty.
+    """
+    for bit, name in enumerate(REPORTED_VALUE_COLUMNS):
+        hit = (bad_fields >> bit) & 1
+        if not hit.any():
+            continue
+        col = rows.column(name)
+        masked = pc.if_else(pc.and_(pa.array(hit.astype(bool)), pc.is_valid(col)), pa.scalar(MASK), col)
+        rows = rows.set_column(rows.column_names.index(name), name, masked)
+    return rows

@@ -49,6 +49,9 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 REQUIRED_COLUMNS: tuple[str, ...] = ("customer_id", "document_type", "s3_uri")
 PARTY_COLUMNS: tuple[str, ...] = ("associated_party_id", "associated_party_email")
 DERIVED_COLUMNS: tuple[str, ...] = ("row_number", "category", "reason_code", "message")
+#: Canonical columns the report copies from the row. A rejected row's cell in one of these that broke a rule is
+#: masked there (it may be personal data typed into the wrong column); ``bad_fields`` bit i flags column i.
+REPORTED_VALUE_COLUMNS: tuple[str, ...] = ("customer_id", "associated_party_id", "document_type", "side", "s3_uri")
 
 #: Schema of validate_batch's output (without extra columns).
 VALIDATED_SCHEMA = pa.schema(
@@ -81,6 +84,18 @@ _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _S3_RE = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*[^/]$"
 # _S3_RE's anchored part: the rest only needs a last byte that is not '/' (see _s3_uri_bad).
 _S3_PREFIX_RE = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/"
+# Characters no manifest field may hold: C0/C1 controls and DEL, the Arabic letter mark, zero-width characters
+# and the left-to-right/right-to-left marks (U+200B-200F), bidi embeddings/overrides (U+202A-202E), the word
+# joiner, bidi isolates (U+2066-2069) and the BOM/zero-width no-break space. They hide or reorder text on screen,
+# so a value that looks right is not what is sent.
+_BAD_CHARS_RE = (
+    r"[\x00-\x1f\x7f\x{80}-\x{9f}\x{61c}\x{200b}-\x{200f}\x{202a}-\x{202e}\x{2060}\x{2066}-\x{2069}"
+    r"\x{feff}]"
+)
+# First bytes of those characters in UTF-8 (besides the ASCII controls): a value without any of them is clean.
+_BAD_CHAR_LEADS = (0xC2, 0xD8, 0xE2, 0xEF)
+# The dates the API takes; a date outside is a typo (0000-01-01, 2921-...) however real it is on the calendar.
+OLDEST_DATE, NEWEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
 _S3_BAD_RE = (
     r"[\x00-\x1f\x7f]|[\x{80}-\x{9f}]"  # control characters (C0, DEL, C1)
     r"|/\.\.(/|$)"  # a '..' path segment
@@ -91,6 +106,7 @@ _S3_BAD_RE = (
 #: The documented order in which rules are tried; a row reports the first one it breaks.
 RULE_ORDER: tuple[Reason, ...] = (
     Reason.cell_too_long,
+    Reason.bad_characters,
     Reason.missing_field,  # customer_id, document_type, s3_uri, party id/email
     Reason.bad_uuid,
     Reason.bad_email,
@@ -113,6 +129,18 @@ RULE_ORDER: tuple[Reason, ...] = (
 def normalise_column_names(names: Sequence[str]) -> list[str]:
     """Header names as the manifest should have written them: BOM and whitespace stripped, lower-case."""
     return [n.replace("\ufeff", "").strip().lower() for n in names]
+
+
+def same_name_columns(names: Sequence[str]) -> list[str]:
+    """Problems with columns whose names differ but normalise to one name (``Customer_ID`` and ``customer_id``).
+
+    Exact duplicates are left to :func:`check_columns`, which names them as such.
+    """
+    spelled: dict[str, set[str]] = {}
+    for raw, norm in zip(names, normalise_column_names(names), strict=True):
+        spelled.setdefault(norm, set()).add(raw)
+    return [f"duplicate column '{norm}' ({len(raw)} columns read as it once case and spaces are ignored)"
+            for norm, raw in spelled.items() if len(raw) > 1]
 
 
 def check_columns(names: Sequence[str]) -> list[str]:
@@ -212,12 +240,45 @@ def _empty_as_null(s: pa.Array) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(s), [validity, s.buffers()[1], s.buffers()[2]])
 
 
-def _parse_date(col: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(bad mask, timestamp[s] or null) for strict YYYY-MM-DD real calendar dates."""
+def _parse_date(col: pa.Array) -> tuple[pa.Array, pa.Array | None, pa.Array]:
+    """(bad mask, out-of-range mask or None if no date is, timestamp[s] or null) for strict YYYY-MM-DD dates.
+
+    Out of range is before :data:`OLDEST_DATE` or after :data:`NEWEST_DATE`; such a date gets no timestamp, so
+    the later date rules leave it to its own message.
+    """
     # A date column has few distinct values (tens of thousands at most), so parse each distinct value once.
     enc = pc.dictionary_encode(col)
     bad_d, ts_d = _parse_date_values(enc.dictionary)
-    return _f(pc.take(bad_d, enc.indices)), pc.take(ts_d, enc.indices)
+    out_d = _f(pc.or_(pc.less(ts_d, _ts(OLDEST_DATE)), pc.greater(ts_d, _ts(NEWEST_DATE))))
+    if not pc.any(out_d).as_py():  # the usual case: no per-row mask to build
+        return _f(pc.take(bad_d, enc.indices)), None, pc.take(ts_d, enc.indices)
+    ts_d = pc.if_else(out_d, pa.scalar(None, pa.timestamp("s")), ts_d)
+    return _f(pc.take(bad_d, enc.indices)), _f(pc.take(out_d, enc.indices)), pc.take(ts_d, enc.indices)
+
+
+def _bad_characters(col: pa.Array) -> pa.Array | None:
+    """True where a value holds a character of ``_BAD_CHARS_RE``; None when no value can (the usual case).
+
+    Only rows holding one of those characters' first bytes go through the regex: a batch of printable ASCII
+    is cleared by a min/max over its bytes, so the rule costs almost nothing on ordinary manifests.
+    """
+    if col.null_count == len(col):
+        return None
+    offsets, data = _raw(col)
+    used = data[offsets[0]:offsets[-1]]
+    if not len(used) or (used.min() >= 0x20 and used.max() < 0x7F):
+        return None
+    lead = (used < 0x20) | (used == 0x7F)
+    if used.max() >= 0x80:
+        for b in _BAD_CHAR_LEADS:
+            lead |= used == b
+    at = np.flatnonzero(lead) + offsets[0]
+    if not len(at):
+        return None
+    rows = np.unique(np.searchsorted(offsets, at, side="right") - 1)
+    bad = np.zeros(len(col), dtype=bool)
+    bad[rows] = np.asarray(_f(pc.match_substring_regex(col.take(pa.array(rows)), _BAD_CHARS_RE)))
+    return pa.array(bad)
 
 
 def _parse_date_values(col: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -342,15 +403,15 @@ def _allowed_mask(uri: pa.Array, allowed: tuple[str, ...]) -> pa.Array:
     """True where the uri is inside one of the allowed buckets ('bucket') or prefixes ('bucket/prefix')."""
     ok = pa.array(np.zeros(len(uri), dtype=bool))
     for entry in allowed:
-        entry = entry.strip()
-        # A bare bucket must match up to its slash, else 'kyc' would allow 'kyc-other'.
-        prefix = "s3://" + (entry if "/" in entry.strip("/") else entry.strip("/") + "/")
+        # Whole path segments: 'kyc' must not allow 'kyc-other', nor 'kyc/docs' allow 'kyc/docs-private/...',
+        # so every entry matches up to a slash of its own. ('..' segments are refused earlier, by bad_s3_uri.)
+        prefix = "s3://" + entry.strip().strip("/") + "/"
         ok = pc.or_(ok, pc.starts_with(uri, prefix))
     return _f(ok)
 
 
 def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep_extra: bool = False,
-                   buckets: int | None = None) -> pa.Table:
+                   buckets: int | None = None, bad_fields: bool = False) -> pa.Table:
     """Normalise and validate one batch of manifest rows.
 
     ``table`` must hold the required columns (see :func:`check_columns`); missing optional canonical columns
@@ -358,7 +419,8 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
     plus ``row_number`` (``first_row_number + i``), ``category``, ``reason_code`` and ``message`` (both null
     when the row is valid). With ``buckets`` a ``bucket`` column follows: each row's shard bucket by customer id
     (:func:`transforms.sharding.buckets_of` of the normalised id; -1 without an id), from the same reading of
-    the id as its uuid rule.
+    the id as its uuid rule. With ``bad_fields`` a ``bad_fields`` column (uint8) follows: bit i is set where
+    ``REPORTED_VALUE_COLUMNS[i]`` broke any rule, so the report can mask that cell of a rejected row.
     With ``keep_extra`` the input's other columns follow, unchanged.
     """
     n = table.num_rows
@@ -393,6 +455,10 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
                 f"{name}: longer than {rules.max_cell_chars} characters",
             )
         )
+    for name in CANONICAL_COLUMNS:
+        bad_chars = _bad_characters(cols[name])
+        if bad_chars is not None:
+            add((bad_chars, Reason.bad_characters, f"{name}: holds a control, bidi or zero-width character"))
     for name in REQUIRED_COLUMNS:
         add((pc.is_null(cols[name]), Reason.missing_field, f"{name}: required, empty"))
     add(
@@ -472,15 +538,18 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
     )
     add((ident_bad_country, Reason.bad_country, "country: not an ISO 3166-1 alpha-3 code (alpha-3 expected)"))
 
-    issue_bad, issue = _parse_date(cols["issue_date"])
-    expiry_bad, expiry = _parse_date(cols["expiry_date"])
-    docdate_bad, docdate = _parse_date(cols["document_date"])
-    for name, bad, mask in (
-        ("issue_date", issue_bad, is_ident),
-        ("expiry_date", expiry_bad, is_ident),
-        ("document_date", docdate_bad, is_addr),
+    issue_bad, issue_out, issue = _parse_date(cols["issue_date"])
+    expiry_bad, expiry_out, expiry = _parse_date(cols["expiry_date"])
+    docdate_bad, docdate_out, docdate = _parse_date(cols["document_date"])
+    for name, bad, out_of_range, mask in (
+        ("issue_date", issue_bad, issue_out, is_ident),
+        ("expiry_date", expiry_bad, expiry_out, is_ident),
+        ("document_date", docdate_bad, docdate_out, is_addr),
     ):
         add((pc.and_(mask, bad), Reason.bad_date, f"{name}: not a real date in the form YYYY-MM-DD"))
+        if out_of_range is not None:
+            add((pc.and_(mask, out_of_range), Reason.bad_date,
+                 f"{name}: outside {OLDEST_DATE.isoformat()} to {NEWEST_DATE.isoformat()}"))
     today = _ts(rules.today)
     add(
         (
@@ -516,10 +585,16 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
     # First failing rule wins: walk the rules backwards so earlier ones overwrite later ones, as small ints in
     # numpy (putmask is ~50x cheaper than an Arrow if_else); rules no row breaks are skipped outright.
     idx = np.full(n, len(checks), dtype=np.int16)
+    broken = np.zeros(n, dtype=np.uint8)
     for k in range(len(checks) - 1, -1, -1):
         mask = checks[k][0]
         if pc.any(mask).as_py():
-            np.putmask(idx, mask.to_numpy(zero_copy_only=False), k)
+            hit = mask.to_numpy(zero_copy_only=False)
+            np.putmask(idx, hit, k)
+            # Every message starts with the field it is about (the report's contract): which cells to mask.
+            field_name = checks[k][2].split(":", 1)[0]
+            if field_name in REPORTED_VALUE_COLUMNS:
+                broken |= hit.astype(np.uint8) << REPORTED_VALUE_COLUMNS.index(field_name)
     index = pa.array(idx, mask=idx == len(checks))
     reason_code = pc.take(pa.array([c[1].value for c in checks], pa.string()), index)
     message = pc.take(pa.array([c[2] for c in checks], pa.string()), index)
@@ -530,6 +605,8 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
     if buckets is not None:
         by_value = buckets_of(customers.values, buckets, customers.canonical)
         out = out.append_column("bucket", pa.array(customers.per_row(by_value, -1)))
+    if bad_fields:
+        out = out.append_column("bad_fields", pa.array(broken))
     if keep_extra:
         taken = set(out.column_names)
         for i, name in enumerate(names):

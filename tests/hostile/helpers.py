@@ -16,6 +16,9 @@ MAX_FILE_BYTES = 4096  # the run's size cap in the corpus run; every good sample
 
 # First bytes of a GIF: a real image format, but not one the API accepts.
 GIF = b"GIF89a\x10\x00\x10\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00"
+# The start of a Windows executable and of a ZIP archive: what a polyglot file carries after a real document.
+EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48 + b"PE\x00\x00" + b"\x90" * 200
+ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 20 + b"payload.exe" + EXE
 
 
 def world() -> dict[str, Any]:
@@ -48,6 +51,11 @@ def content_for(row: dict[str, str]) -> bytes | None:
         "pdf": sample_pdf(key[-40:]),
         "jpg": sample_jpeg(),
         "png": sample_png(),
+        # Right signature, wrong structure: each must be refused before upload (bad_file_structure).
+        "pdf_zip": sample_pdf(key[-40:]) + ZIP,
+        "png_exe": b"\x89PNG\r\n\x1a\n" + EXE,
+        "tiny_pdf": b"%PDF-",
+        "jpeg_text": b"\xff\xd8\xff" + b"this is not an image, only text after a JPEG signature\n" * 4,
     }[kind]
 
 

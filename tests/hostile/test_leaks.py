@@ -158,3 +158,36 @@ def test_url_credentials_reach_neither_the_report_nor_prefect(prefect_harness: N
     texts.update(asyncio.run(_prefect_texts()))
     secrets = {"hunter2-pw": "API URL password", "kycuser": "API URL user", "w0rk-pw": "work URI password"}
     assert _leaks(texts, secrets) == []
+
+
+# Rejected rows whose reported cell broke its rule, by case (issue 16): whatever was typed there (an email as a
+# party id, a document number as a type or a customer id, a formula) may be personal data; the report masks it.
+MASKED_CELLS = {
+    "masked_email_as_party_id": "associated_party_id",
+    "masked_number_as_type": "document_type",
+    "masked_number_as_customer_id": "customer_id",
+    "formula_in_document_type": "document_type",
+    "formula_in_s3_uri": "s3_uri",
+}
+
+
+def test_rejected_values_are_masked_in_every_report(corpus_run: CorpusRun) -> None:
+    from tests.e2e.helpers import read_report
+
+    report = read_report(corpus_run.real)
+    needles: dict[str, str] = {}
+    seen = set()
+    for want, got in zip(corpus_run.rows, report, strict=True):
+        column = MASKED_CELLS.get(want["case"])
+        if column is None:
+            continue
+        seen.add(want["case"])
+        assert got[column] == "***", f"row {got['row_number']}: {column} not masked"
+        assert got["status"] == "rejected" and (got["message"] or "").startswith(f"{column}: ")
+        needles[want[column].strip().lower()] = f"{column} of case {want['case']}"
+    assert seen == set(MASKED_CELLS), "a masked case is missing from the corpus: nothing proved for it"
+    # Case-insensitive: validation upper- or lower-cases some columns before the report copies them.
+    texts = {k: v.lower() for k, v in _s3_texts(corpus_run).items()}
+    texts["rows.parquet (parsed)"] = json.dumps(report, default=str).lower()
+    texts["dry run rows.parquet (parsed)"] = json.dumps(read_report(corpus_run.dry), default=str).lower()
+    assert _leaks(texts, needles) == []

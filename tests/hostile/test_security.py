@@ -142,10 +142,12 @@ def test_formula_cells_land_escaped_in_rows_csv(corpus_run: CorpusRun) -> None:
     by_case = {}
     for want, got in zip(corpus_run.rows, rows, strict=True):
         by_case.setdefault(want["case"], []).append(got)
+    # A formula typed in a reported column breaks that column's rule, so the cell is masked (issue 16) and the
+    # formula never reaches the report; the escaping below still guards every cell that does.
     (typed,) = by_case["formula_in_document_type"]
-    assert typed["document_type"] == "'" + '=HYPERLINK("HTTP://EVIL.EXAMPLE/","X")'  # upper-cased: an enum
+    assert typed["document_type"] == "***"
     (uri,) = by_case["formula_in_s3_uri"]
-    assert uri["s3_uri"] == "'=cmd|' /C calc'!A0"
+    assert uri["s3_uri"] == "***"
     for row in rows:  # no cell anywhere starts a formula
         for value in row.values():
             assert not value or value[0] not in "=+-@\t\r", row

@@ -151,7 +151,7 @@ def test_unknown_extra_columns_are_ignored(tmp_path: Path) -> None:
 def test_quoted_newline_stays_in_its_row_and_row_numbers_hold(tmp_path: Path) -> None:
     plan, rejects = _plan(WHOLE_FILE / "quoted_newlines.csv", tmp_path)
     assert plan.rows_in == 2
-    assert [(r["row_number"], r["reason_code"]) for r in rejects] == [(1, "bad_s3_uri")]
+    assert [(r["row_number"], r["reason_code"]) for r in rejects] == [(1, "bad_characters")]
     assert [r["row_number"] for r in _valid_rows(plan)] == [2]
 
 

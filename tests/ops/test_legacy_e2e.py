@@ -30,7 +30,7 @@ LEGACY = ROOT / "tests" / "fixtures" / "legacy"
 def sample_for(key: str) -> bytes:
     """A small real file of the type the key's extension says."""
     if key.endswith(".jpg"):
-        return sample_jpeg() + key.encode()  # unique content per file (bytes after the JPEG end are ignored)
+        return sample_jpeg(comment=key.encode())  # unique content per file, inside the JPEG
     if key.endswith(".png"):
         return sample_png(rgb=tuple(hashlib.sha256(key.encode()).digest()[:3]))  # type: ignore[arg-type]
     return sample_pdf(key)

@@ -75,7 +75,7 @@ def test_row_numbers_start_at_first_row_number() -> None:
         (passport(s3_uri="https://x/y.pdf"), "bad_s3_uri", "s3_uri"),
         (passport(s3_uri="s3://kyc-docs/"), "bad_s3_uri", "s3_uri"),
         (passport(s3_uri="s3://kyc-docs/a/../b.pdf"), "bad_s3_uri", "s3_uri"),
-        (passport(s3_uri="s3://kyc-docs/a/b\x07.pdf"), "bad_s3_uri", "s3_uri"),
+        (passport(s3_uri="s3://kyc-docs/a/b\x07.pdf"), "bad_characters", "s3_uri"),
         (passport(s3_uri="s3://Bad_Bucket/b.pdf"), "bad_s3_uri", "s3_uri"),
         (passport(s3_uri="s3://kyc-docs/dir/"), "bad_s3_uri", "s3_uri"),
         (passport(s3_uri="s3://10.0.0.1/b.pdf"), "bad_s3_uri", "s3_uri"),
