@@ -81,7 +81,7 @@ def test_a_cp1252_semicolon_archive_is_read_by_its_mapping_or_detected(tmp_path:
     named = readable(_manifest(path), Mapping(layouts=[LAYOUT], encoding="cp1252", delimiter=";"))
     detected = with_dialect(_manifest(path), encoding=None, delimiter=None)
     for m in (named, detected):
-        assert read_columns(m) == ["Kunde", "Gültig bis", "Bild Rückseite"]
+        assert read_columns(m) == ["kunde", "gültig bis", "bild rückseite"]  # matched ignoring case
     assert detected.delimiter == ";"
 
 
