@@ -71,6 +71,8 @@ class Reason(StrEnum):
     bad_characters = "bad_characters"
     bad_file_structure = "bad_file_structure"
     source_changed = "source_changed"
+    # --- attach rules Fin documents (issue 13) ---
+    permanent_residency_not_usa = "permanent_residency_not_usa"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -118,6 +120,7 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.bad_file_structure: "The file starts as PDF, JPEG or PNG but is cut short, lacks its end marker, or has "
                                "bytes appended after it.",
     Reason.source_changed: "The S3 object was replaced while it was being read; run again to send the new one.",
+    Reason.permanent_residency_not_usa: "PERMANENT_RESIDENCY_ID is for US residents only: its country must be USA.",
 }
 
 

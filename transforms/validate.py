@@ -118,6 +118,7 @@ RULE_ORDER: tuple[Reason, ...] = (
     Reason.bad_s3_uri,
     Reason.bucket_not_allowed,
     Reason.bad_country,
+    Reason.permanent_residency_not_usa,
     Reason.bad_date,
     Reason.issue_after_expiry,
     Reason.expired,
@@ -537,6 +538,14 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
         )
     )
     add((ident_bad_country, Reason.bad_country, "country: not an ISO 3166-1 alpha-3 code (alpha-3 expected)"))
+    add(
+        (
+            pc.and_(_f(pc.equal(dtype, "PERMANENT_RESIDENCY_ID")),
+                    pc.and_(country_ok, _f(pc.not_equal(country, "USA")))),
+            Reason.permanent_residency_not_usa,
+            "country: PERMANENT_RESIDENCY_ID is for US residents only (USA)",
+        )
+    )
 
     issue_bad, issue_out, issue = _parse_date(cols["issue_date"])
     expiry_bad, expiry_out, expiry = _parse_date(cols["expiry_date"])

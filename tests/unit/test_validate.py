@@ -183,3 +183,9 @@ def test_messages_never_contain_values() -> None:
 def test_a_passport_side_is_optional_as_the_documented_examples_send_it(side: str | None) -> None:
     out = validate([passport(side=side)])
     assert out.column("reason_code").to_pylist() == [None]
+
+
+@pytest.mark.parametrize(("country", "code"), [("USA", None), ("CAN", "permanent_residency_not_usa")])
+def test_permanent_residency_id_is_for_us_residents_only(country: str, code: str | None) -> None:
+    out = validate([passport(document_type="PERMANENT_RESIDENCY_ID", country=country)])
+    assert out.column("reason_code").to_pylist() == [code]
