@@ -8,14 +8,13 @@ whose job has the marker, so a manifest is worked until it is done, then never a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.manifest import sha256_of_file
+from connectors.manifest import job_id_of, sha256_of_file
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store
 
@@ -33,13 +32,8 @@ class ManifestObject:
 
     @property
     def job_id(self) -> str:
-        """The job this manifest is (same formula as ``connectors.manifest.Manifest.job_id``)."""
+        """The job this manifest is (the one formula, ``connectors.manifest.job_id_of``)."""
         return job_id_of(self.uri, self.content_id)
-
-
-def job_id_of(location: str, content_id: str) -> str:
-    """Stable identity of a job: a manifest's location and its content id (S3 ETag or local SHA-256)."""
-    return hashlib.sha256(f"{location}\0{content_id}".encode()).hexdigest()[:20]
 
 
 def list_manifests(s3: S3Store | None, prefix: str, suffixes: tuple[str, ...] = MANIFEST_SUFFIXES
@@ -68,7 +62,12 @@ def list_manifests(s3: S3Store | None, prefix: str, suffixes: tuple[str, ...] = 
 
 def completed_marker(report_uri: str, job_id: str) -> Location:
     """Where the ``COMPLETED`` marker of a job lives."""
-    return Location.parse(report_uri).child("_ledger", job_id, COMPLETED)
+    return ledger_root(report_uri).child(job_id, COMPLETED)
+
+
+def ledger_root(report_uri: str) -> Location:
+    """``<report_uri>/_ledger``, written one way (``s3://b//reports`` and ``s3://b/reports`` are one ledger)."""
+    return Location.parse(report_uri).normalised().child("_ledger")
 
 
 def is_completed(store: ObjectStore, report_uri: str, job_id: str) -> bool:

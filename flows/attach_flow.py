@@ -21,7 +21,7 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import SetupError
-from connectors.jobs import mark_completed
+from connectors.jobs import ledger_root, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
@@ -92,10 +92,12 @@ async def attach_manifest(
     resend_unknown: bool = False,
     retry_failed: str | None = None,
     mapping: str | None = None,
+    allow_reattach: bool = False,
 ) -> dict[str, Any]:
     """Attach the documents of ``manifest`` to Fin and write the report under ``report_uri/run_id/``.
 
     ``retry_failed`` names an earlier run of the same manifest: only its ``failed`` rows are worked.
+    ``allow_reattach`` sends documents again although an earlier run attached them (the rare deliberate case).
     ``mapping`` locates a legacy mapping file (YAML, a path or s3:// uri) for archives in a foreign layout.
     Settings (API URL, credentials, limits) come from the environment, never from parameters, so no
     secret reaches Prefect's database.
@@ -126,13 +128,16 @@ async def attach_manifest(
         await progress.start(plan.rows_rejected)
         services = ShardServices(
             s3=s3, store=store, fin=None, rules=rules_from(settings, today),
-            ledger_root=report_root.child("_ledger", plan.job_id),
+            ledger_root=ledger_root(report_uri).child(plan.job_id),
             max_file_bytes=settings.max_file_bytes,
             max_concurrent_customers=settings.max_concurrent_customers,
             max_concurrent_uploads=settings.max_concurrent_requests,
             budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
             settle_delay_s=settings.settle_delay_s,
             resend_unknown=resend_unknown,
+            allow_reattach=allow_reattach,
+            trust_initiated_as_not_applied=settings.trust_initiated_as_not_applied,
+            run_id=run_id,
             payloads_dir=run_dir / "payloads" if dry_run else None,
             only_rows=only_rows,
         )
@@ -143,7 +148,7 @@ async def attach_manifest(
 
             fanned = await fan_out_shards(
                 plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=services.ledger_root,
-                run_date=today, dry_run=dry_run, resend_unknown=resend_unknown,
+                run_date=today, dry_run=dry_run, resend_unknown=resend_unknown, allow_reattach=allow_reattach,
                 retry_failed_report=report_root.child(retry_failed) if retry_failed else None, progress=progress,
             )
             api_stats, stopped_early = fanned.api, fanned.stopped_early

@@ -47,6 +47,9 @@ def run(
     resend_unknown: Annotated[
         bool, typer.Option("--resend-unknown", help="Resend attaches whose earlier outcome is unknown.")
     ] = False,
+    allow_reattach: Annotated[
+        bool, typer.Option("--allow-reattach", help="Send documents again although an earlier run attached them.")
+    ] = False,
     retry_failed: Annotated[
         str | None, typer.Option("--retry-failed", metavar="RUN_ID", help="Work only the rows that failed in RUN_ID.")
     ] = None,
@@ -71,7 +74,7 @@ def run(
         with rich_bar(enabled=progress) as show, listen(show):
             summary = asyncio.run(
                 attach_manifest(manifest, report_uri, run_id=run_id, dry_run=dry_run, resend_unknown=resend_unknown,
-                                retry_failed=retry_failed, mapping=mapping)
+                                retry_failed=retry_failed, mapping=mapping, allow_reattach=allow_reattach)
             )
     except SetupError as exc:
         _fail_setup(exc)
