@@ -5,7 +5,7 @@ from transforms.reconcile import PartyStatus, evidence, party_statuses
 from transforms.thresholds import FailureBudget
 
 SENT = 1_000.0
-I, R = "INITIATED", "REVIEWING"
+INIT, R = "INITIATED", "REVIEWING"
 
 
 @pytest.mark.parametrize(
@@ -13,8 +13,8 @@ I, R = "INITIATED", "REVIEWING"
     [
         (True, {"a": (R, SENT + 1), "b": (R, SENT + 2)}, Evidence.applied),
         (True, {"a": (R, None), "b": (R, None)}, Evidence.applied),  # the API gives no time: the move counts
-        (True, {"a": (I, SENT - 5), "b": (I, SENT - 5)}, Evidence.untouched),
-        (True, {"a": (R, SENT + 1), "b": (I, SENT - 5)}, Evidence.none),  # the parties disagree
+        (True, {"a": (INIT, SENT - 5), "b": (INIT, SENT - 5)}, Evidence.untouched),
+        (True, {"a": (R, SENT + 1), "b": (INIT, SENT - 5)}, Evidence.none),  # the parties disagree
         (True, {"a": (R, SENT - 1), "b": (R, SENT + 1)}, Evidence.none),  # a moved before the send: not ours
         (False, {"a": (R, SENT + 1), "b": (R, SENT + 1)}, Evidence.none),  # past INITIATED before: says nothing
         (True, {"a": (R, SENT + 1)}, Evidence.none),  # party b vanished from the customer
