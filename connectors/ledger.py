@@ -79,10 +79,12 @@ class Ledger:
         self._lock = asyncio.Lock()
 
     def load(self, customer_ids: Iterable[str]) -> Ledger:
-        """Read the index partitions of these customers, and the job's legacy records if any."""
-        for part in sorted({partition_of(c) for c in customer_ids}):
+        """Read the index partitions of these customers (keeping only their records, so memory follows the
+        shard, not the index), and the job's legacy records if any."""
+        mine = set(customer_ids)
+        for part in sorted({partition_of(c) for c in mine}):
             for loc in self._store.list(self._root.child(part)):
-                self._replay(loc)
+                self._replay(loc, mine)
         if self._legacy_root is not None:
             for loc in self._store.list(self._legacy_root):
                 if loc.key.endswith(".jsonl"):
@@ -91,11 +93,11 @@ class Ledger:
                             self._apply_legacy(json.loads(line))
         return self
 
-    def _replay(self, loc: Location) -> None:
+    def _replay(self, loc: Location, customers: set[str]) -> None:
         if loc.key.endswith(".jsonl"):
             for line in self._store.read(loc).splitlines():
-                if line.strip():
-                    self._apply(json.loads(line))
+                if line.strip() and (rec := json.loads(line))["c"] in customers:
+                    self._apply(rec)
 
     def _apply(self, rec: dict[str, Any]) -> None:
         if rec["k"] == "upload":

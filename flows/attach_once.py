@@ -100,21 +100,21 @@ class Attacher:
         rows = doc.row_numbers
         party = {key: doc.party_id or ""}
         if nxt is Next.skip_attached:
-            self.out.set(rows, Status.skipped, Reason.already_attached, f"attached by run {earlier.run_id}")
+            self.out.set(rows, Status.skipped, Reason.already_attached, f"attached by {_run(earlier.run_id)}")
             if earlier.run_id == LEGACY_RUN:  # carry it into the new index, so the old ledger is not needed again
                 await self.ledger.record(customer_id, party, DocState.attached, run_id=earlier.run_id)
         elif nxt is Next.record_attached:
             await self.ledger.record(customer_id, party, DocState.attached, run_id=earlier.run_id,
                                      request_id=earlier.request_id, sent_at=earlier.sent_at)
             self.out.attached(rows, uri_of_row, None, 0,
-                              f"attached by run {earlier.run_id}: its answer was lost, and the party's status "
+                              f"attached by {_run(earlier.run_id)}: its answer was lost, and the party's status "
                               "moved after it was sent")
         else:
             await self.ledger.record(customer_id, party, DocState.unknown, run_id=earlier.run_id,
                                      request_id=earlier.request_id, sent_at=earlier.sent_at,
                                      initiated_before=earlier.initiated_before)
             self.out.set(rows, Status.unknown, Reason.outcome_unknown,
-                         f"run {earlier.run_id} sent this attach and nothing the API shows proves it took effect")
+                         f"{_run(earlier.run_id)} sent this attach and nothing the API shows proves it took effect")
 
     async def _send(self, req: AttachRequest, party_of_key: dict[str, str], statuses: Mapping[str, PartyStatus],
                     uri_of_row: dict[int, str]) -> None:
@@ -185,3 +185,8 @@ class Attacher:
             return Evidence.none
         return evidence(initiated, sent_at, party_statuses(customer), req.party_ids)
 
+
+
+def _run(run_id: str) -> str:
+    """A run as the report names it."""
+    return run_id if run_id == LEGACY_RUN else f"run {run_id}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -255,3 +256,64 @@ def test_lost_answer_without_evidence_stays_unknown_and_is_never_resent(
     else:
         assert {(r["status"], r["reason_code"]) for r in report} == {("attached", None)}
         assert all(r["message"].startswith("attached by run first") for r in report)
+
+
+def _old_attach_key(world_customer: dict[str, Any], rows: list[dict[str, str]]) -> str:
+    """The per-request key the code before the per-document ledger gave this customer's one request."""
+    from transforms.catalogue import category_of
+    from transforms.models import Document, FileRef
+    from transforms.payload import attach_key
+
+    email_to_id = {p["email"]: p["id"] for p in world_customer["associated_parties"]}
+    docs: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for r in rows:
+        if r["customer_id"] == world_customer["customer_id"]:
+            party = r.get("associated_party_id") or email_to_id[r["associated_party_email"]]
+            docs.setdefault((party, r["document_type"]), []).append(r)
+    by_party: dict[str, list[Document]] = {}
+    for (party, doc_type), doc_rows in docs.items():
+        first = doc_rows[0]
+        category = category_of(doc_type)
+        assert category is not None
+        by_party.setdefault(party, []).append(Document(
+            first["customer_id"], party, None, category.value, doc_type, first.get("document_number") or None,
+            first.get("country") or None, first.get("issue_date") or None, first.get("expiry_date") or None,
+            tuple(FileRef(0, r["s3_uri"], r.get("side") or None) for r in doc_rows)))
+    return attach_key(world_customer["customer_id"], by_party)
+
+
+def test_a_job_started_before_the_upgrade_finishes_without_attaching_twice(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An old ledger (per-request records) says customer 0's request was done and customer 1's was in flight
+    (its answer lost, the parties INITIATED before): the new code attaches neither again, and customer 2."""
+    st = Staging(bucket, fin_sandbox.url, monkeypatch, tmp_path, world=demo_world(customers=3))
+    st.put_files()
+    manifest = st.put_manifest(st.rows)
+    job_id = st.run(manifest, "dry", dry_run=True)["job_id"]
+    c0, c1, c2 = st.world["customers"]
+    old = [{"k": "attach", "key": _old_attach_key(c0, st.rows), "state": "done", "http_status": None,
+            "transient": False, "initiated": True},
+           {"k": "attach", "key": _old_attach_key(c1, st.rows), "state": "in_flight", "http_status": None,
+            "transient": False, "initiated": True}]
+    segment = "".join(json.dumps(r) + "\n" for r in old).encode()
+    st.store.write(Location(bucket, f"reports/_ledger/{job_id}/b0000-0399/seg-00000000000000000001-0a0b0c0d.jsonl"),
+                   segment)
+
+    summary = st.run(manifest, "after-upgrade")
+
+    record = st.record()
+    assert {a["customer_id"] for a in record["attachments"]} == {c2["customer_id"]}
+    assert len(record["attachments"]) == DOCS_PER_CUSTOMER
+    outcome = {(r["customer_id"], r["status"], r["reason_code"], r["message"]) for r in read_report(summary)}
+    assert outcome == {
+        (c0["customer_id"], "skipped", "already_attached", "attached by a run before the per-document ledger"),
+        (c1["customer_id"], "unknown", "outcome_unknown",
+         "a run before the per-document ledger sent this attach and nothing the API shows proves it took effect"),
+        (c2["customer_id"], "attached", None, None),
+    }
+    # The old "done" is carried into the new index: a third run skips customer 0 with no legacy ledger left.
+    st.store.s3.delete_prefix(bucket, f"reports/_ledger/{job_id}/")  # type: ignore[union-attr]
+    third = st.run(manifest, "third")
+    assert {(r["customer_id"], r["reason_code"]) for r in read_report(third) if r["status"] == "skipped"} == {
+        (c0["customer_id"], "already_attached"), (c2["customer_id"], "already_attached")}
