@@ -21,7 +21,7 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import SetupError
-from connectors.jobs import ledger_root, mark_completed
+from connectors.jobs import REWORKABLE_REJECTS, ledger_root, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
@@ -93,10 +93,13 @@ async def attach_manifest(
     retry_failed: str | None = None,
     mapping: str | None = None,
     allow_reattach: bool = False,
+    include_rejected: list[str] | None = None,
 ) -> dict[str, Any]:
     """Attach the documents of ``manifest`` to Fin and write the report under ``report_uri/run_id/``.
 
     ``retry_failed`` names an earlier run of the same manifest: only its ``failed`` rows are worked.
+    ``include_rejected`` (with ``retry_failed``) also works the rows that run rejected for these reasons (only
+    ``connectors.jobs.REWORKABLE_REJECTS``: ones that can go away without editing the manifest).
     ``allow_reattach`` sends documents again although an earlier run attached them (the rare deliberate case).
     ``mapping`` locates a legacy mapping file (YAML, a path or s3:// uri) for archives in a foreign layout.
     Settings (API URL, credentials, limits) come from the environment, never from parameters, so no
@@ -113,13 +116,17 @@ async def attach_manifest(
     run_prefix = report_root.child(run_id)
     if store.exists(run_prefix.child("summary.json")):
         raise SetupError(f"run id {run_id}: a report exists already under the report location")
+    reworked = tuple(include_rejected or ())
+    if reworked and (not retry_failed or not set(reworked) <= set(REWORKABLE_REJECTS)):
+        raise SetupError("--include-rejected needs --retry-failed and takes only "
+                         + ",".join(REWORKABLE_REJECTS))
     try:
         if settings.shard_deployment:
             from flows.fanout import check_fan_out
 
             await check_fan_out(settings, report_root)
 
-        only_rows = failed_rows_of(store, report_root.child(retry_failed)) if retry_failed else None
+        only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
         plan = await plan_task(manifest, str(run_dir), today, mapping)
         planned = time.monotonic()
         logger = get_run_logger()
@@ -149,7 +156,8 @@ async def attach_manifest(
             fanned = await fan_out_shards(
                 plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=services.ledger_root,
                 run_date=today, dry_run=dry_run, resend_unknown=resend_unknown, allow_reattach=allow_reattach,
-                retry_failed_report=report_root.child(retry_failed) if retry_failed else None, progress=progress,
+                retry_failed_report=report_root.child(retry_failed) if retry_failed else None,
+                include_rejected=reworked, progress=progress,
             )
             api_stats, stopped_early = fanned.api, fanned.stopped_early
         elif dry_run:
@@ -166,6 +174,7 @@ async def attach_manifest(
         parquet_path, csv_path, table = assemble_report(parts, run_dir / "report")
         summary = build_summary(table, plan.rows_in, {
             "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
+            "retry_failed": retry_failed, "include_rejected": list(reworked),
             "seconds": round(time.monotonic() - started, 3),
             "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
             "api": api_stats, "settings": settings.public_dict(),

@@ -317,3 +317,37 @@ def test_a_job_started_before_the_upgrade_finishes_without_attaching_twice(
     third = st.run(manifest, "third")
     assert {(r["customer_id"], r["reason_code"]) for r in read_report(third) if r["status"] == "skipped"} == {
         (c0["customer_id"], "already_attached"), (c2["customer_id"], "already_attached")}
+
+
+def test_nightly_works_restorable_rejects_again_for_a_bounded_number_of_nights(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flows.nightly import NightlyParams, nightly
+
+    st = Staging(bucket, fin_sandbox.url, monkeypatch, tmp_path, world=demo_world(customers=2),
+                 KYC_ATTACH_REWORK_REJECTED_NIGHTS="2")
+    restored = _of_customer(st.rows, 0, "passport.pdf")[0]["s3_uri"]
+    never = _of_customer(st.rows, 1, "bill.pdf")[0]["s3_uri"]
+    keys = {u: u.split("/", 3)[3] for u in (restored, never)}
+    st.put_files([k for k in st.files if k not in keys.values()])
+    st.store.write(Location(bucket, "inbox/m.csv"), manifest_csv(st.rows))
+    params = NightlyParams(inbox=f"s3://{bucket}/inbox/", report_uri=st.report_uri)
+
+    def night() -> dict[str, Any]:
+        return asyncio.run(nightly(params))["runs"]
+
+    (first,) = night().values()
+    assert first["by_status"]["rejected"] == 2
+    st.put_files([keys[restored]])  # one object is put in place; the other never is
+    (second,) = night().values()  # works the two rejected rows again: one attaches
+    assert (second["by_status"]["attached"], second["by_status"]["rejected"]) == (1, 1)
+    (third,) = night().values()  # the second night of re-work: still missing
+    assert (third["by_status"]["attached"], third["by_status"]["rejected"]) == (0, 1)
+    assert night() == {}  # KYC_ATTACH_REWORK_REJECTED_NIGHTS=2: now it stays rejected
+
+    record = st.record()
+    assert record["duplicates"]["attachments"] == 0
+    assert len(record["attachments"]) == 2 * DOCS_PER_CUSTOMER - 1
+    last = {r["s3_uri"]: r for r in read_report({"report": third["report"]})}
+    assert (last[never]["status"], last[never]["reason_code"]) == ("rejected", "missing_object")
+    assert (last[restored]["status"], last[restored]["reason_code"]) == ("skipped", "not_retried")
