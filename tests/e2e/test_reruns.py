@@ -351,3 +351,20 @@ def test_nightly_works_restorable_rejects_again_for_a_bounded_number_of_nights(
     last = {r["s3_uri"]: r for r in read_report({"report": third["report"]})}
     assert (last[never]["status"], last[never]["reason_code"]) == ("rejected", "missing_object")
     assert (last[restored]["status"], last[restored]["reason_code"]) == ("skipped", "not_retried")
+
+
+def test_allow_reattach_sends_attached_documents_again(fin_sandbox: Any, bucket: str,
+                                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    st = Staging(bucket, fin_sandbox.url, monkeypatch, tmp_path, world=demo_world(customers=1))
+    st.put_files()
+    manifest = st.put_manifest(st.rows)
+    st.run(manifest, "first")
+
+    again = st.run(manifest, "second", allow_reattach=True)
+
+    assert _counts(again) == {"attached": len(st.rows)}
+    record = st.record()
+    assert len(record["attachments"]) == 2 * DOCS_PER_CUSTOMER
+    assert record["duplicates"]["attachments"] == DOCS_PER_CUSTOMER  # asked for: each document once more
+    assert len({u["uri"] for u in record["uploads"]}) == len(record["uploads"])  # the uploads were reused
+    assert len(record["uploads"]) == len(st.rows)
