@@ -8,19 +8,22 @@ whose job has the marker, so a manifest is worked until it is done, then never a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.manifest import sha256_of_file
+from connectors.manifest import job_id_of, sha256_of_file
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store
 
 MANIFEST_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 COMPLETED = "COMPLETED"
+# Rejections that can end without editing the manifest: an object put in place, a party added or fixed at Fin
+# (an object whose access is denied is reported missing_object too). A complete job holding such rows is
+# worked again by the nightly deployment, for a bounded number of nights.
+REWORKABLE_REJECTS: tuple[str, ...] = ("missing_object", "party_not_found")
 
 
 @dataclass(frozen=True)
@@ -33,13 +36,8 @@ class ManifestObject:
 
     @property
     def job_id(self) -> str:
-        """The job this manifest is (same formula as ``connectors.manifest.Manifest.job_id``)."""
+        """The job this manifest is (the one formula, ``connectors.manifest.job_id_of``)."""
         return job_id_of(self.uri, self.content_id)
-
-
-def job_id_of(location: str, content_id: str) -> str:
-    """Stable identity of a job: a manifest's location and its content id (S3 ETag or local SHA-256)."""
-    return hashlib.sha256(f"{location}\0{content_id}".encode()).hexdigest()[:20]
 
 
 def list_manifests(s3: S3Store | None, prefix: str, suffixes: tuple[str, ...] = MANIFEST_SUFFIXES
@@ -68,12 +66,40 @@ def list_manifests(s3: S3Store | None, prefix: str, suffixes: tuple[str, ...] = 
 
 def completed_marker(report_uri: str, job_id: str) -> Location:
     """Where the ``COMPLETED`` marker of a job lives."""
-    return Location.parse(report_uri).child("_ledger", job_id, COMPLETED)
+    return ledger_root(report_uri).child(job_id, COMPLETED)
+
+
+def ledger_root(report_uri: str) -> Location:
+    """``<report_uri>/_ledger``, written one way (``s3://b//reports`` and ``s3://b/reports`` are one ledger)."""
+    return Location.parse(report_uri).normalised().child("_ledger")
 
 
 def is_completed(store: ObjectStore, report_uri: str, job_id: str) -> bool:
     """Whether a real run of this job ended with every row settled (no failed or unknown rows)."""
     return store.exists(completed_marker(report_uri, job_id))
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a complete job's marker says: its last run, its rows rejected for reasons that may since have
+    gone away (``REWORKABLE_REJECTS``), and how many re-works already tried them."""
+
+    run_id: str | None
+    reworkable_rejected: int
+    reworks: int
+
+    def wants_rework(self, max_reworks: int) -> bool:
+        """Whether the nightly deployment should work its re-workable rejected rows again."""
+        return self.reworkable_rejected > 0 and self.reworks < max_reworks and self.run_id is not None
+
+
+def completion_of(store: ObjectStore, report_uri: str, job_id: str) -> Completion | None:
+    """The marker of a complete job; None while the job is open."""
+    marker = completed_marker(report_uri, job_id)
+    if not store.exists(marker):
+        return None
+    body = json.loads(store.read(marker))
+    return Completion(body.get("run_id"), int(body.get("reworkable_rejected", 0)), int(body.get("reworks", 0)))
 
 
 def mark_completed(store: ObjectStore, report_uri: str, job_id: str, summary: dict[str, Any]) -> bool:
@@ -84,7 +110,12 @@ def mark_completed(store: ObjectStore, report_uri: str, job_id: str, summary: di
     by_status = summary.get("by_status", {})
     if summary.get("dry_run") or by_status.get("failed", 0) or by_status.get("unknown", 0):
         return False
+    by_reason = summary.get("by_reason", {})
+    earlier = completion_of(store, report_uri, job_id)
+    # a re-work run (one that included rejected rows) counts one more night; any other run starts afresh
+    reworks = (earlier.reworks + 1 if earlier else 1) if summary.get("include_rejected") else 0
     body = {"run_id": summary.get("run_id"), "rows_in": summary.get("rows_in"), "by_status": by_status,
+            "reworkable_rejected": sum(by_reason.get(r, 0) for r in REWORKABLE_REJECTS), "reworks": reworks,
             "completed_at": datetime.now(UTC).isoformat(timespec="seconds")}
     store.write(completed_marker(report_uri, job_id), json.dumps(body, sort_keys=True).encode(),
                 content_type="application/json", overwrite=True)

@@ -1,10 +1,18 @@
-"""The durable ledger that makes a re-run neither lose nor repeat work (the API has no idempotency key).
+"""The durable ledger that makes a re-run, a corrected manifest or tomorrow's full export neither lose nor repeat
+work (the API has no idempotency key).
 
-Records are JSON lines in append-only segment objects under ``<ledger>/<shard>/``; a shard reads its own
-folder when it starts. Writes are group-committed: every caller that needs durability (an attach about
-to be sent) waits until a segment holding its record is written, and one write carries everything that
-was pending, so a busy shard writes a segment per wave of requests, not per request. A durable record
-lingers ``linger_s`` (50 ms) first, so the wave is a wide one.
+One index for every job under a report location: ``<report>/_ledger/_documents/<pp>/seg-*.jsonl``, where
+``pp`` is a fixed hash of the customer id (``transforms.exactly_once.partition_of``, 256 partitions). A
+shard loads the partitions of its own customers only. Records are JSON lines: a document's state (keyed by
+its identity, ``transforms.exactly_once.document_key``) and the uri each upload got (keyed by customer,
+source object and ETag). Segments are append-only; later records win.
+
+Writes are group-committed: every caller that needs durability (documents about to be sent) waits until a
+segment holding its record is written, and one commit carries everything pending — one object per
+partition touched — so a busy shard writes a handful of segments per wave of requests, not one per record.
+
+Ledgers written before the document index (per-request ``attach_key`` records under
+``<report>/_ledger/<job_id>/<shard>/``) are still read: see :meth:`Ledger.legacy_request`.
 """
 
 from __future__ import annotations
@@ -13,87 +21,152 @@ import asyncio
 import json
 import secrets
 import time
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
+from transforms.exactly_once import DocState, partition_of
 
-IN_FLIGHT, DONE, FAILED, UNKNOWN = "in_flight", "done", "failed", "unknown"
+# States of the per-request records of ledgers written before the upgrade, as document states.
+_LEGACY_STATES = {"in_flight": DocState.in_flight, "done": DocState.attached, "failed": DocState.failed,
+                  "unknown": DocState.unknown}
+LEGACY_RUN = "a run before the per-document ledger"
 
 
 @dataclass(frozen=True, slots=True)
-class AttachEntry:
-    """The last known state of one attach request."""
+class DocRecord:
+    """The last known state of one document."""
 
-    state: str
+    state: DocState
+    run_id: str  # the run that wrote this state (for attached: the run that attached it)
+    request_id: str | None = None  # the POST that carried it (in flight, unknown, attached)
+    sent_at: float | None = None  # epoch seconds, taken just before that POST
+    initiated_before: bool = False  # every party of that POST was INITIATED before it
     http_status: int | None = None
-    transient: bool = False
-    party_was_initiated: bool = False
+
+
+def documents_root(job_ledger: Location) -> Location:
+    """Where the document index of every job under one report location lives: next to the job ledgers
+    (``<report>/_ledger/<job_id>`` → ``<report>/_ledger/_documents``)."""
+    parent, _, _ = job_ledger.key.rstrip("/").rpartition("/")
+    return Location(job_ledger.bucket, parent).child("_documents")
 
 
 class Ledger:
-    """Upload and attach records of one shard of one job."""
+    """Document and upload records of the customers one shard works, plus the job's legacy records."""
 
-    def __init__(self, store: ObjectStore, location: Location, *, linger_s: float = 0.05) -> None:
+    def __init__(self, store: ObjectStore, index_root: Location, *, legacy_root: Location | None = None,
+                 linger_s: float = 0.05) -> None:
         self._store = store
-        self._location = location
-        # A durable record waits this long before its segment is written, so one write carries a wave of
+        self._root = index_root
+        self._legacy_root = legacy_root
+        # A durable record waits this long before its segments are written, so one commit carries a wave of
         # attaches instead of one or two (each write is an S3 PUT: milliseconds of CPU on both sides).
         self._linger_s = linger_s
-        self.uploads: dict[tuple[str, str], str] = {}
-        self._uploaded_sources: set[str] = set()
-        self.attaches: dict[str, AttachEntry] = {}
-        self._pending: list[dict[str, Any]] = []
+        self.uploads: dict[tuple[str, str, str], str] = {}
+        self._uploaded_sources: set[tuple[str, str]] = set()
+        self.documents: dict[str, DocRecord] = {}
+        # the newest POST that carried documents of each party: only its own documents may read the
+        # party's status as evidence (a later attach for the party moves it too)
+        self._last_request: dict[tuple[str, str], tuple[float, str]] = {}
+        self._legacy: dict[str, DocRecord] = {}
+        self._pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._seq = 0
         self._flushed_seq = 0
         self._lock = asyncio.Lock()
 
-    def load(self) -> Ledger:
-        """Read every segment written by earlier runs; later records win."""
-        for loc in self._store.list(self._location):
-            for line in self._store.read(loc).splitlines():
-                if line.strip():
-                    self._apply(json.loads(line))
+    def load(self, customer_ids: Iterable[str]) -> Ledger:
+        """Read the index partitions of these customers (keeping only their records, so memory follows the
+        shard, not the index), and the job's legacy records if any."""
+        mine = set(customer_ids)
+        for part in sorted({partition_of(c) for c in mine}):
+            for loc in self._store.list(self._root.child(part)):
+                self._replay(loc, mine)
+        if self._legacy_root is not None:
+            for loc in self._store.list(self._legacy_root):
+                if loc.key.endswith(".jsonl"):
+                    for line in self._store.read(loc).splitlines():
+                        if line.strip():
+                            self._apply_legacy(json.loads(line))
         return self
+
+    def _replay(self, loc: Location, customers: set[str]) -> None:
+        if loc.key.endswith(".jsonl"):
+            for line in self._store.read(loc).splitlines():
+                if line.strip() and (rec := json.loads(line))["c"] in customers:
+                    self._apply(rec)
 
     def _apply(self, rec: dict[str, Any]) -> None:
         if rec["k"] == "upload":
-            self.uploads[(rec["src"], rec["etag"])] = rec["uri"]
-            self._uploaded_sources.add(rec["src"])
-        elif rec["k"] == "attach":
-            self.attaches[rec["key"]] = AttachEntry(
-                rec["state"], rec.get("http_status"), rec.get("transient", False), rec.get("initiated", False)
-            )
+            self.uploads[(rec["c"], rec["src"], rec["etag"])] = rec["uri"]
+            self._uploaded_sources.add((rec["c"], rec["src"]))
+        elif rec["k"] == "doc":
+            self.documents[rec["id"]] = DocRecord(DocState(rec["s"]), rec["run"], rec.get("req"), rec.get("at"),
+                                                  rec.get("init", False), rec.get("http"))
+            if rec["s"] == DocState.in_flight and rec.get("req") and rec.get("at") is not None:
+                party = (rec["c"], rec["p"])
+                if party not in self._last_request or self._last_request[party] < (rec["at"], rec["req"]):
+                    self._last_request[party] = (rec["at"], rec["req"])
 
-    def upload_uri(self, source: str, etag: str) -> str | None:
-        """The uri a file got in an earlier upload, if its content (ETag) has not changed since."""
-        return self.uploads.get((source, etag))
+    def _apply_legacy(self, rec: dict[str, Any]) -> None:
+        # Old records: {"k": "attach", "key": <attach_key>, "state": done|in_flight|failed|unknown, "initiated": …}
+        if rec.get("k") == "attach" and rec.get("state") in _LEGACY_STATES:
+            self._legacy[rec["key"]] = DocRecord(_LEGACY_STATES[rec["state"]], LEGACY_RUN,
+                                                 initiated_before=bool(rec.get("initiated")))
 
-    def has_upload(self, source: str) -> bool:
-        """Whether any upload of this source is recorded (whatever its ETag then)."""
-        return source in self._uploaded_sources
+    @property
+    def has_legacy(self) -> bool:
+        """Whether the job has records from before the per-document ledger."""
+        return bool(self._legacy)
 
-    def attach_state(self, key: str) -> AttachEntry | None:
-        """What an earlier run knew of this attach request."""
-        return self.attaches.get(key)
+    def legacy_request(self, attach_key: str) -> DocRecord | None:
+        """What a ledger of the old format knew of a whole request (the old ``attach_key``), if anything.
 
-    async def upload_done(self, source: str, etag: str, uri: str) -> None:
-        """Remember an upload; written with the next segment (losing it costs one re-upload, not data)."""
-        await self._add({"k": "upload", "src": source, "etag": etag, "uri": uri}, durable=False)
+        The caller maps it to the request's documents: it recomputes the keys of the requests the old code
+        would have built for the customer (``transforms.payload.attach_key``) and gives each document the
+        state of its request. No send time is known, so the status move alone counts as evidence there.
+        """
+        return self._legacy.get(attach_key)
 
-    async def attach_state_change(
-        self, key: str, state: str, *, http_status: int | None = None, transient: bool = False,
-        party_was_initiated: bool = False,
-    ) -> None:
-        """Record an attach state; ``in_flight`` returns only once it is durable."""
-        rec = {"k": "attach", "key": key, "state": state, "http_status": http_status, "transient": transient,
-               "initiated": party_was_initiated}
-        await self._add(rec, durable=state == IN_FLIGHT)
+    def document(self, key: str) -> DocRecord | None:
+        """What any earlier run under this report location knew of a document."""
+        return self.documents.get(key)
 
-    async def _add(self, rec: dict[str, Any], *, durable: bool) -> None:
-        self._apply(rec)
-        self._pending.append(rec)
+    def is_last_request_of(self, customer_id: str, party_id: str, request_id: str | None) -> bool:
+        """Whether no POST for this party was recorded after ``request_id`` (so its status can speak for it)."""
+        last = self._last_request.get((customer_id, party_id))
+        return last is None or last[1] == request_id
+
+    def upload_uri(self, customer_id: str, source: str, etag: str) -> str | None:
+        """The uri a file got in an earlier upload for this customer, if its content (ETag) is unchanged."""
+        return self.uploads.get((customer_id, source, etag))
+
+    def has_upload(self, customer_id: str, source: str) -> bool:
+        """Whether any upload of this source for this customer is recorded (whatever its ETag then)."""
+        return (customer_id, source) in self._uploaded_sources
+
+    async def upload_done(self, customer_id: str, source: str, etag: str, uri: str) -> None:
+        """Remember an upload; written with the next commit (losing it costs one re-upload, not data)."""
+        await self._add(customer_id, [{"k": "upload", "c": customer_id, "src": source, "etag": etag, "uri": uri}],
+                        durable=False)
+
+    async def record(self, customer_id: str, party_of_key: dict[str, str], state: DocState, *, run_id: str,
+                     request_id: str | None = None, sent_at: float | None = None, initiated_before: bool = False,
+                     http_status: int | None = None) -> None:
+        """Record one state for documents of one customer (key → party id); ``in_flight`` returns only once
+        durable."""
+        recs = [{"k": "doc", "id": key, "c": customer_id, "p": party, "s": state.value, "run": run_id,
+                 "req": request_id, "at": sent_at, "init": initiated_before, "http": http_status}
+                for key, party in party_of_key.items()]
+        await self._add(customer_id, recs, durable=state is DocState.in_flight)
+
+    async def _add(self, customer_id: str, recs: list[dict[str, Any]], *, durable: bool) -> None:
+        for rec in recs:
+            self._apply(rec)
+        self._pending[partition_of(customer_id)].extend(recs)
         self._seq += 1
         if durable:
             upto = self._seq
@@ -111,12 +184,17 @@ class Ledger:
         async with self._lock:
             if self._flushed_seq >= upto or not self._pending:
                 return
-            batch, self._pending = self._pending, []
+            batch, self._pending = self._pending, defaultdict(list)
             seq = self._seq
-            data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch).encode()
             # time-ordered names so a listing replays segments in the order they were written
             name = f"seg-{time.time_ns():020d}-{secrets.token_hex(4)}.jsonl"
-            await asyncio.to_thread(
-                self._store.write, self._location.child(name), data, content_type="application/x-ndjson"
-            )
+            await asyncio.gather(*(
+                asyncio.to_thread(self._store.write, self._root.child(part, name), _jsonl(recs),
+                                  content_type="application/x-ndjson")
+                for part, recs in batch.items()
+            ))
             self._flushed_seq = seq
+
+
+def _jsonl(recs: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs).encode()

@@ -53,7 +53,14 @@ class Manifest:
     @property
     def job_id(self) -> str:
         """Stable identity of the job: same location and same content resume the same job."""
-        return hashlib.sha256(f"{self.location}\0{self.content_id}".encode()).hexdigest()[:20]
+        return job_id_of(self.location, self.content_id)
+
+
+def job_id_of(location: str, content_id: str) -> str:
+    """The one job-id formula: a manifest's canonical location (``Location.normalised``: ``m.csv``,
+    ``./m.csv``, its absolute path and ``a//m.csv`` are one place) and its content id (S3 ETag or SHA-256)."""
+    canonical = str(Location.parse(location).normalised())
+    return hashlib.sha256(f"{canonical}\0{content_id}".encode()).hexdigest()[:20]
 
 
 def open_manifest(location: str, *, s3: S3Store | None, cache_dir: Path) -> Manifest:

@@ -7,6 +7,7 @@ at a loopback S3 server and production uses boto3's default credential chain and
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,13 @@ class Location:
         tail = "/".join(p.strip("/") for p in parts if p)
         base = self.key.rstrip("/")
         return Location(self.bucket, f"{base}/{tail}" if base else tail)
+
+    def normalised(self) -> Location:
+        """The same place written one way, for identities (job ids, the ledger root): an S3 key without
+        repeated or leading ``/``; a local path absolute and normalised (``./``, ``//``, ``..`` resolved)."""
+        if self.is_s3:
+            return Location(self.bucket, re.sub(r"/{2,}", "/", self.key).lstrip("/"))
+        return Location(None, str(Path(self.key).resolve()))
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.key}" if self.is_s3 else self.key

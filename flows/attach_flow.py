@@ -19,8 +19,9 @@ from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, 
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from connectors.errors import SetupError
 from connectors.guarded_delete import remove_tree
-from connectors.jobs import mark_completed
+from connectors.jobs import REWORKABLE_REJECTS, ledger_root, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
@@ -91,10 +92,15 @@ async def attach_manifest(
     retry_failed: str | None = None,
     mapping: str | None = None,
     claim_token: str | None = None,
+    allow_reattach: bool = False,
+    include_rejected: list[str] | None = None,
 ) -> dict[str, Any]:
     """Attach the documents of ``manifest`` to Fin and write the report under ``report_uri/run_id/``.
 
     ``retry_failed`` names an earlier run of the same manifest: only its ``failed`` rows are worked.
+    ``include_rejected`` (with ``retry_failed``) also works the rows that run rejected for these reasons (only
+    ``connectors.jobs.REWORKABLE_REJECTS``: ones that can go away without editing the manifest).
+    ``allow_reattach`` sends documents again although an earlier run attached them (the rare deliberate case).
     ``mapping`` locates a legacy mapping file (YAML, a path or s3:// uri) for archives in a foreign layout.
     Settings (API URL, credentials, limits) come from the environment, never from parameters, so no
     secret reaches Prefect's database.
@@ -118,13 +124,19 @@ async def attach_manifest(
     flow_run_id = flow_run.get_id()
     token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
     claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
+    if store.exists(run_prefix.child("summary.json")):
+        raise SetupError(f"run id {run_id}: a report exists already under the report location")
+    reworked = tuple(include_rejected or ())
+    if reworked and (not retry_failed or not set(reworked) <= set(REWORKABLE_REJECTS)):
+        raise SetupError("--include-rejected needs --retry-failed and takes only "
+                         + ",".join(REWORKABLE_REJECTS))
     try:
         if settings.shard_deployment:
             from flows.fanout import check_fan_out
 
             await check_fan_out(settings, report_root)
 
-        only_rows = failed_rows_of(store, report_root.child(retry_failed)) if retry_failed else None
+        only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
         plan = await plan_task(manifest, str(run_dir), today, mapping)
         planned = time.monotonic()
         logger = get_run_logger()
@@ -135,13 +147,16 @@ async def attach_manifest(
         timeline.rows_settled(plan.rows_rejected, time.time())
         services = ShardServices(
             s3=s3, store=store, fin=None, rules=rules_from(settings, today),
-            ledger_root=report_root.child("_ledger", plan.job_id),
+            ledger_root=ledger_root(report_uri).child(plan.job_id),
             max_file_bytes=settings.max_file_bytes,
             max_concurrent_customers=settings.max_concurrent_customers,
             max_concurrent_uploads=settings.max_concurrent_requests,
             budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
             settle_delay_s=settings.settle_delay_s,
             resend_unknown=resend_unknown,
+            allow_reattach=allow_reattach,
+            trust_initiated_as_not_applied=settings.trust_initiated_as_not_applied,
+            run_id=run_id,
             payloads_dir=run_dir / "payloads" if dry_run else None,
             only_rows=only_rows,
             timeline=timeline,
@@ -154,8 +169,9 @@ async def attach_manifest(
 
             fanned = await fan_out_shards(
                 plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=services.ledger_root,
-                run_date=today, dry_run=dry_run, resend_unknown=resend_unknown,
-                retry_failed_report=report_root.child(retry_failed) if retry_failed else None, progress=progress,
+                run_date=today, dry_run=dry_run, resend_unknown=resend_unknown, allow_reattach=allow_reattach,
+                retry_failed_report=report_root.child(retry_failed) if retry_failed else None,
+                include_rejected=reworked, progress=progress,
             )
             api_stats, stopped_early = fanned.api, fanned.stopped_early
             for result in fanned.shard_results:
@@ -176,6 +192,7 @@ async def attach_manifest(
         parquet_path, csv_path, table = assemble_report(parts, run_dir / "report")
         summary = build_summary(table, plan.rows_in, {
             "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
+            "retry_failed": retry_failed, "include_rejected": list(reworked),
             "seconds": round(time.monotonic() - started, 3),
             "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
             "api": api_stats, "settings": settings.public_dict(),

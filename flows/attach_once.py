@@ -1,110 +1,192 @@
-"""Send each attach request once, with no help from the API (it has no idempotency key).
+"""Attach each document once, with no help from the API (it has no idempotency key).
 
-The ledger records an attach *in flight* before the POST and *done* or *failed* after it. A request an
-earlier run did is skipped and one that failed is sent again; one whose outcome was lost (then or now) is
-settled from the parties' statuses (``transforms.reconcile``), and sent again only when that proves it never
-took effect, or when the user asked to resend unknowns.
+The unit is the document. For each document of a customer the ledger's record and the parties' statuses go
+through ``transforms.exactly_once.before_send``; only the documents it says to send are grouped into
+requests. Each request's documents are recorded *in flight* (durably) before the POST and *attached*,
+*failed* or *unknown* after it; a lost answer is settled by ``after_lost_response`` from positive evidence
+only. This module performs those decisions and makes none of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
+from typing import Any
 
 from connectors.errors import KycAttachError, OutcomeUnknown, TerminalError, TransientError
 from connectors.fin import FinClient
-from connectors.ledger import DONE, FAILED, IN_FLIGHT, UNKNOWN, Ledger
+from connectors.ledger import LEGACY_RUN, DocRecord, Ledger
 from flows.outcomes import Outcomes
+from flows.uploads import Uploaded
 from transforms.codes import Reason, Status
-from transforms.payload import AttachRequest
-from transforms.reconcile import all_initiated, party_statuses, settle
+from transforms.exactly_once import DocState, Evidence, Next, Policy, after_lost_response, before_send, document_key
+from transforms.models import Document
+from transforms.payload import AttachRequest, build_attach_requests
+from transforms.reconcile import PartyStatus, all_initiated, evidence, party_statuses
 from transforms.thresholds import FailureBudget
 
 
 @dataclass
 class Attacher:
-    """Submits attach requests and records each one's outcome in the ledger and on its rows."""
+    """Decides, per document, what to send; submits the requests and records each document's outcome."""
 
     fin: FinClient
     ledger: Ledger
     out: Outcomes
     budget: FailureBudget
     _: KW_ONLY
+    run_id: str
+    policy: Policy
     settle_delay_s: float
-    resend_unknown: bool
+    max_parties: int
 
-    async def attach(self, req: AttachRequest, status_before: dict[str, str], uri_of_row: dict[int, str]) -> None:
-        """Attach one request unless an earlier run did; ``status_before`` are the parties' statuses before it."""
-        fin = self.fin
+    async def customer(self, customer_id: str, docs: list[Document], files: Mapping[str, Uploaded],
+                       customer: Mapping[str, Any]) -> None:
+        """Attach the documents (parties resolved, files uploaded) that no earlier run attached."""
+        statuses = party_statuses(customer)
+        content = {s3: up.content for s3, up in files.items()}
+        keys = {id(d): document_key(customer_id, d.party_id or "", d, content) for d in docs}
+        legacy = self._legacy_records(customer_id, docs, files) if self.ledger.has_legacy else {}
+        uri_of_row = {f.row_number: files[f.s3_uri].uri for d in docs for f in d.files}
+        to_send: dict[str, list[Document]] = defaultdict(list)
+        for doc in docs:
+            earlier = self.ledger.document(keys[id(doc)]) or legacy.get(id(doc))
+            nxt = before_send(earlier.state if earlier else None,
+                              self._evidence_of(customer_id, doc, earlier, statuses), self.policy)
+            if nxt is Next.send:
+                to_send[doc.party_id or ""].append(doc)
+                continue
+            assert earlier is not None  # before_send sends every document without a record
+            await self._settle_earlier(customer_id, doc, keys[id(doc)], earlier, nxt, uri_of_row)
+        uris = {s3: up.uri for s3, up in files.items()}
+        for request in build_attach_requests(customer_id, to_send, uris, self.max_parties):
+            request_docs = [d for p in request.party_ids for d in to_send[p]]
+            await self._send(request, {keys[id(d)]: d.party_id or "" for d in request_docs}, statuses, uri_of_row)
+
+    def _evidence_of(self, customer_id: str, doc: Document, earlier: DocRecord | None,
+                     statuses: Mapping[str, PartyStatus]) -> Evidence:
+        """What the party's status says about an earlier run's send of this document."""
+        if earlier is None or earlier.state not in (DocState.in_flight, DocState.unknown):
+            return Evidence.none
+        party = doc.party_id or ""
+        # A later POST for the same party moves its status too: then it says nothing about this one.
+        if not self.ledger.is_last_request_of(customer_id, party, earlier.request_id):
+            return Evidence.none
+        return evidence(earlier.initiated_before, earlier.sent_at, statuses, [party])
+
+    def _legacy_records(self, customer_id: str, docs: list[Document],
+                        files: Mapping[str, Uploaded]) -> dict[int, DocRecord]:
+        """Each document's state in a ledger from before the upgrade: the old code keyed whole requests, so
+        rebuild the requests it would have built for this customer and give each document its request's
+        state."""
+        by_party: dict[str, list[Document]] = defaultdict(list)
+        for d in docs:
+            by_party[d.party_id or ""].append(d)
+        found: dict[int, DocRecord] = {}
+        uris = {s3: up.uri for s3, up in files.items()}
+        for request in build_attach_requests(customer_id, by_party, uris, self.max_parties):
+            record = self.ledger.legacy_request(request.attach_key)
+            if record is not None:
+                found.update({id(d): record for p in request.party_ids for d in by_party[p]})
+        return found
+
+    async def _settle_earlier(self, customer_id: str, doc: Document, key: str, earlier: DocRecord, nxt: Next,
+                              uri_of_row: dict[int, str]) -> None:
+        """Report a document this run does not send, and record what was learnt about it."""
+        rows = doc.row_numbers
+        party = {key: doc.party_id or ""}
+        if nxt is Next.skip_attached:
+            self.out.set(rows, Status.skipped, Reason.already_attached, f"attached by {_run(earlier.run_id)}")
+            if earlier.run_id == LEGACY_RUN:  # carry it into the new index, so the old ledger is not needed again
+                await self.ledger.record(customer_id, party, DocState.attached, run_id=earlier.run_id)
+        elif nxt is Next.record_attached:
+            await self.ledger.record(customer_id, party, DocState.attached, run_id=earlier.run_id,
+                                     request_id=earlier.request_id, sent_at=earlier.sent_at)
+            self.out.attached(rows, uri_of_row, None, 0,
+                              f"attached by {_run(earlier.run_id)}: its answer was lost, and the party's status "
+                              "moved after it was sent")
+        else:
+            await self.ledger.record(customer_id, party, DocState.unknown, run_id=earlier.run_id,
+                                     request_id=earlier.request_id, sent_at=earlier.sent_at,
+                                     initiated_before=earlier.initiated_before)
+            self.out.set(rows, Status.unknown, Reason.outcome_unknown,
+                         f"{_run(earlier.run_id)} sent this attach and nothing the API shows proves it took effect")
+
+    async def _send(self, req: AttachRequest, party_of_key: dict[str, str], statuses: Mapping[str, PartyStatus],
+                    uri_of_row: dict[int, str]) -> None:
+        """Send one request until it is answered, or its outcome is decided from the parties' statuses."""
+        fin, ledger, cid = self.fin, self.ledger, req.customer_id
         rows = list(req.row_numbers)
-        earlier = self.ledger.attach_state(req.attach_key)
-        if earlier is not None and earlier.state == DONE:
-            self.out.set(rows, Status.skipped, Reason.already_attached, "attached by an earlier run")
-            return
-        initiated = all_initiated(status_before, req.party_ids)
-        if earlier is not None and earlier.state in (IN_FLIGHT, UNKNOWN):
-            # An earlier run sent this and never learnt the outcome: settle it, never resend blindly.
-            verdict = settle(earlier.party_was_initiated, status_before, req.party_ids)
-            if verdict is True:
-                await self.ledger.attach_state_change(req.attach_key, DONE)
-                self.out.attached(rows, uri_of_row, None, 0, "settled: an earlier run's attach took effect")
-                return
-            if verdict is None and not self.resend_unknown:
-                await self.ledger.attach_state_change(req.attach_key, UNKNOWN)
-                self.out.set(rows, Status.unknown, Reason.outcome_unknown,
-                             "an earlier run sent this attach and its outcome cannot be settled")
-                return
-            # False: provably never applied, so sending is safe; None with --resend-unknown: asked for.
         if self.budget.tripped:
             self.out.set(rows, Status.failed, Reason.failure_threshold, self.budget.reason())
             return
+        initiated = all_initiated(statuses, req.party_ids)
         attempts = 0
         while True:
-            await self.ledger.attach_state_change(req.attach_key, IN_FLIGHT, party_was_initiated=initiated)
+            request_id, sent_at = secrets.token_hex(8), time.time()
+
+            async def mark(state: DocState, request_id: str = request_id, sent_at: float = sent_at) -> None:
+                # every record of this POST carries its id and time: a later run reads evidence against them
+                await ledger.record(cid, party_of_key, state, run_id=self.run_id, request_id=request_id,
+                                    sent_at=sent_at, initiated_before=initiated)
+
+            await mark(DocState.in_flight)
             try:
-                attempts += await fin.attach(req.customer_id, req.body)
+                attempts += await fin.attach(cid, req.body)
             except OutcomeUnknown as exc:
                 attempts += exc.attempts
-                verdict = await self._settle_now(req, initiated)
-                if verdict is True:
-                    await self.ledger.attach_state_change(req.attach_key, DONE)
+                nxt = after_lost_response(await self._evidence_now(req, initiated, sent_at), attempts,
+                                          fin.max_attempts, self.policy)
+                if nxt is Next.send:
+                    continue  # provably not applied (the operator trusts INITIATED): sending again is safe
+                if nxt is Next.record_attached:
                     self.budget.note(ok=True)
-                    self.out.attached(rows, uri_of_row, exc.status_code, attempts, "settled after a lost response")
+                    await mark(DocState.attached)
+                    self.out.attached(rows, uri_of_row, exc.status_code, attempts,
+                                      "the answer was lost; the parties' status moved after the send")
                     return
-                if verdict is False and attempts < fin.max_attempts:
-                    continue  # provably not applied: the parties are untouched, so sending again is safe
                 self.budget.note(ok=False)
-                if verdict is False:
-                    await self.ledger.attach_state_change(req.attach_key, FAILED, http_status=exc.status_code,
-                                                          transient=True)
+                if nxt is Next.report_failed:
+                    await ledger.record(cid, party_of_key, DocState.failed, run_id=self.run_id,
+                                        http_status=exc.status_code)
                     self.out.set(rows, Status.failed, Reason.retries_exhausted,
                                  "attach: the API kept failing and did not apply it", http_status=exc.status_code,
                                  attempts=attempts)
                     return
-                await self.ledger.attach_state_change(req.attach_key, UNKNOWN)
+                await mark(DocState.unknown)
                 self.out.set(rows, Status.unknown, Reason.outcome_unknown,
-                             "the API gave no answer and the party's status cannot settle it",
+                             "the API gave no answer and nothing it shows proves the attach took effect",
                              http_status=exc.status_code, attempts=attempts)
                 return
             except (TerminalError, TransientError) as exc:
                 exc.attempts += attempts
                 self.budget.note(ok=False)
-                await self.ledger.attach_state_change(req.attach_key, FAILED, http_status=exc.status_code,
-                                                      transient=isinstance(exc, TransientError))
+                await ledger.record(cid, party_of_key, DocState.failed, run_id=self.run_id,
+                                    http_status=exc.status_code)
                 self.out.fail_from(rows, exc)
                 return
             self.budget.note(ok=True)
-            await self.ledger.attach_state_change(req.attach_key, DONE)
+            await mark(DocState.attached)
             self.out.attached(rows, uri_of_row, 200, attempts)
             return
 
-    async def _settle_now(self, req: AttachRequest, initiated: bool) -> bool | None:
-        """Ask the API whether the attach just sent took effect (see ``transforms.reconcile``)."""
+    async def _evidence_now(self, req: AttachRequest, initiated: bool, sent_at: float) -> Evidence:
+        """Ask the API, ``settle_delay_s`` after a lost answer, what the parties' statuses say now."""
         if not initiated:
-            return None
+            return Evidence.none  # the statuses were past INITIATED already: nothing to learn
         await asyncio.sleep(self.settle_delay_s)  # let a request the server is still working on land
         try:
             customer = await self.fin.get_customer(req.customer_id)
         except KycAttachError:
-            return None
-        return settle(initiated, party_statuses(customer), req.party_ids)
+            return Evidence.none
+        return evidence(initiated, sent_at, party_statuses(customer), req.party_ids)
+
+
+
+def _run(run_id: str) -> str:
+    """A run as the report names it."""
+    return run_id if run_id == LEGACY_RUN else f"run {run_id}"

@@ -95,8 +95,16 @@ def run(
     resend_unknown: Annotated[
         bool, typer.Option("--resend-unknown", help="Resend attaches whose earlier outcome is unknown.")
     ] = False,
+    allow_reattach: Annotated[
+        bool, typer.Option("--allow-reattach", help="Send documents again although an earlier run attached them.")
+    ] = False,
     retry_failed: Annotated[
         str | None, typer.Option("--retry-failed", metavar="RUN_ID", help="Work only the rows that failed in RUN_ID.")
+    ] = None,
+    include_rejected: Annotated[
+        str | None, typer.Option("--include-rejected", metavar="REASONS",
+                                 help="With --retry-failed: also the rows RUN_ID rejected for these reasons "
+                                      "(comma-separated: missing_object,party_not_found).")
     ] = None,
     mapping: Annotated[
         str | None, typer.Option("--mapping", help="Legacy mapping file (YAML): a local path or s3:// uri.")
@@ -123,7 +131,8 @@ def run(
             return asyncio.run(
                 attach_manifest(manifest, report_uri, run_id=cleared.run_id, dry_run=dry_run,
                                 resend_unknown=resend_unknown, retry_failed=retry_failed, mapping=mapping,
-                                claim_token=cleared.claim_token)
+                                claim_token=cleared.claim_token, allow_reattach=allow_reattach,
+                                include_rejected=_reasons(include_rejected))
             )
 
     summary = _guarded(work, debug=debug, started=True)
@@ -189,6 +198,11 @@ def sandbox(
     from sandbox.server import serve
 
     serve(host, port, world, faults, admin=admin)
+
+
+def _reasons(text: str | None) -> list[str] | None:
+    """``--include-rejected a,b`` as a list (the flow checks the names)."""
+    return [r.strip() for r in text.split(",") if r.strip()] if text else None
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -65,7 +65,9 @@ class ShardJob(BaseModel):
     run_date: date  # the parent's run date: every shard validates against the same day
     dry_run: bool = False
     resend_unknown: bool = False
+    allow_reattach: bool = False
     retry_failed_report: str | None = None  # --retry-failed: the earlier run's report prefix
+    include_rejected: tuple[str, ...] = ()  # --include-rejected: rejected rows of that run worked again too
     rate_limit: str | None = None  # the Prefect global concurrency limit shared as the API rate limit
 
     @field_validator("run_id", "shard")
@@ -130,7 +132,8 @@ async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: Obj
     """Download, work and upload one shard in ``local``; its counts, API statistics, early stop and timeline."""
     pairs = [(Location.parse(job.rows_uri), local / "rows.arrow")]
     (rows_file,) = await asyncio.to_thread(download_files, store, pairs)
-    only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report))
+    only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report),
+                                         job.include_rejected)
                  if job.retry_failed_report else None)
     services = ShardServices(
         s3=s3, store=store, fin=None, rules=rules_from(settings, job.run_date),
@@ -141,6 +144,9 @@ async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: Obj
         budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
         settle_delay_s=settings.settle_delay_s,
         resend_unknown=job.resend_unknown,
+        allow_reattach=job.allow_reattach,
+        trust_initiated_as_not_applied=settings.trust_initiated_as_not_applied,
+        run_id=job.run_id,
         payloads_dir=local / "payloads" if job.dry_run else None,
         only_rows=only_rows,
     )
@@ -192,7 +198,8 @@ async def upload_shard_rows_task(plan: PlanResult, run_dir: Path, work_prefix: s
 
 async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, run_dir: Path,
                          ledger_root: Location, run_date: date, dry_run: bool, resend_unknown: bool,
-                         retry_failed_report: Location | None, progress: RunProgress) -> FanOutResult:
+                         allow_reattach: bool, retry_failed_report: Location | None,
+                         include_rejected: tuple[str, ...], progress: RunProgress) -> FanOutResult:
     """Run every shard as a run of the shard deployment and bring the report parts home into ``run_dir/parts``."""
     deployment = settings.shard_deployment
     assert deployment is not None
@@ -206,8 +213,9 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
     jobs = [ShardJob(
         run_id=run_id, shard=s.name, rows_uri=uris[s.name], work_prefix=str(work.prefix),
         part_uri=str(work.part(s.name)), ledger_root=str(ledger_root), run_date=run_date, dry_run=dry_run,
-        resend_unknown=resend_unknown, rate_limit=limit,
+        resend_unknown=resend_unknown, allow_reattach=allow_reattach, rate_limit=limit,
         retry_failed_report=str(retry_failed_report) if retry_failed_report else None,
+        include_rejected=include_rejected,
     ) for s in plan.shards]
     logger.info("fanning %d shards out to %s", len(jobs), settings.shard_deployment)
     gate = asyncio.Semaphore(settings.fanout_concurrency)

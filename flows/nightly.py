@@ -1,4 +1,6 @@
-"""The nightly deployment: every manifest under an inbox prefix that no earlier run completed, oldest first.
+"""The nightly deployment: every manifest under an inbox prefix that no earlier run completed, oldest first;
+then complete jobs whose rows were rejected for reasons that can go away without editing the manifest
+(``connectors.jobs.REWORKABLE_REJECTS``), on at most ``KYC_ATTACH_REWORK_REJECTED_NIGHTS`` nights.
 
 Each manifest is one ``attach_manifest`` subflow run, one after another (the deployment allows one run at
 a time, so two nights never work the same manifest). A manifest whose run fails to start or crashes does
@@ -13,7 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
-from connectors.jobs import MANIFEST_SUFFIXES, ManifestObject, is_completed, list_manifests
+from connectors.jobs import MANIFEST_SUFFIXES, REWORKABLE_REJECTS, ManifestObject, completion_of, list_manifests
 from connectors.objects import ObjectStore
 from flows.runtime import make_s3_store
 from flows.settings import load_settings
@@ -31,25 +33,39 @@ class NightlyParams(BaseModel):
 
 
 def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
-                      suffixes: tuple[str, ...] = MANIFEST_SUFFIXES) -> tuple[list[ManifestObject], list[str]]:
-    """(manifests still to run, oldest first; uris skipped because their job is complete)."""
+                      suffixes: tuple[str, ...] = MANIFEST_SUFFIXES, max_reworks: int = 0
+                      ) -> tuple[list[ManifestObject], list[str], dict[str, str]]:
+    """(manifests still to run, oldest first; uris skipped because their job is complete; complete jobs whose
+    rows rejected for reasons that may have gone away are worked again: uri → the run to take them from)."""
     todo: list[ManifestObject] = []
     done: list[ManifestObject] = []
+    rework: dict[str, str] = {}
     for m in list_manifests(store.s3, inbox, suffixes):
-        (done if is_completed(store, report_uri, m.job_id) else todo).append(m)
-    return todo, [m.uri for m in done]
+        completion = completion_of(store, report_uri, m.job_id)
+        if completion is None:
+            todo.append(m)
+        elif completion.wants_rework(max_reworks) and completion.run_id is not None:
+            rework[m.uri] = completion.run_id
+        else:
+            done.append(m)
+    return todo, [m.uri for m in done], rework
 
 
-async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str | None, dry_run: bool
-                        ) -> dict[str, Any]:
-    """Run ``attach_manifest`` for each manifest in turn, as subflows; failures are collected, not raised."""
+async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str | None, dry_run: bool,
+                        rework: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``attach_manifest`` for each manifest in turn, as subflows; failures are collected, not raised.
+
+    A manifest in ``rework`` is run as ``--retry-failed RUN --include-rejected`` the re-workable reasons."""
     from flows.attach_flow import attach_manifest
 
     logger = get_run_logger()
     runs: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for uri in manifests:
-        state = await attach_manifest(uri, report_uri, dry_run=dry_run, mapping=mapping, return_state=True)
+        retry = (rework or {}).get(uri)
+        state = await attach_manifest(uri, report_uri, dry_run=dry_run, mapping=mapping, retry_failed=retry,
+                                      include_rejected=list(REWORKABLE_REJECTS) if retry else None,
+                                      return_state=True)
         if state.is_completed():
             summary = await state.aresult()
             runs[uri] = {k: summary.get(k) for k in ("run_id", "rows_in", "by_status", "report")}
@@ -66,12 +82,15 @@ async def nightly(params: NightlyParams) -> dict[str, Any]:
     settings = load_settings()
     needs_s3 = params.inbox.startswith("s3://") or params.report_uri.startswith("s3://")
     store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
-    todo, skipped = pending_manifests(store, params.inbox, params.report_uri, params.suffixes)
+    todo, skipped, rework = pending_manifests(store, params.inbox, params.report_uri, params.suffixes,
+                                              settings.rework_rejected_nights)
+    uris = [m.uri for m in todo] + list(rework)
     if params.max_manifests is not None:
-        todo = todo[: params.max_manifests]
-    get_run_logger().info("nightly: %d manifests to run, %d already completed", len(todo), len(skipped))
-    result = await run_manifests([m.uri for m in todo], report_uri=params.report_uri, mapping=params.mapping,
-                                 dry_run=params.dry_run)
+        uris = uris[: params.max_manifests]
+    get_run_logger().info("nightly: %d manifests to run, %d complete jobs with rejected rows to work again, "
+                          "%d already completed", len(todo), len(rework), len(skipped))
+    result = await run_manifests(uris, report_uri=params.report_uri, mapping=params.mapping,
+                                 dry_run=params.dry_run, rework=rework)
     result["skipped"] = skipped
     if result["errors"]:
         raise RuntimeError(f"{len(result['errors'])} manifest run(s) did not complete: "

@@ -77,9 +77,15 @@ def check_report_exists(store: ObjectStore, run_prefix: Location) -> None:
         raise SetupError(f"--retry-failed: no report of that run under {run_prefix}")
 
 
-def failed_rows_of(store: ObjectStore, run_prefix: Location) -> frozenset[int]:
-    """Row numbers an earlier run reported ``failed`` (for ``--retry-failed``)."""
+def failed_rows_of(store: ObjectStore, run_prefix: Location, include_rejected: tuple[str, ...] = ()) -> frozenset[int]:
+    """Row numbers an earlier run reported ``failed`` (for ``--retry-failed``), and those it rejected for one of
+    the ``include_rejected`` reasons (``--include-rejected``)."""
     check_report_exists(store, run_prefix)
-    table = pq.read_table(io.BytesIO(store.read(run_prefix.child("rows.parquet"))), columns=["row_number", "status"])
-    failed = table.filter(pc.equal(table.column("status"), "failed"))
-    return frozenset(failed.column("row_number").to_pylist())
+    table = pq.read_table(io.BytesIO(store.read(run_prefix.child("rows.parquet"))),
+                          columns=["row_number", "status", "reason_code"])
+    wanted = pc.equal(table.column("status"), "failed")
+    if include_rejected:
+        rejected = pc.and_(pc.equal(table.column("status"), "rejected"),
+                           pc.is_in(table.column("reason_code"), pa.array(include_rejected, pa.string())))
+        wanted = pc.or_kleene(wanted, rejected)
+    return frozenset(table.filter(wanted).column("row_number").to_pylist())

@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     settle_delay_s: float = Field(
         1.0, ge=0, description="Wait before asking the API whether an attach with a lost response took effect."
     )
+    trust_initiated_as_not_applied: bool = Field(
+        False, description="Read a party still INITIATED after a lost attach answer as 'not applied' and resend; "
+        "only for an operator who confirmed with Fin that the status moves at once (README, exactly once).",
+    )
+    rework_rejected_nights: int = Field(
+        3, ge=0, description="Nights the nightly deployment works a complete job's rows rejected missing_object or "
+        "party_not_found again (objects restored, parties fixed at Fin); after that they stay rejected.",
+    )
     conflict_wait_s: float = Field(120.0, ge=0, description="How long to wait out 409 'attach in progress'.")
     shard_rows: int = Field(20_000, ge=1, description="Target rows per shard (the unit of work and checkpoint).")
     max_shards: int = Field(400, ge=1, description="Upper bound on shards, so task runs stay in the hundreds.")

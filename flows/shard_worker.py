@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from connectors.errors import KycAttachError, RowRejected
 from connectors.fin import FinClient
-from connectors.ledger import Ledger
+from connectors.ledger import Ledger, documents_root
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store
 from connectors.workarea import BucketRange, read_bucket_range
@@ -35,10 +35,9 @@ from flows.dry_run import DryRun
 from flows.outcomes import Outcomes, report_part
 from flows.uploads import Uploader
 from transforms.codes import Reason, Status
+from transforms.exactly_once import Policy
 from transforms.grouping import group_documents
 from transforms.models import Document
-from transforms.payload import build_attach_requests
-from transforms.reconcile import party_statuses
 from transforms.rules import Rules
 from transforms.run_timeline import Timeline
 from transforms.thresholds import FailureBudget
@@ -56,13 +55,16 @@ class ShardServices:
     store: ObjectStore
     fin: FinClient | None  # None for a dry run: no API call at all
     rules: Rules
-    ledger_root: Location
+    ledger_root: Location  # the job's ledger: <report>/_ledger/<job_id> (its parent holds the document index)
     max_file_bytes: int
     max_concurrent_customers: int
     max_concurrent_uploads: int
     budget: FailureBudget = field(default_factory=FailureBudget)
     settle_delay_s: float = 1.0
     resend_unknown: bool = False
+    allow_reattach: bool = False  # --allow-reattach: send documents an earlier run attached
+    trust_initiated_as_not_applied: bool = False  # the setting of the same name (README, exactly once)
+    run_id: str = "unnamed"  # named in the report of every document a later run skips
     payloads_dir: Path | None = None  # dry run: where the would-be payloads go
     only_rows: frozenset[int] | None = None  # --retry-failed: work only documents with one of these rows
     timeline: Timeline = field(default_factory=Timeline)  # rows settled and requests per second, for report.html
@@ -80,7 +82,9 @@ async def run_shard(name: str, where: BucketRange, services: ShardServices, out_
     outcomes.adopt(grouped.rejects, reported=reported)
     by_customer = _by_customer(grouped.documents, services.only_rows, outcomes)
 
-    ledger = await asyncio.to_thread(Ledger(services.store, services.ledger_root.child(name)).load)
+    ledger = Ledger(services.store, documents_root(services.ledger_root),
+                    legacy_root=services.ledger_root)
+    await asyncio.to_thread(ledger.load, by_customer)
     work = _customer_work(services, ledger, outcomes, name)
     gate = asyncio.Semaphore(services.max_concurrent_customers)
 
@@ -145,25 +149,21 @@ class _RealRun:
     def __init__(self, services: ShardServices, fin: FinClient, ledger: Ledger, outcomes: Outcomes) -> None:
         self.fin = fin
         self.out = outcomes
-        self.max_parties = services.rules.max_parties_per_request
         self.uploader = Uploader(services.s3, fin, ledger, outcomes, services.budget,
                                  max_file_bytes=services.max_file_bytes,
                                  max_concurrent=services.max_concurrent_uploads)
-        self.attacher = Attacher(fin, ledger, outcomes, services.budget, settle_delay_s=services.settle_delay_s,
-                                 resend_unknown=services.resend_unknown)
+        policy = Policy(allow_reattach=services.allow_reattach, resend_unknown=services.resend_unknown,
+                        trust_initiated_as_not_applied=services.trust_initiated_as_not_applied)
+        self.attacher = Attacher(fin, ledger, outcomes, services.budget, run_id=services.run_id, policy=policy,
+                                 settle_delay_s=services.settle_delay_s,
+                                 max_parties=services.rules.max_parties_per_request)
 
     async def customer(self, customer_id: str, docs: list[Document]) -> None:
         customer = await self.fin.get_customer(customer_id)
         docs = _resolve_parties(customer, docs, self.out)
-        uris = await self.uploader.documents(customer_id, docs)
-        ready = [d for d in docs if all(f.s3_uri in uris for f in d.files)]
-        by_party: dict[str, list[Document]] = defaultdict(list)
-        for d in ready:
-            by_party[d.party_id or ""].append(d)
-        status_before = party_statuses(customer)
-        uri_of_row = {f.row_number: uris[f.s3_uri] for d in ready for f in d.files}
-        for request in build_attach_requests(customer_id, by_party, uris, self.max_parties):
-            await self.attacher.attach(request, status_before, uri_of_row)
+        files = await self.uploader.documents(customer_id, docs)
+        ready = [d for d in docs if all(f.s3_uri in files for f in d.files)]
+        await self.attacher.customer(customer_id, ready, files, customer)
 
 
 def _resolve_parties(customer: dict[str, Any], docs: list[Document], out: Outcomes) -> list[Document]:

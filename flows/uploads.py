@@ -1,4 +1,6 @@
-"""Upload a customer's files to Fin, each source object once across runs: the ledger keeps the uri it got."""
+"""Upload a customer's files to Fin, each source object once per customer across runs: the ledger keeps the uri
+it got, keyed by customer, source and ETag (a uri belongs to the customer it was uploaded for, and an object
+overwritten since is new content: uploaded again)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,17 @@ from connectors.ledger import Ledger
 from connectors.s3 import S3Store
 from flows.outcomes import Outcomes
 from transforms.codes import Status
+from transforms.exactly_once import FileContent
 from transforms.models import Document
 from transforms.thresholds import FailureBudget
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    """A file on Fin's side: its uri, and the content (ETag, size) it was uploaded from."""
+
+    uri: str
+    content: FileContent
 
 
 @dataclass
@@ -34,19 +45,19 @@ class Uploader:
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.max_concurrent)
 
-    async def documents(self, customer_id: str, docs: list[Document]) -> dict[str, str]:
-        """Upload the documents' files; returns s3_uri → uri for the documents whose files all went up.
+    async def documents(self, customer_id: str, docs: list[Document]) -> dict[str, Uploaded]:
+        """Upload the documents' files; returns s3_uri → upload for the documents whose files all went up.
 
         A document with a file that did not go up has outcomes on all its rows and none of its uris returned.
         """
-        uris: dict[str, str] = {}
+        uris: dict[str, Uploaded] = {}
 
         async def upload_doc(doc: Document) -> None:
             results = await asyncio.gather(*(self._file(customer_id, f.s3_uri) for f in doc.files),
                                            return_exceptions=True)
             errors = [(f, r) for f, r in zip(doc.files, results, strict=True) if isinstance(r, BaseException)]
             for f, r in zip(doc.files, results, strict=True):
-                if isinstance(r, str):
+                if isinstance(r, Uploaded):
                     uris[f.s3_uri] = r
                 # A failed upload fails its document; a good one is counted with the document's attach.
                 # Bad files are the data's fault, not the API's, and do not count at all.
@@ -66,15 +77,15 @@ class Uploader:
         await asyncio.gather(*(upload_doc(d) for d in docs))
         return uris
 
-    async def _file(self, customer_id: str, s3_uri: str) -> str:
+    async def _file(self, customer_id: str, s3_uri: str) -> Uploaded:
         async with self.slots:
-            if self.ledger.has_upload(s3_uri):
+            if self.ledger.has_upload(customer_id, s3_uri):
                 # Uploaded before (an earlier run, or an earlier row of this one): a HEAD tells whether the
                 # content is unchanged, so the file is not read again.
                 info = await check_object(self.s3, s3_uri, max_bytes=self.max_file_bytes)
-                known = self.ledger.upload_uri(s3_uri, info.etag)
+                known = self.ledger.upload_uri(customer_id, s3_uri, info.etag)
                 if known:
-                    return known
+                    return Uploaded(known, FileContent(info.etag, info.size))
                 source = await open_source(self.s3, s3_uri, info)
             else:
                 # The common case: one GET, whose response carries the size and ETag a HEAD would give.
@@ -87,5 +98,5 @@ class Uploader:
                                                size=info.size, chunks=source.chunks)
             finally:
                 source.close()
-            await self.ledger.upload_done(s3_uri, info.etag, uri)
-            return uri
+            await self.ledger.upload_done(customer_id, s3_uri, info.etag, uri)
+            return Uploaded(uri, FileContent(info.etag, info.size))

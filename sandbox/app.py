@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sandbox.asgi import (
     ClientGone,
@@ -110,6 +110,8 @@ class SandboxApp:
             for c in self.world.customers
             for p in c.associated_parties
         }
+        # Parties an attach landed on whose status has not moved yet: when it will (world.status_moves_after_s).
+        self.moves_at: dict[tuple[str, str], float] = {}
 
     # ---- ASGI entry --------------------------------------------------------------------------------
 
@@ -289,7 +291,7 @@ class SandboxApp:
         """Only what the contract documents: no list of attached documents."""
         parties = []
         for p in customer.associated_parties:
-            status, updated = self.party_state[(customer.customer_id, p.id)]
+            status, updated = self._status_of((customer.customer_id, p.id))
             parties.append(
                 {
                     "id": p.id,
@@ -309,6 +311,24 @@ class SandboxApp:
             "customer_status": customer.customer_status,
             "associated_parties": parties,
         }
+
+    def _status_of(self, key: tuple[str, str]) -> tuple[str, float]:
+        """A party's status and when it changed, moving it first if a late move is due."""
+        due = self.moves_at.get(key)
+        if due is not None and time.time() >= due:
+            del self.moves_at[key]
+            self.party_state[key] = ("REVIEWING", due)
+        return self.party_state[key]
+
+    def _attached_to(self, key: tuple[str, str], now: float) -> None:
+        """An attach landed on the party: INITIATED moves on now, later, or never (the world says which)."""
+        if self.party_state[key][0] != "INITIATED" or key in self.moves_at:
+            return
+        delay = self.world.status_moves_after_s
+        if delay == 0:
+            self.party_state[key] = ("REVIEWING", now)
+        elif delay is not None:
+            self.moves_at[key] = now + delay
 
     # ---- upload ------------------------------------------------------------------------------------
 
@@ -429,10 +449,20 @@ class SandboxApp:
         now = time.time()
         for party_id, document in check.documents:
             self.record.add_attachment(customer_id, party_id, document)
-            key = (customer_id, party_id)
-            if self.party_state[key][0] == "INITIATED":
-                self.party_state[key] = ("REVIEWING", now)
+            self._attached_to((customer_id, party_id), now)
         await self._finish(send, fate, 200, {"data": {}})
+
+    async def _change_party(self, raw: bytes, send: Send) -> None:
+        change = await _parse_or_422(send, PartyChange, raw, "party change")
+        if change is None:
+            return
+        customer = self.customers.get(change.customer_id)
+        party = next((p for p in customer.associated_parties if p.id == change.party_id), None) if customer else None
+        if party is None:
+            await json_response(send, 404, _NOT_FOUND)
+            return
+        party.email = change.email
+        await json_response(send, 200, {"data": {}})
 
     # ---- admin -------------------------------------------------------------------------------------
 
@@ -451,6 +481,8 @@ class SandboxApp:
             if faults is not None:
                 self.injector = FaultInjector(faults)
                 await json_response(send, 200, {"data": faults.model_dump(mode="json")})
+        elif route == ("POST", "/_sandbox/party"):
+            await self._change_party(raw or b"", send)
         elif route == ("POST", "/_sandbox/world"):
             world = await _parse_or_422(send, World, raw or b"", "world")
             if world is not None:
@@ -458,6 +490,17 @@ class SandboxApp:
                 await json_response(send, 200, {"data": {}})
         else:
             await json_response(send, 404, _NOT_FOUND)
+
+
+class PartyChange(BaseModel):
+    """``POST /_sandbox/party``: change a party's email in place (record and statuses kept), as a person at Fin
+    correcting it between two runs would."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    party_id: str
+    email: str | None
 
 
 def _pydantic_errors(exc: ValidationError) -> list[dict[str, str]]:

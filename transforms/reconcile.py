@@ -1,43 +1,79 @@
-"""Settling an attach whose response was lost, from what the documented API shows (pure).
+"""Settling an attach whose response was lost, from what the API shows — positive evidence only (pure).
 
-The API has no idempotency key and no list of attached documents. Its one documented signal is the
-party's ``verification.status``: ``INITIATED`` until documents are attached, then ``REVIEWING``
-(contract, section 6). That settles an attach only where every party was ``INITIATED`` before it.
+The API has no idempotency key and no list of attached documents. Its one signal is the party's
+``verification.status``: ``INITIATED`` until documents are attached, then ``REVIEWING`` (contract, section
+6), with ``verification.updated_at``. That the status *moved after the send* is evidence the attach was
+applied. That it did *not* move proves nothing: Fin may apply attaches late (its sibling attach endpoint is
+asynchronous), so "still INITIATED" is only :attr:`Evidence.untouched`, which the exactly-once rule
+(``transforms.exactly_once``) trusts only when the operator says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from transforms.exactly_once import Evidence
 
 INITIATED = "INITIATED"
 
 
-def party_statuses(customer: Mapping[str, Any]) -> dict[str, str]:
-    """Party id (lower-case) → verification status, from a ``GET /v2/customers/{id}`` body's ``data``."""
-    return {
-        str(p.get("id", "")).lower(): str((p.get("verification") or {}).get("status", ""))
-        for p in customer.get("associated_parties") or []
-    }
+@dataclass(frozen=True, slots=True)
+class PartyStatus:
+    """A party's verification status and when it last changed (epoch seconds; None when the API omits it)."""
+
+    status: str
+    updated_at: float | None = None
 
 
-def all_initiated(statuses: Mapping[str, str], party_ids: Iterable[str]) -> bool:
+def party_statuses(customer: Mapping[str, Any]) -> dict[str, PartyStatus]:
+    """Party id (lower-case) → status, from a ``GET /v2/customers/{id}`` body's ``data``."""
+    out = {}
+    for p in customer.get("associated_parties") or []:
+        verification = p.get("verification") or {}
+        out[str(p.get("id", "")).lower()] = PartyStatus(str(verification.get("status", "")),
+                                                        _epoch(verification.get("updated_at")))
+    return out
+
+
+def _epoch(value: Any) -> float | None:
+    """An ISO-8601 timestamp as epoch seconds; None when absent or unreadable (then only the status counts)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
+
+
+def all_initiated(statuses: Mapping[str, PartyStatus], party_ids: Iterable[str]) -> bool:
     """Every party still waits for its first documents."""
-    return all(statuses.get(p) == INITIATED for p in party_ids)
+    return all((s := statuses.get(p)) is not None and s.status == INITIATED for p in party_ids)
 
 
-def settle(initiated_before: bool, statuses_now: Mapping[str, str], party_ids: Iterable[str]) -> bool | None:
-    """Did the attach take effect? True, False, or None when the API cannot tell.
+def evidence(initiated_before: bool, sent_at: float | None, statuses_now: Mapping[str, PartyStatus],
+             party_ids: Iterable[str]) -> Evidence:
+    """What the parties' statuses now say about an attach sent at ``sent_at`` (epoch seconds).
 
-    True: every party left INITIATED since. False: every party is still INITIATED, so nothing was
-    attached and sending again is safe. None: a party was past INITIATED before (its status moves on
-    whatever we send) or the parties disagree.
+    ``applied``: every party was INITIATED before the send and has moved on since, and where the API gives
+    ``updated_at`` it is later than the send (a change from before the send is not this attach's doing).
+    ``untouched``: every party still INITIATED. ``none``: anything else (a party was past INITIATED already,
+    so its status says nothing; or the parties disagree; or a party vanished).
     """
     ids = list(party_ids)
     if not initiated_before or not ids:
-        return None
-    if all(statuses_now.get(p) not in (None, "", INITIATED) for p in ids):
-        return True
-    if all_initiated(statuses_now, ids):
-        return False
-    return None
+        return Evidence.none
+    now = [statuses_now.get(p) for p in ids]
+    if all(s is not None and s.status == INITIATED for s in now):
+        return Evidence.untouched
+    if all(s is not None and s.status not in ("", INITIATED) and _after(s.updated_at, sent_at) for s in now):
+        return Evidence.applied
+    return Evidence.none
+
+
+def _after(updated_at: float | None, sent_at: float | None) -> bool:
+    # Without a send time (a ledger from before the upgrade) or without updated_at, the move alone counts.
+    return updated_at is None or sent_at is None or updated_at > sent_at

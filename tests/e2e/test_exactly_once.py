@@ -45,6 +45,9 @@ def _child_env(sandbox_url: str, work: Path) -> dict[str, str]:
     env.update({
         "FIN_API_URL": sandbox_url, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": "demo-secret",
         "KYC_ATTACH_WORK_DIR": str(work), "KYC_ATTACH_RATE_LIMIT_RPS": "500", "KYC_ATTACH_SETTLE_DELAY_S": "0.05",
+        # This sandbox moves a party's status the moment an attach lands: what an operator confirms with Fin
+        # before turning this on. Without it, a send cut by a kill before it reached the API stays `unknown`.
+        "KYC_ATTACH_TRUST_INITIATED_AS_NOT_APPLIED": "true",
         # the child talks to this session's Prefect server instead of starting one of its own
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
     })
@@ -138,7 +141,9 @@ def test_retry_failed_works_only_the_rows_that_failed(
     customers = 8
     rows, manifest, _ = _scenario(bucket, customers, fin_sandbox.url,
                                   {"seed": 3, "errors": {"share": 0.5, "statuses": [503], "endpoints": ["attach"]}})
-    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_MAX_ATTEMPTS="1", KYC_ATTACH_SETTLE_DELAY_S="0")
+    # A 503 on attach leaves the outcome open; trusting "still INITIATED" (the sandbox's behaviour) makes it `failed`.
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_MAX_ATTEMPTS="1", KYC_ATTACH_SETTLE_DELAY_S="0",
+            KYC_ATTACH_TRUST_INITIATED_AS_NOT_APPLIED="true")
     first = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="first"))
     failed_before = {r["row_number"] for r in read_report(first) if r["status"] == "failed"}
     assert failed_before and first["by_status"]["attached"] > 0  # a mix, or the test proves nothing

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from connectors.jobs import is_completed, job_id_of, list_manifests, mark_completed
+from connectors.jobs import completion_of, is_completed, job_id_of, list_manifests, mark_completed
 from connectors.manifest import open_manifest
 from connectors.objects import ObjectStore
 from flows.progress import ProgressEvent, RunProgress, listen, report_markdown, rich_bar, shard_log_line
@@ -71,6 +71,25 @@ def test_completed_marker_only_for_real_runs_without_failed_or_unknown(tmp_path:
     assert mark_completed(store, reports, "j1", {"run_id": "r", "by_status": {"attached": 3, "rejected": 2}})
     assert is_completed(store, reports, "j1")
     assert (tmp_path / "reports" / "_ledger" / "j1" / "COMPLETED").is_file()
+
+
+def test_complete_job_with_restorable_rejects_wants_rework_for_a_bounded_number_of_nights(tmp_path: Path) -> None:
+    store, reports = ObjectStore(None), str(tmp_path / "reports")
+    by = {"by_status": {"attached": 3, "rejected": 3},
+          "by_reason": {"missing_object": 1, "party_not_found": 1, "bad_country": 1}}
+    assert mark_completed(store, reports, "j1", {"run_id": "r0", **by})
+    seen = completion_of(store, reports, "j1")
+    assert seen is not None and (seen.run_id, seen.reworkable_rejected, seen.reworks) == ("r0", 2, 0)
+    for night in range(1, 3):
+        assert seen.wants_rework(2)
+        mark_completed(store, reports, "j1", {"run_id": f"r{night}", "include_rejected": ["missing_object"], **by})
+        seen = completion_of(store, reports, "j1")
+        assert seen is not None and seen.reworks == night
+    assert not seen.wants_rework(2)
+    mark_completed(store, reports, "j1", {"run_id": "r9", "by_status": {"attached": 3, "rejected": 1},
+                                          "by_reason": {"bad_country": 1}})
+    seen = completion_of(store, reports, "j1")
+    assert seen is not None and not seen.wants_rework(2)  # only a rule-breaking row left: nothing to work
 
 
 def test_inbox_lists_manifests_oldest_first_with_the_flow_s_job_id(tmp_path: Path) -> None:

@@ -1,26 +1,37 @@
 import pytest
 
-from transforms.reconcile import party_statuses, settle
+from transforms.exactly_once import Evidence
+from transforms.reconcile import PartyStatus, evidence, party_statuses
 from transforms.thresholds import FailureBudget
+
+SENT = 1_000.0
+INIT, R = "INITIATED", "REVIEWING"
 
 
 @pytest.mark.parametrize(
     ("before", "now", "expected"),
     [
-        (True, {"a": "REVIEWING", "b": "REVIEWING"}, True),
-        (True, {"a": "INITIATED", "b": "INITIATED"}, False),
-        (True, {"a": "REVIEWING", "b": "INITIATED"}, None),
-        (False, {"a": "REVIEWING", "b": "REVIEWING"}, None),
-        (True, {"a": "REVIEWING"}, None),  # party b vanished from the customer
+        (True, {"a": (R, SENT + 1), "b": (R, SENT + 2)}, Evidence.applied),
+        (True, {"a": (R, None), "b": (R, None)}, Evidence.applied),  # the API gives no time: the move counts
+        (True, {"a": (INIT, SENT - 5), "b": (INIT, SENT - 5)}, Evidence.untouched),
+        (True, {"a": (R, SENT + 1), "b": (INIT, SENT - 5)}, Evidence.none),  # the parties disagree
+        (True, {"a": (R, SENT - 1), "b": (R, SENT + 1)}, Evidence.none),  # a moved before the send: not ours
+        (False, {"a": (R, SENT + 1), "b": (R, SENT + 1)}, Evidence.none),  # past INITIATED before: says nothing
+        (True, {"a": (R, SENT + 1)}, Evidence.none),  # party b vanished from the customer
     ],
 )
-def test_settle(before: bool, now: dict[str, str], expected: bool | None) -> None:
-    assert settle(before, now, ["a", "b"]) is expected
+def test_evidence_is_positive_only(before: bool, now: dict[str, tuple[str, float | None]],
+                                   expected: Evidence) -> None:
+    statuses = {p: PartyStatus(s, at) for p, (s, at) in now.items()}
+    assert evidence(before, SENT, statuses, ["a", "b"]) is expected
 
 
 def test_party_statuses_reads_verification_and_lowercases_ids() -> None:
-    customer = {"associated_parties": [{"id": "AB-1", "verification": {"status": "INITIATED"}}, {"id": "c"}]}
-    assert party_statuses(customer) == {"ab-1": "INITIATED", "c": ""}
+    customer = {"associated_parties": [
+        {"id": "AB-1", "verification": {"status": "INITIATED", "updated_at": "2026-01-02T03:04:05.250Z"}},
+        {"id": "c"},
+    ]}
+    assert party_statuses(customer) == {"ab-1": PartyStatus("INITIATED", 1767323045.25), "c": PartyStatus("", None)}
 
 
 def test_budget_trips_only_after_min_attempts_and_above_ratio() -> None:
