@@ -121,7 +121,8 @@ def test_unknown_type_per_category(api: Api, category: str, bad_type: str) -> No
         ("DRIVERS_LICENSE", [None, None]),  # two files, no sides
         ("PASSPORT", [None, None]),  # PASSPORT is a single image
         ("PASSPORT", ["BACK"]),  # and has no back
-        ("RESIDENCE_PERMIT", ["FRONT", "BACK"]),  # single image by default (seed page)
+        ("RESIDENCE_PERMIT", ["FRONT", "FRONT"]),  # one image, or one FRONT and one BACK
+        ("RESIDENCE_PERMIT", ["BACK"]),  # a single image is not a back
     ],
 )
 def test_side_rules(api: Api, doc_type: str, sides: list[str | None]) -> None:
