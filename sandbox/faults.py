@@ -151,5 +151,6 @@ class Faults(BaseModel):
     def active(self) -> bool:
         """Whether any fault is configured (a quiet sandbox skips the random draws)."""
         return bool(
-            self.latency or self.rate_limit or self.random_429 or self.errors or self.drop or self.slow or self.commit_then_fail
+            self.latency or self.rate_limit or self.random_429 or self.errors or self.drop or self.slow
+            or self.commit_then_fail
         )
