@@ -67,6 +67,7 @@ class Reason(StrEnum):
     failure_threshold = "failure_threshold"
     dry_run = "dry_run"
     not_retried = "not_retried"
+    throttled = "throttled"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -103,13 +104,14 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.api_forbidden: "The API refused access (403), e.g. a file uri that belongs to another customer.",
     Reason.api_not_found: "The API answered 404 (customer not found).",
     Reason.api_error: "The API answered another error that is not worth retrying.",
-    Reason.retries_exhausted: "Transient errors (429, 5xx, connection) persisted through every retry.",
+    Reason.retries_exhausted: "Transient errors (5xx, connection) persisted through every retry.",
     Reason.outcome_unknown: "The attach was sent but its outcome is not known; check before resending.",
     Reason.already_attached: "Attached by an earlier run of the same manifest (from the ledger).",
     Reason.circuit_open: "Not tried: the API kept failing, so the run stopped sending requests.",
     Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",
     Reason.dry_run: "Dry run: checked and would be sent; nothing was sent.",
     Reason.not_retried: "--retry-failed run: the row did not fail in the earlier run, so it was left alone.",
+    Reason.throttled: "The API kept answering 429 past KYC_ATTACH_THROTTLE_BUDGET_S; the request was not applied.",
 }
 
 
