@@ -16,8 +16,9 @@ Contenders, on the same customers, files and attach bodies; the sandbox is reset
 - `blind`: the same with the limit unknown, KYC_ATTACH_RATE_LIMIT_RPS=10×R;
 - `bare`: a minimal asyncio httpx loop with no limiter that retries each 429 after a short random pause (0–50 ms):
   token, GET customer, per file one S3 GET and the upload, the attaches. No ledger, no report, no Prefect.
-Figures, from the sandbox's side: `rate` is requests let through per second with any (the sandbox's meter), so
-Prefect's start and the report do not dilute it; `429s` their share of all requests; `failed` rows (ours only);
+Figures, from the sandbox's side: `rate` is requests let through per second, the mean over the whole seconds
+between the first and the last request (the sandbox's meter), so Prefect's start and the report do not dilute
+it; `429s` their share of all requests; `failed` rows (ours only);
 `twice` documents attached twice (the sandbox's record); `wall` seconds of the whole run.
 """
 
@@ -288,9 +289,9 @@ def seen_by_sandbox(api: str) -> dict[str, Any]:
     total = sum(record["requests"].values())
     refused = record["responses"].get("429", 0)
     seconds = max(record["rate"]["seconds"], 1)
-    return {"rate": (total - refused) / seconds, "max_per_second": record["rate"]["max_per_second"],
+    return {"rate": record["rate"]["inner_mean"], "max_per_second": record["rate"]["max_per_second"],
             "share_429": refused / max(total, 1), "twice": record["duplicates"]["attachments"],
-            "attachments": len(record["attachments"]), "attach_rate": record["requests"].get("attach", 0) / seconds,
+            "attachments": len(record["attachments"]), "attach_rate": record["rate"]["attach_inner_mean"],
             "seconds": seconds}
 
 

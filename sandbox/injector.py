@@ -61,6 +61,14 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rps
 
 
+def _inner_mean(counts: Counter[int]) -> float:
+    """Mean count per second over the whole seconds between the first and the last second counted."""
+    if len(counts) < 3:
+        return 0.0
+    inner = [counts.get(s, 0) for s in range(min(counts) + 1, max(counts))]
+    return round(sum(inner) / len(inner), 1)
+
+
 def latency_seconds(spec: Latency, u: float) -> float:
     """Map one uniform draw `u` in [0, 1) to a delay, by inverse transform (keeps one draw per request)."""
     if spec.distribution == "fixed":
@@ -89,6 +97,7 @@ class FaultInjector:
         self._noise: dict[str, random.Random] = {}
         # Requests let through the limits, by whole second of the clock: what a gateway's meter would show.
         self.passed_per_second: Counter[int] = Counter()
+        self.attaches_per_second: Counter[int] = Counter()  # the same for attach alone (limited apart, often)
 
     def _bucket(self, index: int, limit: RateLimit, endpoint: str) -> TokenBucket:
         key = (index, endpoint if limit.per_endpoint else "*")
@@ -114,6 +123,8 @@ class FaultInjector:
             refused = self._random_429(endpoint)
         if refused is None:
             self.passed_per_second[int(self._clock())] += 1
+            if endpoint == "attach":
+                self.attaches_per_second[int(self._clock())] += 1
         return refused
 
     def _random_429(self, endpoint: str) -> tuple[float, bool] | None:
@@ -125,10 +136,12 @@ class FaultInjector:
             stream = self._noise[endpoint] = random.Random(f"{self.seed}/{endpoint}/429")
         return (1.0, noise.retry_after) if stream.random() < noise.share else None
 
-    def rate_seen(self) -> dict[str, int]:
-        """Requests let through: the most in any one second of the clock, and the seconds that had any."""
+    def rate_seen(self) -> dict[str, float]:
+        """Requests let through: the most in any one second of the clock, the seconds that had any, and the mean
+        over the seconds between the first and the last (both partial, so left out), of all and of attaches."""
         counts = self.passed_per_second
-        return {"max_per_second": max(counts.values(), default=0), "seconds": len(counts)}
+        return {"max_per_second": max(counts.values(), default=0), "seconds": len(counts),
+                "inner_mean": _inner_mean(counts), "attach_inner_mean": _inner_mean(self.attaches_per_second)}
 
     def fate(self, endpoint: str) -> Fate:
         """Draw the fate of the next request to `endpoint`."""

@@ -41,4 +41,15 @@ def test_meter_counts_only_requests_let_through_by_second() -> None:
     assert passed == [True, True, False, False, False]  # a burst of 2, then nothing until a token comes
     clock.now += 1.0
     assert sum(injector.throttle("customer") is None for _ in range(20)) == 2  # the burst caps what a second gets
-    assert injector.rate_seen() == {"max_per_second": 2, "seconds": 2}
+    assert injector.rate_seen() == {"max_per_second": 2, "seconds": 2, "inner_mean": 0.0, "attach_inner_mean": 0.0}
+    clock.now += 2.0  # a second with nothing between two with requests counts as 0
+    injector.throttle("customer")
+    clock.now += 0.9
+    injector.throttle("customer")  # 0.9 s at 10/s: a second token has come
+    assert injector.rate_seen()["seconds"] == 3
+    assert injector.rate_seen()["inner_mean"] == 1.0  # seconds 1001 (2) and 1002 (0)
+    clock.now += 1.0
+    injector.throttle("customer")
+    seen = injector.rate_seen()
+    assert seen["inner_mean"] == round((2 + 0 + 2) / 3, 1)  # seconds 1001, 1002, 1003: between the first and last
+    assert seen["attach_inner_mean"] == 0.0
