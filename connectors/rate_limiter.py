@@ -76,11 +76,13 @@ class SlotSource(Protocol):
 
 
 class EndpointLimiters:
-    """One smooth limiter and one controller per endpoint, under an optional limit shared by all endpoints.
+    """One smooth limiter and one controller per endpoint, under one more for all endpoints together.
 
-    A tight limit on attach cuts attach's rate only; uploads keep theirs. ``ceiling`` (the configured limit)
-    caps each endpoint's rate, and ``overall`` (the same limit, by default) caps them together, so the
-    endpoints cannot add up past what the operator allowed.
+    Gateways limit the whole client and often one endpoint more tightly. The overall controller hears every
+    response and finds the whole client's limit; an endpoint's controller cuts only when that endpoint's 429
+    share is well above the overall one (its own, tighter limit). So a tight attach limit cuts attach only,
+    and a global limit is not answered by every endpoint cutting at once (which starved the small ones, as
+    several TCP flows through one bottleneck do). ``ceiling`` (the configured limit) caps every rate.
     """
 
     def __init__(self, ceiling: float, *, burst_s: float = 0.05, shared: SlotSource | None = None,
@@ -90,6 +92,7 @@ class EndpointLimiters:
         self._shared = shared
         self.overall = SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep)
         now = clock()
+        self.overall_control = RateController(RateControl(ceiling=ceiling), now=now)
         self.controllers = {e: RateController(RateControl(ceiling=ceiling), now=now) for e in ENDPOINTS}
         self.limiters = {e: SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep) for e in ENDPOINTS}
 
@@ -105,15 +108,20 @@ class EndpointLimiters:
 
     def on_success(self, endpoint: str) -> None:
         """A response that was not a 429: the endpoint's rate may climb."""
-        self.limiters[endpoint].set_rate(self.controllers[endpoint].on_success(self._clock()))
+        now = self._clock()
+        self.overall.set_rate(self.overall_control.on_success(now))
+        self.limiters[endpoint].set_rate(self.controllers[endpoint].on_success(now))
 
     def on_throttle(self, endpoint: str, retry_after: float | None) -> None:
         """A 429: the endpoint's rate may drop, and a ``Retry-After`` holds that endpoint (only) back."""
         controller = self.controllers[endpoint]
         limiter = self.limiters[endpoint]
-        limiter.set_rate(controller.on_throttle(self._clock(), retry_after))
+        now = self._clock()
+        self.overall.set_rate(self.overall_control.on_throttle(now))
+        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.throttled_share()))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
 
     def rates(self) -> dict[str, float]:
-        """Each endpoint's current rate (requests/s), for progress lines."""
-        return {e: round(limiter.rate, 1) for e, limiter in self.limiters.items()}
+        """The current rates (requests/s): ``all`` together, then each endpoint's."""
+        rates = {e: round(limiter.rate, 1) for e, limiter in self.limiters.items()}
+        return {"all": round(self.overall.rate, 1), **rates}

@@ -85,17 +85,26 @@ class RateController:
         self.rate = min(max(grown, self.rate, c.floor), c.ceiling)
         return self.rate
 
-    def on_throttle(self, now: float, retry_after: float | None = None) -> float:
-        """A 429: honour ``retry_after`` (seconds) as a floor, cut the rate if the 429s are over the noise."""
+    def on_throttle(self, now: float, retry_after: float | None = None, *, baseline: float = 0.0) -> float:
+        """A 429: honour ``retry_after`` (seconds) as a floor, cut the rate if the 429s are over the noise.
+
+        ``baseline`` is the 429 share a wider limit explains (the share of all endpoints together, when this
+        controller is one endpoint's): only a share well above twice it is this endpoint's own limit.
+        """
         if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
             self.paused_until = max(self.paused_until, now + retry_after)
         c = self.config
         if now - self._epoch < c.cooldown_s and self.cuts:
             return self.rate  # an echo of the overshoot already answered
         self._note(now, throttled=True)
-        if len(self._events) < c.min_events or self.throttled_share() <= self.noise() * 1.5 + c.margin:
+        over = max(self.noise() * 1.5, baseline * 2) + c.margin
+        if len(self._events) < c.min_events or self.throttled_share() <= over:
             return self.rate
         accepted = self.accepted_rate(now)
+        if not self.cuts:
+            # The first 429s come within milliseconds of the start, when what got through is mostly the
+            # gateway's burst: a rate measured over so short a time can be far too low. Halve at most.
+            accepted = max(accepted, self.rate / 2)
         self._w_max = max(min(self.rate, accepted), c.floor)
         self.rate = max(c.floor, c.beta * self._w_max)
         self._k = ((1 - c.beta) / c.scale) ** (1 / 3)
