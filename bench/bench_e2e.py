@@ -1,6 +1,6 @@
 """End to end against a harsh sandbox: ours (told the limit, not told) vs a bare client, side by side.
 
-Run: `uv run python bench/bench_e2e.py` (R = 100 and 400, ~15 s of requests per run; ~12 minutes in all)
+Run: `uv run python bench/bench_e2e.py` (R = 100 and 400, ~20 s of requests per run; ~15 minutes in all)
      `uv run python bench/bench_e2e.py --rates 100 --seconds 20 --cases harsh attach`
      `uv run --with py-spy python bench/bench_e2e.py --rates 400 --py-spy /tmp/ours`  (profile ours)
 
@@ -298,7 +298,7 @@ def seen_by_sandbox(api: str) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description="end to end against a harsh sandbox: ours (told, not told) vs bare")
     p.add_argument("--rates", type=float, nargs="+", default=[100.0, 400.0])
-    p.add_argument("--seconds", type=float, default=15.0, help="target length of each run at rate R")
+    p.add_argument("--seconds", type=float, default=20.0, help="target length of each run at rate R")
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--file-kb", type=int, default=32)
     p.add_argument("--latency-ms", type=float, default=20.0)
