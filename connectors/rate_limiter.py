@@ -118,7 +118,7 @@ class EndpointLimiters:
         limiter = self.limiters[endpoint]
         now = self._clock()
         self.overall.set_rate(self.overall_control.on_throttle(now))
-        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.throttled_share()))
+        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.recent_share()))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
 
     def rates(self) -> dict[str, float]:

@@ -65,6 +65,7 @@ class RateController:
     _bucket: list[int] = field(default_factory=lambda: [0, 0])  # [responses, 429s] of the current second
     _bucket_below: bool = False  # the rate stayed at or under the last cut's all through the current second
     _shares: deque[float] = field(default_factory=deque)
+    _recent: deque[tuple[float, bool]] = field(default_factory=deque)  # the last window_s, cuts or not
 
     def __post_init__(self) -> None:
         if self.rate <= 0:
@@ -77,6 +78,7 @@ class RateController:
     # -- what the caller reports ------------------------------------------------------------------
     def on_success(self, now: float) -> float:
         """A request got through (any answer but 429): grow along the cubic; returns the new rate."""
+        self._remember(now, throttled=False)
         self._note(now, throttled=False)
         c = self.config
         grown = self._w_max * (1.0 + c.scale * (now - self._epoch - self._k) ** 3)
@@ -93,6 +95,7 @@ class RateController:
         """
         if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
             self.paused_until = max(self.paused_until, now + retry_after)
+        self._remember(now, throttled=True)
         c = self.config
         if now - self._epoch < c.cooldown_s and self.cuts:
             return self.rate  # an echo of the overshoot already answered
@@ -120,6 +123,18 @@ class RateController:
         if not self._events:
             return 0.0
         return sum(1 for _, t in self._events if t) / len(self._events)
+
+    def recent_share(self) -> float:
+        """Share of 429s among all responses of the last ``window_s``, echoes and the time before a cut included:
+        the share another controller compares its own with (``baseline``)."""
+        if not self._recent:
+            return 0.0
+        return sum(1 for _, t in self._recent if t) / len(self._recent)
+
+    def _remember(self, now: float, *, throttled: bool) -> None:
+        self._recent.append((now, throttled))
+        while now - self._recent[0][0] > self.config.window_s:
+            self._recent.popleft()
 
     def accepted_rate(self, now: float) -> float:
         """Requests/s that got through over the recent window (since the last cut at most)."""
