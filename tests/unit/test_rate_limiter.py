@@ -79,12 +79,26 @@ def test_retry_after_holds_back_its_endpoint_only() -> None:
 def test_a_wall_of_429s_on_attach_cuts_attach_and_leaves_uploads_alone() -> None:
     clock = _Clock()
     limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
-    for _ in range(40):
-        clock.now += 0.01
-        limiters.on_success("attach")
-        limiters.on_success("upload")
-    for _ in range(30):
+    for i in range(200):  # a second of traffic: four uploads to an attach, as a customer's documents go
+        clock.now += 0.005
+        limiters.on_success("attach" if i % 5 == 0 else "upload")
+    for _ in range(30):  # then attach meets its own, tighter limit while uploads go on getting through
         clock.now += 0.005
         limiters.on_throttle("attach", None)
+        limiters.on_success("upload")
     rates = limiters.rates()
     assert rates["attach"] < 100 and rates["upload"] == 100
+
+
+def test_a_limit_on_the_whole_client_cuts_the_overall_rate_not_each_endpoint() -> None:
+    clock = _Clock()
+    limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
+    for i in range(200):
+        clock.now += 0.005
+        limiters.on_success("attach" if i % 5 == 0 else "upload")
+    for i in range(100):  # every endpoint meets 429s in proportion to its traffic
+        clock.now += 0.002
+        limiters.on_throttle("attach" if i % 5 == 0 else "upload", None)
+    rates = limiters.rates()
+    assert rates["all"] < 1000
+    assert rates["attach"] == 1000  # the attach share is no higher than the whole's: not attach's own limit
