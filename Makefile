@@ -20,9 +20,10 @@ lint: setup
 	$(UV) run ruff check .
 	$(UV) run mypy flows connectors transforms sandbox
 
-# The four benchmarks of docs/benchmarks.md with their default sizes (~10 min on 2 cores); each takes flags for more.
+# The benchmarks of docs/benchmarks.md with their default sizes (~30 min on 2 cores); each takes flags for more.
 bench: setup
 	$(UV) run python bench/bench_plan.py
 	$(UV) run python bench/bench_e2e.py
+	$(UV) run python bench/bench_fanout.py
 	$(UV) run python bench/bench_upload_memory.py
 	$(UV) run python bench/bench_prefect.py

@@ -1,19 +1,25 @@
-"""End to end against the sandbox (20 ms latency, rate limit R): ours vs a sequential loop vs the limit.
+"""End to end against a harsh sandbox: ours (told the limit, not told) vs a bare client, side by side.
 
-Run: `uv run python bench/bench_e2e.py` (R = 200 and 400, ~20 s of requests each)
-     `uv run python bench/bench_e2e.py --rates 200 600 --seconds 30 --file-kb 200`
-     `uv run --with py-spy python bench/bench_e2e.py --rates 200 --py-spy /tmp/ours`  (profile ours)
+Run: `uv run python bench/bench_e2e.py` (R = 100 and 400, ~20 s of requests per run; ~15 minutes in all)
+     `uv run python bench/bench_e2e.py --rates 100 --seconds 20 --cases harsh attach`
+     `uv run --with py-spy python bench/bench_e2e.py --rates 400 --py-spy /tmp/ours`  (profile ours)
 
-Everything runs in its own process: the sandbox (`python -m sandbox`, faults: fixed 20 ms latency and a token
-bucket of R requests/s, burst R), an S3 server (moto), and each contender:
-- ours: the real flow `flows.attach_flow.attach_manifest` (Prefect ephemeral server, warmed up by a no-op flow
-  first so its one-off start is not counted), KYC_ATTACH_RATE_LIMIT_RPS=R, every other setting default;
-- sequential: a plain loop, one request at a time: GET customer, then per file a GET from S3 and the upload,
-  then the attach (run on the first --seq-customers customers: it does not depend on R);
-- limit: a minimal asyncio httpx client doing the same work per document through an aiolimiter at R/s:
-  token, GET customer, per file one S3 GET (boto3 in a worker thread, as a hand-written loop must) and the
-  upload, the attaches; 429s waited out. No ledger, no report, no Prefect.
-The same customers, files and attach bodies for all three; the sandbox is reset between runs.
+Everything runs in its own process: the sandbox (`python -m sandbox`), an S3 server (moto), and each contender.
+The sandbox throttles as real gateways do (issue 12): one token bucket of R requests/s holding only R/10, 429s
+**without** `Retry-After`, fixed 20 ms latency. Cases:
+- `harsh`: that alone;
+- `attach`: that plus an attach-only bucket of R/10 (burst 1): end to end, customers/s cannot pass R/10;
+- `noise`: that plus 10% of requests answered 429 at random (at the first rate only).
+Contenders, on the same customers, files and attach bodies; the sandbox is reset between runs:
+- `told`: the real flow `flows.attach_flow.attach_manifest` (Prefect ephemeral server, warmed up by a no-op flow
+  first) with KYC_ATTACH_RATE_LIMIT_RPS=R;
+- `blind`: the same with the limit unknown, KYC_ATTACH_RATE_LIMIT_RPS=10×R;
+- `bare`: a minimal asyncio httpx loop with no limiter that retries each 429 after a short random pause (0–50 ms):
+  token, GET customer, per file one S3 GET and the upload, the attaches. No ledger, no report, no Prefect.
+Figures, from the sandbox's side: `rate` is requests let through per second, the mean over the whole seconds
+between the first and the last request (the sandbox's meter), so Prefect's start and the report do not dilute
+it; `429s` their share of all requests; `failed` rows (ours only);
+`twice` documents attached twice (the sandbox's record); `wall` seconds of the whole run.
 """
 
 from __future__ import annotations
@@ -132,38 +138,36 @@ def _content_type(key: str) -> str:
     return {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}[key.rsplit(".", 1)[1]]
 
 
-async def run_limit(api: str, rate: float, by_customer: dict[str, list[Any]], max_parties: int = 10) -> dict[str, Any]:
-    """The same work per document, fired as fast as an aiolimiter at `rate` lets the API requests go.
+async def run_bare(api: str, by_customer: dict[str, list[Any]], max_parties: int = 10) -> dict[str, Any]:
+    """The same work per document with no limiter: each 429 is sent again after a short random pause.
 
     It reads every file it uploads from S3 (one GET each, boto3 in a worker thread: what a hand-written
-    loop has to do too), then posts the bytes; a 429 is waited out and sent again.
+    loop has to do too), then posts the bytes.
     """
-    from aiolimiter import AsyncLimiter
+    import random
 
     from connectors.s3 import make_s3_client
     from transforms.payload import build_attach_requests
 
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(16))
     s3 = make_s3_client(max_pool_connections=32)
-    limiter = AsyncLimiter(rate, 1.0)
     statuses: dict[int, int] = defaultdict(int)
     # 16 connections, as ours: httpx's pool costs more CPU per request as connections grow (DESIGN.md).
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
     async with httpx.AsyncClient(base_url=api, limits=limits, timeout=60) as http:
         started = time.perf_counter()
-        async with limiter:
-            resp = await http.post("/v1/oauth/token", json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
-        headers = {"Authorization": f"Bearer {_token(resp.json())}"}
-        gate = asyncio.Semaphore(64)
 
         async def call(method: str, path: str, **kw: Any) -> httpx.Response:
             while True:
-                async with limiter:
-                    r = await http.request(method, path, headers=headers, **kw)
+                r = await http.request(method, path, **kw)
                 statuses[r.status_code] += 1
                 if r.status_code != 429:
                     return r
-                await asyncio.sleep(float(r.headers.get("Retry-After") or 0.1))
+                await asyncio.sleep(random.uniform(0.0, 0.05))
+
+        resp = await call("POST", "/v1/oauth/token", json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+        headers = {"Authorization": f"Bearer {_token(resp.json())}"}
+        gate = asyncio.Semaphore(64)
 
         def read(key: str) -> bytes:
             return bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
@@ -171,55 +175,24 @@ async def run_limit(api: str, rate: float, by_customer: dict[str, list[Any]], ma
         async def upload(cid: str, s3_uri: str) -> tuple[str, str]:
             key = s3_uri.split("/", 3)[3]
             data = await asyncio.to_thread(read, key)
-            r = await call("POST", "/v1/customers/upload", data={"customer_id": cid},
+            r = await call("POST", "/v1/customers/upload", headers=headers, data={"customer_id": cid},
                            files={"file": (key.replace("/", "_"), data, _content_type(key))})
             return s3_uri, _uri(r)
 
         async def customer(cid: str, docs: list[Any]) -> None:
             async with gate:
-                await call("GET", f"/v2/customers/{cid}")
+                await call("GET", f"/v2/customers/{cid}", headers=headers)
                 uris = dict(await asyncio.gather(*(upload(cid, f.s3_uri) for d in docs for f in d.files)))
                 by_party: dict[str, list[Any]] = defaultdict(list)
                 for d in docs:
                     by_party[d.party_id].append(d)
                 for req in build_attach_requests(cid, by_party, uris, max_parties):
-                    await call("POST", f"/v2/customers/{cid}/associated-parties/individual/attach", json=req.body)
+                    await call("POST", f"/v2/customers/{cid}/associated-parties/individual/attach", headers=headers,
+                               json=req.body)
 
         await asyncio.gather(*(customer(c, d) for c, d in by_customer.items()))
         wall = time.perf_counter() - started
-    return {"wall_s": wall, "requests": sum(statuses.values()) + 1, "statuses": dict(statuses)}
-
-
-def run_sequential(api: str, by_customer: dict[str, list[Any]], max_parties: int = 10) -> dict[str, Any]:
-    """One request at a time, S3 reads included: what a first script would do."""
-    from connectors.s3 import make_s3_client
-    from transforms.payload import build_attach_requests
-
-    s3 = make_s3_client()
-    statuses: dict[int, int] = defaultdict(int)
-    with httpx.Client(base_url=api, timeout=60) as http:
-        started = time.perf_counter()
-        resp = http.post("/v1/oauth/token", json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
-        headers = {"Authorization": f"Bearer {_token(resp.json())}"}
-        for cid, docs in by_customer.items():
-            statuses[http.get(f"/v2/customers/{cid}", headers=headers).status_code] += 1
-            uris = {}
-            for d in docs:
-                for f in d.files:
-                    key = f.s3_uri.split("/", 3)[3]
-                    data = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-                    r = http.post("/v1/customers/upload", headers=headers, data={"customer_id": cid},
-                                  files={"file": (key.replace("/", "_"), data, _content_type(key))})
-                    statuses[r.status_code] += 1
-                    uris[f.s3_uri] = _uri(r)
-            by_party: dict[str, list[Any]] = defaultdict(list)
-            for d in docs:
-                by_party[d.party_id].append(d)
-            for req in build_attach_requests(cid, by_party, uris, max_parties):
-                path = f"/v2/customers/{cid}/associated-parties/individual/attach"
-                statuses[http.post(path, headers=headers, json=req.body).status_code] += 1
-        wall = time.perf_counter() - started
-    return {"wall_s": wall, "requests": sum(statuses.values()) + 1, "statuses": dict(statuses)}
+    return {"wall_s": wall, "requests": sum(statuses.values()), "statuses": dict(statuses)}
 
 
 def child_ours(manifest: str, report_uri: str) -> dict[str, Any]:
@@ -240,12 +213,6 @@ def child_ours(manifest: str, report_uri: str) -> dict[str, Any]:
     return {"wall_s": wall, "cpu_s": _cpu() - cpu0, "requests": sum(summary["api"]["requests"].values()),
             "by_status": summary["by_status"], "api": summary["api"], "shards": summary["shards"],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of another process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu() -> float:
@@ -286,14 +253,56 @@ def servers(world: Path, *, max_upload_bytes: int | None = None) -> Iterator[tup
             proc.wait(timeout=10)
 
 
+CASES = ("harsh", "attach", "noise")
+
+
+def faults_for(case: str, rate: float, latency_ms: float) -> dict[str, Any]:
+    """The sandbox's faults for one case at rate R (see the module's docstring)."""
+    limits: list[dict[str, Any]] = [{"rps": rate, "burst": max(1, int(rate / 10)), "retry_after": False}]
+    if case == "attach":
+        limits.append({"rps": rate / 10, "burst": 1, "retry_after": False, "endpoints": ["attach"]})
+    faults: dict[str, Any] = {"latency": {"distribution": "fixed", "ms": latency_ms}, "rate_limit": limits}
+    if case == "noise":
+        faults["random_429"] = {"share": 0.10}
+    return faults
+
+
+def run_ours(env: dict[str, str], manifest: str, limit: float, py_spy: str | None) -> dict[str, Any]:
+    """The real flow in a child process, told ``limit`` as KYC_ATTACH_RATE_LIMIT_RPS."""
+    run_env = {**env, "KYC_ATTACH_RATE_LIMIT_RPS": str(limit), "KYC_ATTACH_WORK_DIR": str(OUT / "work"),
+               "PREFECT_HOME": str(OUT / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+    report = f"s3://{BUCKET}/reports/{int(time.time() * 1000)}"
+    cmd = [sys.executable, __file__, "--child", manifest, report]
+    if py_spy:  # on-CPU samples of ours, collapsed stacks (`uv run --with py-spy ...`)
+        cmd = ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", py_spy, "--", *cmd]
+    res = subprocess.run(cmd, env=run_env, cwd=ROOT, capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(res.stderr[-4000:])
+    ours: dict[str, Any] = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
+    return ours
+
+
+def seen_by_sandbox(api: str) -> dict[str, Any]:
+    """What the sandbox saw of the last run: requests let through per second, 429s, attachments made twice."""
+    record = httpx.get(f"{api}/_sandbox/record").json()
+    total = sum(record["requests"].values())
+    refused = record["responses"].get("429", 0)
+    seconds = max(record["rate"]["seconds"], 1)
+    return {"rate": record["rate"]["inner_mean"], "max_per_second": record["rate"]["max_per_second"],
+            "share_429": refused / max(total, 1), "twice": record["duplicates"]["attachments"],
+            "attachments": len(record["attachments"]), "attach_rate": record["rate"]["attach_inner_mean"],
+            "seconds": seconds}
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description="end to end: ours vs sequential vs the limit")
-    p.add_argument("--rates", type=float, nargs="+", default=[200.0, 400.0])
+    p = argparse.ArgumentParser(description="end to end against a harsh sandbox: ours (told, not told) vs bare")
+    p.add_argument("--rates", type=float, nargs="+", default=[100.0, 400.0])
     p.add_argument("--seconds", type=float, default=20.0, help="target length of each run at rate R")
-    p.add_argument("--seq-customers", type=int, default=40)
+    p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--file-kb", type=int, default=32)
     p.add_argument("--latency-ms", type=float, default=20.0)
-    p.add_argument("--py-spy", metavar="PREFIX", help="profile ours with py-spy into PREFIX-<R>.txt")
+    p.add_argument("--py-spy", metavar="PREFIX", help="profile ours with py-spy into PREFIX-<case>-<R>.txt")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -304,83 +313,52 @@ def main() -> None:
     customers = int(max(args.rates) * args.seconds / REQS_PER_CUSTOMER)
     world, rows, files = scenario(customers, args.file_kb)
     (OUT / "world.json").write_text(json.dumps(world))
-    with servers(OUT / "world.json") as (api, env, sandbox, moto):
+    with servers(OUT / "world.json") as (api, env, _sandbox, _moto):
         from connectors.s3 import make_s3_client
+        from flows.demo import manifest_csv
 
         s3 = make_s3_client(max_pool_connections=32)
         s3.create_bucket(Bucket=BUCKET)
-        t0 = time.perf_counter()
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda kv: s3.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), files.items()))
-        print(f"machine: {os.cpu_count()} cores (shared: other jobs were running); sandbox latency "
-              f"{args.latency_ms:g} ms fixed; {len(files):,} files of {args.file_kb} KB put to S3 in "
-              f"{time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared: other jobs run); "
+              f"sandbox: bucket of R/s holding R/10, 429 without Retry-After, {args.latency_ms:g} ms latency; "
+              f"{args.file_kb} KB files", flush=True)
+        env = {**env, "FIN_API_URL": api, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": CLIENT_SECRET}
         by_customer_all = plan_requests(rows)
         order = list(by_customer_all)
-        from flows.demo import manifest_csv
-
-        seq_done = False
-        for rate in args.rates:
-            n = int(rate * args.seconds / REQS_PER_CUSTOMER)
-            subset = {c: by_customer_all[c] for c in order[:n]}
-            docs = sum(len(d) for d in subset.values())
-            sub_rows = [r for r in rows if r["customer_id"] in subset]
-            key = f"manifests/m-{int(rate)}-{n}.csv"
-            s3.put_object(Bucket=BUCKET, Key=key, Body=manifest_csv(sub_rows))
-            faults = {"latency": {"distribution": "fixed", "ms": args.latency_ms},
-                      "rate_limit": {"rps": rate, "burst": int(rate)}}
-            print(f"\nR = {rate:g} req/s: {n:,} customers, {len(sub_rows):,} files, {docs:,} documents", flush=True)
-
-            def reset(faults: dict[str, Any] = faults) -> None:
-                httpx.post(f"{api}/_sandbox/reset").raise_for_status()
-                httpx.post(f"{api}/_sandbox/faults", json=faults).raise_for_status()
-
-            reset()
-            run_env = {**env, "FIN_API_URL": api, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": CLIENT_SECRET,
-                       "KYC_ATTACH_RATE_LIMIT_RPS": str(rate), "KYC_ATTACH_WORK_DIR": str(OUT / "work"),
-                       "PREFECT_HOME": str(OUT / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                       "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-            report = f"s3://{BUCKET}/reports/{int(time.time() * 1000)}"
-            sb0, s30 = proc_cpu(sandbox.pid), proc_cpu(moto.pid)
-            cmd = [sys.executable, __file__, "--child", f"s3://{BUCKET}/{key}", report]
-            if args.py_spy:  # on-CPU samples of ours, collapsed stacks (`uv run --with py-spy ...`)
-                cmd = ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o",
-                       f"{args.py_spy}-{int(rate)}.txt", "--", *cmd]
-            res = subprocess.run(cmd,
-                                 env=run_env, cwd=ROOT, capture_output=True, text=True)
-            if res.returncode:
-                raise RuntimeError(res.stderr[-4000:])
-            ours = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
-            ours["side_cpu"] = (proc_cpu(sandbox.pid) - sb0, proc_cpu(moto.pid) - s30)
-            record = httpx.get(f"{api}/_sandbox/record").json()
-            _line("ours", ours, docs, len(sub_rows))
-            print(f"      attached rows {ours['by_status'].get('attached', 0):,}/{len(sub_rows):,}, "
-                  f"sandbox saw {len(record.get('uploads', [])):,} uploads, statuses {ours['api']['statuses']}, "
-                  f"{ours['shards']} shards, CPU {ours['cpu_s']:.1f} s (sandbox {ours['side_cpu'][0]:.1f} s, S3 "
-                  f"{ours['side_cpu'][1]:.1f} s), peak RSS {ours['peak_rss_mb']:.0f} MB",
-                  flush=True)
-            reset()
-            sb0, s30, c0 = proc_cpu(sandbox.pid), proc_cpu(moto.pid), _cpu()
-            limit = asyncio.run(run_limit(api, rate, subset))
-            limit["side_cpu"] = (proc_cpu(sandbox.pid) - sb0, _cpu() - c0, proc_cpu(moto.pid) - s30)
-            _line("limit", limit, docs, len(sub_rows))
-            print(f"      statuses {limit['statuses']}, CPU {limit['side_cpu'][1]:.1f} s (sandbox "
-                  f"{limit['side_cpu'][0]:.1f} s, S3 {limit['side_cpu'][2]:.1f} s)", flush=True)
-            print(f"    ours / limit = {limit['wall_s'] / ours['wall_s']:.0%} (documents/s)", flush=True)
-            if not seq_done:
-                reset()
-                seq_subset = {c: subset[c] for c in order[: args.seq_customers]}
-                seq = run_sequential(api, seq_subset)
-                seq_docs = sum(len(d) for d in seq_subset.values())
-                _line("seq", seq, seq_docs, 4 * len(seq_subset))
-                print(f"      ({len(seq_subset)} customers; one request at a time, so the same at any R >= its "
-                      f"{seq['requests'] / seq['wall_s']:.0f} req/s)", flush=True)
-                seq_done = True
-
-
-def _line(kind: str, r: dict[str, Any], docs: int, files: int) -> None:
-    print(f"  {kind:6} {r['wall_s']:6.1f} s: {docs / r['wall_s']:7.1f} documents/s, {files / r['wall_s']:7.1f} "
-          f"files/s, {r['requests'] / r['wall_s']:6.1f} requests/s", flush=True)
+        print(f"{'case':7} {'R':>5} {'who':6} {'rate':>7} {'% of R':>7} {'429s':>6} {'failed':>6} {'twice':>5} "
+              f"{'wall s':>7}  notes", flush=True)
+        for case in args.cases:
+            for rate in args.rates[:1] if case == "noise" else args.rates:
+                # attach-limited: one attach per customer, so R/10 customers a second at most
+                n = int(rate * args.seconds / (10 if case == "attach" else REQS_PER_CUSTOMER))
+                subset = {c: by_customer_all[c] for c in order[:n]}
+                sub_rows = [r for r in rows if r["customer_id"] in subset]
+                key = f"manifests/m-{case}-{int(rate)}-{n}.csv"
+                s3.put_object(Bucket=BUCKET, Key=key, Body=manifest_csv(sub_rows))
+                faults = faults_for(case, rate, args.latency_ms)
+                target = rate / 10 if case == "attach" else rate
+                for who in ("told", "blind", "bare"):
+                    httpx.post(f"{api}/_sandbox/reset").raise_for_status()
+                    httpx.post(f"{api}/_sandbox/faults", json=faults).raise_for_status()
+                    if who == "bare":
+                        result = asyncio.run(run_bare(api, subset))
+                        failed = "-"
+                    else:
+                        spy = f"{args.py_spy}-{case}-{int(rate)}-{who}.txt" if args.py_spy else None
+                        result = run_ours(env, f"s3://{BUCKET}/{key}", rate if who == "told" else 10 * rate,
+                                          spy)
+                        failed = str(result["by_status"].get("failed", 0))
+                    seen = seen_by_sandbox(api)
+                    got = seen["attach_rate"] if case == "attach" else seen["rate"]
+                    notes = f"{n} customers, {len(sub_rows)} rows"
+                    if case == "attach":
+                        notes += f"; rate is attaches/s (all requests {seen['rate']:.0f}/s)"
+                    if who != "bare":
+                        notes += f"; throttled {result['api'].get('throttled_seconds', 0)} s"
+                    print(f"{case:7} {rate:5g} {who:6} {got:7.1f} {got / target:7.0%} {seen['share_429']:6.1%} "
+                          f"{failed:>6} {seen['twice']:5d} {result['wall_s']:7.1f}  {notes}", flush=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ class TransientError(KycAttachError):
         self.retry_after = retry_after
 
 
+class Throttled(TransientError):
+    """The API kept answering 429 for longer than the throttle budget: the request was never applied."""
+
+
 class TerminalError(KycAttachError):
     """Stop this item: the API refused it for good (4xx other than 401/409/429)."""
 

@@ -2,7 +2,11 @@
 
 Decisions (retry? re-authenticate? outcome unknown?) come from the pure functions in
 ``transforms.retry``; this module only acts on them. It is handed its ``httpx.AsyncClient`` and its
-rate limiter, so one of each is shared by every request of a process.
+rate limiters (``connectors.rate_limiter``), so one of each is shared by every request of a process.
+
+A 429 is not a failure: it proves the request was not applied, so it is sent again without spending an
+attempt, paced by its endpoint's limiter, whose rate the 429 may have cut. A time budget bounds it instead
+(``throttle_budget_s``); only 5xx and transport errors spend attempts.
 """
 
 from __future__ import annotations
@@ -18,17 +22,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from aiolimiter import AsyncLimiter
 from pydantic import SecretStr
 
-from connectors.errors import OutcomeUnknown, RowRejected, SetupError, TerminalError, TransientError
+from connectors.errors import OutcomeUnknown, RowRejected, SetupError, TerminalError, Throttled, TransientError
+from connectors.rate_limiter import EndpointLimiters
 from transforms.api_errors import error_message
 from transforms.breaker import CircuitBreaker
-from transforms.retry import Decision, classify, classify_attach, next_delay, parse_retry_after
+from transforms.retry import Decision, classify, classify_attach, conflict_delay, next_delay, parse_retry_after
 from transforms.run_timeline import Timeline
 from transforms.tokens import token_lifetime
 
 ChunkSource = Callable[[], AsyncIterator[bytes]]
+
+#: A Retry-After longer than this is taken as this: a broken header must not park an endpoint for hours.
+RETRY_AFTER_MAX_S = 120.0
+#: Width of the buckets of ``ApiStats.timeline`` (seconds).
+TIMELINE_S = 10
 
 _REASON_BY_STATUS = {400: "api_validation_failed", 403: "api_forbidden", 404: "api_not_found"}
 
@@ -41,23 +50,54 @@ class ApiStats:
     statuses: Counter[str] = field(default_factory=Counter)
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     slowest: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
-    # Requests per second and latency histograms for the report page; shared with the rest of the run.
-    timeline: Timeline = field(default_factory=Timeline)
+    started: float = field(default_factory=time.monotonic)
+    #: per TIMELINE_S seconds since ``started``: [requests, 429s]
+    timeline: defaultdict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    throttled_seconds: float = 0.0  # wall time during which some request waited to be sent again after a 429
+    _throttled_now: int = 0
+    _throttled_since: float = 0.0
+
+    # Requests per second and latency histograms for report.html (timeline.json), shared with the rest of the run.
+    per_second: Timeline = field(default_factory=Timeline)
 
     def note(self, endpoint: str, status: int | str, elapsed: float) -> None:
-        self.timeline.request(endpoint, status, elapsed, time.time())
+        """Count one response (or transport error) of ``endpoint`` that took ``elapsed`` seconds."""
+        self.per_second.request(endpoint, status, elapsed, time.time())
         self.requests[endpoint] += 1
         self.statuses[str(status)] += 1
         self.seconds[endpoint] += elapsed
         self.slowest[endpoint] = max(self.slowest[endpoint], elapsed)
+        bucket = self.timeline[int((time.monotonic() - self.started) // TIMELINE_S)]
+        bucket[0] += 1
+        bucket[1] += status == 429
+
+    def throttle_began(self) -> None:
+        """A request got a 429 and waits to be sent again."""
+        if self._throttled_now == 0:
+            self._throttled_since = time.monotonic()
+        self._throttled_now += 1
+
+    def throttle_ended(self) -> None:
+        """A request that had a 429 got another answer (or gave up)."""
+        self._throttled_now -= 1
+        if self._throttled_now == 0:
+            self.throttled_seconds += time.monotonic() - self._throttled_since
 
     def as_dict(self) -> dict[str, Any]:
+        """The summary's ``api`` section: counts, the 429 share, time throttled and the rate per 10 s."""
+        total = sum(self.requests.values())
+        throttled = self.statuses.get("429", 0)
+        last = max(self.timeline, default=-1)
         return {
-            "throttled_429": self.statuses.get("429", 0),
+            "throttled_429": throttled,
+            "share_429": round(throttled / total, 4) if total else 0.0,
+            "throttled_seconds": round(self.throttled_seconds, 1),
             "requests": dict(self.requests),
             "statuses": dict(self.statuses),
             "mean_seconds": {k: round(v / max(self.requests[k], 1), 4) for k, v in self.seconds.items()},
             "slowest_seconds": {k: round(v, 4) for k, v in self.slowest.items()},
+            "per_10s": [{"from_s": i * TIMELINE_S, "requests": self.timeline[i][0], "429": self.timeline[i][1]}
+                        for i in range(last + 1)],
         }
 
 
@@ -71,8 +111,8 @@ class _Token:
 class FinClient:
     """A client for the four Fin endpoints this project uses.
 
-    ``limiter`` bounds requests per second process-wide; a 429 also pauses every request of this
-    client for the back-off delay, so a throttled API sees the whole process slow down, not one task.
+    ``limiter`` paces requests per endpoint and learns the API's limit from its 429s; a ``Retry-After``
+    holds back that endpoint only. The circuit breaker (5xx, drops) pauses the whole client.
     """
 
     def __init__(
@@ -81,10 +121,11 @@ class FinClient:
         *,
         client_id: str,
         client_secret: SecretStr,
-        limiter: AsyncLimiter,
+        limiter: EndpointLimiters,
         max_in_flight: int = 16,
         max_attempts: int = 6,
         conflict_wait_s: float = 120.0,
+        throttle_budget_s: float = 600.0,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         breaker: CircuitBreaker | None = None,
@@ -96,6 +137,7 @@ class FinClient:
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._max_attempts = max_attempts
         self._conflict_wait_s = conflict_wait_s
+        self._throttle_budget_s = throttle_budget_s
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._token: _Token | None = None
@@ -145,8 +187,11 @@ class FinClient:
         return _Token(data["access_token"], data.get("refresh_token"), time.monotonic() + life - margin)
 
     async def _raw_post(self, endpoint: str, path: str, body: dict[str, Any]) -> httpx.Response | None:
-        for attempt in range(1, self._max_attempts + 1):
-            await self._throttle()
+        attempt = 0
+        patience = _Patience()
+        while attempt < self._max_attempts:
+            attempt += 1
+            await self._throttle(endpoint)
             started = time.monotonic()
             try:
                 resp = await self._http.post(path, json=body)
@@ -155,10 +200,17 @@ class FinClient:
                 await self._sleep(next_delay(attempt, None, rng=self._rng))
                 continue
             self.stats.note(endpoint, resp.status_code, time.monotonic() - started)
-            if resp.status_code in (429, 500, 502, 503, 504):
+            if resp.status_code == 429:
+                await self._on_429(endpoint, resp, patience, attempt)
+                attempt -= 1  # not applied: costs time (the throttle budget), not an attempt
+                continue
+            self._limiter.on_success(endpoint)
+            self._end_throttle(patience)
+            if resp.status_code in (500, 502, 503, 504):
                 await self._back_off(attempt, resp)
                 continue
             return resp
+        self._end_throttle(patience)
         return None
 
     # -- the endpoints ----------------------------------------------------------------------------
@@ -227,11 +279,13 @@ class FinClient:
     ) -> tuple[httpx.Response, int]:
         reauthed = False
         conflict_started: float | None = None
+        conflicts = 0
         attempt = 0
+        patience = _Patience()
         decide = classify_attach if attach else classify
         while True:
             attempt += 1
-            await self._throttle()
+            await self._throttle(endpoint)
             bearer = await self._bearer()
             sent = False
             started = time.monotonic()
@@ -257,6 +311,13 @@ class FinClient:
             self.stats.note(endpoint, status if status is not None else error or "error", time.monotonic() - started)
             self._watch_breaker(status)
             decision = decide(status, error=error, request_sent=sent)
+            if decision is Decision.throttled and resp is not None:
+                await self._on_429(endpoint, resp, patience, attempt)
+                attempt -= 1  # a 429 proves nothing was applied: it costs time (the throttle budget), not an attempt
+                continue
+            if status is not None:
+                self._limiter.on_success(endpoint)
+            self._end_throttle(patience)
 
             if decision is Decision.success and resp is not None:
                 return resp, attempt
@@ -267,9 +328,11 @@ class FinClient:
                 continue
             if decision is Decision.wait_conflict:
                 conflict_started = conflict_started or time.monotonic()
-                if time.monotonic() - conflict_started < self._conflict_wait_s:
+                remaining = self._conflict_wait_s - (time.monotonic() - conflict_started)
+                if remaining > 0:
                     attempt -= 1  # 409 "attach in progress" is waited out, not spent
-                    await self._sleep(next_delay(min(attempt + 1, 6), None, rng=self._rng))
+                    conflicts += 1
+                    await self._sleep(conflict_delay(conflicts, remaining, rng=self._rng))
                     continue
                 stuck = TransientError(f"{endpoint}: another attach stayed in progress", status_code=409)
                 raise self._fail(stuck, attempt)
@@ -301,21 +364,51 @@ class FinClient:
         if pause_until is not None:
             self._paused_until = max(self._paused_until, pause_until)
 
-    async def _throttle(self) -> None:
+    async def _throttle(self, endpoint: str) -> None:
         pause = self._paused_until - time.monotonic()
         if pause > 0:
             await self._sleep(pause)
-        await self._limiter.acquire()
+        await self._limiter.acquire(endpoint)
+
+    async def _on_429(self, endpoint: str, resp: httpx.Response, patience: _Patience, attempts: int) -> None:
+        """Tell the endpoint's limiter; past the throttle budget raise ``Throttled``; wait out a Retry-After.
+
+        The Retry-After holds back this endpoint only (through its limiter): other endpoints, under their
+        own limits, go on.
+        """
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
+        if retry_after is not None:
+            retry_after = min(retry_after, RETRY_AFTER_MAX_S)
+        self._limiter.on_throttle(endpoint, retry_after)
+        now = time.monotonic()
+        if patience.since is None:
+            patience.since = now
+            self.stats.throttle_began()
+        if now - patience.since >= self._throttle_budget_s:
+            self._end_throttle(patience)
+            raise self._fail(Throttled(f"{endpoint}: still throttled (429) after {self._throttle_budget_s:g} s",
+                                       status_code=429), attempts)
+        if retry_after:
+            await self._sleep(retry_after)
+
+    def _end_throttle(self, patience: _Patience) -> None:
+        if patience.since is not None:
+            patience.since = None
+            self.stats.throttle_ended()
 
     async def _back_off(self, attempt: int, resp: httpx.Response | None) -> None:
+        """Wait before this request's next attempt (5xx, transport): exponential with jitter, this request only."""
         retry_after = None
         if resp is not None:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
-        delay = next_delay(attempt, retry_after, rng=self._rng)
-        if resp is not None and resp.status_code == 429:
-            # Throttled: hold back the whole client, not just this request.
-            self._paused_until = max(self._paused_until, time.monotonic() + delay)
-        await self._sleep(delay)
+        await self._sleep(next_delay(attempt, retry_after, rng=self._rng))
+
+
+@dataclass
+class _Patience:
+    """One request's run of 429s: when it began, so the throttle budget can end it."""
+
+    since: float | None = None
 
 
 async def _send_unless_source_refused(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
@@ -336,3 +429,4 @@ async def _send_unless_source_refused(http: httpx.AsyncClient, request: httpx.Re
         if not isinstance(cause, RowRejected):
             raise
         raise cause from None
+

@@ -181,7 +181,7 @@ async def attach_manifest(
             shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
         else:
             async with fin_client(settings) as fin:
-                fin.stats.timeline = timeline
+                fin.stats.per_second = timeline
                 await fin.authenticate()
                 services.fin = fin
                 shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)

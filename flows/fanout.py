@@ -156,7 +156,7 @@ async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: Obj
         counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
     else:
         async with fin_client(settings, shared_limit=job.rate_limit) as fin:
-            fin.stats.timeline = services.timeline
+            fin.stats.per_second = services.timeline
             await fin.authenticate()
             services.fin = fin
             counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
@@ -289,10 +289,22 @@ def merge_api_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
             statuses[k] = statuses.get(k, 0) + n
         for k, s in p.get("slowest_seconds", {}).items():
             slowest[k] = max(slowest.get(k, 0.0), s)
+    timeline: dict[int, dict[str, int]] = {}
+    for p in parts:  # each process counts from its own start: close enough for a rate over 10 s buckets
+        for b in p.get("per_10s", []):
+            slot = timeline.setdefault(b["from_s"], {"requests": 0, "429": 0})
+            slot["requests"] += b["requests"]
+            slot["429"] += b["429"]
+    total = sum(requests.values())
+    throttled = sum(p.get("throttled_429", 0) for p in parts)
     return {
-        "throttled_429": sum(p.get("throttled_429", 0) for p in parts),
+        "throttled_429": throttled,
+        "share_429": round(throttled / total, 4) if total else 0.0,
+        # the longest any one process spent with a request waiting out a 429 (they overlap in time)
+        "throttled_seconds": max(p.get("throttled_seconds", 0.0) for p in parts),
         "requests": requests,
         "statuses": statuses,
         "mean_seconds": {k: round(v / max(requests[k], 1), 4) for k, v in total_seconds.items()},
         "slowest_seconds": slowest,
+        "per_10s": [{"from_s": k, **v} for k, v in sorted(timeline.items())],
     }

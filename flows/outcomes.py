@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from connectors.errors import KycAttachError, RowRejected, TerminalError, TransientError
+from connectors.errors import KycAttachError, RowRejected, TerminalError, Throttled, TransientError
 from transforms.codes import Reason, Status
 from transforms.models import Document, RowOutcome
 from transforms.report import REPORT_SCHEMA
@@ -59,6 +59,9 @@ class Outcomes:
             self.set(rows, Status.rejected, exc.reason_code, str(exc))
         elif isinstance(exc, TerminalError):
             self.set(rows, Status.failed, exc.reason_code, str(exc), http_status=exc.status_code,
+                     attempts=exc.attempts)
+        elif isinstance(exc, Throttled):
+            self.set(rows, Status.failed, Reason.throttled, str(exc), http_status=exc.status_code,
                      attempts=exc.attempts)
         elif isinstance(exc, TransientError):
             self.set(rows, Status.failed, Reason.retries_exhausted, str(exc), http_status=exc.status_code,

@@ -134,6 +134,11 @@ def report_markdown(summary: dict[str, Any], *, top: int = 10) -> str:
     if slowest:
         lines += ["| endpoint | requests | mean s | slowest s |", "|---|---:|---:|---:|",
                   *[f"| {k} | {requests.get(k, 0):,} | {mean.get(k, 0)} | {v} |" for k, v in slowest], ""]
+    if api.get("per_10s"):
+        share = float(api.get("share_429", 0.0))
+        lines += [f"API rate: {share:.1%} of requests answered 429; some request was waiting out a 429 for "
+                  f"{api.get('throttled_seconds', 0)} s. Requests/s by 10 s: "
+                  + ", ".join(f"{b['requests'] / 10:.0f}" for b in api["per_10s"]), ""]
     if summary.get("stopped_early"):
         lines += [f"**Stopped early:** {summary['stopped_early']}", ""]
     return "\n".join(lines)

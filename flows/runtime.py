@@ -11,16 +11,15 @@ import ipaddress
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import cast
 from urllib.parse import urlparse
 
 import httpx
-from aiolimiter import AsyncLimiter
 
 from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
 from connectors.fin import FinClient
-from connectors.prefect_limiter import PrefectRateLimiter
+from connectors.prefect_limiter import PrefectSlotLease
+from connectors.rate_limiter import EndpointLimiters
 from connectors.s3 import S3Store, make_s3_client
 from flows.settings import Settings
 
@@ -66,10 +65,10 @@ def _is_loopback(host: str) -> bool:
 
 @asynccontextmanager
 async def fin_client(settings: Settings, *, shared_limit: str | None = None) -> AsyncIterator[FinClient]:
-    """One pooled HTTP client and one rate limiter for every request of this process.
+    """One pooled HTTP client and one set of rate limiters (one per endpoint) for every request of this process.
 
-    With ``shared_limit`` (a fanned-out shard run) the rate limit is that Prefect global concurrency limit,
-    shared by every shard run of every worker, instead of one for this process alone.
+    With ``shared_limit`` (a fanned-out shard run) the requests also spend slots of that Prefect global
+    concurrency limit, shared by every shard run of every worker, leased a batch at a time.
     """
     check_api_url(settings.api_url)
     # boto3 reads S3 in worker threads; the default pool (cores + 4) would cap concurrent file reads.
@@ -86,10 +85,10 @@ async def fin_client(settings: Settings, *, shared_limit: str | None = None) -> 
             http,
             client_id=settings.client_id,
             client_secret=settings.client_secret,
-            # FinClient only calls ``await limiter.acquire()``: either limiter fits.
-            limiter=cast(AsyncLimiter, PrefectRateLimiter(shared_limit)) if shared_limit
-            else AsyncLimiter(settings.rate_limit_rps, 1.0),
+            limiter=EndpointLimiters(settings.rate_limit_rps, burst_s=settings.rate_burst_s,
+                                     shared=PrefectSlotLease(shared_limit) if shared_limit else None),
             max_in_flight=settings.max_concurrent_requests,
             max_attempts=settings.max_attempts,
             conflict_wait_s=settings.conflict_wait_s,
+            throttle_budget_s=settings.throttle_budget_s,
         )

@@ -37,14 +37,20 @@ class Settings(BaseSettings):
         description="OAuth client secret for the Fin API.",
     )
     rate_limit_rps: float = Field(
-        10.0, gt=0, description="Client-side limit on API requests per second, shared by the whole process."
+        10.0, gt=0, description="Ceiling on API requests per second, for each endpoint and all together."
+    )
+    rate_burst_s: float = Field(
+        0.05, gt=0, le=1, description="Client-side burst, in seconds of the current rate (at least one request)."
+    )
+    throttle_budget_s: float = Field(
+        600.0, gt=0, description="How long one request may keep getting 429s before its rows fail as throttled."
     )
     max_concurrent_requests: int = Field(16, ge=1, description="API requests in flight at once.")
     max_concurrent_customers: int = Field(64, ge=1, description="Customers worked on at once in a shard.")
     max_parties_per_request: int = Field(10, ge=1, description="Associated parties per attach request.")
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest source file accepted for upload.")
     request_timeout_s: float = Field(60.0, gt=0, description="Timeout of one HTTP request to the API.")
-    max_attempts: int = Field(6, ge=1, description="Attempts per request on transient errors (429, 5xx, drops).")
+    max_attempts: int = Field(6, ge=1, description="Attempts per request on transient errors (5xx, drops).")
     settle_delay_s: float = Field(
         1.0, ge=0, description="Wait before asking the API whether an attach with a lost response took effect."
     )

@@ -184,7 +184,7 @@ class SandboxApp:
         self.record.requests[endpoint] += 1
         injector = self.injector
         fate = injector.fate(endpoint)
-        refused = injector.throttle(endpoint) if injector.faults.rate_limit else None
+        refused = injector.throttle(endpoint)
         if refused is not None:
             await drain(receive)
             wait, with_header = refused
@@ -470,7 +470,7 @@ class SandboxApp:
         raw = await read_body(receive, MAX_JSON_BYTES)
         route = (method, path)
         if route == ("GET", "/_sandbox/record"):
-            await json_response(send, 200, self.record.as_json())
+            await json_response(send, 200, {**self.record.as_json(), "rate": self.injector.rate_seen()})
         elif route == ("POST", "/_sandbox/reset"):
             self.reset()
             await json_response(send, 200, {"data": {}})

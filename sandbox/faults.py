@@ -57,6 +57,13 @@ class RateLimit(_Scoped):
     per_endpoint: bool = Field(default=False, description="one bucket per endpoint instead of one shared")
 
 
+class RandomThrottle(_Scoped):
+    """A share of requests answered 429 whatever the rate: a gateway's noise, not a limit a client can learn."""
+
+    share: Share = Field(ge=0, le=1)
+    retry_after: bool = Field(default=False, description="send `Retry-After: 1` with these 429s")
+
+
 class Errors(_Scoped):
     """A share of requests answered with a 5xx before any work is done."""
 
@@ -100,6 +107,7 @@ class Faults(BaseModel):
      "latency": {"distribution": "uniform", "ms": 5, "max_ms": 50},
      "rate_limit": [{"rps": 50, "burst": 10},
                     {"rps": 5, "burst": 5, "endpoints": ["attach"], "retry_after": false}],
+     "random_429": {"share": 0.1},
      "errors": {"share": 0.05, "statuses": [502, 503]},
      "drop": {"share": 0.02, "endpoints": ["upload"]},
      "slow": {"share": 0.01, "seconds": 30},
@@ -112,6 +120,7 @@ class Faults(BaseModel):
     seed: int | None = Field(default=None, description="same seed, same fate for the n-th request")
     latency: list[Latency] = Field(default_factory=list)
     rate_limit: list[RateLimit] = Field(default_factory=list)
+    random_429: list[RandomThrottle] = Field(default_factory=list)
     errors: list[Errors] = Field(default_factory=list)
     drop: list[Drop] = Field(default_factory=list)
     slow: list[Slow] = Field(default_factory=list)
@@ -123,7 +132,7 @@ class Faults(BaseModel):
     )
 
     _list_fields = field_validator(
-        "latency", "rate_limit", "errors", "drop", "slow", "commit_then_fail", mode="before"
+        "latency", "rate_limit", "random_429", "errors", "drop", "slow", "commit_then_fail", mode="before"
     )(_as_list)
 
     @classmethod
@@ -142,5 +151,6 @@ class Faults(BaseModel):
     def active(self) -> bool:
         """Whether any fault is configured (a quiet sandbox skips the random draws)."""
         return bool(
-            self.latency or self.rate_limit or self.errors or self.drop or self.slow or self.commit_then_fail
+            self.latency or self.rate_limit or self.random_429 or self.errors or self.drop or self.slow
+            or self.commit_then_fail
         )

@@ -3,7 +3,8 @@
 Reproducibility: each endpoint has its own random stream seeded from (seed, endpoint), and every request
 draws the same fixed number of values from it whatever the configuration. So under one seed the n-th
 request to an endpoint meets the same fate, however requests to other endpoints interleave with it.
-Rate limits depend on the clock and are the one exception.
+Rate limits depend on the clock and are the one exception. Random 429s draw from a stream of their own per
+endpoint, so turning them on leaves every other fate of a seed as it was.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -59,6 +61,14 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rps
 
 
+def _inner_mean(counts: Counter[int]) -> float:
+    """Mean count per second over the whole seconds between the first and the last second counted."""
+    if len(counts) < 3:
+        return 0.0
+    inner = [counts.get(s, 0) for s in range(min(counts) + 1, max(counts))]
+    return round(sum(inner) / len(inner), 1)
+
+
 def latency_seconds(spec: Latency, u: float) -> float:
     """Map one uniform draw `u` in [0, 1) to a delay, by inverse transform (keeps one draw per request)."""
     if spec.distribution == "fixed":
@@ -84,6 +94,10 @@ class FaultInjector:
         self._streams: dict[str, random.Random] = {}
         # A bucket per limit entry (shared by its endpoints), or per (entry, endpoint) when per_endpoint.
         self._buckets: dict[tuple[int, str], TokenBucket] = {}
+        self._noise: dict[str, random.Random] = {}
+        # Requests let through the limits, by whole second of the clock: what a gateway's meter would show.
+        self.passed_per_second: Counter[int] = Counter()
+        self.attaches_per_second: Counter[int] = Counter()  # the same for attach alone (limited apart, often)
 
     def _bucket(self, index: int, limit: RateLimit, endpoint: str) -> TokenBucket:
         key = (index, endpoint if limit.per_endpoint else "*")
@@ -93,7 +107,11 @@ class FaultInjector:
         return bucket
 
     def throttle(self, endpoint: str) -> tuple[float, bool] | None:
-        """None when the request may pass; else (seconds to wait, whether to send Retry-After)."""
+        """None when the request may pass; else (seconds to wait, whether to send Retry-After).
+
+        Every rate limit that applies takes a token (an overall and a per-endpoint limit both count the
+        request); a random 429, when configured, is drawn after them.
+        """
         refused: tuple[float, bool] | None = None
         for index, limit in enumerate(self.faults.rate_limit):
             if not limit.applies_to(endpoint):
@@ -101,7 +119,29 @@ class FaultInjector:
             wait = self._bucket(index, limit, endpoint).take()
             if wait is not None and (refused is None or wait > refused[0]):
                 refused = (wait, limit.retry_after)
+        if refused is None:
+            refused = self._random_429(endpoint)
+        if refused is None:
+            self.passed_per_second[int(self._clock())] += 1
+            if endpoint == "attach":
+                self.attaches_per_second[int(self._clock())] += 1
         return refused
+
+    def _random_429(self, endpoint: str) -> tuple[float, bool] | None:
+        noise = self.faults.first("random_429", endpoint)
+        if noise is None:
+            return None
+        stream = self._noise.get(endpoint)
+        if stream is None:
+            stream = self._noise[endpoint] = random.Random(f"{self.seed}/{endpoint}/429")
+        return (1.0, noise.retry_after) if stream.random() < noise.share else None
+
+    def rate_seen(self) -> dict[str, float]:
+        """Requests let through: the most in any one second of the clock, the seconds that had any, and the mean
+        over the seconds between the first and the last (both partial, so left out), of all and of attaches."""
+        counts = self.passed_per_second
+        return {"max_per_second": max(counts.values(), default=0), "seconds": len(counts),
+                "inner_mean": _inner_mean(counts), "attach_inner_mean": _inner_mean(self.attaches_per_second)}
 
     def fate(self, endpoint: str) -> Fate:
         """Draw the fate of the next request to `endpoint`."""

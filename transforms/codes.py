@@ -73,6 +73,7 @@ class Reason(StrEnum):
     source_changed = "source_changed"
     # --- attach rules Fin documents (issue 13) ---
     permanent_residency_not_usa = "permanent_residency_not_usa"
+    throttled = "throttled"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -109,7 +110,7 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.api_forbidden: "The API refused access (403), e.g. a file uri that belongs to another customer.",
     Reason.api_not_found: "The API answered 404 (customer not found).",
     Reason.api_error: "The API answered another error that is not worth retrying.",
-    Reason.retries_exhausted: "Transient errors (429, 5xx, connection) persisted through every retry.",
+    Reason.retries_exhausted: "Transient errors (5xx, connection) persisted through every retry.",
     Reason.outcome_unknown: "The attach was sent but its outcome is not known; check before resending.",
     Reason.already_attached: "Attached by an earlier run of the same manifest (from the ledger).",
     Reason.circuit_open: "Not tried: the API kept failing, so the run stopped sending requests.",
@@ -121,6 +122,7 @@ REASON_MEANINGS: dict[Reason, str] = {
                                "bytes appended after it.",
     Reason.source_changed: "The S3 object was replaced while it was being read; run again to send the new one.",
     Reason.permanent_residency_not_usa: "PERMANENT_RESIDENCY_ID is for US residents only: its country must be USA.",
+    Reason.throttled: "The API kept answering 429 past KYC_ATTACH_THROTTLE_BUDGET_S; the request was not applied.",
 }
 
 

@@ -19,7 +19,8 @@ class Decision(StrEnum):
     """What the caller does next with a request."""
 
     success = "success"
-    retry = "retry"
+    retry = "retry"  # spends one of the request's attempts
+    throttled = "throttled"  # 429: not applied; send again when the endpoint's rate allows, no attempt spent
     reauth = "reauth"  # get a new token (once), then send again
     wait_conflict = "wait_conflict"  # 409: another attach for this customer is in flight; wait, not a failure
     terminal = "terminal"  # stop this item, report it failed
@@ -31,7 +32,7 @@ CONNECT = "connect"  # refused, DNS, connect timeout, TLS handshake: never reach
 READ_TIMEOUT = "read_timeout"
 DROPPED = "dropped"  # connection reset/closed after the request was written
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})
 
 
 def _no_response(error: str | None, request_sent: bool) -> Decision:
@@ -57,6 +58,8 @@ def classify(status_code: int | None, *, error: str | None = None, request_sent:
         return Decision.reauth
     if status_code == 409:
         return Decision.wait_conflict
+    if status_code == 429:
+        return Decision.throttled
     if status_code in RETRY_STATUSES:
         return Decision.retry
     return Decision.terminal
@@ -91,6 +94,16 @@ def next_delay(
     if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
         delay = max(delay, min(retry_after, retry_after_max))
     return delay
+
+
+def conflict_delay(conflicts: int, remaining_s: float, *, rng: random.Random, base: float = 0.25,
+                   cap: float = 8.0) -> float:
+    """Seconds to wait after the ``conflicts``-th 409 in a row, never past the ``remaining_s`` of the 409 budget.
+
+    An attach in progress may take a while: waits grow exponentially with full jitter (so requests that
+    met the same 409 do not come back together), capped at ``cap``.
+    """
+    return max(0.0, min(next_delay(conflicts, None, base=base, cap=cap, rng=rng), remaining_s))
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

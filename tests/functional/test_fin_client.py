@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-from aiolimiter import AsyncLimiter
 from pydantic import SecretStr
 
 from connectors.aiohttp_transport import Transport
-from connectors.errors import OutcomeUnknown, SetupError, TerminalError
+from connectors.errors import OutcomeUnknown, SetupError, TerminalError, Throttled
 from connectors.fin import FinClient
+from connectors.rate_limiter import EndpointLimiters
 from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
 from flows.demo_samples import sample_pdf
 from tests.e2e.helpers import load_world, sandbox_record
@@ -23,7 +24,7 @@ SetFaults = Callable[[dict[str, Any]], None]
 
 
 def _client(http: httpx.AsyncClient, secret: str = CLIENT_SECRET, **kw: Any) -> FinClient:
-    return FinClient(http, client_id=CLIENT_ID, client_secret=SecretStr(secret), limiter=AsyncLimiter(1000, 1),
+    return FinClient(http, client_id=CLIENT_ID, client_secret=SecretStr(secret), limiter=EndpointLimiters(1000),
                      rng=random.Random(1), **kw)
 
 
@@ -129,6 +130,57 @@ def test_429_is_retried_with_and_without_retry_after(fin_sandbox: Any, sandbox_f
         return c.stats.statuses["429"]
 
     assert asyncio.run(_with_client(fin_sandbox.url, go, max_attempts=20)) >= 1
+
+
+def test_429s_spend_no_attempts(fin_sandbox: Any, sandbox_faults: SetFaults, customer_id: str) -> None:
+    # a bucket of one request at 20/s, no Retry-After: most of 8 requests fired together meet 429s first
+    sandbox_faults({"rate_limit": {"rps": 20, "burst": 1, "retry_after": False, "endpoints": ["customer"]}})
+
+    async def go(c: FinClient) -> tuple[int, list[int]]:
+        attempts = []
+        for _ in range(2):
+            found = await asyncio.gather(*(c._request("customer", "GET", f"/v2/customers/{customer_id}")
+                                           for _ in range(4)))
+            attempts += [n for _, n in found]
+        return c.stats.statuses["429"], attempts
+
+    throttled, attempts = asyncio.run(_with_client(fin_sandbox.url, go, max_attempts=1))
+    assert throttled >= 3  # they were throttled, and yet, with one attempt each, every request got through
+    assert attempts == [1] * 8
+
+
+def test_retry_after_is_waited_out_before_the_next_try(fin_sandbox: Any, sandbox_faults: SetFaults,
+                                                       customer_id: str) -> None:
+    # one request every 2 s: the second is refused with "Retry-After: 2"
+    sandbox_faults({"rate_limit": {"rps": 0.5, "burst": 1, "retry_after": True, "endpoints": ["customer"]}})
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(seconds)
+
+    async def go(c: FinClient) -> int:
+        await c.get_customer(customer_id)
+        await c.get_customer(customer_id)
+        return c.stats.statuses["429"]
+
+    assert asyncio.run(_with_client(fin_sandbox.url, go, sleep=sleep)) == 1
+    assert max(waits) >= 2.0
+
+
+def test_throttled_past_the_budget_is_a_throttled_error(fin_sandbox: Any, sandbox_faults: SetFaults,
+                                                        customer_id: str) -> None:
+    sandbox_faults({"rate_limit": {"rps": 0.01, "burst": 1, "retry_after": False, "endpoints": ["customer"]}})
+
+    async def go(c: FinClient) -> None:
+        await c.get_customer(customer_id)
+        await c.get_customer(customer_id)  # the bucket refills in 100 s: far past the budget
+
+    started = time.monotonic()
+    with pytest.raises(Throttled) as caught:
+        asyncio.run(_with_client(fin_sandbox.url, go, throttle_budget_s=1.0))
+    assert 1.0 <= time.monotonic() - started < 30
+    assert caught.value.status_code == 429 and caught.value.attempts == 1
 
 
 def test_attach_answered_500_after_commit_is_outcome_unknown(fin_sandbox: Any, sandbox_faults: SetFaults,

@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from aiolimiter import AsyncLimiter
 from pydantic import SecretStr
 
 from connectors.aiohttp_transport import Transport
 from connectors.errors import RowRejected
 from connectors.files import fetch_source
 from connectors.fin import FinClient
+from connectors.rate_limiter import EndpointLimiters
 from connectors.s3 import S3Store, make_s3_client
 from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
 from flows.demo_samples import sample_pdf
@@ -33,7 +33,7 @@ async def _upload_while(fin_url: str, store: S3Store, uri: str, meanwhile: Any, 
     meanwhile()
     async with httpx.AsyncClient(base_url=fin_url, timeout=10, transport=Transport()) as http:
         fin = FinClient(http, client_id=CLIENT_ID, client_secret=SecretStr(CLIENT_SECRET),
-                        limiter=AsyncLimiter(1000, 1), rng=random.Random(1), max_attempts=6,
+                        limiter=EndpointLimiters(1000), rng=random.Random(1), max_attempts=6,
                         sleep=lambda _s: asyncio.sleep(0))
         try:
             return await fin.upload(customer_id, filename="x.pdf", content_type=source.content_type,

@@ -47,6 +47,17 @@ def test_merge_api_stats_sums_counts_weights_means_keeps_slowest() -> None:
     assert merge_api_stats([{}, {}]) == {}
 
 
+def test_merge_api_stats_adds_the_rate_buckets_and_the_429_share() -> None:
+    a = {"throttled_429": 3, "requests": {"upload": 20}, "throttled_seconds": 4.0,
+         "per_10s": [{"from_s": 0, "requests": 15, "429": 3}, {"from_s": 10, "requests": 5, "429": 0}]}
+    b = {"throttled_429": 1, "requests": {"upload": 20}, "throttled_seconds": 1.5,
+         "per_10s": [{"from_s": 0, "requests": 20, "429": 1}]}
+    merged = merge_api_stats([a, b])
+    assert merged["per_10s"] == [{"from_s": 0, "requests": 35, "429": 4}, {"from_s": 10, "requests": 5, "429": 0}]
+    assert merged["share_429"] == 0.1
+    assert merged["throttled_seconds"] == 4.0
+
+
 def test_a_refused_delete_of_the_shards_rows_is_logged_and_the_run_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     import asyncio
     import logging

@@ -20,7 +20,7 @@ from transforms.retry import Decision, classify, classify_attach, next_delay, pa
         (408, Decision.retry),
         (409, Decision.wait_conflict),
         (422, Decision.terminal),
-        (429, Decision.retry),
+        (429, Decision.throttled),
         (500, Decision.retry),
         (501, Decision.terminal),
         (502, Decision.retry),
@@ -39,7 +39,7 @@ def test_classify_status(status: int, expected: Decision) -> None:
         (400, Decision.terminal),
         (401, Decision.reauth),
         (409, Decision.wait_conflict),
-        (429, Decision.retry),
+        (429, Decision.throttled),
         (500, Decision.unknown_outcome),
         (502, Decision.unknown_outcome),
         (503, Decision.unknown_outcome),
@@ -114,3 +114,15 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 
 def test_parse_retry_after_naive_now() -> None:
     assert parse_retry_after("Sun, 28 Dec 2025 10:00:10 GMT", NOW.replace(tzinfo=None)) == 10.0
+
+
+def test_conflict_waits_grow_and_stay_within_the_budget() -> None:
+    from transforms.retry import conflict_delay
+
+    rng = random.Random(5)
+    # the ceiling of each wait doubles (full jitter under it), up to the cap
+    highs = [max(conflict_delay(n, 1e9, rng=rng) for _ in range(400)) for n in range(1, 8)]
+    assert highs[:5] == sorted(highs[:5]) and highs[0] <= 0.25 < highs[2]  # 0.25, 0.5, 1, 2, 4: growing
+    assert all(4.0 < h <= 8.0 for h in highs[5:])  # then capped at 8 s
+    assert all(conflict_delay(7, 0.3, rng=rng) <= 0.3 for _ in range(50))
+    assert conflict_delay(3, -1.0, rng=rng) == 0.0

@@ -1,0 +1,127 @@
+"""Client-side rate limits: a smooth token bucket per API endpoint, steered by a closed-loop controller.
+
+Why hand-written: ``aiolimiter.AsyncLimiter(R, 1.0)`` lets R requests through at once, which a gateway whose
+bucket holds R/10 answers mostly with 429; ``AsyncLimiter(1, 1/R)`` spaces them but its rate cannot change at
+run time. ``pyrate-limiter`` and ``limits`` count requests over fixed windows (bursts again at each window
+edge) and have no rate to adjust. What is needed is a token bucket holding a small fraction of a second's
+worth, whose rate the controller (``transforms.rate_control``) moves on every response: ~60 lines here.
+
+Waiters queue on one ``asyncio.Lock`` (first come, first served); the one holding it sleeps until its token is
+due, so a rate cut applies to the very next request rather than to requests already booked ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from transforms.rate_control import RateControl, RateController
+
+ENDPOINTS = ("token", "customer", "upload", "attach")
+
+
+class SmoothLimiter:
+    """A token bucket of ``rate`` tokens/s holding at most ``burst_s`` seconds' worth (at least one token)."""
+
+    def __init__(self, rate: float, *, burst_s: float = 0.05, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._rate = rate
+        self._burst_s = burst_s
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = 1.0  # start with one request's worth, not a burst
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+        self.not_before = 0.0  # a Retry-After: nothing leaves before this time
+
+    @property
+    def rate(self) -> float:
+        """Tokens per second now."""
+        return self._rate
+
+    def set_rate(self, rate: float) -> None:
+        """Change the rate from now on (tokens gathered so far stay)."""
+        self._refill()
+        self._rate = rate
+
+    def _capacity(self) -> float:
+        return max(1.0, self._rate * self._burst_s)
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._capacity(), self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    async def acquire(self) -> float:
+        """Wait for one token; returns the seconds waited."""
+        started = self._clock()
+        async with self._lock:
+            while True:
+                self._refill()
+                wait = max(self.not_before - self._stamp, (1.0 - self._tokens) / self._rate)
+                if wait <= 1e-9:  # float dust: a token refilled to 0.9999999 is a token
+                    self._tokens -= 1.0
+                    return self._clock() - started
+                # Re-checked after the sleep: the rate or a Retry-After may have changed meanwhile.
+                await self._sleep(wait)
+
+
+class SlotSource(Protocol):
+    """Where a process gets its share of a rate shared with other processes (see ``connectors.prefect_limiter``)."""
+
+    async def take(self, rate: float) -> None:
+        """Wait for one slot; ``rate`` is this process's current send rate (it sizes the batch leased)."""
+
+
+class EndpointLimiters:
+    """One smooth limiter and one controller per endpoint, under one more for all endpoints together.
+
+    Gateways limit the whole client and often one endpoint more tightly. The overall controller hears every
+    response and finds the whole client's limit; an endpoint's controller cuts only when that endpoint's 429
+    share is well above the overall one (its own, tighter limit). So a tight attach limit cuts attach only,
+    and a global limit is not answered by every endpoint cutting at once (which starved the small ones, as
+    several TCP flows through one bottleneck do). ``ceiling`` (the configured limit) caps every rate.
+    """
+
+    def __init__(self, ceiling: float, *, burst_s: float = 0.05, shared: SlotSource | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._clock = clock
+        self._shared = shared
+        self.overall = SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep)
+        now = clock()
+        self.overall_control = RateController(RateControl(ceiling=ceiling), now=now)
+        self.controllers = {e: RateController(RateControl(ceiling=ceiling), now=now) for e in ENDPOINTS}
+        self.limiters = {e: SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep) for e in ENDPOINTS}
+
+    async def acquire(self, endpoint: str) -> float:
+        """Wait until a request to ``endpoint`` may go; returns the seconds waited."""
+        waited = await self.limiters[endpoint].acquire()
+        waited += await self.overall.acquire()
+        if self._shared is not None:
+            started = self._clock()
+            await self._shared.take(self.limiters[endpoint].rate)
+            waited += self._clock() - started
+        return waited
+
+    def on_success(self, endpoint: str) -> None:
+        """A response that was not a 429: the endpoint's rate may climb."""
+        now = self._clock()
+        self.overall.set_rate(self.overall_control.on_success(now))
+        self.limiters[endpoint].set_rate(self.controllers[endpoint].on_success(now))
+
+    def on_throttle(self, endpoint: str, retry_after: float | None) -> None:
+        """A 429: the endpoint's rate may drop, and a ``Retry-After`` holds that endpoint (only) back."""
+        controller = self.controllers[endpoint]
+        limiter = self.limiters[endpoint]
+        now = self._clock()
+        self.overall.set_rate(self.overall_control.on_throttle(now))
+        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.recent_share()))
+        limiter.not_before = max(limiter.not_before, controller.paused_until)
+
+    def rates(self) -> dict[str, float]:
+        """The current rates (requests/s): ``all`` together, then each endpoint's."""
+        rates = {e: round(limiter.rate, 1) for e, limiter in self.limiters.items()}
+        return {"all": round(self.overall.rate, 1), **rates}

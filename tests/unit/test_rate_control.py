@@ -1,0 +1,147 @@
+"""The closed-loop rate controller on a fake clock: cuts, climbs, Retry-After, noise, and a simulated gateway."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from transforms.rate_control import RateControl, RateController
+
+
+def _throttle_run(ctl: RateController, start: float, n: int, *, step: float = 0.001) -> float:
+    t = start
+    for _ in range(n):
+        t += step
+        ctl.on_throttle(t)
+    return t
+
+
+def test_starts_at_the_ceiling_and_never_passes_it() -> None:
+    ctl = RateController(RateControl(ceiling=50.0), now=0.0)
+    assert ctl.rate == 50.0
+    for i in range(1, 1000):
+        ctl.on_success(i * 0.01)
+    assert ctl.rate == 50.0
+
+
+def test_a_run_of_429s_cuts_to_beta_times_what_got_through() -> None:
+    ctl = RateController(RateControl(ceiling=1000.0, beta=0.8), now=0.0)
+    for i in range(100):
+        ctl.on_success(i * 0.01)
+    _throttle_run(ctl, 1.0, 30)
+    assert ctl.cuts == 1 and 0.8 * 500 <= ctl.rate < 1000  # the first cut, so early, halves at most
+    # then a second at ~100 successes/s, and another wall of 429s
+    for i in range(100):
+        ctl.on_success(2.0 + i * 0.01)
+    _throttle_run(ctl, 3.0, 30)
+    assert ctl.cuts == 2
+    assert 0.8 * 60 < ctl.rate < 0.8 * 110  # near beta * the accepted ~100/s, far below what it sent at
+
+
+def test_a_single_429_among_many_successes_does_not_cut() -> None:
+    ctl = RateController(RateControl(ceiling=100.0), now=0.0)
+    for i in range(100):
+        ctl.on_success(i * 0.01)
+    ctl.on_throttle(1.0)
+    assert ctl.cuts == 0 and ctl.rate == 100.0
+
+
+def test_echoes_of_one_overshoot_cut_once() -> None:
+    ctl = RateController(RateControl(ceiling=1000.0, cooldown_s=0.25), now=0.0)
+    for i in range(100):
+        ctl.on_success(i * 0.01)
+    _throttle_run(ctl, 1.0, 25)
+    after_first = ctl.rate
+    _throttle_run(ctl, 1.03, 100, step=0.002)  # the requests in flight at the cut come back 429 within 0.2 s
+    assert ctl.cuts == 1 and ctl.rate == after_first
+
+
+def test_climbs_back_toward_the_ceiling_after_a_cut() -> None:
+    ctl = RateController(RateControl(ceiling=200.0), now=0.0)
+    for i in range(100):
+        ctl.on_success(i * 0.01)
+    t = _throttle_run(ctl, 1.0, 30)
+    cut = ctl.rate
+    rates = []
+    for _ in range(1, 1000):  # 10 s of successes at the current rate
+        t += 1.0 / max(ctl.rate, 1.0)
+        rates.append(ctl.on_success(t))
+    assert rates == sorted(rates)  # monotone climb while nothing is refused
+    assert rates[-1] > 2 * cut  # and well past the rate of the cut once it is proven safe
+
+
+def test_retry_after_is_a_floor_for_this_endpoint() -> None:
+    ctl = RateController(RateControl(ceiling=10.0), now=100.0)
+    ctl.on_throttle(100.0, retry_after=2.0)
+    assert ctl.paused_until == pytest.approx(102.0)
+    ctl.on_throttle(100.5, retry_after=0.5)  # a shorter one does not shorten the pause
+    assert ctl.paused_until == pytest.approx(102.0)
+    ctl.on_throttle(101.0, retry_after=float("nan"))
+    assert ctl.paused_until == pytest.approx(102.0)
+
+
+def test_never_below_the_floor() -> None:
+    ctl = RateController(RateControl(ceiling=100.0, floor=2.0, cooldown_s=0.0), now=0.0)
+    t = 0.0
+    for _ in range(50):
+        t = _throttle_run(ctl, t + 1.0, 40)
+    assert ctl.rate == 2.0
+
+
+def test_bad_tuning_is_refused() -> None:
+    with pytest.raises(ValueError):
+        RateControl(ceiling=10.0, beta=1.0)
+    with pytest.raises(ValueError):
+        RateControl(ceiling=1.0, floor=2.0)
+
+
+def _simulate(limit: float, burst: float, ceiling: float, seconds: float, *, noise: float = 0.0,
+              latency: float = 0.02, seed: int = 1) -> tuple[float, float, RateController]:
+    """A client sending as fast as its controller allows against a token-bucket gateway (no Retry-After).
+
+    Responses come back ``latency`` after sending, so the controller sees them late, as a real client does.
+    Returns (successes/s over the second half, 429 share over the whole run, the controller).
+    """
+    rng = random.Random(seed)
+    ctl = RateController(RateControl(ceiling=ceiling), now=0.0)
+    tokens, stamp, t = burst, 0.0, 0.0
+    pending: list[tuple[float, bool]] = []
+    ok_late = sent = refused = 0
+    while t < seconds:
+        t += 1.0 / ctl.rate
+        while pending and pending[0][0] <= t:
+            at, throttled = pending.pop(0)
+            ctl.on_throttle(at) if throttled else ctl.on_success(at)
+        tokens, stamp = min(burst, tokens + (t - stamp) * limit), t
+        throttled = tokens < 1.0 or rng.random() < noise
+        if tokens >= 1.0 and not throttled:
+            tokens -= 1.0
+        sent += 1
+        refused += throttled
+        if not throttled and t > seconds / 2:
+            ok_late += 1
+        pending.append((t + latency, throttled))
+    return ok_late / (seconds / 2), refused / sent, ctl
+
+
+# At 10/s the 20 responses a share needs take 2 s, so each overshoot (the first, from 10x the limit, above all)
+# costs more 429s than at 100/s.
+@pytest.mark.parametrize(("limit", "max_share"), [(10.0, 0.12), (100.0, 0.05), (400.0, 0.05)])
+def test_not_told_the_limit_it_settles_near_it(limit: float, max_share: float) -> None:
+    rate, share_429, ctl = _simulate(limit, burst=max(1.0, limit / 10), ceiling=10 * limit, seconds=60)
+    assert rate >= 0.9 * limit
+    assert share_429 <= max_share
+    assert ctl.rate < 2 * limit  # it found the limit, not the ceiling
+
+
+def test_told_the_limit_it_stays_at_it() -> None:
+    rate, share_429, _ = _simulate(100.0, burst=10.0, ceiling=100.0, seconds=30)
+    assert rate >= 0.95 * 100
+    assert share_429 <= 0.02
+
+
+def test_random_429s_do_not_drag_the_rate_to_the_floor() -> None:
+    # 10 % of requests refused at random, the gateway's real limit far away: the rate stays near the ceiling
+    rate, _, _ = _simulate(1000.0, burst=100.0, ceiling=100.0, seconds=30, noise=0.10)
+    assert rate >= 0.8 * 100 * (1 - 0.10)

@@ -1,0 +1,104 @@
+"""The smooth per-endpoint limiters on a fake clock: spacing, small bursts, rate changes, Retry-After per endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from connectors.rate_limiter import EndpointLimiters, SmoothLimiter
+
+
+class _Clock:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)
+
+
+def _send_times(limiter: SmoothLimiter, clock: _Clock, n: int) -> list[float]:
+    async def go() -> list[float]:
+        times = []
+        for _ in range(n):
+            await limiter.acquire()
+            times.append(clock.now)
+        return times
+
+    return asyncio.run(go())
+
+
+def test_requests_are_spaced_not_burst() -> None:
+    clock = _Clock()
+    times = _send_times(SmoothLimiter(100.0, burst_s=0.05, clock=clock, sleep=clock.sleep), clock, 101)
+    # an AsyncLimiter(100, 1) would let all of the first 100 go at t=0; this one spaces them 10 ms apart
+    assert times[-1] >= 0.99
+    assert max(b - a for a, b in itertools.pairwise(times)) <= 0.0101
+
+
+def test_concurrent_waiters_still_get_the_rate_and_a_cut_applies_at_once() -> None:
+    clock = _Clock()
+    limiter = SmoothLimiter(50.0, clock=clock, sleep=clock.sleep)
+    times: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        times.append(clock.now)
+
+    async def go() -> None:
+        await asyncio.gather(*(one() for _ in range(50)))
+        limiter.set_rate(5.0)  # a 429 cut the rate: the next requests go 200 ms apart
+        await asyncio.gather(*(one() for _ in range(5)))
+
+    asyncio.run(go())
+    assert 0.9 <= times[49] <= 1.1
+    assert times[-1] - times[49] >= 5 * 0.2 - 0.2 - 1e-9
+
+
+def test_retry_after_holds_back_its_endpoint_only() -> None:
+    clock = _Clock()
+    limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
+
+    async def go() -> tuple[float, float]:
+        limiters.on_throttle("attach", 2.0)
+        await limiters.acquire("upload")
+        upload_at = clock.now
+        await limiters.acquire("attach")
+        return upload_at, clock.now
+
+    upload_at, attach_at = asyncio.run(go())
+    assert upload_at < 0.1
+    assert attach_at >= 2.0
+
+
+def test_a_wall_of_429s_on_attach_cuts_attach_and_leaves_uploads_alone() -> None:
+    clock = _Clock()
+    limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
+    for i in range(200):  # a second of traffic: four uploads to an attach, as a customer's documents go
+        clock.now += 0.005
+        limiters.on_success("attach" if i % 5 == 0 else "upload")
+    for _ in range(30):  # then attach meets its own, tighter limit while uploads go on getting through
+        clock.now += 0.005
+        limiters.on_throttle("attach", None)
+        limiters.on_success("upload")
+    rates = limiters.rates()
+    assert rates["attach"] < 100 and rates["upload"] == 100
+
+
+def test_a_limit_on_the_whole_client_cuts_the_overall_rate_not_each_endpoint() -> None:
+    clock = _Clock()
+    limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
+    for i in range(200):
+        clock.now += 0.005
+        limiters.on_success("attach" if i % 5 == 0 else "upload")
+    for i in range(100):  # every endpoint meets 429s in proportion to its traffic
+        clock.now += 0.002
+        limiters.on_throttle("attach" if i % 5 == 0 else "upload", None)
+    rates = limiters.rates()
+    assert rates["all"] < 1000
+    assert rates["attach"] == 1000  # the attach share is no higher than the whole's: not attach's own limit

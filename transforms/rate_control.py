@@ -1,0 +1,167 @@
+"""Closed-loop send rate for one API endpoint: cut on 429s, climb back along a cubic (pure: the caller gives the time).
+
+The API's limit is undocumented and its burst may be small, so the rate is found by probing, as TCP and
+botocore's ``adaptive`` retry mode do: on a 429 the rate drops multiplicatively, while requests succeed it
+climbs back (CUBIC: fast far below the last trouble, flat near it, probing beyond it slowly) toward a
+configured ceiling. Where this differs from botocore (``botocore/retries/adaptive.py``, ``cubic.py``), and why:
+
+- A cut starts from the rate the server *accepted* over the last second, not from the rate sent. Sending at
+  ten times the limit, repeated cuts by a factor need many rounds (and many 429s) to get near the limit; one
+  cut to ``beta`` times what got through lands just under it at once.
+- One cut per overshoot: the requests already in flight when the rate was cut come back 429 too. The 429s of
+  ``cooldown_s`` after a cut are echoes and do not count, and the share is judged on responses since the cut.
+- Random 429s (a gateway's noise, not a limit) would otherwise cut the rate again and again down to its floor:
+  the share of 429s a recent second usually has (the median of the last seconds) is learned as noise, and only
+  a share clearly above it cuts the rate.
+- Growth is capped at twice the accepted rate once the limit has shown itself: an endpoint with little to send
+  does not build up a rate it has never tried.
+- The cubic is scaled by the rate at the last cut, so it takes the same ~1.5 s to climb back at 10 or 400
+  requests/s (botocore's absolute constant takes seconds longer at hundreds of requests/s).
+- ``Retry-After``, when the server sends one, is a floor for this endpoint only: nothing is sent before it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from statistics import median
+
+
+@dataclass(frozen=True)
+class RateControl:
+    """The controller's tuning. ``ceiling`` is the configured limit (requests/s); the rest rarely needs changing."""
+
+    ceiling: float
+    floor: float = 0.5  # never slower than this (requests/s), so a run under heavy throttling still moves
+    beta: float = 0.85  # a cut keeps this share of the accepted rate
+    scale: float = 0.04  # CUBIC's C, relative to the rate at the last cut (per s³): back to it in ~1.5 s
+    window_s: float = 1.0  # what "recent" means for the accepted rate and the 429 share
+    min_events: int = 20  # responses needed before a share is trusted (the window stretches back to hold them)
+    cooldown_s: float = 0.25  # after a cut, 429s of requests sent before it are echoes
+    margin: float = 0.03  # a share this far above the noise (and 1.5 times it) is "over the limit"
+    noise_windows: int = 10  # seconds the noise is learned over
+
+    def __post_init__(self) -> None:
+        if not (self.ceiling > 0 and 0 < self.floor <= self.ceiling and 0 < self.beta < 1):
+            raise ValueError("rate control: need 0 < floor <= ceiling and 0 < beta < 1")
+
+
+@dataclass
+class RateController:
+    """State of one endpoint's send rate. Call ``on_success``/``on_throttle`` with each response; read ``rate``."""
+
+    config: RateControl
+    now: float
+    rate: float = 0.0  # current rate (requests/s); 0 means "start at the ceiling"
+    paused_until: float = 0.0  # Retry-After: send nothing before this time
+    cuts: int = 0
+    _w_max: float = 0.0  # the rate at the last cut: where the cubic flattens
+    _epoch: float = 0.0  # time of the last cut
+    _k: float = 0.0  # seconds the cubic takes to climb back to _w_max
+    _limited: bool = False  # a cut happened: growth is capped by the accepted rate
+    _events: deque[tuple[float, bool]] = field(default_factory=deque)  # (time, throttled) since the last cut
+    _bucket_start: float = 0.0
+    _bucket: list[int] = field(default_factory=lambda: [0, 0])  # [responses, 429s] of the current second
+    _bucket_below: bool = False  # the rate stayed at or under the last cut's all through the current second
+    _shares: deque[float] = field(default_factory=deque)
+    _recent: deque[tuple[float, bool]] = field(default_factory=deque)  # the last window_s, cuts or not
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0:
+            self.rate = self.config.ceiling
+        self.rate = min(max(self.rate, self.config.floor), self.config.ceiling)
+        self._w_max = self.rate
+        self._epoch = self._bucket_start = self.now
+        self._shares = deque(maxlen=self.config.noise_windows)
+
+    # -- what the caller reports ------------------------------------------------------------------
+    def on_success(self, now: float) -> float:
+        """A request got through (any answer but 429): grow along the cubic; returns the new rate."""
+        self._remember(now, throttled=False)
+        self._note(now, throttled=False)
+        c = self.config
+        grown = self._w_max * (1.0 + c.scale * (now - self._epoch - self._k) ** 3)
+        if self._limited:
+            grown = min(grown, max(2.0 * self.accepted_rate(now), self._w_max))
+        self.rate = min(max(grown, self.rate, c.floor), c.ceiling)
+        return self.rate
+
+    def on_throttle(self, now: float, retry_after: float | None = None, *, baseline: float = 0.0) -> float:
+        """A 429: honour ``retry_after`` (seconds) as a floor, cut the rate if the 429s are over the noise.
+
+        ``baseline`` is the 429 share a wider limit explains (the share of all endpoints together, when this
+        controller is one endpoint's): only a share well above twice it is this endpoint's own limit.
+        """
+        if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+            self.paused_until = max(self.paused_until, now + retry_after)
+        self._remember(now, throttled=True)
+        c = self.config
+        if now - self._epoch < c.cooldown_s and self.cuts:
+            return self.rate  # an echo of the overshoot already answered
+        self._note(now, throttled=True)
+        over = max(self.noise() * 1.5, baseline * 2) + c.margin
+        if len(self._events) < c.min_events or self.throttled_share() <= over:
+            return self.rate
+        accepted = self.accepted_rate(now)
+        if not self.cuts:
+            # The first 429s come within milliseconds of the start, when what got through is mostly the
+            # gateway's burst: a rate measured over so short a time can be far too low. Halve at most.
+            accepted = max(accepted, self.rate / 2)
+        self._w_max = max(min(self.rate, accepted), c.floor)
+        self.rate = max(c.floor, c.beta * self._w_max)
+        self._k = ((1 - c.beta) / c.scale) ** (1 / 3)
+        self._epoch = now
+        self._limited = True
+        self.cuts += 1
+        self._events.clear()
+        return self.rate
+
+    # -- what it has seen -------------------------------------------------------------------------
+    def throttled_share(self) -> float:
+        """Share of 429s among the recent responses since the last cut."""
+        if not self._events:
+            return 0.0
+        return sum(1 for _, t in self._events if t) / len(self._events)
+
+    def recent_share(self) -> float:
+        """Share of 429s among all responses of the last ``window_s``, echoes and the time before a cut included:
+        the share another controller compares its own with (``baseline``)."""
+        if not self._recent:
+            return 0.0
+        return sum(1 for _, t in self._recent if t) / len(self._recent)
+
+    def _remember(self, now: float, *, throttled: bool) -> None:
+        self._recent.append((now, throttled))
+        while now - self._recent[0][0] > self.config.window_s:
+            self._recent.popleft()
+
+    def accepted_rate(self, now: float) -> float:
+        """Requests/s that got through over the recent window (since the last cut at most)."""
+        ok = [t for t, throttled in self._events if not throttled]
+        if not ok:
+            return 0.0
+        span = max(now - self._events[0][0], self.config.window_s / 4)
+        return len(ok) / span
+
+    def noise(self) -> float:
+        """The 429 share recent seconds usually have whatever the rate: the median of the last seconds' shares."""
+        return median(self._shares) if len(self._shares) >= 3 else 0.0
+
+    def _note(self, now: float, *, throttled: bool) -> None:
+        c = self.config
+        if now - self._bucket_start >= c.window_s:
+            total, hits = self._bucket
+            # Only seconds spent at or under the rate of the last cut teach the noise: 429s there are not the
+            # rate's fault. Seconds of an overshoot would teach the controller to ignore the limit.
+            if total >= c.min_events // 2 and self._bucket_below:
+                self._shares.append(hits / total)
+            self._bucket, self._bucket_start = [0, 0], now
+            self._bucket_below = self._limited
+        self._bucket_below = self._bucket_below and self.rate <= self._w_max
+        self._bucket[0] += 1
+        self._bucket[1] += throttled
+        self._events.append((now, throttled))
+        # keep the last window_s, and at least min_events responses however old
+        while len(self._events) > c.min_events and now - self._events[0][0] > c.window_s:
+            self._events.popleft()
