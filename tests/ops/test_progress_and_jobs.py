@@ -42,7 +42,10 @@ def test_rich_bar_shows_rows_rate_and_eta() -> None:
     assert "200/200" in text and "rows/s" in text and "ETA" in text
 
 
-def test_final_markdown_has_counts_reasons_endpoints_and_429s() -> None:
+def test_final_markdown_has_counts_reasons_endpoints_and_429s(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On AWS (no custom endpoint) the page is linked in the S3 console; elsewhere at the endpoint in use.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     summary = {"run_id": "r1", "rows_in": 7, "seconds": 1.5, "shards": 2, "report": "s3://b/reports/r1",
                "by_status": {"attached": 4, "rejected": 2, "failed": 1},
                "by_reason": {"bad_date": 2, "retries_exhausted": 1},
@@ -53,7 +56,9 @@ def test_final_markdown_has_counts_reasons_endpoints_and_429s() -> None:
     assert "| attached | 4 |" in md and "| `bad_date` | 2 |" in md
     assert "429 (rate limited) **3**" in md
     assert md.index("| upload |") < md.index("| attach |")  # slowest endpoint first
-    assert "https://s3.console.aws.amazon.com/s3/buckets/b?prefix=reports/r1/" in md
+    assert "(https://s3.console.aws.amazon.com/s3/object/b?prefix=reports/r1/report.html)" in md
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    assert "(http://127.0.0.1:9000/b/reports/r1/report.html)" in report_markdown(summary)
 
 
 def test_shard_log_line_is_json() -> None:
