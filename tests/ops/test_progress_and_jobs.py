@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from connectors.jobs import completion_of, is_completed, job_id_of, list_manifests, mark_completed
