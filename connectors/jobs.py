@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.errors import SetupError
 from connectors.manifest import job_id_of, sha256_of_file
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store
@@ -24,6 +25,15 @@ COMPLETED = "COMPLETED"
 # (an object whose access is denied is reported missing_object too). A complete job holding such rows is
 # worked again by the nightly deployment, for a bounded number of nights.
 REWORKABLE_REJECTS: tuple[str, ...] = ("missing_object", "party_not_found")
+
+
+def checked_rework(include_rejected: list[str] | tuple[str, ...] | None, retry_failed: str | None) -> tuple[str, ...]:
+    """The reasons ``--include-rejected`` names, or ``SetupError``: they need ``--retry-failed`` and must be among
+    ``REWORKABLE_REJECTS`` (rejections that can go away without editing the manifest)."""
+    reworked = tuple(include_rejected or ())
+    if reworked and (not retry_failed or not set(reworked) <= set(REWORKABLE_REJECTS)):
+        raise SetupError("--include-rejected needs --retry-failed and takes only " + ",".join(REWORKABLE_REJECTS))
+    return reworked
 
 
 @dataclass(frozen=True)

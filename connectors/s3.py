@@ -29,7 +29,12 @@ class Location:
 
     @classmethod
     def parse(cls, text: str) -> Location:
-        """Parse ``s3://bucket/key`` or a local path."""
+        """Parse ``s3://bucket/key`` or a local path; ``SetupError`` for an empty one or a mistyped ``s3://``
+        (``s3:/b``, ``S3://b``), which would otherwise quietly become a local folder."""
+        if not text.strip():
+            raise SetupError("location: empty")
+        if text[:3].lower() == "s3:" and not text.startswith("s3://"):
+            raise SetupError("location: starts like an S3 location but is not s3://bucket/key")
         if text.startswith("s3://"):
             bucket, _, key = text[5:].partition("/")
             if not bucket:

@@ -19,9 +19,8 @@ from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, 
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from connectors.errors import SetupError
 from connectors.guarded_delete import remove_tree
-from connectors.jobs import REWORKABLE_REJECTS, ledger_root, mark_completed
+from connectors.jobs import checked_rework, ledger_root, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
@@ -30,7 +29,14 @@ from connectors.run_ids import checked_run_id, new_run_id
 from connectors.s3 import Location
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
-from flows.report_writer import assemble_report, build_summary, failed_rows_of, publish_report, write_report_page
+from flows.report_writer import (
+    assemble_report,
+    build_summary,
+    check_same_job,
+    failed_rows_of,
+    publish_report,
+    write_report_page,
+)
 from flows.runtime import fin_client, make_s3_store
 from flows.settings import Settings, load_settings
 from flows.shard_worker import ShardServices, run_shard
@@ -121,23 +127,21 @@ async def attach_manifest(
     s3 = make_s3_store(settings)
     store = ObjectStore(s3)
     run_prefix = report_root.child(run_id)
+    # Everything that can refuse the run comes before the claim (which refuses a published report too), so a
+    # refused start leaves its run id usable.
+    reworked = checked_rework(include_rejected, retry_failed)
+    if settings.shard_deployment:
+        from flows.fanout import check_fan_out
+
+        await check_fan_out(settings, report_root)
     flow_run_id = flow_run.get_id()
     token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
     claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
-    if store.exists(run_prefix.child("summary.json")):
-        raise SetupError(f"run id {run_id}: a report exists already under the report location")
-    reworked = tuple(include_rejected or ())
-    if reworked and (not retry_failed or not set(reworked) <= set(REWORKABLE_REJECTS)):
-        raise SetupError("--include-rejected needs --retry-failed and takes only "
-                         + ",".join(REWORKABLE_REJECTS))
     try:
-        if settings.shard_deployment:
-            from flows.fanout import check_fan_out
-
-            await check_fan_out(settings, report_root)
-
         only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
         plan = await plan_task(manifest, str(run_dir), today, mapping)
+        if retry_failed:  # the CLI's gate checked this already; a deployment run is checked here
+            check_same_job(store, report_root.child(retry_failed), plan.job_id)
         planned = time.monotonic()
         logger = get_run_logger()
         logger.info("planned %d rows: %d rejected, %d shards", plan.rows_in, plan.rows_rejected, len(plan.shards))
@@ -196,7 +200,7 @@ async def attach_manifest(
             "seconds": round(time.monotonic() - started, 3),
             "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
             "api": api_stats, "settings": settings.public_dict(),
-            "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest,
+            "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest, "mapping": mapping,
             "shard_seconds": shard_seconds,
             "stopped_early": stopped_early or (services.budget.reason() if services.budget.tripped else None),
         })

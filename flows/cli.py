@@ -121,7 +121,8 @@ def run(
     # traceback, and the run id the flow gets is the one checked and claimed here.
     with _sigterm_exits():
         cleared = _guarded(lambda: check_before_run(manifest, report_uri, run_id=run_id, dry_run=dry_run,
-                                                    mapping=mapping, retry_failed=retry_failed), debug=debug)
+                                                    mapping=mapping, retry_failed=retry_failed,
+                                                    include_rejected=_reasons(include_rejected)), debug=debug)
 
     def work() -> dict[str, Any]:
         from flows.attach_flow import attach_manifest

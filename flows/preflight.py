@@ -136,9 +136,9 @@ def validate_command(manifest: str, mapping: str | None) -> int:
     from connectors.objects import ObjectStore
     from flows.attach_flow import rules_from
     from flows.runtime import make_s3_store
-    from flows.settings import Settings
+    from flows.settings import load_settings
 
-    settings = Settings()
+    settings = load_settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
     s3 = make_s3_store(settings) if needs_s3 else None
     loaded = load_mapping(mapping, ObjectStore(s3)) if mapping else None

@@ -9,7 +9,7 @@ from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.progress import report_link
 from flows.runtime import make_s3_store
-from flows.settings import Settings
+from flows.settings import load_settings
 
 
 def find_report_page(run_uri: str, *, fetch: bool) -> tuple[str, Path | None]:
@@ -17,7 +17,7 @@ def find_report_page(run_uri: str, *, fetch: bool) -> tuple[str, Path | None]:
 
     ``SetupError`` when no page is there (a run that did not finish, or a run id typed wrong).
     """
-    settings = Settings()
+    settings = load_settings()
     loc = Location.parse(run_uri).child("report.html")
     store = ObjectStore(make_s3_store(settings) if loc.is_s3 else None)
     if not store.exists(loc):

@@ -71,6 +71,18 @@ def publish_report(store: ObjectStore, run_prefix: Location, files: dict[str, Pa
                 content_type="application/json")
 
 
+def check_same_job(store: ObjectStore, run_prefix: Location, job_id: str) -> None:
+    """``SetupError`` when the run at ``run_prefix`` worked another job (another manifest, or this one changed):
+    its row numbers would point at other rows here."""
+    try:
+        earlier = json.loads(store.read(run_prefix.child("summary.json"))).get("job_id")
+    except Exception:  # no summary (a run stopped while publishing): nothing to compare, the rows file decides
+        return
+    if earlier and earlier != job_id:
+        raise SetupError(f"--retry-failed: run {Path(run_prefix.key).name} worked another manifest (or this one "
+                         "has changed since); its row numbers do not fit this one")
+
+
 def check_report_exists(store: ObjectStore, run_prefix: Location) -> None:
     """``SetupError`` unless an earlier run published its report (``rows.parquet``) under ``run_prefix``."""
     if not store.exists(run_prefix.child("rows.parquet")):

@@ -50,6 +50,9 @@ def check_api_url(url: str) -> None:
                          "and FIN_CLIENT_SECRET")
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise SetupError("api_url: not an http(s) URL")
+    if parsed.query or parsed.fragment or "?" in url or "#" in url:
+        # A base URL has neither; a token or secret put there would be stored wherever settings are shown.
+        raise SetupError("api_url: the URL has a query or fragment (?… or #…); give the base URL only")
     if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
         raise SetupError("api_url: plain http is only allowed for a loopback sandbox; use https")
 

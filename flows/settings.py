@@ -7,6 +7,7 @@ everything else is ``KYC_ATTACH_<FIELD>``. S3 goes through boto3's default crede
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -106,14 +107,26 @@ class Settings(BaseSettings):
 
 
 def without_user_info(text: str) -> str:
-    """``text`` with the ``user:password@`` part of a URL removed (anything else returned as it is)."""
+    """``text`` as a URL without its ``user:password@`` part, query and fragment (places where secrets hide);
+    anything that is not a URL is returned as it is."""
     try:
         parts = urlsplit(text)
     except ValueError:
         return text
-    if "@" not in parts.netloc:
+    if not parts.scheme or ("@" not in parts.netloc and not parts.query and not parts.fragment):
         return text
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment=""))
+
+
+def known_env_names() -> frozenset[str]:
+    """Every environment variable a setting is read from (its aliases included)."""
+    names = set()
+    for field, info in Settings.model_fields.items():
+        names.add(env_name(field))
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(a for a in alias.choices if isinstance(a, str))
+    return frozenset(names)
 
 
 def env_name(field: str) -> str:
@@ -128,7 +141,13 @@ def load_settings() -> Settings:
     """The settings from the environment; a malformed one is a ``SetupError`` naming the variable and the reason.
 
     Pydantic's own message quotes the value it refused; a value may be a secret, so only the reason is kept.
+    A ``KYC_ATTACH_*`` variable that names no setting is refused too: a misspelt allow-list or encryption
+    setting would otherwise leave that control silently at its default.
     """
+    unknown = sorted(k for k in os.environ if k.startswith("KYC_ATTACH_") and k not in known_env_names())
+    if unknown:
+        raise SetupError(f"setting {unknown[0]}: no such setting (misspelt?); the README's configuration table "
+                         "lists them")
     try:
         return Settings()
     except ValidationError as exc:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.errors import SetupError
+from connectors.jobs import checked_rework
 from connectors.manifest import open_manifest, scan_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
@@ -31,7 +32,7 @@ from connectors.run_ids import checked_run_id, new_run_id
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
 from flows.plan import check_manifest_columns
-from flows.report_writer import check_report_exists
+from flows.report_writer import check_report_exists, check_same_job
 from flows.runtime import check_api_url, fin_client, make_s3_store
 from flows.settings import Settings, load_settings
 
@@ -46,7 +47,8 @@ class ClearedRun:
 
 
 def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_run: bool,
-                     mapping: str | None = None, retry_failed: str | None = None) -> ClearedRun:
+                     mapping: str | None = None, retry_failed: str | None = None,
+                     include_rejected: list[str] | None = None) -> ClearedRun:
     """Raise ``SetupError`` for anything that would stop the run; else claim the run id and say what was settled.
 
     Without ``run_id`` one is made here, so the CLI hands the flow the id it claimed.
@@ -55,6 +57,7 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     run_id = checked_run_id(run_id, option="--run-id") if run_id is not None else new_run_id()
     if retry_failed is not None:
         checked_run_id(retry_failed, option="--retry-failed")
+    checked_rework(include_rejected, retry_failed)
     check_api_url(settings.api_url)
     needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or ""))
     s3 = make_s3_store(settings) if needs_s3 else None
@@ -68,8 +71,14 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     with startup_folder(settings.work_dir) as scratch:  # removed however the gate ends, the copy with it
         found = open_manifest(manifest, s3=s3, cache_dir=scratch)
         rows = scan_manifest(check_manifest_columns(found, layouts), batch_rows=settings.batch_rows)
+        if retry_failed is not None:
+            check_same_job(store, report_root.child(retry_failed), found.job_id)
         if not dry_run:  # after the manifest, so a broken file is refused without even a token request
             asyncio.run(_check_credentials(settings))
+        if settings.shard_deployment:
+            from flows.fanout import check_fan_out
+
+            asyncio.run(check_fan_out(settings, report_root))
         token = new_claim_token()
         claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
     return ClearedRun(run_id, token, rows)

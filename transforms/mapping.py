@@ -194,6 +194,18 @@ REPORTED_COLUMNS: tuple[str, ...] = ("document_type", "country", "side", *DATE_C
 _DIGIT = re.compile(r"\d")
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def shown_value(column: str, value: str) -> str:
+    """How ``validate`` may print an unconverted source value: codes as they are, dates with digits as 9; anything
+    that could be a person's data (an e-mail, a number-like code, a long text: a mapping with its columns mixed up
+    feeds those here) only as its shape, letters as a and digits as 9."""
+    if "@" in value or len(value) > 40 or (column not in DATE_COLUMNS and _DIGIT.search(value)):
+        return _LETTER.sub("a", _DIGIT.sub("9", value))
+    return _DIGIT.sub("9", value) if column in DATE_COLUMNS else value
+
+
 @dataclass
 class MappingReport:
     """Source values the mapping could not convert, by canonical column (dates as patterns: digits as 9)."""
@@ -201,8 +213,8 @@ class MappingReport:
     unconverted: dict[str, Counter[str]] = field(default_factory=dict)
 
     def add(self, column: str, value: str, count: int) -> None:
-        shown = _DIGIT.sub("9", value) if column in DATE_COLUMNS else value
-        self.unconverted.setdefault(column, Counter())[shown] += count
+        """Count a source value that did not convert, shown only as far as it cannot be personal data."""
+        self.unconverted.setdefault(column, Counter())[shown_value(column, value)] += count
 
     def merge(self, other: MappingReport) -> None:
         """Add another batch's counts."""
@@ -255,16 +267,24 @@ def _expand_files(
     """One row per non-empty file column of each source row, in source order (front before back)."""
     n = table.num_rows
     uris, sides, source_rows = [], [], []
+    filled = pa.array(np.zeros(n, dtype=bool))
     for k, f in enumerate(layout.files):
         col = _as_string(table.column(index[f.column.strip().lower()]))
         if f.prefix:
             col = _per_distinct(col, [_prefixer(f.prefix)], "s3_uri", None, None)
         present = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0), False)
+        filled = pc.or_(filled, present)
         rows = pc.indices_nonzero(present)
         uris.append(pc.take(col, rows))
         sides.append(pa.array([f.side] * len(rows), pa.string()))
         # sort key: source row first, then the file column's order
         source_rows.append(pc.add(pc.multiply(pc.cast(rows, pa.int64()), len(layout.files)), k))
+    # A source row with no file at all stays, as one row without an s3_uri: validation rejects it (missing_field)
+    # and the report accounts for it, instead of the archive row vanishing.
+    empty = pc.indices_nonzero(pc.invert(filled))
+    uris.append(pa.nulls(len(empty), pa.string()))
+    sides.append(pa.nulls(len(empty), pa.string()))
+    source_rows.append(pc.multiply(pc.cast(empty, pa.int64()), len(layout.files)))
     order = pc.sort_indices(pa.chunked_array(source_rows, pa.int64()))
     keys = pc.take(pa.chunked_array(source_rows, pa.int64()), order)
     row_of = pc.divide(keys, len(layout.files))  # integer division on int64
@@ -283,8 +303,6 @@ def _expand_files(
         # One source row is one document: a stable id from its position in the archive (runs agree on it).
         numbers = pc.add(row_of, first_source_row)
         expanded["document_id"] = pc.binary_join_element_wise("src-", pc.cast(numbers, pa.string()), "")
-    if report is not None and n and len(row_of) == 0:
-        report.add("s3_uri", "(no file column filled)", n)
     return {name: expanded[name] for name in CANONICAL_COLUMNS if name in expanded}
 
 

@@ -15,6 +15,7 @@ import html
 import io
 import pathlib
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -123,18 +124,21 @@ def _chart(name: str, title: str, svg: str) -> str:
 
 
 def retry_commands(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What a person runs next for failed and unknown rows, as (when, command)."""
+    """What a person runs next for failed and unknown rows, as (when, command); arguments shell-quoted."""
     by_status = summary.get("by_status", {})
-    manifest, report = summary.get("manifest") or "MANIFEST", summary.get("report_root") or "REPORT_PREFIX"
-    run_id = summary.get("run_id", "RUN_ID")
+    base = ["kyc-attach", "run", summary.get("manifest") or "MANIFEST", "--report-uri",
+            summary.get("report_root") or "REPORT_PREFIX"]
+    if summary.get("mapping"):
+        base += ["--mapping", str(summary["mapping"])]
+    run_id = str(summary.get("run_id", "RUN_ID"))
     out = []
     if by_status.get("failed"):
         out.append((f"{by_status['failed']:,} rows failed: work them again (nothing attached is sent twice)",
-                    f"kyc-attach run {manifest} --report-uri {report} --retry-failed {run_id}"))
+                    shlex.join([*base, "--retry-failed", run_id])))
     if by_status.get("unknown"):
         out.append((f"{by_status['unknown']:,} rows unknown: check the parties at Fin first (README, exactly once); "
                     "then, only if their documents are not there",
-                    f"kyc-attach run {manifest} --report-uri {report} --resend-unknown"))
+                    shlex.join([*base, "--resend-unknown"])))
     return out
 
 

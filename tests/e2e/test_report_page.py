@@ -1,7 +1,7 @@
 """report.html of a real run (sandbox + S3 + Prefect), opened in headless Chromium (Debian's package).
 
 The page must draw every chart, show the counts summary.json has, and carry no personal data. Locally the test
-is skipped when Chromium is not installed; CI installs it and sets KYC_ATTACH_REQUIRE_BROWSER=1 so it never skips
+is skipped when Chromium is not installed; CI installs it and sets KYC_TEST_REQUIRE_BROWSER=1 so it never skips
 there.
 """
 
@@ -31,8 +31,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 def _browser_or_skip() -> str:
     if CHROMIUM:
         return CHROMIUM
-    if os.environ.get("KYC_ATTACH_REQUIRE_BROWSER") == "1":
-        pytest.fail("Chromium is required here (KYC_ATTACH_REQUIRE_BROWSER=1) but not installed")
+    if os.environ.get("KYC_TEST_REQUIRE_BROWSER") == "1":
+        pytest.fail("Chromium is required here (KYC_TEST_REQUIRE_BROWSER=1) but not installed")
     pytest.skip("Chromium is not installed (apt-get install chromium)")
 
 

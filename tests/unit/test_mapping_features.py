@@ -90,3 +90,24 @@ def test_a_semicolon_file_without_a_mapping_is_refused_with_the_reason(tmp_path:
     path.write_text("customer_id;document_type;s3_uri;associated_party_id\nx;y;z;w\n")
     with pytest.raises(SetupError, match="';'-delimited"):
         read_columns(_manifest(path))
+
+
+@pytest.mark.parametrize(("column", "value", "shown"), [
+    ("document_type", "Führerschein", "Führerschein"),
+    ("document_type", "C0P0001", "a9a9999"),  # a document number in the type column (columns mixed up)
+    ("country", "vorstand0.traeger0@example.de", "aaaaaaaa9.aaaaaaa9@aaaaaaa.aa"),
+    ("expiry_date", "14.03.2031", "99.99.9999"),
+    ("expiry_date", "unbefristet", "unbefristet"),
+    ("issue_date", "x@y.de", "a@a.aa"),
+])
+def test_unconverted_values_that_could_be_personal_are_shown_as_shapes(column: str, value: str, shown: str) -> None:
+    from transforms.mapping import shown_value
+
+    assert shown_value(column, value) == shown
+
+
+def test_a_source_row_with_no_image_stays_as_a_row_without_a_file() -> None:
+    table = source([{"Art": "Pass", "Vorne": "p.pdf"}, {"Art": "Pass"}, {"Art": "Pass", "Hinten": "b.png"}])
+    out = apply_mapping(table, Mapping(layouts=[LAYOUT]))
+    assert out.column("s3_uri").to_pylist() == ["s3://b/p.pdf", None, "b.png"]
+    assert out.column("document_id").to_pylist() == ["src-1", "src-2", "src-3"]

@@ -86,3 +86,10 @@ def test_no_retry_command_when_nothing_failed() -> None:
 ])
 def test_page_link_follows_the_endpoint_in_use(location: str, endpoint: str | None, link: str) -> None:
     assert page_link(location, endpoint) == link
+
+
+def test_retry_command_carries_the_mapping_and_quotes_paths() -> None:
+    summary = {**SUMMARY, "manifest": "/data/my archive.csv", "mapping": "s3://cfg/maps/carrier_c.yaml"}
+    (_, command), _ = retry_commands(summary)
+    assert command == ("kyc-attach run '/data/my archive.csv' --report-uri s3://b/reports "
+                       "--mapping s3://cfg/maps/carrier_c.yaml --retry-failed 20261129T140000Z-abc123")
