@@ -67,6 +67,14 @@ class ObjectStore:
             return self._s3().exists(loc.bucket, loc.key)
         return Path(loc.key).exists()
 
+    def delete(self, loc: Location) -> None:
+        """Delete the object at ``loc`` (only the small state objects this project writes: a run's lease)."""
+        if loc.is_s3:
+            assert loc.bucket is not None
+            self._s3().delete(loc.bucket, loc.key)
+            return
+        Path(loc.key).unlink(missing_ok=True)
+
     def list(self, prefix: Location) -> list[Location]:
         """Objects under a prefix (a folder for local paths), in name order."""
         if prefix.is_s3:

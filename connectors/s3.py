@@ -39,6 +39,10 @@ class Location:
             bucket, _, key = text[5:].partition("/")
             if not bucket:
                 raise SetupError("location: an s3:// location needs a bucket name")
+            if any(part in (".", "..") for part in key.split("/")):
+                # S3 keys are not paths: s3://b/x/../r is another prefix than s3://b/r (another ledger, so
+                # everything attached again), and nobody means that.
+                raise SetupError("location: '.' or '..' in an S3 key; write the prefix without them")
             return cls(bucket, key)
         return cls(None, text)
 
@@ -194,6 +198,10 @@ class S3Store:
                 return False
             raise
         return True
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete one object (absent already is fine)."""
+        self.client.delete_object(Bucket=bucket, Key=key, **self._owner)
 
     def list_keys(self, bucket: str, prefix: str) -> Iterator[tuple[str, ObjectInfo]]:
         """Every object under a prefix with its size and ETag, in key order."""

@@ -26,6 +26,7 @@ from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.run_claim import claim_run, new_claim_token
 from connectors.run_ids import checked_run_id, new_run_id
+from connectors.run_lease import HEARTBEAT_S, RunLease
 from connectors.s3 import Location
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
@@ -134,9 +135,16 @@ async def attach_manifest(
         from flows.fanout import check_fan_out
 
         await check_fan_out(settings, report_root)
-    flow_run_id = flow_run.get_id()
-    token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
-    claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
+    lease = RunLease(store, report_root.normalised(), run_id)
+    await asyncio.to_thread(lease.acquire)  # no other run under this report location while this one works
+    try:
+        flow_run_id = flow_run.get_id()
+        token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
+        claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
+    except BaseException:
+        await asyncio.to_thread(lease.release)
+        raise
+    heartbeat = asyncio.create_task(_keep_lease(lease))
     try:
         only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
         plan = await plan_task(manifest, str(run_dir), today, mapping)
@@ -217,10 +225,22 @@ async def attach_manifest(
         await _artifacts(summary)
         return summary
     finally:
+        heartbeat.cancel()
+        await asyncio.to_thread(lease.release)
         # The run folder holds the manifest's rows (personal data) and ~250 bytes of scratch per row. Nothing in it
         # is needed once the report is published, and a rerun of the job starts a folder of its own (its
         # progress is in the ledger, on S3), so it goes whether the run ended well or not.
         await asyncio.to_thread(remove_tree, run_dir, root=runs_dir)
+
+
+async def _keep_lease(lease: RunLease) -> None:
+    """Renew the run's lease while it works (a lease not renewed for minutes is a dead run's)."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        try:
+            await asyncio.to_thread(lease.renew)
+        except Exception:  # a missed renewal is retried next time; the run's own work goes on
+            get_run_logger().warning("could not renew the run's lease under the report location")
 
 
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,

@@ -29,6 +29,7 @@ from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.run_claim import check_run_id_free, claim_run, error_reason, new_claim_token
 from connectors.run_ids import checked_run_id, new_run_id
+from connectors.run_lease import RunLease
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
 from flows.plan import check_manifest_columns
@@ -65,6 +66,7 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     report_root = Location.parse(report_uri)
     run_prefix = report_root.child(run_id)
     _reading_reports(lambda: check_run_id_free(store, run_prefix, run_id=run_id), report_root)
+    _reading_reports(RunLease(store, report_root.normalised(), run_id).check_free, report_root)
     if retry_failed is not None:
         _reading_reports(lambda: check_report_exists(store, report_root.child(retry_failed)), report_root)
     layouts = load_mapping(mapping, store) if mapping else None
