@@ -4,7 +4,8 @@ Every job under a report location shares one ledger index (documents attached by
 reads its shard's part of it once, when the shard starts. Two runs working at the same time would each miss the
 other's *in flight* documents and attach them again. So a run holds a lease, an object under
 ``<report>/_ledger/_active/``, renewed while it works and deleted when it ends; a run that finds another's fresh
-lease does not start. A lease not renewed for ``stale_after_s`` (a killed run) no longer counts.
+lease does not start. A lease not renewed for ``stale_after_s`` (a killed run) no longer counts, and neither does
+one whose process is gone from this very machine (a run killed here and resumed at once).
 
 Two runs starting at the same moment both write, both see the other, and both refuse: safe, and rare.
 """
@@ -12,6 +13,8 @@ Two runs starting at the same moment both write, both see the other, and both re
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,7 +69,8 @@ class RunLease:
 
     def renew(self) -> None:
         """Say this run is still working."""
-        body = json.dumps({"run_id": self.run_id, "renewed_at": self.clock()}).encode()
+        body = json.dumps({"run_id": self.run_id, "renewed_at": self.clock(), "host": socket.gethostname(),
+                           "pid": os.getpid()}).encode()
         self.store.write(self._mine, body, content_type="application/json", overwrite=True)
 
     def release(self) -> None:
@@ -75,7 +79,22 @@ class RunLease:
 
     def _age(self, loc: Location) -> float | None:
         try:
-            renewed = float(json.loads(self.store.read(loc))["renewed_at"])
+            lease = json.loads(self.store.read(loc))
+            renewed = float(lease["renewed_at"])
         except Exception:  # gone meanwhile (that run ended) or unreadable: not a lease to respect
             return None
+        if lease.get("host") == socket.gethostname() and not _alive(int(lease.get("pid", 0))):
+            return None  # its process died on this machine: the lease is a dead run's, whatever its age
         return max(0.0, self.clock() - renewed)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

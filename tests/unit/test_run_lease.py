@@ -37,3 +37,14 @@ def test_a_dead_runs_lease_stops_counting_once_stale(tmp_path: Path) -> None:
     RunLease(store, root, "killed", clock=clock, stale_after_s=600).acquire()  # never released: kill -9
     clock.now += 601
     RunLease(store, root, "next", clock=clock, stale_after_s=600).acquire()
+
+
+def test_a_lease_of_a_process_gone_from_this_machine_does_not_count(tmp_path: Path) -> None:
+    import json
+
+    store, root, clock = ObjectStore(None), Location(None, str(tmp_path)), Clock()
+    RunLease(store, root, "killed", clock=clock).acquire()
+    path = tmp_path / "_ledger" / "_active" / "killed.json"
+    lease = json.loads(path.read_text())
+    path.write_text(json.dumps({**lease, "pid": 2**22 + 12345}))  # no such process
+    RunLease(store, root, "resumed", clock=clock).acquire()
