@@ -39,7 +39,9 @@ RETRY_AFTER_MAX_S = 120.0
 #: Width of the buckets of ``ApiStats.timeline`` (seconds).
 TIMELINE_S = 10
 
-_REASON_BY_STATUS = {400: "api_validation_failed", 403: "api_forbidden", 404: "api_not_found"}
+# 400 and 422 both mean "refused as invalid, nothing applied" (docs/reason-codes.md: api_validation_failed).
+_REASON_BY_STATUS = {400: "api_validation_failed", 422: "api_validation_failed", 403: "api_forbidden",
+                     404: "api_not_found"}
 
 
 @dataclass

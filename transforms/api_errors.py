@@ -68,13 +68,19 @@ def _top_message(d: Mapping[str, Any]) -> str | None:
     return None
 
 
+_SHAPED_KEYS = {"field", "loc", "path", "message", "msg", "reason"}
+
+
 def _field_errors(d: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     errors = d.get("errors")
     if not isinstance(errors, list):
         errors = d.get("detail") if isinstance(d.get("detail"), list) else None  # FastAPI's 422 shape
     for e in errors or []:
-        if isinstance(e, Mapping):
+        if isinstance(e, Mapping) and not _SHAPED_KEYS & set(e):
+            # A string map, {"<field path>": "<reason>", ...}: Fin's documented 422 items.
+            out.extend(f"{_field_path(path)}: {scrub(str(why))}" for path, why in e.items())
+        elif isinstance(e, Mapping):
             path = e.get("field", e.get("loc", e.get("path")))
             why = e.get("message", e.get("msg", e.get("reason", "invalid")))
             out.append(f"{_field_path(path) if path is not None else '<field>'}: {scrub(str(why))}")

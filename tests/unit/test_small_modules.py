@@ -169,3 +169,15 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
     names = [f.validation_alias.choices[0] if f.validation_alias else f"KYC_ATTACH_{name.upper()}"  # type: ignore[union-attr]
              for name, f in Settings.model_fields.items()]
     assert [n for n in names if f"| `{n}` |" not in readme] == []
+
+
+def test_a_422_with_string_map_errors_keeps_each_field_and_reason_never_a_value() -> None:
+    from transforms.api_errors import error_message
+
+    body = {"message": "Unprocessable", "errors": [
+        {"associated_party_attachments.0.identifying_documents.0.country": "must be ISO 3166-1 alpha-3"},
+        {"associated_party_attachments.1.identifying_documents.0.number": "'P1234567' is already used"}]}
+    text = error_message(422, body)
+    assert "associated_party_attachments.0.identifying_documents.0.country: must be ISO" in text  # codes scrubbed
+    assert "associated_party_attachments.1.identifying_documents.0.number:" in text
+    assert "P1234567" not in text
