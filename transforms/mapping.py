@@ -33,23 +33,9 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from transforms.catalogue import CATEGORY_OF_TYPE, IDENTIFYING_TYPES
-from transforms.validate import CANONICAL_COLUMNS, PARTY_COLUMNS, REQUIRED_COLUMNS
+from transforms.validate import CANONICAL_COLUMNS, PARTY_COLUMNS, REQUIRED_COLUMNS, CanonicalColumn
 
 DATE_COLUMNS: tuple[str, ...] = ("issue_date", "expiry_date", "document_date")
-CanonicalColumn = Literal[
-    "customer_id",
-    "associated_party_id",
-    "associated_party_email",
-    "document_type",
-    "document_number",
-    "country",
-    "issue_date",
-    "expiry_date",
-    "side",
-    "s3_uri",
-    "document_date",
-    "document_id",
-]
 
 
 class MappingError(ValueError):

@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Literal, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +33,8 @@ from transforms.rules import Rules
 from transforms.sharding import buckets_of
 from transforms.uuids import is_uuid
 
-CANONICAL_COLUMNS: tuple[str, ...] = (
+# The canonical columns, once: a Literal for the type checker (mapping files name them), the tuple derived from it.
+CanonicalColumn = Literal[
     "customer_id",
     "associated_party_id",
     "associated_party_email",
@@ -45,7 +47,8 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "s3_uri",
     "document_date",
     "document_id",
-)
+]
+CANONICAL_COLUMNS: tuple[str, ...] = get_args(CanonicalColumn)
 REQUIRED_COLUMNS: tuple[str, ...] = ("customer_id", "document_type", "s3_uri")
 PARTY_COLUMNS: tuple[str, ...] = ("associated_party_id", "associated_party_email")
 DERIVED_COLUMNS: tuple[str, ...] = ("row_number", "category", "reason_code", "message")
