@@ -280,6 +280,9 @@ def _side_rules(shard: _Shard, rules: Rules) -> None:
     both = np.isin(dtype, list(rules.side_rules.front_and_back_allowed))
     agg["pair"] = f.assign(both=both).groupby("d", sort=False)["both"].first() & (agg["rows"] == 2) & (
         agg["front"] == 1) & (agg["back"] == 1)
+    # ...but a BACK alone is not one image of it: the front is what identifies.
+    for dd in agg.index[agg["single"] & (agg["rows"] == 1) & (agg["back"] == 1)]:
+        shard.doc_reason[int(dd)] = (Reason.missing_side.value, "side: the document has no FRONT row")
     for dd, rows in agg.loc[agg["single"] & (agg["rows"] > 1) & ~agg["pair"], "rows"].items():
         shard.doc_reason[int(dd)] = (
             Reason.too_many_files.value,

@@ -145,6 +145,8 @@ def test_residence_permit_as_one_image_or_as_front_and_back() -> None:
     assert one.rejects == [] and len(one.documents) == 1
     assert both.rejects == [] and [sorted(f.side or "" for f in d.files) for d in both.documents] == [["BACK", "FRONT"]]
     assert set(rejects(three).values()) == {"too_many_files"}
+    back_only = group([passport(**permit, side="BACK")])
+    assert rejects(back_only) == {1: "missing_side"}
 
 
 def test_passport_with_front_is_one_document() -> None:
