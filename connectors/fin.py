@@ -29,14 +29,14 @@ from connectors.rate_limiter import EndpointLimiters
 from transforms.api_errors import error_message
 from transforms.breaker import CircuitBreaker
 from transforms.retry import Decision, classify, classify_attach, conflict_delay, next_delay, parse_retry_after
-from transforms.run_timeline import Timeline
+from transforms.run_timeline import Timeline, windows
 from transforms.tokens import token_lifetime
 
 ChunkSource = Callable[[], AsyncIterator[bytes]]
 
 #: A Retry-After longer than this is taken as this: a broken header must not park an endpoint for hours.
 RETRY_AFTER_MAX_S = 120.0
-#: Width of the buckets of ``ApiStats.timeline`` (seconds).
+#: Width of the summary's request-rate buckets (``per_10s``), in seconds.
 TIMELINE_S = 10
 
 # 400 and 422 both mean "refused as invalid, nothing applied" (docs/reason-codes.md: api_validation_failed).
@@ -52,14 +52,12 @@ class ApiStats:
     statuses: Counter[str] = field(default_factory=Counter)
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     slowest: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
-    started: float = field(default_factory=time.monotonic)
-    #: per TIMELINE_S seconds since ``started``: [requests, 429s]
-    timeline: defaultdict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     throttled_seconds: float = 0.0  # wall time during which some request waited to be sent again after a 429
     _throttled_now: int = 0
     _throttled_since: float = 0.0
 
-    # Requests per second and latency histograms for report.html (timeline.json), shared with the rest of the run.
+    # Requests per second and latency histograms for report.html (timeline.json), shared with the rest of the run;
+    # the summary's per_10s is read from it too.
     per_second: Timeline = field(default_factory=Timeline)
 
     def note(self, endpoint: str, status: int | str, elapsed: float) -> None:
@@ -69,9 +67,6 @@ class ApiStats:
         self.statuses[str(status)] += 1
         self.seconds[endpoint] += elapsed
         self.slowest[endpoint] = max(self.slowest[endpoint], elapsed)
-        bucket = self.timeline[int((time.monotonic() - self.started) // TIMELINE_S)]
-        bucket[0] += 1
-        bucket[1] += status == 429
 
     def throttle_began(self) -> None:
         """A request got a 429 and waits to be sent again."""
@@ -89,7 +84,6 @@ class ApiStats:
         """The summary's ``api`` section: counts, the 429 share, time throttled and the rate per 10 s."""
         total = sum(self.requests.values())
         throttled = self.statuses.get("429", 0)
-        last = max(self.timeline, default=-1)
         return {
             "throttled_429": throttled,
             "share_429": round(throttled / total, 4) if total else 0.0,
@@ -98,8 +92,7 @@ class ApiStats:
             "statuses": dict(self.statuses),
             "mean_seconds": {k: round(v / max(self.requests[k], 1), 4) for k, v in self.seconds.items()},
             "slowest_seconds": {k: round(v, 4) for k, v in self.slowest.items()},
-            "per_10s": [{"from_s": i * TIMELINE_S, "requests": self.timeline[i][0], "429": self.timeline[i][1]}
-                        for i in range(last + 1)],
+            "per_10s": windows(self.per_second, TIMELINE_S),
         }
 
 

@@ -113,6 +113,19 @@ def series(tl: Timeline, *, max_points: int = 600) -> dict[str, list[float]]:
     return out
 
 
+def windows(tl: Timeline, width_s: int = 10) -> list[dict[str, int]]:
+    """API requests and 429s per ``width_s`` seconds from the first recorded second (the summary's ``per_10s``)."""
+    if not tl.seconds:
+        return []
+    first, last = min(tl.seconds), max(tl.seconds)
+    out = [{"from_s": i * width_s, REQUESTS: 0, THROTTLED: 0} for i in range((last - first) // width_s + 1)]
+    for sec, counts in tl.seconds.items():
+        window = out[(sec - first) // width_s]
+        window[REQUESTS] += counts.get(REQUESTS, 0)
+        window[THROTTLED] += counts.get(THROTTLED, 0)
+    return out
+
+
 def latency_percentiles(tl: Timeline, quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)) -> dict[str, dict[str, float]]:
     """Per endpoint: request count and latency percentiles in ms (each the upper edge of its histogram bucket)."""
     out: dict[str, dict[str, float]] = {}
