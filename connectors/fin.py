@@ -12,6 +12,7 @@ attempt, paced by its endpoint's limiter, whose rate the 429 may have cut. A tim
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import secrets
 import time
@@ -38,6 +39,9 @@ ChunkSource = Callable[[], AsyncIterator[bytes]]
 RETRY_AFTER_MAX_S = 120.0
 #: Width of the summary's request-rate buckets (``per_10s``), in seconds.
 TIMELINE_S = 10
+# A 401 renews the token; this many in a row, each with a renewed token, mean the API refuses us outright.
+_REAUTHS_IN_A_ROW = 3
+_MIN_TOKEN_LIFE_S = 0.05  # a floor for the learned lifetime, so one odd 401 cannot make every request renew
 
 # 400 and 422 both mean "refused as invalid, nothing applied" (docs/reason-codes.md: api_validation_failed).
 _REASON_BY_STATUS = {400: "api_validation_failed", 422: "api_validation_failed", 403: "api_forbidden",
@@ -101,6 +105,7 @@ class _Token:
     access: str
     refresh: str | None
     refresh_at: float  # monotonic time after which we renew before the API would refuse it
+    issued_at: float = field(default_factory=time.monotonic)
 
 
 class FinClient:
@@ -136,6 +141,7 @@ class FinClient:
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._token: _Token | None = None
+        self._token_life_s = math.inf  # shortened when the API refuses tokens before their stated expiry
         self._token_lock = asyncio.Lock()
         self._paused_until = 0.0
         self.breaker = breaker or CircuitBreaker()
@@ -151,12 +157,26 @@ class FinClient:
         """Get a first token; ``SetupError`` when the credentials are refused (the run cannot start)."""
         await self._bearer(force=True)
 
-    async def _bearer(self, *, force: bool = False) -> str:
+    async def _bearer(self, *, force: bool = False) -> _Token:
         async with self._token_lock:
             token = self._token
-            if token is None or force or time.monotonic() >= token.refresh_at:
+            now = time.monotonic()
+            stale = token is not None and (now >= token.refresh_at or now - token.issued_at >= self._token_life_s)
+            if token is None or force or stale:
                 self._token = token = await self._new_token(token.refresh if token else None)
-            return token.access
+            return token
+
+    async def _after_401(self, refused: _Token, sent_at: float) -> None:
+        """Learn that tokens die sooner than the API says, and renew unless another request already did.
+
+        Some gateways end tokens before their stated ``access_token_ttl``. The age at which one was refused
+        bounds their real life; renewing at 80 % of it keeps later requests from meeting the 401 at all.
+        """
+        age = sent_at - refused.issued_at
+        self._token_life_s = min(self._token_life_s, max(age * 0.8, _MIN_TOKEN_LIFE_S))
+        async with self._token_lock:
+            if self._token is refused:
+                self._token = await self._new_token(refused.refresh)
 
     async def _new_token(self, refresh_token: str | None) -> _Token:
         if refresh_token:
@@ -272,7 +292,7 @@ class FinClient:
         headers: dict[str, str] | None = None,
         attach: bool = False,
     ) -> tuple[httpx.Response, int]:
-        reauthed = False
+        refused_in_a_row = 0
         conflict_started: float | None = None
         conflicts = 0
         attempt = 0
@@ -281,19 +301,21 @@ class FinClient:
         while True:
             attempt += 1
             await self._throttle(endpoint)
-            bearer = await self._bearer()
             sent = False
             started = time.monotonic()
             try:
-                request = self._http.build_request(
-                    method,
-                    path,
-                    json=json,
-                    content=body() if body else None,
-                    headers={**(headers or {}), "Authorization": f"Bearer {bearer}"},
-                )
-                sent = True
                 async with self._in_flight:
+                    # The token is taken once a slot is ours: taken before, it could expire while the request
+                    # queued behind slow uploads and come back 401.
+                    token = await self._bearer()
+                    request = self._http.build_request(
+                        method,
+                        path,
+                        json=json,
+                        content=body() if body else None,
+                        headers={**(headers or {}), "Authorization": f"Bearer {token.access}"},
+                    )
+                    sent, sent_at = True, time.monotonic()
                     resp = await _send_unless_source_refused(self._http, request)
                 status: int | None = resp.status_code
                 error = None
@@ -316,11 +338,14 @@ class FinClient:
 
             if decision is Decision.success and resp is not None:
                 return resp, attempt
-            if decision is Decision.reauth and not reauthed:
-                reauthed = True
-                attempt -= 1  # a stale token is our doing, not the request's
-                await self._bearer(force=True)
-                continue
+            if decision is Decision.reauth:
+                refused_in_a_row += 1
+                if refused_in_a_row <= _REAUTHS_IN_A_ROW:
+                    attempt -= 1  # a stale token is our doing, not the request's
+                    await self._after_401(token, sent_at)
+                    continue
+            else:
+                refused_in_a_row = 0
             if decision is Decision.wait_conflict:
                 conflict_started = conflict_started or time.monotonic()
                 remaining = self._conflict_wait_s - (time.monotonic() - conflict_started)
@@ -344,7 +369,7 @@ class FinClient:
                     )
                 await self._back_off(attempt, resp)
                 continue
-            # terminal, or a second 401 in a row
+            # terminal, or 401s past _REAUTHS_IN_A_ROW
             message = error_message(status or 0, resp.content if resp is not None else b"")
             reason = _REASON_BY_STATUS.get(status or 0, "api_error")
             raise self._fail(TerminalError(f"{endpoint}: {message}", status_code=status, reason_code=reason), attempt)

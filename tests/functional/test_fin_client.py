@@ -120,6 +120,45 @@ def test_expired_tokens_are_renewed_transparently(fin_sandbox: Any, sandbox_faul
     assert stats["requests"]["token"] >= 3
 
 
+def test_a_request_queued_longer_than_its_token_lives_takes_a_live_one_when_its_turn_comes() -> None:
+    # Tokens say they live 1 s (renewed at 0.8 s); one slot; the API holds each request 0.5 s. The fourth
+    # request waits 1.5 s for its slot: a token taken before that wait is dead on arrival (401).
+    from sandbox.app import create_app
+    from sandbox.server import SandboxServer
+    from sandbox.world import World
+
+    world = demo_world(customers=1)
+    customer = world["customers"][0]["customer_id"]
+    with SandboxServer(create_app(World.model_validate(world), admin=True, token_ttl_seconds=1)) as server:
+        load_world(server.url, world, {"latency": {"ms": 500, "endpoints": ["customer"]}})
+
+        async def go(c: FinClient) -> tuple[list[str], dict[str, Any]]:
+            got = await asyncio.gather(*(c.get_customer(customer) for _ in range(4)))
+            return [g["customer_id"] for g in got], c.stats.as_dict()
+
+        got, stats = asyncio.run(_with_client(server.url, go, max_in_flight=1))
+    assert got == [customer] * 4
+    assert "401" not in stats["statuses"], stats["statuses"]
+
+
+def test_tokens_that_die_before_their_stated_expiry_are_renewed_every_time(
+        fin_sandbox: Any, sandbox_faults: SetFaults, customer_id: str) -> None:
+    # The API ends tokens after 0.5 s though it says they live a day; each request takes 0.3 s and a third of
+    # them are answered 5xx, so one request's retries meet several dead tokens. None of that fails a request,
+    # and the client learns the real lifetime: 401s stop after the first few.
+    sandbox_faults({"token_expiry_seconds": 0.5, "latency": {"ms": 300, "endpoints": ["customer"]},
+                    "errors": {"share": 0.33, "endpoints": ["customer"]}, "seed": 3})
+
+    async def go(c: FinClient) -> tuple[list[str], dict[str, Any]]:
+        got = await asyncio.gather(*(c.get_customer(customer_id) for _ in range(12)))
+        return [g["customer_id"] for g in got], c.stats.as_dict()
+
+    got, stats = asyncio.run(_with_client(fin_sandbox.url, go, max_in_flight=2, max_attempts=30))
+    assert got == [customer_id] * 12
+    assert stats["requests"]["token"] >= 4  # 12 requests of 0.3 s on 2 slots span ~2 s: four token lives
+    assert stats["statuses"].get("401", 0) <= 3, stats["statuses"]
+
+
 @pytest.mark.parametrize("retry_after", [True, False])
 def test_429_is_retried_with_and_without_retry_after(fin_sandbox: Any, sandbox_faults: SetFaults, customer_id: str,
                                                        retry_after: bool) -> None:
