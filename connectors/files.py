@@ -86,8 +86,8 @@ def _check_size(info: ObjectInfo, max_bytes: int) -> None:
 
 def _sniff(first: bytes) -> str:
     kind = filetype.guess(first[:SNIFF_BYTES])
-    mime = kind.mime if kind else None
-    if mime not in ACCEPTED_TYPES:
+    mime: str | None = kind.mime if kind else None
+    if mime is None or mime not in ACCEPTED_TYPES:
         raise RowRejected("bad_file_type", "s3_uri: the file's content is not PDF, JPEG or PNG")
     return mime
 

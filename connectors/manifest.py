@@ -169,7 +169,7 @@ def _first_line(manifest: Manifest) -> bytes:
     """The header line's bytes, whatever ends lines: LF, CRLF, or CR alone (Excel for Mac)."""
     try:
         with _open_csv_stream(manifest) as stream:
-            head = stream.read(_MAX_HEADER_BYTES)
+            head: bytes = stream.read(_MAX_HEADER_BYTES)
     except (pa.ArrowException, OSError):
         raise SetupError(f"manifest: the file starts as {manifest.compression} but cannot be decompressed "
                          "(truncated or corrupt)") from None

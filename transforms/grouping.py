@@ -78,7 +78,8 @@ def _frame(rows: pd.DataFrame | pa.Table) -> pd.DataFrame:
 
 
 def _none(s: pd.Series) -> list[Any]:
-    return s.astype(object).where(s.notna(), None).tolist()
+    values: list[Any] = s.astype(object).where(s.notna(), None).tolist()
+    return values
 
 
 def group_documents(rows: pd.DataFrame | pa.Table, rules: Rules) -> Grouped:
@@ -171,7 +172,8 @@ class _Shard:
         return np.flatnonzero(self.live & ~self._in_rejected_document())
 
     def column(self, name: str, pos: np.ndarray) -> np.ndarray:
-        return self.df[name].to_numpy()[pos]
+        values: np.ndarray = self.df[name].to_numpy()[pos]
+        return values
 
     def settle(self) -> None:
         """Give each undecided live row its own reason, else its document's."""

@@ -229,7 +229,7 @@ def apply_mapping(
         if src.prefix:
             steps.append(_prefixer(src.prefix))
         if name in layout.values:
-            steps.append(_value_mapper(layout.values[name]))  # type: ignore[index]
+            steps.append(_value_mapper(layout.values[name]))
         date_format = formats.get(name) or (layout.date_format if name in DATE_COLUMNS else None)
         if date_format:
             steps.append(_date_converter(date_format))

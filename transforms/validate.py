@@ -317,7 +317,8 @@ class _Ids:
 
     def per_row(self, by_value: np.ndarray, null: int | bool) -> np.ndarray:
         """A value per distinct id spread over the rows; ``null`` for rows without an id."""
-        return np.append(by_value, np.array([null], dtype=by_value.dtype))[self.row_value]
+        spread: np.ndarray = np.append(by_value, np.array([null], dtype=by_value.dtype))[self.row_value]
+        return spread
 
 
 def _s3_uri_bad(uri: pa.Array) -> pa.Array:
