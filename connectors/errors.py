@@ -7,6 +7,8 @@ presigned URLs: they name the operation, the field and the reason.
 
 from __future__ import annotations
 
+from transforms.codes import Reason
+
 
 class KycAttachError(Exception):
     """Base class of every error this project raises on purpose."""
@@ -22,42 +24,51 @@ class SetupError(KycAttachError):
     """
 
 
-class TransientError(KycAttachError):
-    """Retry: the request surely did not take effect (429, 5xx on a read, connection refused)."""
+class ApiError(KycAttachError):
+    """What the API answered (or did not): its HTTP status, if any, and the attempts the request spent."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, retry_after: float | None = None):
+    def __init__(self, message: str, *, status_code: int | None = None, attempts: int = 0) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.retry_after = retry_after
+        self.attempts = attempts
+
+
+class TransientError(ApiError):
+    """Retry: the request surely did not take effect (429, 5xx on a read, connection refused)."""
 
 
 class Throttled(TransientError):
     """The API kept answering 429 for longer than the throttle budget: the request was never applied."""
 
 
-class TerminalError(KycAttachError):
+class TerminalError(ApiError):
     """Stop this item: the API refused it for good (4xx other than 401/409/429)."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, reason_code: str = "api_error"):
-        super().__init__(message)
-        self.status_code = status_code
+    def __init__(self, message: str, *, status_code: int | None = None, reason_code: Reason = Reason.api_error,
+                 attempts: int = 0) -> None:
+        super().__init__(message, status_code=status_code, attempts=attempts)
         self.reason_code = reason_code
 
 
-class OutcomeUnknown(KycAttachError):
+class OutcomeUnknown(ApiError):
     """The request may or may not have taken effect (5xx or dropped connection after sending).
 
     Never resend blindly: reconcile from what the API shows, or report the row ``unknown``.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None):
-        super().__init__(message)
-        self.status_code = status_code
-
 
 class RowRejected(KycAttachError):
     """Report this row (or file) as rejected with a reason code, and go on with the rest."""
 
-    def __init__(self, reason_code: str, message: str):
+    def __init__(self, reason_code: Reason, message: str) -> None:
         super().__init__(message)
         self.reason_code = reason_code
+
+
+class ObjectMissing(KycAttachError):
+    """The storage has no object at this location, or refuses access to it (a neutral fact, not a row outcome:
+    the caller decides what it means, e.g. :mod:`connectors.files` makes it the row's ``missing_object``)."""
+
+
+class ObjectChanged(KycAttachError):
+    """The object was replaced since it was first read (a read pinned to its ETag was refused)."""

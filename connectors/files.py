@@ -7,25 +7,40 @@ Checks before a byte goes to the API: size (from the GET's headers), signature (
 (a minimum size and the format's end marker, :mod:`transforms.file_structure`). Every read after the first
 carries ``If-Match`` on the ETag seen first, so a replaced object is ``source_changed`` and a deleted one
 ``missing_object`` at once, never retried.
+
+This module is where the storage's neutral errors (``ObjectMissing``, ``ObjectChanged``) become the row's
+``RowRejected``: a source file is one row's, so what is wrong with it is that row's outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import filetype
 
-from connectors.errors import RowRejected
+from connectors.errors import ObjectChanged, ObjectMissing, RowRejected
 from connectors.s3 import ObjectInfo, S3Store
 from transforms.codes import Reason
 from transforms.file_structure import TAIL_BYTES, structure_problem
 
 ACCEPTED_TYPES = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
 SNIFF_BYTES = 262  # what filetype needs to recognise every signature it knows
+
+
+@contextmanager
+def _refusals_as_rejections() -> Iterator[None]:
+    """The storage's neutral refusals as this row's rejection (``source_changed``, ``missing_object``)."""
+    try:
+        yield
+    except ObjectChanged as exc:
+        raise RowRejected(Reason.source_changed, f"s3_uri: {exc}") from None
+    except ObjectMissing as exc:
+        raise RowRejected(Reason.missing_object, f"s3_uri: {exc}") from None
 
 
 def split_s3_uri(s3_uri: str) -> tuple[str, str]:
@@ -55,7 +70,8 @@ class SourceFile:
         body, first = self._first_body, self._first_chunk
         self._first_body, self._first_chunk = None, b""
         if body is None:
-            body = await asyncio.to_thread(self.s3.open, self.bucket, self.key, etag=self.info.etag)
+            with _refusals_as_rejections():
+                body = await asyncio.to_thread(self.s3.open, self.bucket, self.key, etag=self.info.etag)
             first = await asyncio.to_thread(body.read, self.chunk_bytes)
         try:
             chunk, sent = first, 0
@@ -79,16 +95,16 @@ class SourceFile:
 
 def _check_size(info: ObjectInfo, max_bytes: int) -> None:
     if info.size == 0:
-        raise RowRejected("empty_file", "s3_uri: the file is empty")
+        raise RowRejected(Reason.empty_file, "s3_uri: the file is empty")
     if info.size > max_bytes:
-        raise RowRejected("file_too_large", f"s3_uri: the file is larger than the {max_bytes}-byte cap")
+        raise RowRejected(Reason.file_too_large, f"s3_uri: the file is larger than the {max_bytes}-byte cap")
 
 
 def _sniff(first: bytes) -> str:
     kind = filetype.guess(first[:SNIFF_BYTES])
     mime: str | None = kind.mime if kind else None
     if mime is None or mime not in ACCEPTED_TYPES:
-        raise RowRejected("bad_file_type", "s3_uri: the file's content is not PDF, JPEG or PNG")
+        raise RowRejected(Reason.bad_file_type, "s3_uri: the file's content is not PDF, JPEG or PNG")
     return mime
 
 
@@ -149,14 +165,16 @@ async def fetch_source(s3: S3Store, s3_uri: str, *, max_bytes: int, chunk_bytes:
     refused from its headers, before any of its bytes are read.
     """
     bucket, key = split_s3_uri(s3_uri)
-    info, body, first, mime = await asyncio.to_thread(_get_checked, s3, bucket, key, max_bytes, chunk_bytes)
+    with _refusals_as_rejections():
+        info, body, first, mime = await asyncio.to_thread(_get_checked, s3, bucket, key, max_bytes, chunk_bytes)
     return SourceFile(s3, bucket, key, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)
 
 
 async def check_object(s3: S3Store, s3_uri: str, *, max_bytes: int) -> ObjectInfo:
     """HEAD the object and check its size; ``RowRejected`` when it is missing, empty or too large."""
     bucket, key = split_s3_uri(s3_uri)
-    info = await asyncio.to_thread(s3.head, bucket, key)
+    with _refusals_as_rejections():
+        info = await asyncio.to_thread(s3.head, bucket, key)
     _check_size(info, max_bytes)
     return info
 
@@ -177,12 +195,14 @@ async def check_file(s3: S3Store, s3_uri: str, *, max_bytes: int) -> ObjectInfo:
             check_content(s3, bucket, key, info, s3.read_range(bucket, key, f"0-{SNIFF_BYTES - 1}", etag=etag), None)
         return info
 
-    return await asyncio.to_thread(check)
+    with _refusals_as_rejections():
+        return await asyncio.to_thread(check)
 
 
 async def open_source(s3: S3Store, s3_uri: str, info: ObjectInfo, *, chunk_bytes: int = 1 << 20) -> SourceFile:
     """Open the object checked by ``check_object`` (pinned to its ETag) and check its content."""
     bucket, key = split_s3_uri(s3_uri)
-    body = await asyncio.to_thread(s3.open, bucket, key, etag=info.etag)
-    first, mime = await asyncio.to_thread(_first_read_checked, s3, bucket, key, info, body, chunk_bytes)
+    with _refusals_as_rejections():
+        body = await asyncio.to_thread(s3.open, bucket, key, etag=info.etag)
+        first, mime = await asyncio.to_thread(_first_read_checked, s3, bucket, key, info, body, chunk_bytes)
     return SourceFile(s3, bucket, key, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)

@@ -12,6 +12,7 @@ attempt, paced by its endpoint's limiter, whose rate the 429 may have cut. A tim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import secrets
@@ -29,6 +30,7 @@ from connectors.errors import OutcomeUnknown, RowRejected, SetupError, TerminalE
 from connectors.rate_limiter import EndpointLimiters
 from transforms.api_errors import error_message
 from transforms.breaker import CircuitBreaker
+from transforms.codes import Reason
 from transforms.retry import Decision, classify, classify_attach, conflict_delay, next_delay, parse_retry_after
 from transforms.run_timeline import Timeline, windows
 from transforms.tokens import token_lifetime
@@ -44,8 +46,10 @@ _REAUTHS_IN_A_ROW = 3
 _MIN_TOKEN_LIFE_S = 0.05  # a floor for the learned lifetime, so one odd 401 cannot make every request renew
 
 # 400 and 422 both mean "refused as invalid, nothing applied" (docs/reason-codes.md: api_validation_failed).
-_REASON_BY_STATUS = {400: "api_validation_failed", 422: "api_validation_failed", 403: "api_forbidden",
-                     404: "api_not_found"}
+_REASON_BY_STATUS = {400: Reason.api_validation_failed, 422: Reason.api_validation_failed, 403: Reason.api_forbidden,
+                     404: Reason.api_not_found}
+# The token endpoints' answers that mean "these credentials are refused": the run cannot start.
+_CREDENTIALS_REFUSED = frozenset({400, 401, 403, 422})
 
 
 @dataclass
@@ -179,18 +183,26 @@ class FinClient:
                 self._token = await self._new_token(refused.refresh)
 
     async def _new_token(self, refresh_token: str | None) -> _Token:
+        """A token from the refresh token if the API still takes it, else from the client credentials.
+
+        Token requests go through the one request loop (limiter, breaker, the one retry table), unauthorised.
+        """
         if refresh_token:
-            resp = await self._raw_post("token", "/v1/oauth/refresh-token", {"refresh_token": refresh_token})
-            if resp is not None and resp.status_code == 200:
+            try:
+                resp, _ = await self._request("token", "POST", "/v1/oauth/refresh-token",
+                                              json={"refresh_token": refresh_token}, authorised=False)
                 return self._parse_token(resp)
+            except (TerminalError, TransientError) as exc:
+                if isinstance(exc, Throttled):
+                    raise
+                # a refresh token the API no longer takes: the client credentials get a new one
         body = {"client_id": self._client_id, "client_secret": self._secret.get_secret_value()}
-        resp = await self._raw_post("token", "/v1/oauth/token", body)
-        if resp is None:
-            raise TransientError("token: the API could not be reached")
-        if resp.status_code in (400, 401, 403, 422):
-            raise SetupError(f"token: the API refused the client credentials (HTTP {resp.status_code})")
-        if resp.status_code != 200:
-            raise TransientError(f"token: HTTP {resp.status_code}", status_code=resp.status_code)
+        try:
+            resp, _ = await self._request("token", "POST", "/v1/oauth/token", json=body, authorised=False)
+        except TerminalError as exc:
+            if exc.status_code in _CREDENTIALS_REFUSED:
+                raise SetupError(f"token: the API refused the client credentials (HTTP {exc.status_code})") from None
+            raise TransientError(f"token: HTTP {exc.status_code}", status_code=exc.status_code) from None
         return self._parse_token(resp)
 
     def _parse_token(self, resp: httpx.Response) -> _Token:
@@ -200,33 +212,6 @@ class FinClient:
         # Renew with a margin so an in-flight request never carries a token that dies on the way.
         margin = min(60.0, life * 0.2)
         return _Token(data["access_token"], data.get("refresh_token"), time.monotonic() + life - margin)
-
-    async def _raw_post(self, endpoint: str, path: str, body: dict[str, Any]) -> httpx.Response | None:
-        attempt = 0
-        patience = _Patience()
-        while attempt < self._max_attempts:
-            attempt += 1
-            await self._throttle(endpoint)
-            started = time.monotonic()
-            try:
-                resp = await self._http.post(path, json=body)
-            except httpx.TransportError:
-                self.stats.note(endpoint, "transport", time.monotonic() - started)
-                await self._sleep(next_delay(attempt, None, rng=self._rng))
-                continue
-            self.stats.note(endpoint, resp.status_code, time.monotonic() - started)
-            if resp.status_code == 429:
-                await self._on_429(endpoint, resp, patience, attempt)
-                attempt -= 1  # not applied: costs time (the throttle budget), not an attempt
-                continue
-            self._limiter.on_success(endpoint)
-            self._end_throttle(patience)
-            if resp.status_code in (500, 502, 503, 504):
-                await self._back_off(attempt, resp)
-                continue
-            return resp
-        self._end_throttle(patience)
-        return None
 
     # -- the endpoints ----------------------------------------------------------------------------
     async def get_customer(self, customer_id: str) -> dict[str, Any]:
@@ -291,7 +276,13 @@ class FinClient:
         body: ChunkSource | None = None,
         headers: dict[str, str] | None = None,
         attach: bool = False,
+        authorised: bool = True,
     ) -> tuple[httpx.Response, int]:
+        """Send until the API gives an answer that settles the request; the response and the attempts it took.
+
+        ``authorised=False`` is for the token endpoints: no bearer token and no in-flight slot (a token is fetched
+        while a request holds its slot; waiting for a second one could deadlock), and a 401 is final.
+        """
         refused_in_a_row = 0
         conflict_started: float | None = None
         conflicts = 0
@@ -303,17 +294,21 @@ class FinClient:
             await self._throttle(endpoint)
             sent = False
             started = time.monotonic()
+            token: _Token | None = None
             try:
-                async with self._in_flight:
-                    # The token is taken once a slot is ours: taken before, it could expire while the request
-                    # queued behind slow uploads and come back 401.
-                    token = await self._bearer()
+                async with self._in_flight if authorised else contextlib.nullcontext():
+                    auth: dict[str, str] = {}
+                    if authorised:
+                        # The token is taken once a slot is ours: taken before, it could expire while the request
+                        # queued behind slow uploads and come back 401.
+                        token = await self._bearer()
+                        auth = {"Authorization": f"Bearer {token.access}"}
                     request = self._http.build_request(
                         method,
                         path,
                         json=json,
                         content=body() if body else None,
-                        headers={**(headers or {}), "Authorization": f"Bearer {token.access}"},
+                        headers={**(headers or {}), **auth},
                     )
                     sent, sent_at = True, time.monotonic()
                     resp = await _send_unless_source_refused(self._http, request)
@@ -338,7 +333,7 @@ class FinClient:
 
             if decision is Decision.success and resp is not None:
                 return resp, attempt
-            if decision is Decision.reauth:
+            if decision is Decision.reauth and token is not None:
                 refused_in_a_row += 1
                 if refused_in_a_row <= _REAUTHS_IN_A_ROW:
                     attempt -= 1  # a stale token is our doing, not the request's
@@ -354,30 +349,21 @@ class FinClient:
                     conflicts += 1
                     await self._sleep(conflict_delay(conflicts, remaining, rng=self._rng))
                     continue
-                stuck = TransientError(f"{endpoint}: another attach stayed in progress", status_code=409)
-                raise self._fail(stuck, attempt)
+                raise TransientError(f"{endpoint}: another attach stayed in progress", status_code=409,
+                                     attempts=attempt)
             if decision is Decision.unknown_outcome:
-                raise self._fail(
-                    OutcomeUnknown(f"{endpoint}: outcome unknown ({status or error})", status_code=status), attempt
-                )
+                raise OutcomeUnknown(f"{endpoint}: outcome unknown ({status or error})", status_code=status,
+                                     attempts=attempt)
             if decision is Decision.retry:
                 if attempt >= self._max_attempts:
-                    raise self._fail(
-                        TransientError(f"{endpoint}: gave up after {attempt} attempts ({status or error})",
-                                       status_code=status),
-                        attempt,
-                    )
+                    raise TransientError(f"{endpoint}: gave up after {attempt} attempts ({status or error})",
+                                         status_code=status, attempts=attempt)
                 await self._back_off(attempt, resp)
                 continue
-            # terminal, or 401s past _REAUTHS_IN_A_ROW
+            # terminal, a 401 of a token request, or 401s past _REAUTHS_IN_A_ROW
             message = error_message(status or 0, resp.content if resp is not None else b"")
-            reason = _REASON_BY_STATUS.get(status or 0, "api_error")
-            raise self._fail(TerminalError(f"{endpoint}: {message}", status_code=status, reason_code=reason), attempt)
-
-    @staticmethod
-    def _fail(exc: Exception, attempts: int) -> Exception:
-        exc.attempts = attempts  # type: ignore[attr-defined]
-        return exc
+            reason = _REASON_BY_STATUS.get(status or 0, Reason.api_error)
+            raise TerminalError(f"{endpoint}: {message}", status_code=status, reason_code=reason, attempts=attempt)
 
     def _watch_breaker(self, status: int | None) -> None:
         pause_until = self.breaker.record(server_failure=status is None or status >= 500, now=time.monotonic())
@@ -406,8 +392,8 @@ class FinClient:
             self.stats.throttle_began()
         if now - patience.since >= self._throttle_budget_s:
             self._end_throttle(patience)
-            raise self._fail(Throttled(f"{endpoint}: still throttled (429) after {self._throttle_budget_s:g} s",
-                                       status_code=429), attempts)
+            raise Throttled(f"{endpoint}: still throttled (429) after {self._throttle_budget_s:g} s",
+                            status_code=429, attempts=attempts)
         if retry_after:
             await self._sleep(retry_after)
 

@@ -17,14 +17,16 @@ from typing import Any
 from connectors.errors import SetupError
 from connectors.manifest import job_id_of, sha256_of_file
 from connectors.objects import ObjectStore
-from connectors.s3 import Location, S3Store
+from connectors.s3 import Location
+from transforms.codes import Reason
 
 MANIFEST_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 COMPLETED = "COMPLETED"
+_EPOCH = datetime.fromtimestamp(0, UTC)  # a listing without a time of change sorts first
 # Rejections that can end without editing the manifest: an object put in place, a party added or fixed at Fin
 # (an object whose access is denied is reported missing_object too). A complete job holding such rows is
 # worked again by the nightly deployment, for a bounded number of nights.
-REWORKABLE_REJECTS: tuple[str, ...] = ("missing_object", "party_not_found")
+REWORKABLE_REJECTS: tuple[Reason, ...] = (Reason.missing_object, Reason.party_not_found)
 
 
 def checked_rework(include_rejected: list[str] | tuple[str, ...] | None, retry_failed: str | None) -> tuple[str, ...]:
@@ -50,27 +52,16 @@ class ManifestObject:
         return job_id_of(self.uri, self.content_id)
 
 
-def list_manifests(s3: S3Store | None, prefix: str, suffixes: tuple[str, ...] = MANIFEST_SUFFIXES
+def list_manifests(store: ObjectStore | None, prefix: str, suffixes: tuple[str, ...] = MANIFEST_SUFFIXES
                    ) -> list[ManifestObject]:
-    """Manifests under an ``s3://`` prefix (or a local folder), oldest first (then by name)."""
-    loc = Location.parse(prefix)
+    """Manifests under an ``s3://`` prefix (or a local folder; ``store`` may then be None), oldest first (then by
+    name)."""
     found: list[ManifestObject] = []
-    if loc.is_s3:
-        assert loc.bucket is not None
-        if s3 is None:
-            raise ValueError("an s3:// prefix needs an S3 client")
-        paginator = s3.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=loc.bucket, Prefix=loc.key):
-            for obj in page.get("Contents", []):
-                if obj["Key"].lower().endswith(suffixes):
-                    found.append(ManifestObject(f"s3://{loc.bucket}/{obj['Key']}", str(obj.get("ETag", "")).strip('"'),
-                                                obj["LastModified"]))
-    else:
-        root = Path(loc.key)
-        for path in sorted(root.rglob("*")) if root.is_dir() else []:
-            if path.is_file() and path.name.lower().endswith(suffixes):
-                found.append(ManifestObject(str(path), sha256_of_file(path),
-                                            datetime.fromtimestamp(path.stat().st_mtime, UTC)))
+    for loc, info in (store or ObjectStore(None)).list_under(Location.parse(prefix)):
+        if loc.key.lower().endswith(suffixes):
+            # the content id: S3's ETag, or the bytes of a local file (a changed file is a new job)
+            content_id = info.etag if loc.is_s3 else sha256_of_file(Path(loc.key))
+            found.append(ManifestObject(str(loc), content_id, info.modified or _EPOCH))
     return sorted(found, key=lambda m: (m.modified, m.uri))
 
 

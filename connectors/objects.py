@@ -1,17 +1,23 @@
-"""One way to read and write small objects, whether a location is on S3 or on local disk.
+"""The one storage interface: objects at ``Location``s, whether on S3 or on local disk.
 
-Reports, ledger segments and run state go through here, so a local run and an S3 run share one code
-path and one write policy (S3 writes are encrypted and, unless asked, never overwrite).
+Reports, ledger segments, run state, manifests in an inbox and a fanned-out run's work files go through here, so
+a local run and an S3 run share one code path and one write policy (S3 writes are encrypted, every S3 request
+carries the expected bucket owner, and nothing is overwritten unless asked). Only :mod:`connectors.s3` talks to
+boto3; callers never reach through to it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from connectors.errors import SetupError
-from connectors.s3 import Location, S3Store
+from connectors.s3 import Location, ObjectInfo, S3Store
 
 
 class ObjectStore:
@@ -32,26 +38,16 @@ class ObjectStore:
             assert loc.bucket is not None
             self._s3().put(loc.bucket, loc.key, data, content_type=content_type, overwrite=overwrite)
             return
-        path = Path(loc.key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not overwrite and path.exists():
-            raise SetupError(f"{path} exists already and is never overwritten")
-        # Write then rename, so a crash never leaves half a file where a whole one is expected.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _write_local(Path(loc.key), lambda fh: fh.write(data), overwrite=overwrite)
 
     def write_file(self, loc: Location, source: Path, *, content_type: str, overwrite: bool = False) -> None:
-        """Copy a local file to ``loc``, streamed."""
-        if loc.is_s3:
-            assert loc.bucket is not None
-            with source.open("rb") as fh:
-                self._s3().put(loc.bucket, loc.key, fh, content_type=content_type, overwrite=overwrite)
-            return
-        self.write(loc, source.read_bytes(), overwrite=overwrite)
+        """Copy a local file to ``loc``, streamed (never whole in memory)."""
+        with source.open("rb") as src:
+            if loc.is_s3:
+                assert loc.bucket is not None
+                self._s3().put(loc.bucket, loc.key, src, content_type=content_type, overwrite=overwrite)
+                return
+            _write_local(Path(loc.key), lambda fh: shutil.copyfileobj(src, fh), overwrite=overwrite)
 
     def read(self, loc: Location) -> bytes:
         """The whole object (only for small ones)."""
@@ -75,6 +71,44 @@ class ObjectStore:
             return
         Path(loc.key).unlink(missing_ok=True)
 
+    def head(self, loc: Location) -> ObjectInfo:
+        """Size, content id and time of last change of one object; ``ObjectMissing`` when it is not there.
+
+        The content id is the ETag on S3 and empty for a local file (its bytes are its identity there).
+        """
+        if loc.is_s3:
+            assert loc.bucket is not None
+            return self._s3().head(loc.bucket, loc.key)
+        stat = Path(loc.key).stat()
+        return ObjectInfo(stat.st_size, "", None, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def list_under(self, prefix: Location) -> Iterator[tuple[Location, ObjectInfo]]:
+        """On S3, every object whose key starts with ``prefix``'s key (a name prefix, not only a folder), with
+        what a listing tells of it, in key order; for a local path, the files under the folder (as ``list``)."""
+        if prefix.is_s3:
+            assert prefix.bucket is not None
+            for key, info in self._s3().list_keys(prefix.bucket, prefix.key):
+                yield Location(prefix.bucket, key), info
+            return
+        for loc in self.list(prefix):
+            yield loc, self.head(loc)
+
+    def delete_prefix(self, prefix: Location) -> int:
+        """Delete every object under an ``s3://`` folder (the work files of a run); the number deleted."""
+        if not prefix.is_s3:
+            raise SetupError("delete_prefix: only for s3:// locations")
+        assert prefix.bucket is not None
+        return self._s3().delete_prefix(prefix.bucket, prefix.key.rstrip("/") + "/")
+
+    def download(self, loc: Location, dest: Path) -> None:
+        """Copy the object at ``loc`` to a local file, streamed."""
+        if loc.is_s3:
+            assert loc.bucket is not None
+            self._s3().download(loc.bucket, loc.key, dest)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(loc.key, dest)
+
     def list(self, prefix: Location) -> list[Location]:
         """Objects under a prefix (a folder for local paths), in name order."""
         if prefix.is_s3:
@@ -85,3 +119,17 @@ class ObjectStore:
         if not root.is_dir():
             return []
         return [Location(None, str(p)) for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+
+
+def _write_local(path: Path, write: Callable[[BinaryIO], object], *, overwrite: bool) -> None:
+    """Write a local file through ``write`` into a temporary file, then rename it into place: a crash never
+    leaves half a file where a whole one is expected."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite and path.exists():
+        raise SetupError(f"{path} exists already and is never overwritten")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypedDict, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from connectors.errors import RowRejected, SetupError
+from connectors.errors import ObjectChanged, ObjectMissing, SetupError
+
+if TYPE_CHECKING:  # the stubs are a development dependency; at run time the client is boto3's own
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +79,10 @@ class ObjectInfo:
     size: int
     etag: str
     content_type: str | None
+    modified: datetime | None = None
 
 
-def make_s3_client(max_pool_connections: int = 64) -> Any:
+def make_s3_client(max_pool_connections: int = 64) -> S3Client:
     """A boto3 S3 client from the default credential chain.
 
     boto3 reads ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3`` itself; a loopback endpoint gets path-style
@@ -97,42 +103,71 @@ def _raise_missing(exc: ClientError) -> None:
     if code in ("412", "PreconditionFailed"):
         # Only reads with If-Match get this: the object was replaced after its first read. Retrying cannot help
         # (the upload must not mix two versions), and the new version is for the next run.
-        raise RowRejected("source_changed", "s3_uri: the object was replaced while it was being read") from None
+        raise ObjectChanged("the object was replaced while it was being read") from None
     if code in ("404", "NoSuchKey", "NotFound"):
-        raise RowRejected("missing_object", "s3_uri: no object at this location") from None
+        raise ObjectMissing("no object at this location") from None
     if code in ("403", "AccessDenied"):
-        raise RowRejected("missing_object", "s3_uri: access to the object was denied") from None
+        raise ObjectMissing("access to the object was denied") from None
 
 
-def _info(meta: dict[str, Any]) -> ObjectInfo:
+def _info(meta: Mapping[str, Any]) -> ObjectInfo:
     return ObjectInfo(
         size=int(meta["ContentLength"]),
         etag=str(meta.get("ETag", "")).strip('"'),
         content_type=meta.get("ContentType"),
+        modified=meta.get("LastModified"),
     )
 
 
+class _Owner(TypedDict, total=False):
+    ExpectedBucketOwner: str
+
+
+class _Encryption(TypedDict, total=False):
+    ServerSideEncryption: Literal["AES256", "aws:kms"]
+    SSEKMSKeyId: str
+
+
+class _Pinned(TypedDict, total=False):
+    IfMatch: str
+
+
+class _NoOverwrite(TypedDict, total=False):
+    IfNoneMatch: str
+
+
+def _pinned(etag: str | None) -> _Pinned:
+    return {"IfMatch": etag} if etag else {}
+
+
 class S3Store:
-    """Reads and writes S3 objects with the project's write policy (encryption, owner, no overwrite)."""
+    """Reads and writes S3 objects with the project's write policy (encryption, owner, no overwrite).
+
+    Every request carries the expected bucket owner when one is configured: a bucket name taken over by another
+    account is refused by S3 instead of read from or written to.
+    """
 
     def __init__(
         self,
-        client: Any,
+        client: S3Client,
         *,
         sse: str = "AES256",
         kms_key_id: str | None = None,
         expected_bucket_owner: str | None = None,
     ) -> None:
         self.client = client
-        self._owner = {"ExpectedBucketOwner": expected_bucket_owner} if expected_bucket_owner else {}
-        if sse not in ("AES256", "aws:kms"):  # never silently unencrypted: "" or a typo is refused, not skipped
+        self._owner: _Owner = {"ExpectedBucketOwner": expected_bucket_owner} if expected_bucket_owner else {}
+        if sse == "AES256":
+            self._sse: _Encryption = {"ServerSideEncryption": "AES256"}
+        elif sse == "aws:kms":
+            self._sse = {"ServerSideEncryption": "aws:kms"}
+            if kms_key_id:
+                self._sse["SSEKMSKeyId"] = kms_key_id
+        else:  # never silently unencrypted: "" or a typo is refused, not skipped
             raise SetupError("S3 server-side encryption must be AES256 or aws:kms")
-        self._sse: dict[str, str] = {"ServerSideEncryption": sse}
-        if sse == "aws:kms" and kms_key_id:
-            self._sse["SSEKMSKeyId"] = kms_key_id
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
-        """Size and ETag of an object; ``RowRejected(missing_object)`` when it is not there."""
+        """Size and ETag of an object; ``ObjectMissing`` when it is not there (or access is denied)."""
         try:
             meta = self.client.head_object(Bucket=bucket, Key=key, **self._owner)
         except ClientError as exc:
@@ -147,39 +182,39 @@ class S3Store:
         except ClientError as exc:
             _raise_missing(exc)
             raise
-        return _info(resp), resp["Body"]
+        body = cast(BinaryIO, resp["Body"])  # a StreamingBody reads like a binary file
+        return _info(resp), body
 
     def open(self, bucket: str, key: str, *, etag: str | None = None) -> BinaryIO:
-        """A streaming body of the object; with ``etag``, fail if the object changed since the HEAD."""
-        extra = {"IfMatch": etag} if etag else {}
+        """A streaming body of the object; with ``etag``, ``ObjectChanged`` if it changed since the HEAD."""
         try:
-            body: BinaryIO = self.client.get_object(Bucket=bucket, Key=key, **self._owner, **extra)["Body"]
+            resp = self.client.get_object(Bucket=bucket, Key=key, **self._owner, **_pinned(etag))
         except ClientError as exc:
             _raise_missing(exc)
             raise
+        body = cast(BinaryIO, resp["Body"])  # a StreamingBody reads like a binary file
         return body
 
     def read_range(self, bucket: str, key: str, byte_range: str, *, etag: str | None = None) -> bytes:
         """Some bytes of an object (``byte_range`` as in HTTP: ``0-261``, ``-2048`` for the last 2048); with
-        ``etag``, ``RowRejected(source_changed)`` if the object changed since it was first seen."""
-        extra = {"IfMatch": etag} if etag else {}
+        ``etag``, ``ObjectChanged`` if the object changed since it was first seen."""
         try:
             resp = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={byte_range}", **self._owner,
-                                          **extra)
+                                          **_pinned(etag))
         except ClientError as exc:
             _raise_missing(exc)
             raise
-        data: bytes = resp["Body"].read()
-        return data
+        return resp["Body"].read()
 
     def download(self, bucket: str, key: str, dest: Path) -> None:
         """Copy an object to a local file, streamed (never whole in memory)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self.client.download_file(bucket, key, str(dest), ExtraArgs=self._owner or None)
+        extra: dict[str, Any] | None = dict(self._owner) or None
+        self.client.download_file(bucket, key, str(dest), ExtraArgs=extra)
 
     def put(self, bucket: str, key: str, data: bytes | BinaryIO, *, content_type: str, overwrite: bool) -> None:
         """Write an object, encrypted; with ``overwrite=False`` an existing object is never replaced."""
-        extra: dict[str, str] = {} if overwrite else {"IfNoneMatch": "*"}
+        extra: _NoOverwrite = {} if overwrite else {"IfNoneMatch": "*"}
         try:
             self.client.put_object(
                 Bucket=bucket, Key=key, Body=data, ContentType=content_type, **self._sse, **self._owner, **extra
@@ -204,18 +239,18 @@ class S3Store:
         self.client.delete_object(Bucket=bucket, Key=key, **self._owner)
 
     def list_keys(self, bucket: str, prefix: str) -> Iterator[tuple[str, ObjectInfo]]:
-        """Every object under a prefix with its size and ETag, in key order."""
+        """Every object under a prefix with its size, ETag and time of last change, in key order."""
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **self._owner):
             for obj in page.get("Contents", []):
-                info = ObjectInfo(int(obj["Size"]), str(obj.get("ETag", "")).strip('"'), None)
-                yield obj["Key"], info
+                etag = str(obj.get("ETag", "")).strip('"')
+                yield obj["Key"], ObjectInfo(int(obj["Size"]), etag, None, obj.get("LastModified"))
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under a prefix (1,000 keys a request); the number deleted."""
         keys = [k for k, _ in self.list_keys(bucket, prefix)]
         for start in range(0, len(keys), 1000):
-            chunk = [{"Key": k} for k in keys[start:start + 1000]]
+            chunk: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start:start + 1000]]
             resp = self.client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True}, **self._owner)
             if resp.get("Errors"):
                 first = resp["Errors"][0]
@@ -225,5 +260,4 @@ class S3Store:
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         """A small object whole (ledger segments, summaries)."""
-        data: bytes = self.client.get_object(Bucket=bucket, Key=key, **self._owner)["Body"].read()
-        return data
+        return self.client.get_object(Bucket=bucket, Key=key, **self._owner)["Body"].read()

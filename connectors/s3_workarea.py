@@ -51,14 +51,9 @@ class S3WorkArea:
         Parts and results stay: they hold what the report holds, and a parent retried with the same run id
         reads them again for the shard runs that finished.
         """
-        loc = self.prefix.child("rows")
-        assert loc.bucket is not None
         if not self.prefix.key.strip("/"):  # never a prefix that is a whole bucket
             raise SetupError("work area: refusing to delete under the root of a bucket")
-        s3 = self.store.s3
-        if s3 is None:
-            raise SetupError("work area: no S3 client is configured")
-        return s3.delete_prefix(loc.bucket, loc.key.rstrip("/") + "/")
+        return self.store.delete_prefix(self.prefix.child("rows"))
 
     def upload_shard_rows(self, files: dict[str, Path]) -> dict[str, str]:
         """Copy each shard's local rows file up; the s3:// uri by shard."""
@@ -79,15 +74,10 @@ def _content_type(path: Path) -> str:
 
 def download_files(store: ObjectStore, pairs: list[tuple[Location, Path]]) -> list[Path]:
     """S3 objects to local files, a few at a time; the local paths, in order."""
-    s3 = store.s3
-    if s3 is None:
-        raise SetupError("work area: no S3 client is configured")
 
     def one(pair: tuple[Location, Path]) -> Path:
         loc, dest = pair
-        assert loc.bucket is not None
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        s3.download(loc.bucket, loc.key, dest)
+        store.download(loc, dest)
         return dest
 
     with ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="work-down") as pool:

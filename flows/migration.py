@@ -30,7 +30,7 @@ async def migration(source: str, report_uri: str, mapping: str | None = None, dr
     loc = Location.parse(source)
     is_prefix = source.endswith("/") or (Path(loc.key).is_dir() if not loc.is_s3 else not store.exists(loc))
     if is_prefix:
-        parts = sorted(list_manifests(store.s3, source, MANIFEST_SUFFIXES), key=lambda m: m.uri)
+        parts = sorted(list_manifests(store, source, MANIFEST_SUFFIXES), key=lambda m: m.uri)
         todo = [m.uri for m in parts if dry_run or not is_completed(store, report_uri, m.job_id)]
         get_run_logger().info("migration: %d parts, %d to run", len(parts), len(todo))
     else:

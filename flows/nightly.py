@@ -40,7 +40,7 @@ def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
     todo: list[ManifestObject] = []
     done: list[ManifestObject] = []
     rework: dict[str, str] = {}
-    for m in list_manifests(store.s3, inbox, suffixes):
+    for m in list_manifests(store, inbox, suffixes):
         completion = completion_of(store, report_uri, m.job_id)
         if completion is None:
             todo.append(m)

@@ -26,7 +26,7 @@ class Outcomes:
     # Rows settled per second, for the report page's chart of how the run went.
     timeline: Timeline | None = None
 
-    def set(self, row_numbers: Iterable[int], status: Status, reason: str | None = None, message: str | None = None,
+    def set(self, row_numbers: Iterable[int], status: Status, reason: Reason | None = None, message: str | None = None,
             *, uri: str | None = None, http_status: int | None = None, attempts: int = 0) -> None:
         """Give the rows one outcome."""
         before = len(self.rows)

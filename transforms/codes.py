@@ -63,7 +63,8 @@ class Reason(StrEnum):
     retries_exhausted = "retries_exhausted"
     outcome_unknown = "outcome_unknown"
     already_attached = "already_attached"
-    circuit_open = "circuit_open"
+    # No `circuit_open`: the circuit breaker (transforms.breaker) pauses every request and then lets it go on, so
+    # it never ends a row; a row the API kept failing ends `retries_exhausted` or `outcome_unknown`.
     failure_threshold = "failure_threshold"
     dry_run = "dry_run"
     not_retried = "not_retried"
@@ -113,7 +114,6 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.retries_exhausted: "Transient errors (5xx, connection) persisted through every retry.",
     Reason.outcome_unknown: "The attach was sent but its outcome is not known; check before resending.",
     Reason.already_attached: "Attached by an earlier run of the same manifest (from the ledger).",
-    Reason.circuit_open: "Not tried: the API kept failing, so the run stopped sending requests.",
     Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",
     Reason.dry_run: "Dry run: checked and would be sent; nothing was sent.",
     Reason.not_retried: "--retry-failed run: the row did not fail in the earlier run, so it was left alone.",

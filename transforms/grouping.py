@@ -321,7 +321,7 @@ def _finish(shard: _Shard) -> Grouped:
     rejected = ~pd.isna(reason)
     out = Grouped()
     out.rejects = [
-        RowOutcome(int(r), Status.rejected, c, m)
+        RowOutcome(int(r), Status.rejected, Reason(c), m)
         for r, c, m in zip(rn[rejected], reason[rejected], message[rejected], strict=True)
     ]
     keep = shard.live & ~rejected

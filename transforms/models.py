@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transforms.codes import Status
+from transforms.codes import Reason, Status
 
 
 @dataclass(slots=True)  # not frozen: frozen __init__ is ~3x slower, and millions are built
@@ -56,7 +56,7 @@ class RowOutcome:
 
     row_number: int
     status: Status
-    reason_code: str | None
+    reason_code: Reason | None
     message: str | None
     uri: str | None = None
     http_status: int | None = None

@@ -16,21 +16,8 @@ from transforms.validate import REPORTED_VALUE_COLUMNS
 #: What a rejected row's cell shows in the report when its value broke a rule.
 MASK = "***"
 
-REPORT_COLUMNS: list[str] = [
-    "row_number",
-    "customer_id",
-    "associated_party_id",
-    "document_type",
-    "side",
-    "s3_uri",
-    "status",
-    "reason_code",
-    "message",
-    "uri",
-    "http_status",
-    "attempts",
-]
-
+#: The report's columns, in order, with their types: the one list (a table of names, not repeated logic), from
+#: which :data:`REPORT_COLUMNS` and every writer of the report take the names.
 REPORT_SCHEMA = pa.schema(
     [
         ("row_number", pa.int64()),
@@ -47,6 +34,9 @@ REPORT_SCHEMA = pa.schema(
         ("attempts", pa.int32()),
     ]
 )
+
+#: The report's columns in order: the names of :data:`REPORT_SCHEMA`, written once there.
+REPORT_COLUMNS: list[str] = REPORT_SCHEMA.names
 
 # OWASP's CSV-injection list: a spreadsheet treats a cell starting with these as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

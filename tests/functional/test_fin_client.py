@@ -13,12 +13,13 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.aiohttp_transport import Transport
-from connectors.errors import OutcomeUnknown, SetupError, TerminalError, Throttled
+from connectors.errors import OutcomeUnknown, SetupError, TerminalError, Throttled, TransientError
 from connectors.fin import FinClient
 from connectors.rate_limiter import EndpointLimiters
 from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
 from flows.demo_samples import sample_pdf
 from tests.e2e.helpers import load_world, sandbox_record
+from transforms.breaker import CircuitBreaker
 
 SetFaults = Callable[[dict[str, Any]], None]
 
@@ -273,3 +274,23 @@ def test_validation_error_is_terminal_and_names_no_value(fin_sandbox: Any, custo
         asyncio.run(_with_client(fin_sandbox.url, lambda c: c.attach(customer_id, body)))
     assert caught.value.status_code in (400, 403)
     assert "SECRET-NUMBER-123" not in str(caught.value)
+
+
+async def _no_wait(_seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def test_token_requests_go_through_the_one_request_loop(fin_sandbox: Any, sandbox_faults: SetFaults) -> None:
+    """A token request is retried on the one table of retryable statuses and feeds the circuit breaker, like
+    every other request (a second loop for tokens skipped the breaker)."""
+    sandbox_faults({"errors": {"share": 1.0, "statuses": [503], "endpoints": ["token"]}})
+
+    async def go(c: FinClient) -> tuple[int, int]:
+        with pytest.raises(TransientError):
+            await c.authenticate()
+        return c.stats.requests["token"], c.breaker.opened
+
+    sent, opened = asyncio.run(_with_client(fin_sandbox.url, go, max_attempts=3, sleep=_no_wait,
+                                            breaker=CircuitBreaker(threshold=2, base_pause_s=0.01)))
+    assert sent == 3  # every attempt the client allows, then given up
+    assert opened == 1  # two 503s in a row opened the breaker

@@ -112,7 +112,7 @@ def test_attach_and_nightly_deployments_run_by_a_worker_nightly_skips_completed(
     after = sandbox_record(fin_sandbox.url)
     assert len(after["uploads"]) > len(before["uploads"])
     assert after["duplicates"] == {"uploads": 0, "attachments": 0}
-    assert {s["job_id"] for s in summaries} == {m.job_id for m in list_manifests(store.s3, f"s3://{bucket}/inbox/")}
+    assert {s["job_id"] for s in summaries} == {m.job_id for m in list_manifests(store, f"s3://{bucket}/inbox/")}
     # the second manifest's bad rows are rejected (settled), not failed: its job is complete too, so the next
     # night runs it only to work again its one row rejected missing_object (an object may since have appeared)
     again = run_and_wait(deployed, "kyc-attach-nightly/nightly",

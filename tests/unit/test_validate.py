@@ -4,7 +4,14 @@ import pyarrow as pa
 import pytest
 
 from tests.unit.helpers import CUST, bill, national_id, passport, reasons, rules, table, validate
-from transforms.validate import CANONICAL_COLUMNS, check_columns, normalise_column_names, validate_batch
+from transforms.codes import Reason
+from transforms.validate import (
+    CANONICAL_COLUMNS,
+    RULE_ORDER,
+    check_columns,
+    normalise_column_names,
+    validate_batch,
+)
 
 
 def one(row: dict, **kw) -> str | None:
@@ -189,3 +196,61 @@ def test_a_passport_side_is_optional_as_the_documented_examples_send_it(side: st
 def test_permanent_residency_id_is_for_us_residents_only(country: str, code: str | None) -> None:
     out = validate([passport(document_type="PERMANENT_RESIDENCY_ID", country=country)])
     assert out.column("reason_code").to_pylist() == [code]
+
+
+# One way to break each rule of RULE_ORDER, in its order (the two missing_field entries: a required column, then an
+# identifying document's field). Every rule is broken through the columns named here only.
+_BREAKERS: list[tuple[Reason, dict[str, str | None]]] = [
+    (Reason.cell_too_long, {"document_number": "x" * 5000}),
+    (Reason.bad_characters, {"associated_party_email": "a\u200bb@example.com"}),
+    (Reason.missing_field, {"customer_id": None}),
+    (Reason.bad_uuid, {"associated_party_id": "1234"}),
+    (Reason.bad_email, {"associated_party_id": None, "associated_party_email": "n/a"}),
+    (Reason.unknown_type, {"document_type": "SELFIE"}),
+    (Reason.missing_field, {"expiry_date": None}),
+    (Reason.bad_side, {"side": "LEFT"}),
+    (Reason.missing_side, {"document_type": "NATIONAL_ID", "side": None}),
+    (Reason.side_not_allowed, {"side": "BACK"}),
+    (Reason.bad_s3_uri, {"s3_uri": "https://x/y.pdf"}),
+    (Reason.bucket_not_allowed, {"s3_uri": "s3://elsewhere/p/passport.pdf"}),
+    (Reason.bad_country, {"country": "US"}),
+    (Reason.permanent_residency_not_usa, {"document_type": "PERMANENT_RESIDENCY_ID", "country": "CAN"}),
+    (Reason.bad_date, {"issue_date": "2021-02-30"}),
+    (Reason.issue_after_expiry, {"issue_date": "2031-01-01", "expiry_date": "2030-01-01"}),
+    (Reason.expired, {"expiry_date": "2026-01-09"}),
+    (Reason.future_date, {"issue_date": "2026-01-11"}),
+    (Reason.stale_address_document, {"document_type": "UTILITY_BILL", "document_date": "2025-10-11"}),
+]
+_ALLOWED = ("kyc-docs",)
+
+
+def test_rule_order_lists_each_rule_the_validation_applies() -> None:
+    assert [reason for reason, _ in _BREAKERS] == list(RULE_ORDER)
+    for reason, change in _BREAKERS:
+        assert one(passport(**change), allowed_buckets=_ALLOWED) == reason, change
+
+
+# Two breakages that make a third, earlier one: an issue date after the run date and an expiry date before it.
+_MAKE_A_THIRD = {(Reason.expired, Reason.future_date): Reason.issue_after_expiry}
+
+
+@pytest.mark.parametrize("later", range(1, len(_BREAKERS)))
+def test_rule_order_is_the_order_the_validation_applies(later: int) -> None:
+    """A row that breaks two rules reports the one RULE_ORDER names first.
+
+    Combined where the two breakages touch different columns, and where the earlier one still breaks its rule in
+    the later one's document type (the type decides which rules apply: a BACK side is allowed on some types).
+    """
+    late_reason, late_change = _BREAKERS[later]
+    late_type = {k: v for k, v in late_change.items() if k == "document_type"}
+    combined = 0
+    for early_reason, early_change in _BREAKERS[:later]:
+        if early_change.keys() & late_change.keys():
+            continue
+        if one(passport(**(early_change | late_type)), allowed_buckets=_ALLOWED) != early_reason:
+            continue
+        expected = _MAKE_A_THIRD.get((early_reason, late_reason), early_reason)
+        assert one(passport(**(early_change | late_change)), allowed_buckets=_ALLOWED) == expected, (early_reason,
+                                                                                                     late_reason)
+        combined += 1
+    assert combined > 0
