@@ -61,3 +61,16 @@ class RowRejected(KycAttachError):
     def __init__(self, reason_code: str, message: str):
         super().__init__(message)
         self.reason_code = reason_code
+
+
+class Refused(TerminalError):
+    """The API refused a request as invalid (400/422): nothing of it was applied, so a part may be sent again.
+
+    ``field_errors`` maps each field path the API named (``associated_party_attachments[2].identifying_documents
+    [0].number``) to its reason, scrubbed of values; it is empty when the API named no field.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, reason_code: str = "api_validation_failed",
+                 field_errors: dict[str, str] | None = None):
+        super().__init__(message, status_code=status_code, reason_code=reason_code)
+        self.field_errors = dict(field_errors or {})

@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from connectors.errors import OutcomeUnknown, RowRejected, SetupError, TerminalError, Throttled, TransientError
+from connectors.errors import OutcomeUnknown, Refused, RowRejected, SetupError, TerminalError, Throttled, TransientError
 from connectors.rate_limiter import EndpointLimiters
-from transforms.api_errors import error_message
+from transforms.api_errors import error_message, field_errors
 from transforms.breaker import CircuitBreaker
 from transforms.retry import Decision, classify, classify_attach, conflict_delay, next_delay, parse_retry_after
 from transforms.run_timeline import Timeline, windows
@@ -372,6 +372,9 @@ class FinClient:
             # terminal, or 401s past _REAUTHS_IN_A_ROW
             message = error_message(status or 0, resp.content if resp is not None else b"")
             reason = _REASON_BY_STATUS.get(status or 0, "api_error")
+            if status in (400, 422):  # refused as invalid, nothing applied: say which fields, so a part can go again
+                raise self._fail(Refused(f"{endpoint}: {message}", status_code=status, reason_code=reason,
+                                         field_errors=field_errors(resp.content if resp is not None else b"")), attempt)
             raise self._fail(TerminalError(f"{endpoint}: {message}", status_code=status, reason_code=reason), attempt)
 
     @staticmethod

@@ -125,7 +125,27 @@ def check_attach(
                     check.documents.append((party_id, normal))
         if count == 0:
             err.setdefault(path, "at least one document is required")
+        elif not party.get("identifying_documents"):
+            # Fin's OpenAPI: each party needs at least one identifying document.
+            err.setdefault(f"{path}.identifying_documents", "at least one identifying document is required")
     return check
+
+
+def refusals(body: Any, refused_party_ids: Collection[str], *, name_path: bool) -> dict[str, str] | None:
+    """The 400 ``data`` for a body that carries a party whose documents are refused (None: no such party).
+
+    With ``name_path`` each such party's identifying documents are named, as the contract's 400 does; without
+    it the refusal names nothing, as an API whose body says only "Validation failed" would.
+    """
+    parties = body.get("associated_party_attachments") if isinstance(body, dict) else None
+    named = {
+        f"associated_party_attachments[{i}].identifying_documents[0]": "document could not be verified"
+        for i, party in enumerate(parties if isinstance(parties, list) else [])
+        if isinstance(party, dict) and party.get("associated_party_id") in refused_party_ids
+    }
+    if not named:
+        return None
+    return named if name_path else {}
 
 
 def _check_document(
