@@ -24,6 +24,7 @@ from flows.outcomes import Outcomes
 from flows.uploads import Uploaded
 from transforms.codes import Reason, Status
 from transforms.exactly_once import DocState, Evidence, Next, Policy, after_lost_response, before_send, document_key
+from transforms.identifying import NO_IDENTIFYING_MESSAGE, has_identifying, parties_without_identifying
 from transforms.models import Document
 from transforms.payload import AttachRequest, build_attach_requests
 from transforms.reconcile import PartyStatus, all_initiated, evidence, party_statuses
@@ -54,6 +55,7 @@ class Attacher:
         legacy = self._legacy_records(customer_id, docs, files) if self.ledger.has_legacy else {}
         uri_of_row = {f.row_number: files[f.s3_uri].uri for d in docs for f in d.files}
         to_send: dict[str, list[Document]] = defaultdict(list)
+        identified: set[str] = set()  # parties with an identifying document attached by an earlier run
         for doc in docs:
             earlier = self.ledger.document(keys[id(doc)]) or legacy.get(id(doc))
             nxt = before_send(earlier.state if earlier else None,
@@ -62,7 +64,13 @@ class Attacher:
                 to_send[doc.party_id or ""].append(doc)
                 continue
             assert earlier is not None  # before_send sends every document without a record
+            if nxt in (Next.skip_attached, Next.record_attached) and has_identifying([doc]):
+                identified.add(doc.party_id or "")
             await self._settle_earlier(customer_id, doc, keys[id(doc)], earlier, nxt, uri_of_row)
+        for party in set(parties_without_identifying(to_send)) - identified:
+            # its identifying documents were refused on the way (a file check): the API would refuse the rest
+            rows = [n for d in to_send.pop(party) for n in d.row_numbers]
+            self.out.set(rows, Status.rejected, Reason.no_identifying_document, NO_IDENTIFYING_MESSAGE)
         uris = {s3: up.uri for s3, up in files.items()}
         for request in build_attach_requests(customer_id, to_send, uris, self.max_parties):
             await self._send_isolating(request, to_send, uris, keys, statuses, uri_of_row)

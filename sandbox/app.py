@@ -433,6 +433,7 @@ class SandboxApp:
             uri_owner=lambda uri: u.customer_id if (u := by_uri.get(uri)) is not None else None,
             today=self.today(),
             rules=self.rules,
+            identified=self.record.identified_parties.get(customer_id, ()),
         )
         refuse = self.injector.faults.refuse_parties
         errors = check.errors or (

@@ -119,10 +119,13 @@ def _email_resolves(st: Staging) -> tuple[str, set[str]]:
     manifest = st.put_manifest(st.rows)
     first = st.run(manifest, "first")
     assert first["by_reason"].get("party_not_found") == len(by_email)
+    # The party's bill (given by id) lost its only identifying document with it: not sent alone (issue 13).
+    (bill,) = _of_customer(st.rows, 1, "bill.pdf")
+    assert first["by_reason"].get("no_identifying_document") == 1
     # Fin's side now has the email in another case: matching is case-insensitive at both ends.
     httpx.post(f"{st.sandbox_url}/_sandbox/party", json={**change, "email": party["email"].title()}
                ).raise_for_status()
-    return manifest, {r["s3_uri"] for r in by_email}
+    return manifest, {r["s3_uri"] for r in [*by_email, bill]}
 
 
 def _two_nights(st: Staging) -> tuple[str, set[str]]:

@@ -344,3 +344,10 @@ def test_checker_today_decides_expiry() -> None:
     assert set(_check(body, today=date(2030, 1, 16))) == {
         "associated_party_attachments[0].identifying_documents[0].expiry_date"
     }
+
+
+def test_a_party_with_an_identifying_document_attached_may_take_a_bill_alone(api: Api) -> None:
+    """Whether an earlier identifying document counts is not documented; the sandbox takes it that it does."""
+    assert api.attach(body_for(identifying_documents=[passport(api.upload())])).status_code == 200
+    bill = {"type": "UTILITY_BILL", "files": [{"uri": api.upload()}]}
+    assert api.attach(body_for(address_documents=[bill])).status_code == 200
