@@ -325,7 +325,7 @@ def test_a_job_started_before_the_upgrade_finishes_without_attaching_twice(
 def test_nightly_works_restorable_rejects_again_for_a_bounded_number_of_nights(
     fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from flows.nightly import NightlyParams, nightly
+    from flows.nightly import nightly
 
     st = Staging(bucket, fin_sandbox.url, monkeypatch, tmp_path, world=demo_world(customers=2),
                  KYC_ATTACH_REWORK_REJECTED_NIGHTS="2")
@@ -334,10 +334,8 @@ def test_nightly_works_restorable_rejects_again_for_a_bounded_number_of_nights(
     keys = {u: u.split("/", 3)[3] for u in (restored, never)}
     st.put_files([k for k in st.files if k not in keys.values()])
     st.store.write(Location(bucket, "inbox/m.csv"), manifest_csv(st.rows))
-    params = NightlyParams(inbox=f"s3://{bucket}/inbox/", report_uri=st.report_uri)
-
     def night() -> dict[str, Any]:
-        return asyncio.run(nightly(params))["runs"]
+        return asyncio.run(nightly(inbox=f"s3://{bucket}/inbox/", report_uri=st.report_uri))["runs"]
 
     (first,) = night().values()
     assert first["by_status"]["rejected"] == 2
