@@ -152,6 +152,11 @@ def test_german_carrier_archive_migrates_with_no_converter(
     # the undated passport ("unbefristet"): the message names the mapping's format, not only YYYY-MM-DD
     assert [r["reason_code"] for r in rejected.values()] == ["bad_date"]
     assert "%d.%m.%Y" in next(iter(rejected.values()))["message"]
+    # carry_columns: every report row names the archive row it came from (both images of a row: the same id)
+    images_of = {r["Satz-ID"]: sum(1 for c in ("Bild Vorderseite", "Bild Rückseite") if r[c]) for r in rows}
+    assert Counter(r["Satz-ID"] for r in report) == images_of
+    undated = [r["Satz-ID"] for r in rows if r["Gültig bis"] == "unbefristet"]
+    assert [r["Satz-ID"] for r in rejected.values()] == undated
     record = sandbox_record(fin_sandbox.url)
     assert record["duplicates"] == {"uploads": 0, "attachments": 0}
     assert Counter(a["type"] for a in record["attachments"]) == {
