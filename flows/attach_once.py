@@ -68,7 +68,8 @@ class Attacher:
                 identified.add(doc.party_id or "")
             await self._settle_earlier(customer_id, doc, keys[id(doc)], earlier, nxt, uri_of_row)
         for party in set(parties_without_identifying(to_send)) - identified:
-            # its identifying documents were refused on the way (a file check): the API would refuse the rest
+            # its identifying documents fell on the way (a file check, an unknown party) or the manifest named the
+            # party two ways (id, email) the plan could not match: the API would refuse the rest
             rows = [n for d in to_send.pop(party) for n in d.row_numbers]
             self.out.set(rows, Status.rejected, Reason.no_identifying_document, NO_IDENTIFYING_MESSAGE)
         uris = {s3: up.uri for s3, up in files.items()}
