@@ -72,3 +72,17 @@ class ObjectMissing(KycAttachError):
 
 class ObjectChanged(KycAttachError):
     """The object was replaced since it was first read (a read pinned to its ETag was refused)."""
+
+
+class Refused(TerminalError):
+    """The API refused a request as invalid (400/422): nothing of it was applied, so a part may be sent again.
+
+    ``field_errors`` maps each field path the API named (``associated_party_attachments[2].identifying_documents
+    [0].number``) to its reason, scrubbed of values; it is empty when the API named no field.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None,
+                 reason_code: Reason = Reason.api_validation_failed, attempts: int = 0,
+                 field_errors: dict[str, str] | None = None) -> None:
+        super().__init__(message, status_code=status_code, reason_code=reason_code, attempts=attempts)
+        self.field_errors = dict(field_errors or {})

@@ -26,9 +26,17 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from connectors.errors import OutcomeUnknown, RowRejected, SetupError, TerminalError, Throttled, TransientError
+from connectors.errors import (
+    OutcomeUnknown,
+    Refused,
+    RowRejected,
+    SetupError,
+    TerminalError,
+    Throttled,
+    TransientError,
+)
 from connectors.rate_limiter import EndpointLimiters
-from transforms.api_errors import error_message
+from transforms.api_errors import error_message, field_errors
 from transforms.breaker import CircuitBreaker
 from transforms.codes import Reason
 from transforms.retry import Decision, classify, classify_attach, conflict_delay, next_delay, parse_retry_after
@@ -363,6 +371,9 @@ class FinClient:
             # terminal, a 401 of a token request, or 401s past _REAUTHS_IN_A_ROW
             message = error_message(status or 0, resp.content if resp is not None else b"")
             reason = _REASON_BY_STATUS.get(status or 0, Reason.api_error)
+            if status in (400, 422):  # refused as invalid, nothing applied: say which fields, so a part can go again
+                raise Refused(f"{endpoint}: {message}", status_code=status, reason_code=reason, attempts=attempt,
+                              field_errors=field_errors(resp.content if resp is not None else b""))
             raise TerminalError(f"{endpoint}: {message}", status_code=status, reason_code=reason, attempts=attempt)
 
     def _watch_breaker(self, status: int | None) -> None:

@@ -17,16 +17,18 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from connectors.errors import KycAttachError, OutcomeUnknown, TerminalError, TransientError
+from connectors.errors import KycAttachError, OutcomeUnknown, Refused, TerminalError, TransientError
 from connectors.fin import FinClient
 from connectors.ledger import LEGACY_RUN, DocRecord, Ledger
 from flows.outcomes import Outcomes
 from flows.uploads import Uploaded
 from transforms.codes import Reason, Status
 from transforms.exactly_once import DocState, Evidence, Next, Policy, after_lost_response, before_send, document_key
+from transforms.identifying import NO_IDENTIFYING_MESSAGE, has_identifying, parties_without_identifying
 from transforms.models import Document
 from transforms.payload import AttachRequest, build_attach_requests
 from transforms.reconcile import PartyStatus, all_initiated, evidence, party_statuses
+from transforms.refusals import after_refusal
 from transforms.thresholds import FailureBudget
 
 
@@ -53,6 +55,7 @@ class Attacher:
         legacy = self._legacy_records(customer_id, docs, files) if self.ledger.has_legacy else {}
         uri_of_row = {f.row_number: files[f.s3_uri].uri for d in docs for f in d.files}
         to_send: dict[str, list[Document]] = defaultdict(list)
+        identified: set[str] = set()  # parties with an identifying document attached by an earlier run
         for doc in docs:
             earlier = self.ledger.document(keys[id(doc)]) or legacy.get(id(doc))
             nxt = before_send(earlier.state if earlier else None,
@@ -61,11 +64,41 @@ class Attacher:
                 to_send[doc.party_id or ""].append(doc)
                 continue
             assert earlier is not None  # before_send sends every document without a record
+            if nxt in (Next.skip_attached, Next.record_attached) and has_identifying([doc]):
+                identified.add(doc.party_id or "")
             await self._settle_earlier(customer_id, doc, keys[id(doc)], earlier, nxt, uri_of_row)
+        for party in set(parties_without_identifying(to_send)) - identified:
+            # its identifying documents fell on the way (a file check, an unknown party) or the manifest named the
+            # party two ways (id, email) the plan could not match: the API would refuse the rest
+            rows = [n for d in to_send.pop(party) for n in d.row_numbers]
+            self.out.set(rows, Status.rejected, Reason.no_identifying_document, NO_IDENTIFYING_MESSAGE)
         uris = {s3: up.uri for s3, up in files.items()}
         for request in build_attach_requests(customer_id, to_send, uris, self.max_parties):
-            request_docs = [d for p in request.party_ids for d in to_send[p]]
-            await self._send(request, {keys[id(d)]: d.party_id or "" for d in request_docs}, statuses, uri_of_row)
+            await self._send_isolating(request, to_send, uris, keys, statuses, uri_of_row)
+
+    async def _send_isolating(self, first: AttachRequest, docs_of: Mapping[str, list[Document]],
+                              uris: Mapping[str, str], keys: Mapping[int, str], statuses: Mapping[str, PartyStatus],
+                              uri_of_row: dict[int, str]) -> None:
+        """Send a request; when the API refuses it (nothing applied), fail only the parties it refused and send
+        the others again (``transforms.refusals``), so one bad party does not sink up to nine good ones."""
+        pending = [first]
+        while pending:
+            req = pending.pop(0)
+            refusal = await self._send(req, {keys[id(d)]: d.party_id or "" for p in req.party_ids
+                                             for d in docs_of[p]}, statuses, uri_of_row)
+            if refusal is None:
+                continue
+            plan = after_refusal(req.party_ids, refusal.field_errors)
+            for party, reasons in plan.refused.items():
+                self.budget.note(ok=False)
+                message = (f"attach: HTTP {refusal.status_code}: the API refused this party's documents; fields: "
+                           + ", ".join(reasons)) if reasons else str(refusal)
+                rows = [n for d in docs_of[party] for n in d.row_numbers]
+                self.out.set(rows, Status.failed, refusal.reason_code, message, http_status=refusal.status_code,
+                             attempts=refusal.attempts)
+            pending[:0] = [r for group in plan.resend
+                           for r in build_attach_requests(req.customer_id, {p: docs_of[p] for p in group}, uris,
+                                                          len(group))]
 
     def _evidence_of(self, customer_id: str, doc: Document, earlier: DocRecord | None,
                      statuses: Mapping[str, PartyStatus]) -> Evidence:
@@ -117,13 +150,17 @@ class Attacher:
                          f"{_run(earlier.run_id)} sent this attach and nothing the API shows proves it took effect")
 
     async def _send(self, req: AttachRequest, party_of_key: dict[str, str], statuses: Mapping[str, PartyStatus],
-                    uri_of_row: dict[int, str]) -> None:
-        """Send one request until it is answered, or its outcome is decided from the parties' statuses."""
+                    uri_of_row: dict[int, str]) -> Refused | None:
+        """Send one request until it is answered, or its outcome is decided from the parties' statuses.
+
+        A refusal (400/422) is recorded as failed in the ledger (nothing was applied, so a crash before the
+        resend leaves documents a later run sends again) and returned for the caller to split the request;
+        every other outcome is reported here."""
         fin, ledger, cid = self.fin, self.ledger, req.customer_id
         rows = list(req.row_numbers)
         if self.budget.tripped:
             self.out.set(rows, Status.failed, Reason.failure_threshold, self.budget.reason())
-            return
+            return None
         initiated = all_initiated(statuses, req.party_ids)
         attempts = 0
         while True:
@@ -148,7 +185,7 @@ class Attacher:
                     await mark(DocState.attached)
                     self.out.attached(rows, uri_of_row, exc.status_code, attempts,
                                       "the answer was lost; the parties' status moved after the send")
-                    return
+                    return None
                 self.budget.note(ok=False)
                 if nxt is Next.report_failed:
                     await ledger.record(cid, party_of_key, DocState.failed, run_id=self.run_id,
@@ -156,23 +193,25 @@ class Attacher:
                     self.out.set(rows, Status.failed, Reason.retries_exhausted,
                                  "attach: the API kept failing and did not apply it", http_status=exc.status_code,
                                  attempts=attempts)
-                    return
+                    return None
                 await mark(DocState.unknown)
                 self.out.set(rows, Status.unknown, Reason.outcome_unknown,
                              "the API gave no answer and nothing it shows proves the attach took effect",
                              http_status=exc.status_code, attempts=attempts)
-                return
+                return None
             except (TerminalError, TransientError) as exc:
                 exc.attempts += attempts
-                self.budget.note(ok=False)
                 await ledger.record(cid, party_of_key, DocState.failed, run_id=self.run_id,
                                     http_status=exc.status_code)
+                if isinstance(exc, Refused):
+                    return exc
+                self.budget.note(ok=False)
                 self.out.fail_from(rows, exc)
-                return
+                return None
             self.budget.note(ok=True)
             await mark(DocState.attached)
             self.out.attached(rows, uri_of_row, 200, attempts)
-            return
+            return None
 
     async def _evidence_now(self, req: AttachRequest, initiated: bool, sent_at: float) -> Evidence:
         """Ask the API, ``settle_delay_s`` after a lost answer, what the parties' statuses say now."""

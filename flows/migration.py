@@ -2,7 +2,8 @@
 
 Parts run one after another in name order (``part-0001.csv``, ``part-0002.csv``, ...), each as an
 ``attach_manifest`` subflow; parts an earlier run completed are skipped, so re-running a migration resumes
-it. Scale-out across machines happens inside each part (shards on a work pool), not across parts.
+it, and so is a single manifest (location and content) an earlier run completed. Scale-out across machines
+happens inside each part (shards on a work pool), not across parts.
 """
 
 from __future__ import annotations
@@ -12,12 +13,28 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from connectors.errors import KycAttachError
 from connectors.jobs import MANIFEST_SUFFIXES, is_completed, list_manifests
+from connectors.manifest import job_id_of, sha256_of_file
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.nightly import run_manifests
 from flows.runtime import make_s3_store
 from flows.settings import load_settings
+
+
+def completed_before(store: ObjectStore, source: str, report_uri: str) -> bool:
+    """Whether a run completed this manifest file as it is now (its location and content: its job id)."""
+    loc = Location.parse(source)
+    try:
+        if loc.is_s3:
+            assert loc.bucket is not None and store.s3 is not None
+            content_id = store.s3.head(loc.bucket, loc.key).etag or ""
+        else:
+            content_id = sha256_of_file(Path(loc.key))
+    except (KycAttachError, OSError):
+        return False  # unreadable: the run says why (SetupError), not this check
+    return is_completed(store, report_uri, job_id_of(source, content_id))
 
 
 @flow(name="kyc-attach-migration")
@@ -33,6 +50,9 @@ async def migration(source: str, report_uri: str, mapping: str | None = None, dr
         parts = sorted(list_manifests(store, source, MANIFEST_SUFFIXES), key=lambda m: m.uri)
         todo = [m.uri for m in parts if dry_run or not is_completed(store, report_uri, m.job_id)]
         get_run_logger().info("migration: %d parts, %d to run", len(parts), len(todo))
+    elif not dry_run and completed_before(store, source, report_uri):
+        todo = []  # the same file (location and content) completed before: as a part would be, skipped
+        get_run_logger().info("migration: %s was completed by an earlier run; nothing to do", source)
     else:
         todo = [source]
     result = await run_manifests(todo, report_uri=report_uri, mapping=mapping, dry_run=dry_run)

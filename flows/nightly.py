@@ -10,26 +10,25 @@ markers are ``connectors.jobs``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from connectors.jobs import MANIFEST_SUFFIXES, REWORKABLE_REJECTS, ManifestObject, completion_of, list_manifests
 from connectors.objects import ObjectStore
 from flows.runtime import make_s3_store
 from flows.settings import load_settings
 
-
-class NightlyParams(BaseModel):
-    """Parameters of the nightly deployment (settings and secrets stay in the environment)."""
-
-    inbox: str = Field(description="Prefix the day's manifests land under: s3://bucket/prefix/ or a folder.")
-    report_uri: str = Field(description="Where reports and the ledger go: s3://bucket/prefix or a folder.")
-    mapping: str | None = Field(None, description="Legacy mapping file (path or s3:// uri) for every manifest.")
-    dry_run: bool = Field(False, description="Check only; call no API (jobs stay open).")
-    max_manifests: int | None = Field(None, ge=1, description="Work at most this many manifests per night.")
-    suffixes: tuple[str, ...] = Field(MANIFEST_SUFFIXES, description="File endings that count as manifests.")
+# Each parameter is its own flow parameter, not one object: a deployment run can then override one
+# (``--param dry_run=true``) and keep the deployment's others; with a single ``params`` object Prefect
+# replaces the whole object, so changing one value meant restating them all.
+Inbox = Annotated[str, Field(description="Prefix the day's manifests land under: s3://bucket/prefix/ or a folder.")]
+ReportUri = Annotated[str, Field(description="Where reports and the ledger go: s3://bucket/prefix or a folder.")]
+MappingFile = Annotated[str | None, Field(description="Legacy mapping file (path or s3:// uri) for every manifest.")]
+DryRun = Annotated[bool, Field(description="Check only; call no API (jobs stay open).")]
+MaxManifests = Annotated[int | None, Field(ge=1, description="Work at most this many manifests per night.")]
+Suffixes = Annotated[tuple[str, ...], Field(description="File endings that count as manifests.")]
 
 
 def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
@@ -77,20 +76,19 @@ async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str |
 
 
 @flow(name="kyc-attach-nightly")
-async def nightly(params: NightlyParams) -> dict[str, Any]:
-    """Run every manifest under ``params.inbox`` that no earlier run completed, oldest first."""
+async def nightly(inbox: Inbox, report_uri: ReportUri, mapping: MappingFile = None, dry_run: DryRun = False,
+                  max_manifests: MaxManifests = None, suffixes: Suffixes = MANIFEST_SUFFIXES) -> dict[str, Any]:
+    """Run every manifest under ``inbox`` that no earlier run completed, oldest first."""
     settings = load_settings()
-    needs_s3 = params.inbox.startswith("s3://") or params.report_uri.startswith("s3://")
+    needs_s3 = inbox.startswith("s3://") or report_uri.startswith("s3://")
     store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
-    todo, skipped, rework = pending_manifests(store, params.inbox, params.report_uri, params.suffixes,
-                                              settings.rework_rejected_nights)
+    todo, skipped, rework = pending_manifests(store, inbox, report_uri, suffixes, settings.rework_rejected_nights)
     uris = [m.uri for m in todo] + list(rework)
-    if params.max_manifests is not None:
-        uris = uris[: params.max_manifests]
+    if max_manifests is not None:
+        uris = uris[:max_manifests]
     get_run_logger().info("nightly: %d manifests to run, %d complete jobs with rejected rows to work again, "
                           "%d already completed", len(todo), len(rework), len(skipped))
-    result = await run_manifests(uris, report_uri=params.report_uri, mapping=params.mapping,
-                                 dry_run=params.dry_run, rework=rework)
+    result = await run_manifests(uris, report_uri=report_uri, mapping=mapping, dry_run=dry_run, rework=rework)
     result["skipped"] = skipped
     if result["errors"]:
         raise RuntimeError(f"{len(result['errors'])} manifest run(s) did not complete: "

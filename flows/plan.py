@@ -21,8 +21,17 @@ import pyarrow.compute as pc
 from connectors.errors import SetupError
 from connectors.manifest import Manifest, iter_batches, read_columns, with_dialect
 from connectors.workarea import BucketRange, RowsFileWriter, TableWriter, is_disk_full
+from flows.report_writer import CARRIED_FILE
 from transforms.codes import Status
-from transforms.mapping import Layout, Mapping, MappingError, MappingReport, apply_mapping, explain_date_rejects
+from transforms.mapping import (
+    Layout,
+    Mapping,
+    MappingError,
+    MappingReport,
+    apply_mapping,
+    explain_date_rejects,
+    split_carried,
+)
 from transforms.report import REPORT_SCHEMA, mask_broken_cells
 from transforms.rules import Rules
 from transforms.shard_plan import group_buckets
@@ -132,6 +141,11 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
     rows_in = rows_rejected = source_rows = 0
     report = MappingReport() if mapping is not None else None
     layout = mapping.layout_for(read_columns(manifest)) if mapping is not None else None
+    carried_path = run_dir / CARRIED_FILE
+    carried_path.unlink(missing_ok=True)  # an earlier plan of this run may have carried other columns
+    carried = (TableWriter(carried_path, pa.schema([("row_number", pa.int64()),
+                                                    *((c, pa.string()) for c in layout.carry_columns)]))
+               if layout is not None and layout.carry_columns else None)
 
     def consume(done: _Prepared) -> None:
         nonlocal counts, rows_rejected
@@ -151,6 +165,11 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
                 # and row numbers must be known before a batch is handed on. Legacy archives only.
                 first, source_rows = source_rows + 1, source_rows + batch.num_rows
                 batch = apply_mapping(batch, mapping, first_source_row=first, report=report)
+                assert layout is not None
+                batch, kept = split_carried(batch, layout)
+                if carried is not None and kept is not None:  # row numbers as validation will give them
+                    numbers = np.arange(rows_in + 1, rows_in + 1 + batch.num_rows, dtype=np.int64)
+                    carried.write(kept.add_column(0, "row_number", pa.array(numbers)))
             pending.append(pool.submit(_prepare, batch, rules, rows_in + 1, buckets, layout))
             rows_in += batch.num_rows
             if len(pending) > _PLAN_THREADS:
@@ -159,6 +178,8 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
             consume(pending.popleft().result())
     rejects.close()
     valid.close()
+    if carried is not None:
+        carried.close()
     shards = [ShardSpec(f"b{first:04d}-{last:04d}", valid.range(first, last))
               for first, last in group_buckets(counts.tolist(), shard_rows) if counts[first:last + 1].any()]
     return PlanResult(manifest.job_id, rows_in, rows_rejected, str(rejects.path), shards, report)

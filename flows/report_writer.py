@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
-from transforms.report import REPORT_SCHEMA, escape_csv_formula_column, exit_code_of, summarise
+from transforms.report import REPORT_SCHEMA, escape_csv_formula_column, exit_code_of, report_schema, summarise
 from transforms.report_page import render_report_page
 from transforms.run_timeline import Timeline
 
@@ -23,10 +23,20 @@ _CONTENT_TYPES = {".csv": "text/csv", ".parquet": "application/vnd.apache.parque
                   ".html": "text/html; charset=utf-8", ".json": "application/json"}
 
 
+#: The plan's file of a mapping's carried columns (``row_number`` + one text column each), in the run's folder.
+CARRIED_FILE = "carried.parquet"
+
+
 def assemble_report(parts: list[Path], out_dir: Path) -> tuple[Path, Path, pa.Table]:
-    """Join the report parts in manifest order into ``rows.parquet`` and ``rows.csv``."""
+    """Join the report parts in manifest order into ``rows.parquet`` and ``rows.csv``, with the columns a
+    mapping carries (``CARRIED_FILE`` next to ``out_dir``, when the plan wrote one) joined by row number."""
     tables = [pq.read_table(p).cast(REPORT_SCHEMA) for p in parts if p.exists()]
     table = pa.concat_tables(tables) if tables else REPORT_SCHEMA.empty_table()
+    carried_path = out_dir.parent / CARRIED_FILE
+    if carried_path.exists():
+        carried = pq.read_table(carried_path)
+        names = [n for n in carried.column_names if n != "row_number"]
+        table = table.join(carried, "row_number", join_type="left outer").cast(report_schema(names))
     table = table.sort_by("row_number")
     out_dir.mkdir(parents=True, exist_ok=True)
     parquet_path, csv_path = out_dir / "rows.parquet", out_dir / "rows.csv"

@@ -38,7 +38,7 @@ from sandbox.injector import Fate, FaultInjector
 from sandbox.record import Record, Upload
 from sandbox.tokens import TokenStore
 from sandbox.uploads import UploadRejected, parse_upload, safe_filename
-from sandbox.validation import AttachRules, check_attach
+from sandbox.validation import AttachRules, check_attach, refusals
 from sandbox.world import Customer, World
 
 MAX_JSON_BYTES = 5 * 1024 * 1024
@@ -433,11 +433,14 @@ class SandboxApp:
             uri_owner=lambda uri: u.customer_id if (u := by_uri.get(uri)) is not None else None,
             today=self.today(),
             rules=self.rules,
+            identified=self.record.identified_parties.get(customer_id, ()),
         )
-        if check.errors:
-            await self._respond(
-                send, 400, {"status": 400, "message": "Validation failed", "data": check.errors}
-            )
+        refuse = self.injector.faults.refuse_parties
+        errors = check.errors or (
+            refusals(body, refuse.party_ids, name_path=refuse.name_path) if refuse is not None else None
+        )
+        if errors is not None:  # an empty map too: a refusal that names no field
+            await self._respond(send, 400, {"status": 400, "message": "Validation failed", "data": errors})
             return
         if check.foreign_uris:
             await self._respond(

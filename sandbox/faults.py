@@ -92,6 +92,19 @@ class CommitThenFail(_Scoped):
     mode: Literal["500", "drop", "either"] = "500"
 
 
+class RefuseParties(BaseModel):
+    """Attach requests carrying one of these parties are answered 400 and nothing of them is applied, as Fin's own
+    checks refuse a document they cannot accept (a number that fails its checksum, an unreadable scan)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    party_ids: list[str] = Field(min_length=1)
+    name_path: bool = Field(
+        default=True,
+        description="name each refused party's path in `data`, as the contract documents; false: `data` is empty",
+    )
+
+
 def _as_list(value: Any) -> Any:
     if value is None:
         return []
@@ -112,7 +125,8 @@ class Faults(BaseModel):
      "drop": {"share": 0.02, "endpoints": ["upload"]},
      "slow": {"share": 0.01, "seconds": 30},
      "token_expiry_seconds": 600,
-     "commit_then_fail": {"share": 0.05, "mode": "either"}}
+     "commit_then_fail": {"share": 0.05, "mode": "either"},
+     "refuse_parties": {"party_ids": ["<uuid>"], "name_path": true}}
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -125,6 +139,9 @@ class Faults(BaseModel):
     drop: list[Drop] = Field(default_factory=list)
     slow: list[Slow] = Field(default_factory=list)
     commit_then_fail: list[CommitThenFail] = Field(default_factory=list)
+    refuse_parties: RefuseParties | None = Field(
+        default=None, description="parties whose documents the attach endpoint refuses (400)"
+    )
     token_expiry_seconds: float | None = Field(
         default=None,
         ge=0,

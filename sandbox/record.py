@@ -39,6 +39,8 @@ class Record:
         self.attachments: list[dict[str, Any]] = []
         self._seen_uploads: set[tuple[str, str]] = set()
         self._seen_attachments: set[tuple[Any, ...]] = set()
+        # customer -> its parties with an identifying document attached: they may take other documents alone
+        self.identified_parties: dict[str, set[str]] = {}
         self.duplicate_uploads = 0
         self.duplicate_attachments = 0
         self.requests: Counter[str] = Counter()
@@ -83,6 +85,8 @@ class Record:
             entry["number"],
             tuple(sorted(f["sha256"] for f in files)),
         )
+        if entry["category"] == "identifying":
+            self.identified_parties.setdefault(customer_id, set()).add(party_id)
         if key in self._seen_attachments:
             self.duplicate_attachments += 1
         else:

@@ -71,28 +71,38 @@ def _top_message(d: Mapping[str, Any]) -> str | None:
 _SHAPED_KEYS = {"field", "loc", "path", "message", "msg", "reason"}
 
 
-def _field_errors(d: Mapping[str, Any]) -> list[str]:
-    out: list[str] = []
+def _field_pairs(d: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Every field error of a body as (field path or None, scrubbed reason), in the body's order."""
+    out: list[tuple[str | None, str]] = []
     errors = d.get("errors")
     if not isinstance(errors, list):
         errors = d.get("detail") if isinstance(d.get("detail"), list) else None  # FastAPI's 422 shape
     for e in errors or []:
         if isinstance(e, Mapping) and not _SHAPED_KEYS & set(e):
             # A string map, {"<field path>": "<reason>", ...}: Fin's documented 422 items.
-            out.extend(f"{_field_path(path)}: {scrub(str(why))}" for path, why in e.items())
+            out.extend((_field_path(path), scrub(str(why))) for path, why in e.items())
         elif isinstance(e, Mapping):
             path = e.get("field", e.get("loc", e.get("path")))
             why = e.get("message", e.get("msg", e.get("reason", "invalid")))
-            out.append(f"{_field_path(path) if path is not None else '<field>'}: {scrub(str(why))}")
+            out.append((_field_path(path) if path is not None else "<field>", scrub(str(why))))
         elif isinstance(e, str):
-            out.append(scrub(e))
+            out.append((None, scrub(e)))
     data = d.get("data")
     if isinstance(data, Mapping):
         for path, why in data.items():
             if isinstance(why, list):
                 why = "; ".join(str(w) for w in why)
-            out.append(f"{_field_path(path)}: {scrub(str(why))}")
+            out.append((_field_path(path), scrub(str(why))))
     return out
+
+
+def field_errors(body: bytes | str | Mapping[str, Any] | None) -> dict[str, str]:
+    """The field paths an error body names, each with its scrubbed reason (``<field>`` for a path that is not
+    a plain field path). Empty when the body names no field."""
+    d = _as_dict(body)
+    if d is None:
+        return {}
+    return {path: why for path, why in _field_pairs(d) if path is not None}
 
 
 def error_message(status: int, body: bytes | str | Mapping[str, Any] | None) -> str:
@@ -103,7 +113,7 @@ def error_message(status: int, body: bytes | str | Mapping[str, Any] | None) -> 
         return text
     top = _top_message(d)
     parts = [f"HTTP {status}: {scrub(top) if top else 'no message'}"]
-    fields = _field_errors(d)
+    fields = [f"{path}: {why}" if path is not None else why for path, why in _field_pairs(d)]
     if fields:
         parts.append("fields: " + ", ".join(fields))
     text = "; ".join(parts)

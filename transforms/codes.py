@@ -75,6 +75,7 @@ class Reason(StrEnum):
     # --- attach rules Fin documents (issue 13) ---
     permanent_residency_not_usa = "permanent_residency_not_usa"
     throttled = "throttled"
+    no_identifying_document = "no_identifying_document"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -123,6 +124,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.source_changed: "The S3 object was replaced while it was being read; run again to send the new one.",
     Reason.permanent_residency_not_usa: "PERMANENT_RESIDENCY_ID is for US residents only: its country must be USA.",
     Reason.throttled: "The API kept answering 429 past KYC_ATTACH_THROTTLE_BUDGET_S; the request was not applied.",
+    Reason.no_identifying_document: "An address or supporting document of a party that has no identifying document "
+                                    "to send with it (the API requires one per party in each attach).",
 }
 
 

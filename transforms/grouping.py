@@ -15,6 +15,10 @@ Order of decisions (a row gets the first that applies):
 5. sides: a two-sided type needs exactly one FRONT and one BACK (``duplicate_side`` on the repeated side's
    rows, ``document_rejected`` on the others; ``missing_side`` when one is absent); a single-image identifying
    type takes exactly one file (``too_many_files``). Address and supporting documents take any number.
+6. ``no_identifying_document``: the address and supporting documents of a party none of whose identifying
+   documents is left (the API requires one per party). A party is matched by its id or its email; where the
+   manifest names it by id on one row and only by email on another, the manifest cannot tell whether they are
+   one party: that case is left to the check the flow repeats once parties are resolved.
 
 Vectorised pandas for row-level work; plain Python runs once per document, never per row.
 """
@@ -30,6 +34,7 @@ import pyarrow as pa
 
 from transforms.catalogue import Category
 from transforms.codes import Reason, Status
+from transforms.identifying import NO_IDENTIFYING_MESSAGE
 from transforms.models import Document, FileRef, RowOutcome
 from transforms.rules import Rules
 from transforms.validate import CANONICAL_COLUMNS
@@ -146,6 +151,9 @@ def group_documents(rows: pd.DataFrame | pa.Table, rules: Rules) -> Grouped:
     _duplicate_files(shard)
     # 5. sides and file counts, of the documents still open.
     _side_rules(shard, rules)
+    shard.settle()
+    # 6. parties left with no identifying document.
+    _no_identifying_document(shard)
     shard.settle()
     return _finish(shard)
 
@@ -290,6 +298,39 @@ def _side_rules(shard: _Shard, rules: Rules) -> None:
             Reason.too_many_files.value,
             f"s3_uri: a single-image document takes one file, this one has {rows}",
         )
+
+
+def _no_identifying_document(shard: _Shard) -> None:
+    """Reject the documents of a party whose documents still open include no identifying one."""
+    pos = shard.open_rows()
+    if not len(pos):
+        return
+    f = pd.DataFrame({
+        "d": shard.doc[pos],
+        "c": shard.column("customer_id", pos),
+        "id": shard.column("associated_party_id", pos),
+        "email": [e.lower() if isinstance(e, str) else None for e in shard.column("associated_party_email", pos)],
+        "ident": shard.column("category", pos) == Category.identifying.value,
+    })
+    # one line per document: rows of a document agree on the party (conflicting_fields saw to that)
+    docs = f.groupby("d", sort=False).agg(c=("c", "first"), id=("id", "first"), email=("email", "first"),
+                                          ident=("ident", "first"))
+    if docs["ident"].all():
+        return
+    idents = docs[docs["ident"]]
+    has_id, has_email = idents["id"].notna(), idents["email"].notna()
+    ids = set(zip(idents.loc[has_id, "c"], idents.loc[has_id, "id"], strict=True))
+    emails = set(zip(idents.loc[has_email, "c"], idents.loc[has_email, "email"], strict=True))
+    # customers with an identifying document known only by id (or only by email): a party named the other way
+    # may be that same party
+    only_id, only_email = set(idents.loc[~has_email, "c"]), set(idents.loc[~has_id, "c"])
+    for d, c, pid, email in docs.loc[~docs["ident"], ["c", "id", "email"]].itertuples():
+        no_id, no_email = pd.isna(pid), pd.isna(email)
+        if (not no_id and (c, pid) in ids) or (not no_email and (c, email) in emails):
+            continue
+        if (no_id and c in only_id) or (no_email and c in only_email):
+            continue
+        shard.doc_reason[int(d)] = (Reason.no_identifying_document.value, NO_IDENTIFYING_MESSAGE)
 
 
 def _missing_sides(shard: _Shard, pos: np.ndarray, miss: pd.DataFrame) -> None:

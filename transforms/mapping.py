@@ -12,7 +12,8 @@ Order of conversions for one column: ``prefix`` → ``values`` (exact, ignoring 
 date format (date columns) → country names and codes to alpha-3 (``country``, in any language pycountry has a
 translation for). So a ``values`` entry wins over the built-in country lookup, and can feed it (``BRD: DE``).
 A layout with ``files`` turns one source row into one row per non-empty file column (one document: they share
-a generated ``document_id`` unless the layout maps one).
+a generated ``document_id`` unless the layout maps one). ``carry_columns`` ride along unconverted, under
+``carry_key`` names, for the plan to set aside (``split_carried``) and the report to join back by row number.
 """
 
 from __future__ import annotations
@@ -33,9 +34,15 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from transforms.catalogue import CATEGORY_OF_TYPE, IDENTIFYING_TYPES
+from transforms.report import REPORT_SCHEMA
 from transforms.validate import CANONICAL_COLUMNS, PARTY_COLUMNS, REQUIRED_COLUMNS, CanonicalColumn
 
 DATE_COLUMNS: tuple[str, ...] = ("issue_date", "expiry_date", "document_date")
+#: Canonical columns holding personal data: never in a report, so a source column feeding one is never carried.
+PERSONAL_COLUMNS: tuple[CanonicalColumn, ...] = ("document_number", "associated_party_email")
+#: Marks carried source columns in a mapped batch; no canonical column starts with it.
+CARRY_PREFIX = "carry:"
+_REPORT_NAMES = frozenset(n.lower() for n in REPORT_SCHEMA.names)
 
 
 class MappingError(ValueError):
@@ -92,6 +99,13 @@ class Layout(BaseModel):
         "row of the same document. Replaces columns.s3_uri and columns.side.",
     )
 
+    carry_columns: list[str] = Field(
+        default_factory=list,
+        description="Source columns copied as they are into the report's rows (rows.csv/rows.parquet), e.g. the "
+        "archive's own row id, to join the report back to it. Non-personal ids only: a column that feeds "
+        "document_number or associated_party_email is refused.",
+    )
+
     @field_validator("columns")
     @classmethod
     def _needs_required(cls, columns: dict[str, str | ColumnSource]) -> dict[str, str | ColumnSource]:
@@ -111,7 +125,21 @@ class Layout(BaseModel):
             raise ValueError("files: replaces columns.s3_uri and columns.side; give one or the other")
         if not self.files and "s3_uri" not in self.columns:
             raise ValueError("columns: no source given for required s3_uri (or list the file columns under files)")
+        self._check_carry_columns()
         return self
+
+    def _check_carry_columns(self) -> None:
+        """Carried columns land in the report unmasked: refuse personal ones and names the report already has."""
+        carried = [c.strip().lower() for c in self.carry_columns]
+        if len(set(carried)) != len(carried):
+            raise ValueError("carry_columns: a column is named twice")
+        personal = {self.source(c).column.strip().lower(): c for c in PERSONAL_COLUMNS if c in self.columns}
+        for name, key in zip(self.carry_columns, carried, strict=True):
+            if key in personal:
+                raise ValueError(f"carry_columns: {name!r} feeds {personal[key]}, personal data that the report never "
+                                 "shows; carry only non-personal ids")
+            if key in _REPORT_NAMES:
+                raise ValueError(f"carry_columns: {name!r} is a column the report has already")
 
     def mapped(self) -> set[str]:
         """Canonical columns this layout produces (files give s3_uri and side; a generated document_id)."""
@@ -119,7 +147,7 @@ class Layout(BaseModel):
 
     def source_columns(self) -> list[str]:
         """Every source column this layout reads."""
-        return [self.source(c).column for c in self.columns] + [f.column for f in self.files]
+        return [self.source(c).column for c in self.columns] + [f.column for f in self.files] + self.carry_columns
 
     def source(self, canonical: str) -> ColumnSource:
         """The source of a mapped canonical column."""
@@ -237,9 +265,25 @@ def apply_mapping(
             steps.append(to_alpha3)
         check = _CONVERTED.get(name) if report is not None else None
         out[name] = _per_distinct(col, steps, name, check, report) if steps or check else col
+    for name in layout.carry_columns:
+        out[carry_key(name)] = _as_string(table.column(index[name.strip().lower()]))
     if layout.files:
         out = _expand_files(table, index, layout, out, first_source_row, report)
     return pa.table(out)
+
+
+def carry_key(column: str) -> str:
+    """The name a carried source column has in a mapped batch (apart from the canonical names it may share)."""
+    return CARRY_PREFIX + column
+
+
+def split_carried(batch: pa.Table, layout: Layout) -> tuple[pa.Table, pa.Table | None]:
+    """A mapped batch as (its canonical columns, its carried columns under their source names or None)."""
+    if not layout.carry_columns:
+        return batch, None
+    keys = [carry_key(c) for c in layout.carry_columns]
+    carried = pa.table({c: batch.column(k) for c, k in zip(layout.carry_columns, keys, strict=True)})
+    return batch.drop_columns(keys), carried
 
 
 def _expand_files(
@@ -289,7 +333,8 @@ def _expand_files(
         # One source row is one document: a stable id from its position in the archive (runs agree on it).
         numbers = pc.add(row_of, first_source_row)
         expanded["document_id"] = pc.binary_join_element_wise("src-", pc.cast(numbers, pa.string()), "")
-    return {name: expanded[name] for name in CANONICAL_COLUMNS if name in expanded}
+    return {name: expanded[name] for name in (*CANONICAL_COLUMNS, *map(carry_key, layout.carry_columns))
+            if name in expanded}
 
 
 def _as_string(col: pa.ChunkedArray) -> pa.Array:

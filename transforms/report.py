@@ -38,6 +38,12 @@ REPORT_SCHEMA = pa.schema(
 #: The report's columns in order: the names of :data:`REPORT_SCHEMA`, written once there.
 REPORT_COLUMNS: list[str] = REPORT_SCHEMA.names
 
+
+def report_schema(carried: tuple[str, ...] | list[str] = ()) -> pa.Schema:
+    """The report's schema, with a mapping's ``carry_columns`` (text, as the archive had them) after its own."""
+    return pa.schema([*REPORT_SCHEMA, *(pa.field(name, pa.string()) for name in carried)])
+
+
 # OWASP's CSV-injection list: a spreadsheet treats a cell starting with these as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_RE = r"^[=+\-@\t\r]"

@@ -119,10 +119,13 @@ def _email_resolves(st: Staging) -> tuple[str, set[str]]:
     manifest = st.put_manifest(st.rows)
     first = st.run(manifest, "first")
     assert first["by_reason"].get("party_not_found") == len(by_email)
+    # The party's bill (given by id) lost its only identifying document with it: not sent alone (issue 13).
+    (bill,) = _of_customer(st.rows, 1, "bill.pdf")
+    assert first["by_reason"].get("no_identifying_document") == 1
     # Fin's side now has the email in another case: matching is case-insensitive at both ends.
     httpx.post(f"{st.sandbox_url}/_sandbox/party", json={**change, "email": party["email"].title()}
                ).raise_for_status()
-    return manifest, {r["s3_uri"] for r in by_email}
+    return manifest, {r["s3_uri"] for r in [*by_email, bill]}
 
 
 def _two_nights(st: Staging) -> tuple[str, set[str]]:
@@ -322,7 +325,7 @@ def test_a_job_started_before_the_upgrade_finishes_without_attaching_twice(
 def test_nightly_works_restorable_rejects_again_for_a_bounded_number_of_nights(
     fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from flows.nightly import NightlyParams, nightly
+    from flows.nightly import nightly
 
     st = Staging(bucket, fin_sandbox.url, monkeypatch, tmp_path, world=demo_world(customers=2),
                  KYC_ATTACH_REWORK_REJECTED_NIGHTS="2")
@@ -331,10 +334,8 @@ def test_nightly_works_restorable_rejects_again_for_a_bounded_number_of_nights(
     keys = {u: u.split("/", 3)[3] for u in (restored, never)}
     st.put_files([k for k in st.files if k not in keys.values()])
     st.store.write(Location(bucket, "inbox/m.csv"), manifest_csv(st.rows))
-    params = NightlyParams(inbox=f"s3://{bucket}/inbox/", report_uri=st.report_uri)
-
     def night() -> dict[str, Any]:
-        return asyncio.run(nightly(params))["runs"]
+        return asyncio.run(nightly(inbox=f"s3://{bucket}/inbox/", report_uri=st.report_uri))["runs"]
 
     (first,) = night().values()
     assert first["by_status"]["rejected"] == 2

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.aiohttp_transport import Transport
-from connectors.errors import OutcomeUnknown, SetupError, TerminalError, Throttled, TransientError
+from connectors.errors import OutcomeUnknown, Refused, SetupError, TerminalError, Throttled, TransientError
 from connectors.fin import FinClient
 from connectors.rate_limiter import EndpointLimiters
 from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
@@ -42,16 +42,18 @@ async def _with_client(url: str, body: Any, **kw: Any) -> Any:
         return await body(_client(http, **kw))
 
 
-def _upload_then_attach_utility_bill(customer_id: str, party_id: str) -> Callable[[FinClient], Awaitable[None]]:
-    """A client body that uploads a PDF and attaches it to the party as a utility bill."""
-    data = sample_pdf("bill")
+def _upload_then_attach_passport(customer_id: str, party_id: str) -> Callable[[FinClient], Awaitable[None]]:
+    """A client body that uploads a PDF and attaches it to the party as a passport (a party needs one
+    identifying document in every attach)."""
+    data = sample_pdf("passport")
 
     async def go(c: FinClient) -> None:
         uri, _ = await c.upload(customer_id, filename="b.pdf", content_type="application/pdf", size=len(data),
                                 chunks=_chunks(data))
-        body = {"associated_party_attachments": [{"associated_party_id": party_id, "identifying_documents": [],
-                "address_documents": [{"type": "UTILITY_BILL", "files": [{"uri": uri}]}],
-                "supporting_documents": []}]}
+        passport = {"type": "PASSPORT", "number": "P1234567", "country": "USA", "issue_date": "2021-03-10",
+                    "expiry_date": "2031-03-10", "files": [{"uri": uri}]}
+        body = {"associated_party_attachments": [{"associated_party_id": party_id, "identifying_documents": [passport],
+                "address_documents": [], "supporting_documents": []}]}
         await c.attach(customer_id, body)
 
     return go
@@ -228,7 +230,7 @@ def test_attach_answered_500_after_commit_is_outcome_unknown(fin_sandbox: Any, s
     sandbox_faults({"commit_then_fail": {"share": 1.0, "mode": "500"}})
 
     with pytest.raises(OutcomeUnknown):
-        asyncio.run(_with_client(fin_sandbox.url, _upload_then_attach_utility_bill(customer_id, party_id)))
+        asyncio.run(_with_client(fin_sandbox.url, _upload_then_attach_passport(customer_id, party_id)))
     assert len(sandbox_record(fin_sandbox.url)["attachments"]) == 1  # sent once, never blindly again
 
 
@@ -240,7 +242,7 @@ def test_attach_whose_answer_is_lost_after_commit_is_never_resent(fin_sandbox: A
     sandbox_faults({"commit_then_fail": {"share": 1.0, "mode": mode}})
 
     with pytest.raises(OutcomeUnknown):
-        asyncio.run(_with_client(fin_sandbox.url, _upload_then_attach_utility_bill(customer_id, party_id)))
+        asyncio.run(_with_client(fin_sandbox.url, _upload_then_attach_passport(customer_id, party_id)))
     record = sandbox_record(fin_sandbox.url)
     assert len(record["attachments"]) == 1 and record["requests"]["attach"] == 1
 
@@ -294,3 +296,21 @@ def test_token_requests_go_through_the_one_request_loop(fin_sandbox: Any, sandbo
                                             breaker=CircuitBreaker(threshold=2, base_pause_s=0.01)))
     assert sent == 3  # every attempt the client allows, then given up
     assert opened == 1  # two 503s in a row opened the breaker
+
+
+def test_a_400_is_refused_with_the_field_paths_it_names(fin_sandbox: Any, customer_id: str, party_id: str) -> None:
+    """A party with only a utility bill is refused (400, nothing applied); the error carries the path, no value."""
+    data = sample_pdf("bill")
+
+    async def go(c: FinClient) -> None:
+        uri, _ = await c.upload(customer_id, filename="b.pdf", content_type="application/pdf", size=len(data),
+                                chunks=_chunks(data))
+        bill = {"type": "UTILITY_BILL", "files": [{"uri": uri}]}
+        await c.attach(customer_id, {"associated_party_attachments": [{"associated_party_id": party_id,
+                                                                        "address_documents": [bill]}]})
+
+    with pytest.raises(Refused) as caught:
+        asyncio.run(_with_client(fin_sandbox.url, go))
+    assert caught.value.status_code == 400 and caught.value.reason_code == "api_validation_failed"
+    assert list(caught.value.field_errors) == ["associated_party_attachments[0].identifying_documents"]
+    assert sandbox_record(fin_sandbox.url)["attachments"] == []

@@ -22,7 +22,7 @@ ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 20 + b"payload.exe" + EX
 
 
 def world() -> dict[str, Any]:
-    """The sandbox world of the corpus (three customers, four parties)."""
+    """The sandbox world of the corpus (three customers, five parties)."""
     data: dict[str, Any] = json.loads((CORPUS / "world.json").read_text())
     return data
 

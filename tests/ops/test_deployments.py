@@ -70,10 +70,25 @@ def test_yaml_applies_typed_schedule_and_limits(deployed: PrefectServer) -> None
     assert nightly.concurrency_options.collision_strategy == "ENQUEUE"
     assert [s.schedule.cron for s in nightly.schedules] == ["0 2 * * *"]
     assert nightly.schedules[0].schedule.timezone == "UTC"
-    # parameters typed by the pydantic model: the schema names its fields
-    props = nightly.parameter_openapi_schema["definitions"]["NightlyParams"]["properties"]
-    assert {"inbox", "report_uri", "mapping", "dry_run", "max_manifests"} <= set(props)
+    # one typed parameter each (a run overrides one without restating the others): the schema names them
+    schema = nightly.parameter_openapi_schema
+    assert {"inbox", "report_uri", "mapping", "dry_run", "max_manifests"} <= set(schema["properties"])
+    assert set(schema["required"]) == {"inbox", "report_uri"}
+    assert nightly.parameters == {"inbox": "s3://kyc-inbox/manifests/", "report_uri": "s3://kyc-reports/kyc-attach/"}
     assert nightly.work_pool_name == POOL
+    # one parameter overridden, the deployment's others kept (a run scheduled a day out: no worker takes it)
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.states import Scheduled
+
+    async def dry_run_only(client: Any) -> Any:
+        later = Scheduled(scheduled_time=datetime.now(UTC) + timedelta(days=1))
+        run = await client.create_flow_run_from_deployment(nightly.id, parameters={"dry_run": True}, state=later)
+        await client.delete_flow_run(run.id)
+        return run
+
+    overridden = deployed.api(dry_run_only)
+    assert overridden.parameters == {**nightly.parameters, "dry_run": True}
     migration = deployed.api(lambda c: c.read_deployment_by_name("kyc-attach-migration/migration"))
     assert "source" in migration.parameter_openapi_schema["required"]
 
@@ -103,7 +118,7 @@ def test_attach_and_nightly_deployments_run_by_a_worker_nightly_skips_completed(
     assert len(before["attachments"]) == 3 * 2
 
     run = run_and_wait(deployed, "kyc-attach-nightly/nightly",
-                       {"params": {"inbox": f"s3://{bucket}/inbox/", "report_uri": reports}})
+                       {"inbox": f"s3://{bucket}/inbox/", "report_uri": reports})
 
     assert run.state.is_completed(), run.state
     summaries = _summaries(bucket)
@@ -116,7 +131,7 @@ def test_attach_and_nightly_deployments_run_by_a_worker_nightly_skips_completed(
     # the second manifest's bad rows are rejected (settled), not failed: its job is complete too, so the next
     # night runs it only to work again its one row rejected missing_object (an object may since have appeared)
     again = run_and_wait(deployed, "kyc-attach-nightly/nightly",
-                         {"params": {"inbox": f"s3://{bucket}/inbox/", "report_uri": reports}})
+                         {"inbox": f"s3://{bucket}/inbox/", "report_uri": reports})
     assert again.state.is_completed()
     reworked = [s for s in _summaries(bucket) if s.get("include_rejected")]
     assert len(_summaries(bucket)) == 3 and len(reworked) == 1

@@ -152,6 +152,11 @@ def test_german_carrier_archive_migrates_with_no_converter(
     # the undated passport ("unbefristet"): the message names the mapping's format, not only YYYY-MM-DD
     assert [r["reason_code"] for r in rejected.values()] == ["bad_date"]
     assert "%d.%m.%Y" in next(iter(rejected.values()))["message"]
+    # carry_columns: every report row names the archive row it came from (both images of a row: the same id)
+    images_of = {r["Satz-ID"]: sum(1 for c in ("Bild Vorderseite", "Bild Rückseite") if r[c]) for r in rows}
+    assert Counter(r["Satz-ID"] for r in report) == images_of
+    undated = [r["Satz-ID"] for r in rows if r["Gültig bis"] == "unbefristet"]
+    assert [r["Satz-ID"] for r in rejected.values()] == undated
     record = sandbox_record(fin_sandbox.url)
     assert record["duplicates"] == {"uploads": 0, "attachments": 0}
     assert Counter(a["type"] for a in record["attachments"]) == {
@@ -162,3 +167,32 @@ def test_german_carrier_archive_migrates_with_no_converter(
     for a in ident:  # one source row, one document: its two images travel together with their sides
         sides = sorted(f.get("side") or "" for f in a["files"])
         assert sides == (["FRONT"] if a["type"] == "PASSPORT" else ["BACK", "FRONT"]), a["type"]
+
+
+def test_migration_of_a_single_file_completed_before_is_skipped(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """Re-running the migration deployment on one archive file resumes it like a prefix of parts: a completed job
+    is not run again (no new report, no API call); a dry run still runs, and a changed file is a new job."""
+    from flows.migration import migration
+
+    archive, mapping, world, _ = stage_archive("bank_a", bucket)
+    load_world(fin_sandbox.url, world)
+    api_env(monkeypatch, fin_sandbox.url, tmp_path)
+    reports = f"s3://{bucket}/reports"
+
+    first = asyncio.run(migration(archive, reports, mapping=mapping))
+    assert list(first["runs"]) == [archive]
+    requests = sandbox_record(fin_sandbox.url)["requests"]
+
+    again = asyncio.run(migration(archive, reports, mapping=mapping))
+    assert again["runs"] == {} and again["errors"] == {}
+    assert sandbox_record(fin_sandbox.url)["requests"] == requests
+    dry = asyncio.run(migration(archive, reports, mapping=mapping, dry_run=True))
+    assert list(dry["runs"]) == [archive]
+
+    store = ObjectStore(S3Store(make_s3_client()))
+    loc = Location.parse(archive)
+    store.write(loc, store.read(loc) + b"\n", overwrite=True)  # new content: a new job
+    changed = asyncio.run(migration(archive, reports, mapping=mapping))
+    assert list(changed["runs"]) == [archive]

@@ -19,6 +19,7 @@ from tests.sandbox.conftest import (
     OTHER_CUSTOMER,
     OTHER_PARTY,
     PARTY_1,
+    PARTY_2,
     Api,
     attach_path,
     body_for,
@@ -330,3 +331,25 @@ def test_faults_file_accepts_an_object_or_a_list(tmp_path: Path) -> None:
     assert Faults.model_validate({"commit_then_fail": {"share": 0.5}}).commit_then_fail[0].endpoints == [
         "attach"
     ]
+
+
+# ---- refused parties ------------------------------------------------------------------------------
+
+
+def _two_parties(api: Api) -> dict[str, object]:
+    return {"associated_party_attachments": [
+        body_for(PARTY_1, identifying_documents=[passport(api.upload())])["associated_party_attachments"][0],
+        body_for(PARTY_2, identifying_documents=[passport(api.upload())])["associated_party_attachments"][0],
+    ]}
+
+
+@pytest.mark.parametrize("name_path", [True, False])
+def test_refused_party_fails_the_whole_request_and_applies_nothing(api: Api, name_path: bool) -> None:
+    api.faults({"refuse_parties": {"party_ids": [PARTY_2], "name_path": name_path}})
+    r = api.attach(_two_parties(api))
+    assert r.status_code == 400
+    expected = {"associated_party_attachments[1].identifying_documents[0]"} if name_path else set()
+    assert r.json()["status"] == 400 and set(r.json()["data"]) == expected
+    assert api.record()["attachments"] == []
+    # the other party alone is accepted
+    assert api.attach(body_for(PARTY_1, identifying_documents=[passport(api.upload())])).status_code == 200

@@ -106,9 +106,12 @@ def test_unknown_type_per_category(api: Api, category: str, bad_type: str) -> No
         if category == "identifying_documents"
         else {"type": bad_type, "files": [{"uri": uri}]}
     )
+    # Every party carries an identifying document, so the only error is the type under test.
+    party: dict[str, Any] = {"associated_party_id": PARTY_1, "identifying_documents": [passport(api.upload())]}
+    party[category] = [doc]
     assert_rejected(
         api,
-        {"associated_party_attachments": [{"associated_party_id": PARTY_1, category: [doc]}]},
+        {"associated_party_attachments": [party]},
         {f"associated_party_attachments[0].{category}[0].type": "must be one of"},
     )
 
@@ -145,8 +148,19 @@ def test_side_not_allowed_on_address_document(api: Api) -> None:
     uri = api.upload()
     assert_rejected(
         api,
-        body_for(address_documents=[{"type": "UTILITY_BILL", "files": [{"uri": uri, "side": "FRONT"}]}]),
+        body_for(identifying_documents=[passport(api.upload())],
+                 address_documents=[{"type": "UTILITY_BILL", "files": [{"uri": uri, "side": "FRONT"}]}]),
         {"associated_party_attachments[0].address_documents[0].files[0].side": "unknown field"},
+    )
+
+
+def test_party_without_identifying_document(api: Api) -> None:
+    """Fin's OpenAPI: each party needs at least one identifying document; address documents alone are refused."""
+    bill = {"type": "UTILITY_BILL", "files": [{"uri": api.upload()}]}
+    assert_rejected(
+        api,
+        body_for(address_documents=[bill], supporting_documents=[{"type": "VISA", "files": [{"uri": api.upload()}]}]),
+        {"associated_party_attachments[0].identifying_documents": "at least one identifying document"},
     )
 
 
@@ -330,3 +344,10 @@ def test_checker_today_decides_expiry() -> None:
     assert set(_check(body, today=date(2030, 1, 16))) == {
         "associated_party_attachments[0].identifying_documents[0].expiry_date"
     }
+
+
+def test_a_party_with_an_identifying_document_attached_may_take_a_bill_alone(api: Api) -> None:
+    """Whether an earlier identifying document counts is not documented; the sandbox takes it that it does."""
+    assert api.attach(body_for(identifying_documents=[passport(api.upload())])).status_code == 200
+    bill = {"type": "UTILITY_BILL", "files": [{"uri": api.upload()}]}
+    assert api.attach(body_for(address_documents=[bill])).status_code == 200

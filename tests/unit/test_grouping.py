@@ -99,13 +99,48 @@ def test_same_file_for_two_customers_is_fine() -> None:
 def test_document_id_grouping() -> None:
     g = group(
         [
+            passport(),
             bill(document_id="b1"),
             bill(document_id="b1", s3_uri="s3://kyc-docs/b2.pdf"),
             bill(document_id="b2", s3_uri="s3://kyc-docs/b3.pdf"),
         ]
     )
     assert g.rejects == []
-    assert sorted(len(d.files) for d in g.documents) == [1, 2]
+    assert sorted(len(d.files) for d in g.documents if d.type == "UTILITY_BILL") == [1, 2]
+
+
+# --- no_identifying_document (rule 6) ---
+
+
+def test_party_with_only_address_and_supporting_documents_is_rejected() -> None:
+    g = group([bill(), bill(document_type="VISA", s3_uri="s3://kyc-docs/v.pdf"), passport(associated_party_id=PARTY2)])
+    assert rejects(g) == {1: "no_identifying_document", 2: "no_identifying_document"}
+    assert [d.type for d in g.documents] == ["PASSPORT"]
+    assert all("A12345678" not in (r.message or "") for r in g.rejects)
+
+
+def test_a_party_whose_identifying_document_is_rejected_loses_its_bill_too() -> None:
+    g = group([national_id("FRONT"), bill()])
+    assert rejects(g) == {1: "missing_side", 2: "no_identifying_document"}
+
+
+def test_the_identifying_document_of_another_customer_does_not_count() -> None:
+    g = group([passport(customer_id=CUST2), bill()])
+    assert rejects(g) == {2: "no_identifying_document"}
+
+
+def test_a_party_named_by_email_matches_its_identifying_document_by_email() -> None:
+    email = "ada@example.com"
+    g = group([passport(associated_party_email=email), bill(associated_party_id=None, associated_party_email=email)])
+    assert g.rejects == []
+
+
+def test_id_on_one_row_and_only_email_on_another_is_left_to_the_flow() -> None:
+    """The manifest cannot tell whether the email names the party of the id: the flow decides once resolved."""
+    g = group([passport(), bill(associated_party_id=None, associated_party_email="maybe.same@example.com")])
+    assert g.rejects == [] and len(g.documents) == 2
+    g = group([passport(associated_party_id=None, associated_party_email="maybe.same@example.com"), bill()])
+    assert g.rejects == [] and len(g.documents) == 2
 
 
 def test_party_key_separates_documents() -> None:

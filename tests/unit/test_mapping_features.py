@@ -111,3 +111,46 @@ def test_a_source_row_with_no_image_stays_as_a_row_without_a_file() -> None:
     out = apply_mapping(table, Mapping(layouts=[LAYOUT]))
     assert out.column("s3_uri").to_pylist() == ["s3://b/p.pdf", None, "b.png"]
     assert out.column("document_id").to_pylist() == ["src-1", "src-2", "src-3"]
+
+
+# --- carry_columns: archive ids copied into the report ---
+
+
+def test_carried_columns_follow_their_source_row_through_the_file_expansion() -> None:
+    from transforms.mapping import split_carried
+
+    table = source([
+        {"Art": "Ausweis", "Vorne": "a/front.jpg", "Hinten": "a/back.png"},
+        {"Art": "Pass", "Vorne": "p.pdf"},
+    ]).append_column("Satz-ID", pa.array(["A1", "A2"]))
+    layout = {**LAYOUT, "carry_columns": ["satz-id"]}  # matched ignoring case, like every source column
+    mapping = Mapping(layouts=[layout])
+    canonical, carried = split_carried(apply_mapping(table, mapping), mapping.layouts[0])
+    assert carried is not None and carried.column_names == ["satz-id"]
+    assert carried.column("satz-id").to_pylist() == ["A1", "A1", "A2"]  # front and back rows of one source row
+    assert not any(n.startswith("carry:") for n in canonical.column_names)
+    assert canonical.num_rows == carried.num_rows
+
+
+def test_a_carried_column_must_be_in_the_header() -> None:
+    mapping = Mapping(layouts=[{**LAYOUT, "carry_columns": ["Satz-ID"]}])
+    assert mapping.layouts[0].missing_in(source([]).column_names) == ["Satz-ID"]
+
+
+@pytest.mark.parametrize(("carry", "match"), [
+    (["Nr"], "feeds document_number"),
+    (["mail"], "feeds associated_party_email"),
+    (["status"], "the report has already"),
+    (["Satz", "satz"], "twice"),
+])
+def test_personal_or_clashing_carry_columns_are_refused(carry: list[str], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Mapping(layouts=[{**LAYOUT, "carry_columns": carry}])
+
+
+def test_without_carry_columns_nothing_is_set_aside() -> None:
+    from transforms.mapping import split_carried
+
+    mapping = Mapping(layouts=[LAYOUT])
+    out = apply_mapping(source([{"Art": "Pass", "Vorne": "p.pdf"}]), mapping)
+    assert split_carried(out, mapping.layouts[0]) == (out, None)
