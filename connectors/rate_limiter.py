@@ -112,13 +112,17 @@ class EndpointLimiters:
         self.overall.set_rate(self.overall_control.on_success(now))
         self.limiters[endpoint].set_rate(self.controllers[endpoint].on_success(now))
 
-    def on_throttle(self, endpoint: str, retry_after: float | None) -> None:
-        """A 429: the endpoint's rate may drop, and a ``Retry-After`` holds that endpoint (only) back."""
+    def on_throttle(self, endpoint: str, retry_after: float | None, *, sent_at: float | None = None) -> None:
+        """A 429: the endpoint's rate may drop, and a ``Retry-After`` holds that endpoint (only) back.
+
+        ``sent_at`` (this limiter's clock) is when the refused request left: one sent before a cut is its echo.
+        """
         controller = self.controllers[endpoint]
         limiter = self.limiters[endpoint]
         now = self._clock()
-        self.overall.set_rate(self.overall_control.on_throttle(now))
-        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.recent_share()))
+        self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
+        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.recent_share(),
+                                                sent_at=sent_at))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
 
     def rates(self) -> dict[str, float]:
