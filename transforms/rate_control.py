@@ -8,8 +8,14 @@ configured ceiling. Where this differs from botocore (``botocore/retries/adaptiv
 - A cut starts from the rate the server *accepted* over the last second, not from the rate sent. Sending at
   ten times the limit, repeated cuts by a factor need many rounds (and many 429s) to get near the limit; one
   cut to ``beta`` times what got through lands just under it at once.
-- One cut per overshoot: the requests already in flight when the rate was cut come back 429 too. The 429s of
-  ``cooldown_s`` after a cut are echoes and do not count, and the share is judged on responses since the cut.
+- One cut per overshoot: the requests already in flight when the rate was cut come back 429 too. A 429 whose
+  request was sent before the last cut is an echo and does not count (without a send time, the 429s of
+  ``cooldown_s`` after a cut are taken for echoes), and the share is judged on responses since the cut. Knowing
+  echoes by their send time lets a second cut follow within milliseconds when the first was not deep enough:
+  from ten times the limit a fixed quarter second of cooldown cost more 429s than all the rest of a run.
+- A wall of 429s is recognised after a few responses (a binomial test against the expected share), a share
+  just above it only over ``min_events``: at 10 requests/s waiting for twenty responses meant two seconds of 429s.
+  Every cut halves the rate at most, since so few responses say little about what got through.
 - Random 429s (a gateway's noise, not a limit) would otherwise cut the rate again and again down to its floor:
   the share of 429s a recent second usually has (the median of the last seconds) is learned as noise, and only
   a share clearly above it cuts the rate.
