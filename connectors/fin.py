@@ -399,8 +399,8 @@ class FinClient:
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         if retry_after is not None:
             retry_after = min(retry_after, RETRY_AFTER_MAX_S)
+        self._limiter.on_throttle(endpoint, retry_after)
         now = time.monotonic()
-        self._limiter.on_throttle(endpoint, retry_after, sent_at=now - _seconds_taken(resp))
         if patience.since is None:
             patience.since = now
             self.stats.throttle_began()
@@ -422,15 +422,6 @@ class FinClient:
         if resp is not None:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         await self._sleep(next_delay(attempt, retry_after, rng=self._rng))
-
-
-def _seconds_taken(resp: httpx.Response) -> float:
-    """How long the request took, send to answer (0 when httpx has not timed it): tells the limiter which
-    429s answer requests sent before its last cut."""
-    try:
-        return resp.elapsed.total_seconds()
-    except RuntimeError:  # a response not read to its end has no elapsed time yet
-        return 0.0
 
 
 @dataclass
