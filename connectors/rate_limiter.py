@@ -133,7 +133,11 @@ class EndpointLimiters:
         if sent_at is None:
             task = _current_task()
             sent_at = self._let_go.get(task) if task is not None else None
-        self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
+        if not (controller.cuts and limiter.rate < self.overall.rate):
+            # An endpoint held below the whole client by a limit of its own explains its 429s itself: the
+            # overall controller hearing them cut every endpoint for attach's limit (uploads starved, and with
+            # them the attaches waiting on uploads: 63% of an attach-only limit in the bench).
+            self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
         limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.recent_share(),
                                                 sent_at=sent_at))
         limiter.not_before = max(limiter.not_before, controller.paused_until)

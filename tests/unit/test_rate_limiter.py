@@ -136,3 +136,24 @@ def test_429s_of_requests_let_go_before_a_cut_do_not_cut_again() -> None:
     cuts, after_echoes, after_late = asyncio.run(go())
     assert cuts == 1 and after_echoes == 1
     assert after_late >= 2
+
+
+def test_once_attach_has_found_a_limit_of_its_own_its_429s_leave_the_overall_rate_alone() -> None:
+    clock = _Clock()
+    limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
+    for _ in range(100):  # a customer's GET and uploads come first
+        clock.now += 0.01
+        limiters.on_success("upload")
+    for _ in range(10):  # then attach meets its own limit: a wall of 429s among the uploads, attach cuts
+        clock.now += 0.005
+        limiters.on_throttle("attach", None)
+        limiters.on_success("upload")
+    assert limiters.rates()["attach"] < 100
+    for i in range(600):  # then: uploads get through, attach sees a 429 in ten (it probes near its limit)
+        clock.now += 0.01
+        if i % 6 == 0:
+            limiters.on_throttle("attach", None) if i % 60 == 0 else limiters.on_success("attach")
+        else:
+            limiters.on_success("upload")
+    rates = limiters.rates()
+    assert rates["all"] == 100 and rates["upload"] == 100
