@@ -46,6 +46,9 @@ class RateControl:
     min_events: int = 20  # responses the recent window keeps however old (it stretches back to hold them)
     min_hits: int = 1  # 429s needed (since the last cut) before any cut
     significance: float = 0.01  # how unlikely the 429s must be under the expected share before they cut
+    # 429s a wall needs before it cuts on fewer than min_events responses: with 2, cuts on a few unlucky answers
+    # of the small endpoints (the customer GET) held a run not told the limit at 75% of it (4: 94%)
+    wall_hits: int = 4
     cooldown_s: float = 0.25  # after a cut, 429s of requests sent before it are echoes
     margin: float = 0.03  # a share this far above the noise (and 1.5 times it) is "over the limit"
     noise_windows: int = 10  # seconds the noise is learned over
@@ -131,8 +134,8 @@ class RateController:
     def _over(self, expected: float) -> bool:
         """Whether the recent 429s are clearly more than a share of ``expected`` explains.
 
-        Over ``min_events`` responses, any share above ``expected``; over fewer, a share a one-sided binomial test
-        finds unlikely under ``expected``: a wall of 429s is clear after three or four responses. At 10
+        Over ``min_events`` responses, any share above ``expected``; over fewer, ``wall_hits`` 429s or more that a
+        one-sided binomial test finds unlikely under ``expected``: a wall of 429s is clear after four responses. At 10
         requests/s (a tight attach limit) waiting for twenty responses took two seconds of 429s.
         """
         c = self.config
@@ -140,7 +143,9 @@ class RateController:
         hits = sum(1 for _, t in self._events if t)
         if hits < c.min_hits or hits <= expected * n:
             return False
-        return n >= c.min_events or _binomial_tail(hits, n, min(expected, 1.0)) < c.significance
+        if n >= c.min_events:
+            return True
+        return hits >= c.wall_hits and _binomial_tail(hits, n, min(expected, 1.0)) < c.significance
     def throttled_share(self) -> float:
         """Share of 429s among the recent responses since the last cut."""
         if not self._events:

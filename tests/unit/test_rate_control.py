@@ -151,7 +151,7 @@ def _simulate(limit: float, burst: float, ceiling: float, seconds: float, *, noi
 
 # A 20 s run, as the end-to-end bench's: the first overshoot (from 10x the limit) weighs in the share. The limit
 # of 10/s with a bucket of one request is the attach-only limit: any two requests closer than 0.1 s meet a 429.
-@pytest.mark.parametrize(("limit", "max_share"), [(10.0, 0.07), (100.0, 0.05), (400.0, 0.05)])
+@pytest.mark.parametrize(("limit", "max_share"), [(10.0, 0.10), (100.0, 0.05), (400.0, 0.05)])
 def test_not_told_the_limit_it_settles_near_it(limit: float, max_share: float) -> None:
     rate, share_429, ctl = _simulate(limit, burst=max(1.0, limit / 10), ceiling=10 * limit, seconds=20)
     assert rate >= 0.9 * limit
