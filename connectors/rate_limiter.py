@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from transforms.rate_control import RateControl, RateController
 
@@ -95,6 +96,11 @@ class EndpointLimiters:
         self.overall_control = RateController(RateControl(ceiling=ceiling), now=now)
         self.controllers = {e: RateController(RateControl(ceiling=ceiling), now=now) for e in ENDPOINTS}
         self.limiters = {e: SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep) for e in ENDPOINTS}
+        # When each task (one request's loop: FinClient sends and handles its answer in the task that waited
+        # here) last got leave to send: a 429 of a request let go before a cut is an echo of the overshoot it
+        # answered. The time leave was given, not the time the request left: requests let go at the old rate
+        # and still queued for a connection leave after the cut, and their 429s must not cut again.
+        self._let_go: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = weakref.WeakKeyDictionary()
 
     async def acquire(self, endpoint: str) -> float:
         """Wait until a request to ``endpoint`` may go; returns the seconds waited."""
@@ -104,6 +110,9 @@ class EndpointLimiters:
             started = self._clock()
             await self._shared.take(self.limiters[endpoint].rate)
             waited += self._clock() - started
+        task = _current_task()
+        if task is not None:
+            self._let_go[task] = self._clock()
         return waited
 
     def on_success(self, endpoint: str) -> None:
@@ -112,16 +121,36 @@ class EndpointLimiters:
         self.overall.set_rate(self.overall_control.on_success(now))
         self.limiters[endpoint].set_rate(self.controllers[endpoint].on_success(now))
 
-    def on_throttle(self, endpoint: str, retry_after: float | None) -> None:
-        """A 429: the endpoint's rate may drop, and a ``Retry-After`` holds that endpoint (only) back."""
+    def on_throttle(self, endpoint: str, retry_after: float | None, *, sent_at: float | None = None) -> None:
+        """A 429: the endpoint's rate may drop, and a ``Retry-After`` holds that endpoint (only) back.
+
+        ``sent_at`` (this limiter's clock) is when the refused request was let go: one let go before a cut is its
+        echo. By default, when the calling task last left ``acquire``.
+        """
         controller = self.controllers[endpoint]
         limiter = self.limiters[endpoint]
         now = self._clock()
-        self.overall.set_rate(self.overall_control.on_throttle(now))
-        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.recent_share()))
+        if sent_at is None:
+            task = _current_task()
+            sent_at = self._let_go.get(task) if task is not None else None
+        if not (controller.cuts and limiter.rate < self.overall.rate):
+            # An endpoint held below the whole client by a limit of its own explains its 429s itself: the
+            # overall controller hearing them cut every endpoint for attach's limit (uploads starved, and with
+            # them the attaches waiting on uploads: 63% of an attach-only limit in the bench).
+            self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
+        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.recent_share(),
+                                                sent_at=sent_at))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
 
     def rates(self) -> dict[str, float]:
         """The current rates (requests/s): ``all`` together, then each endpoint's."""
         rates = {e: round(limiter.rate, 1) for e, limiter in self.limiters.items()}
         return {"all": round(self.overall.rate, 1), **rates}
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    """The running task; None outside an event loop (a caller reporting a response from plain code)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import nullcontext
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -38,26 +39,14 @@ from flows.report_writer import (
     publish_report,
     write_report_page,
 )
-from flows.runtime import fin_client, make_s3_store
+from flows.run_rules import rules_from
+from flows.runtime import make_s3_store
 from flows.settings import Settings, load_settings
-from flows.shard_worker import ShardServices, run_shard
-from transforms.catalogue import SideRules
-from transforms.rules import Rules
+from flows.shard_services import LiveMode, ShardServices, run_mode, shard_services
+from flows.shard_worker import run_shard
 from transforms.run_timeline import Timeline
-from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.flow")
-
-
-def rules_from(settings: Settings, today: date) -> Rules:
-    """The validation rules of a run (the run date is passed in: transforms read no clock)."""
-    return Rules(
-        today=today,
-        address_max_age_days=settings.address_max_age_days,
-        side_rules=SideRules(residence_permit_needs_both_sides=settings.residence_permit_needs_both_sides),
-        allowed_buckets=tuple(settings.allowed_buckets),
-        max_parties_per_request=settings.max_parties_per_request,
-    )
 
 
 @task(name="plan", cache_policy=NO_CACHE)
@@ -157,30 +146,14 @@ async def attach_manifest(
         await progress.start(plan.rows_rejected)
         timeline = Timeline()
         timeline.rows_settled(plan.rows_rejected, time.time())
-        services = ShardServices(
-            s3=s3, store=store, fin=None, rules=rules_from(settings, today),
-            ledger_root=ledger_root(report_uri).child(plan.job_id),
-            max_file_bytes=settings.max_file_bytes,
-            max_concurrent_customers=settings.max_concurrent_customers,
-            max_concurrent_uploads=settings.max_concurrent_requests,
-            budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
-            settle_delay_s=settings.settle_delay_s,
-            resend_unknown=resend_unknown,
-            allow_reattach=allow_reattach,
-            trust_initiated_as_not_applied=settings.trust_initiated_as_not_applied,
-            run_id=run_id,
-            payloads_dir=run_dir / "payloads" if dry_run else None,
-            only_rows=only_rows,
-            timeline=timeline,
-        )
+        job_ledger = ledger_root(report_uri).child(plan.job_id)
         api_stats: dict[str, Any] = {}
         shard_seconds: dict[str, float] = {}
-        stopped_early: str | None = None
         if settings.shard_deployment:  # scale-out: one run of the shard deployment per shard, on the work pool
             from flows.fanout import fan_out_shards
 
             fanned = await fan_out_shards(
-                plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=services.ledger_root,
+                plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=job_ledger,
                 run_date=today, dry_run=dry_run, resend_unknown=resend_unknown, allow_reattach=allow_reattach,
                 retry_failed_report=report_root.child(retry_failed) if retry_failed else None,
                 include_rejected=reworked, progress=progress,
@@ -189,15 +162,18 @@ async def attach_manifest(
             for result in fanned.shard_results:
                 shard_seconds[result["shard"]] = result["seconds"]
                 timeline.merge(Timeline.from_dict(result.get("timeline") or {}))
-        elif dry_run:
-            shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
         else:
-            async with fin_client(settings) as fin:
-                fin.stats.per_second = timeline
-                await fin.authenticate()
-                services.fin = fin
-                shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
-                api_stats = fin.stats.as_dict()
+            async with run_mode(settings, dry_run=dry_run, payloads_dir=run_dir / "payloads",
+                                timeline=timeline) as mode:
+                services = shard_services(
+                    settings, mode, s3=s3, store=store, run_date=today, ledger_root=job_ledger, run_id=run_id,
+                    resend_unknown=resend_unknown, allow_reattach=allow_reattach, only_rows=only_rows,
+                    timeline=timeline,
+                )
+                async with progress.api_rate(timeline) if isinstance(mode, LiveMode) else nullcontext():
+                    shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
+                api_stats = mode.api_stats()
+            stopped_early = services.budget.reason() if services.budget.tripped else None
 
         worked = time.monotonic()
         parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
@@ -210,7 +186,7 @@ async def attach_manifest(
             "api": api_stats, "settings": settings.public_dict(),
             "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest, "mapping": mapping,
             "shard_seconds": shard_seconds,
-            "stopped_early": stopped_early or (services.budget.reason() if services.budget.tripped else None),
+            "stopped_early": stopped_early,
         })
         files = {"rows.parquet": parquet_path, "rows.csv": csv_path,
                  **await asyncio.to_thread(write_report_page, summary, timeline, run_dir / "report")}

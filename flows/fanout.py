@@ -1,15 +1,12 @@
 """Scale-out: the parent flow run fans its shards out as runs of a shard deployment on a work pool.
 
-The parent plans as usual, copies each shard's rows to the run's S3 work area
-(``KYC_ATTACH_WORK_URI``), and starts one run of ``KYC_ATTACH_SHARD_DEPLOYMENT`` per shard (``run_deployment``,
-bounded, as subflows so they show under the parent). A shard run, on any worker of the pool, downloads its
-files, works them with ``flows.shard_worker.run_shard`` and its own Fin client, and writes its report part
-and counts back to the work area. The parent removes the shards' rows, downloads the parts and assembles
-the report exactly as a single-process run does. The API rate limit is one Prefect global concurrency limit
-shared by every shard run (``connectors.prefect_limiter``), created by the parent if missing.
-
-Shard run parameters are names and locations only (``ShardJob``): no data, no settings, no secrets; those
-come from the worker's environment.
+The parent plans as usual, copies each shard's rows to the run's S3 work area (``KYC_ATTACH_WORK_URI``), and
+starts one run of ``KYC_ATTACH_SHARD_DEPLOYMENT`` per shard (``run_deployment``, bounded, as subflows so they
+show under the parent). A shard run (``flows.shard_flow``), on any worker of the pool, works its rows with its
+own Fin client and writes its report part and counts back to the work area. The parent removes the shards'
+rows, downloads the parts and assembles the report exactly as a single-process run does. The API rate limit is
+one Prefect global concurrency limit shared by every shard run (``connectors.prefect_limiter``), created by the
+parent if missing.
 """
 
 from __future__ import annotations
@@ -17,67 +14,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import socket
-import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.deployments import arun_deployment
 from prefect.exceptions import ObjectNotFound
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from connectors.errors import SetupError
-from connectors.guarded_delete import remove_tree
 from connectors.objects import ObjectStore
 from connectors.prefect_limiter import ensure_rate_limit
-from connectors.s3 import Location, S3Store
-from connectors.s3_workarea import S3WorkArea, download_files, upload_files
-from connectors.workarea import BucketRange, write_bucket_range
-from flows.attach_flow import rules_from
+from connectors.s3 import Location
+from connectors.s3_workarea import S3WorkArea, download_files
+from connectors.workarea import write_bucket_range
 from flows.plan import PlanResult
-from flows.progress import RunProgress, shard_log_line
-from flows.report_writer import failed_rows_of
-from flows.runtime import fin_client, make_s3_store
+from flows.progress import RunProgress
+from flows.runtime import make_s3_store
 from flows.settings import Settings
-from flows.shard_worker import ShardServices, run_shard
-from transforms.run_ids import run_id_problem
-from transforms.run_timeline import Timeline
-from transforms.thresholds import FailureBudget
-
-
-class ShardJob(BaseModel):
-    """One shard run's parameters: references only."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    run_id: str
-    shard: str
-    rows_uri: str  # s3:// uri of the shard's rows file in the work area
-    work_prefix: str  # s3:// prefix of the run's work area
-    part_uri: str  # where the shard's report part goes
-    ledger_root: str  # the job's ledger (under the report location)
-    run_date: date  # the parent's run date: every shard validates against the same day
-    dry_run: bool = False
-    resend_unknown: bool = False
-    allow_reattach: bool = False
-    retry_failed_report: str | None = None  # --retry-failed: the earlier run's report prefix
-    include_rejected: tuple[str, ...] = ()  # --include-rejected: rejected rows of that run worked again too
-    rate_limit: str | None = None  # the Prefect global concurrency limit shared as the API rate limit
-
-    @field_validator("run_id", "shard")
-    @classmethod
-    def _one_path_segment(cls, value: str) -> str:
-        """Both name a local scratch folder that is deleted: a deployment parameter must not point elsewhere."""
-        problem = run_id_problem(value)
-        if problem is not None:
-            raise ValueError(f"the value {problem}")
-        return value
+from flows.shard_flow import ShardJob
 
 
 async def check_fan_out(settings: Settings, report_root: Location) -> None:
@@ -93,83 +51,6 @@ async def check_fan_out(settings: Settings, report_root: Location) -> None:
         except ObjectNotFound:
             raise SetupError(f"fan-out: no deployment {settings.shard_deployment!r} on the Prefect server "
                              "(PREFECT_API_URL); apply deployments/prefect.yaml there") from None
-
-
-# ---------------------------------------------------------------------------------------------- shard run
-
-
-@flow(name="attach-shard")
-async def shard_flow(job: ShardJob) -> dict[str, Any]:
-    """Work one shard of a fanned-out run: download its rows, work them, upload its report part."""
-    started = time.monotonic()
-    settings = Settings()
-    s3 = make_s3_store(settings)
-    store = ObjectStore(s3)
-    work = S3WorkArea(store, Location.parse(job.work_prefix))
-    shards_dir = settings.work_dir / "shards"
-    local = shards_dir / job.run_id / job.shard
-    try:
-        counts, api, stopped_early, timeline = await _work_shard(job, settings, s3, store, work, local)
-    finally:
-        # The scratch folder holds the shard's rows (personal data) and its report part, both on S3 (or made again
-        # by a retried run): nothing of it stays on the worker, whether the run ended well or not.
-        await asyncio.to_thread(remove_tree, local, root=shards_dir)
-    seconds = time.monotonic() - started
-    result = {
-        "shard": job.shard, "counts": counts, "api": api, "seconds": round(seconds, 3),
-        "timeline": timeline.as_dict(),
-        "stopped_early": stopped_early,
-        # where it ran: the worker's host and the process that started this run (the worker, for a process pool)
-        "host": socket.gethostname(), "pid": os.getpid(), "ppid": os.getppid(),
-    }
-    store.write(work.result(job.shard), json.dumps(result).encode(), content_type="application/json", overwrite=True)
-    get_run_logger().info(shard_log_line(job.shard, counts, seconds))
-    return result
-
-
-async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: ObjectStore, work: S3WorkArea,
-                      local: Path) -> tuple[dict[str, int], dict[str, Any], str | None, Timeline]:
-    """Download, work and upload one shard in ``local``; its counts, API statistics, early stop and timeline."""
-    pairs = [(Location.parse(job.rows_uri), local / "rows.arrow")]
-    (rows_file,) = await asyncio.to_thread(download_files, store, pairs)
-    only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report),
-                                         job.include_rejected)
-                 if job.retry_failed_report else None)
-    services = ShardServices(
-        s3=s3, store=store, fin=None, rules=rules_from(settings, job.run_date),
-        ledger_root=Location.parse(job.ledger_root),
-        max_file_bytes=settings.max_file_bytes,
-        max_concurrent_customers=settings.max_concurrent_customers,
-        max_concurrent_uploads=settings.max_concurrent_requests,
-        budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
-        settle_delay_s=settings.settle_delay_s,
-        resend_unknown=job.resend_unknown,
-        allow_reattach=job.allow_reattach,
-        trust_initiated_as_not_applied=settings.trust_initiated_as_not_applied,
-        run_id=job.run_id,
-        payloads_dir=local / "payloads" if job.dry_run else None,
-        only_rows=only_rows,
-    )
-    out = local / "part.parquet"
-    api: dict[str, Any] = {}
-    if job.dry_run:
-        counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
-    else:
-        async with fin_client(settings, shared_limit=job.rate_limit) as fin:
-            fin.stats.per_second = services.timeline
-            await fin.authenticate()
-            services.fin = fin
-            counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
-            api = fin.stats.as_dict()
-    uploads = [(out, Location.parse(job.part_uri))]
-    payloads = local / "payloads" / f"{job.shard}.jsonl"
-    if payloads.exists():
-        uploads.append((payloads, work.payloads(job.shard)))
-    await asyncio.to_thread(upload_files, store, uploads)
-    return counts, api, services.budget.reason() if services.budget.tripped else None, services.timeline
-
-
-# ---------------------------------------------------------------------------------------------- parent side
 
 
 @dataclass

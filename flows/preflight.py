@@ -134,7 +134,7 @@ def validate_command(manifest: str, mapping: str | None) -> int:
     from connectors.manifest import discard_local_copy, open_manifest
     from connectors.mapping_file import load_mapping
     from connectors.objects import ObjectStore
-    from flows.attach_flow import rules_from
+    from flows.run_rules import rules_from
     from flows.runtime import make_s3_store
     from flows.settings import load_settings
 

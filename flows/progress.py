@@ -4,23 +4,27 @@ The flow tells a :class:`RunProgress` how many rows the plan accounted for and, 
 how many rows it settled. Listeners are plain callables registered in this process (the CLI registers a
 rich progress bar); the Prefect progress artifact is what the UI and other processes see. Updates are
 per shard, never per row: a shard is the unit of work, so a progress write per shard costs as much as the
-task run itself and no more.
+task run itself and no more. While this process sends API requests, listeners also hear the API's recent rate and
+429 share once a second (``RunProgress.api_rate``), read from the run's timeline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from transforms.live_rate import RecentRate, recent_rate
 from transforms.report_page import page_link
+from transforms.run_timeline import Timeline
 
 log = logging.getLogger("kyc_attach.progress")
 
@@ -29,11 +33,13 @@ PROGRESS_KEY = "kyc-attach-progress"
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """Rows settled so far out of the manifest's rows; ``final`` on the last event of a run."""
+    """Rows settled so far out of the manifest's rows; ``final`` on the last event of a run. ``api`` is the API's
+    recent rate while this process sends requests (None otherwise: a dry run, or shards on other workers)."""
 
     done: int
     total: int
     final: bool = False
+    api: RecentRate | None = None
 
     @property
     def percent(self) -> float:
@@ -70,6 +76,7 @@ class RunProgress:
         self.done = 0
         self._artifact = artifact
         self._artifact_id: UUID | None = None
+        self._rate: RecentRate | None = None
 
     async def start(self, already_done: int) -> None:
         """Rows settled by the plan itself (rejected by row rules) count as done from the start."""
@@ -82,6 +89,30 @@ class RunProgress:
             )
         _emit(self._event())
 
+    @asynccontextmanager
+    async def api_rate(self, timeline: Timeline, *, every_s: float = 1.0, log_every: int = 10,
+                       clock: Callable[[], float] = time.time) -> AsyncIterator[None]:
+        """While the block runs, tell listeners the API's recent rate and 429 share every ``every_s`` seconds (read
+        from ``timeline``, the one the Fin client counts into), and log it every ``log_every`` ticks for the
+        Prefect UI. Listeners only: the progress artifact is a percentage, and a Prefect write a second would cost
+        more than it shows."""
+        async def tick() -> None:
+            ticks = 0
+            while True:
+                await asyncio.sleep(every_s)
+                self._rate = recent_rate(timeline, clock())
+                _emit(self._event())
+                ticks += 1
+                if ticks % log_every == 0:
+                    log.info("API: %s", rate_text(self._rate))
+
+        ticker = asyncio.create_task(tick())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            self._rate = None
+
     async def advance(self, rows: int) -> None:
         """A shard finished with ``rows`` rows settled."""
         self.done += rows
@@ -93,7 +124,7 @@ class RunProgress:
         await self._publish(self._event(final=True))
 
     def _event(self, final: bool = False) -> ProgressEvent:
-        return ProgressEvent(self.done, self.total, final)
+        return ProgressEvent(self.done, self.total, final, None if final else self._rate)
 
     async def _publish(self, event: ProgressEvent) -> None:
         _emit(event)
@@ -104,6 +135,13 @@ class RunProgress:
                 await aupdate_progress_artifact(self._artifact_id, event.percent)
             except Exception:  # the artifact is for people: losing one update must not fail the run
                 log.warning("progress artifact update failed", exc_info=True)
+
+
+def rate_text(rate: RecentRate | None) -> str:
+    """The API's recent rate for people: ``95 req/s, 1.2% 429``; empty when there is none."""
+    if rate is None:
+        return ""
+    return f"{rate.requests_per_s:,.0f} req/s, {rate.share_429:.1%} 429"
 
 
 def shard_log_line(shard: str, counts: dict[str, int], seconds: float) -> str:
@@ -169,14 +207,15 @@ def rich_bar(console: Any = None, *, enabled: bool = True) -> Iterator[Listener]
     )
 
     columns = (TextColumn("[bold]rows"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-               TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn())
+               TextColumn("{task.fields[rate]} rows/s"), TextColumn("{task.fields[api]}"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
     started = time.monotonic()
     with Progress(*columns, console=console or Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("rows", total=None, rate="-")
+        task = bar.add_task("rows", total=None, rate="-", api="")
 
         def update(event: ProgressEvent) -> None:
             elapsed = max(time.monotonic() - started, 1e-6)
-            bar.update(task, total=event.total, completed=event.done, rate=f"{event.done / elapsed:,.0f}")
+            bar.update(task, total=event.total, completed=event.done, rate=f"{event.done / elapsed:,.0f}",
+                       api=rate_text(event.api))
 
         yield update

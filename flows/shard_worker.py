@@ -17,7 +17,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,47 +27,21 @@ import pyarrow.parquet as pq
 from connectors.errors import KycAttachError, RowRejected
 from connectors.fin import FinClient
 from connectors.ledger import Ledger, documents_root
-from connectors.objects import ObjectStore
-from connectors.s3 import Location, S3Store
 from connectors.workarea import BucketRange, read_bucket_range
 from flows.attach_once import Attacher
 from flows.dry_run import DryRun
 from flows.outcomes import Outcomes, report_part
+from flows.shard_services import DryRunMode, ShardServices
 from flows.uploads import Uploader
 from transforms.codes import Reason, Status
 from transforms.exactly_once import Policy
 from transforms.grouping import group_documents
 from transforms.models import Document
-from transforms.rules import Rules
-from transforms.run_timeline import Timeline
 from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.shard")
 
 _CustomerWork = Callable[[str, list[Document]], Awaitable[None]]
-
-
-@dataclass
-class ShardServices:
-    """Everything a shard needs, built once per process and handed in (nothing here builds its own IO)."""
-
-    s3: S3Store
-    store: ObjectStore
-    fin: FinClient | None  # None for a dry run: no API call at all
-    rules: Rules
-    ledger_root: Location  # the job's ledger: <report>/_ledger/<job_id> (its parent holds the document index)
-    max_file_bytes: int
-    max_concurrent_customers: int
-    max_concurrent_uploads: int
-    budget: FailureBudget = field(default_factory=FailureBudget)
-    settle_delay_s: float = 1.0
-    resend_unknown: bool = False
-    allow_reattach: bool = False  # --allow-reattach: send documents an earlier run attached
-    trust_initiated_as_not_applied: bool = False  # the setting of the same name (README, exactly once)
-    run_id: str = "unnamed"  # named in the report of every document a later run skips
-    payloads_dir: Path | None = None  # dry run: where the would-be payloads go
-    only_rows: frozenset[int] | None = None  # --retry-failed: work only documents with one of these rows
-    timeline: Timeline = field(default_factory=Timeline)  # rows settled and requests per second, for report.html
 
 
 async def run_shard(name: str, where: BucketRange, services: ShardServices, out_path: Path) -> dict[str, int]:
@@ -120,13 +94,14 @@ def _by_customer(documents: list[Document], only_rows: frozenset[int] | None,
 
 
 def _customer_work(services: ShardServices, ledger: Ledger, outcomes: Outcomes, shard: str) -> _CustomerWork:
-    """What is done for each customer: a dry run when there is no Fin client, else the real thing."""
-    if services.fin is None:
-        payloads = None if services.payloads_dir is None else services.payloads_dir / f"{shard}.jsonl"
+    """What is done for each customer: in a dry run, checks and payloads; in a live one, the real thing."""
+    mode = services.mode
+    if isinstance(mode, DryRunMode):
         return DryRun(services.s3, outcomes, max_file_bytes=services.max_file_bytes,
                       max_parties_per_request=services.rules.max_parties_per_request,
-                      max_concurrent_checks=services.max_concurrent_uploads, payloads_file=payloads).customer
-    return _RealRun(services, services.fin, ledger, outcomes).customer
+                      max_concurrent_checks=services.max_concurrent_uploads,
+                      payloads_file=mode.payloads_dir / f"{shard}.jsonl").customer
+    return _RealRun(services, mode.fin, ledger, outcomes).customer
 
 
 async def _work_customer(work: _CustomerWork, budget: FailureBudget, out: Outcomes, customer_id: str,

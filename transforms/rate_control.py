@@ -8,8 +8,14 @@ configured ceiling. Where this differs from botocore (``botocore/retries/adaptiv
 - A cut starts from the rate the server *accepted* over the last second, not from the rate sent. Sending at
   ten times the limit, repeated cuts by a factor need many rounds (and many 429s) to get near the limit; one
   cut to ``beta`` times what got through lands just under it at once.
-- One cut per overshoot: the requests already in flight when the rate was cut come back 429 too. The 429s of
-  ``cooldown_s`` after a cut are echoes and do not count, and the share is judged on responses since the cut.
+- One cut per overshoot: the requests already in flight when the rate was cut come back 429 too. A 429 whose
+  request was sent before the last cut is an echo and does not count (without a send time, the 429s of
+  ``cooldown_s`` after a cut are taken for echoes), and the share is judged on responses since the cut. Knowing
+  echoes by their send time lets a second cut follow within milliseconds when the first was not deep enough:
+  from ten times the limit a fixed quarter second of cooldown cost more 429s than all the rest of a run.
+- A wall of 429s is recognised after a few responses (a binomial test against the expected share), a share
+  just above it only over ``min_events``: at 10 requests/s waiting for twenty responses meant two seconds of 429s.
+  Every cut halves the rate at most, since so few responses say little about what got through.
 - Random 429s (a gateway's noise, not a limit) would otherwise cut the rate again and again down to its floor:
   the share of 429s a recent second usually has (the median of the last seconds) is learned as noise, and only
   a share clearly above it cuts the rate.
@@ -37,7 +43,12 @@ class RateControl:
     beta: float = 0.85  # a cut keeps this share of the accepted rate
     scale: float = 0.04  # CUBIC's C, relative to the rate at the last cut (per s³): back to it in ~1.5 s
     window_s: float = 1.0  # what "recent" means for the accepted rate and the 429 share
-    min_events: int = 20  # responses needed before a share is trusted (the window stretches back to hold them)
+    min_events: int = 20  # responses the recent window keeps however old (it stretches back to hold them)
+    min_hits: int = 1  # 429s needed (since the last cut) before any cut
+    significance: float = 0.01  # how unlikely the 429s must be under the expected share before they cut
+    # 429s a wall needs before it cuts on fewer than min_events responses: with 2, cuts on a few unlucky answers
+    # of the small endpoints (the customer GET) held a run not told the limit at 75% of it (4: 94%)
+    wall_hits: int = 4
     cooldown_s: float = 0.25  # after a cut, 429s of requests sent before it are echoes
     margin: float = 0.03  # a share this far above the noise (and 1.5 times it) is "over the limit"
     noise_windows: int = 10  # seconds the noise is learned over
@@ -87,27 +98,29 @@ class RateController:
         self.rate = min(max(grown, self.rate, c.floor), c.ceiling)
         return self.rate
 
-    def on_throttle(self, now: float, retry_after: float | None = None, *, baseline: float = 0.0) -> float:
+    def on_throttle(self, now: float, retry_after: float | None = None, *, baseline: float = 0.0,
+                    sent_at: float | None = None) -> float:
         """A 429: honour ``retry_after`` (seconds) as a floor, cut the rate if the 429s are over the noise.
 
         ``baseline`` is the 429 share a wider limit explains (the share of all endpoints together, when this
         controller is one endpoint's): only a share well above twice it is this endpoint's own limit.
+        ``sent_at`` is when the refused request left: a request sent before the last cut is an echo of the
+        overshoot that cut answered. Without it, 429s within ``cooldown_s`` of a cut are taken for echoes.
         """
         if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
             self.paused_until = max(self.paused_until, now + retry_after)
         self._remember(now, throttled=True)
         c = self.config
-        if now - self._epoch < c.cooldown_s and self.cuts:
+        if self.cuts and (sent_at < self._epoch if sent_at is not None else now - self._epoch < c.cooldown_s):
             return self.rate  # an echo of the overshoot already answered
         self._note(now, throttled=True)
         over = max(self.noise() * 1.5, baseline * 2) + c.margin
-        if len(self._events) < c.min_events or self.throttled_share() <= over:
+        if not self._over(over):
             return self.rate
-        accepted = self.accepted_rate(now)
-        if not self.cuts:
-            # The first 429s come within milliseconds of the start, when what got through is mostly the
-            # gateway's burst: a rate measured over so short a time can be far too low. Halve at most.
-            accepted = max(accepted, self.rate / 2)
+        # Halve at most: the first 429s come within milliseconds of the start (and, with echoes known by their
+        # send time, a cut can follow the last one within milliseconds), when what got through is mostly the
+        # gateway's burst or a handful of requests: a rate measured over so short a time can be far too low.
+        accepted = max(self.accepted_rate(now), self.rate / 2)
         self._w_max = max(min(self.rate, accepted), c.floor)
         self.rate = max(c.floor, c.beta * self._w_max)
         self._k = ((1 - c.beta) / c.scale) ** (1 / 3)
@@ -118,6 +131,21 @@ class RateController:
         return self.rate
 
     # -- what it has seen -------------------------------------------------------------------------
+    def _over(self, expected: float) -> bool:
+        """Whether the recent 429s are clearly more than a share of ``expected`` explains.
+
+        Over ``min_events`` responses, any share above ``expected``; over fewer, ``wall_hits`` 429s or more that a
+        one-sided binomial test finds unlikely under ``expected``: a wall of 429s is clear after four responses. At 10
+        requests/s (a tight attach limit) waiting for twenty responses took two seconds of 429s.
+        """
+        c = self.config
+        n = len(self._events)
+        hits = sum(1 for _, t in self._events if t)
+        if hits < c.min_hits or hits <= expected * n:
+            return False
+        if n >= c.min_events:
+            return True
+        return hits >= c.wall_hits and _binomial_tail(hits, n, min(expected, 1.0)) < c.significance
     def throttled_share(self) -> float:
         """Share of 429s among the recent responses since the last cut."""
         if not self._events:
@@ -137,12 +165,20 @@ class RateController:
             self._recent.popleft()
 
     def accepted_rate(self, now: float) -> float:
-        """Requests/s that got through over the recent window (since the last cut at most)."""
-        ok = [t for t, throttled in self._events if not throttled]
-        if not ok:
-            return 0.0
-        span = max(now - self._events[0][0], self.config.window_s / 4)
-        return len(ok) / span
+        """Requests/s that got through over the recent window (since the last cut at most).
+
+        Counted from the window's first 429 when that leaves half a window or more: from then on the gateway's
+        bucket was empty, so what got through is its refill rate, the limit itself. Counted over the whole
+        window it also holds the time spent under the limit after the last cut, and reads low: with a bucket
+        of one request (the attach limit) the rate then settled 10% under it.
+        """
+        c = self.config
+        first = self._events[0][0] if self._events else now
+        since_429 = next((t for t, throttled in self._events if throttled), None)
+        if since_429 is not None and now - since_429 >= c.window_s / 2:
+            first = since_429
+        ok = sum(1 for t, throttled in self._events if not throttled and t >= first)
+        return ok / max(now - first, c.window_s / 4) if ok else 0.0
 
     def noise(self) -> float:
         """The 429 share recent seconds usually have whatever the rate: the median of the last seconds' shares."""
@@ -165,3 +201,11 @@ class RateController:
         # keep the last window_s, and at least min_events responses however old
         while len(self._events) > c.min_events and now - self._events[0][0] > c.window_s:
             self._events.popleft()
+
+
+def _binomial_tail(hits: int, n: int, p: float) -> float:
+    """P(X >= hits) for X ~ Binomial(n, p)."""
+    if p <= 0.0:
+        return 0.0 if hits > 0 else 1.0
+    below = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(hits))
+    return max(0.0, 1.0 - below)

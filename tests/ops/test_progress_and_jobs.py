@@ -43,6 +43,38 @@ def test_rich_bar_shows_rows_rate_and_eta() -> None:
     assert "200/200" in text and "rows/s" in text and "ETA" in text
 
 
+def test_listeners_hear_the_api_rate_while_requests_go_and_not_after() -> None:
+    from transforms.run_timeline import Timeline
+
+    timeline = Timeline()
+    for i in range(80):  # second 200: 80 answers, 8 of them 429s
+        timeline.request("upload", 429 if i % 10 == 0 else 200, 0.02, 200 + i / 100)
+    events: list[ProgressEvent] = []
+
+    async def run() -> None:
+        p = RunProgress(10, artifact=False)
+        await p.start(0)
+        async with p.api_rate(timeline, every_s=0.01, clock=lambda: 201.5):
+            while not any(e.api for e in events):
+                await asyncio.sleep(0.01)
+        await p.advance(10)
+
+    with listen(events.append):
+        asyncio.run(asyncio.wait_for(run(), 10))
+    live = [e.api for e in events if e.api]
+    assert live[0].requests_per_s == 80 / 5 and live[0].share_429 == 0.1
+    assert events[-1].api is None  # the block ended: no stale rate shown
+
+
+def test_rich_bar_shows_the_api_rate() -> None:
+    from transforms.live_rate import RecentRate
+
+    buf = io.StringIO()
+    with rich_bar(Console(file=buf, force_terminal=True, width=150)) as show:
+        show(ProgressEvent(50, 200, api=RecentRate(93.4, 0.012)))
+    assert "93 req/s, 1.2% 429" in buf.getvalue()
+
+
 def test_final_markdown_has_counts_reasons_endpoints_and_429s(monkeypatch: pytest.MonkeyPatch) -> None:
     # On AWS (no custom endpoint) the page is linked in the S3 console; elsewhere at the endpoint in use.
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

@@ -102,3 +102,58 @@ def test_a_limit_on_the_whole_client_cuts_the_overall_rate_not_each_endpoint() -
     rates = limiters.rates()
     assert rates["all"] < 1000
     assert rates["attach"] == 1000  # the attach share is no higher than the whole's: not attach's own limit
+
+
+def test_429s_of_requests_let_go_before_a_cut_do_not_cut_again() -> None:
+    """Requests let go at the old rate and still queued for a connection leave after the cut: their 429s are
+    echoes of the overshoot it answered. Requests let go after it that meet 429s are a real overshoot."""
+    clock = _Clock()
+    limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
+    gate = asyncio.Event()
+
+    async def request() -> None:
+        await limiters.acquire("upload")  # leave to send, then (as FinClient does) the answer in the same task
+        await gate.wait()
+        clock.now += 0.001
+        limiters.on_throttle("upload", None)
+
+    async def go() -> tuple[int, int, int]:
+        early = [asyncio.create_task(request()) for _ in range(40)]
+        await asyncio.sleep(0)
+        while not all(t in limiters._let_go for t in early):  # every one of them let go at the old rate
+            await asyncio.sleep(0)
+        for _ in range(10):  # the first answers: a wall of 429s, one cut
+            clock.now += 0.001
+            limiters.on_throttle("upload", None)
+        cuts = limiters.overall_control.cuts
+        gate.set()
+        await asyncio.gather(*early)
+        after_echoes = limiters.overall_control.cuts
+        late = [asyncio.create_task(request()) for _ in range(10)]
+        await asyncio.gather(*late)
+        return cuts, after_echoes, limiters.overall_control.cuts
+
+    cuts, after_echoes, after_late = asyncio.run(go())
+    assert cuts == 1 and after_echoes == 1
+    assert after_late >= 2
+
+
+def test_once_attach_has_found_a_limit_of_its_own_its_429s_leave_the_overall_rate_alone() -> None:
+    clock = _Clock()
+    limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
+    for _ in range(100):  # a customer's GET and uploads come first
+        clock.now += 0.01
+        limiters.on_success("upload")
+    for _ in range(10):  # then attach meets its own limit: a wall of 429s among the uploads, attach cuts
+        clock.now += 0.005
+        limiters.on_throttle("attach", None)
+        limiters.on_success("upload")
+    assert limiters.rates()["attach"] < 100
+    for i in range(600):  # then: uploads get through, attach sees a 429 in ten (it probes near its limit)
+        clock.now += 0.01
+        if i % 6 == 0:
+            limiters.on_throttle("attach", None) if i % 60 == 0 else limiters.on_success("attach")
+        else:
+            limiters.on_success("upload")
+    rates = limiters.rates()
+    assert rates["all"] == 100 and rates["upload"] == 100

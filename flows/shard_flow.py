@@ -1,0 +1,125 @@
+"""One shard of a fanned-out run, as a flow of its own (the ``attach-shard`` deployment's entrypoint).
+
+A shard run, on any worker of the pool, downloads its rows from the run's S3 work area, works them with
+``flows.shard_worker.run_shard`` and its own Fin client (spending the shared rate limit's slots), and writes its
+report part and counts back to the work area for the parent (``flows.fanout``) to assemble. Kept apart from the
+parent flow so that loading this deployment imports none of it.
+
+Shard run parameters are names and locations only (``ShardJob``): no data, no settings, no secrets; those
+come from the worker's environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from connectors.guarded_delete import remove_tree
+from connectors.objects import ObjectStore
+from connectors.s3 import Location, S3Store
+from connectors.s3_workarea import S3WorkArea, download_files, upload_files
+from connectors.workarea import BucketRange
+from flows.progress import shard_log_line
+from flows.report_writer import failed_rows_of
+from flows.runtime import make_s3_store
+from flows.settings import Settings
+from flows.shard_services import run_mode, shard_services
+from flows.shard_worker import run_shard
+from transforms.run_ids import run_id_problem
+from transforms.run_timeline import Timeline
+
+
+class ShardJob(BaseModel):
+    """One shard run's parameters: references only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    shard: str
+    rows_uri: str  # s3:// uri of the shard's rows file in the work area
+    work_prefix: str  # s3:// prefix of the run's work area
+    part_uri: str  # where the shard's report part goes
+    ledger_root: str  # the job's ledger (under the report location)
+    run_date: date  # the parent's run date: every shard validates against the same day
+    dry_run: bool = False
+    resend_unknown: bool = False
+    allow_reattach: bool = False
+    retry_failed_report: str | None = None  # --retry-failed: the earlier run's report prefix
+    include_rejected: tuple[str, ...] = ()  # --include-rejected: rejected rows of that run worked again too
+    rate_limit: str | None = None  # the Prefect global concurrency limit shared as the API rate limit
+
+    @field_validator("run_id", "shard")
+    @classmethod
+    def _one_path_segment(cls, value: str) -> str:
+        """Both name a local scratch folder that is deleted: a deployment parameter must not point elsewhere."""
+        problem = run_id_problem(value)
+        if problem is not None:
+            raise ValueError(f"the value {problem}")
+        return value
+
+
+@flow(name="attach-shard")
+async def shard_flow(job: ShardJob) -> dict[str, Any]:
+    """Work one shard of a fanned-out run: download its rows, work them, upload its report part."""
+    started = time.monotonic()
+    settings = Settings()
+    s3 = make_s3_store(settings)
+    store = ObjectStore(s3)
+    work = S3WorkArea(store, Location.parse(job.work_prefix))
+    shards_dir = settings.work_dir / "shards"
+    local = shards_dir / job.run_id / job.shard
+    try:
+        counts, api, stopped_early, timeline = await _work_shard(job, settings, s3, store, work, local)
+    finally:
+        # The scratch folder holds the shard's rows (personal data) and its report part, both on S3 (or made again
+        # by a retried run): nothing of it stays on the worker, whether the run ended well or not.
+        await asyncio.to_thread(remove_tree, local, root=shards_dir)
+    seconds = time.monotonic() - started
+    result = {
+        "shard": job.shard, "counts": counts, "api": api, "seconds": round(seconds, 3),
+        "timeline": timeline.as_dict(),
+        "stopped_early": stopped_early,
+        # where it ran: the worker's host and the process that started this run (the worker, for a process pool)
+        "host": socket.gethostname(), "pid": os.getpid(), "ppid": os.getppid(),
+    }
+    store.write(work.result(job.shard), json.dumps(result).encode(), content_type="application/json", overwrite=True)
+    get_run_logger().info(shard_log_line(job.shard, counts, seconds))
+    return result
+
+
+async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: ObjectStore, work: S3WorkArea,
+                      local: Path) -> tuple[dict[str, int], dict[str, Any], str | None, Timeline]:
+    """Download, work and upload one shard in ``local``; its counts, API statistics, early stop and timeline."""
+    pairs = [(Location.parse(job.rows_uri), local / "rows.arrow")]
+    (rows_file,) = await asyncio.to_thread(download_files, store, pairs)
+    only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report),
+                                         job.include_rejected)
+                 if job.retry_failed_report else None)
+    out = local / "part.parquet"
+    timeline = Timeline()
+    async with run_mode(settings, dry_run=job.dry_run, payloads_dir=local / "payloads", timeline=timeline,
+                        shared_limit=job.rate_limit) as mode:
+        services = shard_services(
+            settings, mode, s3=s3, store=store, run_date=job.run_date, ledger_root=Location.parse(job.ledger_root),
+            run_id=job.run_id, resend_unknown=job.resend_unknown, allow_reattach=job.allow_reattach,
+            only_rows=only_rows, timeline=timeline,
+        )
+        counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
+        api = mode.api_stats()
+    uploads = [(out, Location.parse(job.part_uri))]
+    payloads = local / "payloads" / f"{job.shard}.jsonl"
+    if payloads.exists():
+        uploads.append((payloads, work.payloads(job.shard)))
+    await asyncio.to_thread(upload_files, store, uploads)
+    return counts, api, services.budget.reason() if services.budget.tripped else None, timeline
+
+
