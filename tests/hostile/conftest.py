@@ -84,6 +84,7 @@ def corpus_api_url(fin_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
                tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
     import flows.attach_flow as attach_flow
+    import flows.shard_services as shard_services
     from connectors.objects import ObjectStore
     from connectors.s3 import Location, S3Store, make_s3_client
     from tests.e2e.helpers import load_world, sandbox_record
@@ -102,11 +103,11 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
     load_world(fin_sandbox.url, w)
 
     clients: list[Any] = []
-    real_fin_client = attach_flow.fin_client
+    real_fin_client = shard_services.fin_client
 
     @contextlib.asynccontextmanager
-    async def spying_fin_client(settings: Any) -> AsyncIterator[Any]:
-        async with real_fin_client(settings) as fin:
+    async def spying_fin_client(settings: Any, **kw: Any) -> AsyncIterator[Any]:
+        async with real_fin_client(settings, **kw) as fin:
             clients.append(fin)
             yield fin
 
@@ -117,7 +118,7 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
         mp.setenv("KYC_ATTACH_MAX_FILE_BYTES", str(MAX_FILE_BYTES))
         mp.setenv("KYC_ATTACH_ALLOWED_BUCKETS", f'["{bucket}/docs/"]')
         mp.setenv("KYC_ATTACH_SETTLE_DELAY_S", "0.05")
-        mp.setattr(attach_flow, "fin_client", spying_fin_client)
+        mp.setattr(shard_services, "fin_client", spying_fin_client)
         with _debug_capture(log_path):
             real = asyncio.run(attach_flow.attach_manifest(manifest, f"s3://{bucket}/reports", run_id="corpus-real"))
             record = sandbox_record(fin_sandbox.url)
