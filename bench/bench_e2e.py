@@ -2,6 +2,7 @@
 
 Run: `uv run python bench/bench_e2e.py` (R = 100 and 400, ~20 s of requests per run; ~15 minutes in all)
      `uv run python bench/bench_e2e.py --rates 100 --seconds 20 --cases harsh attach`
+     `uv run python bench/bench_e2e.py --rates 100 --cases harsh --who blind`  (one contender, ~1.5 minutes)
      `uv run --with py-spy python bench/bench_e2e.py --rates 400 --py-spy /tmp/ours`  (profile ours)
 
 Everything runs in its own process: the sandbox (`python -m sandbox`), an S3 server (moto), and each contender.
@@ -302,6 +303,8 @@ def main() -> None:
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--file-kb", type=int, default=32)
     p.add_argument("--latency-ms", type=float, default=20.0)
+    p.add_argument("--who", nargs="+", choices=("told", "blind", "bare"), default=["told", "blind", "bare"],
+                   help="contenders to run (a quick check of one; the side-by-side figures need all three)")
     p.add_argument("--py-spy", metavar="PREFIX", help="profile ours with py-spy into PREFIX-<case>-<R>.txt")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -339,7 +342,7 @@ def main() -> None:
                 s3.put_object(Bucket=BUCKET, Key=key, Body=manifest_csv(sub_rows))
                 faults = faults_for(case, rate, args.latency_ms)
                 target = rate / 10 if case == "attach" else rate
-                for who in ("told", "blind", "bare"):
+                for who in args.who:
                     httpx.post(f"{api}/_sandbox/reset").raise_for_status()
                     httpx.post(f"{api}/_sandbox/faults", json=faults).raise_for_status()
                     if who == "bare":
