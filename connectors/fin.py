@@ -208,8 +208,13 @@ class FinClient:
         try:
             resp, _ = await self._request("token", "POST", "/v1/oauth/token", json=body, authorised=False)
         except TerminalError as exc:
-            if exc.status_code in _CREDENTIALS_REFUSED:
+            if exc.status_code in _CREDENTIALS_REFUSED and self._token is None:
                 raise SetupError(f"token: the API refused the client credentials (HTTP {exc.status_code})") from None
+            if exc.status_code in _CREDENTIALS_REFUSED:
+                # Mid-run (revoked or rotated): not "cannot start". Raised before the request it was for was sent,
+                # so that request's rows fail (nothing applied) and a later run sends them again.
+                raise TerminalError(f"token: the API refused the client credentials mid-run (HTTP {exc.status_code})",
+                                    status_code=exc.status_code, reason_code=Reason.api_error) from None
             raise TransientError(f"token: HTTP {exc.status_code}", status_code=exc.status_code) from None
         return self._parse_token(resp)
 
