@@ -88,3 +88,26 @@ def test_credentials_revoked_mid_run_rows_not_sent_end_failed_and_a_rerun_sends_
     again = _valid(read_report(scenario.run()))
     assert {r["status"] for r in again} <= {"attached", "skipped"}, Counter((r["status"], r["reason_code"])
                                                                           for r in again)
+
+
+@pytest.mark.timeout(240)
+def test_an_api_that_ends_the_previous_token_on_renewal_does_not_spiral(
+    demo_scenario: Callable[..., DemoScenario],
+) -> None:
+    """Tokens live 1 s, and a new token ends the client's earlier ones (sandbox fault revoke_previous_tokens, as
+    gateways keeping one live token per client do). A renewal then refuses requests still carrying the old token,
+    and each such 401 teaches the client a shorter token life (0.8 x that token's age, though it was only
+    replaced): the worry was a spiral of ever faster renewals. Held: the token is taken just before the send, so
+    few requests meet a replaced token (1-3 401s a run); everything attached, a handful of token requests."""
+    faults = {"token_expiry_seconds": 1.0, "revoke_previous_tokens": True,
+              "latency": {"distribution": "uniform", "ms": 100, "max_ms": 400, "endpoints": ["upload", "attach"]}}
+    scenario = demo_scenario(customers=60, faults=faults, KYC_ATTACH_RATE_LIMIT_RPS="200")
+
+    summary = scenario.run()
+
+    valid = _valid(read_report(summary))
+    assert {r["status"] for r in valid} == {"attached"}, Counter((r["status"], r["reason_code"])
+                                                               for r in valid if r["status"] != "attached")
+    assert scenario.record()["duplicates"] == {"uploads": 0, "attachments": 0}
+    seconds = max(summary["seconds"], 1.0)
+    assert summary["api"]["requests"].get("token", 0) <= 2 * seconds + 5, (summary["api"]["requests"], seconds)
