@@ -102,11 +102,13 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
     load_world(fin_sandbox.url, w)
 
     clients: list[Any] = []
-    real_fin_client = attach_flow.fin_client
+    from flows import shard_services  # the run's client is built there (shard_services.run_mode)
+
+    real_fin_client = shard_services.fin_client
 
     @contextlib.asynccontextmanager
-    async def spying_fin_client(settings: Any) -> AsyncIterator[Any]:
-        async with real_fin_client(settings) as fin:
+    async def spying_fin_client(settings: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async with real_fin_client(settings, **kwargs) as fin:
             clients.append(fin)
             yield fin
 
@@ -117,7 +119,7 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
         mp.setenv("KYC_ATTACH_MAX_FILE_BYTES", str(MAX_FILE_BYTES))
         mp.setenv("KYC_ATTACH_ALLOWED_BUCKETS", f'["{bucket}/docs/"]')
         mp.setenv("KYC_ATTACH_SETTLE_DELAY_S", "0.05")
-        mp.setattr(attach_flow, "fin_client", spying_fin_client)
+        mp.setattr(shard_services, "fin_client", spying_fin_client)
         with _debug_capture(log_path):
             real = asyncio.run(attach_flow.attach_manifest(manifest, f"s3://{bucket}/reports", run_id="corpus-real"))
             record = sandbox_record(fin_sandbox.url)
