@@ -184,8 +184,9 @@ class FinClient:
         Some gateways end tokens before their stated ``access_token_ttl``. The age at which one was refused
         bounds their real life; renewing at 80 % of it keeps later requests from meeting the 401 at all.
         """
-        age = sent_at - refused.issued_at
-        self._token_life_s = min(self._token_life_s, max(age * 0.8, _MIN_TOKEN_LIFE_S))
+        if self._token is refused:  # a token already replaced says nothing of the life (a renewal may end it)
+            age = sent_at - refused.issued_at
+            self._token_life_s = min(self._token_life_s, max(age * 0.8, _MIN_TOKEN_LIFE_S))
         async with self._token_lock:
             if self._token is refused:
                 self._token = await self._new_token(refused.refresh)
