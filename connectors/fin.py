@@ -184,8 +184,9 @@ class FinClient:
         Some gateways end tokens before their stated ``access_token_ttl``. The age at which one was refused
         bounds their real life; renewing at 80 % of it keeps later requests from meeting the 401 at all.
         """
-        age = sent_at - refused.issued_at
-        self._token_life_s = min(self._token_life_s, max(age * 0.8, _MIN_TOKEN_LIFE_S))
+        if self._token is refused:  # a token already replaced says nothing of the life (a renewal may end it)
+            age = sent_at - refused.issued_at
+            self._token_life_s = min(self._token_life_s, max(age * 0.8, _MIN_TOKEN_LIFE_S))
         async with self._token_lock:
             if self._token is refused:
                 self._token = await self._new_token(refused.refresh)
@@ -208,8 +209,13 @@ class FinClient:
         try:
             resp, _ = await self._request("token", "POST", "/v1/oauth/token", json=body, authorised=False)
         except TerminalError as exc:
-            if exc.status_code in _CREDENTIALS_REFUSED:
+            if exc.status_code in _CREDENTIALS_REFUSED and self._token is None:
                 raise SetupError(f"token: the API refused the client credentials (HTTP {exc.status_code})") from None
+            if exc.status_code in _CREDENTIALS_REFUSED:
+                # Mid-run (revoked or rotated): not "cannot start". Raised before the request it was for was sent,
+                # so that request's rows fail (nothing applied) and a later run sends them again.
+                raise TerminalError(f"token: the API refused the client credentials mid-run (HTTP {exc.status_code})",
+                                    status_code=exc.status_code, reason_code=Reason.api_error) from None
             raise TransientError(f"token: HTTP {exc.status_code}", status_code=exc.status_code) from None
         return self._parse_token(resp)
 

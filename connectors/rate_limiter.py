@@ -93,8 +93,10 @@ class EndpointLimiters:
         self._shared = shared
         self.overall = SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep)
         now = clock()
-        self.overall_control = RateController(RateControl(ceiling=ceiling), now=now)
-        self.controllers = {e: RateController(RateControl(ceiling=ceiling), now=now) for e in ENDPOINTS}
+        # a configured limit below the controller's floor (0.5/s) is the floor: the run goes at it, never faster
+        control = RateControl(ceiling=ceiling, floor=min(RateControl.floor, ceiling))
+        self.overall_control = RateController(control, now=now)
+        self.controllers = {e: RateController(control, now=now) for e in ENDPOINTS}
         self.limiters = {e: SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep) for e in ENDPOINTS}
         # When each task (one request's loop: FinClient sends and handles its answer in the task that waited
         # here) last got leave to send: a 429 of a request let go before a cut is an echo of the overshoot it

@@ -13,7 +13,7 @@ import asyncio
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
@@ -47,8 +47,9 @@ class Attacher:
     max_parties: int
 
     async def customer(self, customer_id: str, docs: list[Document], files: Mapping[str, Uploaded],
-                       customer: Mapping[str, Any]) -> None:
-        """Attach the documents (parties resolved, files uploaded) that no earlier run attached."""
+                       customer: Mapping[str, Any], *, fell: Sequence[Document] = ()) -> None:
+        """Attach the documents (parties resolved, files uploaded) that no earlier run attached; ``fell`` are the
+        customer's documents whose files were not all uploaded (rejected, or failed on the way)."""
         statuses = party_statuses(customer)
         content = {s3: up.content for s3, up in files.items()}
         keys = {id(d): document_key(customer_id, d.party_id or "", d, content) for d in docs}
@@ -67,11 +68,16 @@ class Attacher:
             if nxt in (Next.skip_attached, Next.record_attached) and has_identifying([doc]):
                 identified.add(doc.party_id or "")
             await self._settle_earlier(customer_id, doc, keys[id(doc)], earlier, nxt, uri_of_row)
+        # parties whose identifying document failed on the way (throttled, the API down): not the data's fault
+        failed = {d.party_id or "" for d in fell if has_identifying([d]) and any(
+            (o := self.out.rows.get(n)) is not None and o.status is Status.failed for n in d.row_numbers)}
         for party in set(parties_without_identifying(to_send)) - identified:
             # its identifying documents fell on the way (a file check, an unknown party) or the manifest named the
-            # party two ways (id, email) the plan could not match: the API would refuse the rest
+            # party two ways (id, email) the plan could not match: the API would refuse the rest. The rows follow
+            # the identifying document: failed when it failed (so --retry-failed takes them too), else rejected.
             rows = [n for d in to_send.pop(party) for n in d.row_numbers]
-            self.out.set(rows, Status.rejected, Reason.no_identifying_document, NO_IDENTIFYING_MESSAGE)
+            self.out.set(rows, Status.failed if party in failed else Status.rejected, Reason.no_identifying_document,
+                         NO_IDENTIFYING_MESSAGE)
         uris = {s3: up.uri for s3, up in files.items()}
         for request in build_attach_requests(customer_id, to_send, uris, self.max_parties):
             await self._send_isolating(request, to_send, uris, keys, statuses, uri_of_row)

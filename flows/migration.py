@@ -14,7 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from connectors.errors import KycAttachError
-from connectors.jobs import MANIFEST_SUFFIXES, is_completed, list_manifests
+from connectors.jobs import MANIFEST_SUFFIXES, Completion, completion_of, is_completed, list_manifests
 from connectors.manifest import job_id_of, sha256_of_file
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
@@ -23,8 +23,9 @@ from flows.runtime import make_s3_store
 from flows.settings import load_settings
 
 
-def completed_before(store: ObjectStore, source: str, report_uri: str) -> bool:
-    """Whether a run completed this manifest file as it is now (its location and content: its job id)."""
+def completed_before(store: ObjectStore, source: str, report_uri: str) -> Completion | None:
+    """The marker of a run that completed this manifest file as it is now (its location and content: its job
+    id); None when none did."""
     loc = Location.parse(source)
     try:
         if loc.is_s3:
@@ -33,8 +34,8 @@ def completed_before(store: ObjectStore, source: str, report_uri: str) -> bool:
         else:
             content_id = sha256_of_file(Path(loc.key))
     except (KycAttachError, OSError):
-        return False  # unreadable: the run says why (SetupError), not this check
-    return is_completed(store, report_uri, job_id_of(source, content_id))
+        return None  # unreadable: the run says why (SetupError), not this check
+    return completion_of(store, report_uri, job_id_of(source, content_id))
 
 
 @flow(name="kyc-attach-migration")
@@ -45,17 +46,25 @@ async def migration(source: str, report_uri: str, mapping: str | None = None, dr
     needs_s3 = any(x.startswith("s3://") for x in (source, report_uri, mapping or ""))
     store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
     loc = Location.parse(source)
+    rework: dict[str, str] = {}
     is_prefix = source.endswith("/") or (Path(loc.key).is_dir() if not loc.is_s3 else not store.exists(loc))
     if is_prefix:
         parts = sorted(list_manifests(store, source, MANIFEST_SUFFIXES), key=lambda m: m.uri)
         todo = [m.uri for m in parts if dry_run or not is_completed(store, report_uri, m.job_id)]
         get_run_logger().info("migration: %d parts, %d to run", len(parts), len(todo))
-    elif not dry_run and completed_before(store, source, report_uri):
-        todo = []  # the same file (location and content) completed before: as a part would be, skipped
-        get_run_logger().info("migration: %s was completed by an earlier run; nothing to do", source)
+    elif not dry_run and (done := completed_before(store, source, report_uri)) is not None:
+        # the same file (location and content) completed before: as a part would be, skipped; but rows it rejected
+        # for something outside the file (an object restored since) are worked again, as the nightly run does
+        if done.wants_rework(settings.rework_rejected_nights) and done.run_id is not None:
+            todo, rework = [source], {source: done.run_id}
+            get_run_logger().info("migration: %s was completed by an earlier run; working its rows rejected "
+                                  "missing_object/party_not_found again", source)
+        else:
+            todo = []
+            get_run_logger().info("migration: %s was completed by an earlier run; nothing to do", source)
     else:
         todo = [source]
-    result = await run_manifests(todo, report_uri=report_uri, mapping=mapping, dry_run=dry_run)
+    result = await run_manifests(todo, report_uri=report_uri, mapping=mapping, dry_run=dry_run, rework=rework)
     if result["errors"]:
         raise RuntimeError(f"{len(result['errors'])} part(s) did not complete: " + ", ".join(sorted(result["errors"])))
     return result

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
+from transforms.codes import Reason
 from transforms.report import REPORT_SCHEMA, escape_csv_formula_column, exit_code_of, report_schema, summarise
 from transforms.report_page import render_report_page
 from transforms.run_timeline import Timeline
@@ -101,13 +102,16 @@ def check_report_exists(store: ObjectStore, run_prefix: Location) -> None:
 
 def failed_rows_of(store: ObjectStore, run_prefix: Location, include_rejected: tuple[str, ...] = ()) -> frozenset[int]:
     """Row numbers an earlier run reported ``failed`` (for ``--retry-failed``), and those it rejected for one of
-    the ``include_rejected`` reasons (``--include-rejected``)."""
+    the ``include_rejected`` reasons (``--include-rejected``) or, with any of them, ``no_identifying_document``."""
     check_report_exists(store, run_prefix)
     table = pq.read_table(io.BytesIO(store.read(run_prefix.child("rows.parquet"))),
                           columns=["row_number", "status", "reason_code"])
     wanted = pc.equal(table.column("status"), "failed")
     if include_rejected:
+        # A party's address documents rejected no_identifying_document because its identifying one was rejected
+        # for one of these reasons (the scan missing) come along: alone they would never be worked again.
+        reasons = [*include_rejected, Reason.no_identifying_document.value]
         rejected = pc.and_(pc.equal(table.column("status"), "rejected"),
-                           pc.is_in(table.column("reason_code"), pa.array(include_rejected, pa.string())))
+                           pc.is_in(table.column("reason_code"), pa.array(reasons, pa.string())))
         wanted = pc.or_kleene(wanted, rejected)
     return frozenset(table.filter(wanted).column("row_number").to_pylist())

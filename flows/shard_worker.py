@@ -138,7 +138,8 @@ class _RealRun:
         docs = _resolve_parties(customer, docs, self.out)
         files = await self.uploader.documents(customer_id, docs)
         ready = [d for d in docs if all(f.s3_uri in files for f in d.files)]
-        await self.attacher.customer(customer_id, ready, files, customer)
+        fell = [d for d in docs if not all(f.s3_uri in files for f in d.files)]
+        await self.attacher.customer(customer_id, ready, files, customer, fell=fell)
 
 
 def _resolve_parties(customer: dict[str, Any], docs: list[Document], out: Outcomes) -> list[Document]:

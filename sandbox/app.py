@@ -254,7 +254,8 @@ class SandboxApp:
         if self.secrets.get(body["client_id"]) != body["client_secret"]:
             await self._respond(send, 401, _AUTH_FAILED)
             return
-        await self._finish(send, fate, 200, self._token_body(self.tokens.issue(body["client_id"])))
+        await self._finish(send, fate, 200, self._token_body(self.tokens.issue(
+            body["client_id"], revoke_previous=self.injector.faults.revoke_previous_tokens)))
 
     async def _refresh(self, scope: Scope, receive: Receive, send: Send, fate: Fate) -> None:
         ok, body = await self._json_body(receive, send)
@@ -266,7 +267,7 @@ class SandboxApp:
                 send, 422, _unprocessable("The refresh_token field is required.", "refresh_token")
             )
             return
-        issued = self.tokens.refresh(token)
+        issued = self.tokens.refresh(token, revoke_previous=self.injector.faults.revoke_previous_tokens)
         if issued is None:
             await self._respond(send, 401, _AUTH_FAILED)
             return

@@ -148,6 +148,11 @@ class Faults(BaseModel):
         description="access tokens stop working this long after issue, whatever their ttl says",
     )
 
+    revoke_previous_tokens: bool = Field(
+        default=False,
+        description="a new access token (issued or refreshed) ends the client's earlier ones at once",
+    )
+
     _list_fields = field_validator(
         "latency", "rate_limit", "random_429", "errors", "drop", "slow", "commit_then_fail", mode="before"
     )(_as_list)

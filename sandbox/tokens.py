@@ -37,9 +37,15 @@ class TokenStore:
         self._access: dict[str, _Grant] = {}
         self._refresh: dict[str, _Grant] = {}
 
-    def issue(self, client_id: str) -> dict[str, Any]:
-        """Issue a fresh access and refresh token pair; return the documented response fields."""
+    def issue(self, client_id: str, *, revoke_previous: bool = False) -> dict[str, Any]:
+        """Issue a fresh access and refresh token pair; return the documented response fields.
+
+        ``revoke_previous`` (a fault): the client's earlier access tokens stop working, as gateways that keep one
+        live access token per client do."""
         now = self.clock()
+        if revoke_previous:
+            for old in [t for t, g in self._access.items() if g.client_id == client_id]:
+                del self._access[old]
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         self._access[access] = _Grant(client_id, now, now + self.ttl_seconds)
         refresh_expires = now + max(REFRESH_TTL_SECONDS, self.ttl_seconds)
@@ -52,12 +58,12 @@ class TokenStore:
             "current_time": fin_instant(now),
         }
 
-    def refresh(self, refresh_token: str) -> dict[str, Any] | None:
+    def refresh(self, refresh_token: str, *, revoke_previous: bool = False) -> dict[str, Any] | None:
         """Trade a refresh token for a new pair, or None when it is unknown, used or expired."""
         grant = self._refresh.pop(refresh_token, None)
         if grant is None or self.clock() >= grant.expires:
             return None
-        return self.issue(grant.client_id)
+        return self.issue(grant.client_id, revoke_previous=revoke_previous)
 
     def valid(self, access_token: str, expiry_override_seconds: float | None = None) -> bool:
         """Whether the access token is live; the override (a fault) kills it early, ttl notwithstanding."""

@@ -84,7 +84,6 @@ def corpus_api_url(fin_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
                tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
     import flows.attach_flow as attach_flow
-    import flows.shard_services as shard_services
     from connectors.objects import ObjectStore
     from connectors.s3 import Location, S3Store, make_s3_client
     from tests.e2e.helpers import load_world, sandbox_record
@@ -103,11 +102,13 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
     load_world(fin_sandbox.url, w)
 
     clients: list[Any] = []
+    from flows import shard_services  # the run's client is built there (shard_services.run_mode)
+
     real_fin_client = shard_services.fin_client
 
     @contextlib.asynccontextmanager
-    async def spying_fin_client(settings: Any, **kw: Any) -> AsyncIterator[Any]:
-        async with real_fin_client(settings, **kw) as fin:
+    async def spying_fin_client(settings: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async with real_fin_client(settings, **kwargs) as fin:
             clients.append(fin)
             yield fin
 

@@ -1,0 +1,113 @@
+"""Breaker s18: token upkeep under load (connectors/fin.py), through whole runs against the sandbox."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from flows.demo import CLIENT_ID, CLIENT_SECRET
+from tests.e2e.helpers import DemoScenario, read_report
+from tests.e2e.test_attach_flow import EXPECTED_REJECTS
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+
+def _valid(report: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in report if r["s3_uri"].rsplit("/", 1)[-1] not in EXPECTED_REJECTS]
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("token_faults", [
+    {"errors": {"share": 0.4, "endpoints": ["token"]}},
+    {"rate_limit": {"rps": 2, "burst": 1, "retry_after": False, "endpoints": ["token"]}},
+    {"random_429": {"share": 0.5, "endpoints": ["token"]}},
+], ids=["token-5xx", "token-429-no-retry-after", "token-random-429"])
+def test_short_lived_tokens_with_a_flaky_token_endpoint_every_valid_row_attached_once(
+    demo_scenario: Callable[..., DemoScenario], token_faults: dict[str, Any],
+) -> None:
+    """Tokens end after 0.3 s (their ttl says a day) while the token endpoint fails or throttles; uploads are
+    slowed so requests queue for tokens. Every valid row must end attached, nothing twice, and the run ends."""
+    faults = {"seed": 3, "token_expiry_seconds": 0.3,
+              "latency": {"distribution": "uniform", "ms": 50, "max_ms": 250, "endpoints": ["upload", "attach"]},
+              **token_faults}
+    scenario = demo_scenario(customers=8, faults=faults)
+
+    summary = scenario.run()
+
+    report = read_report(summary)
+    valid = _valid(report)
+    assert {r["status"] for r in valid} == {"attached"}, Counter((r["status"], r["reason_code"], r["message"])
+                                                               for r in valid if r["status"] != "attached")
+    record = scenario.record()
+    assert record["duplicates"] == {"uploads": 0, "attachments": 0}
+
+
+def _revoke_when_attached(sandbox: Any, stop: threading.Event) -> None:
+    """Once the first attach landed, revoke the client: its secret rotated, every access and refresh token
+    forgotten (as when Fin's admins revoke a leaked client)."""
+    app = sandbox.app
+    while not stop.is_set():
+        if app.record.attachments:
+            app.secrets[CLIENT_ID] = "rotated-secret"
+            app.tokens._access.clear()
+            app.tokens._refresh.clear()
+            return
+        time.sleep(0.005)
+
+
+def test_credentials_revoked_mid_run_rows_not_sent_end_failed_and_a_rerun_sends_them(
+    demo_scenario: Callable[..., DemoScenario], fin_sandbox: Any,
+) -> None:
+    """The client is revoked while a run works. Found: the token renewal raises SetupError ('cannot start')
+    mid-run; attach_once does not catch it, so documents marked in_flight in the ledger stay in_flight and the
+    rows end `unknown`/`outcome_unknown` (Outcomes.fail_from's fallback) although nothing of them was sent.
+    A re-run with the secret restored then reports them `unknown` again instead of attaching them.
+    Expected: such rows end `failed` (nothing was applied) and a re-run attaches them. Fixed: a refusal of the
+    credentials after the first token is a TerminalError (failed, api_error), SetupError only before the run."""
+    faults = {"latency": {"distribution": "fixed", "ms": 150, "endpoints": ["attach"]}}
+    scenario = demo_scenario(customers=6, faults=faults, KYC_ATTACH_MAX_CONCURRENT_CUSTOMERS="2")
+    stop = threading.Event()
+    watcher = threading.Thread(target=_revoke_when_attached, args=(fin_sandbox, stop), daemon=True)
+    watcher.start()
+    try:
+        summary = scenario.run()
+    finally:
+        stop.set()
+        watcher.join()
+    report = _valid(read_report(summary))
+    statuses = Counter((r["status"], r["reason_code"]) for r in report)
+    assert statuses[("attached", None)] > 0 and statuses[("failed", "api_error")] > 0, statuses
+    assert not [r for r in report if r["status"] == "unknown"], statuses
+
+    fin_sandbox.app.secrets[CLIENT_ID] = CLIENT_SECRET  # restored
+    again = _valid(read_report(scenario.run()))
+    assert {r["status"] for r in again} <= {"attached", "skipped"}, Counter((r["status"], r["reason_code"])
+                                                                          for r in again)
+
+
+@pytest.mark.timeout(240)
+def test_an_api_that_ends_the_previous_token_on_renewal_does_not_spiral(
+    demo_scenario: Callable[..., DemoScenario],
+) -> None:
+    """Tokens live 1 s, and a new token ends the client's earlier ones (sandbox fault revoke_previous_tokens, as
+    gateways keeping one live token per client do). A renewal then refuses requests still carrying the old token,
+    and each such 401 teaches the client a shorter token life (0.8 x that token's age, though it was only
+    replaced): the worry was a spiral of ever faster renewals. Held: the token is taken just before the send, so
+    few requests meet a replaced token (1-3 401s a run); everything attached, a handful of token requests."""
+    faults = {"token_expiry_seconds": 1.0, "revoke_previous_tokens": True,
+              "latency": {"distribution": "uniform", "ms": 100, "max_ms": 400, "endpoints": ["upload", "attach"]}}
+    scenario = demo_scenario(customers=60, faults=faults, KYC_ATTACH_RATE_LIMIT_RPS="200")
+
+    summary = scenario.run()
+
+    valid = _valid(read_report(summary))
+    assert {r["status"] for r in valid} == {"attached"}, Counter((r["status"], r["reason_code"])
+                                                               for r in valid if r["status"] != "attached")
+    assert scenario.record()["duplicates"] == {"uploads": 0, "attachments": 0}
+    seconds = max(summary["seconds"], 1.0)
+    assert summary["api"]["requests"].get("token", 0) <= 2 * seconds + 5, (summary["api"]["requests"], seconds)
