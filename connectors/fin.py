@@ -220,12 +220,21 @@ class FinClient:
         return self._parse_token(resp)
 
     def _parse_token(self, resp: httpx.Response) -> _Token:
-        payload = resp.json()
-        data = payload.get("data", payload)
-        life = token_lifetime(payload).total_seconds()
+        """The token of a 200 answer; ``TerminalError`` when it holds none (a maintenance page, a changed API):
+        raised before the request it was for is sent, so that request's rows fail and a later run sends them."""
+        try:
+            payload = resp.json()
+            data = payload.get("data", payload)
+            life = token_lifetime(payload).total_seconds()
+            access, refresh = data["access_token"], data.get("refresh_token")
+            if not isinstance(access, str) or not access or not (refresh is None or isinstance(refresh, str)):
+                raise ValueError("access_token")
+        except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
+            raise TerminalError("token: the API's answer held no usable token", status_code=resp.status_code,
+                                reason_code=Reason.api_error) from None
         # Renew with a margin so an in-flight request never carries a token that dies on the way.
         margin = min(60.0, life * 0.2)
-        return _Token(data["access_token"], data.get("refresh_token"), time.monotonic() + life - margin)
+        return _Token(access, refresh, time.monotonic() + life - margin)
 
     # -- the endpoints ----------------------------------------------------------------------------
     async def get_customer(self, customer_id: str) -> dict[str, Any]:
