@@ -240,7 +240,9 @@ class FinClient:
     async def get_customer(self, customer_id: str) -> dict[str, Any]:
         """The customer's ``data`` object (with ``associated_parties``)."""
         resp, _ = await self._request("customer", "GET", f"/v2/customers/{customer_id}")
-        data: dict[str, Any] = resp.json().get("data", {})
+        data = _json_object("customer", resp).get("data", {})
+        if not isinstance(data, dict):
+            raise TerminalError("customer: the answer's data is not an object", status_code=resp.status_code)
         return data
 
     async def upload(
@@ -272,8 +274,11 @@ class FinClient:
         }
         resp, attempts = await self._request("upload", "POST", "/v1/customers/upload", body=body, headers=headers)
         merged: dict[str, str] = {}
-        for item in resp.json().get("data", {}).get("files", []):
-            merged.update(item)
+        data = _json_object("upload", resp).get("data")
+        files = data.get("files") if isinstance(data, dict) else None
+        for item in files if isinstance(files, list) else []:
+            if isinstance(item, dict):
+                merged.update(item)
         if "file" not in merged:
             raise TerminalError("upload: the response named no uri for the file", status_code=resp.status_code)
         return merged["file"], attempts
@@ -434,6 +439,18 @@ class FinClient:
         if resp is not None:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         await self._sleep(next_delay(attempt, retry_after, rng=self._rng))
+
+
+def _json_object(endpoint: str, resp: httpx.Response) -> dict[str, Any]:
+    """A 2xx answer's JSON object; ``TerminalError`` for anything else (a gateway's HTML page answered 200)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise TerminalError(f"{endpoint}: the API answered HTTP {resp.status_code} without a JSON object",
+                            status_code=resp.status_code)
+    return body
 
 
 @dataclass

@@ -153,3 +153,35 @@ def test_a_token_answer_without_a_token_mid_run_fails_rows_not_the_run(
     again = _valid(read_report(scenario.run()))
     assert {r["status"] for r in again} <= {"attached", "skipped"}, Counter((r["status"], r["reason_code"])
                                                                           for r in again)
+
+
+def test_a_customer_answer_that_is_not_json_fails_that_customer_not_the_run(
+    demo_scenario: Callable[..., DemoScenario], fin_sandbox: Any,
+) -> None:
+    """One customer's GET is answered 200 with an HTML page (a gateway's maintenance page). Found: the
+    JSONDecodeError of `resp.json()` in `get_customer` is no KycAttachError: `_work_customer` (whose docstring
+    says an unexpected error fails its rows, never the shard) let it through and the whole run crashed, no
+    report. Expected: that customer's rows `failed`, the others attached. Fixed: a 2xx answer whose body is not
+    the JSON object expected is a TerminalError (api_error) in connectors/fin.py."""
+    scenario = demo_scenario(customers=3)
+    app = fin_sandbox.app
+    broken = scenario.world["customers"][1]["customer_id"]
+    real = app._customer
+
+    async def customer(scope: Any, receive: Any, send: Any, fate: Any) -> None:
+        if scope["path"].split("/")[3] != broken:
+            return await real(scope, receive, send, fate)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": b"<html>down for maintenance</html>"})
+        return None
+
+    app._customer = customer
+    try:
+        summary = scenario.run()
+    finally:
+        app._customer = real
+    report = _valid(read_report(summary))
+    of_broken = Counter((r["status"], r["reason_code"]) for r in report if r["customer_id"] == broken)
+    others = Counter((r["status"], r["reason_code"]) for r in report if r["customer_id"] != broken)
+    assert set(of_broken) == {("failed", "api_error")}, of_broken
+    assert set(others) == {("attached", None)}, others
