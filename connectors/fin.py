@@ -220,18 +220,29 @@ class FinClient:
         return self._parse_token(resp)
 
     def _parse_token(self, resp: httpx.Response) -> _Token:
-        payload = resp.json()
-        data = payload.get("data", payload)
-        life = token_lifetime(payload).total_seconds()
+        """The token of a 200 answer; ``TerminalError`` when it holds none (a maintenance page, a changed API):
+        raised before the request it was for is sent, so that request's rows fail and a later run sends them."""
+        try:
+            payload = resp.json()
+            data = payload.get("data", payload)
+            life = token_lifetime(payload).total_seconds()
+            access, refresh = data["access_token"], data.get("refresh_token")
+            if not isinstance(access, str) or not access or not (refresh is None or isinstance(refresh, str)):
+                raise ValueError("access_token")
+        except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
+            raise TerminalError("token: the API's answer held no usable token", status_code=resp.status_code,
+                                reason_code=Reason.api_error) from None
         # Renew with a margin so an in-flight request never carries a token that dies on the way.
         margin = min(60.0, life * 0.2)
-        return _Token(data["access_token"], data.get("refresh_token"), time.monotonic() + life - margin)
+        return _Token(access, refresh, time.monotonic() + life - margin)
 
     # -- the endpoints ----------------------------------------------------------------------------
     async def get_customer(self, customer_id: str) -> dict[str, Any]:
         """The customer's ``data`` object (with ``associated_parties``)."""
         resp, _ = await self._request("customer", "GET", f"/v2/customers/{customer_id}")
-        data: dict[str, Any] = resp.json().get("data", {})
+        data = _json_object("customer", resp).get("data", {})
+        if not isinstance(data, dict):
+            raise TerminalError("customer: the answer's data is not an object", status_code=resp.status_code)
         return data
 
     async def upload(
@@ -263,8 +274,11 @@ class FinClient:
         }
         resp, attempts = await self._request("upload", "POST", "/v1/customers/upload", body=body, headers=headers)
         merged: dict[str, str] = {}
-        for item in resp.json().get("data", {}).get("files", []):
-            merged.update(item)
+        data = _json_object("upload", resp).get("data")
+        files = data.get("files") if isinstance(data, dict) else None
+        for item in files if isinstance(files, list) else []:
+            if isinstance(item, dict):
+                merged.update(item)
         if "file" not in merged:
             raise TerminalError("upload: the response named no uri for the file", status_code=resp.status_code)
         return merged["file"], attempts
@@ -425,6 +439,18 @@ class FinClient:
         if resp is not None:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         await self._sleep(next_delay(attempt, retry_after, rng=self._rng))
+
+
+def _json_object(endpoint: str, resp: httpx.Response) -> dict[str, Any]:
+    """A 2xx answer's JSON object; ``TerminalError`` for anything else (a gateway's HTML page answered 200)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise TerminalError(f"{endpoint}: the API answered HTTP {resp.status_code} without a JSON object",
+                            status_code=resp.status_code)
+    return body
 
 
 @dataclass

@@ -111,3 +111,77 @@ def test_an_api_that_ends_the_previous_token_on_renewal_does_not_spiral(
     assert scenario.record()["duplicates"] == {"uploads": 0, "attachments": 0}
     seconds = max(summary["seconds"], 1.0)
     assert summary["api"]["requests"].get("token", 0) <= 2 * seconds + 5, (summary["api"]["requests"], seconds)
+
+
+def _garble_tokens_when_attached(sandbox: Any, stop: threading.Event) -> None:
+    """Once the first attach landed, every live token ends and the token endpoints answer 200 with a body that
+    holds no token (a gateway's maintenance page passed through as JSON)."""
+    app = sandbox.app
+    while not stop.is_set():
+        if app.record.attachments:
+            app._token_body = lambda issued: {"message": "maintenance"}
+            app.tokens._access.clear()
+            return
+        time.sleep(0.005)
+
+
+def test_a_token_answer_without_a_token_mid_run_fails_rows_not_the_run(
+    demo_scenario: Callable[..., DemoScenario], fin_sandbox: Any,
+) -> None:
+    """Found: `_parse_token` let the KeyError of a 200 answer holding no `access_token` escape; it is no
+    KycAttachError, so the customer's worker did not catch it and the whole run crashed (no report), leaving the
+    documents it had marked in_flight for a later run to report `unknown`. Expected: the rows fail (nothing was
+    sent) and the run writes its report; a re-run attaches them. Fixed: a token answer without a usable token is
+    a TerminalError (api_error)."""
+    faults = {"latency": {"distribution": "fixed", "ms": 150, "endpoints": ["attach"]}}
+    scenario = demo_scenario(customers=6, faults=faults, KYC_ATTACH_MAX_CONCURRENT_CUSTOMERS="2")
+    real_body = fin_sandbox.app._token_body
+    stop = threading.Event()
+    watcher = threading.Thread(target=_garble_tokens_when_attached, args=(fin_sandbox, stop), daemon=True)
+    watcher.start()
+    try:
+        summary = scenario.run()
+    finally:
+        stop.set()
+        watcher.join()
+        fin_sandbox.app._token_body = real_body
+    report = _valid(read_report(summary))
+    statuses = Counter((r["status"], r["reason_code"]) for r in report)
+    assert statuses[("attached", None)] > 0 and statuses[("failed", "api_error")] > 0, statuses
+    assert not [r for r in report if r["status"] == "unknown"], statuses
+
+    again = _valid(read_report(scenario.run()))
+    assert {r["status"] for r in again} <= {"attached", "skipped"}, Counter((r["status"], r["reason_code"])
+                                                                          for r in again)
+
+
+def test_a_customer_answer_that_is_not_json_fails_that_customer_not_the_run(
+    demo_scenario: Callable[..., DemoScenario], fin_sandbox: Any,
+) -> None:
+    """One customer's GET is answered 200 with an HTML page (a gateway's maintenance page). Found: the
+    JSONDecodeError of `resp.json()` in `get_customer` is no KycAttachError: `_work_customer` (whose docstring
+    says an unexpected error fails its rows, never the shard) let it through and the whole run crashed, no
+    report. Expected: that customer's rows `failed`, the others attached. Fixed: a 2xx answer whose body is not
+    the JSON object expected is a TerminalError (api_error) in connectors/fin.py."""
+    scenario = demo_scenario(customers=3)
+    app = fin_sandbox.app
+    broken = scenario.world["customers"][1]["customer_id"]
+    real = app._customer
+
+    async def customer(scope: Any, receive: Any, send: Any, fate: Any) -> None:
+        if scope["path"].split("/")[3] != broken:
+            return await real(scope, receive, send, fate)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": b"<html>down for maintenance</html>"})
+        return None
+
+    app._customer = customer
+    try:
+        summary = scenario.run()
+    finally:
+        app._customer = real
+    report = _valid(read_report(summary))
+    of_broken = Counter((r["status"], r["reason_code"]) for r in report if r["customer_id"] == broken)
+    others = Counter((r["status"], r["reason_code"]) for r in report if r["customer_id"] != broken)
+    assert set(of_broken) == {("failed", "api_error")}, of_broken
+    assert set(others) == {("attached", None)}, others
