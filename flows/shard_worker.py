@@ -116,6 +116,24 @@ async def _work_customer(work: _CustomerWork, budget: FailureBudget, out: Outcom
         if not isinstance(exc, RowRejected):
             budget.note(ok=False)
         out.fail_from(out.pending(docs), exc)
+    except Exception as exc:  # a bug must cost one customer, not a run of a million rows
+        budget.note(ok=False)
+        where = _where(exc)
+        # The type and the place only: an unexpected error's text may quote a value of the row.
+        log.error("unexpected %s at %s: this customer's rows without an outcome are reported unknown",
+                  type(exc).__name__, where)
+        # unknown, not failed: the error may have come after a request was sent (its documents are in flight in
+        # the ledger, and the next run reconciles them like any other unknown).
+        out.set(out.pending(docs), Status.unknown, Reason.outcome_unknown,
+                f"unexpected {type(exc).__name__} at {where}; its requests' outcome is not known")
+
+
+def _where(exc: BaseException) -> str:
+    """``module.py:line`` of the frame that raised ``exc`` (no values)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb is not None else "?"
 
 
 class _RealRun:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -123,3 +124,33 @@ def test_under_faults_every_valid_row_attached_and_nothing_twice(
     assert record["duplicates"]["attachments"] == 0
     assert len(record["attachments"]) == 3 * len(scenario.world["customers"])
     assert sum(summary["by_status"].values()) == len(scenario.rows)
+
+
+def test_an_unexpected_error_for_one_customer_costs_that_customer_only(
+    demo_scenario: Callable[..., DemoScenario], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug met while working one customer reports that customer's rows ``unknown`` (one status each, the
+    error's type and place, no value) and the run goes on with the others."""
+    import flows.shard_worker as shard_worker
+
+    scenario = demo_scenario(customers=3)
+    broken = scenario.world["customers"][1]["customer_id"]
+    real = shard_worker._resolve_parties
+
+    def resolve(customer: dict[str, Any], docs: Any, out: Any) -> Any:
+        if customer["customer_id"] == broken:
+            raise KeyError("SECRET-VALUE-42")
+        return real(customer, docs, out)
+
+    monkeypatch.setattr(shard_worker, "_resolve_parties", resolve)
+    summary = scenario.run()
+
+    report = read_report(summary)
+    assert sum(summary["by_status"].values()) == len(scenario.rows)
+    mine = [r for r in report if r["customer_id"] == broken and r["status"] != "rejected"]
+    others = [r for r in report if r["customer_id"] != broken and r["s3_uri"].rsplit("/", 1)[-1]
+              not in EXPECTED_REJECTS]
+    assert mine and {(r["status"], r["reason_code"]) for r in mine} == {("unknown", "outcome_unknown")}
+    assert all("KeyError at test_attach_flow.py:" in r["message"] for r in mine), mine[0]["message"]
+    assert not any("SECRET-VALUE-42" in str(r) for r in report)
+    assert others and {r["status"] for r in others} == {"attached"}
