@@ -88,6 +88,7 @@ class Completion:
     run_id: str | None
     reworkable_rejected: int
     reworks: int
+    mapping_digest: str | None = None  # the mapping the job's rows were read through (None: no mapping, or old)
 
     def wants_rework(self, max_reworks: int) -> bool:
         """Whether the nightly deployment should work its re-workable rejected rows again."""
@@ -100,7 +101,8 @@ def completion_of(store: ObjectStore, report_uri: str, job_id: str) -> Completio
     if not store.exists(marker):
         return None
     body = json.loads(store.read(marker))
-    return Completion(body.get("run_id"), int(body.get("reworkable_rejected", 0)), int(body.get("reworks", 0)))
+    return Completion(body.get("run_id"), int(body.get("reworkable_rejected", 0)), int(body.get("reworks", 0)),
+                      body.get("mapping_digest"))
 
 
 def mark_completed(store: ObjectStore, report_uri: str, job_id: str, summary: dict[str, Any]) -> bool:
@@ -117,6 +119,7 @@ def mark_completed(store: ObjectStore, report_uri: str, job_id: str, summary: di
     reworks = (earlier.reworks + 1 if earlier else 1) if summary.get("include_rejected") else 0
     body = {"run_id": summary.get("run_id"), "rows_in": summary.get("rows_in"), "by_status": by_status,
             "reworkable_rejected": sum(by_reason.get(r, 0) for r in REWORKABLE_REJECTS), "reworks": reworks,
+            "mapping_digest": summary.get("mapping_digest"),
             "completed_at": datetime.now(UTC).isoformat(timespec="seconds")}
     store.write(completed_marker(report_uri, job_id), json.dumps(body, sort_keys=True).encode(),
                 content_type="application/json", overwrite=True)

@@ -58,11 +58,13 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
     found = open_manifest(manifest, s3=store, cache_dir=settings.work_dir)
     try:
         layouts = load_mapping(mapping, ObjectStore(store)) if mapping else None
-        return await asyncio.to_thread(
+        plan = await asyncio.to_thread(
             plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
             batch_rows=settings.batch_rows, buckets=settings.max_shards, shard_rows=settings.shard_rows,
             mapping=layouts, compression=settings.work_compression,
         )
+        plan.mapping_digest = layouts.digest() if layouts else None
+        return plan
     finally:
         # The rows file holds what the shards need; a copy of an S3 manifest is personal data left lying around.
         discard_local_copy(found, settings.work_dir)
@@ -185,6 +187,7 @@ async def attach_manifest(
             "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
             "api": api_stats, "settings": settings.public_dict(),
             "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest, "mapping": mapping,
+            "mapping_digest": plan.mapping_digest,
             "shard_seconds": shard_seconds,
             "stopped_early": stopped_early,
         })

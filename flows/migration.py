@@ -14,8 +14,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from connectors.errors import KycAttachError
-from connectors.jobs import MANIFEST_SUFFIXES, Completion, completion_of, is_completed, list_manifests
+from connectors.jobs import MANIFEST_SUFFIXES, Completion, completion_of, list_manifests
 from connectors.manifest import job_id_of, sha256_of_file
+from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.nightly import run_manifests
@@ -23,9 +24,10 @@ from flows.runtime import make_s3_store
 from flows.settings import load_settings
 
 
-def completed_before(store: ObjectStore, source: str, report_uri: str) -> Completion | None:
+def completed_before(store: ObjectStore, source: str, report_uri: str, mapping_digest: str | None
+                     ) -> Completion | None:
     """The marker of a run that completed this manifest file as it is now (its location and content: its job
-    id); None when none did."""
+    id) through the same mapping; None when none did."""
     loc = Location.parse(source)
     try:
         if loc.is_s3:
@@ -35,7 +37,13 @@ def completed_before(store: ObjectStore, source: str, report_uri: str) -> Comple
             content_id = sha256_of_file(Path(loc.key))
     except (KycAttachError, OSError):
         return None  # unreadable: the run says why (SetupError), not this check
-    return completion_of(store, report_uri, job_id_of(source, content_id))
+    return _through(completion_of(store, report_uri, job_id_of(source, content_id)), mapping_digest)
+
+
+def _through(done: Completion | None, mapping_digest: str | None) -> Completion | None:
+    """``done`` if its run read the rows through the mapping given now: a corrected mapping is work to do again
+    (what the first mapping attached is skipped as attached; what it rejected goes now)."""
+    return done if done is not None and done.mapping_digest == mapping_digest else None
 
 
 @flow(name="kyc-attach-migration")
@@ -47,12 +55,14 @@ async def migration(source: str, report_uri: str, mapping: str | None = None, dr
     store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
     loc = Location.parse(source)
     rework: dict[str, str] = {}
+    digest = load_mapping(mapping, store).digest() if mapping else None
     is_prefix = source.endswith("/") or (Path(loc.key).is_dir() if not loc.is_s3 else not store.exists(loc))
     if is_prefix:
         parts = sorted(list_manifests(store, source, MANIFEST_SUFFIXES), key=lambda m: m.uri)
-        todo = [m.uri for m in parts if dry_run or not is_completed(store, report_uri, m.job_id)]
+        todo = [m.uri for m in parts
+                if dry_run or _through(completion_of(store, report_uri, m.job_id), digest) is None]
         get_run_logger().info("migration: %d parts, %d to run", len(parts), len(todo))
-    elif not dry_run and (done := completed_before(store, source, report_uri)) is not None:
+    elif not dry_run and (done := completed_before(store, source, report_uri, digest)) is not None:
         # the same file (location and content) completed before: as a part would be, skipped; but rows it rejected
         # for something outside the file (an object restored since) are worked again, as the nightly run does
         if done.wants_rework(settings.rework_rejected_nights) and done.run_id is not None:

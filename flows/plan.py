@@ -60,6 +60,8 @@ class PlanResult:
     shards: list[ShardSpec] = field(default_factory=list)
     # With a mapping: the source values it could not convert (codes and date patterns only), for `validate`.
     mapping_report: MappingReport | None = None
+    # The fingerprint of the mapping the rows were read through (`Mapping.digest`), kept in the job's marker.
+    mapping_digest: str | None = None
 
 
 def readable(manifest: Manifest, mapping: Mapping | None) -> Manifest:

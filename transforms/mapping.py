@@ -19,6 +19,8 @@ a generated ``document_id`` unless the layout maps one). ``carry_columns`` ride 
 from __future__ import annotations
 
 import gettext
+import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -166,6 +168,12 @@ class Mapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str = Field("", description="What archive this maps, for people.")
+
+    def digest(self) -> str:
+        """A fingerprint of what the mapping says, not of how its file is written (comments, order of keys):
+        the same archive run with a corrected mapping is new work for the migration."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
     encoding: str | None = Field(
         None,
         description="Text encoding of the CSV files (e.g. cp1252); detected (charset-normalizer) when absent "

@@ -10,7 +10,7 @@ import pytest
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from tests.e2e.helpers import api_env, load_world, read_report
+from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
 from tests.ops.test_legacy_e2e import sample_for, stage_archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -55,8 +55,6 @@ def test_migration_of_a_completed_file_with_a_missing_object_restored_attaches_i
         report[PASSPORT], report[BILL])
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: a job is the manifest's location and content only; the mapping "
-                   "is not part of it, so a completed file is skipped whatever mapping the migration is given now")
 def test_migration_of_a_completed_file_with_a_corrected_mapping_runs_it_again(
     fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
@@ -81,3 +79,8 @@ def test_migration_of_a_completed_file_with_a_corrected_mapping_runs_it_again(
     store.write(loc, good, overwrite=True)
     again = asyncio.run(migration(archive, reports, mapping=mapping))
     assert list(again["runs"]) == [archive], again
+    by_status = again["runs"][archive]["by_status"]
+    assert by_status.get("attached", 0) > 0 and by_status.get("skipped", 0) > 0, by_status  # the licences now
+    assert sandbox_record(fin_sandbox.url)["duplicates"]["attachments"] == 0
+    # the same file through the same (corrected) mapping again: completed, nothing to do
+    assert list(asyncio.run(migration(archive, reports, mapping=mapping))["runs"]) == []

@@ -154,3 +154,14 @@ def test_without_carry_columns_nothing_is_set_aside() -> None:
     mapping = Mapping(layouts=[LAYOUT])
     out = apply_mapping(source([{"Art": "Pass", "Vorne": "p.pdf"}]), mapping)
     assert split_carried(out, mapping.layouts[0]) == (out, None)
+
+
+def test_a_mapping_s_digest_follows_what_it_says_not_how_its_file_is_written() -> None:
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "mappings" / "carrier_c.yaml").read_text()
+    data = yaml.safe_load(text)
+    same = Mapping.model_validate(yaml.safe_load("# a comment\n" + yaml.safe_dump(data, sort_keys=True)))
+    assert Mapping.model_validate(data).digest() == same.digest()
+    changed = dict(data, delimiter="," if data.get("delimiter") != "," else ";")
+    assert Mapping.model_validate(changed).digest() != same.digest()
