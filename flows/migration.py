@@ -30,11 +30,7 @@ def completed_before(store: ObjectStore, source: str, report_uri: str, mapping_d
     id) through the same mapping; None when none did."""
     loc = Location.parse(source)
     try:
-        if loc.is_s3:
-            assert loc.bucket is not None and store.s3 is not None
-            content_id = store.s3.head(loc.bucket, loc.key).etag or ""
-        else:
-            content_id = sha256_of_file(Path(loc.key))
+        content_id = store.head(loc).etag if loc.is_s3 else sha256_of_file(Path(loc.key))
     except (KycAttachError, OSError):
         return None  # unreadable: the run says why (SetupError), not this check
     return _through(completion_of(store, report_uri, job_id_of(source, content_id)), mapping_digest)

@@ -47,17 +47,23 @@ def test_short_lived_tokens_with_a_flaky_token_endpoint_every_valid_row_attached
     assert record["duplicates"] == {"uploads": 0, "attachments": 0}
 
 
+def _once_attached(sandbox: Any, stop: threading.Event, act: Callable[[Any], None]) -> None:
+    """Wait until the first attach landed, then do ``act`` to the sandbox's app (unless the run ended first)."""
+    while not stop.is_set():
+        if sandbox.app.record.attachments:
+            act(sandbox.app)
+            return
+        time.sleep(0.005)
+
+
 def _revoke_when_attached(sandbox: Any, stop: threading.Event) -> None:
     """Once the first attach landed, revoke the client: its secret rotated, every access and refresh token
     forgotten (as when Fin's admins revoke a leaked client)."""
-    app = sandbox.app
-    while not stop.is_set():
-        if app.record.attachments:
-            app.secrets[CLIENT_ID] = "rotated-secret"
-            app.tokens._access.clear()
-            app.tokens._refresh.clear()
-            return
-        time.sleep(0.005)
+    def revoke(app: Any) -> None:
+        app.secrets[CLIENT_ID] = "rotated-secret"
+        app.tokens._access.clear()
+        app.tokens._refresh.clear()
+    _once_attached(sandbox, stop, revoke)
 
 
 def test_credentials_revoked_mid_run_rows_not_sent_end_failed_and_a_rerun_sends_them(
@@ -116,13 +122,10 @@ def test_an_api_that_ends_the_previous_token_on_renewal_does_not_spiral(
 def _garble_tokens_when_attached(sandbox: Any, stop: threading.Event) -> None:
     """Once the first attach landed, every live token ends and the token endpoints answer 200 with a body that
     holds no token (a gateway's maintenance page passed through as JSON)."""
-    app = sandbox.app
-    while not stop.is_set():
-        if app.record.attachments:
-            app._token_body = lambda issued: {"message": "maintenance"}
-            app.tokens._access.clear()
-            return
-        time.sleep(0.005)
+    def garble(app: Any) -> None:
+        app._token_body = lambda issued: {"message": "maintenance"}
+        app.tokens._access.clear()
+    _once_attached(sandbox, stop, garble)
 
 
 def test_a_token_answer_without_a_token_mid_run_fails_rows_not_the_run(
