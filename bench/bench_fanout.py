@@ -37,6 +37,9 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=400.0)
     p.add_argument("--workers", type=int, nargs="+", default=[2, 4])
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--waves", type=int, default=1,
+                   help="shards per worker slot: waves after the first wait for a worker to start their process")
+    p.add_argument("--timeline", action="store_true", help="also print the sandbox's count of every second")
     args = p.parse_args()
 
     from flows.demo import manifest_csv
@@ -79,7 +82,8 @@ def main() -> None:
                 os.environ.update({"KYC_ATTACH_SHARD_DEPLOYMENT": SHARD_DEPLOYMENT,
                                    "KYC_ATTACH_WORK_URI": f"s3://{BUCKET}/work-{n}",
                                    "KYC_ATTACH_WORK_DIR": str(home / "parent"),
-                                   "KYC_ATTACH_SHARD_ROWS": str(max(1, len(rows) // (4 * n))),
+                                   # one shard per worker slot and wave (each worker runs 2 at once)
+                                   "KYC_ATTACH_SHARD_ROWS": str(max(1, -(-len(rows) // (2 * n * args.waves)))),
                                    "KYC_ATTACH_RATE_LIMIT_NAME": f"bench-{n}"})
                 started = time.perf_counter()
                 summary = FanOutWorld(server, [w.pid for w in procs], dirs).run(
@@ -92,6 +96,8 @@ def main() -> None:
                       f"{record['responses'].get('429', 0) / max(total, 1):6.1%} "
                       f"{summary['by_status'].get('failed', 0):6d} {record['duplicates']['attachments']:5d} "
                       f"{wall:7.1f} {summary['shards']:6d}", flush=True)
+                if args.timeline:
+                    print("        requests let through, second by second:", *record["rate"]["per_second"], flush=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from transforms.rate_control import RateControl, RateController
 
@@ -69,13 +69,6 @@ class SmoothLimiter:
                 await self._sleep(wait)
 
 
-class SlotSource(Protocol):
-    """Where a process gets its share of a rate shared with other processes (see ``connectors.prefect_limiter``)."""
-
-    async def take(self, rate: float) -> None:
-        """Wait for one slot; ``rate`` is this process's current send rate (it sizes the batch leased)."""
-
-
 class EndpointLimiters:
     """One smooth limiter and one controller per endpoint, under one more for all endpoints together.
 
@@ -86,11 +79,10 @@ class EndpointLimiters:
     several TCP flows through one bottleneck do). ``ceiling`` (the configured limit) caps every rate.
     """
 
-    def __init__(self, ceiling: float, *, burst_s: float = 0.05, shared: SlotSource | None = None,
+    def __init__(self, ceiling: float, *, burst_s: float = 0.05,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._clock = clock
-        self._shared = shared
         self.overall = SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep)
         now = clock()
         # a configured limit below the controller's floor (0.5/s) is the floor: the run goes at it, never faster
@@ -108,10 +100,6 @@ class EndpointLimiters:
         """Wait until a request to ``endpoint`` may go; returns the seconds waited."""
         waited = await self.limiters[endpoint].acquire()
         waited += await self.overall.acquire()
-        if self._shared is not None:
-            started = self._clock()
-            await self._shared.take(self.limiters[endpoint].rate)
-            waited += self._clock() - started
         task = _current_task()
         if task is not None:
             self._let_go[task] = self._clock()
@@ -143,6 +131,18 @@ class EndpointLimiters:
         limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.recent_share(),
                                                 sent_at=sent_at))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
+
+    def set_ceiling(self, ceiling: float) -> None:
+        """A new configured limit for every endpoint and the whole client (a fanned-out shard run's share)."""
+        floor = min(RateControl.floor, ceiling)
+        self.overall.set_rate(self.overall_control.set_ceiling(ceiling, floor))
+        for endpoint, controller in self.controllers.items():
+            self.limiters[endpoint].set_rate(controller.set_ceiling(ceiling, floor))
+
+    @property
+    def ceiling(self) -> float:
+        """The configured limit now (requests/s)."""
+        return self.overall_control.config.ceiling
 
     def rates(self) -> dict[str, float]:
         """The current rates (requests/s): ``all`` together, then each endpoint's."""

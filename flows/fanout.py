@@ -5,8 +5,8 @@ starts one run of ``KYC_ATTACH_SHARD_DEPLOYMENT`` per shard (``run_deployment``,
 show under the parent). A shard run (``flows.shard_flow``), on any worker of the pool, works its rows with its
 own Fin client and writes its report part and counts back to the work area. The parent removes the shards'
 rows, downloads the parts and assembles the report exactly as a single-process run does. The API rate limit is
-one Prefect global concurrency limit shared by every shard run (``connectors.prefect_limiter``), created by the
-parent if missing.
+shared by the shard runs working at once, each taking an even share (``connectors.rate_share``): the shard runs
+are tagged with the rate's name, and each counts the others on the Prefect server.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from prefect.exceptions import ObjectNotFound
 
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
-from connectors.prefect_limiter import ensure_rate_limit
+from connectors.rate_share import RateShare, rate_tag
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files
 from connectors.workarea import write_bucket_range
@@ -87,14 +87,15 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
     logger = get_run_logger()
     store = ObjectStore(make_s3_store(settings))
     work = S3WorkArea.for_run(store, settings.work_uri, run_id)
-    limit = None if dry_run else settings.rate_limit_name
-    if limit is not None:
-        await ensure_rate_limit(limit, settings.rate_limit_rps)
+    # The shard runs allowed at once: while a shard run cannot ask Prefect how many others work, it assumes this.
+    at_once = max(1, min(settings.fanout_concurrency, len(plan.shards)))
+    share = None if dry_run else RateShare(tag=rate_tag(settings.rate_limit_name), total_rps=settings.rate_limit_rps,
+                                           expected_runs=at_once)
     uris = await upload_shard_rows_task(plan, run_dir, str(work.prefix))
     jobs = [ShardJob(
         run_id=run_id, shard=s.name, rows_uri=uris[s.name], work_prefix=str(work.prefix),
         part_uri=str(work.part(s.name)), ledger_root=str(ledger_root), run_date=run_date, dry_run=dry_run,
-        resend_unknown=resend_unknown, allow_reattach=allow_reattach, rate_limit=limit,
+        resend_unknown=resend_unknown, allow_reattach=allow_reattach, rate_share=share,
         retry_failed_report=str(retry_failed_report) if retry_failed_report else None,
         include_rejected=include_rejected,
     ) for s in plan.shards]
@@ -108,6 +109,7 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
             run = await arun_deployment(
                 deployment, parameters={"job": job.model_dump(mode="json")},
                 flow_run_name=f"{run_id}-{job.shard}", idempotency_key=shard_run_key(job),
+                tags=[share.tag] if share else None,
                 as_subflow=True, timeout=None, poll_interval=2,
             )
         if run.state is None or not run.state.is_completed():

@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlparse
 
 import httpx
@@ -18,8 +18,8 @@ import httpx
 from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
 from connectors.fin import FinClient
-from connectors.prefect_limiter import PrefectSlotLease
 from connectors.rate_limiter import EndpointLimiters
+from connectors.rate_share import RateShare, share_of_rate
 from connectors.s3 import S3Store, make_s3_client
 from flows.settings import Settings
 
@@ -67,11 +67,11 @@ def _is_loopback(host: str) -> bool:
 
 
 @asynccontextmanager
-async def fin_client(settings: Settings, *, shared_limit: str | None = None) -> AsyncIterator[FinClient]:
+async def fin_client(settings: Settings, *, rate_share: RateShare | None = None) -> AsyncIterator[FinClient]:
     """One pooled HTTP client and one set of rate limiters (one per endpoint) for every request of this process.
 
-    With ``shared_limit`` (a fanned-out shard run) the requests also spend slots of that Prefect global
-    concurrency limit, shared by every shard run of every worker, leased a batch at a time.
+    With ``rate_share`` (a fanned-out shard run) the limiters' ceiling is this run's share of the rate shared by
+    the shard runs working at the same time (``connectors.rate_share``), not ``settings.rate_limit_rps``.
     """
     check_api_url(settings.api_url)
     # boto3 reads S3 in worker threads; the default pool (cores + 4) would cap concurrent file reads.
@@ -81,15 +81,20 @@ async def fin_client(settings: Settings, *, shared_limit: str | None = None) -> 
     limits = httpx.Limits(max_connections=settings.max_concurrent_requests,
                           max_keepalive_connections=settings.max_concurrent_requests)
     timeout = httpx.Timeout(settings.request_timeout_s, connect=10.0)
+    limiter = EndpointLimiters(settings.rate_limit_rps, burst_s=settings.rate_burst_s)
     # aiohttp carries the requests: httpcore's pool cost ~30% of the process's CPU at 200 req/s (benchmarks.md).
     transport = Transport(limits=limits)
-    async with httpx.AsyncClient(base_url=settings.api_url, timeout=timeout, transport=transport) as http:
+    async with AsyncExitStack() as stack:
+        if rate_share is not None:
+            await stack.enter_async_context(share_of_rate(
+                rate_share.tag, rate_share.total_rps, limiter.set_ceiling, expected_runs=rate_share.expected_runs))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=settings.api_url, timeout=timeout, transport=transport))
         yield FinClient(
             http,
             client_id=settings.client_id,
             client_secret=settings.client_secret,
-            limiter=EndpointLimiters(settings.rate_limit_rps, burst_s=settings.rate_burst_s,
-                                     shared=PrefectSlotLease(shared_limit) if shared_limit else None),
+            limiter=limiter,
             max_in_flight=settings.max_concurrent_requests,
             max_attempts=settings.max_attempts,
             conflict_wait_s=settings.conflict_wait_s,

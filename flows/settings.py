@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     )
     fanout_concurrency: int = Field(32, ge=1, description="Shard runs in flight at once when fanning out.")
     rate_limit_name: str = Field(
-        "kyc-attach-fin-api", description="Prefect global concurrency limit shared as the API rate limit by shard runs."
+        "kyc-attach-fin-api",
+        description="Name of the API rate shared by fanned-out shard runs: those tagged with it split "
+                    "KYC_ATTACH_RATE_LIMIT_RPS evenly.",
     )
     batch_rows: int = Field(65_536, ge=1, description="Rows per record batch when reading the manifest.")
     allowed_buckets: list[str] = Field(

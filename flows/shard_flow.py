@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from connectors.guarded_delete import remove_tree
 from connectors.objects import ObjectStore
+from connectors.rate_share import RateShare
 from connectors.s3 import Location, S3Store
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
 from connectors.workarea import BucketRange
@@ -55,7 +56,7 @@ class ShardJob(BaseModel):
     allow_reattach: bool = False
     retry_failed_report: str | None = None  # --retry-failed: the earlier run's report prefix
     include_rejected: tuple[str, ...] = ()  # --include-rejected: rejected rows of that run worked again too
-    rate_limit: str | None = None  # the Prefect global concurrency limit shared as the API rate limit
+    rate_share: RateShare | None = None  # the API rate this run shares with the other shard runs (None: dry run)
 
     @field_validator("run_id", "shard")
     @classmethod
@@ -107,7 +108,7 @@ async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: Obj
     out = local / "part.parquet"
     timeline = Timeline()
     async with run_mode(settings, dry_run=job.dry_run, payloads_dir=local / "payloads", timeline=timeline,
-                        shared_limit=job.rate_limit) as mode:
+                        rate_share=job.rate_share) as mode:
         services = shard_services(
             settings, mode, s3=s3, store=store, run_date=job.run_date, ledger_root=Location.parse(job.ledger_root),
             run_id=job.run_id, resend_unknown=job.resend_unknown, allow_reattach=job.allow_reattach,

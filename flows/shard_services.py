@@ -15,6 +15,7 @@ from typing import Any
 
 from connectors.fin import FinClient
 from connectors.objects import ObjectStore
+from connectors.rate_share import RateShare
 from connectors.s3 import Location, S3Store
 from flows.run_rules import rules_from
 from flows.runtime import fin_client
@@ -73,13 +74,13 @@ class ShardServices:
 
 @asynccontextmanager
 async def run_mode(settings: Settings, *, dry_run: bool, payloads_dir: Path, timeline: Timeline,
-                   shared_limit: str | None = None) -> AsyncIterator[RunMode]:
+                   rate_share: RateShare | None = None) -> AsyncIterator[RunMode]:
     """The mode of this process's run; a live one holds an authenticated client (counting requests per second
-    into ``timeline``) until the block ends. ``shared_limit``: see ``flows.runtime.fin_client``."""
+    into ``timeline``) until the block ends. ``rate_share``: see ``flows.runtime.fin_client``."""
     if dry_run:
         yield DryRunMode(payloads_dir)
         return
-    async with fin_client(settings, shared_limit=shared_limit) as fin:
+    async with fin_client(settings, rate_share=rate_share) as fin:
         fin.stats.per_second = timeline
         await fin.authenticate()
         yield LiveMode(fin)

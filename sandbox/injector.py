@@ -136,12 +136,13 @@ class FaultInjector:
             stream = self._noise[endpoint] = random.Random(f"{self.seed}/{endpoint}/429")
         return (1.0, noise.retry_after) if stream.random() < noise.share else None
 
-    def rate_seen(self) -> dict[str, float]:
+    def rate_seen(self) -> dict[str, float | list[int]]:
         """Requests let through: the most in any one second of the clock, the seconds that had any, and the mean
         over the seconds between the first and the last (both partial, so left out), of all and of attaches."""
         counts = self.passed_per_second
         return {"max_per_second": max(counts.values(), default=0), "seconds": len(counts),
-                "inner_mean": _inner_mean(counts), "attach_inner_mean": _inner_mean(self.attaches_per_second)}
+                "inner_mean": _inner_mean(counts), "attach_inner_mean": _inner_mean(self.attaches_per_second),
+                "per_second": [counts.get(s, 0) for s in range(min(counts), max(counts) + 1)] if counts else []}
 
     def fate(self, endpoint: str) -> Fate:
         """Draw the fate of the next request to `endpoint`."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 
 
@@ -87,6 +87,21 @@ class RateController:
         self._shares = deque(maxlen=self.config.noise_windows)
 
     # -- what the caller reports ------------------------------------------------------------------
+    def set_ceiling(self, ceiling: float, floor: float) -> float:
+        """A new configured limit (a fanned-out shard run's share of the rate, as shard runs start and end).
+
+        Lower: the rate and the last trouble's rate are capped at it at once. Higher: a controller that never
+        met a limit goes straight to it (nothing said it is too fast); one that did climbs to it along its
+        cubic, as from a cut. ``floor`` is the floor for this ceiling (at most the ceiling).
+        """
+        self.config = replace(self.config, ceiling=ceiling, floor=min(floor, ceiling))
+        if self._limited:
+            self._w_max = min(self._w_max, ceiling)
+            self.rate = min(max(self.rate, self.config.floor), ceiling)
+        else:
+            self.rate = self._w_max = ceiling
+        return self.rate
+
     def on_success(self, now: float) -> float:
         """A request got through (any answer but 429): grow along the cubic; returns the new rate."""
         self._remember(now, throttled=False)

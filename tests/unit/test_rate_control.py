@@ -169,3 +169,25 @@ def test_random_429s_do_not_drag_the_rate_to_the_floor() -> None:
     # 10 % of requests refused at random, the gateway's real limit far away: the rate stays near the ceiling
     rate, _, _ = _simulate(1000.0, burst=100.0, ceiling=100.0, seconds=30, noise=0.10)
     assert rate >= 0.8 * 100 * (1 - 0.10)
+
+
+def test_a_lower_ceiling_caps_at_once_and_a_higher_one_is_reached() -> None:
+    ctl = RateController(RateControl(ceiling=400.0), now=0.0)
+    assert ctl.set_ceiling(100.0, floor=0.5) == 100.0  # a fourth shard run started: a quarter of the rate
+    for i in range(1, 200):
+        ctl.on_success(i * 0.01)
+    assert ctl.rate == 100.0  # and it never passes its share
+    assert ctl.set_ceiling(200.0, floor=0.5) == 200.0  # two ended: no limit met, so straight to the new share
+
+
+def test_a_higher_ceiling_after_a_cut_is_climbed_to_not_jumped_to() -> None:
+    ctl = RateController(RateControl(ceiling=100.0), now=0.0)
+    for i in range(50):
+        ctl.on_success(i * 0.01)
+    _throttle_run(ctl, 0.5, 30)
+    cut = ctl.rate
+    assert cut < 100.0
+    assert ctl.set_ceiling(400.0, floor=0.5) == cut  # the API refused more than this: the share does not change it
+    ctl.set_ceiling(10.0, floor=0.5)
+    assert ctl.rate == 10.0 and ctl.config.ceiling == 10.0
+    assert ctl.set_ceiling(0.2, floor=0.5) == 0.2  # a share below the floor is the floor

@@ -1,0 +1,117 @@
+"""The API rate shared by the shard runs of a fanned-out run: split evenly among the runs working, counted on Prefect.
+
+Every shard run carries the tag ``kyc-attach-rate:<name>`` (``rate_tag``). Each one counts, every ``poll_s``
+seconds, the RUNNING flow runs with that tag on the Prefect server and sets its own ceiling to R / count. The
+shares add up to R whenever the counts are fresh, and each process spends its share through its own smooth
+limiters (``connectors.rate_limiter``), so the API sees R spread evenly, never several processes' bursts at
+once. It costs one Prefect call per process every ``poll_s`` seconds, not one per request (one slot of a global
+concurrency limit per request capped a fanned-out run near 30 requests/s). A share below what the API allows
+is found by each process's own closed loop, as in a single-process run.
+
+Why not leases of a Prefect global concurrency limit (the design before this one): a process spent its
+leased batch at its own rate, up to R, so the batches of several processes reached the API together at
+several times R for a fraction of a second. A gateway whose bucket holds R/10 refused 15% of the requests at
+R = 100, and refused leases waited ever longer ``Retry-After`` s: 20–30% of R was reached.
+
+Staying under R while runs come and go:
+- A run starting waits ``poll_s`` and a margin before its first request, so that every other run has counted
+  it and lowered its share before it spends its own.
+- A run ending raises the others' share at their next count: its share is idle at most ``poll_s``.
+- A run that cannot reach the Prefect server keeps its share (the count it had is the best it knows); at its
+  start it takes the count the parent expects (the shard runs it lets run at once). A count of 0 (its own
+  state not yet visible) is taken as 1.
+Concurrent parent runs with the same name share the rate too, as they share the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import StateType
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger("kyc_attach.rate_share")
+
+#: Seconds between two counts of the runs sharing the rate.
+POLL_S = 2.0
+#: What a run starting waits past one poll, for the others' count to reach the Prefect server and back.
+START_MARGIN_S = 0.5
+
+
+class RateShare(BaseModel):
+    """What a shard run needs to take its share: the tag of the runs sharing, the rate they share, and how many
+    the parent lets work at once (the count assumed while the Prefect server cannot be asked)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tag: str
+    total_rps: float = Field(gt=0)
+    expected_runs: int = Field(1, ge=1)
+
+
+def rate_tag(name: str) -> str:
+    """The tag that marks a shard run as one of those sharing the rate called ``name``."""
+    return f"kyc-attach-rate:{name}"
+
+
+async def count_running(tag: str) -> int:
+    """Flow runs with ``tag`` RUNNING now, on the Prefect server this process talks to."""
+    async with get_client() as client:
+        return await client.count_flow_runs(flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[tag]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+        ))
+
+
+@asynccontextmanager
+async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], None], *, expected_runs: int = 1,
+                        poll_s: float = POLL_S,
+                        start_margin_s: float = START_MARGIN_S,
+                        count: Callable[[str], Awaitable[int]] = count_running,
+                        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncIterator[None]:
+    """Hold this process's share of ``total_rps`` while the block runs: ``apply(share)`` now and on every change.
+
+    Enters after the start-up wait (see the module's docstring); the counting stops when the block ends.
+    """
+    runs = max(1, await _count_or(expected_runs, tag, count))
+    apply(total_rps / runs)
+    log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, runs, total_rps, total_rps / runs)
+    await sleep(poll_s + start_margin_s)
+
+    async def follow(runs: int) -> None:
+        while True:
+            seen = max(1, await _count_or(runs, tag, count))
+            if seen != runs:
+                runs = seen
+                apply(total_rps / runs)
+                log.info("rate %s: %d run(s) now, %.1f requests/s each", tag, runs, total_rps / runs)
+            await sleep(poll_s)
+
+    # the first count after the wait is the follower's first step, so a run that started meanwhile is seen
+    follower = asyncio.create_task(follow(runs))
+    try:
+        yield
+    finally:
+        follower.cancel()
+        with suppress(asyncio.CancelledError):
+            await follower
+
+
+async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]]) -> int:
+    """``count(tag)``; ``known`` when Prefect cannot be reached."""
+    try:
+        return await count(tag)
+    except Exception as exc:  # Prefect unreachable or refusing: the share is unchanged, the run goes on
+        log.warning("rate %s: could not count the runs sharing it (%s); keeping the last share",
+                    tag, type(exc).__name__)
+        return known

@@ -1,0 +1,77 @@
+"""A shard run's share of the rate shared by the runs working at once: counted, applied, kept when Prefect fails."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from connectors.rate_limiter import EndpointLimiters
+from connectors.rate_share import share_of_rate
+
+
+class _World:
+    """The runs counted on the (fake) Prefect server over a fake clock that moves only when someone sleeps."""
+
+    def __init__(self, counts: list[int | Exception]) -> None:
+        self.now = 0.0
+        self.counts = counts
+        self.asked: list[float] = []
+        self.shares: list[tuple[float, float]] = []  # (time, share applied)
+
+    async def count(self, tag: str) -> int:
+        assert tag == "kyc-attach-rate:fin"
+        self.asked.append(self.now)
+        answer = self.counts.pop(0) if len(self.counts) > 1 else self.counts[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+    def apply(self, share: float) -> None:
+        self.shares.append((self.now, share))
+
+
+def _hold(world: _World, seconds: float, *, expected_runs: int = 1) -> None:
+    async def go() -> None:
+        async with share_of_rate("kyc-attach-rate:fin", 400.0, world.apply, expected_runs=expected_runs,
+                                 poll_s=2.0, start_margin_s=0.5, count=world.count, sleep=world.sleep):
+            entered = world.now
+            assert entered >= 2.5  # a run starting waits until the others have counted it
+            while world.now < seconds:
+                await asyncio.sleep(0)
+
+    asyncio.run(go())
+
+
+def test_the_share_follows_the_runs_working() -> None:
+    world = _World([2, 2, 4, 4, 1])
+    _hold(world, 12.0)
+    assert world.shares == [(0.0, 200.0), (4.5, 100.0), (8.5, 400.0)]
+    assert world.asked[:3] == [0.0, 2.5, 4.5]  # one call every poll, not one per request
+
+
+def test_prefect_out_of_reach_keeps_the_last_share_and_starts_at_the_expected_one() -> None:
+    world = _World([RuntimeError("down"), 3, RuntimeError("down"), RuntimeError("down"), 3])
+    _hold(world, 10.0, expected_runs=4)
+    assert world.shares[0] == (0.0, 100.0)  # nothing known: the parent's count of runs at once, never all of R
+    assert [s for _, s in world.shares] == [100.0, 400.0 / 3]  # the outages changed nothing
+
+
+@pytest.mark.parametrize("seen", [0, -1])
+def test_a_count_that_misses_this_run_still_counts_it(seen: int) -> None:
+    world = _World([seen])
+    _hold(world, 3.0)
+    assert world.shares == [(0.0, 400.0)]
+
+
+def test_limiters_take_the_share_as_their_ceiling() -> None:
+    limiters = EndpointLimiters(400.0)
+    limiters.set_ceiling(100.0)
+    assert limiters.ceiling == 100.0
+    assert set(limiters.rates().values()) == {100.0}
+    limiters.set_ceiling(0.1)  # below the controllers' floor: the floor follows
+    assert set(limiters.rates().values()) == {0.1}
