@@ -16,7 +16,7 @@ from pathlib import Path
 
 from connectors.errors import RowRejected
 from connectors.files import check_file
-from connectors.s3 import S3Store
+from connectors.objects import ObjectStore
 from flows.outcomes import Outcomes
 from transforms.codes import Reason, Status
 from transforms.models import Document
@@ -27,7 +27,7 @@ from transforms.payload import build_attach_requests, redact_body
 class DryRun:
     """Checks customers' files and appends their would-be payloads to ``payloads_file`` (if given)."""
 
-    s3: S3Store
+    store: ObjectStore
     out: Outcomes
     _: KW_ONLY
     max_file_bytes: int
@@ -60,7 +60,7 @@ class DryRun:
         for f in doc.files:
             try:
                 async with self.checks:
-                    await check_file(self.s3, f.s3_uri, max_bytes=self.max_file_bytes)
+                    await check_file(self.store, f.s3_uri, max_bytes=self.max_file_bytes)
                 placeholder[f.s3_uri] = "<uri after upload>"
             except RowRejected as exc:
                 self.out.fail_from([f.row_number], exc)

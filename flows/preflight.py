@@ -140,9 +140,9 @@ def validate_command(manifest: str, mapping: str | None) -> int:
 
     settings = load_settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
-    s3 = make_s3_store(settings) if needs_s3 else None
-    loaded = load_mapping(mapping, ObjectStore(s3)) if mapping else None
-    found = open_manifest(manifest, s3=s3, cache_dir=settings.work_dir)
+    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    loaded = load_mapping(mapping, store) if mapping else None
+    found = open_manifest(manifest, store=store, cache_dir=settings.work_dir)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:
         result = check_manifest(found, rules=rules_from(settings, today_utc()), batch_rows=settings.batch_rows,

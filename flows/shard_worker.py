@@ -97,7 +97,7 @@ def _customer_work(services: ShardServices, ledger: Ledger, outcomes: Outcomes, 
     """What is done for each customer: in a dry run, checks and payloads; in a live one, the real thing."""
     mode = services.mode
     if isinstance(mode, DryRunMode):
-        return DryRun(services.s3, outcomes, max_file_bytes=services.max_file_bytes,
+        return DryRun(services.store, outcomes, max_file_bytes=services.max_file_bytes,
                       max_parties_per_request=services.rules.max_parties_per_request,
                       max_concurrent_checks=services.max_concurrent_uploads,
                       payloads_file=mode.payloads_dir / f"{shard}.jsonl").customer
@@ -142,7 +142,7 @@ class _RealRun:
     def __init__(self, services: ShardServices, fin: FinClient, ledger: Ledger, outcomes: Outcomes) -> None:
         self.fin = fin
         self.out = outcomes
-        self.uploader = Uploader(services.s3, fin, ledger, outcomes, services.budget,
+        self.uploader = Uploader(services.store, fin, ledger, outcomes, services.budget,
                                  max_file_bytes=services.max_file_bytes,
                                  max_concurrent=services.max_concurrent_uploads)
         policy = Policy(allow_reattach=services.allow_reattach, resend_unknown=services.resend_unknown,

@@ -316,7 +316,7 @@ def test_a_job_started_before_the_upgrade_finishes_without_attaching_twice(
         (c2["customer_id"], "attached", None, None),
     }
     # The old "done" is carried into the new index: a third run skips customer 0 with no legacy ledger left.
-    st.store.s3.delete_prefix(bucket, f"reports/_ledger/{job_id}/")  # type: ignore[union-attr]
+    st.store.delete_prefix(Location(bucket, f"reports/_ledger/{job_id}/"))
     third = st.run(manifest, "third")
     assert {(r["customer_id"], r["reason_code"]) for r in read_report(third) if r["status"] == "skipped"} == {
         (c0["customer_id"], "already_attached"), (c2["customer_id"], "already_attached")}

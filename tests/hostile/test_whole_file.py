@@ -122,7 +122,7 @@ def test_plain_http_to_a_remote_api_refused_before_anything(corpus_api_url: str,
 
 
 def _plan(path: Path, tmp_path: Path, *, batch_rows: int = 65_536, **rules: Any) -> tuple[Any, list[dict]]:
-    manifest = open_manifest(str(path), s3=None, cache_dir=tmp_path / "cache")
+    manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
     plan = plan_manifest(manifest, rules=Rules(today=TODAY, **rules), run_dir=tmp_path / "run",
                          batch_rows=batch_rows, buckets=16, shard_rows=1000)
     rejects = pq.read_table(plan.rejects_path).to_pylist()
@@ -255,7 +255,7 @@ def test_a_full_disk_while_planning_is_a_setup_error_naming_the_remedy(tmp_path:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "rows.arrow").symlink_to("/dev/full")
-    manifest = open_manifest(str(path), s3=None, cache_dir=tmp_path)
+    manifest = open_manifest(str(path), store=None, cache_dir=tmp_path)
     with pytest.raises(SetupError, match=r"disk filled up.*KYC_ATTACH_WORK_DIR") as info:
         plan_manifest(manifest, rules=Rules(today=TODAY), run_dir=run_dir, batch_rows=500, buckets=8,
                       shard_rows=100)
