@@ -39,7 +39,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     args = p.parse_args()
 
-    from flows.demo import manifest_csv
+    from flows.commands.demo import manifest_csv
     from tests.ops.fanout_helpers import POOL, SHARD_DEPLOYMENT, FanOutWorld, worker_env
     from tests.ops.prefect_server import prefect_server
 

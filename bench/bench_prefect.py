@@ -111,7 +111,7 @@ def main() -> None:
           f"{c['shard_rows_median']:,}/{c['shard_rows_max']:,}", flush=True)
 
     from connectors.s3 import make_s3_client
-    from flows.demo import manifest_csv
+    from flows.commands.demo import manifest_csv
 
     OUT.mkdir(parents=True, exist_ok=True)
     world, rows, files = scenario(args.customers, 8)

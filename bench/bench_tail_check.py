@@ -57,8 +57,8 @@ def main() -> None:
     p.add_argument("--mb", type=float, default=2)
     p.add_argument("--repeat", type=int, default=15)
     args = p.parse_args()
-    from flows.demo import demo_world
-    from flows.demo_samples import sample_pdf
+    from flows.commands.demo import demo_world
+    from flows.commands.demo_samples import sample_pdf
 
     OUT.mkdir(parents=True, exist_ok=True)
     world = demo_world(customers=1)

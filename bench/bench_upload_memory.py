@@ -69,7 +69,7 @@ def main() -> None:
         return
     import subprocess
 
-    from flows.demo import demo_world
+    from flows.commands.demo import demo_world
 
     OUT.mkdir(parents=True, exist_ok=True)
     world = demo_world(customers=1)

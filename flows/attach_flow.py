@@ -25,13 +25,7 @@ from connectors.jobs import checked_rework, ledger_root, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
-from connectors.run_claim import claim_run, new_claim_token
-from connectors.run_ids import checked_run_id, new_run_id
-from connectors.run_lease import HEARTBEAT_S, RunLease
-from connectors.s3 import Location
-from flows.plan import PlanResult, ShardSpec, plan_manifest
-from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
-from flows.report_writer import (
+from connectors.report_store import (
     assemble_report,
     build_summary,
     check_same_job,
@@ -39,6 +33,12 @@ from flows.report_writer import (
     publish_report,
     write_report_page,
 )
+from connectors.run_claim import claim_run, new_claim_token
+from connectors.run_ids import checked_run_id, new_run_id
+from connectors.run_lease import HEARTBEAT_S, RunLease
+from connectors.s3 import Location
+from flows.plan import PlanResult, ShardSpec, plan_manifest
+from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_rules import rules_from
 from flows.runtime import make_s3_store
 from flows.settings import Settings, load_settings

@@ -17,9 +17,10 @@ from pathlib import Path
 from connectors.errors import RowRejected
 from connectors.files import check_file
 from connectors.objects import ObjectStore
-from flows.outcomes import Outcomes
+from flows.row_failures import fail_from
 from transforms.codes import Reason, Status
 from transforms.models import Document
+from transforms.outcomes import Outcomes
 from transforms.payload import build_attach_requests, redact_body
 
 
@@ -63,6 +64,6 @@ class DryRun:
                     await check_file(self.store, f.s3_uri, max_bytes=self.max_file_bytes)
                 placeholder[f.s3_uri] = "<uri after upload>"
             except RowRejected as exc:
-                self.out.fail_from([f.row_number], exc)
+                fail_from(self.out, [f.row_number], exc)
         if any(f.row_number in self.out.rows for f in doc.files):
             self.out.reject_rest_of(doc, Status.rejected)

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 
 from connectors.errors import SetupError
 from connectors.manifest import Manifest, iter_batches, read_columns, with_dialect
+from connectors.report_store import CARRIED_FILE
 from connectors.workarea import BucketRange, RowsFileWriter, TableWriter, is_disk_full
-from flows.report_writer import CARRIED_FILE
 from transforms.codes import Status
 from transforms.mapping import (
     Layout,

@@ -25,11 +25,11 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from connectors.guarded_delete import remove_tree
 from connectors.objects import ObjectStore
+from connectors.report_store import failed_rows_of
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
 from connectors.workarea import BucketRange
 from flows.progress import shard_log_line
-from flows.report_writer import failed_rows_of
 from flows.runtime import make_s3_store
 from flows.settings import Settings
 from flows.shard_services import run_mode, shard_services

@@ -27,13 +27,13 @@ from connectors.jobs import checked_rework
 from connectors.manifest import open_manifest, scan_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
+from connectors.report_store import check_report_exists, check_same_job
 from connectors.run_claim import check_run_id_free, claim_run, error_reason, new_claim_token
 from connectors.run_ids import checked_run_id, new_run_id
 from connectors.run_lease import RunLease
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
 from flows.plan import check_manifest_columns
-from flows.report_writer import check_report_exists, check_same_job
 from flows.runtime import check_api_url, fin_client, make_s3_store
 from flows.settings import Settings, load_settings
 

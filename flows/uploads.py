@@ -13,10 +13,11 @@ from connectors.files import check_object, fetch_source, open_source
 from connectors.fin import FinClient
 from connectors.ledger import Ledger
 from connectors.objects import ObjectStore
-from flows.outcomes import Outcomes
+from flows.row_failures import fail_from
 from transforms.codes import Status
 from transforms.exactly_once import FileContent
 from transforms.models import Document
+from transforms.outcomes import Outcomes
 from transforms.thresholds import FailureBudget
 
 
@@ -68,7 +69,7 @@ class Uploader:
             for f, exc in errors:
                 if not isinstance(exc, KycAttachError):
                     raise exc
-                self.out.fail_from([f.row_number], exc)
+                fail_from(self.out, [f.row_number], exc)
             culprit = errors[0][1]
             self.out.reject_rest_of(doc, Status.rejected if isinstance(culprit, RowRejected) else Status.failed)
             for f in doc.files:

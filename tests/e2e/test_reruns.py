@@ -22,8 +22,8 @@ import pytest
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.attach_flow import attach_manifest
-from flows.demo import demo_rows, demo_world, manifest_csv
-from flows.demo_samples import sample_pdf
+from flows.commands.demo import demo_rows, demo_world, manifest_csv
+from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

@@ -17,7 +17,7 @@ from connectors.errors import RowRejected
 from connectors.files import check_file, fetch_source
 from connectors.objects import ObjectStore
 from connectors.s3 import S3Store, make_s3_client
-from flows.demo_samples import sample_jpeg, sample_pdf, sample_png
+from flows.commands.demo_samples import sample_jpeg, sample_pdf, sample_png
 from tests.hostile.helpers import EXE, ZIP
 
 

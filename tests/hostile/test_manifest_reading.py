@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest
 from connectors.workarea import read_bucket_range
-from flows.cli import app
+from flows.commands.cli import app
 from flows.plan import plan_manifest
 from tests.e2e.helpers import sandbox_record
 from transforms.rules import Rules

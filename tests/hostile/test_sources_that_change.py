@@ -23,8 +23,8 @@ from connectors.fin import FinClient
 from connectors.objects import ObjectStore
 from connectors.rate_limiter import EndpointLimiters
 from connectors.s3 import S3Store, make_s3_client
-from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
-from flows.demo_samples import sample_pdf
+from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_world
+from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import load_world, sandbox_record
 
 

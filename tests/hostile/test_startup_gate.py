@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from connectors.errors import SetupError
 from connectors.s3 import S3Store, make_s3_client
-from flows.cli import app
+from flows.commands.cli import app
 from tests.e2e.helpers import sandbox_record
 from tests.hostile.helpers import WHOLE_FILE
 
@@ -347,7 +347,7 @@ def test_sigterm_during_start_up_removes_the_manifest_copy(corpus_api_url: str, 
     work = tmp_path / "work-sigterm"
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "KYC_ATTACH_WORK_DIR": str(work),
            "FIN_API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"}
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", manifest, "--report-uri",
+    proc = subprocess.Popen([sys.executable, "-m", "flows.commands.cli", "run", manifest, "--report-uri",
                              f"s3://{bucket}/reports"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

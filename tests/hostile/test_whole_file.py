@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest
 from connectors.workarea import read_bucket_range
-from flows.cli import app
+from flows.commands.cli import app
 from flows.plan import plan_manifest
 from tests.e2e.helpers import sandbox_record
 from tests.hostile.helpers import WHOLE_FILE
@@ -88,7 +88,7 @@ def test_real_process_prints_exactly_one_line(corpus_api_url: str, tmp_path: Pat
     """The console script in its own process: nothing else (no Prefect banner, no traceback) on stderr."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(WHOLE_FILE / "header_only.csv"),
+        [sys.executable, "-m", "flows.commands.cli", "run", str(WHOLE_FILE / "header_only.csv"),
          "--report-uri", str(tmp_path / "reports")],
         capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).resolve().parents[2],
     )
