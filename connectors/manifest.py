@@ -236,7 +236,7 @@ def iter_batches(manifest: Manifest, *, batch_rows: int) -> Iterator[pa.Table]:
         raise SetupError("manifest: no data rows (only a header)")
 
 
-def scan_manifest(manifest: Manifest, *, batch_rows: int) -> int:
+def count_rows(manifest: Manifest, *, batch_rows: int) -> int:
     """Read the whole manifest once and count its rows; ``SetupError`` on any whole-file problem.
 
     The CLI runs this before it starts Prefect, so a broken file ends in one line on stderr and exit 2.

@@ -115,7 +115,7 @@ def run(
     """Run the attach flow on a manifest and write the report."""
     if api_url:
         os.environ["FIN_API_URL"] = api_url
-    from flows.startup_checks import check_before_run
+    from flows.start_gate import check_before_run
 
     # Before Prefect starts: anything that would stop the run ends in one line on stderr, not a flow-run
     # traceback, and the run id the flow gets is the one checked and claimed here.
