@@ -74,8 +74,8 @@ def wait_http(url: str, seconds: float = 60) -> None:
 
 def scenario(customers: int, file_kb: int) -> tuple[dict[str, Any], list[dict[str, str]], dict[str, bytes]]:
     """World, manifest rows and files: per customer a passport, a two-sided national id and a utility bill."""
-    from flows.demo import demo_world
-    from flows.demo_samples import sample_jpeg, sample_pdf, sample_png
+    from flows.commands.demo import demo_world
+    from flows.commands.demo_samples import sample_jpeg, sample_pdf, sample_png
 
     world = demo_world(customers=customers, parties=2)
     size = file_kb * 1024  # padding inside each file: bytes after its end marker would be refused
@@ -318,7 +318,7 @@ def main() -> None:
     (OUT / "world.json").write_text(json.dumps(world))
     with servers(OUT / "world.json") as (api, env, _sandbox, _moto):
         from connectors.s3 import make_s3_client
-        from flows.demo import manifest_csv
+        from flows.commands.demo import manifest_csv
 
         s3 = make_s3_client(max_pool_connections=32)
         s3.create_bucket(Bucket=BUCKET)

@@ -5,9 +5,9 @@ Run: `uv run python bench/bench_fanout.py` (R = 400, 2 then 4 workers; ~6 minute
 
 A loopback `prefect server start`, deployments/prefect.yaml applied, N `prefect worker start` processes on one
 process pool (2 flow runs each), the sandbox (one bucket of R/s holding R/10, 429 without Retry-After, 20 ms)
-and moto. The parent flow runs in this process, fans its shards out, and every shard run spends slots of one
-Prefect global concurrency limit of R/s, leased a quarter second's worth at a time (connectors/prefect_limiter).
-Printed per worker count: requests let through per second (the sandbox's meter: mean over the whole seconds
+and moto. The parent flow runs in this process and fans its shards out, one per worker slot (``--waves`` more);
+the shard runs working at once split R evenly, each counting the others on the Prefect server
+(connectors/rate_share). Printed per worker count: requests let through per second (the sandbox's meter: mean over the whole seconds
 between the first and the last), the most in any one second (never above R is the aim), the 429 share, rows
 failed, documents attached twice, and the parent's wall time.
 """
@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("--timeline", action="store_true", help="also print the sandbox's count of every second")
     args = p.parse_args()
 
-    from flows.demo import manifest_csv
+    from flows.commands.demo import manifest_csv
     from tests.ops.fanout_helpers import POOL, SHARD_DEPLOYMENT, FanOutWorld, worker_env
     from tests.ops.prefect_server import prefect_server
 

@@ -60,7 +60,7 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
     run_dir = OUT / f"run-{os.getpid()}"
     rss_imports = _peak_rss_mb()
     started = time.perf_counter()
-    manifest = open_manifest(path, s3=None, cache_dir=OUT)  # local file: includes its SHA-256 (the job id)
+    manifest = open_manifest(path, store=None, cache_dir=OUT)  # local file: includes its SHA-256 (the job id)
     opened = time.perf_counter()
     cpu = _cpu_s()
     plan = plan_manifest(manifest, rules=rules, run_dir=run_dir, batch_rows=settings.batch_rows,

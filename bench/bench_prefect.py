@@ -41,7 +41,7 @@ def count_task_runs(rows: int) -> dict[str, Any]:
     path = generate(rows, "parquet")
     run_dir = OUT / "prefect-plan"
     started = time.perf_counter()
-    plan = plan_manifest(open_manifest(str(path), s3=None, cache_dir=OUT), rules=Rules(today=date.today()),
+    plan = plan_manifest(open_manifest(str(path), store=None, cache_dir=OUT), rules=Rules(today=date.today()),
                          run_dir=run_dir, batch_rows=settings.batch_rows, buckets=settings.max_shards,
                          shard_rows=settings.shard_rows)
     wall = time.perf_counter() - started
@@ -111,7 +111,7 @@ def main() -> None:
           f"{c['shard_rows_median']:,}/{c['shard_rows_max']:,}", flush=True)
 
     from connectors.s3 import make_s3_client
-    from flows.demo import manifest_csv
+    from flows.commands.demo import manifest_csv
 
     OUT.mkdir(parents=True, exist_ok=True)
     world, rows, files = scenario(args.customers, 8)

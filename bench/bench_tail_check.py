@@ -25,6 +25,7 @@ from bench.bench_e2e import BUCKET, CLIENT_ID, CLIENT_SECRET, OUT, servers  # no
 
 async def measure(customer_id: str, repeat: int) -> tuple[list[float], list[float]]:
     from connectors.files import fetch_source
+    from connectors.objects import ObjectStore
     from connectors.s3 import S3Store, make_s3_client
     from flows.runtime import fin_client
     from flows.settings import Settings
@@ -39,7 +40,7 @@ async def measure(customer_id: str, repeat: int) -> tuple[list[float], list[floa
             await asyncio.to_thread(s3.read_range, BUCKET, "big.pdf", "-2048")
             ranged.append(time.perf_counter() - started)
             started = time.perf_counter()
-            source = await fetch_source(s3, uri, max_bytes=1 << 30)
+            source = await fetch_source(ObjectStore(s3), uri, max_bytes=1 << 30)
             try:
                 await fin.upload(customer_id, filename="big.pdf", content_type=source.content_type,
                                  size=source.info.size, chunks=source.chunks)
@@ -56,8 +57,8 @@ def main() -> None:
     p.add_argument("--mb", type=float, default=2)
     p.add_argument("--repeat", type=int, default=15)
     args = p.parse_args()
-    from flows.demo import demo_world
-    from flows.demo_samples import sample_pdf
+    from flows.commands.demo import demo_world
+    from flows.commands.demo_samples import sample_pdf
 
     OUT.mkdir(parents=True, exist_ok=True)
     world = demo_world(customers=1)

@@ -34,12 +34,13 @@ def _status_mb(key: str) -> float:
 
 async def child(customer_id: str, size: int) -> dict[str, float | str]:
     from connectors.files import check_object, open_source
+    from connectors.objects import ObjectStore
     from connectors.s3 import S3Store, make_s3_client
     from flows.runtime import fin_client
     from flows.settings import Settings
 
     settings = Settings()
-    s3 = S3Store(make_s3_client())
+    s3 = ObjectStore(S3Store(make_s3_client()))
     uri = f"s3://{BUCKET}/big/file.pdf"
     async with fin_client(settings) as fin:
         await fin.authenticate()
@@ -68,7 +69,7 @@ def main() -> None:
         return
     import subprocess
 
-    from flows.demo import demo_world
+    from flows.commands.demo import demo_world
 
     OUT.mkdir(parents=True, exist_ok=True)
     world = demo_world(customers=1)

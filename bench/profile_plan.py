@@ -50,7 +50,7 @@ def main() -> None:
     args = p.parse_args()
     settings = Settings()
     pa.set_memory_pool(pa.jemalloc_memory_pool())  # as the plan stage does
-    manifest = open_manifest(str(generate(args.rows, args.format)), s3=None, cache_dir=OUT)
+    manifest = open_manifest(str(generate(args.rows, args.format)), store=None, cache_dir=OUT)
     rules = Rules(today=date.today())
     size = settings.batch_rows
     batches = list(iter_batches(manifest, batch_rows=size))

@@ -24,7 +24,8 @@ from typing import Any
 import filetype
 
 from connectors.errors import ObjectChanged, ObjectMissing, RowRejected
-from connectors.s3 import ObjectInfo, S3Store
+from connectors.objects import ObjectStore
+from connectors.s3 import Location, ObjectInfo
 from transforms.codes import Reason
 from transforms.file_structure import TAIL_BYTES, structure_problem
 
@@ -43,19 +44,19 @@ def _refusals_as_rejections() -> Iterator[None]:
         raise RowRejected(Reason.missing_object, f"s3_uri: {exc}") from None
 
 
-def split_s3_uri(s3_uri: str) -> tuple[str, str]:
-    """Bucket and key of an ``s3://bucket/key`` that validation has already accepted."""
+def source_location(s3_uri: str) -> Location:
+    """The location of an ``s3://bucket/key`` that validation has already accepted (taken as written: the key is
+    the object's name, not a path to normalise)."""
     bucket, _, key = s3_uri[5:].partition("/")
-    return bucket, key
+    return Location(bucket, key)
 
 
 @dataclass
 class SourceFile:
     """One checked source object, ready to be streamed (more than once, if the upload is retried)."""
 
-    s3: S3Store
-    bucket: str
-    key: str
+    store: ObjectStore
+    loc: Location
     info: ObjectInfo
     content_type: str
     extension: str
@@ -71,7 +72,7 @@ class SourceFile:
         self._first_body, self._first_chunk = None, b""
         if body is None:
             with _refusals_as_rejections():
-                body = await asyncio.to_thread(self.s3.open, self.bucket, self.key, etag=self.info.etag)
+                body = await asyncio.to_thread(self.store.open, self.loc, etag=self.info.etag)
             first = await asyncio.to_thread(body.read, self.chunk_bytes)
         try:
             chunk, sent = first, 0
@@ -108,7 +109,7 @@ def _sniff(first: bytes) -> str:
     return mime
 
 
-def check_content(s3: S3Store, bucket: str, key: str, info: ObjectInfo, head: bytes, tail: bytes | None) -> str:
+def check_content(store: ObjectStore, loc: Location, info: ObjectInfo, head: bytes, tail: bytes | None) -> str:
     """The file's type once its first bytes show PDF, JPEG or PNG and its end shows the whole file of that type.
 
     ``tail`` is the file's last bytes when the caller has them (a file that came whole in its first read);
@@ -116,14 +117,14 @@ def check_content(s3: S3Store, bucket: str, key: str, info: ObjectInfo, head: by
     """
     mime = _sniff(head)
     if tail is None:
-        tail = s3.read_range(bucket, key, f"-{TAIL_BYTES}", etag=info.etag or None)
+        tail = store.read_range(loc, f"-{TAIL_BYTES}", etag=info.etag or None)
     problem = structure_problem(mime, info.size, tail)
     if problem is not None:
         raise RowRejected(Reason.bad_file_structure, problem)
     return mime
 
 
-def _first_read_checked(s3: S3Store, bucket: str, key: str, info: ObjectInfo, body: Any,
+def _first_read_checked(store: ObjectStore, loc: Location, info: ObjectInfo, body: Any,
                         chunk_bytes: int) -> tuple[bytes, str]:
     """Read the first chunk and check the content (type and structure); the body is closed on any failure.
 
@@ -138,71 +139,72 @@ def _first_read_checked(s3: S3Store, bucket: str, key: str, info: ObjectInfo, bo
     try:
         first = body.read(min(chunk_bytes, info.size))
         whole = len(first) >= info.size
-        mime = check_content(s3, bucket, key, info, first, first[-TAIL_BYTES:] if whole else None)
+        mime = check_content(store, loc, info, first, first[-TAIL_BYTES:] if whole else None)
     except BaseException:
         body.close()
         raise
     return first, mime
 
 
-def _get_checked(s3: S3Store, bucket: str, key: str, max_bytes: int,
+def _get_checked(store: ObjectStore, loc: Location, max_bytes: int,
                  chunk_bytes: int) -> tuple[ObjectInfo, Any, bytes, str]:
     """One GET: check size from its headers, read the first chunk, check the content (one worker-thread hop)."""
-    info, body = s3.get(bucket, key)
+    info, body = store.get(loc)
     try:
         _check_size(info, max_bytes)
     except BaseException:
         body.close()
         raise
-    first, mime = _first_read_checked(s3, bucket, key, info, body, chunk_bytes)
+    first, mime = _first_read_checked(store, loc, info, body, chunk_bytes)
     return info, body, first, mime
 
 
-async def fetch_source(s3: S3Store, s3_uri: str, *, max_bytes: int, chunk_bytes: int = 1 << 20) -> SourceFile:
+async def fetch_source(store: ObjectStore, s3_uri: str, *, max_bytes: int, chunk_bytes: int = 1 << 20) -> SourceFile:
     """``check_object`` + ``open_source`` in one S3 request: the GET's response carries size and ETag.
 
     Rejects like them (missing, empty, too large, bad content signature or structure); a too-large object is
     refused from its headers, before any of its bytes are read.
     """
-    bucket, key = split_s3_uri(s3_uri)
+    loc = source_location(s3_uri)
     with _refusals_as_rejections():
-        info, body, first, mime = await asyncio.to_thread(_get_checked, s3, bucket, key, max_bytes, chunk_bytes)
-    return SourceFile(s3, bucket, key, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)
+        info, body, first, mime = await asyncio.to_thread(_get_checked, store, loc, max_bytes, chunk_bytes)
+    return SourceFile(store, loc, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)
 
 
-async def check_object(s3: S3Store, s3_uri: str, *, max_bytes: int) -> ObjectInfo:
+async def check_object(store: ObjectStore, s3_uri: str, *, max_bytes: int) -> ObjectInfo:
     """HEAD the object and check its size; ``RowRejected`` when it is missing, empty or too large."""
-    bucket, key = split_s3_uri(s3_uri)
+    loc = source_location(s3_uri)
     with _refusals_as_rejections():
-        info = await asyncio.to_thread(s3.head, bucket, key)
+        info = await asyncio.to_thread(store.head, loc)
     _check_size(info, max_bytes)
     return info
 
 
-async def check_file(s3: S3Store, s3_uri: str, *, max_bytes: int) -> ObjectInfo:
+async def check_file(store: ObjectStore, s3_uri: str, *, max_bytes: int) -> ObjectInfo:
     """Every check the upload makes, without reading the file: HEAD for size, then ranged reads of its first
     bytes and its last :data:`TAIL_BYTES` (one read when the file is that small). For the dry run."""
-    bucket, key = split_s3_uri(s3_uri)
+    loc = source_location(s3_uri)
 
     def check() -> ObjectInfo:
-        info = s3.head(bucket, key)
+        info = store.head(loc)
         _check_size(info, max_bytes)
         etag = info.etag or None
         if info.size <= TAIL_BYTES:
-            whole = s3.read_range(bucket, key, f"0-{info.size - 1}", etag=etag)
-            check_content(s3, bucket, key, info, whole, whole)
+            whole = store.read_range(loc, f"0-{info.size - 1}", etag=etag)
+            check_content(store, loc, info, whole, whole)
         else:
-            check_content(s3, bucket, key, info, s3.read_range(bucket, key, f"0-{SNIFF_BYTES - 1}", etag=etag), None)
+            check_content(store, loc, info, store.read_range(loc, f"0-{SNIFF_BYTES - 1}", etag=etag), None)
         return info
 
     with _refusals_as_rejections():
         return await asyncio.to_thread(check)
 
 
-async def open_source(s3: S3Store, s3_uri: str, info: ObjectInfo, *, chunk_bytes: int = 1 << 20) -> SourceFile:
+async def open_source(store: ObjectStore, s3_uri: str, info: ObjectInfo, *,
+                      chunk_bytes: int = 1 << 20) -> SourceFile:
     """Open the object checked by ``check_object`` (pinned to its ETag) and check its content."""
-    bucket, key = split_s3_uri(s3_uri)
+    loc = source_location(s3_uri)
     with _refusals_as_rejections():
-        body = await asyncio.to_thread(s3.open, bucket, key, etag=info.etag)
-        first, mime = await asyncio.to_thread(_first_read_checked, s3, bucket, key, info, body, chunk_bytes)
-    return SourceFile(s3, bucket, key, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)
+        body = await asyncio.to_thread(store.open, loc, etag=info.etag)
+        first, mime = await asyncio.to_thread(_first_read_checked, store, loc, info, body, chunk_bytes)
+    return SourceFile(store, loc, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)

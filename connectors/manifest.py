@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 
 from connectors.errors import SetupError
 from connectors.guarded_delete import remove_file
-from connectors.s3 import Location, S3Store
+from connectors.objects import ObjectStore
+from connectors.s3 import Location
 from transforms.validate import normalise_column_names, same_name_columns
 
 _PARQUET_MAGIC = b"PAR1"
@@ -63,21 +64,22 @@ def job_id_of(location: str, content_id: str) -> str:
     return hashlib.sha256(f"{canonical}\0{content_id}".encode()).hexdigest()[:20]
 
 
-def open_manifest(location: str, *, s3: S3Store | None, cache_dir: Path) -> Manifest:
-    """Find the manifest, copy it down if on S3, and say how to read it; ``SetupError`` if unreadable."""
+def open_manifest(location: str, *, store: ObjectStore | None, cache_dir: Path) -> Manifest:
+    """Find the manifest, copy it down if on S3, and say how to read it; ``SetupError`` if unreadable.
+
+    ``store`` may be ``None`` for a local manifest (no S3 access needed)."""
     loc = Location.parse(location)
     if loc.is_s3:
-        assert loc.bucket is not None
-        if s3 is None:
+        if store is None:
             raise SetupError("manifest: an s3:// manifest needs S3 access")
         try:
-            info = s3.head(loc.bucket, loc.key)
+            info = store.head(loc)
         except Exception:
             raise SetupError("manifest: the S3 object cannot be read (missing or access denied)") from None
         path = cache_dir / "manifests" / f"{info.etag or 'noetag'}-{Path(loc.key).name}"
         if not path.exists():
             try:
-                s3.download(loc.bucket, loc.key, path)
+                store.download(loc, path)
             except Exception:
                 path.unlink(missing_ok=True)  # a partial copy holds rows too
                 raise SetupError("manifest: the S3 object could not be copied down (changed, removed or access "
@@ -234,7 +236,7 @@ def iter_batches(manifest: Manifest, *, batch_rows: int) -> Iterator[pa.Table]:
         raise SetupError("manifest: no data rows (only a header)")
 
 
-def scan_manifest(manifest: Manifest, *, batch_rows: int) -> int:
+def count_rows(manifest: Manifest, *, batch_rows: int) -> int:
     """Read the whole manifest once and count its rows; ``SetupError`` on any whole-file problem.
 
     The CLI runs this before it starts Prefect, so a broken file ends in one line on stderr and exit 2.

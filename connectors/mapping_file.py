@@ -1,4 +1,4 @@
-"""Reading a legacy mapping file (YAML) from local disk or S3 into a ``transforms.mapping.Mapping``."""
+"""Reading a legacy mapping file (YAML) from local disk or S3 into a ``transforms.mapping.LegacyMapping``."""
 
 from __future__ import annotations
 
@@ -8,23 +8,23 @@ from pydantic import ValidationError
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
-from transforms.mapping import Mapping
+from transforms.mapping import LegacyMapping
 
 
-def parse_mapping(text: str | bytes) -> Mapping:
+def parse_mapping(text: str | bytes) -> LegacyMapping:
     """A mapping from YAML text; ``SetupError`` saying what is wrong (the run must not start)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SetupError(f"mapping: not valid YAML ({exc.__class__.__name__})") from None
     try:
-        return Mapping.model_validate(data)
+        return LegacyMapping.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise SetupError(f"mapping: {problems}") from None
 
 
-def load_mapping(location: str, store: ObjectStore) -> Mapping:
+def load_mapping(location: str, store: ObjectStore) -> LegacyMapping:
     """The mapping file at a local path or ``s3://`` uri."""
     loc = Location.parse(location)
     try:

@@ -24,12 +24,19 @@ class ObjectStore:
     """Reads, writes and lists objects at ``Location``s; local paths need no S3 client."""
 
     def __init__(self, s3: S3Store | None) -> None:
-        self.s3 = s3
+        self._s3_store = s3
 
     def _s3(self) -> S3Store:
-        if self.s3 is None:
+        if self._s3_store is None:
             raise SetupError("an s3:// location was given but no S3 client is configured")
-        return self.s3
+        return self._s3_store
+
+    def _s3_object(self, loc: Location) -> tuple[S3Store, str, str]:
+        """The S3 adapter, bucket and key of an object only S3 holds (source documents); ``SetupError`` for a
+        local path, which the reads below have no use for."""
+        if loc.bucket is None:
+            raise SetupError("this read is only for s3:// objects")
+        return self._s3(), loc.bucket, loc.key
 
     def write(self, loc: Location, data: bytes, *, content_type: str = "application/octet-stream",
               overwrite: bool = False) -> None:
@@ -81,6 +88,22 @@ class ObjectStore:
             return self._s3().head(loc.bucket, loc.key)
         stat = Path(loc.key).stat()
         return ObjectInfo(stat.st_size, "", None, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def get(self, loc: Location) -> tuple[ObjectInfo, BinaryIO]:
+        """Size, content id and a streaming body of an S3 object in one request; ``ObjectMissing`` when absent."""
+        s3, bucket, key = self._s3_object(loc)
+        return s3.get(bucket, key)
+
+    def open(self, loc: Location, *, etag: str | None = None) -> BinaryIO:
+        """A streaming body of an S3 object; with ``etag``, ``ObjectChanged`` if it changed since it was seen."""
+        s3, bucket, key = self._s3_object(loc)
+        return s3.open(bucket, key, etag=etag)
+
+    def read_range(self, loc: Location, byte_range: str, *, etag: str | None = None) -> bytes:
+        """Some bytes of an S3 object (``byte_range`` as in HTTP: ``0-261``, ``-2048``); with ``etag``,
+        ``ObjectChanged`` if it changed since it was seen."""
+        s3, bucket, key = self._s3_object(loc)
+        return s3.read_range(bucket, key, byte_range, etag=etag)
 
     def list_under(self, prefix: Location) -> Iterator[tuple[Location, ObjectInfo]]:
         """On S3, every object whose key starts with ``prefix``'s key (a name prefix, not only a folder), with

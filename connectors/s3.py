@@ -22,7 +22,7 @@ from connectors.errors import ObjectChanged, ObjectMissing, SetupError
 
 if TYPE_CHECKING:  # the stubs are a development dependency; at run time the client is boto3's own
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, ObjectIdentifierTypeDef
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +128,20 @@ class _Encryption(TypedDict, total=False):
     SSEKMSKeyId: str
 
 
-class _Pinned(TypedDict, total=False):
+class _ReadOptions(TypedDict, total=False):
     IfMatch: str
+    Range: str
 
 
 class _NoOverwrite(TypedDict, total=False):
     IfNoneMatch: str
 
 
-def _pinned(etag: str | None) -> _Pinned:
-    return {"IfMatch": etag} if etag else {}
+def _read_options(etag: str | None, byte_range: str | None) -> _ReadOptions:
+    options: _ReadOptions = {"IfMatch": etag} if etag else {}
+    if byte_range is not None:
+        options["Range"] = f"bytes={byte_range}"
+    return options
 
 
 class S3Store:
@@ -175,36 +179,29 @@ class S3Store:
             raise
         return _info(meta)
 
-    def get(self, bucket: str, key: str) -> tuple[ObjectInfo, BinaryIO]:
-        """Size, ETag and a streaming body in one request (a GET's response carries what a HEAD tells)."""
+    def _get_object(self, bucket: str, key: str, *, etag: str | None = None,
+                    byte_range: str | None = None) -> GetObjectOutputTypeDef:
+        """The one GET of the reads below: owner-checked, and S3's refusals as the neutral errors."""
         try:
-            resp = self.client.get_object(Bucket=bucket, Key=key, **self._owner)
+            return self.client.get_object(Bucket=bucket, Key=key, **self._owner, **_read_options(etag, byte_range))
         except ClientError as exc:
             _raise_missing(exc)
             raise
+
+    def get(self, bucket: str, key: str) -> tuple[ObjectInfo, BinaryIO]:
+        """Size, ETag and a streaming body in one request (a GET's response carries what a HEAD tells)."""
+        resp = self._get_object(bucket, key)
         body = cast(BinaryIO, resp["Body"])  # a StreamingBody reads like a binary file
         return _info(resp), body
 
     def open(self, bucket: str, key: str, *, etag: str | None = None) -> BinaryIO:
         """A streaming body of the object; with ``etag``, ``ObjectChanged`` if it changed since the HEAD."""
-        try:
-            resp = self.client.get_object(Bucket=bucket, Key=key, **self._owner, **_pinned(etag))
-        except ClientError as exc:
-            _raise_missing(exc)
-            raise
-        body = cast(BinaryIO, resp["Body"])  # a StreamingBody reads like a binary file
-        return body
+        return cast(BinaryIO, self._get_object(bucket, key, etag=etag)["Body"])  # reads like a binary file
 
     def read_range(self, bucket: str, key: str, byte_range: str, *, etag: str | None = None) -> bytes:
         """Some bytes of an object (``byte_range`` as in HTTP: ``0-261``, ``-2048`` for the last 2048); with
         ``etag``, ``ObjectChanged`` if the object changed since it was first seen."""
-        try:
-            resp = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={byte_range}", **self._owner,
-                                          **_pinned(etag))
-        except ClientError as exc:
-            _raise_missing(exc)
-            raise
-        return resp["Body"].read()
+        return self._get_object(bucket, key, etag=etag, byte_range=byte_range)["Body"].read()
 
     def download(self, bucket: str, key: str, dest: Path) -> None:
         """Copy an object to a local file, streamed (never whole in memory)."""

@@ -25,13 +25,7 @@ from connectors.jobs import checked_rework, ledger_root, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
-from connectors.run_claim import claim_run, new_claim_token
-from connectors.run_ids import checked_run_id, new_run_id
-from connectors.run_lease import HEARTBEAT_S, RunLease
-from connectors.s3 import Location
-from flows.plan import PlanResult, ShardSpec, plan_manifest
-from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
-from flows.report_writer import (
+from connectors.report_store import (
     assemble_report,
     build_summary,
     check_same_job,
@@ -39,6 +33,12 @@ from flows.report_writer import (
     publish_report,
     write_report_page,
 )
+from connectors.run_claim import claim_run, new_claim_token
+from connectors.run_ids import checked_run_id, new_run_id
+from connectors.run_lease import HEARTBEAT_S, RunLease
+from connectors.s3 import Location
+from flows.plan import PlanResult, ShardSpec, plan_manifest
+from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_rules import rules_from
 from flows.runtime import make_s3_store
 from flows.settings import Settings, load_settings
@@ -54,10 +54,11 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
     """Read and validate the manifest in batches (a legacy layout through ``mapping``), and split valid rows
     into shards."""
     settings = Settings()
-    store = make_s3_store(settings) if manifest.startswith("s3://") or (mapping or "").startswith("s3://") else None
-    found = open_manifest(manifest, s3=store, cache_dir=settings.work_dir)
+    needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
+    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    found = open_manifest(manifest, store=store, cache_dir=settings.work_dir)
     try:
-        layouts = load_mapping(mapping, ObjectStore(store)) if mapping else None
+        layouts = load_mapping(mapping, store) if mapping else None
         plan = await asyncio.to_thread(
             plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
             batch_rows=settings.batch_rows, buckets=settings.max_shards, shard_rows=settings.shard_rows,
@@ -116,8 +117,7 @@ async def attach_manifest(
     runs_dir = settings.work_dir / "runs"
     run_dir = runs_dir / run_id
     report_root = Location.parse(report_uri)
-    s3 = make_s3_store(settings)
-    store = ObjectStore(s3)
+    store = ObjectStore(make_s3_store(settings))
     run_prefix = report_root.child(run_id)
     # Everything that can refuse the run comes before the claim (which refuses a published report too), so a
     # refused start leaves its run id usable.
@@ -168,7 +168,7 @@ async def attach_manifest(
             async with run_mode(settings, dry_run=dry_run, payloads_dir=run_dir / "payloads",
                                 timeline=timeline) as mode:
                 services = shard_services(
-                    settings, mode, s3=s3, store=store, run_date=today, ledger_root=job_ledger, run_id=run_id,
+                    settings, mode, store=store, run_date=today, ledger_root=job_ledger, run_id=run_id,
                     resend_unknown=resend_unknown, allow_reattach=allow_reattach, only_rows=only_rows,
                     timeline=timeline,
                 )

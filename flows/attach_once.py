@@ -20,12 +20,13 @@ from typing import Any
 from connectors.errors import KycAttachError, OutcomeUnknown, Refused, TerminalError, TransientError
 from connectors.fin import FinClient
 from connectors.ledger import LEGACY_RUN, DocRecord, Ledger
-from flows.outcomes import Outcomes
+from flows.row_failures import fail_from
 from flows.uploads import Uploaded
 from transforms.codes import Reason, Status
 from transforms.exactly_once import DocState, Evidence, Next, Policy, after_lost_response, before_send, document_key
 from transforms.identifying import NO_IDENTIFYING_MESSAGE, has_identifying, parties_without_identifying
 from transforms.models import Document
+from transforms.outcomes import Outcomes
 from transforms.payload import AttachRequest, build_attach_requests
 from transforms.reconcile import PartyStatus, all_initiated, evidence, party_statuses
 from transforms.refusals import after_refusal
@@ -212,7 +213,7 @@ class Attacher:
                 if isinstance(exc, Refused):
                     return exc
                 self.budget.note(ok=False)
-                self.out.fail_from(rows, exc)
+                fail_from(self.out, rows, exc)
                 return None
             self.budget.note(ok=True)
             await mark(DocState.attached)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from connectors.errors import RowRejected
 from connectors.files import check_file
-from connectors.s3 import S3Store
-from flows.outcomes import Outcomes
+from connectors.objects import ObjectStore
+from flows.row_failures import fail_from
 from transforms.codes import Reason, Status
 from transforms.models import Document
+from transforms.outcomes import Outcomes
 from transforms.payload import build_attach_requests, redact_body
 
 
@@ -27,7 +28,7 @@ from transforms.payload import build_attach_requests, redact_body
 class DryRun:
     """Checks customers' files and appends their would-be payloads to ``payloads_file`` (if given)."""
 
-    s3: S3Store
+    store: ObjectStore
     out: Outcomes
     _: KW_ONLY
     max_file_bytes: int
@@ -60,9 +61,9 @@ class DryRun:
         for f in doc.files:
             try:
                 async with self.checks:
-                    await check_file(self.s3, f.s3_uri, max_bytes=self.max_file_bytes)
+                    await check_file(self.store, f.s3_uri, max_bytes=self.max_file_bytes)
                 placeholder[f.s3_uri] = "<uri after upload>"
             except RowRejected as exc:
-                self.out.fail_from([f.row_number], exc)
+                fail_from(self.out, [f.row_number], exc)
         if any(f.row_number in self.out.rows for f in doc.files):
             self.out.reject_rest_of(doc, Status.rejected)

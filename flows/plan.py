@@ -20,12 +20,12 @@ import pyarrow.compute as pc
 
 from connectors.errors import SetupError
 from connectors.manifest import Manifest, iter_batches, read_columns, with_dialect
+from connectors.report_store import CARRIED_FILE
 from connectors.workarea import BucketRange, RowsFileWriter, TableWriter, is_disk_full
-from flows.report_writer import CARRIED_FILE
 from transforms.codes import Status
 from transforms.mapping import (
     Layout,
-    Mapping,
+    LegacyMapping,
     MappingError,
     MappingReport,
     apply_mapping,
@@ -60,11 +60,11 @@ class PlanResult:
     shards: list[ShardSpec] = field(default_factory=list)
     # With a mapping: the source values it could not convert (codes and date patterns only), for `validate`.
     mapping_report: MappingReport | None = None
-    # The fingerprint of the mapping the rows were read through (`Mapping.digest`), kept in the job's marker.
+    # The fingerprint of the mapping the rows were read through (`LegacyMapping.digest`), kept in the job's marker.
     mapping_digest: str | None = None
 
 
-def readable(manifest: Manifest, mapping: Mapping | None) -> Manifest:
+def readable(manifest: Manifest, mapping: LegacyMapping | None) -> Manifest:
     """The manifest with the CSV dialect to read it by: UTF-8 and commas, or a legacy archive's (its mapping's
     encoding and delimiter, else detected)."""
     if mapping is None:
@@ -72,7 +72,7 @@ def readable(manifest: Manifest, mapping: Mapping | None) -> Manifest:
     return with_dialect(manifest, encoding=mapping.encoding, delimiter=mapping.delimiter)
 
 
-def check_manifest_columns(manifest: Manifest, mapping: Mapping | None = None) -> Manifest:
+def require_columns(manifest: Manifest, mapping: LegacyMapping | None = None) -> Manifest:
     """``SetupError`` naming every missing required column (after the mapping, if any): the run must not start.
 
     Returns the manifest as it is to be read (``readable``)."""
@@ -90,13 +90,13 @@ def check_manifest_columns(manifest: Manifest, mapping: Mapping | None = None) -
 
 
 def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
-                  shard_rows: int, mapping: Mapping | None = None, compression: str = "none") -> PlanResult:
+                  shard_rows: int, mapping: LegacyMapping | None = None, compression: str = "none") -> PlanResult:
     """Validate every row; write the rows shards need into the run's rows file and rejects into a report part.
 
     With a ``mapping`` (legacy archives), each batch is first turned into canonical columns. ``compression``
     is the rows file's (none, lz4, zstd).
     """
-    manifest = check_manifest_columns(manifest, mapping)
+    manifest = require_columns(manifest, mapping)
     try:
         with _plan_memory_pool():
             return _plan(manifest, rules=rules, run_dir=run_dir, batch_rows=batch_rows, buckets=buckets,
@@ -134,7 +134,7 @@ def _plan_memory_pool() -> Iterator[None]:
 
 
 def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
-          shard_rows: int, mapping: Mapping | None, compression: str) -> PlanResult:
+          shard_rows: int, mapping: LegacyMapping | None, compression: str) -> PlanResult:
     valid = RowsFileWriter(run_dir / "rows.arrow", VALIDATED_SCHEMA, buckets, compression=compression)
     rejects = TableWriter(run_dir / "parts" / "rejects.parquet", REPORT_SCHEMA)
     # Shards are formed from the rows' raw bucket counts, not from what validation kept: validation

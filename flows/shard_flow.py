@@ -26,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from connectors.guarded_delete import remove_tree
 from connectors.objects import ObjectStore
 from connectors.rate_share import RateShare
-from connectors.s3 import Location, S3Store
+from connectors.report_store import failed_rows_of
+from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
 from connectors.workarea import BucketRange
 from flows.progress import shard_log_line
-from flows.report_writer import failed_rows_of
 from flows.runtime import make_s3_store
 from flows.settings import Settings
 from flows.shard_services import run_mode, shard_services
@@ -73,13 +73,12 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     """Work one shard of a fanned-out run: download its rows, work them, upload its report part."""
     started = time.monotonic()
     settings = Settings()
-    s3 = make_s3_store(settings)
-    store = ObjectStore(s3)
+    store = ObjectStore(make_s3_store(settings))
     work = S3WorkArea(store, Location.parse(job.work_prefix))
     shards_dir = settings.work_dir / "shards"
     local = shards_dir / job.run_id / job.shard
     try:
-        counts, api, stopped_early, timeline = await _work_shard(job, settings, s3, store, work, local)
+        counts, api, stopped_early, timeline = await _work_shard(job, settings, store, work, local)
     finally:
         # The scratch folder holds the shard's rows (personal data) and its report part, both on S3 (or made again
         # by a retried run): nothing of it stays on the worker, whether the run ended well or not.
@@ -97,7 +96,7 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     return result
 
 
-async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: ObjectStore, work: S3WorkArea,
+async def _work_shard(job: ShardJob, settings: Settings, store: ObjectStore, work: S3WorkArea,
                       local: Path) -> tuple[dict[str, int], dict[str, Any], str | None, Timeline]:
     """Download, work and upload one shard in ``local``; its counts, API statistics, early stop and timeline."""
     pairs = [(Location.parse(job.rows_uri), local / "rows.arrow")]
@@ -110,7 +109,7 @@ async def _work_shard(job: ShardJob, settings: Settings, s3: S3Store, store: Obj
     async with run_mode(settings, dry_run=job.dry_run, payloads_dir=local / "payloads", timeline=timeline,
                         rate_share=job.rate_share) as mode:
         services = shard_services(
-            settings, mode, s3=s3, store=store, run_date=job.run_date, ledger_root=Location.parse(job.ledger_root),
+            settings, mode, store=store, run_date=job.run_date, ledger_root=Location.parse(job.ledger_root),
             run_id=job.run_id, resend_unknown=job.resend_unknown, allow_reattach=job.allow_reattach,
             only_rows=only_rows, timeline=timeline,
         )

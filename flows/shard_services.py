@@ -16,7 +16,7 @@ from typing import Any
 from connectors.fin import FinClient
 from connectors.objects import ObjectStore
 from connectors.rate_share import RateShare
-from connectors.s3 import Location, S3Store
+from connectors.s3 import Location
 from flows.run_rules import rules_from
 from flows.runtime import fin_client
 from flows.settings import Settings
@@ -54,7 +54,6 @@ RunMode = LiveMode | DryRunMode
 class ShardServices:
     """Everything a shard needs, built once per process and handed in (nothing here builds its own IO)."""
 
-    s3: S3Store
     store: ObjectStore
     mode: RunMode
     rules: Rules
@@ -86,12 +85,12 @@ async def run_mode(settings: Settings, *, dry_run: bool, payloads_dir: Path, tim
         yield LiveMode(fin)
 
 
-def shard_services(settings: Settings, mode: RunMode, *, s3: S3Store, store: ObjectStore, run_date: date,
+def shard_services(settings: Settings, mode: RunMode, *, store: ObjectStore, run_date: date,
                    ledger_root: Location, run_id: str, resend_unknown: bool, allow_reattach: bool,
                    only_rows: frozenset[int] | None, timeline: Timeline) -> ShardServices:
     """The services of every shard this process works, from the settings and the run's own choices."""
     return ShardServices(
-        s3=s3, store=store, mode=mode, rules=rules_from(settings, run_date), ledger_root=ledger_root,
+        store=store, mode=mode, rules=rules_from(settings, run_date), ledger_root=ledger_root,
         max_file_bytes=settings.max_file_bytes,
         max_concurrent_customers=settings.max_concurrent_customers,
         max_concurrent_uploads=settings.max_concurrent_requests,

@@ -6,7 +6,7 @@ inside a customer the uploads run side by side while its attach requests go one 
 answers 409 to a second attach in progress for a customer).
 
 The steps live next door: ``flows.uploads`` (each file uploaded once), ``flows.attach_once`` (each attach
-sent once), ``flows.dry_run`` (check files and write payloads, no API call) and ``flows.outcomes`` (what
+sent once), ``flows.dry_run`` (check files and write payloads, no API call) and ``transforms.outcomes`` (what
 each row ended as, and the report part).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -30,13 +31,14 @@ from connectors.ledger import Ledger, documents_root
 from connectors.workarea import BucketRange, read_bucket_range
 from flows.attach_once import Attacher
 from flows.dry_run import DryRun
-from flows.outcomes import Outcomes, report_part
+from flows.row_failures import fail_from
 from flows.shard_services import DryRunMode, ShardServices
 from flows.uploads import Uploader
 from transforms.codes import Reason, Status
 from transforms.exactly_once import Policy
 from transforms.grouping import group_documents
 from transforms.models import Document
+from transforms.outcomes import Outcomes, report_part
 from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.shard")
@@ -52,7 +54,7 @@ async def run_shard(name: str, where: BucketRange, services: ShardServices, out_
     # (document_rejected); the plan's own report part reports them, so they leave here.
     rows = rows.filter(pc.is_null(rows.column("reason_code")))
     reported = set(rows.column("row_number").to_pylist())
-    outcomes = Outcomes(timeline=services.timeline)
+    outcomes = Outcomes(on_settled=lambda count: services.timeline.rows_settled(count, time.time()))
     outcomes.adopt(grouped.rejects, reported=reported)
     by_customer = _by_customer(grouped.documents, services.only_rows, outcomes)
 
@@ -97,7 +99,7 @@ def _customer_work(services: ShardServices, ledger: Ledger, outcomes: Outcomes, 
     """What is done for each customer: in a dry run, checks and payloads; in a live one, the real thing."""
     mode = services.mode
     if isinstance(mode, DryRunMode):
-        return DryRun(services.s3, outcomes, max_file_bytes=services.max_file_bytes,
+        return DryRun(services.store, outcomes, max_file_bytes=services.max_file_bytes,
                       max_parties_per_request=services.rules.max_parties_per_request,
                       max_concurrent_checks=services.max_concurrent_uploads,
                       payloads_file=mode.payloads_dir / f"{shard}.jsonl").customer
@@ -115,7 +117,7 @@ async def _work_customer(work: _CustomerWork, budget: FailureBudget, out: Outcom
     except KycAttachError as exc:
         if not isinstance(exc, RowRejected):
             budget.note(ok=False)
-        out.fail_from(out.pending(docs), exc)
+        fail_from(out, out.pending(docs), exc)
     except Exception as exc:  # a bug must cost one customer, not a run of a million rows
         budget.note(ok=False)
         where = _where(exc)
@@ -142,7 +144,7 @@ class _RealRun:
     def __init__(self, services: ShardServices, fin: FinClient, ledger: Ledger, outcomes: Outcomes) -> None:
         self.fin = fin
         self.out = outcomes
-        self.uploader = Uploader(services.s3, fin, ledger, outcomes, services.budget,
+        self.uploader = Uploader(services.store, fin, ledger, outcomes, services.budget,
                                  max_file_bytes=services.max_file_bytes,
                                  max_concurrent=services.max_concurrent_uploads)
         policy = Policy(allow_reattach=services.allow_reattach, resend_unknown=services.resend_unknown,

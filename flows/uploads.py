@@ -12,11 +12,12 @@ from connectors.errors import KycAttachError, RowRejected
 from connectors.files import check_object, fetch_source, open_source
 from connectors.fin import FinClient
 from connectors.ledger import Ledger
-from connectors.s3 import S3Store
-from flows.outcomes import Outcomes
+from connectors.objects import ObjectStore
+from flows.row_failures import fail_from
 from transforms.codes import Status
 from transforms.exactly_once import FileContent
 from transforms.models import Document
+from transforms.outcomes import Outcomes
 from transforms.thresholds import FailureBudget
 
 
@@ -32,7 +33,7 @@ class Uploaded:
 class Uploader:
     """Streams files from S3 to the upload endpoint, at most ``max_concurrent`` at a time."""
 
-    s3: S3Store
+    store: ObjectStore
     fin: FinClient
     ledger: Ledger
     out: Outcomes
@@ -68,7 +69,7 @@ class Uploader:
             for f, exc in errors:
                 if not isinstance(exc, KycAttachError):
                     raise exc
-                self.out.fail_from([f.row_number], exc)
+                fail_from(self.out, [f.row_number], exc)
             culprit = errors[0][1]
             self.out.reject_rest_of(doc, Status.rejected if isinstance(culprit, RowRejected) else Status.failed)
             for f in doc.files:
@@ -82,14 +83,14 @@ class Uploader:
             if self.ledger.has_upload(customer_id, s3_uri):
                 # Uploaded before (an earlier run, or an earlier row of this one): a HEAD tells whether the
                 # content is unchanged, so the file is not read again.
-                info = await check_object(self.s3, s3_uri, max_bytes=self.max_file_bytes)
+                info = await check_object(self.store, s3_uri, max_bytes=self.max_file_bytes)
                 known = self.ledger.upload_uri(customer_id, s3_uri, info.etag)
                 if known:
                     return Uploaded(known, FileContent(info.etag, info.size))
-                source = await open_source(self.s3, s3_uri, info)
+                source = await open_source(self.store, s3_uri, info)
             else:
                 # The common case: one GET, whose response carries the size and ETag a HEAD would give.
-                source = await fetch_source(self.s3, s3_uri, max_bytes=self.max_file_bytes)
+                source = await fetch_source(self.store, s3_uri, max_bytes=self.max_file_bytes)
                 info = source.info
             try:
                 # The name Fin keeps says nothing about the person (source keys often do).

@@ -136,30 +136,30 @@ def group_documents(rows: pd.DataFrame | pa.Table, rules: Rules) -> Grouped:
     doc = np.full(n, -1, dtype=np.int64)
     doc[member] = keys[member].groupby(list(keys.columns), sort=False).ngroup().to_numpy()
 
-    shard = _Shard(df, rn, doc, member & valid, reason, message)
-    if not shard.live.any():
-        return _finish(shard)
+    state = _GroupingState(df, rn, doc, member & valid, reason, message)
+    if not state.live.any():
+        return _finish(state)
 
     # 3. a row rejected by validation rejects its document; the rows of a document must agree.
     bad = member & ~valid
     for d, first_bad in pd.Series(rn[bad]).groupby(doc[bad]).min().items():
-        shard.doc_reason[int(d)] = _rejected_because_of(first_bad)
-    _conflicting_fields(shard)
-    shard.settle()
+        state.doc_reason[int(d)] = _rejected_because_of(first_bad)
+    _conflicting_fields(state)
+    state.settle()
 
     # 4. duplicate files within a customer; the document seen first (lowest first row) keeps the file.
-    _duplicate_files(shard)
+    _duplicate_files(state)
     # 5. sides and file counts, of the documents still open.
-    _side_rules(shard, rules)
-    shard.settle()
+    _side_rules(state, rules)
+    state.settle()
     # 6. parties left with no identifying document.
-    _no_identifying_document(shard)
-    shard.settle()
-    return _finish(shard)
+    _no_identifying_document(state)
+    state.settle()
+    return _finish(state)
 
 
 @dataclass(frozen=True, slots=True)
-class _Shard:
+class _GroupingState:
     """The shard's rows (positions index ``df``, in row order) and what the rules have decided about them.
 
     Frozen: no field is rebound; the rules fill ``doc_reason`` and ``row_reason``, and :meth:`settle` writes
@@ -201,10 +201,10 @@ def _rejected_because_of(row: object) -> tuple[str, str]:
     return Reason.document_rejected.value, f"document: row {row} of it was rejected"
 
 
-def _conflicting_fields(shard: _Shard) -> None:
+def _conflicting_fields(state: _GroupingState) -> None:
     """Documents (not rejected already) whose rows disagree on a field of their category, or on the party."""
-    live, doc_reason = shard.live, shard.doc_reason
-    g = shard.df[live].assign(_doc=shard.doc[live]).groupby("_doc", sort=False)
+    live, doc_reason = state.live, state.doc_reason
+    g = state.df[live].assign(_doc=state.doc[live]).groupby("_doc", sort=False)
     cat = g["category"].first()
     is_ident = (cat == Category.identifying.value).to_numpy()
     nun = g[list({*_IDENT_FIELDS, *_OTHER_FIELDS})].nunique(dropna=False)
@@ -226,13 +226,13 @@ def _conflicting_fields(shard: _Shard) -> None:
         doc_reason[d] = (Reason.conflicting_fields.value, ", ".join(names) + ": rows of one document disagree")
 
 
-def _duplicate_files(shard: _Shard) -> None:
+def _duplicate_files(state: _GroupingState) -> None:
     """An s3_uri used twice in one document, or already used by an earlier document of the customer."""
-    pos = shard.open_rows()
+    pos = state.open_rows()
     if not len(pos):
         return
-    rn, d = shard.rn, shard.doc[pos]
-    f = pd.DataFrame({"c": shard.column("customer_id", pos), "u": shard.column("s3_uri", pos), "d": d})
+    rn, d = state.rn, state.doc[pos]
+    f = pd.DataFrame({"c": state.column("customer_id", pos), "u": state.column("s3_uri", pos), "d": d})
     f["first"] = pd.Series(rn[pos]).groupby(d).transform("min").to_numpy()
     counts = f.groupby(["c", "u"], sort=False)["d"].transform("size").to_numpy()
     shared = counts > 1
@@ -245,23 +245,23 @@ def _duplicate_files(shard: _Shard) -> None:
         s["_pos"].to_numpy(), s["d"].to_numpy(), s["first"].to_numpy(), owner_first, in_doc, strict=True
     ):
         if twice:
-            shard.row_reason[int(p)] = (Reason.duplicate_file.value, "s3_uri: the same file twice in one document")
+            state.row_reason[int(p)] = (Reason.duplicate_file.value, "s3_uri: the same file twice in one document")
         elif first != own:
-            shard.row_reason[int(p)] = (
+            state.row_reason[int(p)] = (
                 Reason.duplicate_file.value,
                 f"s3_uri: file already used by the document at row {own}",
             )
         else:
             continue
-        shard.doc_reason.setdefault(int(dd), _rejected_because_of(rn[p]))
+        state.doc_reason.setdefault(int(dd), _rejected_because_of(rn[p]))
 
 
-def _side_rules(shard: _Shard, rules: Rules) -> None:
+def _side_rules(state: _GroupingState, rules: Rules) -> None:
     """A two-sided type needs exactly one FRONT and one BACK; a single-image type takes exactly one file."""
-    pos = shard.open_rows()
+    pos = state.open_rows()
     if not len(pos):
         return
-    dtype, side, d = shard.column("document_type", pos), shard.column("side", pos), shard.doc[pos]
+    dtype, side, d = state.column("document_type", pos), state.column("side", pos), state.doc[pos]
     two = np.isin(dtype, list(rules.side_rules.two_sided_types))
     single = np.isin(dtype, list(rules.side_rules.single_image_types))
     f = pd.DataFrame({"d": d, "front": side == "FRONT", "back": side == "BACK", "two": two, "single": single})
@@ -276,41 +276,41 @@ def _side_rules(shard: _Shard, rules: Rules) -> None:
     nfront = f["d"].map(agg["front"]).to_numpy()
     nback = f["d"].map(agg["back"]).to_numpy()
     for i in np.flatnonzero(two & (((side == "FRONT") & (nfront > 1)) | ((side == "BACK") & (nback > 1)))):
-        shard.row_reason[int(pos[i])] = (
+        state.row_reason[int(pos[i])] = (
             Reason.duplicate_side.value,
             f"side: more than one {side[i]} in the document",
         )
     dup_docs = agg.index[agg["two"] & ((agg["front"] > 1) | (agg["back"] > 1))]
     for dd in dup_docs:
-        shard.doc_reason[int(dd)] = (Reason.document_rejected.value, "document: another row of it was rejected")
+        state.doc_reason[int(dd)] = (Reason.document_rejected.value, "document: another row of it was rejected")
     miss = agg[agg["two"] & (agg["front"] <= 1) & (agg["back"] <= 1) & ((agg["front"] == 0) | (agg["back"] == 0))]
     if len(miss):
-        _missing_sides(shard, pos, miss)
+        _missing_sides(state, pos, miss)
     # A residence document may come as one image or as exactly one FRONT and one BACK.
     both = np.isin(dtype, list(rules.side_rules.front_and_back_allowed))
     agg["pair"] = f.assign(both=both).groupby("d", sort=False)["both"].first() & (agg["rows"] == 2) & (
         agg["front"] == 1) & (agg["back"] == 1)
     # ...but a BACK alone is not one image of it: the front is what identifies.
     for dd in agg.index[agg["single"] & (agg["rows"] == 1) & (agg["back"] == 1)]:
-        shard.doc_reason[int(dd)] = (Reason.missing_side.value, "side: the document has no FRONT row")
+        state.doc_reason[int(dd)] = (Reason.missing_side.value, "side: the document has no FRONT row")
     for dd, rows in agg.loc[agg["single"] & (agg["rows"] > 1) & ~agg["pair"], "rows"].items():
-        shard.doc_reason[int(dd)] = (
+        state.doc_reason[int(dd)] = (
             Reason.too_many_files.value,
             f"s3_uri: a single-image document takes one file, this one has {rows}",
         )
 
 
-def _no_identifying_document(shard: _Shard) -> None:
+def _no_identifying_document(state: _GroupingState) -> None:
     """Reject the documents of a party whose documents still open include no identifying one."""
-    pos = shard.open_rows()
+    pos = state.open_rows()
     if not len(pos):
         return
     f = pd.DataFrame({
-        "d": shard.doc[pos],
-        "c": shard.column("customer_id", pos),
-        "id": shard.column("associated_party_id", pos),
-        "email": [e.lower() if isinstance(e, str) else None for e in shard.column("associated_party_email", pos)],
-        "ident": shard.column("category", pos) == Category.identifying.value,
+        "d": state.doc[pos],
+        "c": state.column("customer_id", pos),
+        "id": state.column("associated_party_id", pos),
+        "email": [e.lower() if isinstance(e, str) else None for e in state.column("associated_party_email", pos)],
+        "ident": state.column("category", pos) == Category.identifying.value,
     })
     # one line per document: rows of a document agree on the party (conflicting_fields saw to that)
     docs = f.groupby("d", sort=False).agg(c=("c", "first"), id=("id", "first"), email=("email", "first"),
@@ -330,42 +330,42 @@ def _no_identifying_document(shard: _Shard) -> None:
             continue
         if (no_id and c in only_id) or (no_email and c in only_email):
             continue
-        shard.doc_reason[int(d)] = (Reason.no_identifying_document.value, NO_IDENTIFYING_MESSAGE)
+        state.doc_reason[int(d)] = (Reason.no_identifying_document.value, NO_IDENTIFYING_MESSAGE)
 
 
-def _missing_sides(shard: _Shard, pos: np.ndarray, miss: pd.DataFrame) -> None:
+def _missing_sides(state: _GroupingState, pos: np.ndarray, miss: pd.DataFrame) -> None:
     """Documents of a two-sided type (the ``miss`` rows of the side counts) that lack a FRONT or a BACK."""
     for dd, row in miss.iterrows():  # once per incomplete document, not per row
         lacking = "BACK" if row["front"] else "FRONT"
-        shard.doc_reason[int(dd)] = (Reason.missing_side.value, f"side: the document has no {lacking} row")
+        state.doc_reason[int(dd)] = (Reason.missing_side.value, f"side: the document has no {lacking} row")
     # Without a document_id a FRONT and a BACK whose numbers differ land in two documents, each missing a
     # side: when a party has exactly that pair for a type, say what is really wrong.
-    s = shard.df.iloc[pos[np.isin(shard.doc[pos], miss.index.to_numpy())]]
+    s = state.df.iloc[pos[np.isin(state.doc[pos], miss.index.to_numpy())]]
     s = s[s["document_id"].isna()]
     if s.empty:
         return
     pk = s["associated_party_id"].where(s["associated_party_id"].notna(), s["associated_party_email"])
     key = pd.DataFrame({"c": s["customer_id"], "p": pk, "t": s["document_type"]})
     sides = s["side"]
-    dsub = pd.Series(shard.doc[s.index.to_numpy()], index=s.index)  # the index is the row position
+    dsub = pd.Series(state.doc[s.index.to_numpy()], index=s.index)  # the index is the row position
     for _, idx in key.groupby(["c", "p", "t"], sort=False).groups.items():
         if len(idx) == 2 and set(sides.loc[idx]) == {"FRONT", "BACK"}:
             for dd in dsub.loc[idx]:
-                shard.doc_reason[int(dd)] = (
+                state.doc_reason[int(dd)] = (
                     Reason.conflicting_fields.value,
                     "document_number: the FRONT and BACK rows disagree",
                 )
 
 
-def _finish(shard: _Shard) -> Grouped:
-    df, rn, doc, reason, message = shard.df, shard.rn, shard.doc, shard.reason, shard.message
+def _finish(state: _GroupingState) -> Grouped:
+    df, rn, doc, reason, message = state.df, state.rn, state.doc, state.reason, state.message
     rejected = ~pd.isna(reason)
     out = Grouped()
     out.rejects = [
         RowOutcome(int(r), Status.rejected, Reason(c), m)
         for r, c, m in zip(rn[rejected], reason[rejected], message[rejected], strict=True)
     ]
-    keep = shard.live & ~rejected
+    keep = state.live & ~rejected
     if not keep.any():
         return out
     kpos = np.flatnonzero(keep)

@@ -162,7 +162,7 @@ class Layout(BaseModel):
         return [c for c in self.source_columns() if c.strip().lower() not in have]
 
 
-class Mapping(BaseModel):
+class LegacyMapping(BaseModel):
     """A mapping file: one or more source layouts; a file uses the first layout its header fits."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -245,7 +245,7 @@ class MappingReport:
 
 
 def apply_mapping(
-    table: pa.Table, mapping: Mapping, *, first_source_row: int = 1, report: MappingReport | None = None
+    table: pa.Table, mapping: LegacyMapping, *, first_source_row: int = 1, report: MappingReport | None = None
 ) -> pa.Table:
     """``table`` (a legacy layout) as canonical columns; values that do not convert are left for validation.
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from connectors.s3 import make_s3_client
-from flows.demo import CLIENT_ID, demo_rows, demo_world
+from flows.commands.demo import CLIENT_ID, demo_rows, demo_world
 from tests.e2e.helpers import load_world, put_scenario, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -44,7 +44,8 @@ def test_two_overlapping_runs_under_one_report_location_do_not_both_attach(
     make_s3_client().copy_object(Bucket=bucket, Key="manifests/copy.csv",
                                  CopySource={"Bucket": bucket, "Key": "manifests/m.csv"})
     env = _child_env(fin_sandbox.url, tmp_path / "work")
-    base = [sys.executable, "-m", "flows.cli", "run", "--report-uri", f"s3://{bucket}/reports", "--no-progress"]
+    base = [sys.executable, "-m", "flows.commands.cli", "run", "--report-uri", f"s3://{bucket}/reports",
+            "--no-progress"]
     first = subprocess.Popen([*base, manifest, "--run-id", "one"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     time.sleep(1)
@@ -76,7 +77,7 @@ def test_archive_copied_to_a_new_prefix_with_a_multipart_copy_is_attached_again(
     from boto3.s3.transfer import TransferConfig
 
     from flows.attach_flow import attach_manifest
-    from flows.demo import manifest_csv
+    from flows.commands.demo import manifest_csv
 
     scenario = demo_scenario(customers=1)
     s3 = make_s3_client()
@@ -107,7 +108,7 @@ def test_retry_failed_of_a_run_of_another_manifest_is_refused(demo_scenario: Any
 
     from connectors.errors import SetupError
     from flows.attach_flow import attach_manifest
-    from flows.demo import manifest_csv
+    from flows.commands.demo import manifest_csv
 
     scenario = demo_scenario(customers=2, faults={"errors": {"share": 1.0, "statuses": [503],
                                                              "endpoints": ["upload"]}},

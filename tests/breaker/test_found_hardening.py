@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from flows.cli import app
-from flows.demo import demo_rows, demo_world
+from flows.commands.cli import app
+from flows.commands.demo import demo_rows, demo_world
 from tests.e2e.helpers import api_env, load_world, put_scenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.commands.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = ROOT / "tests/fixtures/legacy/carrier_c/archive.csv"

@@ -32,7 +32,7 @@ def test_migration_of_a_completed_file_with_a_missing_object_restored_attaches_i
     rework runs as --retry-failed/--include-rejected, as nightly does.
     Second finding, same test: that re-work (nightly's too) left the bill `skipped`/`not_retried` for good: its
     reason no_identifying_document is not re-workable, though it came from the missing passport. Fixed
-    (flows/report_writer.failed_rows_of): no_identifying_document rows come along with any included reason."""
+    (connectors/report_store.failed_rows_of): no_identifying_document rows come along with any included reason."""
     from flows.migration import migration
 
     archive, mapping, world, _ = stage_archive("bank_a", bucket)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from flows.attach_flow import attach_manifest
-from flows.demo import demo_world
-from flows.demo_samples import sample_pdf
+from flows.commands.demo import demo_world
+from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flows.demo import CLIENT_ID, CLIENT_SECRET
+from flows.commands.demo import CLIENT_ID, CLIENT_SECRET
 from tests.e2e.helpers import DemoScenario, read_report
 from tests.e2e.test_attach_flow import EXPECTED_REJECTS
 
@@ -71,7 +71,7 @@ def test_credentials_revoked_mid_run_rows_not_sent_end_failed_and_a_rerun_sends_
 ) -> None:
     """The client is revoked while a run works. Found: the token renewal raises SetupError ('cannot start')
     mid-run; attach_once does not catch it, so documents marked in_flight in the ledger stay in_flight and the
-    rows end `unknown`/`outcome_unknown` (Outcomes.fail_from's fallback) although nothing of them was sent.
+    rows end `unknown`/`outcome_unknown` (row_failures.fail_from's fallback) although nothing of them was sent.
     A re-run with the secret restored then reports them `unknown` again instead of attaching them.
     Expected: such rows end `failed` (nothing was applied) and a re-run attaches them. Fixed: a refusal of the
     credentials after the first token is a TerminalError (failed, api_error), SetupError only before the run."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flows.demo import demo_rows, demo_world
+from flows.commands.demo import demo_rows, demo_world
 from tests.e2e.helpers import DemoScenario, api_env, load_world, put_scenario
 
 

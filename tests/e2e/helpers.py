@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from flows.demo import CLIENT_ID, CLIENT_SECRET, manifest_csv
+from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, manifest_csv
 
 
 def load_world(sandbox_url: str, world: dict[str, Any], faults: dict[str, Any] | None = None) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from flows.attach_flow import attach_manifest
-from flows.demo import CLIENT_ID, demo_rows, demo_world
+from flows.commands.demo import CLIENT_ID, demo_rows, demo_world
 from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -61,7 +61,7 @@ def test_killed_runs_resume_and_attach_every_document_exactly_once(
     rows, manifest, _ = _scenario(bucket, customers, fin_sandbox.url,
                                   {"latency": {"ms": 25, "endpoints": ["upload", "attach"]}})
     env = _child_env(fin_sandbox.url, tmp_path / "work")
-    command = [sys.executable, "-m", "flows.cli", "run", manifest, "--report-uri", f"s3://{bucket}/reports"]
+    command = [sys.executable, "-m", "flows.commands.cli", "run", manifest, "--report-uri", f"s3://{bucket}/reports"]
     rng = random.Random(20261125)
     kills: list[tuple[str, int]] = []
     for i in range(5):

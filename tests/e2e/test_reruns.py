@@ -22,8 +22,8 @@ import pytest
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.attach_flow import attach_manifest
-from flows.demo import demo_rows, demo_world, manifest_csv
-from flows.demo_samples import sample_pdf
+from flows.commands.demo import demo_rows, demo_world, manifest_csv
+from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -316,7 +316,7 @@ def test_a_job_started_before_the_upgrade_finishes_without_attaching_twice(
         (c2["customer_id"], "attached", None, None),
     }
     # The old "done" is carried into the new index: a third run skips customer 0 with no legacy ledger left.
-    st.store.s3.delete_prefix(bucket, f"reports/_ledger/{job_id}/")  # type: ignore[union-attr]
+    st.store.delete_prefix(Location(bucket, f"reports/_ledger/{job_id}/"))
     third = st.run(manifest, "third")
     assert {(r["customer_id"], r["reason_code"]) for r in read_report(third) if r["status"] == "skipped"} == {
         (c0["customer_id"], "already_attached"), (c2["customer_id"], "already_attached")}

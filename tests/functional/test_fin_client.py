@@ -16,8 +16,8 @@ from connectors.aiohttp_transport import Transport
 from connectors.errors import OutcomeUnknown, Refused, SetupError, TerminalError, Throttled, TransientError
 from connectors.fin import FinClient
 from connectors.rate_limiter import EndpointLimiters
-from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
-from flows.demo_samples import sample_pdf
+from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_world
+from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import load_world, sandbox_record
 from transforms.breaker import CircuitBreaker
 

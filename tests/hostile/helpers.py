@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flows.demo_samples import sample_jpeg, sample_pdf, sample_png
+from flows.commands.demo_samples import sample_jpeg, sample_pdf, sample_png
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 WHOLE_FILE = CORPUS / "whole_file"

@@ -15,8 +15,9 @@ import pytest
 
 from connectors.errors import RowRejected
 from connectors.files import check_file, fetch_source
+from connectors.objects import ObjectStore
 from connectors.s3 import S3Store, make_s3_client
-from flows.demo_samples import sample_jpeg, sample_pdf, sample_png
+from flows.commands.demo_samples import sample_jpeg, sample_pdf, sample_png
 from tests.hostile.helpers import EXE, ZIP
 
 
@@ -59,17 +60,17 @@ GOOD = {
 
 
 @pytest.fixture()
-def store(bucket: str) -> tuple[S3Store, CountingClient]:
+def store(bucket: str) -> tuple[ObjectStore, CountingClient]:
     client = make_s3_client()
     for name, (data, _) in BAD.items():
         client.put_object(Bucket=bucket, Key=name, Body=data)
     for name, data in GOOD.items():
         client.put_object(Bucket=bucket, Key=name, Body=data)
     counting = CountingClient(client)
-    return S3Store(counting), counting
+    return ObjectStore(S3Store(counting)), counting
 
 
-async def _upload_bytes(s3: S3Store, uri: str) -> bytes:
+async def _upload_bytes(s3: ObjectStore, uri: str) -> bytes:
     source = await fetch_source(s3, uri, max_bytes=1 << 20, chunk_bytes=4096)
     try:
         return b"".join([c async for c in source.chunks()])
@@ -78,7 +79,7 @@ async def _upload_bytes(s3: S3Store, uri: str) -> bytes:
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_upload_refuses_before_sending(name: str, bucket: str, store: tuple[S3Store, CountingClient]) -> None:
+def test_upload_refuses_before_sending(name: str, bucket: str, store: tuple[ObjectStore, CountingClient]) -> None:
     s3, _ = store
     with pytest.raises(RowRejected) as info:
         asyncio.run(fetch_source(s3, f"s3://{bucket}/{name}", max_bytes=1 << 20, chunk_bytes=4096))
@@ -87,7 +88,7 @@ def test_upload_refuses_before_sending(name: str, bucket: str, store: tuple[S3St
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_dry_run_check_refuses_the_same(name: str, bucket: str, store: tuple[S3Store, CountingClient]) -> None:
+def test_dry_run_check_refuses_the_same(name: str, bucket: str, store: tuple[ObjectStore, CountingClient]) -> None:
     s3, counting = store
     with pytest.raises(RowRejected) as info:
         asyncio.run(check_file(s3, f"s3://{bucket}/{name}", max_bytes=1 << 20))
@@ -96,7 +97,7 @@ def test_dry_run_check_refuses_the_same(name: str, bucket: str, store: tuple[S3S
 
 
 @pytest.mark.parametrize("name", sorted(GOOD))
-def test_whole_files_pass_and_are_read_once(name: str, bucket: str, store: tuple[S3Store, CountingClient]) -> None:
+def test_whole_files_pass_and_are_read_once(name: str, bucket: str, store: tuple[ObjectStore, CountingClient]) -> None:
     s3, counting = store
     assert asyncio.run(_upload_bytes(s3, f"s3://{bucket}/{name}")) == GOOD[name]
     whole_reads = [c for c in counting.calls if c == ("GET", None)]

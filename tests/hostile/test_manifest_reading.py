@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest
 from connectors.workarea import read_bucket_range
-from flows.cli import app
+from flows.commands.cli import app
 from flows.plan import plan_manifest
 from tests.e2e.helpers import sandbox_record
 from transforms.rules import Rules
@@ -40,7 +40,7 @@ def _zstd(data: bytes) -> bytes:
 
 
 def _valid_rows(path: Path, tmp_path: Path) -> list[dict[str, Any]]:
-    manifest = open_manifest(str(path), s3=None, cache_dir=tmp_path / "cache")
+    manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
     plan = plan_manifest(manifest, rules=Rules(today=dt.date(2026, 1, 10)), run_dir=tmp_path / "run",
                          batch_rows=1000, buckets=8, shard_rows=100)
     assert plan.rows_rejected == 0
@@ -82,7 +82,7 @@ def test_two_columns_that_read_as_one_name_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.parquet"
     pq.write_table(pa.table({"customer_id": [C1], "Customer_ID ": [C1], "associated_party_id": [P1],
                              "document_type": ["UTILITY_BILL"], "s3_uri": ["s3://kyc-docs/a.pdf"]}), path)
-    manifest = open_manifest(str(path), s3=None, cache_dir=tmp_path / "cache")
+    manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
     with pytest.raises(SetupError, match="duplicate column 'customer_id'"):
         plan_manifest(manifest, rules=Rules(today=dt.date(2026, 1, 10)), run_dir=tmp_path / "run",
                       batch_rows=1000, buckets=8, shard_rows=100)

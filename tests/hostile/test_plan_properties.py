@@ -56,7 +56,7 @@ def test_plan_and_grouping_account_for_every_row(rows: list[dict[str, str]], bat
         writer.writerows(rows)
         path.write_text(buf.getvalue(), encoding="utf-8", newline="")
         rules = Rules(today=dt.date(2026, 1, 10))
-        plan = plan_manifest(open_manifest(str(path), s3=None, cache_dir=Path(tmp) / "c"), rules=rules,
+        plan = plan_manifest(open_manifest(str(path), store=None, cache_dir=Path(tmp) / "c"), rules=rules,
                              run_dir=Path(tmp) / "run", batch_rows=batch_rows, buckets=8, shard_rows=5,
                              compression=compression)
 

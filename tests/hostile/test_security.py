@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from flows.cli import app
+from flows.commands.cli import app
 from flows.runtime import check_api_url
 from tests.e2e.helpers import sandbox_record
 from tests.hostile.conftest import CorpusRun

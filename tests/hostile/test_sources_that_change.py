@@ -20,14 +20,15 @@ from connectors.aiohttp_transport import Transport
 from connectors.errors import RowRejected
 from connectors.files import fetch_source
 from connectors.fin import FinClient
+from connectors.objects import ObjectStore
 from connectors.rate_limiter import EndpointLimiters
 from connectors.s3 import S3Store, make_s3_client
-from flows.demo import CLIENT_ID, CLIENT_SECRET, demo_world
-from flows.demo_samples import sample_pdf
+from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_world
+from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import load_world, sandbox_record
 
 
-async def _upload_while(fin_url: str, store: S3Store, uri: str, meanwhile: Any, customer_id: str) -> Any:
+async def _upload_while(fin_url: str, store: ObjectStore, uri: str, meanwhile: Any, customer_id: str) -> Any:
     """Open the source, let ``meanwhile`` change it, then upload (every attempt answered 503 by the sandbox)."""
     source = await fetch_source(store, uri, max_bytes=1 << 20)
     meanwhile()
@@ -48,7 +49,7 @@ def test_source_changed_during_retries_is_rejected_at_once(change: str, reason: 
     world = demo_world(customers=1)
     load_world(fin_sandbox.url, world, {"errors": {"share": 1.0, "statuses": [503], "endpoints": ["upload"]}})
     client = make_s3_client()
-    store = S3Store(client)
+    store = ObjectStore(S3Store(client))
     client.put_object(Bucket=bucket, Key="docs/a.pdf", Body=sample_pdf("first version"))
 
     def meanwhile() -> None:

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from connectors.errors import SetupError
 from connectors.s3 import S3Store, make_s3_client
-from flows.cli import app
+from flows.commands.cli import app
 from tests.e2e.helpers import sandbox_record
 from tests.hostile.helpers import WHOLE_FILE
 
@@ -177,9 +177,9 @@ class _RefusesPut:
 
 def test_bucket_refusing_put_object_is_refused_before_anything_is_sent(
         corpus_api_url: str, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.startup_checks as startup_checks
+    import flows.start_gate as start_gate
 
-    monkeypatch.setattr(startup_checks, "make_s3_store", lambda settings: S3Store(_RefusesPut(make_s3_client())))
+    monkeypatch.setattr(start_gate, "make_s3_store", lambda settings: S3Store(_RefusesPut(make_s3_client())))
     result = _cli(["run", str(GOOD_MANIFEST), "--report-uri", f"s3://{bucket}/reports", "--run-id", "r1"])
     assert result.exit_code == 2
     assert _one_line(result) == (f"kyc-attach: cannot start: report location s3://{bucket}/reports/r1: cannot be "
@@ -271,12 +271,12 @@ def test_retry_failed_naming_a_run_without_a_report_is_one_line(corpus_api_url: 
 
 def test_an_unexpected_error_at_start_up_is_one_line_exit_2_and_debug_shows_the_traceback(
         corpus_api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.startup_checks as startup_checks
+    import flows.start_gate as start_gate
 
     def broken(*args: Any, **kw: Any) -> int:
         raise LookupError("no such thing\nsecond line")
 
-    monkeypatch.setattr(startup_checks, "scan_manifest", broken)
+    monkeypatch.setattr(start_gate, "count_rows", broken)
     args = ["run", str(GOOD_MANIFEST), "--report-uri", str(tmp_path / "reports")]
     result = _cli(args)
     assert result.exit_code == 2
@@ -347,7 +347,7 @@ def test_sigterm_during_start_up_removes_the_manifest_copy(corpus_api_url: str, 
     work = tmp_path / "work-sigterm"
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "KYC_ATTACH_WORK_DIR": str(work),
            "FIN_API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}"}
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", manifest, "--report-uri",
+    proc = subprocess.Popen([sys.executable, "-m", "flows.commands.cli", "run", manifest, "--report-uri",
                              f"s3://{bucket}/reports"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest
 from connectors.workarea import read_bucket_range
-from flows.cli import app
+from flows.commands.cli import app
 from flows.plan import plan_manifest
 from tests.e2e.helpers import sandbox_record
 from tests.hostile.helpers import WHOLE_FILE
@@ -88,7 +88,7 @@ def test_real_process_prints_exactly_one_line(corpus_api_url: str, tmp_path: Pat
     """The console script in its own process: nothing else (no Prefect banner, no traceback) on stderr."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(WHOLE_FILE / "header_only.csv"),
+        [sys.executable, "-m", "flows.commands.cli", "run", str(WHOLE_FILE / "header_only.csv"),
          "--report-uri", str(tmp_path / "reports")],
         capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).resolve().parents[2],
     )
@@ -122,7 +122,7 @@ def test_plain_http_to_a_remote_api_refused_before_anything(corpus_api_url: str,
 
 
 def _plan(path: Path, tmp_path: Path, *, batch_rows: int = 65_536, **rules: Any) -> tuple[Any, list[dict]]:
-    manifest = open_manifest(str(path), s3=None, cache_dir=tmp_path / "cache")
+    manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
     plan = plan_manifest(manifest, rules=Rules(today=TODAY, **rules), run_dir=tmp_path / "run",
                          batch_rows=batch_rows, buckets=16, shard_rows=1000)
     rejects = pq.read_table(plan.rejects_path).to_pylist()
@@ -255,7 +255,7 @@ def test_a_full_disk_while_planning_is_a_setup_error_naming_the_remedy(tmp_path:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "rows.arrow").symlink_to("/dev/full")
-    manifest = open_manifest(str(path), s3=None, cache_dir=tmp_path)
+    manifest = open_manifest(str(path), store=None, cache_dir=tmp_path)
     with pytest.raises(SetupError, match=r"disk filled up.*KYC_ATTACH_WORK_DIR") as info:
         plan_manifest(manifest, rules=Rules(today=TODAY), run_dir=run_dir, batch_rows=500, buckets=8,
                       shard_rows=100)

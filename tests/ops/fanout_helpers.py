@@ -28,7 +28,7 @@ from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.attach_flow import attach_manifest
-from flows.demo import CLIENT_ID, CLIENT_SECRET
+from flows.commands.demo import CLIENT_ID, CLIENT_SECRET
 from tests.e2e.helpers import api_env, read_report
 from tests.ops.prefect_server import PrefectServer
 

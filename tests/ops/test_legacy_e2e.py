@@ -17,7 +17,7 @@ from connectors.jobs import completed_marker
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.attach_flow import attach_manifest
-from flows.demo_samples import sample_jpeg, sample_pdf, sample_png
+from flows.commands.demo_samples import sample_jpeg, sample_pdf, sample_png
 from flows.progress import PROGRESS_KEY, ProgressEvent, listen
 from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
 
@@ -135,7 +135,7 @@ def test_german_carrier_archive_migrates_with_no_converter(
     front and back images in two columns of one row: through `kyc-attach run --mapping`, nothing converted first."""
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from flows.commands.cli import app
 
     archive, mapping, world, rows = stage_archive("carrier_c", bucket)
     load_world(fin_sandbox.url, world)

@@ -13,7 +13,7 @@ import pytest
 from connectors.errors import SetupError
 from connectors.mapping_file import load_mapping, parse_mapping
 from connectors.objects import ObjectStore
-from transforms.mapping import Layout, Mapping, MappingError, apply_mapping, to_alpha3
+from transforms.mapping import Layout, LegacyMapping, MappingError, apply_mapping, to_alpha3
 from transforms.rules import Rules
 from transforms.validate import validate_batch
 
@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 1, 10)
 
 
-def _mapping(**layout: object) -> Mapping:
+def _mapping(**layout: object) -> LegacyMapping:
     base: dict[str, object] = {"name": "t", "columns": {"customer_id": "C", "associated_party_id": "P",
                                                          "document_type": "T", "s3_uri": "U"}}
     base.update(layout)
-    return Mapping(layouts=[Layout.model_validate(base)])
+    return LegacyMapping(layouts=[Layout.model_validate(base)])
 
 
 def _table(**cols: list[str | None]) -> pa.Table:
@@ -82,7 +82,7 @@ def test_first_fitting_layout_wins_and_a_misfit_names_missing_columns() -> None:
                                                          "document_type": "T", "s3_uri": "U"}})
     b = Layout.model_validate({"name": "b", "columns": {"customer_id": "B", "associated_party_id": "P",
                                                          "document_type": "T", "s3_uri": "U"}})
-    m = Mapping(layouts=[a, b])
+    m = LegacyMapping(layouts=[a, b])
     assert m.layout_for(["b", "p", "t", "u"]).name == "b"  # header matched ignoring case
     with pytest.raises(MappingError, match="layout 'a' lacks column\\(s\\) 'A'"):
         m.layout_for(["P", "T", "U"])

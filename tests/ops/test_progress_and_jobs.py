@@ -139,4 +139,4 @@ def test_inbox_lists_manifests_oldest_first_with_the_flow_s_job_id(tmp_path: Pat
     found = list_manifests(None, str(inbox))
     assert [Path(m.uri).name for m in found] == ["c.csv", "a.parquet", "b.csv"]
     for m in found:
-        assert m.job_id == open_manifest(m.uri, s3=None, cache_dir=tmp_path).job_id == job_id_of(m.uri, m.content_id)
+        assert m.job_id == open_manifest(m.uri, store=None, cache_dir=tmp_path).job_id == job_id_of(m.uri, m.content_id)

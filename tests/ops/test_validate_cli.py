@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.demo import manifest_csv
+from flows.commands.cli import app
+from flows.commands.demo import manifest_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 CUST = "6f1c2a3b-1111-4222-8333-444455556666"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.demo_samples import sample_jpeg, sample_pdf, sample_png
+from flows.commands.demo_samples import sample_jpeg, sample_pdf, sample_png
 from transforms.file_structure import MIN_BYTES, TAIL_BYTES, structure_problem
 
 PDF, PNG, JPEG = "application/pdf", "image/png", "image/jpeg"

@@ -11,7 +11,7 @@ import pytest
 from connectors.errors import SetupError
 from connectors.manifest import Manifest, read_columns, with_dialect
 from flows.plan import readable
-from transforms.mapping import Mapping, MappingReport, apply_mapping, to_alpha3, unconverted_hint
+from transforms.mapping import LegacyMapping, MappingReport, apply_mapping, to_alpha3, unconverted_hint
 
 LAYOUT = {
     "name": "two-images",
@@ -34,7 +34,7 @@ def test_one_source_row_becomes_one_file_row_per_filled_image_column_of_one_docu
         {"Art": "Pass", "Land": "Österreich", "Vorne": "p.pdf"},
         {"Art": "Strom", "Vorne": "bill.pdf"},
     ])
-    out = apply_mapping(table, Mapping(layouts=[LAYOUT]), first_source_row=41)
+    out = apply_mapping(table, LegacyMapping(layouts=[LAYOUT]), first_source_row=41)
     assert out.column("s3_uri").to_pylist() == ["s3://b/a/front.jpg", "s3://c/a/back.png", "s3://b/p.pdf",
                                                 "s3://b/bill.pdf"]
     assert out.column("side").to_pylist() == ["FRONT", "BACK", "FRONT", None]  # a bill has no side
@@ -45,13 +45,13 @@ def test_one_source_row_becomes_one_file_row_per_filled_image_column_of_one_docu
 
 def test_a_mapped_document_id_column_wins_over_the_generated_one() -> None:
     layout = {**LAYOUT, "columns": {**LAYOUT["columns"], "document_id": "Nr"}}
-    out = apply_mapping(source([{"Art": "Pass", "Nr": "X1", "Vorne": "p.pdf"}]), Mapping(layouts=[layout]))
+    out = apply_mapping(source([{"Art": "Pass", "Nr": "X1", "Vorne": "p.pdf"}]), LegacyMapping(layouts=[layout]))
     assert out.column("document_id").to_pylist() == ["X1"]
 
 
 def test_files_and_a_single_s3_uri_column_exclude_each_other() -> None:
     with pytest.raises(ValueError, match="files"):
-        Mapping(layouts=[{**LAYOUT, "columns": {**LAYOUT["columns"], "s3_uri": "Vorne"}}])
+        LegacyMapping(layouts=[{**LAYOUT, "columns": {**LAYOUT["columns"], "s3_uri": "Vorne"}}])
 
 
 @pytest.mark.parametrize(("name", "code"), [("Deutschland", "DEU"), ("Schweiz", "CHE"), ("Espagne", "ESP"),
@@ -64,7 +64,7 @@ def test_unconverted_values_are_counted_with_dates_as_shapes_and_the_hint_names_
     report = MappingReport()
     rows = [{"Art": "Führerschein", "Land": "Absurdistan", "Von": "2021/03/15", "Bis": "unbefristet", "Vorne": "a"},
             {"Art": "Führerschein", "Land": "Deutschland", "Von": "01.02.2021", "Bis": "01.02.2031", "Vorne": "b"}]
-    apply_mapping(source(rows), Mapping(layouts=[LAYOUT]), report=report)
+    apply_mapping(source(rows), LegacyMapping(layouts=[LAYOUT]), report=report)
     assert report.unconverted == {"document_type": {"Führerschein": 2}, "country": {"Absurdistan": 1},
                                   "issue_date": {"9999/99/99": 1}, "expiry_date": {"unbefristet": 1}}
     assert '"%Y/%m/%d"' in unconverted_hint("issue_date", ["9999/99/99"])
@@ -78,7 +78,7 @@ def _manifest(path: Path) -> Manifest:
 def test_a_cp1252_semicolon_archive_is_read_by_its_mapping_or_detected(tmp_path: Path) -> None:
     path = tmp_path / "akten.csv"
     path.write_bytes("Kunde;Gültig bis;Bild Rückseite\r\nc;01.01.2030;r.png\r\n".encode("cp1252"))
-    named = readable(_manifest(path), Mapping(layouts=[LAYOUT], encoding="cp1252", delimiter=";"))
+    named = readable(_manifest(path), LegacyMapping(layouts=[LAYOUT], encoding="cp1252", delimiter=";"))
     detected = with_dialect(_manifest(path), encoding=None, delimiter=None)
     for m in (named, detected):
         assert read_columns(m) == ["kunde", "gültig bis", "bild rückseite"]  # matched ignoring case
@@ -108,7 +108,7 @@ def test_unconverted_values_that_could_be_personal_are_shown_as_shapes(column: s
 
 def test_a_source_row_with_no_image_stays_as_a_row_without_a_file() -> None:
     table = source([{"Art": "Pass", "Vorne": "p.pdf"}, {"Art": "Pass"}, {"Art": "Pass", "Hinten": "b.png"}])
-    out = apply_mapping(table, Mapping(layouts=[LAYOUT]))
+    out = apply_mapping(table, LegacyMapping(layouts=[LAYOUT]))
     assert out.column("s3_uri").to_pylist() == ["s3://b/p.pdf", None, "b.png"]
     assert out.column("document_id").to_pylist() == ["src-1", "src-2", "src-3"]
 
@@ -124,7 +124,7 @@ def test_carried_columns_follow_their_source_row_through_the_file_expansion() ->
         {"Art": "Pass", "Vorne": "p.pdf"},
     ]).append_column("Satz-ID", pa.array(["A1", "A2"]))
     layout = {**LAYOUT, "carry_columns": ["satz-id"]}  # matched ignoring case, like every source column
-    mapping = Mapping(layouts=[layout])
+    mapping = LegacyMapping(layouts=[layout])
     canonical, carried = split_carried(apply_mapping(table, mapping), mapping.layouts[0])
     assert carried is not None and carried.column_names == ["satz-id"]
     assert carried.column("satz-id").to_pylist() == ["A1", "A1", "A2"]  # front and back rows of one source row
@@ -133,7 +133,7 @@ def test_carried_columns_follow_their_source_row_through_the_file_expansion() ->
 
 
 def test_a_carried_column_must_be_in_the_header() -> None:
-    mapping = Mapping(layouts=[{**LAYOUT, "carry_columns": ["Satz-ID"]}])
+    mapping = LegacyMapping(layouts=[{**LAYOUT, "carry_columns": ["Satz-ID"]}])
     assert mapping.layouts[0].missing_in(source([]).column_names) == ["Satz-ID"]
 
 
@@ -145,13 +145,13 @@ def test_a_carried_column_must_be_in_the_header() -> None:
 ])
 def test_personal_or_clashing_carry_columns_are_refused(carry: list[str], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        Mapping(layouts=[{**LAYOUT, "carry_columns": carry}])
+        LegacyMapping(layouts=[{**LAYOUT, "carry_columns": carry}])
 
 
 def test_without_carry_columns_nothing_is_set_aside() -> None:
     from transforms.mapping import split_carried
 
-    mapping = Mapping(layouts=[LAYOUT])
+    mapping = LegacyMapping(layouts=[LAYOUT])
     out = apply_mapping(source([{"Art": "Pass", "Vorne": "p.pdf"}]), mapping)
     assert split_carried(out, mapping.layouts[0]) == (out, None)
 
@@ -161,7 +161,7 @@ def test_a_mapping_s_digest_follows_what_it_says_not_how_its_file_is_written() -
 
     text = (Path(__file__).resolve().parents[2] / "mappings" / "carrier_c.yaml").read_text()
     data = yaml.safe_load(text)
-    same = Mapping.model_validate(yaml.safe_load("# a comment\n" + yaml.safe_dump(data, sort_keys=True)))
-    assert Mapping.model_validate(data).digest() == same.digest()
+    same = LegacyMapping.model_validate(yaml.safe_load("# a comment\n" + yaml.safe_dump(data, sort_keys=True)))
+    assert LegacyMapping.model_validate(data).digest() == same.digest()
     changed = dict(data, delimiter="," if data.get("delimiter") != "," else ";")
-    assert Mapping.model_validate(changed).digest() != same.digest()
+    assert LegacyMapping.model_validate(changed).digest() != same.digest()

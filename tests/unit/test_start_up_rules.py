@@ -16,9 +16,9 @@ import pytest
 
 from connectors.errors import SetupError
 from connectors.guarded_delete import inside, remove_file, remove_tree
+from connectors.report_store import assemble_report
 from connectors.s3 import S3Store
 from connectors.startup_scratch import startup_folder, sweep_orphans
-from flows.report_writer import assemble_report
 from flows.settings import Settings, load_settings, without_user_info
 from transforms.report import REPORT_SCHEMA
 from transforms.run_ids import RUN_ID_MAX_LENGTH, run_id_problem

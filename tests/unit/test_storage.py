@@ -82,7 +82,7 @@ def test_the_adapter_says_what_happened_and_the_file_check_makes_it_the_row_s_re
     assert not isinstance(raised.value, RowRejected)
 
     with pytest.raises(RowRejected) as rejected:
-        asyncio.run(check_object(s3, "s3://bucket/docs/a.pdf", max_bytes=1 << 20))
+        asyncio.run(check_object(ObjectStore(s3), "s3://bucket/docs/a.pdf", max_bytes=1 << 20))
     assert rejected.value.reason_code is reason
     assert str(rejected.value).startswith("s3_uri: ")
 

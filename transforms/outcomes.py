@@ -1,19 +1,20 @@
-"""What each row of a shard ended as, and the shard's report part made from that."""
+"""What each row of a shard ended as, and the shard's report part made from that.
+
+Pure bookkeeping: which error means which outcome is decided in ``flows.row_failures`` (it knows the connectors'
+error tree), and the time a row settled is the caller's to note (``on_settled``): nothing here reads a clock.
+"""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from connectors.errors import KycAttachError, RowRejected, TerminalError, Throttled, TransientError
 from transforms.codes import Reason, Status
 from transforms.models import Document, RowOutcome
 from transforms.report import REPORT_SCHEMA
-from transforms.run_timeline import Timeline
 
 
 @dataclass
@@ -23,8 +24,9 @@ class Outcomes:
     rows: dict[int, RowOutcome] = field(default_factory=dict)
     # Parties found by email: the report gives their id, which is what a person needs to act on a row.
     party_of_row: dict[int, str] = field(default_factory=dict)
-    # Rows settled per second, for the report page's chart of how the run went.
-    timeline: Timeline | None = None
+    # Told how many rows just got their outcome (the run counts rows settled per second for the report page's
+    # chart of how the run went, with its own clock).
+    on_settled: Callable[[int], None] | None = None
 
     def set(self, row_numbers: Iterable[int], status: Status, reason: Reason | None = None, message: str | None = None,
             *, uri: str | None = None, http_status: int | None = None, attempts: int = 0) -> None:
@@ -50,24 +52,8 @@ class Outcomes:
         self._settled(len(self.rows) - before)
 
     def _settled(self, count: int) -> None:
-        if self.timeline is not None:
-            self.timeline.rows_settled(count, time.time())
-
-    def fail_from(self, rows: Iterable[int], exc: KycAttachError) -> None:
-        """Record an API error on rows: rejected for bad files, failed for the API's refusals."""
-        if isinstance(exc, RowRejected):
-            self.set(rows, Status.rejected, exc.reason_code, str(exc))
-        elif isinstance(exc, TerminalError):
-            self.set(rows, Status.failed, exc.reason_code, str(exc), http_status=exc.status_code,
-                     attempts=exc.attempts)
-        elif isinstance(exc, Throttled):
-            self.set(rows, Status.failed, Reason.throttled, str(exc), http_status=exc.status_code,
-                     attempts=exc.attempts)
-        elif isinstance(exc, TransientError):
-            self.set(rows, Status.failed, Reason.retries_exhausted, str(exc), http_status=exc.status_code,
-                     attempts=exc.attempts)
-        else:
-            self.set(rows, Status.unknown, Reason.outcome_unknown, str(exc), attempts=exc.attempts)
+        if self.on_settled is not None:
+            self.on_settled(count)
 
     def reject_rest_of(self, doc: Document, status: Status) -> None:
         """A document goes whole or not at all: its rows still without an outcome follow the file that was not

@@ -115,7 +115,7 @@ def run(
     """Run the attach flow on a manifest and write the report."""
     if api_url:
         os.environ["FIN_API_URL"] = api_url
-    from flows.startup_checks import check_before_run
+    from flows.start_gate import check_before_run
 
     # Before Prefect starts: anything that would stop the run ends in one line on stderr, not a flow-run
     # traceback, and the run id the flow gets is the one checked and claimed here.
@@ -152,7 +152,7 @@ def validate(
     debug: Annotated[bool, typer.Option("--debug", help="On an error, show its traceback too.")] = False,
 ) -> None:
     """Check every row as a dry run would (no API, no file reads): exit 0 all valid, 1 some rejected."""
-    from flows.preflight import validate_command
+    from flows.commands.validate_command import validate_command
 
     code = _guarded(lambda: validate_command(manifest, mapping), debug=debug)
     raise typer.Exit(code)
@@ -163,7 +163,7 @@ def demo(
     keep: Annotated[Path | None, typer.Option(help="Copy the report to this folder before stopping.")] = None,
 ) -> None:
     """Run the whole flow on sample data against a local S3 server and the local Fin sandbox."""
-    from flows.demo import run_demo
+    from flows.commands.demo import run_demo
 
     summary = run_demo(keep=keep)
     _print_summary(summary)
@@ -176,7 +176,7 @@ def report(
                                                              "to the work folder first).")] = False,
 ) -> None:
     """Say where a run's report page (report.html) is, and open it."""
-    from flows.report_page import find_report_page
+    from flows.commands.report_command import find_report_page
 
     where, local = _guarded(lambda: find_report_page(run_uri, fetch=open_page), debug=False)
     typer.echo(where)
@@ -220,5 +220,5 @@ def main() -> None:  # pragma: no cover - console entry
         sys.exit(EXIT_NOT_STARTED)
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m flows.cli`, used by the crash tests
+if __name__ == "__main__":  # pragma: no cover - `python -m flows.commands.cli`, used by the crash tests
     main()

@@ -17,7 +17,7 @@ from typing import Any
 from connectors.local_s3 import local_s3_server
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from flows.demo_samples import sample_jpeg, sample_pdf, sample_png
+from flows.commands.demo_samples import sample_jpeg, sample_pdf, sample_png
 from sandbox.app import create_app
 from sandbox.server import SandboxServer
 from sandbox.world import World

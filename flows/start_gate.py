@@ -24,16 +24,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.errors import SetupError
 from connectors.jobs import checked_rework
-from connectors.manifest import open_manifest, scan_manifest
+from connectors.manifest import count_rows, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
+from connectors.report_store import check_report_exists, check_same_job
 from connectors.run_claim import check_run_id_free, claim_run, error_reason, new_claim_token
 from connectors.run_ids import checked_run_id, new_run_id
 from connectors.run_lease import RunLease
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
-from flows.plan import check_manifest_columns
-from flows.report_writer import check_report_exists, check_same_job
+from flows.plan import require_columns
 from flows.runtime import check_api_url, fin_client, make_s3_store
 from flows.settings import Settings, load_settings
 
@@ -61,8 +61,7 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     checked_rework(include_rejected, retry_failed)
     check_api_url(settings.api_url)
     needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or ""))
-    s3 = make_s3_store(settings) if needs_s3 else None
-    store = ObjectStore(s3)
+    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
     report_root = Location.parse(report_uri)
     run_prefix = report_root.child(run_id)
     _reading_reports(lambda: check_run_id_free(store, run_prefix, run_id=run_id), report_root)
@@ -71,8 +70,8 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
         _reading_reports(lambda: check_report_exists(store, report_root.child(retry_failed)), report_root)
     layouts = load_mapping(mapping, store) if mapping else None
     with startup_folder(settings.work_dir) as scratch:  # removed however the gate ends, the copy with it
-        found = open_manifest(manifest, s3=s3, cache_dir=scratch)
-        rows = scan_manifest(check_manifest_columns(found, layouts), batch_rows=settings.batch_rows)
+        found = open_manifest(manifest, store=store, cache_dir=scratch)
+        rows = count_rows(require_columns(found, layouts), batch_rows=settings.batch_rows)
         if retry_failed is not None:
             check_same_job(store, report_root.child(retry_failed), found.job_id)
         if not dry_run:  # after the manifest, so a broken file is refused without even a token request

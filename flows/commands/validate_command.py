@@ -22,12 +22,12 @@ from connectors.manifest import Manifest
 from connectors.workarea import read_bucket_range
 from flows.plan import plan_manifest
 from transforms.grouping import group_documents
-from transforms.mapping import Mapping
+from transforms.mapping import LegacyMapping
 from transforms.rules import Rules
 
 
 @dataclass
-class CheckResult:
+class ValidationResult:
     """Rows read, rows that pass every rule, and rejected rows counted by reason code."""
 
     rows: int = 0
@@ -45,13 +45,13 @@ class CheckResult:
         return self.rows - self.rejected
 
 
-def check_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buckets: int, shard_rows: int,
-                   mapping: Mapping | None = None, work_dir: Path | None = None) -> CheckResult:
+def validate_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buckets: int, shard_rows: int,
+                   mapping: LegacyMapping | None = None, work_dir: Path | None = None) -> ValidationResult:
     """Every row and document rule a dry run applies before it looks at files; ``SetupError`` on file problems."""
     with tempfile.TemporaryDirectory(prefix="kyc-validate-", dir=work_dir) as tmp:
         plan = plan_manifest(manifest, rules=rules, run_dir=Path(tmp), batch_rows=batch_rows, buckets=buckets,
                              shard_rows=shard_rows, mapping=mapping)
-        result = CheckResult(rows=plan.rows_in, shards=len(plan.shards),
+        result = ValidationResult(rows=plan.rows_in, shards=len(plan.shards),
                              unconverted=plan.mapping_report.unconverted if plan.mapping_report else {})
         rejects = pq.read_table(plan.rejects_path, columns=["row_number", "reason_code"])
         result.rejected_by_reason.update(_value_counts(rejects.column("reason_code")))
@@ -76,7 +76,8 @@ def today_utc() -> date:
     return datetime.now(UTC).date()
 
 
-def render_check(result: CheckResult, *, manifest: str, mapping: str | None, console: object | None = None) -> None:
+def render_validation(result: ValidationResult, *, manifest: str, mapping: str | None,
+                      console: object | None = None) -> None:
     """A short, readable summary for a person: counts, then rejections by reason with what each means."""
     from rich.console import Console
     from rich.table import Table
@@ -140,15 +141,15 @@ def validate_command(manifest: str, mapping: str | None) -> int:
 
     settings = load_settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
-    s3 = make_s3_store(settings) if needs_s3 else None
-    loaded = load_mapping(mapping, ObjectStore(s3)) if mapping else None
-    found = open_manifest(manifest, s3=s3, cache_dir=settings.work_dir)
+    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    loaded = load_mapping(mapping, store) if mapping else None
+    found = open_manifest(manifest, store=store, cache_dir=settings.work_dir)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        result = check_manifest(found, rules=rules_from(settings, today_utc()), batch_rows=settings.batch_rows,
+        result = validate_manifest(found, rules=rules_from(settings, today_utc()), batch_rows=settings.batch_rows,
                                 buckets=settings.max_shards, shard_rows=settings.shard_rows, mapping=loaded,
                                 work_dir=settings.work_dir)
     finally:
         discard_local_copy(found, settings.work_dir)
-    render_check(result, manifest=manifest, mapping=mapping)
+    render_validation(result, manifest=manifest, mapping=mapping)
     return 1 if result.rejected else 0

@@ -1,0 +1,25 @@
+"""Which outcome a row gets from the error that stopped it: the one place that maps the connectors' error tree
+(``connectors.errors``) onto row statuses and reasons, deciding on the error's type, never its text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from connectors.errors import KycAttachError, RowRejected, TerminalError, Throttled, TransientError
+from transforms.codes import Reason, Status
+from transforms.outcomes import Outcomes
+
+
+def fail_from(out: Outcomes, rows: Iterable[int], exc: KycAttachError) -> None:
+    """Record an API error on rows: rejected for bad files, failed for the API's refusals."""
+    if isinstance(exc, RowRejected):
+        out.set(rows, Status.rejected, exc.reason_code, str(exc))
+    elif isinstance(exc, TerminalError):
+        out.set(rows, Status.failed, exc.reason_code, str(exc), http_status=exc.status_code, attempts=exc.attempts)
+    elif isinstance(exc, Throttled):
+        out.set(rows, Status.failed, Reason.throttled, str(exc), http_status=exc.status_code, attempts=exc.attempts)
+    elif isinstance(exc, TransientError):
+        out.set(rows, Status.failed, Reason.retries_exhausted, str(exc), http_status=exc.status_code,
+                attempts=exc.attempts)
+    else:
+        out.set(rows, Status.unknown, Reason.outcome_unknown, str(exc), attempts=exc.attempts)
