@@ -293,7 +293,8 @@ def seen_by_sandbox(api: str) -> dict[str, Any]:
     return {"rate": record["rate"]["inner_mean"], "max_per_second": record["rate"]["max_per_second"],
             "share_429": refused / max(total, 1), "twice": record["duplicates"]["attachments"],
             "attachments": len(record["attachments"]), "attach_rate": record["rate"]["attach_inner_mean"],
-            "seconds": seconds}
+            "seconds": seconds, "per_second": record["rate"]["per_second"],
+            "attach_per_second": record["rate"]["attach_per_second"]}
 
 
 def main() -> None:
@@ -306,6 +307,7 @@ def main() -> None:
     p.add_argument("--who", nargs="+", choices=("told", "blind", "bare"), default=["told", "blind", "bare"],
                    help="contenders to run (a quick check of one; the side-by-side figures need all three)")
     p.add_argument("--py-spy", metavar="PREFIX", help="profile ours with py-spy into PREFIX-<case>-<R>.txt")
+    p.add_argument("--timeline", action="store_true", help="also print the sandbox's count of every second")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -362,6 +364,9 @@ def main() -> None:
                         notes += f"; throttled {result['api'].get('throttled_seconds', 0)} s"
                     print(f"{case:7} {rate:5g} {who:6} {got:7.1f} {got / target:7.0%} {seen['share_429']:6.1%} "
                           f"{failed:>6} {seen['twice']:5d} {result['wall_s']:7.1f}  {notes}", flush=True)
+                    if args.timeline:
+                        key = "attach_per_second" if case == "attach" else "per_second"
+                        print("        let through, second by second:", *seen[key], flush=True)
 
 
 if __name__ == "__main__":

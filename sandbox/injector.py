@@ -69,6 +69,11 @@ def _inner_mean(counts: Counter[int]) -> float:
     return round(sum(inner) / len(inner), 1)
 
 
+def _every_second(counts: Counter[int]) -> list[int]:
+    """The count of every second from the first counted to the last, the empty ones too."""
+    return [counts.get(s, 0) for s in range(min(counts), max(counts) + 1)] if counts else []
+
+
 def latency_seconds(spec: Latency, u: float) -> float:
     """Map one uniform draw `u` in [0, 1) to a delay, by inverse transform (keeps one draw per request)."""
     if spec.distribution == "fixed":
@@ -142,7 +147,7 @@ class FaultInjector:
         counts = self.passed_per_second
         return {"max_per_second": max(counts.values(), default=0), "seconds": len(counts),
                 "inner_mean": _inner_mean(counts), "attach_inner_mean": _inner_mean(self.attaches_per_second),
-                "per_second": [counts.get(s, 0) for s in range(min(counts), max(counts) + 1)] if counts else []}
+                "per_second": _every_second(counts), "attach_per_second": _every_second(self.attaches_per_second)}
 
     def fate(self, endpoint: str) -> Fate:
         """Draw the fate of the next request to `endpoint`."""
