@@ -60,6 +60,11 @@ _REASON_BY_STATUS = {400: Reason.api_validation_failed, 422: Reason.api_validati
 _CREDENTIALS_REFUSED = frozenset({400, 401, 403, 422})
 
 
+def small_request_slots(max_in_flight: int) -> int:
+    """In-flight slots of the requests other than uploads, on top of the uploads' ``max_in_flight``."""
+    return max(1, max_in_flight // 4)
+
+
 @dataclass
 class ApiStats:
     """What the API did during a run, for the summary and artifacts (no payloads, no ids)."""
@@ -146,7 +151,11 @@ class FinClient:
         self._client_id = client_id
         self._secret = client_secret
         self._limiter = limiter
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        # Uploads hold a connection as long as a file takes; the small requests (customer, attach) have slots of
+        # their own, so one paced by its limiter leaves when paced, not when an upload ends: queued behind uploads,
+        # two attaches paced 100 ms apart reached a gateway whose attach bucket holds one 30 ms apart (a 429).
+        self._upload_slots = asyncio.Semaphore(max_in_flight)
+        self._small_slots = asyncio.Semaphore(small_request_slots(max_in_flight))
         self._max_attempts = max_attempts
         self._conflict_wait_s = conflict_wait_s
         self._throttle_budget_s = throttle_budget_s
@@ -158,6 +167,9 @@ class FinClient:
         self._paused_until = 0.0
         self.breaker = breaker or CircuitBreaker()
         self.stats = ApiStats()
+
+    def _slot(self, endpoint: str) -> asyncio.Semaphore:
+        return self._upload_slots if endpoint == "upload" else self._small_slots
 
     @property
     def max_attempts(self) -> int:
@@ -324,7 +336,7 @@ class FinClient:
             started = time.monotonic()
             token: _Token | None = None
             try:
-                async with self._in_flight if authorised else contextlib.nullcontext():
+                async with self._slot(endpoint) if authorised else contextlib.nullcontext():
                     auth: dict[str, str] = {}
                     if authorised:
                         # The token is taken once a slot is ours: taken before, it could expire while the request

@@ -17,7 +17,7 @@ import httpx
 
 from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
-from connectors.fin import FinClient
+from connectors.fin import FinClient, small_request_slots
 from connectors.rate_limiter import EndpointLimiters
 from connectors.rate_share import RateShare, share_of_rate
 from connectors.s3 import S3Store, make_s3_client
@@ -78,8 +78,8 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=settings.max_concurrent_requests + 8, thread_name_prefix="kyc-io")
     )
-    limits = httpx.Limits(max_connections=settings.max_concurrent_requests,
-                          max_keepalive_connections=settings.max_concurrent_requests)
+    connections = settings.max_concurrent_requests + small_request_slots(settings.max_concurrent_requests)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(settings.request_timeout_s, connect=10.0)
     limiter = EndpointLimiters(settings.rate_limit_rps, burst_s=settings.rate_burst_s)
     # aiohttp carries the requests: httpcore's pool cost ~30% of the process's CPU at 200 req/s (benchmarks.md).

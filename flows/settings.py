@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     throttle_budget_s: float = Field(
         600.0, gt=0, description="How long one request may keep getting 429s before its rows fail as throttled."
     )
-    max_concurrent_requests: int = Field(16, ge=1, description="API requests in flight at once.")
+    max_concurrent_requests: int = Field(
+        16, ge=1, description="Uploads in flight at once; the other API requests have a quarter as many of their own."
+    )
     max_concurrent_customers: int = Field(64, ge=1, description="Customers worked on at once in a shard.")
     max_parties_per_request: int = Field(10, ge=1, description="Associated parties per attach request.")
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest source file accepted for upload.")

@@ -314,3 +314,25 @@ def test_a_400_is_refused_with_the_field_paths_it_names(fin_sandbox: Any, custom
     assert caught.value.status_code == 400 and caught.value.reason_code == "api_validation_failed"
     assert list(caught.value.field_errors) == ["associated_party_attachments[0].identifying_documents"]
     assert sandbox_record(fin_sandbox.url)["attachments"] == []
+
+
+def test_a_customer_look_up_does_not_queue_behind_uploads_holding_every_slot(
+        fin_sandbox: Any, sandbox_faults: SetFaults, customer_id: str) -> None:
+    # Uploads take 1.5 s each and fill the two upload slots; a look-up (or an attach, paced by its own limiter)
+    # must leave when its turn comes, not when an upload ends.
+    sandbox_faults({"latency": {"distribution": "fixed", "ms": 1500, "endpoints": ["upload"]}})
+    data = sample_pdf("slow", pad_to=10_000)
+
+    async def go(c: FinClient) -> float:
+        await c.authenticate()
+        uploads = [asyncio.create_task(c.upload(customer_id, filename=f"{i}.pdf", content_type="application/pdf",
+                                                size=len(data), chunks=_chunks(data))) for i in range(2)]
+        await asyncio.sleep(0.3)  # both uploads hold their slots now
+        started = time.monotonic()
+        await c.get_customer(customer_id)
+        waited = time.monotonic() - started
+        await asyncio.gather(*uploads)
+        return waited
+
+    waited = asyncio.run(_with_client(fin_sandbox.url, go, max_in_flight=2))
+    assert waited < 1.0
