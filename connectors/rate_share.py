@@ -42,6 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger("kyc_attach.rate_share")
 
+#: The limiters' burst in a run sharing the rate: none beyond the one request a limiter always holds.
+SHARED_BURST_S = 0.0
 #: Seconds between two counts of the runs sharing the rate.
 POLL_S = 2.0
 #: What a run starting waits past one poll, for the others' count to reach the Prefect server and back.
@@ -73,6 +75,16 @@ async def count_running(tag: str) -> int:
         ))
 
 
+def share_each(total_rps: float, runs: int) -> float:
+    """One run's share: the rate less one request per run, split evenly.
+
+    A run's limiters hold one request in hand (``SHARED_BURST_S``), so in any one second a run may send its share
+    and one more: ``runs`` requests set aside keep every second at ``total_rps`` or under. With fewer requests a
+    second than twice the runs, half the rate is split instead (a run cannot go slower than its floor anyway).
+    """
+    return max(total_rps - runs, total_rps / 2) / runs
+
+
 @asynccontextmanager
 async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], None], *, expected_runs: int = 1,
                         poll_s: float = POLL_S,
@@ -84,8 +96,8 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     Enters after the start-up wait (see the module's docstring); the counting stops when the block ends.
     """
     runs = max(1, await _count_or(expected_runs, tag, count))
-    apply(total_rps / runs)
-    log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, runs, total_rps, total_rps / runs)
+    apply(share_each(total_rps, runs))
+    log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, runs, total_rps, share_each(total_rps, runs))
     await sleep(poll_s + start_margin_s)
 
     async def follow(runs: int) -> None:
@@ -93,8 +105,8 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
             seen = max(1, await _count_or(runs, tag, count))
             if seen != runs:
                 runs = seen
-                apply(total_rps / runs)
-                log.info("rate %s: %d run(s) now, %.1f requests/s each", tag, runs, total_rps / runs)
+                apply(share_each(total_rps, runs))
+                log.info("rate %s: %d run(s) now, %.1f requests/s each", tag, runs, share_each(total_rps, runs))
             await sleep(poll_s)
 
     # the first count after the wait is the follower's first step, so a run that started meanwhile is seen

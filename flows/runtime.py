@@ -19,7 +19,7 @@ from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
 from connectors.fin import FinClient, small_request_slots
 from connectors.rate_limiter import EndpointLimiters
-from connectors.rate_share import RateShare, share_of_rate
+from connectors.rate_share import SHARED_BURST_S, RateShare, share_of_rate
 from connectors.s3 import S3Store, make_s3_client
 from flows.settings import Settings
 
@@ -81,7 +81,9 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
     connections = settings.max_concurrent_requests + small_request_slots(settings.max_concurrent_requests)
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(settings.request_timeout_s, connect=10.0)
-    limiter = EndpointLimiters(settings.rate_limit_rps, burst_s=settings.rate_burst_s)
+    # sharing the rate, each run's bursts would add up: one request in hand each (connectors.rate_share)
+    limiter = EndpointLimiters(settings.rate_limit_rps,
+                               burst_s=settings.rate_burst_s if rate_share is None else SHARED_BURST_S)
     # aiohttp carries the requests: httpcore's pool cost ~30% of the process's CPU at 200 req/s (benchmarks.md).
     transport = Transport(limits=limits)
     async with AsyncExitStack() as stack:

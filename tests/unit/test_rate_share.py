@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from connectors.rate_share import share_of_rate
+from connectors.rate_share import share_each, share_of_rate
 
 
 class _World:
@@ -50,22 +50,22 @@ def _hold(world: _World, seconds: float, *, expected_runs: int = 1) -> None:
 def test_the_share_follows_the_runs_working() -> None:
     world = _World([2, 2, 4, 4, 1])
     _hold(world, 12.0)
-    assert world.shares == [(0.0, 200.0), (4.5, 100.0), (8.5, 400.0)]
+    assert world.shares == [(0.0, 199.0), (4.5, 99.0), (8.5, 399.0)]  # one request a run kept for its bucket
     assert world.asked[:3] == [0.0, 2.5, 4.5]  # one call every poll, not one per request
 
 
 def test_prefect_out_of_reach_keeps_the_last_share_and_starts_at_the_expected_one() -> None:
     world = _World([RuntimeError("down"), 3, RuntimeError("down"), RuntimeError("down"), 3])
     _hold(world, 10.0, expected_runs=4)
-    assert world.shares[0] == (0.0, 100.0)  # nothing known: the parent's count of runs at once, never all of R
-    assert [s for _, s in world.shares] == [100.0, 400.0 / 3]  # the outages changed nothing
+    assert world.shares[0] == (0.0, 99.0)  # nothing known: the parent's count of runs at once, never all of R
+    assert [s for _, s in world.shares] == [99.0, 397.0 / 3]  # the outages changed nothing
 
 
 @pytest.mark.parametrize("seen", [0, -1])
 def test_a_count_that_misses_this_run_still_counts_it(seen: int) -> None:
     world = _World([seen])
     _hold(world, 3.0)
-    assert world.shares == [(0.0, 400.0)]
+    assert world.shares == [(0.0, 399.0)]
 
 
 def test_limiters_take_the_share_as_their_ceiling() -> None:
@@ -75,3 +75,12 @@ def test_limiters_take_the_share_as_their_ceiling() -> None:
     assert set(limiters.rates().values()) == {100.0}
     limiters.set_ceiling(0.1)  # below the controllers' floor: the floor follows
     assert set(limiters.rates().values()) == {0.1}
+
+
+@pytest.mark.parametrize(("total", "runs"), [(400.0, 4), (100.0, 4), (10.0, 4), (3.0, 4), (1.0, 1)])
+def test_shares_and_the_request_each_run_holds_stay_within_the_rate(total: float, runs: int) -> None:
+    share = share_each(total, runs)
+    assert share > 0
+    if total >= 2 * runs:
+        assert runs * (share + 1) <= total + 1e-9  # a second's worth each, plus the one request in hand
+    assert runs * share <= total
