@@ -41,7 +41,8 @@ def test_meter_counts_only_requests_let_through_by_second() -> None:
     assert passed == [True, True, False, False, False]  # a burst of 2, then nothing until a token comes
     clock.now += 1.0
     assert sum(injector.throttle("customer") is None for _ in range(20)) == 2  # the burst caps what a second gets
-    assert injector.rate_seen() == {"max_per_second": 2, "seconds": 2, "inner_mean": 0.0, "attach_inner_mean": 0.0}
+    assert injector.rate_seen() == {"max_per_second": 2, "seconds": 2, "inner_mean": 0.0, "attach_inner_mean": 0.0,
+                                    "per_second": [2, 2], "attach_per_second": []}
     clock.now += 2.0  # a second with nothing between two with requests counts as 0
     injector.throttle("customer")
     clock.now += 0.9
@@ -53,3 +54,4 @@ def test_meter_counts_only_requests_let_through_by_second() -> None:
     seen = injector.rate_seen()
     assert seen["inner_mean"] == round((2 + 0 + 2) / 3, 1)  # seconds 1001, 1002, 1003: between the first and last
     assert seen["attach_inner_mean"] == 0.0
+    assert seen["per_second"] == [2, 2, 0, 2, 1]  # every second from the first to the last, the empty one too
