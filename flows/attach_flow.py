@@ -24,7 +24,6 @@ from connectors.guarded_delete import remove_tree
 from connectors.jobs import checked_rework, ledger_root, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
-from connectors.objects import ObjectStore
 from connectors.report_store import (
     assemble_report,
     build_summary,
@@ -40,7 +39,7 @@ from connectors.s3 import Location
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_rules import rules_from
-from flows.runtime import make_s3_store
+from flows.runtime import make_store
 from flows.settings import Settings, load_settings
 from flows.shard_services import LiveMode, ShardServices, run_mode, shard_services
 from flows.shard_worker import run_shard
@@ -55,7 +54,7 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
     into shards."""
     settings = Settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
-    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    store = make_store(settings, s3=needs_s3)
     found = open_manifest(manifest, store=store, cache_dir=settings.work_dir)
     try:
         layouts = load_mapping(mapping, store) if mapping else None
@@ -117,7 +116,7 @@ async def attach_manifest(
     runs_dir = settings.work_dir / "runs"
     run_dir = runs_dir / run_id
     report_root = Location.parse(report_uri)
-    store = ObjectStore(make_s3_store(settings))
+    store = make_store(settings)
     run_prefix = report_root.child(run_id)
     # Everything that can refuse the run comes before the claim (which refuses a published report too), so a
     # refused start leaves its run id usable.

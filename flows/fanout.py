@@ -26,14 +26,13 @@ from prefect.deployments import arun_deployment
 from prefect.exceptions import ObjectNotFound
 
 from connectors.errors import SetupError
-from connectors.objects import ObjectStore
 from connectors.rate_share import RateShare, rate_tag
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files
 from connectors.workarea import write_bucket_range
 from flows.plan import PlanResult
 from flows.progress import RunProgress
-from flows.runtime import make_s3_store
+from flows.runtime import make_store
 from flows.settings import Settings
 from flows.shard_flow import ShardJob
 
@@ -66,7 +65,7 @@ class FanOutResult:
 async def upload_shard_rows_task(plan: PlanResult, run_dir: Path, work_prefix: str) -> dict[str, str]:
     """Copy every shard's rows, as a file of their own, to the run's work area; the s3:// uri by shard."""
     settings = Settings()
-    work = S3WorkArea(ObjectStore(make_s3_store(settings)), Location.parse(work_prefix))
+    work = S3WorkArea(make_store(settings), Location.parse(work_prefix))
 
     def all_shards() -> dict[str, str]:
         files = {s.name: Path(write_bucket_range(s.rows, run_dir / "shard-rows" / f"{s.name}.arrow",
@@ -85,7 +84,7 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
     deployment = settings.shard_deployment
     assert deployment is not None
     logger = get_run_logger()
-    store = ObjectStore(make_s3_store(settings))
+    store = make_store(settings)
     work = S3WorkArea.for_run(store, settings.work_uri, run_id)
     # The shard runs allowed at once: while a shard run cannot ask Prefect how many others work, it assumes this.
     at_once = max(1, min(settings.fanout_concurrency, len(plan.shards)))

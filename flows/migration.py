@@ -20,7 +20,7 @@ from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.nightly import run_manifests
-from flows.runtime import make_s3_store
+from flows.runtime import make_store
 from flows.settings import load_settings
 
 
@@ -48,7 +48,7 @@ async def migration(source: str, report_uri: str, mapping: str | None = None, dr
     """Migrate ``source`` (a manifest, or a prefix ending in '/' holding manifest parts) with ``mapping``."""
     settings = load_settings()
     needs_s3 = any(x.startswith("s3://") for x in (source, report_uri, mapping or ""))
-    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    store = make_store(settings, s3=needs_s3)
     loc = Location.parse(source)
     rework: dict[str, str] = {}
     digest = load_mapping(mapping, store).digest() if mapping else None

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from connectors.jobs import MANIFEST_SUFFIXES, REWORKABLE_REJECTS, ManifestObject, completion_of, list_manifests
 from connectors.objects import ObjectStore
-from flows.runtime import make_s3_store
+from flows.runtime import make_store
 from flows.settings import load_settings
 
 # Each parameter is its own flow parameter, not one object: a deployment run can then override one
@@ -81,7 +81,7 @@ async def nightly(inbox: Inbox, report_uri: ReportUri, mapping: MappingFile = No
     """Run every manifest under ``inbox`` that no earlier run completed, oldest first."""
     settings = load_settings()
     needs_s3 = inbox.startswith("s3://") or report_uri.startswith("s3://")
-    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    store = make_store(settings, s3=needs_s3)
     todo, skipped, rework = pending_manifests(store, inbox, report_uri, suffixes, settings.rework_rejected_nights)
     uris = [m.uri for m in todo] + list(rework)
     if max_manifests is not None:

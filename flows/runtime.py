@@ -18,6 +18,7 @@ import httpx
 from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
 from connectors.fin import FinClient, small_request_slots
+from connectors.objects import ObjectStore
 from connectors.rate_limiter import EndpointLimiters
 from connectors.rate_share import SHARED_BURST_S, RateShare, share_of_rate
 from connectors.s3 import S3Store, make_s3_client
@@ -32,6 +33,11 @@ def make_s3_store(settings: Settings) -> S3Store:
         kms_key_id=settings.s3_kms_key_id,
         expected_bucket_owner=settings.expected_bucket_owner,
     )
+
+
+def make_store(settings: Settings, *, s3: bool = True) -> ObjectStore:
+    """The one storage handle of a process: local paths, and with ``s3`` the S3 store above."""
+    return ObjectStore(make_s3_store(settings) if s3 else None)
 
 
 def check_api_url(url: str) -> None:

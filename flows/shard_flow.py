@@ -31,7 +31,7 @@ from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
 from connectors.workarea import BucketRange
 from flows.progress import shard_log_line
-from flows.runtime import make_s3_store
+from flows.runtime import make_store
 from flows.settings import Settings
 from flows.shard_services import run_mode, shard_services
 from flows.shard_worker import run_shard
@@ -73,7 +73,7 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     """Work one shard of a fanned-out run: download its rows, work them, upload its report part."""
     started = time.monotonic()
     settings = Settings()
-    store = ObjectStore(make_s3_store(settings))
+    store = make_store(settings)
     work = S3WorkArea(store, Location.parse(job.work_prefix))
     shards_dir = settings.work_dir / "shards"
     local = shards_dir / job.run_id / job.shard

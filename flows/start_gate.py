@@ -26,7 +26,6 @@ from connectors.errors import SetupError
 from connectors.jobs import checked_rework
 from connectors.manifest import count_rows, open_manifest
 from connectors.mapping_file import load_mapping
-from connectors.objects import ObjectStore
 from connectors.report_store import check_report_exists, check_same_job
 from connectors.run_claim import check_run_id_free, claim_run, error_reason, new_claim_token
 from connectors.run_ids import checked_run_id, new_run_id
@@ -34,7 +33,7 @@ from connectors.run_lease import RunLease
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
 from flows.plan import require_columns
-from flows.runtime import check_api_url, fin_client, make_s3_store
+from flows.runtime import check_api_url, fin_client, make_store
 from flows.settings import Settings, load_settings
 
 
@@ -61,7 +60,7 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     checked_rework(include_rejected, retry_failed)
     check_api_url(settings.api_url)
     needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or ""))
-    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    store = make_store(settings, s3=needs_s3)
     report_root = Location.parse(report_uri)
     run_prefix = report_root.child(run_id)
     _reading_reports(lambda: check_run_id_free(store, run_prefix, run_id=run_id), report_root)

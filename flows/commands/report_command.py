@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from connectors.errors import SetupError
-from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.progress import report_link
-from flows.runtime import make_s3_store
+from flows.runtime import make_store
 from flows.settings import load_settings
 
 
@@ -19,7 +18,7 @@ def find_report_page(run_uri: str, *, fetch: bool) -> tuple[str, Path | None]:
     """
     settings = load_settings()
     loc = Location.parse(run_uri).child("report.html")
-    store = ObjectStore(make_s3_store(settings) if loc.is_s3 else None)
+    store = make_store(settings, s3=loc.is_s3)
     if not store.exists(loc):
         raise SetupError(f"report: no report.html under {run_uri} (did the run finish? is the run id right?)")
     if not loc.is_s3:

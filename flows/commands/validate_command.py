@@ -134,14 +134,13 @@ def validate_command(manifest: str, mapping: str | None) -> int:
     """
     from connectors.manifest import discard_local_copy, open_manifest
     from connectors.mapping_file import load_mapping
-    from connectors.objects import ObjectStore
     from flows.run_rules import rules_from
-    from flows.runtime import make_s3_store
+    from flows.runtime import make_store
     from flows.settings import load_settings
 
     settings = load_settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
-    store = ObjectStore(make_s3_store(settings) if needs_s3 else None)
+    store = make_store(settings, s3=needs_s3)
     loaded = load_mapping(mapping, store) if mapping else None
     found = open_manifest(manifest, store=store, cache_dir=settings.work_dir)
     settings.work_dir.mkdir(parents=True, exist_ok=True)

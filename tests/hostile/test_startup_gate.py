@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from connectors.errors import SetupError
+from connectors.objects import ObjectStore
 from connectors.s3 import S3Store, make_s3_client
 from flows.commands.cli import app
 from tests.e2e.helpers import sandbox_record
@@ -179,7 +180,8 @@ def test_bucket_refusing_put_object_is_refused_before_anything_is_sent(
         corpus_api_url: str, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import flows.start_gate as start_gate
 
-    monkeypatch.setattr(start_gate, "make_s3_store", lambda settings: S3Store(_RefusesPut(make_s3_client())))
+    monkeypatch.setattr(start_gate, "make_store",
+                        lambda settings, s3=True: ObjectStore(S3Store(_RefusesPut(make_s3_client()))))
     result = _cli(["run", str(GOOD_MANIFEST), "--report-uri", f"s3://{bucket}/reports", "--run-id", "r1"])
     assert result.exit_code == 2
     assert _one_line(result) == (f"kyc-attach: cannot start: report location s3://{bucket}/reports/r1: cannot be "
