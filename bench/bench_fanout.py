@@ -7,9 +7,9 @@ A loopback `prefect server start`, deployments/prefect.yaml applied, N `prefect 
 process pool (2 flow runs each), the sandbox (one bucket of R/s holding R/10, 429 without Retry-After, 20 ms)
 and moto. The parent flow runs in this process and fans its shards out, one per worker slot (``--waves`` more);
 the shard runs working at once split R evenly, each counting the others on the Prefect server
-(connectors/rate_share). Printed per worker count: requests let through per second (the sandbox's meter: mean over the whole seconds
-between the first and the last), the most in any one second (never above R is the aim), the 429 share, rows
-failed, documents attached twice, and the parent's wall time.
+(connectors/rate_share). Printed per worker count: requests let through per second (the sandbox's meter:
+mean over the whole seconds between the first and the last), the most in any one second (never above R is
+the aim), the 429 share, rows failed, documents attached twice, and the parent's wall time.
 """
 
 from __future__ import annotations

@@ -88,14 +88,20 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, runs, total_rps, total_rps / runs)
     await sleep(poll_s + start_margin_s)
 
+    async def step(runs: int) -> int:
+        seen = max(1, await _count_or(runs, tag, count))
+        if seen != runs:
+            apply(total_rps / seen)
+            log.info("rate %s: %d run(s) now, %.1f requests/s each", tag, seen, total_rps / seen)
+        return seen
+
     async def follow(runs: int) -> None:
         while True:
-            seen = max(1, await _count_or(runs, tag, count))
-            if seen != runs:
-                runs = seen
-                apply(total_rps / runs)
-                log.info("rate %s: %d run(s) now, %.1f requests/s each", tag, runs, total_rps / runs)
-            await sleep(poll_s)
+            # The next count begins poll_s after this one began, however long the server takes to answer: a
+            # run starting waits poll_s and a margin for it. Counting, then sleeping poll_s, spaced the counts
+            # poll_s + latency apart, and with a slow server (latency past the margin) a run starting sent its
+            # share before the others had lowered theirs (1.5 R, breaker s19).
+            runs, _ = await asyncio.gather(step(runs), sleep(poll_s))
 
     # the first count after the wait is the follower's first step, so a run that started meanwhile is seen
     follower = asyncio.create_task(follow(runs))

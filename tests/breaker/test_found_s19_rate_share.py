@@ -1,0 +1,129 @@
+"""Breaker s19: fan-out rate sharing (connectors.rate_share), on a shared fake clock with several runs at once."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable
+
+import pytest
+
+from connectors.rate_share import share_of_rate
+
+R = 400.0
+TAG = "kyc-attach-rate:fin"
+
+
+class _Clock:
+    """Virtual time shared by every coroutine: ``sleep`` parks until the driver moves time to its wake-up."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    async def sleep(self, seconds: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (self.now + max(seconds, 0.0), next(self._seq), fut))
+        await fut
+
+    async def drive(self, until: float, on_step: Callable[[], None]) -> None:
+        while True:
+            for _ in range(20):
+                await asyncio.sleep(0)
+            on_step()
+            if not self._heap or self._heap[0][0] > until:
+                return
+            when, _, fut = heapq.heappop(self._heap)
+            self.now = when
+            if not fut.cancelled():
+                fut.set_result(None)
+
+
+class _Server:
+    """The Prefect server: which runs are RUNNING; a count reads them when asked and answers ``latency_s`` later."""
+
+    def __init__(self, clock: _Clock, latency_s: float) -> None:
+        self.clock = clock
+        self.latency_s = latency_s
+        self.running: set[str] = set()
+        self.down = False
+
+    async def count(self, tag: str) -> int:
+        seen = len(self.running)
+        down = self.down
+        await self.clock.sleep(self.latency_s)
+        if down:
+            raise ConnectionError("prefect unreachable")
+        return seen
+
+
+class _Run:
+    """One shard run: RUNNING on the server at ``start``, sending from when it enters the share's block."""
+
+    def __init__(self, name: str, clock: _Clock, server: _Server, *, expected_runs: int = 1) -> None:
+        self.name = name
+        self.clock = clock
+        self.server = server
+        self.expected_runs = expected_runs
+        self.share = 0.0
+        self.sending = False
+
+    def apply(self, share: float) -> None:
+        self.share = share
+
+    async def live(self, start: float, stop: float) -> None:
+        await self.clock.sleep(start)
+        self.server.running.add(self.name)
+        async with share_of_rate(TAG, R, self.apply, expected_runs=self.expected_runs, poll_s=2.0,
+                                 start_margin_s=0.5, count=self.server.count, sleep=self.clock.sleep):
+            self.sending = True
+            await self.clock.sleep(stop - self.clock.now)
+            self.sending = False
+        self.server.running.discard(self.name)
+
+
+def _simulate(runs: list[tuple[str, float, float]], *, latency_s: float, until: float,
+              expected_runs: int = 1, down: tuple[float, float] | None = None) -> float:
+    """Runs (name, start, stop) on one server; the highest total of the sending runs' shares at any instant."""
+    clock = _Clock()
+    server = _Server(clock, latency_s)
+    shard_runs = [_Run(name, clock, server, expected_runs=expected_runs) for name, _, _ in runs]
+    worst = 0.0
+
+    def step() -> None:
+        nonlocal worst
+        if down is not None:
+            server.down = down[0] <= clock.now < down[1]
+        worst = max(worst, sum(r.share for r in shard_runs if r.sending))
+
+    async def go() -> None:
+        tasks = [asyncio.ensure_future(r.live(start, stop))
+                 for r, (_, start, stop) in zip(shard_runs, runs, strict=True)]
+        await clock.drive(until, step)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(go())
+    return worst
+
+
+def test_instant_counts_keep_the_sum_at_r() -> None:
+    """The design's case: counts answered at once. A run starting at any moment never pushes the sum past R."""
+    for offset in (0.01, 0.3, 0.77, 1.2, 1.99):
+        worst = _simulate([("a", 0.0, 30.0), ("b", 6.0 + offset, 30.0)], latency_s=0.0, until=20.0)
+        assert worst <= R + 1e-6, offset
+
+
+@pytest.mark.parametrize("latency_s", [0.6, 0.9, 1.5])
+def test_a_slow_count_does_not_let_a_starting_run_push_the_sum_past_r(latency_s: float) -> None:
+    """Counts answered in a fraction of a second (a busy Prefect server, 2 cores shared with 32 shard runs).
+    The follower counted, then slept ``poll_s``: its counts began every poll_s + latency, so a run turning
+    RUNNING just after one began sent its share (after its own count and 2.5 s) before the running run's next
+    count came back: 1.5 R for up to ``latency - start_margin`` s, each time a run starts. Counting on a fixed
+    beat (the sleep running alongside the count) keeps the lead the design counts on whatever the latency."""
+    third_count_began = (latency_s + 2.5) + 2 * (2.0 + latency_s)  # run a's counts, with the old follower
+    worst = _simulate([("a", 0.0, 40.0), ("b", third_count_began + 0.01, 40.0)], latency_s=latency_s, until=30.0)
+    assert worst <= R + 1e-6
