@@ -17,9 +17,9 @@ Staying under R while runs come and go:
 - A run starting waits ``poll_s`` and a margin before its first request, so that every other run has counted
   it and lowered its share before it spends its own.
 - A run ending raises the others' share at their next count: its share is idle at most ``poll_s``.
-- A run that cannot reach the Prefect server keeps its share (the count it had is the best it knows); at its
-  start it takes the count the parent expects (the shard runs it lets run at once). A count of 0 (its own
-  state not yet visible) is taken as 1.
+- A run that cannot reach the Prefect server cannot see runs starting either: it assumes at least the count
+  the parent expects (the shard runs it lets run at once), at its start and later, and otherwise keeps the count
+  it had. A count of 0 (its own state not yet visible) is taken as 1.
 Concurrent parent runs with the same name share the rate too, as they share the API.
 """
 
@@ -89,7 +89,9 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     await sleep(poll_s + start_margin_s)
 
     async def step(runs: int) -> int:
-        seen = max(1, await _count_or(runs, tag, count))
+        # Out of reach, this run cannot see runs starting either: at least the parent's count of runs at once
+        # (keeping the last share let a run starting meanwhile push the sum to 1.5 R, breaker s19).
+        seen = max(1, await _count_or(max(runs, expected_runs), tag, count))
         if seen != runs:
             apply(total_rps / seen)
             log.info("rate %s: %d run(s) now, %.1f requests/s each", tag, seen, total_rps / seen)

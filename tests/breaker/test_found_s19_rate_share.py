@@ -127,3 +127,13 @@ def test_a_slow_count_does_not_let_a_starting_run_push_the_sum_past_r(latency_s:
     third_count_began = (latency_s + 2.5) + 2 * (2.0 + latency_s)  # run a's counts, with the old follower
     worst = _simulate([("a", 0.0, 40.0), ("b", third_count_began + 0.01, 40.0)], latency_s=latency_s, until=30.0)
     assert worst <= R + 1e-6
+
+
+def test_prefect_out_of_reach_mid_run_does_not_let_a_new_run_push_the_sum_past_r() -> None:
+    """Run a works alone at R; the Prefect server stops answering counts (overloaded: its API times out, while
+    it still hands the next shard run to a worker). Run b starts, cannot count, takes R / expected_runs as
+    designed; run a "keeps its share" (R): 1.5 R until the server answers again. A run that cannot count cannot
+    see runs starting either: the most it can assume safely is the parent's count of runs at once."""
+    worst = _simulate([("a", 0.0, 40.0), ("b", 8.0, 40.0)], latency_s=0.0, until=30.0, expected_runs=2,
+                      down=(6.0, 20.0))
+    assert worst <= R + 1e-6

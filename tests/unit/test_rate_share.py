@@ -54,11 +54,12 @@ def test_the_share_follows_the_runs_working() -> None:
     assert world.asked[:3] == [0.0, 2.5, 4.5]  # one call every poll, not one per request
 
 
-def test_prefect_out_of_reach_keeps_the_last_share_and_starts_at_the_expected_one() -> None:
+def test_prefect_out_of_reach_takes_the_expected_share() -> None:
     world = _World([RuntimeError("down"), 3, RuntimeError("down"), RuntimeError("down"), 3])
     _hold(world, 10.0, expected_runs=4)
     assert world.shares[0] == (0.0, 100.0)  # nothing known: the parent's count of runs at once, never all of R
-    assert [s for _, s in world.shares] == [100.0, 400.0 / 3]  # the outages changed nothing
+    # out of reach, a run cannot see runs starting: it assumes the parent's count again (breaker s19)
+    assert [s for _, s in world.shares] == [100.0, 400.0 / 3, 100.0, 400.0 / 3]
 
 
 @pytest.mark.parametrize("seen", [0, -1])
