@@ -137,3 +137,16 @@ def test_prefect_out_of_reach_mid_run_does_not_let_a_new_run_push_the_sum_past_r
     worst = _simulate([("a", 0.0, 40.0), ("b", 8.0, 40.0)], latency_s=0.0, until=30.0, expected_runs=2,
                       down=(6.0, 20.0))
     assert worst <= R + 1e-6
+
+
+@pytest.mark.parametrize("latency_s", [0.2, 0.4])
+def test_runs_starting_together_do_not_push_the_sum_past_r(latency_s: float) -> None:
+    """A fan-out's first wave: four shard runs turn RUNNING 0.1 s apart. Each one's first count sees only those
+    before it (R, R/2, R/3, R/4), and its next count began only after its own start-up wait (poll_s + margin
+    after the first count came back), so the later runs sent before the earlier ones had lowered theirs: over
+    R for up to the count's latency. Counting on a beat from the first count (the next one poll_s after it)
+    has every run counted again before any of them sends."""
+    starts = [0.0, 0.1, 0.2, 0.3]
+    worst = _simulate([(f"r{i}", s, 40.0) for i, s in enumerate(starts)], latency_s=latency_s, until=20.0,
+                      expected_runs=4)
+    assert worst <= R + 1e-6
