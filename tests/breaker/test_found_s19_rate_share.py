@@ -6,10 +6,13 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Callable
+from datetime import date
 
 import pytest
 
-from connectors.rate_share import share_of_rate
+from connectors.rate_share import RateShare, share_of_rate
+from flows.fanout import shard_run_key
+from flows.shard_flow import ShardJob
 
 R = 400.0
 TAG = "kyc-attach-rate:fin"
@@ -150,3 +153,18 @@ def test_runs_starting_together_do_not_push_the_sum_past_r(latency_s: float) -> 
     worst = _simulate([(f"r{i}", s, 40.0) for i, s in enumerate(starts)], latency_s=latency_s, until=20.0,
                       expected_runs=4)
     assert worst <= R + 1e-6
+
+
+def test_a_retried_parent_finds_its_shard_runs_whatever_the_rate_settings() -> None:
+    """The ShardJob now carries the rate share (R and the runs at once), and the shard run's idempotency key
+    digested every field: a parent retried (the UI's Retry, another worker) after KYC_ATTACH_RATE_LIMIT_RPS or
+    KYC_ATTACH_FANOUT_CONCURRENCY was changed (the usual answer to 429s) no longer found the shard runs it had
+    started and started every shard again, while the first ones may still run. The rate is not part of which
+    job a shard run does."""
+    base = {"run_id": "r1", "shard": "s0001", "rows_uri": "s3://w/r1/rows/s0001.arrow", "work_prefix": "s3://w/r1",
+            "part_uri": "s3://w/r1/parts/s0001.parquet", "ledger_root": "s3://rep/ledger",
+            "run_date": date(2026, 11, 29)}
+    before = ShardJob(**base, rate_share=RateShare(tag=TAG, total_rps=400.0, expected_runs=32))
+    after = ShardJob(**base, rate_share=RateShare(tag=TAG, total_rps=200.0, expected_runs=8))
+    assert shard_run_key(before) == shard_run_key(after)
+    assert shard_run_key(before) != shard_run_key(ShardJob(**{**base, "dry_run": True}))  # the mode still counts
