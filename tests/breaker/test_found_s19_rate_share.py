@@ -168,3 +168,16 @@ def test_a_retried_parent_finds_its_shard_runs_whatever_the_rate_settings() -> N
     after = ShardJob(**base, rate_share=RateShare(tag=TAG, total_rps=200.0, expected_runs=8))
     assert shard_run_key(before) == shard_run_key(after)
     assert shard_run_key(before) != shard_run_key(ShardJob(**{**base, "dry_run": True}))  # the mode still counts
+
+
+def test_a_live_shard_job_without_a_rate_share_is_refused() -> None:
+    """A live shard run without a rate share (started by hand from the UI, or by a parent of the version
+    before, whose jobs had none) worked at the whole of R, untagged, so no other run counted it: R more on top
+    of the shared R. The limit it replaced was strict (a missing limit failed the request rather than running
+    unlimited); the share is now as strict: a live job must carry one."""
+    base = {"run_id": "r1", "shard": "s0001", "rows_uri": "s3://w/r1/rows/s0001.arrow", "work_prefix": "s3://w/r1",
+            "part_uri": "s3://w/r1/parts/s0001.parquet", "ledger_root": "s3://rep/ledger",
+            "run_date": date(2026, 11, 29)}
+    with pytest.raises(ValueError, match="rate_share"):
+        ShardJob.model_validate(base)
+    ShardJob.model_validate({**base, "dry_run": True})  # a dry run sends nothing: no share needed
