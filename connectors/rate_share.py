@@ -18,9 +18,9 @@ Staying under R while runs come and go:
   other run has counted it and lowered its share before it spends its own. For that, every run counts on a
   beat of ``poll_s`` from its first count, whatever the server's latency and whether it sends yet.
 - A run ending raises the others' share at their next count: its share is idle at most ``poll_s``.
-- A run that cannot reach the Prefect server cannot see runs starting either: it assumes at least the count
-  the parent expects (the shard runs it lets run at once), at its start and later, and otherwise keeps the count
-  it had. A count of 0 (its own state not yet visible) is taken as 1.
+- A run that cannot reach the Prefect server, or gets no answer within a poll, cannot see runs starting either:
+  it assumes at least the count the parent expects (the shard runs it lets run at once), at its start and later,
+  and otherwise keeps the count it had. A count of 0 (its own state not yet visible) is taken as 1.
 Concurrent parent runs with the same name share the rate too, as they share the API.
 """
 
@@ -87,7 +87,7 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     async def step(runs: int) -> int:
         # Out of reach, this run cannot see runs starting either: at least the parent's count of runs at once
         # (keeping the last share let a run starting meanwhile push the sum to 1.5 R, breaker s19).
-        seen = max(1, await _count_or(max(runs, expected_runs), tag, count))
+        seen = max(1, await _count_or(max(runs, expected_runs), tag, count, within=poll_s, sleep=sleep))
         if seen != runs:
             apply(total_rps / seen)
             log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, seen, total_rps, total_rps / seen)
@@ -117,11 +117,27 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
                     await pending
 
 
-async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]]) -> int:
-    """``count(tag)``; ``known`` when Prefect cannot be reached."""
+async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]], *, within: float,
+                    sleep: Callable[[float], Awaitable[None]]) -> int:
+    """``count(tag)`` if it answers ``within`` seconds; ``known`` when Prefect cannot be reached or is slower.
+
+    A count slower than a poll is as good as none: it is that old when it comes, and a run waiting for it
+    meanwhile misses runs starting (1.5 R with a server answering in 6 s, breaker s19).
+    """
+    counting = asyncio.ensure_future(count(tag))
+    timer = asyncio.ensure_future(sleep(within))
     try:
-        return await count(tag)
-    except Exception as exc:  # Prefect unreachable or refusing: the share is unchanged, the run goes on
-        log.warning("rate %s: could not count the runs sharing it (%s); keeping the last share",
-                    tag, type(exc).__name__)
+        await asyncio.wait({counting, timer}, return_when=asyncio.FIRST_COMPLETED)
+        if not counting.done():
+            raise TimeoutError(f"no answer within {within:g} s")
+        return counting.result()
+    except Exception as exc:  # Prefect unreachable, refusing or too slow: the share is unchanged, the run goes on
+        log.warning("rate %s: could not count the runs sharing it (%s); assuming %d", tag, type(exc).__name__,
+                    known)
         return known
+    finally:
+        for pending in (counting, timer):
+            if not pending.done():
+                pending.cancel()
+                with suppress(asyncio.CancelledError):
+                    await pending
