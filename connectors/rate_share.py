@@ -18,7 +18,8 @@ Staying under R while runs come and go:
   other run has counted it and lowered its share before it spends its own. For that, every run counts on a
   beat of ``poll_s`` from its first count, whatever the server's latency and whether it sends yet.
 - A run ending raises the others' share at their next count: its share is idle at most ``poll_s``.
-- A run that cannot reach the Prefect server, or gets no answer within a poll, cannot see runs starting either:
+- A run that cannot reach the Prefect server, or gets no answer within the start margin, cannot see runs
+  starting either (a count answered later may come after a run that started meanwhile has begun to send):
   it assumes at least the count the parent expects (the shard runs it lets run at once), at its start and later,
   and otherwise keeps the count it had. A count of 0 (its own state not yet visible) is taken as 1.
 Concurrent parent runs with the same name share the rate too, as they share the API.
@@ -87,7 +88,7 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     async def step(runs: int) -> int:
         # Out of reach, this run cannot see runs starting either: at least the parent's count of runs at once
         # (keeping the last share let a run starting meanwhile push the sum to 1.5 R, breaker s19).
-        seen = max(1, await _count_or(max(runs, expected_runs), tag, count, within=poll_s, sleep=sleep))
+        seen = max(1, await _count_or(max(runs, expected_runs), tag, count, within=start_margin_s, sleep=sleep))
         if seen != runs:
             apply(total_rps / seen)
             log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, seen, total_rps, total_rps / seen)
@@ -121,8 +122,10 @@ async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]]
                     sleep: Callable[[float], Awaitable[None]]) -> int:
     """``count(tag)`` if it answers ``within`` seconds; ``known`` when Prefect cannot be reached or is slower.
 
-    A count slower than a poll is as good as none: it is that old when it comes, and a run waiting for it
-    meanwhile misses runs starting (1.5 R with a server answering in 6 s, breaker s19).
+    A count slower than the start margin is as good as none: a run that turned RUNNING when it was asked may
+    already send when it comes (1.5 R with this run's counts answered in 1.2 s and the new run's at once, 1.5 R
+    with a server answering in 6 s, breaker s19). The parent's runs at once, assumed instead, is never too few
+    for one parent; a server answering slower than the margin all the time keeps the runs at that share.
     """
     counting = asyncio.ensure_future(count(tag))
     timer = asyncio.ensure_future(sleep(within))

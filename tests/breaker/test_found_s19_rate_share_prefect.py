@@ -33,7 +33,7 @@ def test_a_shard_run_whose_worker_died_does_not_keep_a_share() -> None:
         async with get_client() as client:
             await client.create_flow_run(_a_shard, tags=[tag], state=Running())  # its worker died long ago
             await client.create_flow_run(_a_shard, tags=[tag], state=Running())  # this run
-        async with share_of_rate(tag, 100.0, shares.append, poll_s=3.0, start_margin_s=0.0):
+        async with share_of_rate(tag, 100.0, shares.append, poll_s=3.0, start_margin_s=2.0):
             pass
 
     asyncio.run(go())
@@ -50,7 +50,7 @@ def test_odd_rate_names_still_count_the_runs(name: str) -> None:
         async with get_client() as client:
             for _ in range(4):
                 await client.create_flow_run(_a_shard, tags=[tag], state=Running())
-        async with share_of_rate(tag, 100.0, shares.append, poll_s=3.0, start_margin_s=0.0):
+        async with share_of_rate(tag, 100.0, shares.append, poll_s=3.0, start_margin_s=2.0):
             pass
 
     asyncio.run(go())
