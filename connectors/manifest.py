@@ -20,9 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from connectors.errors import SetupError
+from connectors.errors import ObjectMissing, SetupError
 from connectors.guarded_delete import remove_file
 from connectors.objects import ObjectStore
+from connectors.run_claim import error_reason
 from connectors.s3 import Location
 from transforms.validate import normalise_column_names, same_name_columns
 
@@ -74,8 +75,10 @@ def open_manifest(location: str, *, store: ObjectStore | None, cache_dir: Path) 
             raise SetupError("manifest: an s3:// manifest needs S3 access")
         try:
             info = store.head(loc)
-        except Exception:
-            raise SetupError("manifest: the S3 object cannot be read (missing or access denied)") from None
+        except ObjectMissing as exc:
+            raise SetupError(f"manifest: the S3 object cannot be read ({exc})") from None
+        except Exception as exc:  # out of reach, no credentials, ...: say which, not "missing" (breaker s19)
+            raise SetupError(f"manifest: the S3 object cannot be read ({error_reason(exc)})") from None
         path = cache_dir / "manifests" / f"{info.etag or 'noetag'}-{Path(loc.key).name}"
         if not path.exists():
             try:

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
+from connectors.run_claim import error_reason
 from connectors.s3 import Location
 from transforms.mapping import LegacyMapping
 
@@ -31,6 +32,6 @@ def load_mapping(location: str, store: ObjectStore) -> LegacyMapping:
         data = store.read(loc)
     except SetupError:
         raise
-    except Exception:
-        raise SetupError("mapping: the file cannot be read (missing or access denied)") from None
+    except Exception as exc:  # S3's code (NoSuchKey, AccessDenied) or the error's type, never "missing" for all
+        raise SetupError(f"mapping: the file cannot be read ({error_reason(exc)})") from None
     return parse_mapping(data)

@@ -14,12 +14,14 @@ several times R for a fraction of a second. A gateway whose bucket holds R/10 re
 R = 100, and refused leases waited ever longer ``Retry-After`` s: 20–30% of R was reached.
 
 Staying under R while runs come and go:
-- A run starting waits ``poll_s`` and a margin before its first request, so that every other run has counted
-  it and lowered its share before it spends its own.
+- A run starting waits ``poll_s`` and a margin after its first count before its first request, so that every
+  other run has counted it and lowered its share before it spends its own. For that, every run counts on a
+  beat of ``poll_s`` from its first count, whatever the server's latency and whether it sends yet.
 - A run ending raises the others' share at their next count: its share is idle at most ``poll_s``.
-- A run that cannot reach the Prefect server keeps its share (the count it had is the best it knows); at its
-  start it takes the count the parent expects (the shard runs it lets run at once). A count of 0 (its own
-  state not yet visible) is taken as 1.
+- A run that cannot reach the Prefect server, or gets no answer within the start margin, cannot see runs
+  starting either (a count answered later may come after a run that started meanwhile has begun to send):
+  it assumes at least the count the parent expects (the shard runs it lets run at once), at its start and later,
+  and otherwise keeps the count it had. A count of 0 (its own state not yet visible) is taken as 1.
 Concurrent parent runs with the same name share the rate too, as they share the API.
 """
 
@@ -95,35 +97,63 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
 
     Enters after the start-up wait (see the module's docstring); the counting stops when the block ends.
     """
-    runs = max(1, await _count_or(expected_runs, tag, count))
-    apply(share_each(total_rps, runs))
-    log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, runs, total_rps, share_each(total_rps, runs))
-    await sleep(poll_s + start_margin_s)
+    async def step(runs: int) -> int:
+        # Out of reach, this run cannot see runs starting either: at least the parent's count of runs at once
+        # (keeping the last share let a run starting meanwhile push the sum to 1.5 R, breaker s19).
+        seen = max(1, await _count_or(max(runs, expected_runs), tag, count, within=start_margin_s, sleep=sleep))
+        if seen != runs:
+            apply(share_each(total_rps, seen))
+            log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, seen, total_rps,
+                     share_each(total_rps, seen))
+        return seen
 
-    async def follow(runs: int) -> None:
+    async def follow(runs: int, beat: Awaitable[None]) -> None:
+        await beat
         while True:
-            seen = max(1, await _count_or(runs, tag, count))
-            if seen != runs:
-                runs = seen
-                apply(share_each(total_rps, runs))
-                log.info("rate %s: %d run(s) now, %.1f requests/s each", tag, runs, share_each(total_rps, runs))
-            await sleep(poll_s)
+            runs, _ = await asyncio.gather(step(runs), sleep(poll_s))
 
-    # the first count after the wait is the follower's first step, so a run that started meanwhile is seen
-    follower = asyncio.create_task(follow(runs))
+    # Counts begin on a beat of poll_s from this run's first one, however long the server takes to answer and
+    # whether or not this run sends yet: a run starting later sends poll_s and a margin after its own first
+    # count came back, by when every run has counted it. Counting after the start-up wait, then every
+    # poll_s + latency, let runs starting together, or one starting while the server was slow, send before the
+    # others had lowered their shares (up to 2 R, breaker s19).
+    beat = asyncio.ensure_future(sleep(poll_s))
+    follower: asyncio.Task[None] | None = None
     try:
+        follower = asyncio.create_task(follow(await step(0), beat))
+        await sleep(poll_s + start_margin_s)
         yield
     finally:
-        follower.cancel()
-        with suppress(asyncio.CancelledError):
-            await follower
+        for pending in (beat, follower):
+            if pending is not None:
+                pending.cancel()
+                with suppress(asyncio.CancelledError):
+                    await pending
 
 
-async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]]) -> int:
-    """``count(tag)``; ``known`` when Prefect cannot be reached."""
+async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]], *, within: float,
+                    sleep: Callable[[float], Awaitable[None]]) -> int:
+    """``count(tag)`` if it answers ``within`` seconds; ``known`` when Prefect cannot be reached or is slower.
+
+    A count slower than the start margin is as good as none: a run that turned RUNNING when it was asked may
+    already send when it comes (1.5 R with this run's counts answered in 1.2 s and the new run's at once, 1.5 R
+    with a server answering in 6 s, breaker s19). The parent's runs at once, assumed instead, is never too few
+    for one parent; a server answering slower than the margin all the time keeps the runs at that share.
+    """
+    counting = asyncio.ensure_future(count(tag))
+    timer = asyncio.ensure_future(sleep(within))
     try:
-        return await count(tag)
-    except Exception as exc:  # Prefect unreachable or refusing: the share is unchanged, the run goes on
-        log.warning("rate %s: could not count the runs sharing it (%s); keeping the last share",
-                    tag, type(exc).__name__)
+        await asyncio.wait({counting, timer}, return_when=asyncio.FIRST_COMPLETED)
+        if not counting.done():
+            raise TimeoutError(f"no answer within {within:g} s")
+        return counting.result()
+    except Exception as exc:  # Prefect unreachable, refusing or too slow: the share is unchanged, the run goes on
+        log.warning("rate %s: could not count the runs sharing it (%s); assuming %d", tag, type(exc).__name__,
+                    known)
         return known
+    finally:
+        for pending in (counting, timer):
+            if not pending.done():
+                pending.cancel()
+                with suppress(asyncio.CancelledError):
+                    await pending

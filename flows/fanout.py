@@ -149,8 +149,10 @@ def shard_run_key(job: ShardJob) -> str:
     """The idempotency key of a shard's run: a parent retried with the same parameters finds the shard runs it
     started instead of starting them again. The key covers every parameter, not only the run id and shard:
     run ids are unique per report location only, and a run handed another job's shard run (another report
-    location, work area, manifest or mode, such as a dry run) would assemble that run's report as its own."""
-    digest = hashlib.sha256(job.model_dump_json().encode()).hexdigest()[:16]
+    location, work area, manifest or mode, such as a dry run) would assemble that run's report as its own. The
+    rate share is left out: it says how fast, not which work, and a parent retried after the rate settings
+    changed must still find its shard runs (breaker s19)."""
+    digest = hashlib.sha256(job.model_dump_json(exclude={"rate_share"}).encode()).hexdigest()[:16]
     return f"kyc-attach:{job.run_id}:{job.shard}:{digest}"
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from connectors.guarded_delete import remove_tree
 from connectors.objects import ObjectStore
@@ -57,6 +57,13 @@ class ShardJob(BaseModel):
     retry_failed_report: str | None = None  # --retry-failed: the earlier run's report prefix
     include_rejected: tuple[str, ...] = ()  # --include-rejected: rejected rows of that run worked again too
     rate_share: RateShare | None = None  # the API rate this run shares with the other shard runs (None: dry run)
+
+    @model_validator(mode="after")
+    def _live_runs_share_the_rate(self) -> ShardJob:
+        """A live shard run without a share would work at the whole rate, counted by none of the others."""
+        if not self.dry_run and self.rate_share is None:
+            raise ValueError("rate_share: a live shard run needs the rate it shares (started by a parent flow run)")
+        return self
 
     @field_validator("run_id", "shard")
     @classmethod

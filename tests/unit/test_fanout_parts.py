@@ -8,6 +8,7 @@ import pytest
 
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
+from connectors.rate_share import RateShare
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea
 from flows.fanout import ShardJob, merge_api_stats
@@ -16,7 +17,8 @@ from flows.fanout import ShardJob, merge_api_stats
 def test_shard_job_is_references_only_and_round_trips_as_json() -> None:
     job = ShardJob(run_id="r1", shard="b0000-0010", rows_uri="s3://w/r1/rows/b0000-0010.arrow",
                    work_prefix="s3://w/r1", part_uri="s3://w/r1/parts/b0000-0010.parquet",
-                   ledger_root="s3://rep/_ledger/j", run_date=date(2024, 5, 1))
+                   ledger_root="s3://rep/_ledger/j", run_date=date(2024, 5, 1),
+                   rate_share=RateShare(tag="kyc-attach-rate:fin", total_rps=10.0, expected_runs=4))
     assert ShardJob.model_validate(job.model_dump(mode="json")) == job
     with pytest.raises(ValueError):
         ShardJob.model_validate({**job.model_dump(mode="json"), "client_secret": "x"})

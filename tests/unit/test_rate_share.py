@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 
 import pytest
 
@@ -11,13 +13,16 @@ from connectors.rate_share import share_each, share_of_rate
 
 
 class _World:
-    """The runs counted on the (fake) Prefect server over a fake clock that moves only when someone sleeps."""
+    """The runs counted on the (fake) Prefect server over a fake clock shared by every coroutine: time moves to
+    the earliest sleeper's wake-up once everything else waits (the follower and the start-up wait sleep at once)."""
 
     def __init__(self, counts: list[int | Exception]) -> None:
         self.now = 0.0
         self.counts = counts
         self.asked: list[float] = []
         self.shares: list[tuple[float, float]] = []  # (time, share applied)
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
 
     async def count(self, tag: str) -> int:
         assert tag == "kyc-attach-rate:fin"
@@ -28,21 +33,35 @@ class _World:
         return answer
 
     async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + seconds, next(self._seq), wake))
+        await wake
+
+    async def run_until(self, seconds: float) -> None:
+        while True:
+            for _ in range(20):
+                await asyncio.sleep(0)
+            if not self._sleepers or self._sleepers[0][0] > seconds:
+                return
+            self.now, _, wake = heapq.heappop(self._sleepers)
+            if not wake.cancelled():
+                wake.set_result(None)
 
     def apply(self, share: float) -> None:
         self.shares.append((self.now, share))
 
 
 def _hold(world: _World, seconds: float, *, expected_runs: int = 1) -> None:
-    async def go() -> None:
+    async def hold() -> None:
         async with share_of_rate("kyc-attach-rate:fin", 400.0, world.apply, expected_runs=expected_runs,
                                  poll_s=2.0, start_margin_s=0.5, count=world.count, sleep=world.sleep):
-            entered = world.now
-            assert entered >= 2.5  # a run starting waits until the others have counted it
-            while world.now < seconds:
-                await asyncio.sleep(0)
+            assert world.now >= 2.5  # a run starting waits until the others have counted it
+            await world.sleep(seconds - world.now)
+
+    async def go() -> None:
+        task = asyncio.ensure_future(hold())
+        await world.run_until(seconds)
+        await task
 
     asyncio.run(go())
 
@@ -50,15 +69,17 @@ def _hold(world: _World, seconds: float, *, expected_runs: int = 1) -> None:
 def test_the_share_follows_the_runs_working() -> None:
     world = _World([2, 2, 4, 4, 1])
     _hold(world, 12.0)
-    assert world.shares == [(0.0, 199.0), (4.5, 99.0), (8.5, 399.0)]  # one request a run kept for its bucket
-    assert world.asked[:3] == [0.0, 2.5, 4.5]  # one call every poll, not one per request
+    assert world.shares == [(0.0, 199.0), (4.0, 99.0), (8.0, 399.0)]  # one request a run kept for its bucket
+    # one call every poll, not one per request; on a beat from the first count, the start-up wait or not
+    assert world.asked[:4] == [0.0, 2.0, 4.0, 6.0]
 
 
-def test_prefect_out_of_reach_keeps_the_last_share_and_starts_at_the_expected_one() -> None:
+def test_prefect_out_of_reach_takes_the_expected_share() -> None:
     world = _World([RuntimeError("down"), 3, RuntimeError("down"), RuntimeError("down"), 3])
     _hold(world, 10.0, expected_runs=4)
     assert world.shares[0] == (0.0, 99.0)  # nothing known: the parent's count of runs at once, never all of R
-    assert [s for _, s in world.shares] == [99.0, 397.0 / 3]  # the outages changed nothing
+    # out of reach, a run cannot see runs starting: it assumes the parent's count again (breaker s19)
+    assert [s for _, s in world.shares] == [99.0, 397.0 / 3, 99.0, 397.0 / 3]
 
 
 @pytest.mark.parametrize("seen", [0, -1])
