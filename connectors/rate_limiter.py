@@ -21,6 +21,8 @@ from typing import Any
 from transforms.rate_control import RateControl, RateController
 
 ENDPOINTS = ("token", "customer", "upload", "attach")
+#: The longest a waiter sleeps before it looks at the rate again.
+MAX_NAP_S = 0.25
 
 
 class SmoothLimiter:
@@ -65,8 +67,9 @@ class SmoothLimiter:
                 if wait <= 1e-9:  # float dust: a token refilled to 0.9999999 is a token
                     self._tokens -= 1.0
                     return self._clock() - started
-                # Re-checked after the sleep: the rate or a Retry-After may have changed meanwhile.
-                await self._sleep(wait)
+                # Re-checked after the sleep: the rate or a Retry-After may have changed meanwhile. Naps of at most
+                # MAX_NAP_S, so a raised rate (a shard run's larger share) reaches a request already waiting.
+                await self._sleep(min(wait, MAX_NAP_S))
 
 
 class EndpointLimiters:

@@ -90,14 +90,16 @@ class RateController:
     def set_ceiling(self, ceiling: float, floor: float) -> float:
         """A new configured limit (a fanned-out shard run's share of the rate, as shard runs start and end).
 
-        Lower: the rate and the last trouble's rate are capped at it at once. Higher: a controller that never
-        met a limit goes straight to it (nothing said it is too fast); one that did climbs to it along its
-        cubic, as from a cut. ``floor`` is the floor for this ceiling (at most the ceiling).
+        A controller that never met a limit goes to it (nothing said it is too fast). One that did scales its rate
+        and its last trouble's rate with the share: what it found is its part of what the API allows, and a run
+        whose share doubles (others ended) has twice the part. Capped at the ceiling, and a cut to a small share
+        does not leave the run crawling back once the rate is its own. ``floor`` is the floor for this ceiling.
         """
+        ratio = ceiling / self.config.ceiling
         self.config = replace(self.config, ceiling=ceiling, floor=min(floor, ceiling))
         if self._limited:
-            self._w_max = min(self._w_max, ceiling)
-            self.rate = min(max(self.rate, self.config.floor), ceiling)
+            self._w_max = min(max(self._w_max * ratio, self.config.floor), ceiling)
+            self.rate = min(max(self.rate * ratio, self.config.floor), ceiling)
         else:
             self.rate = self._w_max = ceiling
         return self.rate

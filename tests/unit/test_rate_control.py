@@ -180,14 +180,15 @@ def test_a_lower_ceiling_caps_at_once_and_a_higher_one_is_reached() -> None:
     assert ctl.set_ceiling(200.0, floor=0.5) == 200.0  # two ended: no limit met, so straight to the new share
 
 
-def test_a_higher_ceiling_after_a_cut_is_climbed_to_not_jumped_to() -> None:
+def test_a_cut_controller_scales_with_its_share() -> None:
     ctl = RateController(RateControl(ceiling=100.0), now=0.0)
     for i in range(50):
         ctl.on_success(i * 0.01)
     _throttle_run(ctl, 0.5, 30)
     cut = ctl.rate
     assert cut < 100.0
-    assert ctl.set_ceiling(400.0, floor=0.5) == cut  # the API refused more than this: the share does not change it
-    ctl.set_ceiling(10.0, floor=0.5)
-    assert ctl.rate == 10.0 and ctl.config.ceiling == 10.0
+    # the API's limit is shared too: with four times the share, this run's part of it is four times as large
+    assert ctl.set_ceiling(400.0, floor=0.5) == pytest.approx(cut * 4)
+    assert ctl.set_ceiling(10.0, floor=0.5) == pytest.approx(cut / 10)
+    assert ctl.config.ceiling == 10.0
     assert ctl.set_ceiling(0.2, floor=0.5) == 0.2  # a share below the floor is the floor
