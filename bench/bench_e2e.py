@@ -257,6 +257,17 @@ def servers(world: Path, *, max_upload_bytes: int | None = None) -> Iterator[tup
 CASES = ("harsh", "attach", "noise")
 
 
+def bucket_with(files: dict[str, bytes]) -> Any:
+    """The benchmark's bucket on the S3 server, holding ``files``; an S3 client to add more."""
+    from connectors.s3 import make_s3_client
+
+    s3 = make_s3_client(max_pool_connections=32)
+    s3.create_bucket(Bucket=BUCKET)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda kv: s3.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), files.items()))
+    return s3
+
+
 def faults_for(case: str, rate: float, latency_ms: float) -> dict[str, Any]:
     """The sandbox's faults for one case at rate R (see the module's docstring)."""
     limits: list[dict[str, Any]] = [{"rps": rate, "burst": max(1, int(rate / 10)), "retry_after": False}]
@@ -319,13 +330,9 @@ def main() -> None:
     world, rows, files = scenario(customers, args.file_kb)
     (OUT / "world.json").write_text(json.dumps(world))
     with servers(OUT / "world.json") as (api, env, _sandbox, _moto):
-        from connectors.s3 import make_s3_client
         from flows.commands.demo import manifest_csv
 
-        s3 = make_s3_client(max_pool_connections=32)
-        s3.create_bucket(Bucket=BUCKET)
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda kv: s3.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), files.items()))
+        s3 = bucket_with(files)
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared: other jobs run); "
               f"sandbox: bucket of R/s holding R/10, 429 without Retry-After, {args.latency_ms:g} ms latency; "
               f"{args.file_kb} KB files", flush=True)

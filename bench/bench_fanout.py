@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -31,7 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_e2e import BUCKET, CLIENT_ID, CLIENT_SECRET, OUT, REQS_PER_CUSTOMER, faults_for, scenario, servers  # noqa: E402
+from bench_e2e import (  # noqa: E402
+    BUCKET,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    OUT,
+    REQS_PER_CUSTOMER,
+    bucket_with,
+    faults_for,
+    scenario,
+    servers,
+)
 
 
 def main() -> None:
@@ -54,12 +63,7 @@ def main() -> None:
     world, rows, files = scenario(customers, 32)
     (out / "world.json").write_text(json.dumps(world))
     with servers(out / "world.json") as (api, _env, _sandbox, _moto):
-        from connectors.s3 import make_s3_client
-
-        s3 = make_s3_client(max_pool_connections=32)
-        s3.create_bucket(Bucket=BUCKET)
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda kv: s3.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), files.items()))
+        s3 = bucket_with(files)
         s3.put_object(Bucket=BUCKET, Key="manifests/fanout.csv", Body=manifest_csv(rows))
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; R = {args.rate:g} req/s "
               f"shared, {customers} customers, {len(rows)} rows", flush=True)
