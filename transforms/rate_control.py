@@ -52,6 +52,9 @@ class RateControl:
     cooldown_s: float = 0.25  # after a cut, 429s of requests sent before it are echoes
     margin: float = 0.03  # a share this far above the noise (and 1.5 times it) is "over the limit"
     noise_windows: int = 10  # seconds the noise is learned over
+    # Noise learned at this share or more: a cut needs a significant excess over it even on min_events responses.
+    # At 10% random 429s, four in twenty responses is common, and cutting on that dragged a run to 17% of its rate.
+    noisy: float = 0.05
 
     def __post_init__(self) -> None:
         if not (self.ceiling > 0 and 0 < self.floor <= self.ceiling and 0 < self.beta < 1):
@@ -151,9 +154,11 @@ class RateController:
     def _over(self, expected: float) -> bool:
         """Whether the recent 429s are clearly more than a share of ``expected`` explains.
 
-        Over ``min_events`` responses, any share above ``expected``; over fewer, ``wall_hits`` 429s or more that a
-        one-sided binomial test finds unlikely under ``expected``: a wall of 429s is clear after four responses. At 10
-        requests/s (a tight attach limit) waiting for twenty responses took two seconds of 429s.
+        Over ``min_events`` responses, any share above ``expected`` (when the gateway is ``noisy``: one that a
+        one-sided binomial test finds unlikely under ``expected``); over fewer, ``wall_hits`` 429s or more that the
+        test finds unlikely: a wall of 429s is clear after four responses. At 10 requests/s (a tight attach limit)
+        waiting for twenty responses took two seconds of 429s. Without noise, any excess cuts at once: a gateway
+        whose bucket holds one request punishes every request over its limit (tested: 80% of it, not 73%).
         """
         c = self.config
         n = len(self._events)
@@ -161,8 +166,9 @@ class RateController:
         if hits < c.min_hits or hits <= expected * n:
             return False
         if n >= c.min_events:
-            return True
+            return self.noise() < c.noisy or _binomial_tail(hits, n, min(expected, 1.0)) < c.significance
         return hits >= c.wall_hits and _binomial_tail(hits, n, min(expected, 1.0)) < c.significance
+
     def throttled_share(self) -> float:
         """Share of 429s among the recent responses since the last cut."""
         if not self._events:
@@ -203,11 +209,15 @@ class RateController:
 
     def _note(self, now: float, *, throttled: bool) -> None:
         c = self.config
-        if now - self._bucket_start >= c.window_s:
-            total, hits = self._bucket
+        total, hits = self._bucket
+        # A bucket closes after window_s and at least min_events // 2 responses: at a few requests a second it
+        # stretches over several seconds, so a slow endpoint (or a rate cut low) still learns the noise; one that
+        # closed every second with too few responses to count never learned it, and random 429s read as walls
+        # cut the rate down to the floor (17% of the rate in a bench run not told the limit).
+        if now - self._bucket_start >= c.window_s and total >= c.min_events // 2:
             # Only seconds spent at or under the rate of the last cut teach the noise: 429s there are not the
             # rate's fault. Seconds of an overshoot would teach the controller to ignore the limit.
-            if total >= c.min_events // 2 and self._bucket_below:
+            if self._bucket_below:
                 self._shares.append(hits / total)
             self._bucket, self._bucket_start = [0, 0], now
             self._bucket_below = self._limited

@@ -10,7 +10,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.states import Running
 
-from connectors.rate_share import rate_tag, share_of_rate
+from connectors.rate_share import rate_tag, share_each, share_of_rate
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness")]
 
@@ -37,7 +37,7 @@ def test_a_shard_run_whose_worker_died_does_not_keep_a_share() -> None:
             pass
 
     asyncio.run(go())
-    assert shares == [100.0]
+    assert shares == [share_each(100.0, 1)]  # alone: the whole rate, less the one request it holds
 
 
 @pytest.mark.parametrize("name", ["fin api (prod), eu/β", "x" * 300, "a,b", ""])
@@ -54,4 +54,4 @@ def test_odd_rate_names_still_count_the_runs(name: str) -> None:
             pass
 
     asyncio.run(go())
-    assert shares == [25.0]
+    assert shares == [share_each(100.0, 4)]  # the four runs counted
