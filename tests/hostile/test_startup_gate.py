@@ -105,7 +105,8 @@ def test_shard_run_parameters_refuse_a_path_as_run_id_or_shard() -> None:
     from flows.fanout import ShardJob
 
     good = {"run_id": "r1", "shard": "b0000-0010", "rows_uri": "s3://w/r", "work_prefix": "s3://w/r1",
-            "part_uri": "s3://w/p", "ledger_root": "s3://w/l", "run_date": "2026-01-10"}
+            "part_uri": "s3://w/p", "ledger_root": "s3://w/l", "run_date": "2026-01-10",
+            "rate_share": {"tag": "kyc-attach-rate:fin", "total_rps": 10}}
     ShardJob.model_validate(good)
     for field, value in (("run_id", "../.."), ("run_id", "/"), ("shard", "../../x"), ("shard", ".")):
         with pytest.raises(ValidationError):
