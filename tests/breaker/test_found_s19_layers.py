@@ -17,6 +17,7 @@ from connectors.s3 import S3Store, make_s3_client
 def unreachable_s3(monkeypatch: pytest.MonkeyPatch) -> ObjectStore:
     """An S3 endpoint nobody listens on (a wrong AWS_ENDPOINT_URL, a VPC endpoint down)."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # it wins, and other tests may have set it
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
