@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from connectors.s3 import make_s3_client
+from connectors.objects import ObjectStore
+from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.demo import CLIENT_ID, demo_rows, demo_world
 from tests.e2e.helpers import load_world, put_scenario, sandbox_record
 
@@ -39,7 +40,8 @@ def test_two_overlapping_runs_under_one_report_location_do_not_both_attach(
     documents twice at Fin. Uploads are slowed a little (1.5 s, a big scan) so the two runs overlap."""
     world = demo_world(customers=4)
     rows, files = demo_rows(world, bucket)
-    load_world(fin_sandbox.url, world, {"latency": {"distribution": "fixed", "ms": 1500, "endpoints": ["upload"]}})
+    # uploads of 8 s: the first run is still working when the second (a new process: seconds to start) looks
+    load_world(fin_sandbox.url, world, {"latency": {"distribution": "fixed", "ms": 8000, "endpoints": ["upload"]}})
     manifest = put_scenario(bucket, rows, files)
     make_s3_client().copy_object(Bucket=bucket, Key="manifests/copy.csv",
                                  CopySource={"Bucket": bucket, "Key": "manifests/m.csv"})
@@ -48,7 +50,13 @@ def test_two_overlapping_runs_under_one_report_location_do_not_both_attach(
             "--no-progress"]
     first = subprocess.Popen([*base, manifest, "--run-id", "one"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
-    time.sleep(1)
+    # the second starts once the first holds its lease (a fixed second was too short on a fast machine: the
+    # first had finished, and the second, rightly, ran and skipped everything)
+    lease = Location(bucket, "reports/_ledger/_active/one.json")
+    store = ObjectStore(S3Store(make_s3_client()))
+    deadline = time.monotonic() + 120
+    while not store.exists(lease) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
     second = subprocess.run([*base, f"s3://{bucket}/manifests/copy.csv", "--run-id", "two"], env=env,
                             capture_output=True, text=True, timeout=240)
     first.communicate(timeout=240)
