@@ -158,7 +158,7 @@ class RateController:
         one-sided binomial test finds unlikely under ``expected``); over fewer, ``wall_hits`` 429s or more that the
         test finds unlikely: a wall of 429s is clear after four responses. At 10 requests/s (a tight attach limit)
         waiting for twenty responses took two seconds of 429s. Without noise, any excess cuts at once: a gateway
-        whose bucket holds one request punishes every request over its limit (tested: 80% of it, not 73%).
+        whose bucket holds one request punishes every request over its limit, and waiting there costs throughput.
         """
         c = self.config
         n = len(self._events)

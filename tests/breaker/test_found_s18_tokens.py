@@ -56,6 +56,28 @@ def _once_attached(sandbox: Any, stop: threading.Event, act: Callable[[Any], Non
         time.sleep(0.005)
 
 
+def _run_while_watched(scenario: DemoScenario, sandbox: Any,
+                       watch: Callable[[Any, threading.Event], None]) -> dict[str, Any]:
+    """Run the scenario while ``watch`` (a ``_..._when_attached``) waits in a thread to break the sandbox."""
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch, args=(sandbox, stop), daemon=True)
+    watcher.start()
+    try:
+        summary: dict[str, Any] = scenario.run()
+    finally:
+        stop.set()
+        watcher.join()
+    return summary
+
+
+def _failed_not_unknown(summary: dict[str, Any]) -> None:
+    """Some rows attached, the rest failed (nothing of them was applied), none left unknown."""
+    report = _valid(read_report(summary))
+    statuses = Counter((r["status"], r["reason_code"]) for r in report)
+    assert statuses[("attached", None)] > 0 and statuses[("failed", "api_error")] > 0, statuses
+    assert not [r for r in report if r["status"] == "unknown"], statuses
+
+
 def _revoke_when_attached(sandbox: Any, stop: threading.Event) -> None:
     """Once the first attach landed, revoke the client: its secret rotated, every access and refresh token
     forgotten (as when Fin's admins revoke a leaked client)."""
@@ -77,18 +99,7 @@ def test_credentials_revoked_mid_run_rows_not_sent_end_failed_and_a_rerun_sends_
     credentials after the first token is a TerminalError (failed, api_error), SetupError only before the run."""
     faults = {"latency": {"distribution": "fixed", "ms": 150, "endpoints": ["attach"]}}
     scenario = demo_scenario(customers=6, faults=faults, KYC_ATTACH_MAX_CONCURRENT_CUSTOMERS="2")
-    stop = threading.Event()
-    watcher = threading.Thread(target=_revoke_when_attached, args=(fin_sandbox, stop), daemon=True)
-    watcher.start()
-    try:
-        summary = scenario.run()
-    finally:
-        stop.set()
-        watcher.join()
-    report = _valid(read_report(summary))
-    statuses = Counter((r["status"], r["reason_code"]) for r in report)
-    assert statuses[("attached", None)] > 0 and statuses[("failed", "api_error")] > 0, statuses
-    assert not [r for r in report if r["status"] == "unknown"], statuses
+    _failed_not_unknown(_run_while_watched(scenario, fin_sandbox, _revoke_when_attached))
 
     fin_sandbox.app.secrets[CLIENT_ID] = CLIENT_SECRET  # restored
     again = _valid(read_report(scenario.run()))
@@ -139,19 +150,11 @@ def test_a_token_answer_without_a_token_mid_run_fails_rows_not_the_run(
     faults = {"latency": {"distribution": "fixed", "ms": 150, "endpoints": ["attach"]}}
     scenario = demo_scenario(customers=6, faults=faults, KYC_ATTACH_MAX_CONCURRENT_CUSTOMERS="2")
     real_body = fin_sandbox.app._token_body
-    stop = threading.Event()
-    watcher = threading.Thread(target=_garble_tokens_when_attached, args=(fin_sandbox, stop), daemon=True)
-    watcher.start()
     try:
-        summary = scenario.run()
+        summary = _run_while_watched(scenario, fin_sandbox, _garble_tokens_when_attached)
     finally:
-        stop.set()
-        watcher.join()
         fin_sandbox.app._token_body = real_body
-    report = _valid(read_report(summary))
-    statuses = Counter((r["status"], r["reason_code"]) for r in report)
-    assert statuses[("attached", None)] > 0 and statuses[("failed", "api_error")] > 0, statuses
-    assert not [r for r in report if r["status"] == "unknown"], statuses
+    _failed_not_unknown(summary)
 
     again = _valid(read_report(scenario.run()))
     assert {r["status"] for r in again} <= {"attached", "skipped"}, Counter((r["status"], r["reason_code"])
