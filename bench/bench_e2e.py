@@ -37,7 +37,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -52,10 +52,13 @@ CLIENT_ID, CLIENT_SECRET = "demo", "demo-secret"
 REQS_PER_CUSTOMER = 6  # GET customer, 4 uploads, 1 attach
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` different ports nobody listens on now (held open together, so two calls cannot give the same)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def wait_http(url: str, seconds: float = 60) -> None:
@@ -230,7 +233,7 @@ def servers(world: Path, *, max_upload_bytes: int | None = None) -> Iterator[tup
 
     This process's AWS_* variables point boto3 at the S3 server.
     """
-    s3_port, api_port = free_port(), free_port()
+    s3_port, api_port = free_ports(2)
     s3_url, api = f"http://127.0.0.1:{s3_port}", f"http://127.0.0.1:{api_port}"
     env = {**os.environ, "AWS_ENDPOINT_URL": s3_url, "AWS_ENDPOINT_URL_S3": s3_url, "AWS_ACCESS_KEY_ID": "x",
            "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -247,6 +250,11 @@ def servers(world: Path, *, max_upload_bytes: int | None = None) -> Iterator[tup
     try:
         wait_http(s3_url)
         wait_http(f"{api}/_sandbox/record")
+        # A server that could not bind its port leaves whatever took it answering in its place (a run once read
+        # its manifest from the wrong server: "no object at this location"): say so instead.
+        for name, proc in (("S3 server", moto), ("sandbox", sandbox)):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the {name} exited at start (code {proc.returncode}): its port was taken?")
         yield api, env, sandbox, moto
     finally:
         for proc in (sandbox, moto):
@@ -348,10 +356,13 @@ def main() -> None:
                 subset = {c: by_customer_all[c] for c in order[:n]}
                 sub_rows = [r for r in rows if r["customer_id"] in subset]
                 key = f"manifests/m-{case}-{int(rate)}-{n}.csv"
-                s3.put_object(Bucket=BUCKET, Key=key, Body=manifest_csv(sub_rows))
+                body = manifest_csv(sub_rows)
                 faults = faults_for(case, rate, args.latency_ms)
                 target = rate / 10 if case == "attach" else rate
                 for who in args.who:
+                    # Written again for each contender: moto once listed the manifest after a long run and yet
+                    # answered its HEAD (ours and this process's alike) with 404.
+                    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
                     httpx.post(f"{api}/_sandbox/reset").raise_for_status()
                     httpx.post(f"{api}/_sandbox/faults", json=faults).raise_for_status()
                     if who == "bare":

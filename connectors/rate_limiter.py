@@ -57,19 +57,31 @@ class SmoothLimiter:
         self._tokens = min(self._capacity(), self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
 
-    async def acquire(self) -> float:
-        """Wait for one token; returns the seconds waited."""
+    async def acquire(self, *, ahead: bool = False) -> float:
+        """Wait for one token; returns the seconds waited.
+
+        ``ahead``: skip the queue and take the token now, one token into debt at most, which the queued waiters
+        then wait out. Over any span the bucket still lets through no more than its rate plus one request.
+        """
         started = self._clock()
-        async with self._lock:
-            while True:
-                self._refill()
-                wait = max(self.not_before - self._stamp, (1.0 - self._tokens) / self._rate)
-                if wait <= 1e-9:  # float dust: a token refilled to 0.9999999 is a token
-                    self._tokens -= 1.0
-                    return self._clock() - started
-                # Re-checked after the sleep: the rate or a Retry-After may have changed meanwhile. Naps of at most
-                # MAX_NAP_S, so a raised rate (a shard run's larger share) reaches a request already waiting.
-                await self._sleep(min(wait, MAX_NAP_S))
+        if ahead:
+            await self._take(need=0.0)
+        else:
+            async with self._lock:
+                await self._take(need=1.0)
+        return self._clock() - started
+
+    async def _take(self, *, need: float) -> None:
+        """Take a token once the bucket holds ``need`` or more after this one's due time."""
+        while True:
+            self._refill()
+            wait = max(self.not_before - self._stamp, (need - self._tokens) / self._rate)
+            if wait <= 1e-9:  # float dust: a token refilled to 0.9999999 is a token
+                self._tokens -= 1.0
+                return
+            # Re-checked after the sleep: the rate or a Retry-After may have changed meanwhile. Naps of at most
+            # MAX_NAP_S, so a raised rate (a shard run's larger share) reaches a request already waiting.
+            await self._sleep(min(wait, MAX_NAP_S))
 
 
 class EndpointLimiters:
@@ -102,7 +114,10 @@ class EndpointLimiters:
     async def acquire(self, endpoint: str) -> float:
         """Wait until a request to ``endpoint`` may go; returns the seconds waited."""
         waited = await self.limiters[endpoint].acquire()
-        waited += await self.overall.acquire()
+        # The small requests (a customer look-up, an attach) are few and already paced by their own limiter: queued
+        # behind the uploads for the whole client's token, they waited up to 0.26 s, a different time each, and two
+        # attaches paced 100 ms apart reached a gateway whose attach bucket holds one closer than that (a 429).
+        waited += await self.overall.acquire(ahead=endpoint != "upload")
         task = _current_task()
         if task is not None:
             self._let_go[task] = self._clock()
@@ -131,9 +146,27 @@ class EndpointLimiters:
             # overall controller hearing them cut every endpoint for attach's limit (uploads starved, and with
             # them the attaches waiting on uploads: 63% of an attach-only limit in the bench).
             self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
-        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self.overall_control.recent_share(),
+        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=self._others_share(endpoint, now),
                                                 sent_at=sent_at))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
+
+    def _others_share(self, endpoint: str, now: float) -> float:
+        """The 429 share a limit on the whole client explains: that of the other endpoints' recent responses.
+
+        Not the whole client's share while others send: that holds this endpoint's own 429s, and an attach limit
+        refusing most attaches raised it so far that attach never cut. With too few answers of others to judge
+        by, the whole client's share: an endpoint sending alone cannot tell its own limit from the client's, and
+        the whole client's controller (which hears its 429s until it has cut) answers it; a customer look-up
+        cut for the client's limit at the start of a run held the uploads waiting on it for seconds.
+        """
+        n = hits = 0
+        for other, controller in self.controllers.items():
+            if other != endpoint:
+                n_other, hits_other = controller.recent_counts(now)
+                n, hits = n + n_other, hits + hits_other
+        if n < self.overall_control.config.min_events:
+            n, hits = self.overall_control.recent_counts(now)
+        return hits / n if n else 0.0
 
     def set_ceiling(self, ceiling: float) -> None:
         """A new configured limit for every endpoint and the whole client (a fanned-out shard run's share)."""

@@ -52,9 +52,17 @@ class RateControl:
     cooldown_s: float = 0.25  # after a cut, 429s of requests sent before it are echoes
     margin: float = 0.03  # a share this far above the noise (and 1.5 times it) is "over the limit"
     noise_windows: int = 10  # seconds the noise is learned over
+    # Seconds needed before the noise counts. With 3, the two seconds just after the first overshoot (the rate cut
+    # and cut again, still over the limit) made the median: an attach limit's walls were taken for 20% noise.
+    noise_after: int = 5
     # Noise learned at this share or more: a cut needs a significant excess over it even on min_events responses.
     # At 10% random 429s, four in twenty responses is common, and cutting on that dragged a run to 17% of its rate.
     noisy: float = 0.05
+    # A cut on this share of 429s or less is a touch: the rate just reached the limit. What got through since the
+    # last cut then reads low (it holds the climb, and the 429s' empty slots): cut from ``touch_keep`` times the
+    # rate sent instead. Cut from what got through, a bucket of one at 10/s was found at 7/s again and again.
+    touch_share: float = 0.25
+    touch_keep: float = 0.97
 
     def __post_init__(self) -> None:
         if not (self.ceiling > 0 and 0 < self.floor <= self.ceiling and 0 < self.beta < 1):
@@ -141,6 +149,8 @@ class RateController:
         # send time, a cut can follow the last one within milliseconds), when what got through is mostly the
         # gateway's burst or a handful of requests: a rate measured over so short a time can be far too low.
         accepted = max(self.accepted_rate(now), self.rate / 2)
+        if self.throttled_share() <= c.touch_share:
+            accepted = max(accepted, c.touch_keep * min(self.rate, self.sent_rate(now)))
         self._w_max = max(min(self.rate, accepted), c.floor)
         self.rate = max(c.floor, c.beta * self._w_max)
         self._k = ((1 - c.beta) / c.scale) ** (1 / 3)
@@ -175,12 +185,11 @@ class RateController:
             return 0.0
         return sum(1 for _, t in self._events if t) / len(self._events)
 
-    def recent_share(self) -> float:
-        """Share of 429s among all responses of the last ``window_s``, echoes and the time before a cut included:
-        the share another controller compares its own with (``baseline``)."""
-        if not self._recent:
-            return 0.0
-        return sum(1 for _, t in self._recent if t) / len(self._recent)
+    def recent_counts(self, now: float) -> tuple[int, int]:
+        """Responses and 429s of the last ``window_s``, echoes and the time before a cut included: what another
+        controller compares its own share with (``baseline``)."""
+        recent = [throttled for at, throttled in self._recent if now - at <= self.config.window_s]
+        return len(recent), sum(recent)
 
     def _remember(self, now: float, *, throttled: bool) -> None:
         self._recent.append((now, throttled))
@@ -203,9 +212,16 @@ class RateController:
         ok = sum(1 for t, throttled in self._events if not throttled and t >= first)
         return ok / max(now - first, c.window_s / 4) if ok else 0.0
 
+    def sent_rate(self, now: float) -> float:
+        """Requests/s answered over the last ``window_s``, 429s included: what was sent, which the rate (a ceiling
+        an endpoint with little to send never reaches) may be far above."""
+        if not self._recent:
+            return 0.0
+        return len(self._recent) / max(now - self._recent[0][0], self.config.window_s / 4)
+
     def noise(self) -> float:
         """The 429 share recent seconds usually have whatever the rate: the median of the last seconds' shares."""
-        return median(self._shares) if len(self._shares) >= 3 else 0.0
+        return median(self._shares) if len(self._shares) >= self.config.noise_after else 0.0
 
     def _note(self, now: float, *, throttled: bool) -> None:
         c = self.config

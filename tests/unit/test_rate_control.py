@@ -200,3 +200,20 @@ def test_a_cut_controller_scales_with_its_share() -> None:
 def test_random_429s_under_a_real_limit_not_told_still_find_it(seed: int) -> None:
     rate, _, _ = _simulate(100.0, burst=10.0, ceiling=1000.0, seconds=30, noise=0.10, seed=seed)
     assert rate >= 0.8 * 100 * (1 - 0.10)  # seed 0 ended at 43/s, seed 1 at 71/s
+
+
+
+
+def test_a_touch_of_the_limit_cuts_from_the_rate_sent_not_from_what_got_through() -> None:
+    """At a rate just over a bucket of one (10/s), one answer in five is a 429. What got through (8/s) leaves out
+    the 429s' slots, and cut from there the attach rate was found at 7/s again and again: a touch (few 429s among
+    many answers) cuts from just under the rate sent."""
+    ctl = RateController(RateControl(ceiling=10.5), now=0.0)
+    t = 0.0
+    for i in range(1, 41):
+        t += 0.1
+        ctl.on_throttle(t) if i % 5 == 0 else ctl.on_success(t)
+        if ctl.cuts:
+            break
+    assert ctl.cuts == 1
+    assert ctl.rate >= 0.85 * 0.97 * 10.0 - 1e-6

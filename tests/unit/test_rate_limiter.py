@@ -157,3 +157,78 @@ def test_once_attach_has_found_a_limit_of_its_own_its_429s_leave_the_overall_rat
             limiters.on_success("upload")
     rates = limiters.rates()
     assert rates["all"] == 100 and rates["upload"] == 100
+
+
+def test_a_small_request_does_not_queue_behind_uploads_for_the_whole_clients_token() -> None:
+    """An attach paced by its own limiter leaves when paced: waiting behind queued uploads for the whole client's
+    token would add their wait to its spacing, and a gateway whose attach bucket holds one refuses bunched ones."""
+    clock = _Clock()
+    limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
+    limiters.overall.set_rate(50.0)  # the whole client's rate was cut: uploads, paced at 100/s, queue for it
+
+    async def go() -> tuple[float, list[float]]:
+        upload_times: list[float] = []
+
+        async def upload() -> None:
+            await limiters.acquire("upload")
+            upload_times.append(clock.now)
+
+        uploads = [asyncio.create_task(upload()) for _ in range(30)]
+        while clock.now < 0.2:  # 0.2 s on, the uploads let go at 100/s are queued for the whole client's token
+            await asyncio.sleep(0)
+        await limiters.acquire("attach")
+        attach_at = clock.now
+        await asyncio.gather(*uploads)
+        return attach_at, upload_times
+
+    attach_at, upload_times = asyncio.run(go())
+    assert attach_at <= 0.2 + 0.021  # its own next token at most, not behind the queued uploads
+    # and the whole client still keeps its rate: the attach's token is paid for by the uploads after it
+    assert upload_times[-1] >= 30 / 50.0 - 1e-9
+
+
+def test_taking_a_token_ahead_goes_one_token_into_debt_at_most() -> None:
+    clock = _Clock()
+    limiter = SmoothLimiter(10.0, burst_s=0.0, clock=clock, sleep=clock.sleep)
+
+    async def go() -> list[float]:
+        times = []
+        for _ in range(11):
+            await limiter.acquire(ahead=True)
+            times.append(clock.now)
+        return times
+
+    times = asyncio.run(go())
+    # the first two go at once (the token in hand and one in debt), then one every 100 ms: 11 in 0.9 s, not more
+    assert times[1] == 0.0
+    assert times[-1] >= 0.9 - 1e-9
+    assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(times[1:]))
+
+
+
+def test_attach_meeting_its_own_limit_among_uploads_cuts_attach_though_it_makes_most_429s() -> None:
+    """The whole client's 429 share holds attach's own: compared with it, an attach limit refusing most attaches
+    never looked like attach's own, and the run sat at a third of all requests refused. The uploads' share is
+    the one to compare with."""
+    clock = _Clock()
+    limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
+    for i in range(400):  # uploads get through; attaches, half the requests, are refused three times in four
+        clock.now += 0.005
+        if i % 2:
+            limiters.on_success("upload")
+        else:
+            limiters.on_success("attach") if i % 8 == 0 else limiters.on_throttle("attach", None)
+    assert limiters.rates()["attach"] < 100
+    assert limiters.rates()["upload"] == 1000
+
+
+def test_a_customer_look_up_sending_alone_leaves_its_429s_to_the_whole_clients_rate() -> None:
+    """At a run's start only customer look-ups go: their 429s may be the client's limit as well as their own, and
+    cut as their own, the look-ups (and the uploads waiting on them) crawled for seconds."""
+    clock = _Clock()
+    limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
+    for i in range(60):
+        clock.now += 0.002
+        limiters.on_throttle("customer", None) if i % 2 else limiters.on_success("customer")
+    rates = limiters.rates()
+    assert rates["all"] < 1000 and rates["customer"] == 1000
