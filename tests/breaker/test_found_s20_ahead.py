@@ -71,3 +71,38 @@ def test_many_small_takers_with_a_queued_upload_keep_the_rate() -> None:
     assert len(uploads) == 5
     span = max(times) - min(times)
     assert len(times) <= 20.0 * span + 1.0 + 1 + 1e-6
+
+
+def test_a_retry_after_holds_ahead_takers_and_the_queue_alike() -> None:
+    clock = _Clock()
+    limiter = SmoothLimiter(50.0, clock=clock, sleep=clock.sleep)
+    limiter.not_before = 2.0
+    times: list[float] = []
+
+    async def one(ahead: bool) -> None:
+        await limiter.acquire(ahead=ahead)
+        times.append(clock.now)
+
+    async def go() -> None:
+        await asyncio.gather(*(one(i % 2 == 0) for i in range(10)))
+
+    asyncio.run(go())
+    assert min(times) >= 2.0
+
+
+def test_an_ahead_taker_owed_to_a_cancelled_upload_does_not_hang() -> None:
+    # The fix makes an ahead taker wait for the queue's head after an ahead take; the head giving up (its request
+    # cancelled) must let it go.
+    clock = _Clock()
+    limiter = SmoothLimiter(1.0, clock=clock, sleep=clock.sleep)
+
+    async def go() -> float:
+        await limiter.acquire(ahead=True)  # the first token, ahead: the next ahead one is owed to a queued upload
+        upload = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0)
+        small = asyncio.create_task(limiter.acquire(ahead=True))
+        await asyncio.sleep(0)
+        upload.cancel()
+        return await asyncio.wait_for(small, timeout=5.0)
+
+    assert asyncio.run(go()) <= 3.0
