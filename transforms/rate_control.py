@@ -82,6 +82,7 @@ class RateController:
     _epoch: float = 0.0  # time of the last cut
     _k: float = 0.0  # seconds the cubic takes to climb back to _w_max
     _limited: bool = False  # a cut happened: growth is capped by the accepted rate
+    _halved: bool = False  # the last cut was held at half the rate: the rate is still over what got through
     _events: deque[tuple[float, bool]] = field(default_factory=deque)  # (time, throttled) since the last cut
     _bucket_start: float = 0.0
     _bucket: list[int] = field(default_factory=lambda: [0, 0])  # [responses, 429s] of the current second
@@ -154,9 +155,14 @@ class RateController:
         # Halve at most: the first 429s come within milliseconds of the start (and, with echoes known by their
         # send time, a cut can follow the last one within milliseconds), when what got through is mostly the
         # gateway's burst or a handful of requests: a rate measured over so short a time can be far too low.
-        accepted = max(self.accepted_rate(now), self.rate / 2)
+        measured = self.accepted_rate(now)
+        accepted = max(measured, self.rate / 2)
         if self.throttled_share() <= c.touch_share:
             accepted = max(accepted, c.touch_keep * min(self.rate, self.sent_rate(now)))
+        # A cut held at half the rate lands where less got through than that: still over the limit, so the seconds
+        # until the next cut must not teach the noise (a bucket of one refuses half the requests of any rate over it:
+        # cut 100 -> 50 -> 25 -> 12.5 against 10/s, those seconds taught 45% noise and the rate never cut again).
+        self._halved = measured < accepted and accepted == self.rate / 2
         self._w_max = max(min(self.rate, accepted), c.floor)
         self.rate = max(c.floor, c.beta * self._w_max)
         self._k = ((1 - c.beta) / c.scale) ** (1 / 3)
@@ -243,7 +249,7 @@ class RateController:
                 self._shares.append(hits / total)
             self._bucket, self._bucket_start = [0, 0], now
             self._bucket_below = self._limited
-        self._bucket_below = self._bucket_below and self.rate <= self._w_max
+        self._bucket_below = self._bucket_below and self.rate <= self._w_max and not self._halved
         self._bucket[0] += 1
         self._bucket[1] += throttled
         self._events.append((now, throttled))
