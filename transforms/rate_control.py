@@ -146,12 +146,6 @@ class RateController:
         over = max(self.noise() * 1.5, baseline * 2) + c.margin
         if not self._over(over):
             return self.rate
-        # A rate far above what is sent (an endpoint with little to send: an attach per customer) first comes
-        # down to twice what was sent, once half a window of answers says what that is. Cut from a rate of 1000/s
-        # it never reached, halving at most, attach stayed far over its limit, learned its 429s as noise, and the
-        # whole client's rate was cut for it instead (59% of an attach limit, uploads starved).
-        if self._recent and now - self._recent[0][0] >= c.window_s / 2:
-            self.rate = min(self.rate, max(2 * self.sent_rate(now), c.floor))
         # Halve at most: the first 429s come within milliseconds of the start (and, with echoes known by their
         # send time, a cut can follow the last one within milliseconds), when what got through is mostly the
         # gateway's burst or a handful of requests: a rate measured over so short a time can be far too low.
