@@ -64,7 +64,7 @@ class SmoothLimiter:
         """Wait for one token; returns the seconds waited.
 
         ``ahead``: skip the queue and take the token now, one token into debt at most, which the queued waiters
-        then wait out. Over any span the bucket still lets through no more than its rate plus one request.
+        then wait out. Over any span the bucket lets through at most one request more than without it.
         """
         started = self._clock()
         if ahead:
@@ -106,10 +106,13 @@ class EndpointLimiters:
     several TCP flows through one bottleneck do). ``ceiling`` (the configured limit) caps every rate.
     """
 
-    def __init__(self, ceiling: float, *, burst_s: float = 0.05,
+    def __init__(self, ceiling: float, *, burst_s: float = 0.05, small_ahead: bool = True,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._clock = clock
+        # Off under a shared rate: the shares set aside one request per run (``rate_share.share_each``), and a
+        # token of debt in every run would let a second reach the total rate plus one request per run.
+        self._small_ahead = small_ahead
         self.overall = SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep)
         now = clock()
         # a configured limit below the controller's floor (0.5/s) is the floor: the run goes at it, never faster
@@ -129,7 +132,7 @@ class EndpointLimiters:
         # The small requests (a customer look-up, an attach) are few and already paced by their own limiter: queued
         # behind the uploads for the whole client's token, they waited up to 0.26 s, a different time each, and two
         # attaches paced 100 ms apart reached a gateway whose attach bucket holds one closer than that (a 429).
-        waited += await self.overall.acquire(ahead=endpoint != "upload")
+        waited += await self.overall.acquire(ahead=self._small_ahead and endpoint != "upload")
         task = _current_task()
         if task is not None:
             self._let_go[task] = self._clock()

@@ -232,3 +232,21 @@ def test_a_customer_look_up_sending_alone_leaves_its_429s_to_the_whole_clients_r
         limiters.on_throttle("customer", None) if i % 2 else limiters.on_success("customer")
     rates = limiters.rates()
     assert rates["all"] < 1000 and rates["customer"] == 1000
+
+
+def test_under_a_shared_rate_small_requests_take_no_token_of_debt() -> None:
+    """A fanned-out run's share sets aside one request (the token in hand): a token of debt on top in every run
+    would let a second reach the shared rate plus one request per run."""
+    clock = _Clock()
+    limiters = EndpointLimiters(10.0, burst_s=0.0, small_ahead=False, clock=clock, sleep=clock.sleep)
+
+    async def go() -> list[float]:
+        times = []
+        for endpoint in ("customer", "attach", "token"):  # each endpoint has its own token in hand
+            await limiters.acquire(endpoint)
+            times.append(clock.now)
+        return times
+
+    times = asyncio.run(go())
+    # the second waits for the whole client's next token: none taken in debt
+    assert times[1] >= 0.1 - 1e-9 and times[2] >= 0.2 - 1e-9
