@@ -52,9 +52,9 @@ class RateControl:
     cooldown_s: float = 0.25  # after a cut, 429s of requests sent before it are echoes
     margin: float = 0.03  # a share this far above the noise (and 1.5 times it) is "over the limit"
     noise_windows: int = 10  # seconds the noise is learned over
-    # Seconds needed before the noise counts. With 3, the two seconds just after the first overshoot (the rate cut
-    # and cut again, still over the limit) made the median: an attach limit's walls were taken for 20% noise.
-    noise_after: int = 5
+    # Seconds needed before the noise counts. (5 was tried against an attach limit's walls taken for noise: the
+    # seconds after cuts held at half the rate no longer teach it, and 5 cost the 10%-noise case ~15 points.)
+    noise_after: int = 3
     # Noise learned at this share or more: a cut needs a significant excess over it even on min_events responses.
     # At 10% random 429s, four in twenty responses is common, and cutting on that dragged a run to 17% of its rate.
     noisy: float = 0.05

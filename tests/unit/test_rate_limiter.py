@@ -206,22 +206,6 @@ def test_taking_a_token_ahead_goes_one_token_into_debt_at_most() -> None:
 
 
 
-def test_attach_meeting_its_own_limit_among_uploads_cuts_attach_though_it_makes_most_429s() -> None:
-    """The whole client's 429 share holds attach's own: compared with it, an attach limit refusing most attaches
-    never looked like attach's own, and the run sat at a third of all requests refused. The uploads' share is
-    the one to compare with."""
-    clock = _Clock()
-    limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
-    for i in range(400):  # uploads get through; attaches, half the requests, are refused three times in four
-        clock.now += 0.005
-        if i % 2:
-            limiters.on_success("upload")
-        else:
-            limiters.on_success("attach") if i % 8 == 0 else limiters.on_throttle("attach", None)
-    assert limiters.rates()["attach"] < 100
-    assert limiters.rates()["upload"] == 1000
-
-
 def test_a_customer_look_up_sending_alone_leaves_its_429s_to_the_whole_clients_rate() -> None:
     """At a run's start only customer look-ups go: their 429s may be the client's limit as well as their own, and
     cut as their own, the look-ups (and the uploads waiting on them) crawled for seconds."""
