@@ -156,25 +156,25 @@ class EndpointLimiters:
         if sent_at is None:
             task = _current_task()
             sent_at = self._let_go.get(task) if task is not None else None
-        baseline = self._others_share(endpoint, now)
+        baseline = self._client_share(now)
         if not (controller.cuts and limiter.rate < self.overall.rate and self._own_limit(endpoint, now, baseline)):
             # An endpoint held below the whole client by a limit of its own explains its 429s itself: the
             # overall controller hearing them cut every endpoint for attach's limit (uploads starved, and with
             # them the attaches waiting on uploads: 63% of an attach-only limit in the bench). Its own limit only
-            # while its share is still well above the others': under a limit on the whole client every endpoint's
-            # share is alike, and an upload controller that had cut once for it (so unheard by the overall one)
-            # compared its 429s with the others', as high, and never cut again: nobody answered the limit, and the
-            # client sent 1.8 times it (10% random 429s, 45% in all).
+            # while its share is still well above the whole client's: under a limit on the whole client every
+            # endpoint's share is alike, and an upload controller that had cut once for it (so unheard by the
+            # overall one) never cut again: nobody answered the limit, and the client sent 1.8 times it (10% random
+            # 429s, 45% in all; breaker session 20).
             self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
         limiter.set_rate(controller.on_throttle(now, retry_after, baseline=baseline, sent_at=sent_at))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
 
     def _own_limit(self, endpoint: str, now: float, baseline: float) -> bool:
-        """Whether the endpoint's recent 429 share is well above ``baseline`` (what the others' explains)."""
+        """Whether the endpoint's recent 429 share is well above ``baseline`` (what a whole-client limit explains)."""
         n, hits = self.controllers[endpoint].recent_counts(now)
         return n > 0 and hits / n > 2 * baseline + self.overall_control.config.margin
 
-    def _others_share(self, endpoint: str, now: float) -> float:
+    def _client_share(self, now: float) -> float:
         """The 429 share a limit on the whole client explains: the whole client's recent share.
 
         Tried: the other endpoints' share alone (it leaves out this endpoint's own 429s). In a simulation with 10%
