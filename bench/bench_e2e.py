@@ -250,8 +250,7 @@ def servers(world: Path, *, max_upload_bytes: int | None = None) -> Iterator[tup
     try:
         wait_http(s3_url)
         wait_http(f"{api}/_sandbox/record")
-        # A server that could not bind its port leaves whatever took it answering in its place (a run once read
-        # its manifest from the wrong server: "no object at this location"): say so instead.
+        # A server that could not bind its port would leave whatever holds the port answering in its place: say so.
         for name, proc in (("S3 server", moto), ("sandbox", sandbox)):
             if proc.poll() is not None:
                 raise RuntimeError(f"the {name} exited at start (code {proc.returncode}): its port was taken?")
