@@ -5,27 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from connectors.rate_limiter import SmoothLimiter
-
-
-class _Clock:
-    """A clock that only moves when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
-        await asyncio.sleep(0)
+from tests.fake_clock import FakeClock
 
 
 def test_small_requests_at_the_whole_rate_do_not_starve_a_queued_upload() -> None:
     # The whole client cut to 10/s (a global limit) while customer look-ups, paced by their own limiter at the
     # ceiling, keep asking: each took the token at 0 (going to -1) before the upload's bucket reached 1, and the
     # upload waited until the look-ups stopped (20 s here; forever with look-ups enough).
-    clock = _Clock()
+    clock = FakeClock()
     limiter = SmoothLimiter(10.0, clock=clock, sleep=clock.sleep)
     upload_at: list[float] = []
 
@@ -49,7 +36,7 @@ def test_small_requests_at_the_whole_rate_do_not_starve_a_queued_upload() -> Non
 def test_many_small_takers_with_a_queued_upload_keep_the_rate() -> None:
     # 30 ahead takers and 5 queued uploads at 20/s: no more than rate x span + capacity + 1 over the run, and the
     # uploads all get through while the small ones keep asking.
-    clock = _Clock()
+    clock = FakeClock()
     limiter = SmoothLimiter(20.0, clock=clock, sleep=clock.sleep)
     times: list[float] = []
     uploads: list[float] = []
@@ -74,7 +61,7 @@ def test_many_small_takers_with_a_queued_upload_keep_the_rate() -> None:
 
 
 def test_a_retry_after_holds_ahead_takers_and_the_queue_alike() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     limiter = SmoothLimiter(50.0, clock=clock, sleep=clock.sleep)
     limiter.not_before = 2.0
     times: list[float] = []
@@ -93,7 +80,7 @@ def test_a_retry_after_holds_ahead_takers_and_the_queue_alike() -> None:
 def test_an_ahead_taker_owed_to_a_cancelled_upload_does_not_hang() -> None:
     # The fix makes an ahead taker wait for the queue's head after an ahead take; the head giving up (its request
     # cancelled) must let it go.
-    clock = _Clock()
+    clock = FakeClock()
     limiter = SmoothLimiter(1.0, clock=clock, sleep=clock.sleep)
 
     async def go() -> float:

@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fake_clock import FakeClock
 
 
 @pytest.mark.xfail(strict=True, reason="known gap: an endpoint sending alone cannot tell its own limit from the "
@@ -23,7 +16,7 @@ def test_uploads_after_attaches_alone_are_not_held_at_attachs_limit() -> None:
     # back to the whole client's share, which holds attach's own 429s): attach never cut, the whole client cut four
     # times to 5.1/s. The uploads that followed (no limit of their own, none on the whole client within reach) went
     # 5-6/s for 2 s, 12/s at 4 s, 54/s at 7 s and 100/s after 9 s.
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(100.0, clock=clock)
     t, tokens, stamp = 0.0, 1.0, 0.0
     while t < 2.0:

@@ -8,20 +8,13 @@ bucket of one request at 10/s), each let go at the pace of its endpoint's limite
 from __future__ import annotations
 
 from connectors.rate_limiter import EndpointLimiters
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fake_clock import FakeClock
 
 
 def _run(streams: tuple[str, ...], seconds: float, *, attach_limit: float = 10.0,
          ceiling: float = 100.0) -> tuple[dict[str, float], dict[str, float], EndpointLimiters]:
     """Returns (successes/s over the second half, 429 share over the second half) per endpoint, and the limiters."""
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(ceiling, clock=clock)
     due = dict.fromkeys(streams, 0.0)
     last_any = -1.0

@@ -13,21 +13,14 @@ import random
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fake_clock import FakeClock
 
 
 def _run(seconds: float, *, limit: float = 100.0, burst: float = 10.0, ceiling: float = 1000.0, noise: float = 0.10,
          seed: int = 1) -> tuple[float, float, EndpointLimiters]:
     """Returns (successes/s of all endpoints over the second half, 429 share over the second half, the limiters)."""
     rng = random.Random(seed)
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(ceiling, clock=clock)
     demand = {"customer": 15.0, "upload": 1e9, "attach": 15.0}
     due = dict.fromkeys(demand, 0.0)

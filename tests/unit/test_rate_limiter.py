@@ -6,23 +6,10 @@ import asyncio
 import itertools
 
 from connectors.rate_limiter import EndpointLimiters, SmoothLimiter
+from tests.fake_clock import FakeClock
 
 
-class _Clock:
-    """A clock that only moves when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
-        await asyncio.sleep(0)
-
-
-def _send_times(limiter: SmoothLimiter, clock: _Clock, n: int) -> list[float]:
+def _send_times(limiter: SmoothLimiter, clock: FakeClock, n: int) -> list[float]:
     async def go() -> list[float]:
         times = []
         for _ in range(n):
@@ -34,7 +21,7 @@ def _send_times(limiter: SmoothLimiter, clock: _Clock, n: int) -> list[float]:
 
 
 def test_requests_are_spaced_not_burst() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     times = _send_times(SmoothLimiter(100.0, burst_s=0.05, clock=clock, sleep=clock.sleep), clock, 101)
     # an AsyncLimiter(100, 1) would let all of the first 100 go at t=0; this one spaces them 10 ms apart
     assert times[-1] >= 0.99
@@ -42,7 +29,7 @@ def test_requests_are_spaced_not_burst() -> None:
 
 
 def test_concurrent_waiters_still_get_the_rate_and_a_cut_applies_at_once() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     limiter = SmoothLimiter(50.0, clock=clock, sleep=clock.sleep)
     times: list[float] = []
 
@@ -61,7 +48,7 @@ def test_concurrent_waiters_still_get_the_rate_and_a_cut_applies_at_once() -> No
 
 
 def test_retry_after_holds_back_its_endpoint_only() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
 
     async def go() -> tuple[float, float]:
@@ -77,7 +64,7 @@ def test_retry_after_holds_back_its_endpoint_only() -> None:
 
 
 def test_a_wall_of_429s_on_attach_cuts_attach_and_leaves_uploads_alone() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
     for i in range(200):  # a second of traffic: four uploads to an attach, as a customer's documents go
         clock.now += 0.005
@@ -91,7 +78,7 @@ def test_a_wall_of_429s_on_attach_cuts_attach_and_leaves_uploads_alone() -> None
 
 
 def test_a_limit_on_the_whole_client_cuts_the_overall_rate_not_each_endpoint() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
     for i in range(200):
         clock.now += 0.005
@@ -107,7 +94,7 @@ def test_a_limit_on_the_whole_client_cuts_the_overall_rate_not_each_endpoint() -
 def test_429s_of_requests_let_go_before_a_cut_do_not_cut_again() -> None:
     """Requests let go at the old rate and still queued for a connection leave after the cut: their 429s are
     echoes of the overshoot it answered. Requests let go after it that meet 429s are a real overshoot."""
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
     gate = asyncio.Event()
 
@@ -139,7 +126,7 @@ def test_429s_of_requests_let_go_before_a_cut_do_not_cut_again() -> None:
 
 
 def test_once_attach_has_found_a_limit_of_its_own_its_429s_leave_the_overall_rate_alone() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
     for _ in range(100):  # a customer's GET and uploads come first
         clock.now += 0.01
@@ -162,7 +149,7 @@ def test_once_attach_has_found_a_limit_of_its_own_its_429s_leave_the_overall_rat
 def test_a_small_request_does_not_queue_behind_uploads_for_the_whole_clients_token() -> None:
     """An attach paced by its own limiter leaves when paced: waiting behind queued uploads for the whole client's
     token would add their wait to its spacing, and a gateway whose attach bucket holds one refuses bunched ones."""
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
     limiters.overall.set_rate(50.0)  # the whole client's rate was cut: uploads, paced at 100/s, queue for it
 
@@ -188,7 +175,7 @@ def test_a_small_request_does_not_queue_behind_uploads_for_the_whole_clients_tok
 
 
 def test_taking_a_token_ahead_goes_one_token_into_debt_at_most() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     limiter = SmoothLimiter(10.0, burst_s=0.0, clock=clock, sleep=clock.sleep)
 
     async def go() -> list[float]:
@@ -209,7 +196,7 @@ def test_taking_a_token_ahead_goes_one_token_into_debt_at_most() -> None:
 def test_a_customer_look_up_sending_alone_leaves_its_429s_to_the_whole_clients_rate() -> None:
     """At a run's start only customer look-ups go: their 429s may be the client's limit as well as their own, and
     cut as their own, the look-ups (and the uploads waiting on them) crawled for seconds."""
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
     for i in range(60):
         clock.now += 0.002
@@ -221,7 +208,7 @@ def test_a_customer_look_up_sending_alone_leaves_its_429s_to_the_whole_clients_r
 def test_under_a_shared_rate_small_requests_take_no_token_of_debt() -> None:
     """A fanned-out run's share sets aside one request (the token in hand): a token of debt on top in every run
     would let a second reach the shared rate plus one request per run."""
-    clock = _Clock()
+    clock = FakeClock()
     limiters = EndpointLimiters(10.0, burst_s=0.0, small_ahead=False, clock=clock, sleep=clock.sleep)
 
     async def go() -> list[float]:
