@@ -16,6 +16,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from transforms.rate_control import RateControl, RateController
@@ -107,19 +108,24 @@ class EndpointLimiters:
     """
 
     def __init__(self, ceiling: float, *, burst_s: float = 0.05, small_ahead: bool = True,
-                 clock: Callable[[], float] = time.monotonic,
+                 start_share: float = RateControl.start_share, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._clock = clock
         # Off under a shared rate: the shares set aside one request per run (``rate_share.share_each``), and a
         # token of debt in every run would let a second reach the total rate plus one request per run.
         self._small_ahead = small_ahead
-        self.overall = SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep)
         now = clock()
         # a configured limit below the controller's floor (0.5/s) is the floor: the run goes at it, never faster
-        control = RateControl(ceiling=ceiling, floor=min(RateControl.floor, ceiling))
+        control = RateControl(ceiling=ceiling, floor=min(RateControl.floor, ceiling), start_share=start_share)
         self.overall_control = RateController(control, now=now)
-        self.controllers = {e: RateController(control, now=now) for e in ENDPOINTS}
-        self.limiters = {e: SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep) for e in ENDPOINTS}
+        # Only the whole client starts slowly: it paces every endpoint. Each endpoint starting slowly on its own
+        # held the uploads (which begin after the customer look-ups) at an eighth of the rate for a second more.
+        own = replace(control, start_share=1.0)
+        self.controllers = {e: RateController(own, now=now) for e in ENDPOINTS}
+        # at the controllers' starting rates
+        self.overall = SmoothLimiter(self.overall_control.rate, burst_s=burst_s, clock=clock, sleep=sleep)
+        self.limiters = {e: SmoothLimiter(self.controllers[e].rate, burst_s=burst_s, clock=clock, sleep=sleep)
+                         for e in ENDPOINTS}
         # When each task (one request's loop: FinClient sends and handles its answer in the task that waited
         # here) last got leave to send: a 429 of a request let go before a cut is an echo of the overshoot it
         # answered. The time leave was given, not the time the request left: requests let go at the old rate

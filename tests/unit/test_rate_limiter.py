@@ -49,7 +49,7 @@ def test_concurrent_waiters_still_get_the_rate_and_a_cut_applies_at_once() -> No
 
 def test_retry_after_holds_back_its_endpoint_only() -> None:
     clock = FakeClock()
-    limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
+    limiters = EndpointLimiters(100.0, start_share=1.0, clock=clock, sleep=clock.sleep)
 
     async def go() -> tuple[float, float]:
         limiters.on_throttle("attach", 2.0)
@@ -65,7 +65,7 @@ def test_retry_after_holds_back_its_endpoint_only() -> None:
 
 def test_a_wall_of_429s_on_attach_cuts_attach_and_leaves_uploads_alone() -> None:
     clock = FakeClock()
-    limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
+    limiters = EndpointLimiters(100.0, start_share=1.0, clock=clock, sleep=clock.sleep)
     for i in range(200):  # a second of traffic: four uploads to an attach, as a customer's documents go
         clock.now += 0.005
         limiters.on_success("attach" if i % 5 == 0 else "upload")
@@ -79,7 +79,7 @@ def test_a_wall_of_429s_on_attach_cuts_attach_and_leaves_uploads_alone() -> None
 
 def test_a_limit_on_the_whole_client_cuts_the_overall_rate_not_each_endpoint() -> None:
     clock = FakeClock()
-    limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
+    limiters = EndpointLimiters(1000.0, start_share=1.0, clock=clock, sleep=clock.sleep)
     for i in range(200):
         clock.now += 0.005
         limiters.on_success("attach" if i % 5 == 0 else "upload")
@@ -95,7 +95,7 @@ def test_429s_of_requests_let_go_before_a_cut_do_not_cut_again() -> None:
     """Requests let go at the old rate and still queued for a connection leave after the cut: their 429s are
     echoes of the overshoot it answered. Requests let go after it that meet 429s are a real overshoot."""
     clock = FakeClock()
-    limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
+    limiters = EndpointLimiters(1000.0, start_share=1.0, clock=clock, sleep=clock.sleep)
     gate = asyncio.Event()
 
     async def request() -> None:
@@ -127,7 +127,7 @@ def test_429s_of_requests_let_go_before_a_cut_do_not_cut_again() -> None:
 
 def test_once_attach_has_found_a_limit_of_its_own_its_429s_leave_the_overall_rate_alone() -> None:
     clock = FakeClock()
-    limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
+    limiters = EndpointLimiters(100.0, start_share=1.0, clock=clock, sleep=clock.sleep)
     for _ in range(100):  # a customer's GET and uploads come first
         clock.now += 0.01
         limiters.on_success("upload")
@@ -150,7 +150,7 @@ def test_a_small_request_does_not_queue_behind_uploads_for_the_whole_clients_tok
     """An attach paced by its own limiter leaves when paced: waiting behind queued uploads for the whole client's
     token would add their wait to its spacing, and a gateway whose attach bucket holds one refuses bunched ones."""
     clock = FakeClock()
-    limiters = EndpointLimiters(100.0, clock=clock, sleep=clock.sleep)
+    limiters = EndpointLimiters(100.0, start_share=1.0, clock=clock, sleep=clock.sleep)
     limiters.overall.set_rate(50.0)  # the whole client's rate was cut: uploads, paced at 100/s, queue for it
 
     async def go() -> tuple[float, list[float]]:
@@ -197,7 +197,7 @@ def test_a_customer_look_up_sending_alone_leaves_its_429s_to_the_whole_clients_r
     """At a run's start only customer look-ups go: their 429s may be the client's limit as well as their own, and
     cut as their own, the look-ups (and the uploads waiting on them) crawled for seconds."""
     clock = FakeClock()
-    limiters = EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
+    limiters = EndpointLimiters(1000.0, start_share=1.0, clock=clock, sleep=clock.sleep)
     for i in range(60):
         clock.now += 0.002
         limiters.on_throttle("customer", None) if i % 2 else limiters.on_success("customer")
@@ -209,7 +209,7 @@ def test_under_a_shared_rate_small_requests_take_no_token_of_debt() -> None:
     """A fanned-out run's share sets aside one request (the token in hand): a token of debt on top in every run
     would let a second reach the shared rate plus one request per run."""
     clock = FakeClock()
-    limiters = EndpointLimiters(10.0, burst_s=0.0, small_ahead=False, clock=clock, sleep=clock.sleep)
+    limiters = EndpointLimiters(10.0, burst_s=0.0, small_ahead=False, start_share=1.0, clock=clock, sleep=clock.sleep)
 
     async def go() -> list[float]:
         times = []
