@@ -261,7 +261,9 @@ class RateController:
         if since_429 is not None:
             ok = sum(1 for t, throttled in seen if not throttled and t >= since_429)
             if now - since_429 >= c.window_s / 2 or ok >= c.min_events // 2:
-                return ok / (now - since_429)
+                # Never more than the ceiling: answers handled in one tick of a coarse clock (or one pass of a
+                # stalled event loop) share a time, and ten of them after a 429 divided by zero (breaker s21).
+                return min(ok / (now - since_429), c.ceiling) if now > since_429 else c.ceiling
         ok = sum(1 for t, throttled in seen if not throttled and t >= first)
         return ok / max(now - first, c.window_s / 4) if ok else 0.0
 
