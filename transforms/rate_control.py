@@ -71,6 +71,9 @@ class RateControl:
     # answer came back met a bucket of R/10 (most of a run's 429s), and a few of them queued for a connection
     # reached the gateway after the cuts, so the cuts went on to well under the limit.
     start_share: float = 0.125
+    # ... but never under this (nor the ceiling, if lower): at a few requests/s nothing is in flight before the first
+    # answer, and an eighth of a low ceiling doubling every double_min successes crawled (told 5/s: ~1/s for 7 s).
+    start_min: float = 10.0
     double_s: float = 0.1  # at a steady stream of successes; slower when fewer come
     # ... and at least this many successes per doubling: at a few requests/s, a tenth of a second's worth is one
     # success. (8 held a run told the limit under 20/s for its first second.)
@@ -110,7 +113,7 @@ class RateController:
         c = self.config
         self._w_max = min(self.rate, c.ceiling) if self.rate > 0 else c.ceiling
         if self.rate <= 0:
-            self.rate = c.ceiling * c.start_share
+            self.rate = max(c.ceiling * c.start_share, min(c.ceiling, c.start_min))
         self.rate = min(max(self.rate, c.floor), c.ceiling)
         self._epoch = self._bucket_start = self.now
         self._shares = deque(maxlen=self.config.noise_windows)
@@ -129,9 +132,9 @@ class RateController:
         if self._limited:
             self._w_max = min(max(self._w_max * ratio, self.config.floor), ceiling)
             self.rate = min(max(self.rate * ratio, self.config.floor), ceiling)
-        else:  # still in its slow start (or done with it): as far along towards the new ceiling
+        else:  # still in its slow start (or done with it): as far along towards the new ceiling, as a start at least
             self._w_max = ceiling
-            self.rate = min(max(self.rate * ratio, self.config.floor), ceiling)
+            self.rate = min(max(self.rate * ratio, self.config.floor, self.config.start_min), ceiling)
         return self.rate
 
     def on_success(self, now: float) -> float:
