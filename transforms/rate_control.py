@@ -5,9 +5,9 @@ botocore's ``adaptive`` retry mode do: on a 429 the rate drops multiplicatively,
 climbs back (CUBIC: fast far below the last trouble, flat near it, probing beyond it slowly) toward a
 configured ceiling. Where this differs from botocore (``botocore/retries/adaptive.py``, ``cubic.py``), and why:
 
-- It starts slowly (TCP's slow start): at an eighth of the ceiling, doubling every tenth of a second of successes
-  until the first 429. Started at a ceiling of ten times the limit, the requests let go before the first answer
-  came back were most of a run's 429s.
+- It starts slowly (TCP's slow start): at an eighth of the ceiling (10/s at least), doubling every tenth of a
+  second of successes until the first 429. Started at a ceiling of ten times the limit, the requests let go
+  before the first answer came back were most of a run's 429s.
 - A cut starts from the rate the server *accepted* over the last second, not from the rate sent. Sending at
   ten times the limit, repeated cuts by a factor need many rounds (and many 429s) to get near the limit; one
   cut to ``beta`` times what got through lands just under it at once.
