@@ -128,8 +128,12 @@ class RateController:
         does not leave the run crawling back once the rate is its own. ``floor`` is the floor for this ceiling.
         """
         ratio = ceiling / self.config.ceiling
+        at_ceiling = self.rate >= self.config.ceiling
         self.config = replace(self.config, ceiling=ceiling, floor=min(floor, ceiling))
-        if self._limited:
+        if at_ceiling and not self._limited:
+            # exactly: rate * (new / old) can land a hair under it, back "in the slow start" (breaker s21)
+            self._w_max = self.rate = ceiling
+        elif self._limited:
             self._w_max = min(max(self._w_max * ratio, self.config.floor), ceiling)
             self.rate = min(max(self.rate * ratio, self.config.floor), ceiling)
         else:  # still in its slow start (or done with it): as far along towards the new ceiling, as a start at least
