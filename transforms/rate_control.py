@@ -5,9 +5,9 @@ botocore's ``adaptive`` retry mode do: on a 429 the rate drops multiplicatively,
 climbs back (CUBIC: fast far below the last trouble, flat near it, probing beyond it slowly) toward a
 configured ceiling. Where this differs from botocore (``botocore/retries/adaptive.py``, ``cubic.py``), and why:
 
-- It starts slowly (TCP's slow start): at an eighth of the ceiling, doubling every tenth of a second of successes
-  until the first 429. Started at a ceiling of ten times the limit, the requests let go before the first answer
-  came back were most of a run's 429s.
+- It starts slowly (TCP's slow start): at an eighth of the ceiling (10/s at least), doubling every tenth of a
+  second of successes until the first 429. Started at a ceiling of ten times the limit, the requests let go
+  before the first answer came back were most of a run's 429s.
 - A cut starts from the rate the server *accepted* over the last second, not from the rate sent. Sending at
   ten times the limit, repeated cuts by a factor need many rounds (and many 429s) to get near the limit; one
   cut to ``beta`` times what got through lands just under it at once.
@@ -71,6 +71,9 @@ class RateControl:
     # answer came back met a bucket of R/10 (most of a run's 429s), and a few of them queued for a connection
     # reached the gateway after the cuts, so the cuts went on to well under the limit.
     start_share: float = 0.125
+    # ... but never under this (nor the ceiling, if lower): at a few requests/s nothing is in flight before the first
+    # answer, and an eighth of a low ceiling doubling every double_min successes crawled (told 5/s: ~1/s for 7 s).
+    start_min: float = 10.0
     double_s: float = 0.1  # at a steady stream of successes; slower when fewer come
     # ... and at least this many successes per doubling: at a few requests/s, a tenth of a second's worth is one
     # success. (8 held a run told the limit under 20/s for its first second.)
@@ -110,7 +113,7 @@ class RateController:
         c = self.config
         self._w_max = min(self.rate, c.ceiling) if self.rate > 0 else c.ceiling
         if self.rate <= 0:
-            self.rate = c.ceiling * c.start_share
+            self.rate = max(c.ceiling * c.start_share, min(c.ceiling, c.start_min))
         self.rate = min(max(self.rate, c.floor), c.ceiling)
         self._epoch = self._bucket_start = self.now
         self._shares = deque(maxlen=self.config.noise_windows)
@@ -125,13 +128,17 @@ class RateController:
         does not leave the run crawling back once the rate is its own. ``floor`` is the floor for this ceiling.
         """
         ratio = ceiling / self.config.ceiling
+        at_ceiling = self.rate >= self.config.ceiling
         self.config = replace(self.config, ceiling=ceiling, floor=min(floor, ceiling))
-        if self._limited:
+        if at_ceiling and not self._limited:
+            # exactly: rate * (new / old) can land a hair under it, back "in the slow start" (breaker s21)
+            self._w_max = self.rate = ceiling
+        elif self._limited:
             self._w_max = min(max(self._w_max * ratio, self.config.floor), ceiling)
             self.rate = min(max(self.rate * ratio, self.config.floor), ceiling)
-        else:  # still in its slow start (or done with it): as far along towards the new ceiling
+        else:  # still in its slow start (or done with it): as far along towards the new ceiling, as a start at least
             self._w_max = ceiling
-            self.rate = min(max(self.rate * ratio, self.config.floor), ceiling)
+            self.rate = min(max(self.rate * ratio, self.config.floor, self.config.start_min), ceiling)
         return self.rate
 
     def on_success(self, now: float) -> float:
@@ -253,16 +260,23 @@ class RateController:
         against a limit of 100/s, 40/s for four seconds of the bench).
         """
         c = self.config
-        # Since the last cut (at least min_events responses however old, which a slow endpoint needs), or the last
-        # window_s, cuts or not, when the last cut was less than half a window ago.
-        seen = self._recent if self.cuts and now - self._epoch < c.window_s / 2 else self._events
-        first = seen[0][0] if seen else now
-        since_429 = next((t for t, throttled in seen if throttled), None)
-        if since_429 is not None:
-            ok = sum(1 for t, throttled in seen if not throttled and t >= since_429)
-            if now - since_429 >= c.window_s / 2 or ok >= c.min_events // 2:
-                return ok / (now - since_429)
-        ok = sum(1 for t, throttled in seen if not throttled and t >= first)
+        # Counted from a 429 (since the last cut, or over the last window_s, cuts or not, when the last cut was less
+        # than half a window ago) once half a window or min_events // 2 successes followed it. Otherwise since the
+        # last cut (at least min_events responses however old, which a slow endpoint needs), never the last window_s:
+        # at a few requests/s the ten successes do not come, and the last second's successes counted from its first
+        # answer held the gateway's burst and the overshoot's answers (a bucket of 20 at 10/s: 20-36% 429s, where
+        # since the last cut held 8-10%; breaker s21).
+        quick = self.cuts and now - self._epoch < c.window_s / 2
+        for seen in (self._recent, self._events) if quick else (self._events,):
+            since_429 = next((t for t, throttled in seen if throttled), None)
+            if since_429 is not None:
+                ok = sum(1 for t, throttled in seen if not throttled and t >= since_429)
+                if now - since_429 >= c.window_s / 2 or ok >= c.min_events // 2:
+                    # Never more than the ceiling: answers handled in one tick of a coarse clock (or one pass of a
+                    # stalled event loop) share a time, and ten of them after a 429 divided by zero (breaker s21).
+                    return min(ok / (now - since_429), c.ceiling) if now > since_429 else c.ceiling
+        first = self._events[0][0] if self._events else now
+        ok = sum(1 for t, throttled in self._events if not throttled and t >= first)
         return ok / max(now - first, c.window_s / 4) if ok else 0.0
 
     def sent_rate(self, now: float) -> float:
