@@ -154,8 +154,21 @@ class RateController:
             # at this rate. Per success, not per second: the client is built (and asks for its token) well before
             # the run's first requests, and an endpoint sending less than its rate should not run ahead of it.
             grown = self.rate * 2.0 ** (1.0 / max(self.rate * c.double_s, c.double_min))
+            if grown >= c.ceiling and self._first_429 is not None:
+                self._learn_slow_start_noise()
         self.rate = min(max(grown, self.rate, c.floor), c.ceiling)
         return self.rate
+
+    def _learn_slow_start_noise(self) -> None:
+        """The slow start reached the ceiling through 429s that were no wall: they are the gateway's noise.
+
+        Counted as ``noise_after`` seconds of it. Unlearned, every few random 429s at the ceiling cut again until
+        three seconds under the last cut had taught it: runs told the limit under 10% random 429s spent seconds
+        3-10 of the bench at 26-43% of it.
+        """
+        n = len(self._events)
+        share = sum(1 for _, throttled in self._events if throttled) / n if n else 0.0
+        self._shares.extend([share] * self.config.noise_after)
 
     def on_throttle(self, now: float, retry_after: float | None = None, *, baseline: float = 0.0,
                     sent_at: float | None = None) -> float:

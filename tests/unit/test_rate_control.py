@@ -291,3 +291,14 @@ def test_a_bucket_of_one_over_its_rate_is_not_learned_as_noise(limit: float) -> 
             _, share_429, ctl = _simulate(limit, burst=1.0, ceiling=ceiling, seconds=30, latency=latency)
             assert ctl.noise() < 0.05, (ceiling, latency)
             assert share_429 <= 0.2, (ceiling, latency)
+
+
+def test_a_slow_start_that_reaches_the_ceiling_through_random_429s_has_learned_them_as_noise() -> None:
+    # Unlearned, the first few random 429s at the ceiling cut it again and again until seconds under the last cut
+    # taught the noise: told runs under 10% random 429s spent seconds 3-10 of the bench at a third of the limit.
+    ctl = RateController(RateControl(ceiling=1000.0), now=0.0)
+    t, i = 0.0, 0
+    while ctl.rate < 1000.0:
+        t, i = t + 1.0 / ctl.rate, i + 1
+        ctl.on_throttle(t, sent_at=t - 0.02) if i % 10 == 0 else ctl.on_success(t)
+    assert 0.05 <= ctl.noise() <= 0.15
