@@ -154,7 +154,7 @@ class RateController:
             # at this rate. Per success, not per second: the client is built (and asks for its token) well before
             # the run's first requests, and an endpoint sending less than its rate should not run ahead of it.
             grown = self.rate * 2.0 ** (1.0 / max(self.rate * c.double_s, c.double_min))
-            if grown >= c.ceiling and self._first_429 is not None:
+            if grown >= c.ceiling > self.rate and self._first_429 is not None:  # once, as it reaches the ceiling
                 self._learn_slow_start_noise()
         self.rate = min(max(grown, self.rate, c.floor), c.ceiling)
         return self.rate
@@ -216,8 +216,7 @@ class RateController:
         """Whether the 429s since the slow start's first are a wall: clearly more than ``start_wall`` of the answers.
 
         The rate doubles past a limit, and nearly every answer after the first 429 is one. Random 429s cutting the
-        slow start instead held a run told the limit at 20/s for 20 s (10% noise, cut at 50/s, and the noise
-        unlearned until many quiet spells at that rate taught it).
+        slow start instead held a run told the limit at 20/s for 20 s in simulation (10% noise, cut at 50/s).
         """
         c = self.config
         if self._first_429 is None:

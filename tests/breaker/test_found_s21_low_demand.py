@@ -41,8 +41,12 @@ def _sent_per_second(seed: int, *, demand: float = 30.0, noise: float = 0.10, se
     return sent_late / (seconds / 2)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: a slow start at low demand reaches the ceiling with no noise "
-                   "learned, and random 429s then cut it to half the demand for seconds")
-@pytest.mark.parametrize("seed", [3, 6, 12])
+# Seeds 3 and 6 pass since the slow start learns the noise it went through (the lead, after this session); 12 not.
+@pytest.mark.parametrize("seed", [
+    3,
+    6,
+    pytest.param(12, marks=pytest.mark.xfail(strict=True, reason="known gap: random 429s at a few requests a second "
+                                             "cut a client to half its demand for seconds")),
+])
 def test_random_429s_do_not_hold_a_client_under_its_demand(seed: int) -> None:
     assert _sent_per_second(seed) >= 0.8 * 30.0

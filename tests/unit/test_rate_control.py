@@ -302,3 +302,18 @@ def test_a_slow_start_that_reaches_the_ceiling_through_random_429s_has_learned_t
         t, i = t + 1.0 / ctl.rate, i + 1
         ctl.on_throttle(t, sent_at=t - 0.02) if i % 10 == 0 else ctl.on_success(t)
     assert 0.05 <= ctl.noise() <= 0.15
+
+
+def test_the_slow_starts_noise_is_learned_once_not_on_every_success_at_the_ceiling() -> None:
+    # Learned again on every success at the ceiling, the "noise" followed the share of 429s up: a limit met later
+    # (40% of the answers refused) was never cut for.
+    ctl = RateController(RateControl(ceiling=100.0), now=0.0)
+    t, i = 0.0, 0
+    while ctl.rate < 100.0:
+        t, i = t + 1.0 / ctl.rate, i + 1
+        ctl.on_throttle(t, sent_at=t - 0.02) if i % 10 == 0 else ctl.on_success(t)
+    end = t + 2.0
+    while t < end and not ctl.cuts:
+        t, i = t + 0.01, i + 1
+        ctl.on_throttle(t, sent_at=t - 0.02) if i % 5 < 2 else ctl.on_success(t)
+    assert ctl.cuts == 1 and t < end - 1.0
