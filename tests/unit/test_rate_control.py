@@ -38,12 +38,18 @@ def test_a_slow_start_at_a_few_requests_a_second_doubles_over_several_successes_
     assert ctl.rate < 2 * 12.5  # four answers; doubling on each went 12.5 -> 60 before the first 429
 
 
-def test_random_429s_in_the_slow_start_do_not_end_it() -> None:
-    ctl = RateController(RateControl(ceiling=1000.0), now=0.0)
+def _slow_start_through_noise(ceiling: float) -> tuple[RateController, float]:
+    """A slow start sending at its rate, one answer in ten a 429 whatever the rate, until the ceiling (or 10 s)."""
+    ctl = RateController(RateControl(ceiling=ceiling), now=0.0)
     t, i = 0.0, 0
-    while ctl.rate < 1000.0 and t < 10.0:  # one answer in ten a 429, whatever the rate
+    while ctl.rate < ceiling and t < 10.0:
         t, i = t + 1.0 / ctl.rate, i + 1
         ctl.on_throttle(t, sent_at=t - 0.02) if i % 10 == 0 else ctl.on_success(t)
+    return ctl, t
+
+
+def test_random_429s_in_the_slow_start_do_not_end_it() -> None:
+    ctl, t = _slow_start_through_noise(1000.0)
     assert ctl.cuts == 0 and ctl.rate == 1000.0 and t < 2.0
 
 
@@ -296,23 +302,15 @@ def test_a_bucket_of_one_over_its_rate_is_not_learned_as_noise(limit: float) -> 
 def test_a_slow_start_that_reaches_the_ceiling_through_random_429s_has_learned_them_as_noise() -> None:
     # Unlearned, the first few random 429s at the ceiling cut it again and again until seconds under the last cut
     # taught the noise: told runs under 10% random 429s spent seconds 3-10 of the bench at a third of the limit.
-    ctl = RateController(RateControl(ceiling=1000.0), now=0.0)
-    t, i = 0.0, 0
-    while ctl.rate < 1000.0:
-        t, i = t + 1.0 / ctl.rate, i + 1
-        ctl.on_throttle(t, sent_at=t - 0.02) if i % 10 == 0 else ctl.on_success(t)
-    assert 0.05 <= ctl.noise() <= 0.15
+    ctl, _ = _slow_start_through_noise(1000.0)
+    assert ctl.rate == 1000.0 and 0.05 <= ctl.noise() <= 0.15
 
 
 def test_the_slow_starts_noise_is_learned_once_not_on_every_success_at_the_ceiling() -> None:
     # Learned again on every success at the ceiling, the "noise" followed the share of 429s up: a limit met later
     # (40% of the answers refused) was never cut for.
-    ctl = RateController(RateControl(ceiling=100.0), now=0.0)
-    t, i = 0.0, 0
-    while ctl.rate < 100.0:
-        t, i = t + 1.0 / ctl.rate, i + 1
-        ctl.on_throttle(t, sent_at=t - 0.02) if i % 10 == 0 else ctl.on_success(t)
-    end = t + 2.0
+    ctl, t = _slow_start_through_noise(100.0)
+    end, i = t + 2.0, 0
     while t < end and not ctl.cuts:
         t, i = t + 0.01, i + 1
         ctl.on_throttle(t, sent_at=t - 0.02) if i % 5 < 2 else ctl.on_success(t)
