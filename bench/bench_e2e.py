@@ -13,7 +13,8 @@ The sandbox throttles as real gateways do (issue 12): one token bucket of R requ
 - `noise`: that plus 10% of requests answered 429 at random (at the first rate only).
 Contenders, on the same customers, files and attach bodies; the sandbox is reset between runs:
 - `told`: the real flow `flows.attach_flow.attach_manifest` (Prefect ephemeral server, warmed up by a no-op flow
-  first) with KYC_ATTACH_RATE_LIMIT_RPS=R;
+  first) with KYC_ATTACH_RATE_LIMIT_RPS=R, and in the `attach` case also
+  KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS={"attach": R/10};
 - `blind`: the same with the limit unknown, KYC_ATTACH_RATE_LIMIT_RPS=10×R;
 - `bare`: a minimal asyncio httpx loop with no limiter that retries each 429 after a short random pause (0–50 ms):
   token, GET customer, per file one S3 GET and the upload, the attaches. No ledger, no report, no Prefect.
@@ -286,9 +287,17 @@ def faults_for(case: str, rate: float, latency_ms: float) -> dict[str, Any]:
     return faults
 
 
-def run_ours(env: dict[str, str], manifest: str, limit: float, py_spy: str | None) -> dict[str, Any]:
-    """The real flow in a child process, told ``limit`` as KYC_ATTACH_RATE_LIMIT_RPS."""
+def told_endpoint_limits(case: str, rate: float) -> dict[str, float]:
+    """What a run told the limits is told of single endpoints: the attach-only limit, where there is one."""
+    return {"attach": rate / 10} if case == "attach" else {}
+
+
+def run_ours(env: dict[str, str], manifest: str, limit: float, endpoint_limits: dict[str, float],
+             py_spy: str | None) -> dict[str, Any]:
+    """The real flow in a child process, told ``limit`` as KYC_ATTACH_RATE_LIMIT_RPS and ``endpoint_limits`` as
+    KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS."""
     run_env = {**env, "KYC_ATTACH_RATE_LIMIT_RPS": str(limit), "KYC_ATTACH_WORK_DIR": str(OUT / "work"),
+               "KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS": json.dumps(endpoint_limits),
                "PREFECT_HOME": str(OUT / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
     report = f"s3://{BUCKET}/reports/{int(time.time() * 1000)}"
@@ -369,8 +378,9 @@ def main() -> None:
                         failed = "-"
                     else:
                         spy = f"{args.py_spy}-{case}-{int(rate)}-{who}.txt" if args.py_spy else None
-                        result = run_ours(env, f"s3://{BUCKET}/{key}", rate if who == "told" else 10 * rate,
-                                          spy)
+                        told = who == "told"
+                        result = run_ours(env, f"s3://{BUCKET}/{key}", rate if told else 10 * rate,
+                                          told_endpoint_limits(case, rate) if told else {}, spy)
                         failed = str(result["by_status"].get("failed", 0))
                     seen = seen_by_sandbox(api)
                     got = seen["attach_rate"] if case == "attach" else seen["rate"]
@@ -382,8 +392,9 @@ def main() -> None:
                     print(f"{case:7} {rate:5g} {who:6} {got:7.1f} {got / target:7.0%} {seen['share_429']:6.1%} "
                           f"{failed:>6} {seen['twice']:5d} {result['wall_s']:7.1f}  {notes}", flush=True)
                     if args.timeline:
-                        key = "attach_per_second" if case == "attach" else "per_second"
-                        print("        let through, second by second:", *seen[key], flush=True)
+                        print("        let through, second by second:", *seen["per_second"], flush=True)
+                        if case == "attach":
+                            print("        attaches, second by second:", *seen["attach_per_second"], flush=True)
 
 
 if __name__ == "__main__":

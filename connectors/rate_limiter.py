@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from transforms.rate_control import RateControl, RateController
 
-ENDPOINTS = ("token", "customer", "upload", "attach")
+Endpoint = Literal["token", "customer", "upload", "attach"]
+ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
 #: The longest a waiter sleeps before it looks at the rate again.
 MAX_NAP_S = 0.25
 #: How often a request that may not go ahead again looks whether the queue's head took its token.
@@ -104,11 +105,13 @@ class EndpointLimiters:
     response and finds the whole client's limit; an endpoint's controller cuts only when that endpoint's 429
     share is well above the overall one (its own, tighter limit). So a tight attach limit cuts attach only,
     and a global limit is not answered by every endpoint cutting at once (which starved the small ones, as
-    several TCP flows through one bottleneck do). ``ceiling`` (the configured limit) caps every rate.
+    several TCP flows through one bottleneck do). ``ceiling`` (the configured limit) caps every rate;
+    ``endpoint_ceilings`` caps single endpoints lower (a limit the API documents for one endpoint).
     """
 
-    def __init__(self, ceiling: float, *, burst_s: float = 0.05, small_ahead: bool = True,
-                 start_share: float = RateControl.start_share, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, ceiling: float, *, endpoint_ceilings: Mapping[Endpoint, float] | None = None,
+                 burst_s: float = 0.05, small_ahead: bool = True, start_share: float = RateControl.start_share,
+                 clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._clock = clock
         # Off under a shared rate: the shares set aside one request per run (``rate_share.share_each``), and a
@@ -118,10 +121,16 @@ class EndpointLimiters:
         # a configured limit below the controller's floor (0.5/s) is the floor: the run goes at it, never faster
         control = RateControl(ceiling=ceiling, floor=min(RateControl.floor, ceiling), start_share=start_share)
         self.overall_control = RateController(control, now=now)
+        self._configured = ceiling
+        self._endpoint_ceilings: dict[str, float] = {e: c for e, c in (endpoint_ceilings or {}).items()}
+        unknown = sorted(set(self._endpoint_ceilings) - set(ENDPOINTS))
+        if unknown:
+            raise ValueError(f"endpoint ceilings: no endpoint {unknown[0]!r} (endpoints: {', '.join(ENDPOINTS)})")
         # Only the whole client starts slowly: it paces every endpoint. Each endpoint starting slowly on its own
         # held the uploads (which begin after the customer look-ups) at an eighth of the rate for a second more.
         own = replace(control, start_share=1.0)
-        self.controllers = {e: RateController(own, now=now) for e in ENDPOINTS}
+        self.controllers = {e: RateController(self._capped(own, self._endpoint_ceiling(e, ceiling)), now=now)
+                            for e in ENDPOINTS}
         # at the controllers' starting rates
         self.overall = SmoothLimiter(self.overall_control.rate, burst_s=burst_s, clock=clock, sleep=sleep)
         self.limiters = {e: SmoothLimiter(self.controllers[e].rate, burst_s=burst_s, clock=clock, sleep=sleep)
@@ -134,11 +143,22 @@ class EndpointLimiters:
 
     async def acquire(self, endpoint: str) -> float:
         """Wait until a request to ``endpoint`` may go; returns the seconds waited."""
-        waited = await self.limiters[endpoint].acquire()
-        # The small requests (a customer look-up, an attach) are few and already paced by their own limiter: queued
-        # behind the uploads for the whole client's token, they waited up to 0.26 s, a different time each, and two
-        # attaches paced 100 ms apart reached a gateway whose attach bucket holds one closer than that (a 429).
-        waited += await self.overall.acquire(ahead=self._small_ahead and endpoint != "upload")
+        if endpoint == "upload" or not self._small_ahead:
+            # The whole client's token last, when the request leaves: under a shared rate (no going ahead), taken
+            # first it would let a request wait for its own token after it, and a second could pass the shared rate.
+            return await self._paced(self.limiters[endpoint], self.overall, ahead=False)
+        # The small requests (a customer look-up, an attach) are few and paced by their own limiter: queued behind
+        # the uploads for the whole client's token, they waited up to 0.26 s, a different time each, and two
+        # attaches paced 100 ms apart reached a gateway whose attach bucket holds one closer than that (a 429). So
+        # they skip that queue, and take the whole client's token first: their own limiter then lets them go at its
+        # pace. Taken second, the whole client's slow start (seconds 0-2 of a run) held attaches up to a second
+        # after their own token and let them go in bunches: a bucket of one answered 429 and attach was cut to 6/s.
+        return await self._paced(self.overall, self.limiters[endpoint], ahead=self._small_ahead)
+
+    async def _paced(self, first: SmoothLimiter, last: SmoothLimiter, *, ahead: bool) -> float:
+        """A token from ``first`` (``ahead``: skipping its queue), then from ``last``: the time leave is given."""
+        waited = await first.acquire(ahead=ahead)
+        waited += await last.acquire()
         task = _current_task()
         if task is not None:
             self._let_go[task] = self._clock()
@@ -191,12 +211,22 @@ class EndpointLimiters:
         n, hits = self.overall_control.recent_counts(now)
         return hits / n if n else 0.0
 
+    @staticmethod
+    def _capped(control: RateControl, ceiling: float) -> RateControl:
+        return replace(control, ceiling=ceiling, floor=min(control.floor, ceiling))
+
+    def _endpoint_ceiling(self, endpoint: str, ceiling: float) -> float:
+        """An endpoint's ceiling when the whole client's is ``ceiling``: its own configured limit scaled by the
+        same share (a shard run given a quarter of the rate gets a quarter of attach's too), never above it."""
+        own = self._endpoint_ceilings.get(endpoint)
+        return ceiling if own is None else min(ceiling, own * ceiling / self._configured)
+
     def set_ceiling(self, ceiling: float) -> None:
         """A new configured limit for every endpoint and the whole client (a fanned-out shard run's share)."""
-        floor = min(RateControl.floor, ceiling)
-        self.overall.set_rate(self.overall_control.set_ceiling(ceiling, floor))
+        self.overall.set_rate(self.overall_control.set_ceiling(ceiling, min(RateControl.floor, ceiling)))
         for endpoint, controller in self.controllers.items():
-            self.limiters[endpoint].set_rate(controller.set_ceiling(ceiling, floor))
+            own = self._endpoint_ceiling(endpoint, ceiling)
+            self.limiters[endpoint].set_rate(controller.set_ceiling(own, min(RateControl.floor, own)))
 
     @property
     def ceiling(self) -> float:

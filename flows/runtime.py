@@ -88,7 +88,7 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(settings.request_timeout_s, connect=10.0)
     # sharing the rate, each run's bursts would add up: one request in hand each (connectors.rate_share)
-    limiter = EndpointLimiters(settings.rate_limit_rps,
+    limiter = EndpointLimiters(settings.rate_limit_rps, endpoint_ceilings=settings.endpoint_rate_limits_rps,
                                burst_s=settings.rate_burst_s if rate_share is None else SHARED_BURST_S,
                                small_ahead=rate_share is None)
     # aiohttp carries the requests: httpcore's pool cost ~30% of the process's CPU at 200 req/s (benchmarks.md).

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from connectors.errors import SetupError
+from connectors.rate_limiter import Endpoint
 
 
 class Settings(BaseSettings):
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
     )
     rate_limit_rps: float = Field(
         10.0, gt=0, description="Ceiling on API requests per second, for each endpoint and all together."
+    )
+    endpoint_rate_limits_rps: dict[Endpoint, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict, description="Tighter ceilings (requests/s) of single endpoints, as JSON: "
+        '{"attach": 10} when the API documents a lower limit for attach. Endpoints: token, customer, upload, attach.',
     )
     rate_burst_s: float = Field(
         0.05, gt=0, le=1, description="Client-side burst, in seconds of the current rate (at least one request)."

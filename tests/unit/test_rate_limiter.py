@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
+
 from connectors.rate_limiter import EndpointLimiters, SmoothLimiter
 from tests.fake_clock import FakeClock
 
@@ -221,3 +223,62 @@ def test_under_a_shared_rate_small_requests_take_no_token_of_debt() -> None:
     times = asyncio.run(go())
     # the second waits for the whole client's next token: none taken in debt
     assert times[1] >= 0.1 - 1e-9 and times[2] >= 0.2 - 1e-9
+
+
+def test_an_endpoints_own_limit_caps_it_and_a_shard_runs_share_scales_it() -> None:
+    clock = FakeClock()
+    limiters = EndpointLimiters(100.0, endpoint_ceilings={"attach": 10.0, "customer": 500.0}, start_share=1.0,
+                                clock=clock, sleep=clock.sleep)
+    assert limiters.rates() == {"all": 100.0, "token": 100.0, "customer": 100.0, "upload": 100.0, "attach": 10.0}
+    limiters.set_ceiling(25.0)  # a quarter of the rate: a quarter of attach's limit too
+    assert limiters.rates()["attach"] == 2.5 and limiters.rates()["upload"] == 25.0
+    limiters.set_ceiling(100.0)
+    assert limiters.rates()["attach"] == 10.0 and limiters.controllers["attach"].config.ceiling == 10.0
+
+
+def test_an_endpoint_told_its_own_limit_is_spaced_by_it() -> None:
+    clock = FakeClock()
+    limiters = EndpointLimiters(100.0, endpoint_ceilings={"attach": 10.0}, clock=clock, sleep=clock.sleep)
+
+    async def go() -> list[float]:
+        times = []
+        for _ in range(11):
+            await limiters.acquire("attach")
+            times.append(clock.now)
+        return times
+
+    times = asyncio.run(go())
+    assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(times))
+
+
+def test_an_unknown_endpoint_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="no endpoint 'attachment'"):
+        EndpointLimiters(100.0, endpoint_ceilings={"attachment": 10.0})  # type: ignore[dict-item]
+
+
+def test_small_requests_leave_at_their_own_pace_however_long_the_whole_client_held_them() -> None:
+    """The whole client's token is taken first, then the endpoint's: taken the other way round, attaches paced
+    100 ms apart by their own limiter waited for a slow whole-client rate (its slow start) and left in a bunch once
+    it rose. A gateway whose attach bucket holds one refused the bunch, and attach was cut to 6/s (bench trace)."""
+    clock = FakeClock()
+    limiters = EndpointLimiters(100.0, endpoint_ceilings={"attach": 10.0}, burst_s=0.0, start_share=1.0,
+                                clock=clock, sleep=clock.sleep)
+    limiters.overall.set_rate(2.0)
+
+    async def go() -> list[float]:
+        times: list[float] = []
+
+        async def attach() -> None:
+            await limiters.acquire("attach")
+            times.append(clock.now)
+
+        tasks = [asyncio.create_task(attach()) for _ in range(8)]
+        while clock.now < 1.0:
+            await asyncio.sleep(0)
+        limiters.overall.set_rate(100.0)
+        await asyncio.gather(*tasks)
+        return times
+
+    times = asyncio.run(go())
+    assert len(times) == 8
+    assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(sorted(times)))

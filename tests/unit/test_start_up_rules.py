@@ -126,6 +126,14 @@ def test_sweep_keeps_the_folders_of_running_processes(tmp_path: Path) -> None:
     ("KYC_ATTACH_S3_SSE", "AES-256", "setting KYC_ATTACH_S3_SSE: Input should be 'AES256' or 'aws:kms'"),
     ("KYC_ATTACH_S3_SSE", "aes256", "setting KYC_ATTACH_S3_SSE: Input should be 'AES256' or 'aws:kms'"),
     ("KYC_ATTACH_RATE_LIMIT_RPS", "0", "setting KYC_ATTACH_RATE_LIMIT_RPS: Input should be greater than 0"),
+    ("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", "attach=10",
+     "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: the value is not valid JSON"),
+    ("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", '{"attachments": 10}',
+     "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: Input should be 'token', 'customer', 'upload' or 'attach'"),
+    ("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", '{"attach": 0}',
+     "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: Input should be greater than 0"),
+    ("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", '{"attach": 1e999}',
+     "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: Input should be a finite number"),
 ])
 def test_a_malformed_setting_is_one_line_naming_the_variable(name: str, value: str, line: str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,6 +141,11 @@ def test_a_malformed_setting_is_one_line_naming_the_variable(name: str, value: s
     with pytest.raises(SetupError) as caught:
         load_settings()
     assert str(caught.value) == line
+
+
+def test_a_tighter_limit_for_one_endpoint_is_read_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", '{"attach": 10, "upload": 45.5}')
+    assert load_settings().endpoint_rate_limits_rps == {"attach": 10.0, "upload": 45.5}
 
 
 @pytest.mark.parametrize("sse", ["AES256", "aws:kms"])
