@@ -183,17 +183,29 @@ class EndpointLimiters:
             task = _current_task()
             sent_at = self._let_go.get(task) if task is not None else None
         baseline = self._client_share(now)
-        if not (controller.cuts and limiter.rate < self.overall.rate and self._own_limit(endpoint, now, baseline)):
-            # An endpoint held below the whole client by a limit of its own explains its 429s itself: the
-            # overall controller hearing them cut every endpoint for attach's limit (uploads starved, and with
-            # them the attaches waiting on uploads: 63% of an attach-only limit in the bench). Its own limit only
-            # while its share is still well above the whole client's: under a limit on the whole client every
-            # endpoint's share is alike, and an upload controller that had cut once for it (so unheard by the
-            # overall one) never cut again: nobody answered the limit, and the client sent 1.8 times it (10% random
-            # 429s, 45% in all; breaker session 20).
+        alone = self._held_by_own_limit(endpoint)
+        if not (alone or self._own_limit(endpoint, now, baseline)):
+            # An endpoint with a limit of its own explains its 429s itself: the overall controller hearing them cut
+            # every endpoint for attach's limit (uploads starved, and with them the attaches waiting on uploads: 63%
+            # of an attach-only limit in the bench). Its own limit when either
+            # - its 429 share is well above the whole client's, from its first 429 (heard until it had cut for them,
+            #   attach's 429s taught the overall controller 6-13% noise, and a global limit then ran at 18% 429s;
+            #   breaker session 21). Only while its share is well above: under a limit on the whole client every
+            #   endpoint's share is alike, and an upload controller that had cut once for it (so unheard by the
+            #   overall one) never cut again: nobody answered the limit, and the client sent 1.8 times it (10%
+            #   random 429s, 45% in all; breaker session 20);
+            # - or it has cut for it and is held far below the whole client (``alone``). Then it answers its 429s
+            #   alone, with no baseline: at a run's end attaches go alone, their share is the client's, and the
+            #   overall controller halved its rate from far above what was sent at each of their 429s
+            #   (127 -> 54 -> 27 -> 13 -> 7/s) until it held them under their own limit.
             self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
+        baseline = 0.0 if alone else baseline
         limiter.set_rate(controller.on_throttle(now, retry_after, baseline=baseline, sent_at=sent_at))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
+
+    def _held_by_own_limit(self, endpoint: str) -> bool:
+        """Whether the endpoint has cut for a limit of its own and is held far below the whole client by it."""
+        return self.controllers[endpoint].cuts > 0 and self.limiters[endpoint].rate < self.overall.rate / 2
 
     def _own_limit(self, endpoint: str, now: float, baseline: float) -> bool:
         """Whether the endpoint's recent 429 share is well above ``baseline`` (what a whole-client limit explains)."""
