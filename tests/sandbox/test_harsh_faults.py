@@ -55,3 +55,17 @@ def test_meter_counts_only_requests_let_through_by_second() -> None:
     assert seen["inner_mean"] == round((2 + 0 + 2) / 3, 1)  # seconds 1001, 1002, 1003: between the first and last
     assert seen["attach_inner_mean"] == 0.0
     assert seen["per_second"] == [2, 2, 0, 2, 1]  # every second from the first to the last, the empty one too
+
+
+def test_the_mean_rate_spans_the_work_not_a_token_asked_for_seconds_before_it() -> None:
+    clock = _Clock()
+    injector = FaultInjector(Faults.model_validate({"rate_limit": {"rps": 100, "burst": 10, "retry_after": False}}),
+                             clock=clock)
+    injector.throttle("token")  # the start-up checks
+    for second in range(3, 7):  # the plan took until second 3; then 5 uploads a second
+        clock.now = 1000.0 + second
+        for _ in range(5):
+            injector.throttle("upload")
+    seen = injector.rate_seen()
+    assert seen["per_second"] == [1, 0, 0, 5, 5, 5, 5]  # the meter shows the token's second all the same
+    assert seen["inner_mean"] == 5.0  # seconds 4 and 5; counted from the token's, 2.0
