@@ -54,7 +54,11 @@ class RateControl:
     wall_hits: int = 4
     cooldown_s: float = 0.25  # after a cut, 429s of requests sent before it are echoes
     margin: float = 0.03  # a share this far above the noise (and 1.5 times it) is "over the limit"
-    noise_windows: int = 10  # seconds the noise is learned over
+    noise_windows: int = 10  # spells (of noise_spell_s) the noise is learned over
+    # How long a spell is (at least; and at least min_events // 2 responses). Spells of a second: not told the limit,
+    # under 10% random 429s, cuts on the noise held seconds 3-10 of the bench at 40-47% of it until three spells had
+    # taught it. (Half a second: a gateway bucket of two seconds' worth at 10/s taught its overshoot as noise, 19%.)
+    noise_spell_s: float = 0.67
     # Seconds needed before the noise counts. (5 was tried against an attach limit's walls taken for noise: the
     # seconds after cuts held at half the rate no longer teach it, and 5 cost the 10%-noise case ~15 points.)
     noise_after: int = 3
@@ -305,11 +309,11 @@ class RateController:
     def _note(self, now: float, *, throttled: bool) -> None:
         c = self.config
         total, hits = self._bucket
-        # A bucket closes after window_s and at least min_events // 2 responses: at a few requests a second it
-        # stretches over several seconds, so a slow endpoint (or a rate cut low) still learns the noise; one that
-        # closed every second with too few responses to count never learned it, and random 429s read as walls
-        # cut the rate down to the floor (17% of the rate in a bench run not told the limit).
-        if now - self._bucket_start >= c.window_s and total >= c.min_events // 2:
+        # A bucket (a spell) closes after noise_spell_s and at least min_events // 2 responses: at a few requests a
+        # second it stretches over several seconds, so a slow endpoint (or a rate cut low) still learns the noise;
+        # one that closed every second with too few responses to count never learned it, and random 429s read as
+        # walls cut the rate down to the floor (17% of the rate in a bench run not told the limit).
+        if now - self._bucket_start >= c.noise_spell_s and total >= c.min_events // 2:
             # Only seconds spent at or under the rate of the last cut teach the noise: 429s there are not the
             # rate's fault. Seconds of an overshoot would teach the controller to ignore the limit.
             if self._bucket_below:

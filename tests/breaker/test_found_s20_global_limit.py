@@ -17,8 +17,10 @@ from tests.fake_clock import FakeClock
 
 
 def _run(seconds: float, *, limit: float = 100.0, burst: float = 10.0, ceiling: float = 1000.0, noise: float = 0.10,
-         seed: int = 1) -> tuple[float, float, EndpointLimiters]:
-    """Returns (successes/s of all endpoints over the second half, 429 share over the second half, the limiters)."""
+         seed: int = 1, measure_from: float | None = None) -> tuple[float, float, EndpointLimiters]:
+    """Returns (successes/s of all endpoints, 429 share, the limiters), measured from ``measure_from`` (by default
+    the second half) to the end."""
+    start = seconds / 2 if measure_from is None else measure_from
     rng = random.Random(seed)
     clock = FakeClock()
     limiters = EndpointLimiters(ceiling, clock=clock)
@@ -45,13 +47,13 @@ def _run(seconds: float, *, limit: float = 100.0, burst: float = 10.0, ceiling: 
         throttled = tokens < 1.0 or rng.random() < noise
         if not throttled:
             tokens -= 1.0
-        if t >= seconds / 2:
+        if t >= start:
             sent += 1
             ok += not throttled
         pending.append((t + 0.02, endpoint, throttled, t))
         pending.sort()
         due[endpoint] = t + max(1.0 / limiters.limiters[endpoint].rate, 1.0 / demand[endpoint])
-    return ok / (seconds / 2), 1.0 - ok / sent, limiters
+    return ok / (seconds - start), 1.0 - ok / sent, limiters
 
 
 @pytest.mark.parametrize("seed", range(4))
