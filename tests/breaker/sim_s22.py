@@ -98,9 +98,10 @@ def simulate(limiters_of: Callable[[VirtualClock], EndpointLimiters], seconds: f
              latency: float = 0.02, jitter: float = 0.0, seed: int = 1,
              active: Mapping[str, tuple[float, float]] | None = None,
              events: Mapping[float, Callable[[EndpointLimiters], None]] | None = None,
-             sample_s: float = 0.1) -> Result:
+             sample_s: float = 0.1, runs: int = 1) -> Result:
     """``workers``: tasks per endpoint, each sending as fast as allowed (``demand``: at most that many per s per
-    endpoint, spread over its workers); ``active``: (from, until) per endpoint; ``events``: calls at given times."""
+    endpoint, spread over its workers); ``active``: (from, until) per endpoint; ``events``: calls at given times
+    (on the first run's limiters); ``runs``: processes sharing the gateway, each with its own limiters and workers."""
     rng = random.Random(seed)
     clock = VirtualClock()
     result = Result()
@@ -138,7 +139,8 @@ def simulate(limiters_of: Callable[[VirtualClock], EndpointLimiters], seconds: f
                     await clock.sleep(rest)
 
     async def main() -> None:
-        limiters = limiters_of(clock)
+        every = [limiters_of(clock) for _ in range(runs)]
+        limiters = every[0]
         next_sample = [0.0]
 
         def each(now: float) -> None:
@@ -148,7 +150,7 @@ def simulate(limiters_of: Callable[[VirtualClock], EndpointLimiters], seconds: f
                 result.rates.append((now, limiters.rates()))
                 next_sample[0] = now + sample_s
 
-        tasks = [asyncio.create_task(worker(limiters, e, n)) for e, n in workers.items() for _ in range(n)]
+        tasks = [asyncio.create_task(worker(one, e, n)) for one in every for e, n in workers.items() for _ in range(n)]
         for at in [t for t, _ in pending_events]:
             tasks.append(asyncio.create_task(clock.sleep(at)))
         await clock.drive(seconds + 1.0, each)
