@@ -102,6 +102,9 @@ class RateController:
     _limited: bool = False  # a cut happened: growth is capped by the accepted rate
     _first_429: float | None = None  # the slow start's first 429
     _halved: bool = False  # the last cut was held at half the rate: the rate is still over what got through
+    # (rate, last trouble's rate) as the last share scaled them before the floor or ceiling held them, and the rate
+    # it left: the next share scales those while the rate is still that one (``set_ceiling``)
+    _scaled: tuple[float, float, float] | None = None
     _events: deque[tuple[float, bool]] = field(default_factory=deque)  # (time, throttled) since the last cut
     _bucket_start: float = 0.0
     _bucket: list[int] = field(default_factory=lambda: [0, 0])  # [responses, 429s] of the current second
@@ -134,8 +137,15 @@ class RateController:
             # exactly: rate * (new / old) can land a hair under it, back "in the slow start" (breaker s21)
             self._w_max = self.rate = ceiling
         elif self._limited:
-            self._w_max = min(max(self._w_max * ratio, self.config.floor), ceiling)
-            self.rate = min(max(self.rate * ratio, self.config.floor), ceiling)
+            rate, w_max = self.rate, self._w_max
+            if self._scaled is not None and self._scaled[2] == self.rate:
+                # A share under the floor held the rate there: scaled from the floor, a run given 0.5/s and then its
+                # whole rate again was at the ceiling, what it had found forgotten (breaker s22).
+                rate, w_max = self._scaled[0], self._scaled[1]
+            rate, w_max = rate * ratio, w_max * ratio
+            self._w_max = min(max(w_max, self.config.floor), ceiling)
+            self.rate = min(max(rate, self.config.floor), ceiling)
+            self._scaled = (rate, w_max, self.rate)
         else:  # still in its slow start (or done with it): as far along towards the new ceiling, as a start at least
             self._w_max = ceiling
             self.rate = min(max(self.rate * ratio, self.config.floor, self.config.start_min), ceiling)
