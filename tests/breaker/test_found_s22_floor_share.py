@@ -44,3 +44,18 @@ def test_a_share_under_the_floor_still_goes_at_the_floor() -> None:
     limiters.set_ceiling(0.1)
     assert limiters.rates()["all"] == 0.1 and limiters.rates()["attach"] == 0.0  # 0.01/s, rounded
     assert limiters.limiters["attach"].rate == limiters.controllers["attach"].config.ceiling
+
+
+def test_a_share_under_the_slow_starts_least_rate_and_back_keeps_the_slow_start() -> None:
+    """The same in the slow start, whose least rate (10/s, ``start_min``) holds a share's rate up: a run not told the
+    limit (ceiling 1000/s, slow start at 125/s) given a share of 30/s (32 shard runs) went at 10/s, and given its
+    whole rate again at 330/s (125 expected); a share of 0.3/s and back: 1000/s, the slow start skipped."""
+    limiters = EndpointLimiters(1000.0)
+    assert limiters.rates()["all"] == 125.0
+    limiters.set_ceiling(30.25)
+    limiters.set_ceiling(1000.0)
+    assert limiters.rates()["all"] <= 125.0  # 9513ce3: 330.6
+    limiters.set_ceiling(0.3)
+    assert limiters.rates()["all"] == 0.3
+    limiters.set_ceiling(1000.0)
+    assert limiters.rates()["all"] <= 125.0  # 9513ce3: 1000.0
