@@ -25,6 +25,8 @@ Endpoint = Literal["token", "customer", "upload", "attach"]
 ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
 #: The longest a waiter sleeps before it looks at the rate again.
 MAX_NAP_S = 0.25
+#: An endpoint whose answers are this share of the whole client's (or more) sends alone (``_held_by_own_limit``).
+ALONE_SHARE = 0.8
 #: How often a request that may not go ahead again looks whether the queue's head took its token.
 OWED_NAP_S = 0.001
 
@@ -183,7 +185,7 @@ class EndpointLimiters:
             task = _current_task()
             sent_at = self._let_go.get(task) if task is not None else None
         baseline = self._client_share(now)
-        alone = self._held_by_own_limit(endpoint)
+        alone = self._held_by_own_limit(endpoint, now)
         if not (alone or self._own_limit(endpoint, now, baseline)):
             # An endpoint with a limit of its own explains its 429s itself: the overall controller hearing them cut
             # every endpoint for attach's limit (uploads starved, and with them the attaches waiting on uploads: 63%
@@ -197,15 +199,23 @@ class EndpointLimiters:
             # - or it has cut for it and is held far below the whole client (``alone``). Then it answers its 429s
             #   alone, with no baseline: at a run's end attaches go alone, their share is the client's, and the
             #   overall controller halved its rate from far above what was sent at each of their 429s
-            #   (127 -> 54 -> 27 -> 13 -> 7/s) until it held them under their own limit.
+            #   (127 -> 54 -> 27 -> 13 -> 7/s) until it held them under their own limit. Only when it sends (nearly)
+            #   alone: customer look-ups at 15/s are always under half the whole client's rate, and after one cut
+            #   every 429 of a global limit was theirs alone against no baseline: cut to 5/s (breaker session 22).
             self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
         baseline = 0.0 if alone else baseline
         limiter.set_rate(controller.on_throttle(now, retry_after, baseline=baseline, sent_at=sent_at))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
 
-    def _held_by_own_limit(self, endpoint: str) -> bool:
-        """Whether the endpoint has cut for a limit of its own and is held far below the whole client by it."""
-        return self.controllers[endpoint].cuts > 0 and self.limiters[endpoint].rate < self.overall.rate / 2
+    def _held_by_own_limit(self, endpoint: str, now: float) -> bool:
+        """Whether the endpoint has cut for a limit of its own, is held far below the whole client by it, and sends
+        (nearly) alone: its share of 429s is then the whole client's whatever limit they answer."""
+        controller = self.controllers[endpoint]
+        if not (controller.cuts > 0 and self.limiters[endpoint].rate < self.overall.rate / 2):
+            return False
+        n, _ = controller.recent_counts(now)
+        total, _ = self.overall_control.recent_counts(now)
+        return n >= ALONE_SHARE * total
 
     def _own_limit(self, endpoint: str, now: float, baseline: float) -> bool:
         """Whether the endpoint's recent 429 share is well above ``baseline`` (what a whole-client limit explains)."""

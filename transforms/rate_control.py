@@ -106,6 +106,9 @@ class RateController:
     _limited: bool = False  # a cut happened: growth is capped by the accepted rate
     _first_429: float | None = None  # the slow start's first 429
     _halved: bool = False  # the last cut was held at half the rate: the rate is still over what got through
+    # (rate, last trouble's rate) as the last share scaled them before the floor or ceiling held them, and the rate
+    # it left: the next share scales those while the rate is still that one (``set_ceiling``)
+    _scaled: tuple[float, float, float] | None = None
     _events: deque[tuple[float, bool]] = field(default_factory=deque)  # (time, throttled) since the last cut
     _bucket_start: float = 0.0
     _bucket: list[int] = field(default_factory=lambda: [0, 0])  # [responses, 429s] of the current second
@@ -132,17 +135,25 @@ class RateController:
         does not leave the run crawling back once the rate is its own. ``floor`` is the floor for this ceiling.
         """
         ratio = ceiling / self.config.ceiling
-        at_ceiling = self.rate >= self.config.ceiling
+        rate, w_max = self.rate, self._w_max
+        if self._scaled is not None and self._scaled[2] == self.rate:
+            # The last share's floor (or the slow start's least rate, or its ceiling) held the rate: scaled from
+            # there, a run given 0.5/s and then its whole rate again was at the ceiling, what it had found (or how far
+            # its slow start had got) forgotten. Scaled from where that share put it instead (breaker s22).
+            rate, w_max = self._scaled[0], self._scaled[1]
+        at_ceiling = rate >= self.config.ceiling
         self.config = replace(self.config, ceiling=ceiling, floor=min(floor, ceiling))
+        rate, w_max = rate * ratio, w_max * ratio
         if at_ceiling and not self._limited:
             # exactly: rate * (new / old) can land a hair under it, back "in the slow start" (breaker s21)
-            self._w_max = self.rate = ceiling
+            self._w_max = self.rate = rate = w_max = ceiling
         elif self._limited:
-            self._w_max = min(max(self._w_max * ratio, self.config.floor), ceiling)
-            self.rate = min(max(self.rate * ratio, self.config.floor), ceiling)
+            self._w_max = min(max(w_max, self.config.floor), ceiling)
+            self.rate = min(max(rate, self.config.floor), ceiling)
         else:  # still in its slow start (or done with it): as far along towards the new ceiling, as a start at least
-            self._w_max = ceiling
-            self.rate = min(max(self.rate * ratio, self.config.floor, self.config.start_min), ceiling)
+            self._w_max = w_max = ceiling
+            self.rate = min(max(rate, self.config.floor, self.config.start_min), ceiling)
+        self._scaled = (rate, w_max, self.rate)
         return self.rate
 
     def on_success(self, now: float) -> float:
