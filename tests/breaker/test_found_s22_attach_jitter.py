@@ -22,7 +22,7 @@ from tests.breaker.sim_s22 import Bucket, VirtualClock, simulate
 
 @pytest.mark.xfail(strict=True, reason="known gap: at a bucket of one with jitter, attach's own 429s (~20%) are "
                    "learned as noise; attach then sends up to twice its limit with half refused")
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])  # seed 1 passes since bee0102 (noise spells of 2/3 s); seed 5 has 5.9%
 def test_an_attach_limit_not_told_keeps_429s_few_with_jitter(seed: int) -> None:
     def limiters(clock: VirtualClock) -> EndpointLimiters:
         return EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
