@@ -19,6 +19,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from connectors.errors import SetupError
 from connectors.rate_limiter import Endpoint
 
+#: The least limit an endpoint may be told (requests/s): a denormal one underflowed to 0 in a fanned-out shard run's
+#: share and crashed it (breaker session 22).
+MIN_ENDPOINT_RPS = 0.01
+
 
 class Settings(BaseSettings):
     """Configuration of a kyc-attach run. Secrets are ``SecretStr`` and never printed."""
@@ -41,7 +45,7 @@ class Settings(BaseSettings):
     rate_limit_rps: float = Field(
         10.0, gt=0, description="Ceiling on API requests per second, for each endpoint and all together."
     )
-    endpoint_rate_limits_rps: dict[Endpoint, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+    endpoint_rate_limits_rps: dict[Endpoint, Annotated[float, Field(ge=MIN_ENDPOINT_RPS, allow_inf_nan=False)]] = Field(
         default_factory=dict, description="Tighter ceilings (requests/s) of single endpoints, as JSON: "
         '{"attach": 10} when the API documents a lower limit for attach. Endpoints: token, customer, upload, attach.',
     )

@@ -131,7 +131,7 @@ def test_sweep_keeps_the_folders_of_running_processes(tmp_path: Path) -> None:
     ("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", '{"attachments": 10}',
      "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: Input should be 'token', 'customer', 'upload' or 'attach'"),
     ("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", '{"attach": 0}',
-     "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: Input should be greater than 0"),
+     "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: Input should be greater than or equal to 0.01"),
     ("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", '{"attach": 1e999}',
      "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: Input should be a finite number"),
 ])
