@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from connectors.rate_limiter import EndpointLimiters
 from tests.fake_clock import FakeClock
+from tests.sim_answers import answer_limiters
 
 
 def _run(streams: tuple[str, ...], seconds: float, *, attach_limit: float = 10.0,
@@ -27,13 +28,7 @@ def _run(streams: tuple[str, ...], seconds: float, *, attach_limit: float = 10.0
         t = max(due[endpoint], last_any + 1.0 / limiters.overall.rate)
         if t > seconds:
             break
-        while pending and pending[0][0] <= t:
-            at, answered, throttled, sent_at = pending.pop(0)
-            clock.now = at
-            if throttled:
-                limiters.on_throttle(answered, None, sent_at=sent_at)
-            else:
-                limiters.on_success(answered)
+        answer_limiters(pending, t, limiters, clock)
         clock.now = last_any = t
         throttled = False
         if endpoint == "attach":

@@ -14,6 +14,7 @@ import pytest
 
 from connectors.rate_limiter import EndpointLimiters
 from tests.fake_clock import FakeClock
+from tests.sim_answers import answer_limiters
 
 
 def _run(seconds: float, *, limit: float = 100.0, burst: float = 10.0, ceiling: float = 1000.0, noise: float = 0.10,
@@ -35,13 +36,7 @@ def _run(seconds: float, *, limit: float = 100.0, burst: float = 10.0, ceiling: 
         t = max(due[endpoint], last_any + 1.0 / limiters.overall.rate)
         if t > seconds:
             break
-        while pending and pending[0][0] <= t:
-            at, answered, refused, sent_at = pending.pop(0)
-            clock.now = at
-            if refused:
-                limiters.on_throttle(answered, None, sent_at=sent_at)
-            else:
-                limiters.on_success(answered)
+        answer_limiters(pending, t, limiters, clock)
         clock.now = last_any = t
         tokens, stamp = min(burst, tokens + (t - stamp) * limit), t
         throttled = tokens < 1.0 or rng.random() < noise

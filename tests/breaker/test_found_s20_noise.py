@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from tests.sim_answers import answer_controller
 from transforms.rate_control import RateControl, RateController
 
 
@@ -23,12 +24,7 @@ def _run(seed: int, *, seconds: float = 40.0, noise: float = 0.10, drop_at: floa
     while t < seconds:
         t += 1.0 / ctl.rate
         limit = 100.0 if t < drop_at else 75.0
-        while pending and pending[0][0] <= t:
-            at, refused, sent_at = pending.pop(0)
-            if refused:
-                ctl.on_throttle(at, sent_at=sent_at)
-            else:
-                ctl.on_success(at)
+        answer_controller(pending, t, ctl)
         tokens, stamp = min(limit / 10, tokens + (t - stamp) * limit), t
         throttled = tokens < 1.0 or rng.random() < noise
         if not throttled:

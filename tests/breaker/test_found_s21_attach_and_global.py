@@ -19,6 +19,7 @@ import heapq
 
 from connectors.rate_limiter import EndpointLimiters
 from tests.fake_clock import FakeClock
+from tests.sim_answers import answer_limiters
 
 
 def _run(seconds: float, *, others_until: float = float("inf")) -> tuple[float, float]:
@@ -37,13 +38,7 @@ def _run(seconds: float, *, others_until: float = float("inf")) -> tuple[float, 
         t = max(due[endpoint], last_any + 1.0 / limiters.overall.rate)
         if t > seconds:
             break
-        while pending and pending[0][0] <= t:
-            at, answered, throttled, sent_at = heapq.heappop(pending)
-            clock.now = at
-            if throttled:
-                limiters.on_throttle(answered, None, sent_at=sent_at)
-            else:
-                limiters.on_success(answered)
+        answer_limiters(pending, t, limiters, clock)
         clock.now = last_any = t
         g_tokens = min(10.0, g_tokens + (t - stamp) * 100.0)
         a_tokens = min(1.0, a_tokens + (t - stamp) * 10.0)

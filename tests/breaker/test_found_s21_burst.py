@@ -14,6 +14,7 @@ import random
 
 import pytest
 
+from tests.sim_answers import answer_controller
 from transforms.rate_control import RateControl, RateController
 
 
@@ -26,12 +27,7 @@ def _simulate(limit: float, burst: float, ceiling: float, seconds: float, seed: 
     sent = refused = 0
     while t < seconds:
         t += 1.0 / ctl.rate
-        while pending and pending[0][0] <= t:
-            at, throttled, sent_at = heapq.heappop(pending)
-            if throttled:
-                ctl.on_throttle(at, sent_at=sent_at)
-            else:
-                ctl.on_success(at)
+        answer_controller(pending, t, ctl)
         tokens, stamp = min(burst, tokens + (t - stamp) * limit), t
         throttled = tokens < 1.0
         if not throttled:

@@ -18,6 +18,7 @@ import pytest
 
 from connectors.rate_limiter import EndpointLimiters
 from tests.fake_clock import FakeClock
+from tests.sim_answers import answer_limiters
 
 
 def _run(ceiling: float, look_ups_for: float = 5.0, seconds: float = 8.0) -> tuple[float, int]:
@@ -36,13 +37,7 @@ def _run(ceiling: float, look_ups_for: float = 5.0, seconds: float = 8.0) -> tup
         elif not rate_at_switch:
             rate_at_switch = limiters.overall.rate
         t += gap
-        while pending and pending[0][0] <= t:
-            at, answered, throttled, sent_at = heapq.heappop(pending)
-            clock.now = at
-            if throttled:
-                limiters.on_throttle(answered, None, sent_at=sent_at)
-            else:
-                limiters.on_success(answered)
+        answer_limiters(pending, t, limiters, clock)
         clock.now = t
         tokens, stamp = min(10.0, tokens + (t - stamp) * 100.0), t
         throttled = tokens < 1.0

@@ -19,6 +19,7 @@ import random
 
 import pytest
 
+from tests.sim_answers import answer_controller
 from transforms.rate_control import RateControl, RateController
 
 
@@ -30,12 +31,7 @@ def _sent_per_second(seed: int, *, demand: float = 30.0, noise: float = 0.10, se
     sent_late = 0
     while t < seconds:
         t += max(1.0 / ctl.rate, 1.0 / demand)
-        while pending and pending[0][0] <= t:
-            at, throttled, sent_at = heapq.heappop(pending)
-            if throttled:
-                ctl.on_throttle(at, sent_at=sent_at)
-            else:
-                ctl.on_success(at)
+        answer_controller(pending, t, ctl)
         sent_late += t > seconds / 2
         heapq.heappush(pending, (t + 0.02, rng.random() < noise, t))
     return sent_late / (seconds / 2)

@@ -16,6 +16,7 @@ import pytest
 
 from connectors.rate_limiter import EndpointLimiters
 from tests.fake_clock import FakeClock
+from tests.sim_answers import answer_limiters
 
 LATENCY = {"customer": 0.02, "upload": 1.0, "attach": 0.05}
 
@@ -35,13 +36,7 @@ def _share_429(seed: int, seconds: float = 30.0, settle: float = 10.0) -> float:
         t = max(due[endpoint], last_any + 1.0 / limiters.overall.rate)
         if t > seconds:
             break
-        while pending and pending[0][0] <= t:
-            at, answered, throttled, sent_at = heapq.heappop(pending)
-            clock.now = at
-            if throttled:
-                limiters.on_throttle(answered, None, sent_at=sent_at)
-            else:
-                limiters.on_success(answered)
+        answer_limiters(pending, t, limiters, clock)
         clock.now = last_any = t
         tokens, stamp = min(10.0, tokens + (t - stamp) * 100.0), t
         throttled = tokens < 1.0

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from tests.sim_answers import answer_controller
 from transforms.rate_control import RateControl, RateController
 
 
@@ -170,9 +171,7 @@ def _simulate(limit: float, burst: float, ceiling: float, seconds: float, *, noi
     ok_late = sent = refused = 0
     while t < seconds:
         t += 1.0 / ctl.rate
-        while pending and pending[0][0] <= t:
-            at, throttled, sent_at = pending.pop(0)
-            ctl.on_throttle(at, sent_at=sent_at) if throttled else ctl.on_success(at)
+        answer_controller(pending, t, ctl)
         tokens, stamp = min(burst, tokens + (t - stamp) * limit), t
         throttled = tokens < 1.0 or rng.random() < noise
         if tokens >= 1.0 and not throttled:
