@@ -1,4 +1,5 @@
-"""The step every rate simulation repeats: hand the answers due by now to the controller(s), at their own time.
+"""The steps every rate simulation repeats: hand the answers due by now to the controller(s), at their own time;
+pick the next request of several endpoints.
 
 ``pending`` holds (answered at, [endpoint,] throttled, sent at) tuples as a heap (a sorted list is one too).
 """
@@ -33,3 +34,10 @@ def answer_controller(pending: list[tuple[float, bool, float]], now: float, ctl:
         else:
             ctl.on_success(at)
 
+
+
+def next_request(due: dict[str, float], last_any: float, limiters: EndpointLimiters) -> tuple[str, float]:
+    """The endpoint whose next request is due first (``due``: when each endpoint's own pace and demand allow one),
+    and when it goes: no sooner than the whole client's rate allows after the last request of any endpoint."""
+    endpoint = min(due, key=lambda e: due[e])
+    return endpoint, max(due[endpoint], last_any + 1.0 / limiters.overall.rate)

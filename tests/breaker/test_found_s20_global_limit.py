@@ -14,7 +14,7 @@ import pytest
 
 from connectors.rate_limiter import EndpointLimiters
 from tests.fake_clock import FakeClock
-from tests.sim_answers import answer_limiters
+from tests.sim_answers import answer_limiters, next_request
 
 
 def _run(seconds: float, *, limit: float = 100.0, burst: float = 10.0, ceiling: float = 1000.0, noise: float = 0.10,
@@ -32,8 +32,7 @@ def _run(seconds: float, *, limit: float = 100.0, burst: float = 10.0, ceiling: 
     sent = ok = 0
     pending: list[tuple[float, str, bool, float]] = []
     while True:
-        endpoint = min(demand, key=lambda e: due[e])
-        t = max(due[endpoint], last_any + 1.0 / limiters.overall.rate)
+        endpoint, t = next_request(due, last_any, limiters)
         if t > seconds:
             break
         answer_limiters(pending, t, limiters, clock)

@@ -19,7 +19,7 @@ import heapq
 
 from connectors.rate_limiter import EndpointLimiters
 from tests.fake_clock import FakeClock
-from tests.sim_answers import answer_limiters
+from tests.sim_answers import answer_limiters, next_request
 
 
 def _run(seconds: float, *, others_until: float = float("inf")) -> tuple[float, float]:
@@ -34,8 +34,7 @@ def _run(seconds: float, *, others_until: float = float("inf")) -> tuple[float, 
     sent = refused = attached = 0
     pending: list[tuple[float, str, bool, float]] = []
     while True:
-        endpoint = min(demand, key=lambda e: due[e])
-        t = max(due[endpoint], last_any + 1.0 / limiters.overall.rate)
+        endpoint, t = next_request(due, last_any, limiters)
         if t > seconds:
             break
         answer_limiters(pending, t, limiters, clock)

@@ -16,7 +16,7 @@ import pytest
 
 from connectors.rate_limiter import EndpointLimiters
 from tests.fake_clock import FakeClock
-from tests.sim_answers import answer_limiters
+from tests.sim_answers import answer_limiters, next_request
 
 LATENCY = {"customer": 0.02, "upload": 1.0, "attach": 0.05}
 
@@ -32,8 +32,7 @@ def _share_429(seed: int, seconds: float = 30.0, settle: float = 10.0) -> float:
     sent = refused = 0
     pending: list[tuple[float, str, bool, float]] = []
     while True:
-        endpoint = min(demand, key=lambda e: due[e])
-        t = max(due[endpoint], last_any + 1.0 / limiters.overall.rate)
+        endpoint, t = next_request(due, last_any, limiters)
         if t > seconds:
             break
         answer_limiters(pending, t, limiters, clock)
