@@ -204,7 +204,12 @@ class EndpointLimiters:
             #   every 429 of a global limit was theirs alone against no baseline: cut to 5/s (breaker session 22).
             self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
         baseline = 0.0 if alone else baseline
-        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=baseline, sent_at=sent_at))
+        # Random 429s are the gateway's and show in the whole client's share too: an endpoint's noise is at most the
+        # whole client's. Attach at a bucket of one with jitter learned its own limit's touches as ~20% noise and
+        # sent up to twice its limit with half refused (breaker session 22: 20 seeds, attach's 429 share up to 50%;
+        # capped, 18%).
+        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=baseline, sent_at=sent_at,
+                                                noise_at_most=self.overall_control.noise()))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
 
     def _held_by_own_limit(self, endpoint: str, now: float) -> bool:

@@ -70,6 +70,13 @@ class RateControl:
     # rate sent instead. Cut from what got through, a bucket of one at 10/s was found at 7/s again and again.
     touch_share: float = 0.25
     touch_keep: float = 0.97
+    # A cut that held (this many successes before its second 429) and 429s again within ``cliff_span`` of its rate:
+    # the rate climbed just past the limit, a touch however many of the answers are 429s. A bucket of one refuses
+    # every other request of any rate over it, so what got through reads half the limit, and the cut, judged a wall
+    # on four 429s in eight answers, halved the rate: attach not told its limit fell from 10/s to 4.3/s every few
+    # seconds (breaker session 22's jitter simulation, 20 seeds: 7.7 -> 7.9 attaches/s; 40 more: 7.9 -> 8.2).
+    cliff_after: int = 5
+    cliff_span: float = 1.1
     # Slow start (TCP's): the rate starts at this share of the ceiling and doubles every ``double_s`` until the
     # first cut. Started at a ceiling of ten times the limit, the requests let go in the first 20 ms before any
     # answer came back met a bucket of R/10 (most of a run's 429s), and a few of them queued for a connection
@@ -105,6 +112,9 @@ class RateController:
     _k: float = 0.0  # seconds the cubic takes to climb back to _w_max
     _limited: bool = False  # a cut happened: growth is capped by the accepted rate
     _first_429: float | None = None  # the slow start's first 429
+    _ok_since_cut: int = 0  # successes since the last cut
+    _hits_since_cut: int = 0  # 429s (not echoes) since the last cut
+    _ok_before_second_hit: int = -1  # successes since the last cut before its second 429 (-1: none yet)
     _halved: bool = False  # the last cut was held at half the rate: the rate is still over what got through
     # (rate, last trouble's rate) as the last share scaled them before the floor or ceiling held them, and the rate
     # it left: the next share scales those while the rate is still that one (``set_ceiling``)
@@ -160,6 +170,7 @@ class RateController:
         """A request got through (any answer but 429): grow along the cubic; returns the new rate."""
         self._remember(now, throttled=False)
         self._note(now, throttled=False)
+        self._ok_since_cut += 1
         c = self.config
         if self._limited:
             grown = self._w_max * (1.0 + c.scale * (now - self._epoch - self._k) ** 3)
@@ -186,13 +197,14 @@ class RateController:
         self._shares.extend([share] * self.config.noise_after)
 
     def on_throttle(self, now: float, retry_after: float | None = None, *, baseline: float = 0.0,
-                    sent_at: float | None = None) -> float:
+                    sent_at: float | None = None, noise_at_most: float = 1.0) -> float:
         """A 429: honour ``retry_after`` (seconds) as a floor, cut the rate if the 429s are over the noise.
 
         ``baseline`` is the 429 share a wider limit explains (the share of all endpoints together, when this
         controller is one endpoint's): only a share well above twice it is this endpoint's own limit.
         ``sent_at`` is when the refused request left: a request sent before the last cut is an echo of the
         overshoot that cut answered. Without it, 429s within ``cooldown_s`` of a cut are taken for echoes.
+        ``noise_at_most`` caps the noise learned (the whole client's, when this controller is one endpoint's).
         """
         if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
             self.paused_until = max(self.paused_until, now + retry_after)
@@ -201,17 +213,24 @@ class RateController:
         if self.cuts and (sent_at < self._epoch if sent_at is not None else now - self._epoch < c.cooldown_s):
             return self.rate  # an echo of the overshoot already answered
         self._note(now, throttled=True)
+        self._hits_since_cut += 1
+        if self._hits_since_cut == 2:  # the second: one stray 429 (the whole client's limit) does not end the run
+            self._ok_before_second_hit = self._ok_since_cut
         if not self._limited and self.rate < c.ceiling:
             if not self._wall_in_slow_start(now):
                 return self.rate
-        elif not self._over(max(self.noise() * 1.5, baseline * 2) + c.margin):
-            return self.rate
+        else:
+            noise = min(self.noise(), noise_at_most)
+            if not self._over(max(noise * 1.5, baseline * 2) + c.margin, noise):
+                return self.rate
         # Halve at most: the first 429s come within milliseconds of the start (and, with echoes known by their
         # send time, a cut can follow the last one within milliseconds), when what got through is mostly the
         # gateway's burst or a handful of requests: a rate measured over so short a time can be far too low.
         measured = self.accepted_rate(now)
         accepted = max(measured, self.rate / 2)
-        if self.throttled_share() <= c.touch_share:
+        cliff = (self._limited and self._ok_before_second_hit >= c.cliff_after
+                 and self.rate <= c.cliff_span * self._w_max)
+        if self.throttled_share() <= c.touch_share or cliff:
             accepted = max(accepted, c.touch_keep * min(self.rate, self.sent_rate(now)))
         # A cut held at half the rate lands where less got through than that: still over the limit, so the seconds
         # until the next cut must not teach the noise (a bucket of one refuses half the requests of any rate over it:
@@ -223,6 +242,7 @@ class RateController:
         self._epoch = now
         self._limited = True
         self.cuts += 1
+        self._ok_since_cut, self._hits_since_cut, self._ok_before_second_hit = 0, 0, -1
         self._events.clear()
         return self.rate
 
@@ -240,7 +260,7 @@ class RateController:
         hits = sum(since)
         return hits >= c.wall_hits and _binomial_tail(hits, len(since), c.start_wall) < c.significance
 
-    def _over(self, expected: float) -> bool:
+    def _over(self, expected: float, noise: float) -> bool:
         """Whether the recent 429s are clearly more than a share of ``expected`` explains.
 
         Over ``min_events`` responses, any share above ``expected`` (when the gateway is ``noisy``: one that a
@@ -255,7 +275,7 @@ class RateController:
         if hits < c.min_hits or hits <= expected * n:
             return False
         if n >= c.min_events:
-            return self.noise() < c.noisy or _binomial_tail(hits, n, min(expected, 1.0)) < c.significance
+            return noise < c.noisy or _binomial_tail(hits, n, min(expected, 1.0)) < c.significance
         return hits >= c.wall_hits and _binomial_tail(hits, n, min(expected, 1.0)) < c.significance
 
     def throttled_share(self) -> float:

@@ -9,7 +9,8 @@ attaches that arrive with jitter; the seconds there are "at or under the last cu
 with half its attaches refused (10 of 20 is not significant against 1.5 x 20% + 3%). Over the second half of 30 s:
 8.9% of all requests and 51% of attaches answered 429, 6.9 attaches/s. 9078226 did no better here (attach 2-6.5/s,
 12-22% of all requests 429), so not from 9513ce3/5e7345f; with 9513ce3's told attach limit the same runs have 1.7%.
-Not fixed: a touch of a bucket of one with jitter and random noise look alike to the noise learning.
+Fixed in session 23: random noise is the gateway's, so it shows in the whole client's share too; an endpoint's
+noise counts only up to the whole client's, and attach's own touches no longer excuse its 429s.
 """
 
 from __future__ import annotations
@@ -19,16 +20,22 @@ import pytest
 from connectors.rate_limiter import EndpointLimiters
 from tests.breaker.sim_s22 import Bucket, VirtualClock, simulate
 
+_OVERALL_NOISE = pytest.mark.xfail(strict=True, reason=(
+    "known gap (session 23): the whole client's controller learns its own limit's 429s as noise (3.8% -> 6.1%) and "
+    "climbs to 114/s against 100/s; the uploads' 429s, routed to their own controller, are within twice the whole "
+    "client's share there, so neither cuts: 20% of all requests 429 (test_found_s20_noise's gap)"))
 
-@pytest.mark.xfail(strict=True, reason="known gap: at a bucket of one with jitter, attach's own 429s (~20%) are "
-                   "learned as noise; attach then sends up to twice its limit with half refused")
-@pytest.mark.parametrize("seed", [0])  # seed 1 passes since bee0102 (noise spells of 2/3 s); seed 5 has 5.9%
+
+@pytest.mark.parametrize("seed", [*range(19), pytest.param(19, marks=_OVERALL_NOISE)])
 def test_an_attach_limit_not_told_keeps_429s_few_with_jitter(seed: int) -> None:
+    # Fixed in session 23: an endpoint's noise is at most the whole client's (``noise_at_most``). Before, 20 seeds gave
+    # attach 429 shares up to 50% (seeds 0, 12, 15) and up to 8.1% of all requests; after it, at most 18% and 3.7%
+    # (the cliff rule, ``RateControl.cliff_after``, then moved seed 19 onto another gap).
     def limiters(clock: VirtualClock) -> EndpointLimiters:
         return EndpointLimiters(1000.0, clock=clock, sleep=clock.sleep)
 
     result = simulate(limiters, 30.0, workers={"upload": 16, "attach": 4, "customer": 4}, demand={"customer": 15.0},
                       gateway=Bucket(100.0, 10.0), endpoint_buckets={"attach": Bucket(10.0, 1.0)}, jitter=0.3,
                       seed=seed)
-    assert result.share_429(15.0, 30.0) <= 0.05  # 9513ce3/5e7345f: 8.9% (seeds 0 and 1)
-    assert result.share_429(15.0, 30.0, "attach") <= 0.25  # 51%
+    assert result.share_429(15.0, 30.0) <= 0.05  # before: 8.1% (seed 0)
+    assert result.share_429(15.0, 30.0, "attach") <= 0.25  # before: 50%

@@ -326,3 +326,57 @@ def test_random_429s_under_a_limit_not_told_are_learned_as_noise_within_seconds(
 
     rate, _, _ = _run(12.0, seed=seed, measure_from=1.0)
     assert rate >= 0.73 * 100.0
+
+
+def test_noise_the_whole_client_has_not_seen_does_not_excuse_an_endpoints_429s() -> None:
+    """Random 429s are the gateway's, and show in the whole client's share too. An endpoint's own "noise" that the
+    whole client has not seen is its own limit touched with jitter: counted as noise, it let attach send up to twice
+    its limit with half its requests refused (breaker session 22, ``test_found_s22_attach_jitter``)."""
+    def pattern(noise_at_most: float) -> int:
+        ctl, t = _slow_start_through_noise(100.0)  # learned ~10% as noise
+        for i in range(1, 41):
+            t += 0.01
+            ctl.on_throttle(t, sent_at=t - 0.005, noise_at_most=noise_at_most) if i % 5 == 0 else ctl.on_success(t)
+        return ctl.cuts
+
+    assert pattern(1.0) == 0  # 20% of the answers: within what 10% noise explains over so few
+    assert pattern(0.0) >= 1
+
+
+def _cliff(t: float, ctl: RateController, limit: float) -> float:
+    """A bucket of one at ``limit`` met by requests at the controller's rate (just over it): every other one refused,
+    until the controller cuts."""
+    cuts, i = ctl.cuts, 0
+    while ctl.cuts == cuts:
+        t, i = t + 1.0 / max(ctl.rate, limit * 1.02), i + 1
+        ctl.on_throttle(t, sent_at=t - 0.02) if i % 2 else ctl.on_success(t)
+    return t
+
+
+def test_a_cliff_after_a_cut_that_held_cuts_from_the_rate_sent_not_by_half() -> None:
+    """A bucket of one refuses every other request of any rate over its limit: what gets through reads half the
+    limit. After a cut that held (successes, then the 429s), the 429s mean the rate climbed just past the limit:
+    the cut keeps just under the rate sent, as a touch does. Halved, attach not told its limit (10/s) fell to 4.3/s
+    every few seconds in the breaker's jitter simulation."""
+    ctl = RateController(RateControl(ceiling=1000.0, start_share=1.0), now=0.0)
+    t = 0.0
+    while ctl.rate > 10.0:  # the descent from the ceiling
+        t = _cliff(t, ctl, 10.0)
+    cuts = ctl.cuts
+    for _ in range(8):  # the cut held: successes (fewer than a touch needs to be judged on its share) ...
+        t += 1.0 / ctl.rate
+        ctl.on_success(t)
+    limit = ctl.rate / 1.02  # ... until the rate met the limit (the last cut's rate read a little over it)
+    t = _cliff(t, ctl, limit)
+    assert ctl.cuts == cuts + 1
+    assert ctl.rate >= 0.8 * limit
+
+
+def test_a_cliff_right_after_a_cut_cuts_from_what_got_through() -> None:
+    """No successes between the cut and the next 429s: the cut did not reach the limit, and what got through is
+    the better guide (a descent from far over it must not take a step of 18% at a time)."""
+    ctl = RateController(RateControl(ceiling=1000.0), now=0.0, rate=40.0)
+    t = _cliff(0.0, ctl, 10.0)
+    after_first = ctl.rate
+    t = _cliff(t, ctl, 10.0)
+    assert ctl.rate < 0.7 * after_first  # a touch's cut keeps 0.82 of it
