@@ -233,15 +233,20 @@ class RateController:
         # gateway's burst or a handful of requests: a rate measured over so short a time can be far too low.
         measured = self.accepted_rate(now)
         accepted = max(measured, self.rate / 2)
+        # Not with noise learned: a cut then waits for a significant excess over it, and one of 18% left a rate held
+        # just over a bucket of one (halved from 16/s to 8/s) there with 40% refused for the rest of the run (s23).
         cliff = (self._limited and self._ok_before_second_hit >= c.cliff_after
-                 and self.rate <= c.cliff_span * self._w_max
+                 and min(self.noise(), noise_at_most) < c.noisy and self.rate <= c.cliff_span * self._w_max
                  and measured <= c.cliff_through * min(self.rate, self.sent_rate(now)))
         if self.throttled_share() <= c.touch_share or cliff:
             accepted = max(accepted, c.touch_keep * min(self.rate, self.sent_rate(now)))
         # A cut held at half the rate lands where less got through than that: still over the limit, so the seconds
         # until the next cut must not teach the noise (a bucket of one refuses half the requests of any rate over it:
         # cut 100 -> 50 -> 25 -> 12.5 against 10/s, those seconds taught 45% noise and the rate never cut again).
-        self._halved = measured < accepted and accepted == self.rate / 2
+        # So does a cliff's cut, kept above what got through: after a limit halved from 20/s to 10/s, cliffs held the
+        # rate at 10.3-10.8/s with 20-50% refused, those seconds taught 17% noise, and the rate then climbed to 20/s
+        # with half refused and no cut (breaker session 23).
+        self._halved = measured < accepted and (accepted == self.rate / 2 or cliff)
         self._w_max = max(min(self.rate, accepted), c.floor)
         self.rate = max(c.floor, c.beta * self._w_max)
         self._k = ((1 - c.beta) / c.scale) ** (1 / 3)
