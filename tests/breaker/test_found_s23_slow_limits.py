@@ -9,6 +9,8 @@
    (10/s -> 1/s, the attach limit dropping mid-run in ``sim_s22``): 67% of attaches refused over the next 15 s.
    Tried: no touch when the rate is over 1.1 times the last cut's and what got through is half the rate sent
    (32% -> 25%), but limits halved at 3/s got worse (35% -> 43%) and the attach-jitter sweep fell 8.04 -> 7.84.
+   The same gap as ``test_found_s21_lead_low_rate`` (6/s), here at 3/s and after a drop; the cliff rule (5 successes
+   before the second 429 take seconds there) changes none of these runs.
 2. Retry-After of 1 s on every 429 of a gateway of 100/s holding 10 (16 upload workers): each 429 stops uploads for
    a second, yet 2.3% of 429s is under what the whole client takes for noise (margin 3%), so its rate is never cut
    (it stays at the ceiling, 1000/s) and the next burst after the pause meets the limit again: 46 uploads/s of 100.
