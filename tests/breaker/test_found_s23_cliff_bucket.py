@@ -77,3 +77,13 @@ def test_a_bucket_of_five_not_told_keeps_429s_few() -> None:
 def test_a_limit_halved_under_a_bucket_of_one_is_not_learned_as_noise(limit: float, seed: int) -> None:
     sends = _run(limit, 1.0, 30.0, seed, drop=(10.0, limit / 2))
     assert _share(sends, 10.0, 30.0) <= 0.25  # first fix alone: 46%, 40%, 35%, 34%; 6244c15^: 9-21%; both: 11-20%
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap (session 23, from 6244c15): answers in flight at a cut that succeed count as successes since it, so "
+    "at 100 ms latency the descent takes cliff cuts of 18%, the last cut's rate lands over the limit and the spells "
+    "under it teach 7-13% noise: 12-17% 429s in 8 of 32 runs (6244c15^: 1 of 32)"))
+@pytest.mark.parametrize("seed", [7, 10])
+def test_a_descent_at_a_long_latency_does_not_learn_its_overshoot_as_noise(seed: int) -> None:
+    sends = _run(50.0, 5.0, 30.0, seed, latency=0.1)
+    assert _share(sends, 10.0, 30.0) <= 0.05  # 6244c15 (and fixed): 14%, 12%; 6244c15^: 2%, 2%
