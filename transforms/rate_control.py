@@ -19,9 +19,12 @@ configured ceiling. Where this differs from botocore (``botocore/retries/adaptiv
 - A wall of 429s is recognised after a few responses (a binomial test against the expected share), a share
   just above it only over ``min_events``: at 10 requests/s waiting for twenty responses meant two seconds of 429s.
   Every cut halves the rate at most, since so few responses say little about what got through.
+- A bucket of one refuses every other request of any rate over its limit, so what got through reads half of it:
+  429s soon after a cut that held, near its rate, are a touch of the limit (a cliff), not a wall to halve for.
 - Random 429s (a gateway's noise, not a limit) would otherwise cut the rate again and again down to its floor:
   the share of 429s a recent second usually has (the median of the last seconds) is learned as noise, and only
-  a share clearly above it cuts the rate.
+  a share clearly above it cuts the rate. The caller may cap it (``noise_at_most``): an endpoint's noise at the
+  whole client's, since a gateway's noise shows in every endpoint's share.
 - Growth is capped at twice the accepted rate once the limit has shown itself: an endpoint with little to send
   does not build up a rate it has never tried.
 - The cubic is scaled by the rate at the last cut, so it takes the same ~1.5 s to climb back at 10 or 400
@@ -221,23 +224,18 @@ class RateController:
         self._hits_since_cut += 1
         if self._hits_since_cut == 2:  # the second: one stray 429 (the whole client's limit) does not end the run
             self._ok_before_second_hit = self._ok_since_cut
+        noise = min(self.noise(), noise_at_most)
         if not self._limited and self.rate < c.ceiling:
             if not self._wall_in_slow_start(now):
                 return self.rate
-        else:
-            noise = min(self.noise(), noise_at_most)
-            if not self._over(max(noise * 1.5, baseline * 2) + c.margin, noise):
-                return self.rate
+        elif not self._over(max(noise * 1.5, baseline * 2) + c.margin, noise):
+            return self.rate
         # Halve at most: the first 429s come within milliseconds of the start (and, with echoes known by their
         # send time, a cut can follow the last one within milliseconds), when what got through is mostly the
         # gateway's burst or a handful of requests: a rate measured over so short a time can be far too low.
         measured = self.accepted_rate(now)
         accepted = max(measured, self.rate / 2)
-        # Not with noise learned: a cut then waits for a significant excess over it, and one of 18% left a rate held
-        # just over a bucket of one (halved from 16/s to 8/s) there with 40% refused for the rest of the run (s23).
-        cliff = (self._limited and self._ok_before_second_hit >= c.cliff_after
-                 and min(self.noise(), noise_at_most) < c.noisy and self.rate <= c.cliff_span * self._w_max
-                 and measured <= c.cliff_through * min(self.rate, self.sent_rate(now)))
+        cliff = self._at_cliff(now, measured, noise)
         if self.throttled_share() <= c.touch_share or cliff:
             accepted = max(accepted, c.touch_keep * min(self.rate, self.sent_rate(now)))
         # A cut held at half the rate lands where less got through than that: still over the limit, so the seconds
@@ -258,6 +256,18 @@ class RateController:
         return self.rate
 
     # -- what it has seen -------------------------------------------------------------------------
+    def _at_cliff(self, now: float, measured: float, noise: float) -> bool:
+        """Whether these 429s are a bucket of one's cliff just past the limit (``RateControl.cliff_after``): the last
+        cut held, the rate is back near it, and about half of what is sent gets through (``measured``).
+
+        Not with ``noise`` learned: a cut then waits for a significant excess over it, and one of 18% left a rate held
+        just over a bucket of one (halved from 16/s to 8/s) there with 40% refused for the rest of the run (s23).
+        """
+        c = self.config
+        return (self._limited and self._ok_before_second_hit >= c.cliff_after and noise < c.noisy
+                and self.rate <= c.cliff_span * self._w_max
+                and measured <= c.cliff_through * min(self.rate, self.sent_rate(now)))
+
     def _wall_in_slow_start(self, now: float) -> bool:
         """Whether the 429s since the slow start's first are a wall: clearly more than ``start_wall`` of the answers.
 
