@@ -234,10 +234,11 @@ class RateController:
         # send time, a cut can follow the last one within milliseconds), when what got through is mostly the
         # gateway's burst or a handful of requests: a rate measured over so short a time can be far too low.
         measured = self.accepted_rate(now)
+        sent = min(self.rate, self.sent_rate(now))
         accepted = max(measured, self.rate / 2)
-        cliff = self._at_cliff(now, measured, noise)
+        cliff = self._at_cliff(measured, sent, noise)
         if self.throttled_share() <= c.touch_share or cliff:
-            accepted = max(accepted, c.touch_keep * min(self.rate, self.sent_rate(now)))
+            accepted = max(accepted, c.touch_keep * sent)
         # A cut held at half the rate lands where less got through than that: still over the limit, so the seconds
         # until the next cut must not teach the noise (a bucket of one refuses half the requests of any rate over it:
         # cut 100 -> 50 -> 25 -> 12.5 against 10/s, those seconds taught 45% noise and the rate never cut again).
@@ -256,9 +257,9 @@ class RateController:
         return self.rate
 
     # -- what it has seen -------------------------------------------------------------------------
-    def _at_cliff(self, now: float, measured: float, noise: float) -> bool:
+    def _at_cliff(self, measured: float, sent: float, noise: float) -> bool:
         """Whether these 429s are a bucket of one's cliff just past the limit (``RateControl.cliff_after``): the last
-        cut held, the rate is back near it, and about half of what is sent gets through (``measured``).
+        cut held, the rate is back near it, and about half of what is ``sent`` gets through (``measured``).
 
         Not with ``noise`` learned: a cut then waits for a significant excess over it, and one of 18% left a rate held
         just over a bucket of one (halved from 16/s to 8/s) there with 40% refused for the rest of the run (s23).
@@ -266,7 +267,7 @@ class RateController:
         c = self.config
         return (self._limited and self._ok_before_second_hit >= c.cliff_after and noise < c.noisy
                 and self.rate <= c.cliff_span * self._w_max
-                and measured <= c.cliff_through * min(self.rate, self.sent_rate(now)))
+                and measured <= c.cliff_through * sent)
 
     def _wall_in_slow_start(self, now: float) -> bool:
         """Whether the 429s since the slow start's first are a wall: clearly more than ``start_wall`` of the answers.
