@@ -5,6 +5,8 @@ Pure simulation through EndpointLimiters on a fake clock: customer look-ups and 
 1000/s. From 10 s to 30 s, 6.6-8.9% of requests are answered 429 (seeds 0-3, 3551645 and this branch alike; the
 commit before: 7.4-10.5%): a rate climbing past the limit hears of it a second later, and has climbed on for that
 second. Not from 3551645. Issue 12 asks <= 5% 429s; with uploads answered in 20 ms it is 1-2%.
+Session 24 (a limit touched twice at the same rate is held, ``RateControl.hold_s``): 3.9-9.9% over seeds 0-7, four
+of them under 5% (seed 0: 3.9%; seed 3: 9.9%, still a gap; before: 6.6-8.9% on seeds 0-3).
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ def _share_429(seed: int, seconds: float = 30.0, settle: float = 10.0) -> float:
     return refused / sent
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (not from 3551645): with uploads answered a second later, the "
-                   "rate climbs past a limit for a second before it hears of it: 6.6-8.9% 429s")
-@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("seed", [0, pytest.param(3, marks=pytest.mark.xfail(strict=True, reason=(
+    "known gap (not from 3551645): with uploads answered a second later, the rate climbs past a limit for a second "
+    "before it hears of it: 6.6-8.9% 429s; 9.9% with the hold (seeds 1, 3, 5, 7 of 0-7 over 5%)")))])
 def test_uploads_answered_a_second_later_keep_429s_few(seed: int) -> None:
     assert _share_429(seed) <= 0.05
