@@ -145,6 +145,7 @@ class RateController:
     _bucket_start: float = 0.0
     _bucket: list[int] = field(default_factory=lambda: [0, 0])  # [responses, 429s] of the current second
     _bucket_below: bool = False  # the rate stayed at or under the last cut's all through the current second
+    _bucket_held: bool = False  # ... or was held at it (``hold_s``): such a second may only lower a learned noise
     _shares: deque[float] = field(default_factory=deque)
     _recent: deque[tuple[float, bool]] = field(default_factory=deque)  # the last window_s, cuts or not
 
@@ -393,13 +394,19 @@ class RateController:
             # rate's fault. Seconds of an overshoot would teach the controller to ignore the limit.
             if self._bucket_below:
                 self._shares.append(hits / total)
+            elif self._bucket_held and self.noise() > 0:
+                # A second held at the top teaches a learned noise only downwards: noise that stopped during a hold
+                # was otherwise never unlearned (its spells stayed the median), and the next probe past a bucket of
+                # one drew half 429s uncut, waiting for a significant excess over it: 17-45% refused for good (s24).
+                self._shares.append(min(hits / total, self.noise()))
             self._bucket, self._bucket_start = [0, 0], now
-            self._bucket_below = self._limited
+            self._bucket_below = self._bucket_held = self._limited
         # Nor the seconds held at the top (``hold_s``): held just over a gateway bucket of twenty at 10/s, which hid the
         # overshoot, its 429s taught 10% noise, and the rate then climbed to twice the limit (test_found_s21_burst).
         # The climb to the top still teaches: noise that began meanwhile is learned as before.
         held = self._hold and self.rate >= self._w_max
-        self._bucket_below = self._bucket_below and self.rate <= self._w_max and not self._halved and not held
+        self._bucket_held = self._bucket_held and self.rate <= self._w_max and not self._halved
+        self._bucket_below = self._bucket_below and self._bucket_held and not held
         self._bucket[0] += 1
         self._bucket[1] += throttled
         self._events.append((now, throttled))

@@ -1,0 +1,57 @@
+"""Session 24: random 429s that start while a hold (29fcff0, ``RateControl.hold_s``) is on, and then stop.
+
+One controller not told the limit (ceiling 1000/s) sends at its rate against a bucket of one at 10/s (the attach
+limit), answers 20 ms +-30% later (``_run`` of session 23). For ten seconds (from 15, 20 or 25 s), 10% of the
+requests that got through are refused at random anyway; then it stops. On 29fcff0 the seconds held at the top
+taught nothing, so noise learned in a spell or two before (or between) holds stayed the median once the noise had
+stopped: each noise cut at the plateau was again "a touch at the same rate" and held anew (the rate fell 3% a cut,
+9.8 -> 9.5 -> 9.2 -> 9.0 -> 8.7/s), and the next probe past the bucket of one met half 429s that were no
+significant excess over that noise: the rate climbed to 20/s with half refused and no cut.
+
+90 runs (3 starts x 30 seeds), 429 share over the 15 s from 5 s after the noise stopped: 29fcff0^ mean 8.3% (23
+over 10%), 29fcff0 10.1% (33 over 10%, up to 60%). Fixed: a second held at the top teaches a learned noise only
+downwards (min(its share, the noise)); it never raises it, so the overshoot a gateway's bucket hides on the plateau
+is still not learned: 7.0% (23 over 10%; the rest is the older gap of a halved cut's seconds never teaching, as on
+29fcff0^). Also tried: no hold from a cut at the plateau (only from a touch past the top): 7.1%, but the
+attach-jitter sweep fell 8.65 / 8.97 -> 8.58 / 8.78 attaches/s; dropped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+
+from transforms.rate_control import RateControl, RateController
+
+
+def _run(seed: int, *, noise: tuple[float, float] = (20.0, 30.0), seconds: float = 50.0) -> list[tuple[float, bool]]:
+    rng = random.Random(seed)
+    ctl = RateController(RateControl(ceiling=1000.0), now=0.0)
+    tokens, stamp, t = 1.0, 0.0, 0.0
+    pending: list[tuple[float, bool, float]] = []
+    sends: list[tuple[float, bool]] = []
+    while t < seconds:
+        t += 1.0 / ctl.rate
+        while pending and pending[0][0] <= t:
+            at, throttled, sent_at = heapq.heappop(pending)
+            ctl.on_throttle(at, sent_at=sent_at) if throttled else ctl.on_success(at)
+        tokens, stamp = min(1.0, tokens + (t - stamp) * 10.0), t
+        refused = tokens < 1.0
+        if not refused:
+            tokens -= 1.0
+            refused = noise[0] <= t < noise[1] and rng.random() < 0.1
+        sends.append((t, refused))
+        heapq.heappush(pending, (t + 0.02 * (1.0 + 0.3 * (2.0 * rng.random() - 1.0)), refused, t))
+    return sends
+
+
+def _share(sends: list[tuple[float, bool]], start: float, end: float) -> float:
+    window = [refused for t, refused in sends if start <= t < end]
+    return sum(window) / len(window)
+
+
+def test_noise_that_stops_during_a_hold_leaves_few_429s() -> None:
+    shares = [_share(_run(seed, noise=(start, start + 10.0), seconds=start + 30.0), start + 15.0, start + 30.0)
+              for start in (15.0, 20.0, 25.0) for seed in range(30)]
+    assert sum(shares) / len(shares) <= 0.085  # 29fcff0: 10.1%; 29fcff0^: 8.3%; fixed: 7.0%
+    assert sum(s > 0.10 for s in shares) <= 27  # 29fcff0: 33; 29fcff0^: 23; fixed: 23
