@@ -103,12 +103,14 @@ class RateControl:
     # A limit touched twice at the same rate (the two touches' rates within ``hold_span`` of each other) is held: the
     # cubic stays at the last cut's rate for ``hold_s`` before it probes past it. Probing at once after the climb
     # back (~1.5 s) touched the limit every ~2.5 s, and at a bucket of one each touch refuses every other request
-    # until the cut: attach not told its limit got 8.0-8.2 attaches/s of 10 in the jitter sweep (8.6-9.0 held), and
-    # 89% of it over a 60 s bench run (93% held). A limit that rises is found hold_s later; a share that changes
-    # (``set_ceiling``) applies at once. Not with noise learned: a plateau just over a gateway whose bucket hides the
-    # overshoot draws 429s under the noise's threshold, and the whole client held 109/s against 100/s with 8% refused
-    # for 5 s at a time (the sweep's seed 49: attach fell to 1/s). The plateau's seconds teach no noise (``_note``).
-    hold_s: float = 5.0
+    # until the cut: attach not told its limit got 8.0-8.2 attaches/s of 10 in the jitter sweep (held 3 s: 8.6-8.8).
+    # A limit that rises is found hold_s later; a share that changes (``set_ceiling``) applies at once. Why not longer:
+    # each stray 429 at the plateau is a touch at the same rate and renews the hold, and held 5 s (sweep 8.6-9.0) a
+    # limit that doubled under 1% stray 429s was not found within 30 s in 4 of 12 runs (held 3 s: found in 6-22 s;
+    # breaker session 24). Not with noise learned: a plateau just over a gateway whose bucket hides the overshoot
+    # draws 429s under the noise's threshold, and the whole client held 109/s against 100/s with 8% refused for 5 s
+    # at a time (the sweep's seed 49: attach fell to 1/s). The plateau's seconds teach no noise (``_note``).
+    hold_s: float = 3.0
     hold_span: float = 0.05
 
     def __post_init__(self) -> None:

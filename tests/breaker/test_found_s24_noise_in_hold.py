@@ -53,5 +53,7 @@ def _share(sends: list[tuple[float, bool]], start: float, end: float) -> float:
 def test_noise_that_stops_during_a_hold_leaves_few_429s() -> None:
     shares = [_share(_run(seed, noise=(start, start + 10.0), seconds=start + 30.0), start + 15.0, start + 30.0)
               for start in (15.0, 20.0, 25.0) for seed in range(30)]
-    assert sum(shares) / len(shares) <= 0.085  # 29fcff0: 10.1%; 29fcff0^: 8.3%; fixed: 7.0%
-    assert sum(s > 0.10 for s in shares) <= 27  # 29fcff0: 33; 29fcff0^: 23; fixed: 23
+    # hold_s 5 s: 10.1% and 33 without the fix, 7.0% and 23 with it; hold_s 3 s (final): 10.8% and 39 without, 9.1%
+    # and 30 with it; 29fcff0^ (no hold): 8.3% and 23
+    assert sum(shares) / len(shares) <= 0.095
+    assert sum(s > 0.10 for s in shares) <= 33

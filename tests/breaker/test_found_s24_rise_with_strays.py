@@ -54,9 +54,16 @@ def _found_after_rise(seed: int, *, strays: float = 0.01, rise_at: float = 20.0,
     return float("inf")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (from 29fcff0): stray 429s at the plateau renew the hold, and a limit that rises is found 10-25 s "
-    "later or not at all (29fcff0^: 5-10 s); keeping only what is left of a hold costs the attach-jitter sweep"))
 def test_a_limit_that_rises_under_stray_429s_is_found_within_hold_s_of_before() -> None:
+    # Fixed in session 24 by a shorter hold (hold_s 5 s -> 3 s): 6.0-22.2 s, 10 of 12 within 15 s.
     found = [_found_after_rise(seed) for seed in range(12)]
-    assert sum(f <= 15.0 for f in found) >= 10  # 29fcff0^: 12 (5.1-10.3 s); 29fcff0: 5
+    assert sum(f <= 15.0 for f in found) >= 10  # 29fcff0^: 12 (5.1-10.3 s); 29fcff0 (hold_s 5 s): 5
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap (from 29fcff0): under 2% stray 429s each stray at the plateau renews the hold, and a limit that "
+    "doubles is not found within 30 s in 3 of 12 seeds (29fcff0^: 1 of 12); a renewal only from a probe past the top, "
+    "or two 429s to cut while held, cost the attach-jitter sweep 0.1-0.3 attaches/s"))
+def test_a_limit_that_rises_under_more_stray_429s_is_found() -> None:
+    found = [_found_after_rise(seed, strays=0.02) for seed in range(12)]
+    assert sum(f <= 15.0 for f in found) >= 10  # 29fcff0^: 11 (5.5-11.7 s); hold_s 3 s: 6

