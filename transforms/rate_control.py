@@ -108,8 +108,8 @@ class RateControl:
     # each stray 429 at the plateau is a touch at the same rate and renews the hold, and held 5 s (sweep 8.6-9.0) a
     # limit that doubled under 1% stray 429s was not found within 30 s in 4 of 12 runs (held 3 s: found in 6-22 s;
     # breaker session 24). Not with noise learned: a plateau just over a gateway whose bucket hides the overshoot
-    # draws 429s under the noise's threshold, and the whole client held 109/s against 100/s with 8% refused for 5 s
-    # at a time (the sweep's seed 49: attach fell to 1/s). The plateau's seconds teach no noise (``_note``).
+    # draws 429s under the noise's threshold: the whole client held 109/s against 100/s with 8% refused, and attach,
+    # refused with it, cut itself to 6/s (the sweep's seeds 49 and 59). Its seconds at the top teach no noise (_note).
     hold_s: float = 3.0
     hold_span: float = 0.05
 
