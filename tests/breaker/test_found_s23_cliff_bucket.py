@@ -30,9 +30,11 @@ from transforms.rate_control import RateControl, RateController
 
 
 def _run(limit: float, burst: float, seconds: float, seed: int, *, jitter: float = 0.3, latency: float = 0.02,
-         drop: tuple[float, float] | None = None) -> list[tuple[float, bool]]:
+         drop: tuple[float, float] | None = None,
+         noise: tuple[float, float, float] | None = None) -> list[tuple[float, bool]]:
     """(sent at, refused) of every request of a controller sending at its rate against a token bucket (``drop``: at
-    that time, the bucket's rate becomes that)."""
+    that time, the bucket's rate becomes that; ``noise``: from, until, share: requests the bucket let through are
+    refused at random in that span, their token spent)."""
     rng = random.Random(seed)
     ctl = RateController(RateControl(ceiling=1000.0), now=0.0)
     tokens, stamp, t = burst, 0.0, 0.0
@@ -49,6 +51,7 @@ def _run(limit: float, burst: float, seconds: float, seed: int, *, jitter: float
         refused = tokens < 1.0
         if not refused:
             tokens -= 1.0
+            refused = noise is not None and noise[0] <= t < noise[1] and rng.random() < noise[2]
         sends.append((t, refused))
         heapq.heappush(pending, (t + latency * (1.0 + jitter * (2.0 * rng.random() - 1.0)), refused, t))
     return sends

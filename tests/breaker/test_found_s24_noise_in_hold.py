@@ -18,36 +18,13 @@ attach-jitter sweep fell 8.65 / 8.97 -> 8.58 / 8.78 attaches/s; dropped.
 
 from __future__ import annotations
 
-import heapq
-import random
-
-from transforms.rate_control import RateControl, RateController
+from tests.breaker.test_found_s23_cliff_bucket import _run as _run_against_bucket
+from tests.breaker.test_found_s23_cliff_bucket import _share
 
 
 def _run(seed: int, *, noise: tuple[float, float] = (20.0, 30.0), seconds: float = 50.0) -> list[tuple[float, bool]]:
-    rng = random.Random(seed)
-    ctl = RateController(RateControl(ceiling=1000.0), now=0.0)
-    tokens, stamp, t = 1.0, 0.0, 0.0
-    pending: list[tuple[float, bool, float]] = []
-    sends: list[tuple[float, bool]] = []
-    while t < seconds:
-        t += 1.0 / ctl.rate
-        while pending and pending[0][0] <= t:
-            at, throttled, sent_at = heapq.heappop(pending)
-            ctl.on_throttle(at, sent_at=sent_at) if throttled else ctl.on_success(at)
-        tokens, stamp = min(1.0, tokens + (t - stamp) * 10.0), t
-        refused = tokens < 1.0
-        if not refused:
-            tokens -= 1.0
-            refused = noise[0] <= t < noise[1] and rng.random() < 0.1
-        sends.append((t, refused))
-        heapq.heappush(pending, (t + 0.02 * (1.0 + 0.3 * (2.0 * rng.random() - 1.0)), refused, t))
-    return sends
-
-
-def _share(sends: list[tuple[float, bool]], start: float, end: float) -> float:
-    window = [refused for t, refused in sends if start <= t < end]
-    return sum(window) / len(window)
+    """A controller not told the limit against a bucket of one at 10/s, 10% random 429s in the ``noise`` span."""
+    return _run_against_bucket(10.0, 1.0, seconds, seed, noise=(*noise, 0.1))
 
 
 def test_noise_that_stops_during_a_hold_leaves_few_429s() -> None:
