@@ -14,7 +14,7 @@ import math
 import random
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from sandbox.asgi import (
     header,
     json_response,
     read_body,
+    streamed_response,
 )
 from sandbox.faults import Faults
 from sandbox.injector import Fate, FaultInjector
@@ -46,6 +47,10 @@ _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unav
 _NOT_FOUND = {"message": "Resource not found"}
 _AUTH_FAILED = {"message": "Authentication failed"}
 _URI_ALPHABET = string.ascii_letters + string.digits
+_GATEWAY_PAGE = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+                 b"<body><h1>Bad Gateway</h1><p>The upstream server answered nothing usable.</p></body></html>")
+_PAD_CHUNK = 1024 * 1024
+_TTL_MARK = "<access-token-ttl>"
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -224,7 +229,24 @@ class SandboxApp:
             raise DropConnection
         if status == 200 and fate.commit_then_fail == "500":
             status, body = 500, {"message": _REASONS[500]}
+        if (status == 200 and (fate.html_200 or fate.huge_bytes)) or fate.dribble_s:
+            await self._respond_misshapen(send, fate, status, body)
+            return
         await self._respond(send, status, body)
+
+    async def _respond_misshapen(self, send: Send, fate: Fate, status: int, body: Any) -> None:
+        """An HTML page in place of a success, a success padded to `huge_bytes`, or a body dribbled byte by byte."""
+        self.record.responses[str(status)] += 1
+        content_type = b"application/json"
+        chunks: Iterable[bytes]
+        if status == 200 and fate.html_200:
+            chunks, content_type, length = [_GATEWAY_PAGE], b"text/html; charset=utf-8", len(_GATEWAY_PAGE)
+        elif status == 200 and fate.huge_bytes:
+            length, chunks = _padded(body, fate.huge_bytes)
+        else:
+            raw = _encoded(body)
+            chunks, length = [raw], len(raw)
+        await streamed_response(send, status, content_type, length, chunks, byte_interval_s=fate.dribble_s)
 
     # ---- token -------------------------------------------------------------------------------------
 
@@ -273,8 +295,14 @@ class SandboxApp:
             return
         await self._finish(send, fate, 200, self._token_body(issued))
 
-    def _token_body(self, issued: dict[str, Any]) -> dict[str, Any]:
-        return {"data": issued} if self.wrap_token_in_data else issued
+    def _token_body(self, issued: dict[str, Any]) -> Any:
+        body = {"data": issued} if self.wrap_token_in_data else issued
+        literal = self.injector.faults.token_ttl_literal
+        if literal is None:
+            return body
+        # a number JSON cannot carry (Infinity) or no lifetime can be (-1), written as is: pre-encoded bytes
+        issued["access_token_ttl"] = _TTL_MARK
+        return _encoded(body).replace(f'"{_TTL_MARK}"'.encode(), literal.encode())
 
     # ---- customer ----------------------------------------------------------------------------------
 
@@ -505,6 +533,27 @@ class PartyChange(BaseModel):
     customer_id: str
     party_id: str
     email: str | None
+
+
+def _encoded(body: Any) -> bytes:
+    return body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+
+
+def _padded(body: Any, size: int) -> tuple[int, Iterator[bytes]]:
+    """The JSON object `body` with a `padding` string field making it `size` bytes (at least the body's own), as
+    its length and chunks of at most 1 MiB made as they are sent."""
+    head = _encoded(body)[:-1] + b',"padding":"'
+    pad = max(size - len(head) - 2, 0)
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        left = pad
+        while left > 0:
+            yield b"x" * min(left, _PAD_CHUNK)
+            left -= _PAD_CHUNK
+        yield b'"}'
+
+    return len(head) + pad + 2, chunks()
 
 
 def _pydantic_errors(exc: ValidationError) -> list[dict[str, str]]:

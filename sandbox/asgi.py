@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -39,13 +39,38 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 async def json_response(
     send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    """Send a complete JSON response."""
-    payload = json.dumps(body, separators=(",", ":")).encode()
+    """Send a complete JSON response (`body` as bytes: already encoded)."""
+    payload = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
     out = [_JSON, (b"content-length", str(len(payload)).encode())]
     if headers:
         out.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": out})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def streamed_response(
+    send: Send, status: int, content_type: bytes, length: int, chunks: Iterable[bytes], *, byte_interval_s: float = 0.0
+) -> None:
+    """Send a response whose body comes in `chunks` (`length` bytes in all); with `byte_interval_s`, one byte at a
+    time that far apart, as a server that dribbles its answer."""
+    headers = [(b"content-type", content_type), (b"content-length", str(length).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    for chunk in chunks:
+        if not byte_interval_s:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            continue
+        for i in range(len(chunk)):
+            if _disconnected(send):
+                raise ClientGone  # the client gave up: nobody is left to dribble to
+            await send({"type": "http.response.body", "body": chunk[i:i + 1], "more_body": True})
+            await asyncio.sleep(byte_interval_s)
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _disconnected(send: Send) -> bool:
+    """Whether the client hung up (uvicorn's request cycle, which `send` is a bound method of, says so; a server
+    that does not is taken as connected)."""
+    return bool(getattr(getattr(send, "__self__", None), "disconnected", False))
 
 
 async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:

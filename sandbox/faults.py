@@ -92,6 +92,27 @@ class CommitThenFail(_Scoped):
     mode: Literal["500", "drop", "either"] = "500"
 
 
+class Html200(_Scoped):
+    """A share of successful answers replaced, after the work is done, by a gateway's HTML page with status 200."""
+
+    share: Share = Field(default=1.0, ge=0, le=1)
+
+
+class Dribble(_Scoped):
+    """A share of answers whose body is sent one byte at a time, `interval_s` apart (headers at once)."""
+
+    share: Share = Field(default=1.0, ge=0, le=1)
+    interval_s: float = Field(default=0.05, gt=0, le=10)
+
+
+class HugeBody(_Scoped):
+    """A share of successful answers padded with a JSON field to `mib` MiB, streamed (the sandbox's memory stays
+    flat)."""
+
+    share: Share = Field(default=1.0, ge=0, le=1)
+    mib: float = Field(gt=0, le=4096)
+
+
 class RefuseParties(BaseModel):
     """Attach requests carrying one of these parties are answered 400 and nothing of them is applied, as Fin's own
     checks refuse a document they cannot accept (a number that fails its checksum, an unreadable scan)."""
@@ -126,7 +147,11 @@ class Faults(BaseModel):
      "slow": {"share": 0.01, "seconds": 30},
      "token_expiry_seconds": 600,
      "commit_then_fail": {"share": 0.05, "mode": "either"},
-     "refuse_parties": {"party_ids": ["<uuid>"], "name_path": true}}
+     "refuse_parties": {"party_ids": ["<uuid>"], "name_path": true},
+     "html_200": {"share": 0.1, "endpoints": ["attach"]},
+     "dribble": {"share": 0.1, "interval_s": 0.05},
+     "huge_body": {"mib": 300, "endpoints": ["customer"]},
+     "token_ttl_literal": "Infinity"}
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -139,6 +164,14 @@ class Faults(BaseModel):
     drop: list[Drop] = Field(default_factory=list)
     slow: list[Slow] = Field(default_factory=list)
     commit_then_fail: list[CommitThenFail] = Field(default_factory=list)
+    html_200: list[Html200] = Field(default_factory=list)
+    dribble: list[Dribble] = Field(default_factory=list)
+    huge_body: list[HugeBody] = Field(default_factory=list)
+    token_ttl_literal: str | None = Field(
+        default=None,
+        pattern=r"^(-?Infinity|NaN|-?\d{1,400}(\.\d{1,20})?([eE][+-]?\d{1,4})?)$",
+        description="token answers carry this JSON literal as access_token_ttl (Infinity, NaN, -1, 1e400)",
+    )
     refuse_parties: RefuseParties | None = Field(
         default=None, description="parties whose documents the attach endpoint refuses (400)"
     )
@@ -154,7 +187,8 @@ class Faults(BaseModel):
     )
 
     _list_fields = field_validator(
-        "latency", "rate_limit", "random_429", "errors", "drop", "slow", "commit_then_fail", mode="before"
+        "latency", "rate_limit", "random_429", "errors", "drop", "slow", "commit_then_fail", "html_200", "dribble",
+        "huge_body", mode="before"
     )(_as_list)
 
     @classmethod
@@ -174,5 +208,11 @@ class Faults(BaseModel):
         """Whether any fault is configured (a quiet sandbox skips the random draws)."""
         return bool(
             self.latency or self.rate_limit or self.random_429 or self.errors or self.drop or self.slow
-            or self.commit_then_fail
+            or self.commit_then_fail or self.answers_misshapen
         )
+
+    @property
+    def answers_misshapen(self) -> bool:
+        """Whether answers are garbled (an HTML 200, a dribbled or a huge body): they draw from a stream of their
+        own, so turning them on leaves every other fate of a seed as it was."""
+        return bool(self.html_200 or self.dribble or self.huge_body)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Literal
+from typing import Any, Literal
 
 from sandbox.faults import Faults, Latency, RateLimit
 
@@ -35,6 +35,9 @@ class Fate:
     drop: bool = False
     slow_s: float = 0.0
     commit_then_fail: Literal["500", "drop"] | None = None
+    html_200: bool = False
+    dribble_s: float = 0.0  # seconds between the bytes of the answer's body
+    huge_bytes: int = 0  # a success answer padded to this size
 
 
 CALM = Fate()
@@ -100,6 +103,7 @@ class FaultInjector:
         # A bucket per limit entry (shared by its endpoints), or per (entry, endpoint) when per_endpoint.
         self._buckets: dict[tuple[int, str], TokenBucket] = {}
         self._noise: dict[str, random.Random] = {}
+        self._misshapen: dict[str, random.Random] = {}
         # Requests let through the limits, by whole second of the clock: what a gateway's meter would show.
         self.passed_per_second: Counter[int] = Counter()
         self.attaches_per_second: Counter[int] = Counter()  # the same for attach alone (limited apart, often)
@@ -184,4 +188,21 @@ class FaultInjector:
             drop=drop is not None and u[3] < drop.share,
             slow_s=slow.seconds if slow is not None and u[4] < slow.share else 0.0,
             commit_then_fail=ctf_mode,
+            **self._misshape(endpoint),
         )
+
+    def _misshape(self, endpoint: str) -> dict[str, Any]:
+        """The answer-garbling part of a fate, from its own stream (three draws per request when configured)."""
+        f = self.faults
+        if not f.answers_misshapen:
+            return {}
+        stream = self._misshapen.get(endpoint)
+        if stream is None:
+            stream = self._misshapen[endpoint] = random.Random(f"{self.seed}/{endpoint}/answer")
+        u = [stream.random() for _ in range(3)]
+        html, dribble, huge = (f.first(kind, endpoint) for kind in ("html_200", "dribble", "huge_body"))
+        return {
+            "html_200": html is not None and u[0] < html.share,
+            "dribble_s": dribble.interval_s if dribble is not None and u[1] < dribble.share else 0.0,
+            "huge_bytes": int(huge.mib * 1024 * 1024) if huge is not None and u[2] < huge.share else 0,
+        }
