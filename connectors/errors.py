@@ -53,8 +53,15 @@ class TerminalError(ApiError):
 class OutcomeUnknown(ApiError):
     """The request may or may not have taken effect (5xx or dropped connection after sending).
 
-    Never resend blindly: reconcile from what the API shows, or report the row ``unknown``.
+    Never resend blindly: reconcile from what the API shows, or report the row ``unknown``. ``reason_code`` is
+    the row's reason when nothing settles it: ``unexpected_answer`` when a success status came with a body that
+    is not the API's answer (a gateway's page).
     """
+
+    def __init__(self, message: str, *, status_code: int | None = None, attempts: int = 0,
+                 reason_code: Reason = Reason.outcome_unknown) -> None:
+        super().__init__(message, status_code=status_code, attempts=attempts)
+        self.reason_code = reason_code
 
 
 class RowRejected(KycAttachError):

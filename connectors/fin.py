@@ -36,6 +36,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.rate_limiter import EndpointLimiters
+from transforms.answers import UnexpectedAnswer, body_cap, read_answer, request_deadline_s, too_large
 from transforms.api_errors import error_message, field_errors
 from transforms.breaker import CircuitBreaker
 from transforms.codes import Reason
@@ -146,8 +147,12 @@ class FinClient:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         breaker: CircuitBreaker | None = None,
+        request_timeout_s: float | None = None,
     ) -> None:
         self._http = http
+        # One request's whole time (connect, send, the whole answer): httpx's timeouts bound each wait between
+        # reads only, so an answer dribbled a byte at a time would hold a request for as long as the server likes.
+        self._request_timeout_s = request_timeout_s or http.timeout.read or 60.0
         self._client_id = client_id
         self._secret = client_secret
         self._limiter = limiter
@@ -210,16 +215,16 @@ class FinClient:
         """
         if refresh_token:
             try:
-                resp, _ = await self._request("token", "POST", "/v1/oauth/refresh-token",
-                                              json={"refresh_token": refresh_token}, authorised=False)
-                return self._parse_token(resp)
+                payload, _ = await self._request("token", "POST", "/v1/oauth/refresh-token",
+                                                 json={"refresh_token": refresh_token}, authorised=False)
+                return self._parse_token(payload)
             except (TerminalError, TransientError) as exc:
                 if isinstance(exc, Throttled):
                     raise
                 # a refresh token the API no longer takes: the client credentials get a new one
         body = {"client_id": self._client_id, "client_secret": self._secret.get_secret_value()}
         try:
-            resp, _ = await self._request("token", "POST", "/v1/oauth/token", json=body, authorised=False)
+            payload, _ = await self._request("token", "POST", "/v1/oauth/token", json=body, authorised=False)
         except TerminalError as exc:
             if exc.status_code in _CREDENTIALS_REFUSED and self._token is None:
                 raise SetupError(f"token: the API refused the client credentials (HTTP {exc.status_code})") from None
@@ -229,21 +234,13 @@ class FinClient:
                 raise TerminalError(f"token: the API refused the client credentials mid-run (HTTP {exc.status_code})",
                                     status_code=exc.status_code, reason_code=Reason.api_error) from None
             raise TransientError(f"token: HTTP {exc.status_code}", status_code=exc.status_code) from None
-        return self._parse_token(resp)
+        return self._parse_token(payload)
 
-    def _parse_token(self, resp: httpx.Response) -> _Token:
-        """The token of a 200 answer; ``TerminalError`` when it holds none (a maintenance page, a changed API):
-        raised before the request it was for is sent, so that request's rows fail and a later run sends them."""
-        try:
-            payload = resp.json()
-            data = payload.get("data", payload)
-            life = token_lifetime(payload).total_seconds()
-            access, refresh = data["access_token"], data.get("refresh_token")
-            if not isinstance(access, str) or not access or not (refresh is None or isinstance(refresh, str)):
-                raise ValueError("access_token")
-        except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
-            raise TerminalError("token: the API's answer held no usable token", status_code=resp.status_code,
-                                reason_code=Reason.api_error) from None
+    def _parse_token(self, payload: dict[str, Any]) -> _Token:
+        """The token of an answer ``read_answer`` found to be a token answer (its fields and lifetime checked)."""
+        data = payload["data"] if isinstance(payload.get("data"), dict) else payload
+        life = token_lifetime(payload).total_seconds()
+        access, refresh = data["access_token"], data.get("refresh_token")
         # Renew with a margin so an in-flight request never carries a token that dies on the way.
         margin = min(60.0, life * 0.2)
         return _Token(access, refresh, time.monotonic() + life - margin)
@@ -251,10 +248,8 @@ class FinClient:
     # -- the endpoints ----------------------------------------------------------------------------
     async def get_customer(self, customer_id: str) -> dict[str, Any]:
         """The customer's ``data`` object (with ``associated_parties``)."""
-        resp, _ = await self._request("customer", "GET", f"/v2/customers/{customer_id}")
-        data = _json_object("customer", resp).get("data", {})
-        if not isinstance(data, dict):
-            raise TerminalError("customer: the answer's data is not an object", status_code=resp.status_code)
+        payload, _ = await self._request("customer", "GET", f"/v2/customers/{customer_id}")
+        data: dict[str, Any] = payload["data"]  # an object: read_answer checked it
         return data
 
     async def upload(
@@ -284,22 +279,21 @@ class FinClient:
             "Content-Type": f"multipart/form-data; boundary={boundary}",
             "Content-Length": str(len(head) + size + len(tail)),
         }
-        resp, attempts = await self._request("upload", "POST", "/v1/customers/upload", body=body, headers=headers)
+        payload, attempts = await self._request("upload", "POST", "/v1/customers/upload", body=body,
+                                                headers=headers, body_bytes=size)
         merged: dict[str, str] = {}
-        data = _json_object("upload", resp).get("data")
-        files = data.get("files") if isinstance(data, dict) else None
-        for item in files if isinstance(files, list) else []:
-            if isinstance(item, dict):
-                merged.update(item)
+        for item in payload["data"]["files"]:  # a list of string maps: read_answer checked it
+            merged.update(item)
         if "file" not in merged:
-            raise TerminalError("upload: the response named no uri for the file", status_code=resp.status_code)
+            raise TerminalError("upload: the response named no uri for the file", status_code=200)
         return merged["file"], attempts
 
     async def attach(self, customer_id: str, body: dict[str, Any]) -> int:
         """Submit one attach request; returns the attempts it took.
 
         Raises ``OutcomeUnknown`` when the request may have been applied (5xx, dropped connection,
-        read timeout): the caller must reconcile, never resend blindly.
+        read timeout, the deadline passed, a 2xx whose body is not the API's answer): the caller must reconcile,
+        never resend blindly.
         """
         path = f"/v2/customers/{customer_id}/associated-parties/individual/attach"
         _, attempts = await self._request("attach", "POST", path, json=body, attach=True)
@@ -317,11 +311,16 @@ class FinClient:
         headers: dict[str, str] | None = None,
         attach: bool = False,
         authorised: bool = True,
-    ) -> tuple[httpx.Response, int]:
-        """Send until the API gives an answer that settles the request; the response and the attempts it took.
+        body_bytes: int = 0,
+    ) -> tuple[dict[str, Any], int]:
+        """Send until the API gives an answer that settles the request; the answer's JSON object (checked by
+        ``transforms.answers.read_answer``) and the attempts it took.
 
         ``authorised=False`` is for the token endpoints: no bearer token and no in-flight slot (a token is fetched
         while a request holds its slot; waiting for a second one could deadlock), and a 401 is final.
+
+        Each attempt has a deadline for its whole time (``request_deadline_s``): past it the attempt counts as a
+        read timeout. An answer is read up to its endpoint's cap (``transforms.answers.BODY_CAPS``) and no further.
         """
         refused_in_a_row = 0
         conflict_started: float | None = None
@@ -329,12 +328,14 @@ class FinClient:
         attempt = 0
         patience = _Patience()
         decide = classify_attach if attach else classify
+        deadline_s = request_deadline_s(self._request_timeout_s, body_bytes)
         while True:
             attempt += 1
             await self._throttle(endpoint)
             sent = False
             started = time.monotonic()
             token: _Token | None = None
+            complete = True
             try:
                 async with self._slot(endpoint) if authorised else contextlib.nullcontext():
                     auth: dict[str, str] = {}
@@ -351,14 +352,14 @@ class FinClient:
                         headers={**(headers or {}), **auth},
                     )
                     sent, sent_at = True, time.monotonic()
-                    resp = await _send_unless_source_refused(self._http, request)
+                    resp, complete = await _send_bounded(self._http, request, deadline_s, body_cap(endpoint))
                 status: int | None = resp.status_code
                 error = None
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
                 resp, status, error, sent = None, None, "connect", False
-            except httpx.TimeoutException:
+            except (httpx.TimeoutException, TimeoutError):  # TimeoutError: the attempt's deadline passed
                 resp, status, error = None, None, "read_timeout"
-            except httpx.TransportError:
+            except (httpx.TransportError, httpx.DecodingError):  # DecodingError: a body garbled on the way
                 resp, status, error = None, None, "dropped"
             self.stats.note(endpoint, status if status is not None else error or "error", time.monotonic() - started)
             self._watch_breaker(status)
@@ -372,7 +373,20 @@ class FinClient:
             self._end_throttle(patience)
 
             if decision is Decision.success and resp is not None:
-                return resp, attempt
+                try:
+                    if not complete:
+                        raise too_large(endpoint)
+                    return read_answer(endpoint, resp.headers.get("content-type"), resp.content), attempt
+                except UnexpectedAnswer as exc:
+                    if attach:  # a gateway's page says nothing of whether the attach was applied
+                        raise OutcomeUnknown(f"{exc} (HTTP {status})", status_code=status, attempts=attempt,
+                                             reason_code=Reason.unexpected_answer) from None
+                    # a gateway's page in place of the answer: sent again, as after a 502
+                    if attempt >= self._max_attempts:
+                        raise TransientError(f"{exc} (HTTP {status}); gave up after {attempt} attempts",
+                                             status_code=status, attempts=attempt) from None
+                    await self._back_off(attempt, None)
+                    continue
             if decision is Decision.reauth and token is not None:
                 refused_in_a_row += 1
                 if refused_in_a_row <= _REAUTHS_IN_A_ROW:
@@ -453,23 +467,37 @@ class FinClient:
         await self._sleep(next_delay(attempt, retry_after, rng=self._rng))
 
 
-def _json_object(endpoint: str, resp: httpx.Response) -> dict[str, Any]:
-    """A 2xx answer's JSON object; ``TerminalError`` for anything else (a gateway's HTML page answered 200)."""
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise TerminalError(f"{endpoint}: the API answered HTTP {resp.status_code} without a JSON object",
-                            status_code=resp.status_code)
-    return body
-
-
 @dataclass
 class _Patience:
     """One request's run of 429s: when it began, so the throttle budget can end it."""
 
     since: float | None = None
+
+
+async def _send_bounded(http: httpx.AsyncClient, request: httpx.Request, deadline_s: float,
+                        cap: int) -> tuple[httpx.Response, bool]:
+    """Send ``request`` and read its answer within ``deadline_s`` (``TimeoutError`` past it), reading at most
+    ``cap`` bytes of the body; the response (its ``content`` what was read) and whether the body was whole.
+
+    Past the cap the body is left unread and its connection closed: a 300 MiB answer costs ``cap`` bytes of memory.
+    """
+    async with asyncio.timeout(deadline_s):
+        resp = await _send_unless_source_refused(http, request)
+        try:
+            parts: list[bytes] = []
+            size = 0
+            complete = True
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    complete = False
+                    break
+                parts.append(chunk)
+        finally:
+            await resp.aclose()
+    # what httpx's own ``aread`` does with the whole body; here with the part read
+    resp._content = b"".join(parts) if complete else b""
+    return resp, complete
 
 
 async def _send_unless_source_refused(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
@@ -480,7 +508,7 @@ async def _send_unless_source_refused(http: httpx.AsyncClient, request: httpx.Re
     which would be retried for minutes and end ``retries_exhausted``; it is the row's outcome, never retried.
     """
     try:
-        return await http.send(request)
+        return await http.send(request, stream=True)
     except httpx.TransportError as exc:
         cause: BaseException | None = exc
         for _ in range(8):  # a few wrappers deep at most; a bound, as exception chains may loop

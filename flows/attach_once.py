@@ -202,8 +202,7 @@ class Attacher:
                                  attempts=attempts)
                     return None
                 await mark(DocState.unknown)
-                self.out.set(rows, Status.unknown, Reason.outcome_unknown,
-                             "the API gave no answer and nothing it shows proves the attach took effect",
+                self.out.set(rows, Status.unknown, exc.reason_code, _unknown_message(exc),
                              http_status=exc.status_code, attempts=attempts)
                 return None
             except (TerminalError, TransientError) as exc:
@@ -231,6 +230,12 @@ class Attacher:
             return Evidence.none
         return evidence(initiated, sent_at, party_statuses(customer), req.party_ids)
 
+
+def _unknown_message(exc: OutcomeUnknown) -> str:
+    """Why an attach's outcome is unknown, for the report (the error names the endpoint and the fault, no value)."""
+    if exc.reason_code is Reason.unexpected_answer:
+        return f"{exc}: nothing the API shows proves the attach took effect"
+    return "the API gave no answer and nothing it shows proves the attach took effect"
 
 
 def _run(run_id: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from connectors.errors import KycAttachError, RowRejected, TerminalError, Throttled, TransientError
+from connectors.errors import KycAttachError, OutcomeUnknown, RowRejected, TerminalError, Throttled, TransientError
 from transforms.codes import Reason, Status
 from transforms.outcomes import Outcomes
 
@@ -22,4 +22,5 @@ def fail_from(out: Outcomes, rows: Iterable[int], exc: KycAttachError) -> None:
         out.set(rows, Status.failed, Reason.retries_exhausted, str(exc), http_status=exc.status_code,
                 attempts=exc.attempts)
     else:
-        out.set(rows, Status.unknown, Reason.outcome_unknown, str(exc), attempts=exc.attempts)
+        reason = exc.reason_code if isinstance(exc, OutcomeUnknown) else Reason.outcome_unknown
+        out.set(rows, Status.unknown, reason, str(exc), attempts=exc.attempts)

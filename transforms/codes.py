@@ -76,6 +76,7 @@ class Reason(StrEnum):
     permanent_residency_not_usa = "permanent_residency_not_usa"
     throttled = "throttled"
     no_identifying_document = "no_identifying_document"
+    unexpected_answer = "unexpected_answer"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -126,6 +127,9 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.throttled: "The API kept answering 429 past KYC_ATTACH_THROTTLE_BUDGET_S; the request was not applied.",
     Reason.no_identifying_document: "An address or supporting document of a party that has no identifying document "
                                     "to send with it (the API requires one per party in each attach).",
+    Reason.unexpected_answer: "The attach was answered 2xx with a body that is not the API's JSON answer (a "
+                              "gateway's page, the wrong shape, past the size cap): it may or may not have been "
+                              "applied; settled by a later run from the parties' status, never resent blindly.",
 }
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+#: The longest lifetime taken from a number of seconds (ten years; a longer one is taken as this).
+_MAX_LIFE_S = 10 * 365 * 86400.0
 # Fin writes "2025-12-28 10:34:45+00" (no 'T', hour-only offset); accept ISO 8601 variants as well.
 _FIN_TIME = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*$")
 
@@ -40,10 +43,19 @@ def token_lifetime(body: Mapping[str, Any]) -> timedelta:
 
     Accepts the body itself or a body wrapped in ``{"data": {...}}``. Using the server's own clock for both
     ends makes the result immune to skew between our clock and Fin's.
+
+    A lifetime that is not a finite positive time (``Infinity``, ``NaN``, ``1e400``, zero, an expiry before
+    ``current_time``) raises ValueError: the token would be renewed before every request, or never.
     """
     data = body.get("data") if isinstance(body.get("data"), Mapping) else body
     assert isinstance(data, Mapping)
     ttl = data.get("access_token_ttl")
     if isinstance(ttl, int | float) and not isinstance(ttl, bool):
-        return timedelta(seconds=ttl)  # some APIs send seconds; be lenient
-    return _instant(ttl, "access_token_ttl") - _instant(data.get("current_time"), "current_time")
+        # some APIs send seconds; be lenient, but not with a number no lifetime can be
+        if not math.isfinite(ttl) or ttl <= 0:
+            raise ValueError("token response: access_token_ttl is not a finite positive number of seconds")
+        return timedelta(seconds=min(ttl, _MAX_LIFE_S))
+    life = _instant(ttl, "access_token_ttl") - _instant(data.get("current_time"), "current_time")
+    if life <= timedelta(0):
+        raise ValueError("token response: access_token_ttl is not after current_time")
+    return life
