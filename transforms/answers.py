@@ -63,6 +63,8 @@ def read_answer(endpoint: str, content_type: str | None, body: bytes) -> dict[st
         raise UnexpectedAnswer(f"{endpoint}: the answer is not JSON (content type {_media(content_type)})")
     try:
         payload = json.loads(body, parse_constant=_refuse_constant)
+    except _NotANumber as exc:
+        raise UnexpectedAnswer(f"{endpoint}: the answer holds {exc}, which is no finite number") from None
     except (ValueError, RecursionError):
         raise UnexpectedAnswer(f"{endpoint}: the answer is not valid JSON") from None
     if not isinstance(payload, dict):
@@ -71,8 +73,12 @@ def read_answer(endpoint: str, content_type: str | None, body: bytes) -> dict[st
     return payload
 
 
+class _NotANumber(Exception):
+    """``Infinity``, ``-Infinity`` or ``NaN``: Python's JSON reader takes them, JSON has no such numbers."""
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise _NotANumber(name)
 
 
 def _media(content_type: str | None) -> str:
