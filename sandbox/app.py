@@ -2,7 +2,8 @@
 
 Order for every API request: count it; draw its fate; rate limit (429); authenticate (401); then the
 handler, which adds latency, drops or answers 5xx before doing any work, does the work, and for a
-commit-then-fail fate answers 500 or drops after recording. A slow fate holds the answer back after the work.
+commit-then-fail fate answers 500 or drops after recording. A slow fate holds the answer back after the work; a
+misshapen one answers a success with an HTML page or a padded body, or dribbles the answer byte by byte.
 For attach the in-progress flag that yields 409 is held from before the latency until the answer is sent.
 """
 
