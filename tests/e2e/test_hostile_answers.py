@@ -47,19 +47,20 @@ def test_an_attach_answered_with_a_gateway_page_ends_unknown_and_the_next_run_se
 
 def test_a_token_lifetime_of_infinity_mid_run_fails_rows_and_the_run_ends_with_its_report(
         demo_scenario: Callable[..., DemoScenario]) -> None:
-    sc = demo_scenario(3, {"latency": {"ms": 100, "endpoints": ["upload"]}})
+    # a customer look-up takes 1 s: the swap below lands before the uploads that follow it are sent
+    sc = demo_scenario(3, {"latency": {"ms": 1000, "endpoints": ["customer"]}})
     swapped = threading.Event()
 
-    def swap_when_uploading() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not sc.record()["uploads"]:
+    def swap_at_the_first_customer_look_up() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not sc.record()["requests"].get("customer"):
             time.sleep(0.01)
         # the tokens issued so far die, and the next ones say they live for ever
         httpx.post(f"{sc.sandbox_url}/_sandbox/faults", json={
             "token_ttl_literal": "Infinity", "token_expiry_seconds": 0}).raise_for_status()
         swapped.set()
 
-    swapper = threading.Thread(target=swap_when_uploading, daemon=True)
+    swapper = threading.Thread(target=swap_at_the_first_customer_look_up, daemon=True)
     swapper.start()
     summary = sc.run(run_id="infinity")
     swapper.join(5)
