@@ -226,6 +226,8 @@ class FinClient:
         try:
             payload, _ = await self._request("token", "POST", "/v1/oauth/token", json=body, authorised=False)
         except TerminalError as exc:
+            if exc.status_code is not None and 200 <= exc.status_code < 300:
+                raise  # an answer that is no token answer (read_answer): its own error says what is wrong
             if exc.status_code in _CREDENTIALS_REFUSED and self._token is None:
                 raise SetupError(f"token: the API refused the client credentials (HTTP {exc.status_code})") from None
             if exc.status_code in _CREDENTIALS_REFUSED:
@@ -381,12 +383,9 @@ class FinClient:
                     if attach:  # a gateway's page says nothing of whether the attach was applied
                         raise OutcomeUnknown(f"{exc} (HTTP {status})", status_code=status, attempts=attempt,
                                              reason_code=Reason.unexpected_answer) from None
-                    # a gateway's page in place of the answer: sent again, as after a 502
-                    if attempt >= self._max_attempts:
-                        raise TransientError(f"{exc} (HTTP {status}); gave up after {attempt} attempts",
-                                             status_code=status, attempts=attempt) from None
-                    await self._back_off(attempt, None)
-                    continue
+                    # nothing to act on: the rows it was for fail (api_error) and a later run sends them again
+                    raise TerminalError(f"{exc} (HTTP {status})", status_code=status, reason_code=Reason.api_error,
+                                        attempts=attempt) from None
             if decision is Decision.reauth and token is not None:
                 refused_in_a_row += 1
                 if refused_in_a_row <= _REAUTHS_IN_A_ROW:

@@ -71,5 +71,4 @@ def test_a_token_lifetime_of_infinity_mid_run_fails_rows_and_the_run_ends_with_i
     failed = [r for r in report if r["status"] == "failed"]
     assert failed, Counter((r["status"], r["reason_code"]) for r in report)
     assert {(r["reason_code"], r["message"]) for r in failed} == {
-        ("retries_exhausted", "token: the answer holds Infinity, which is no finite number (HTTP 200); gave up after "
-                              "6 attempts")}
+        ("api_error", "token: the answer holds Infinity, which is no finite number (HTTP 200)")}

@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.aiohttp_transport import Transport
-from connectors.errors import OutcomeUnknown, TransientError
+from connectors.errors import OutcomeUnknown, TerminalError, TransientError
 from connectors.fin import FinClient
 from connectors.rate_limiter import EndpointLimiters
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_world
@@ -94,7 +94,7 @@ def test_an_attach_answered_200_with_an_html_page_is_an_unknown_outcome_never_re
 
 
 @pytest.mark.parametrize("endpoint", ["token", "customer", "upload"])
-def test_an_html_page_answered_200_elsewhere_is_sent_again_then_a_transient_error(
+def test_an_html_page_answered_200_elsewhere_is_an_api_error(
         fin_sandbox: Any, world: dict[str, Any], faults: Callable[[dict[str, Any]], None], endpoint: str) -> None:
     faults({"html_200": {"endpoints": [endpoint]}})
     customer_id, _ = _ids(world)
@@ -103,10 +103,11 @@ def test_an_html_page_answered_200_elsewhere_is_sent_again_then_a_transient_erro
         await (c.get_customer(customer_id) if endpoint == "customer" else
                _upload(c, customer_id) if endpoint == "upload" else c.authenticate())
 
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(TerminalError) as caught:
         asyncio.run(_with_client(fin_sandbox.url, go))
-    assert str(caught.value).startswith(f"{endpoint}: the answer is not JSON")
-    assert sandbox_record(fin_sandbox.url)["requests"][endpoint] == ATTEMPTS
+    assert str(caught.value) == f"{endpoint}: the answer is not JSON (content type text/html) (HTTP 200)"
+    assert caught.value.reason_code is Reason.api_error
+    assert sandbox_record(fin_sandbox.url)["requests"][endpoint] == 1
 
 
 @pytest.mark.parametrize(("endpoint", "interval_s"), [("customer", 0.05), ("attach", 0.5)])
@@ -141,7 +142,7 @@ def test_a_huge_customer_answer_is_refused_at_its_cap_without_being_read(
 
     tracemalloc.start()
     try:
-        with pytest.raises(TransientError) as caught:
+        with pytest.raises(TerminalError) as caught:
             asyncio.run(_with_client(fin_sandbox.url, lambda c: c.get_customer(customer_id), timeout_s=30))
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -155,10 +156,10 @@ def test_a_token_lifetime_that_is_no_finite_positive_number_is_an_api_error(
         fin_sandbox: Any, world: dict[str, Any], faults: Callable[[dict[str, Any]], None], literal: str) -> None:
     faults({"token_ttl_literal": literal})
 
-    with pytest.raises(TransientError) as caught:
+    with pytest.raises(TerminalError) as caught:
         asyncio.run(_with_client(fin_sandbox.url, lambda c: c.authenticate()))
-    assert str(caught.value).startswith("token: ")
-    assert sandbox_record(fin_sandbox.url)["requests"]["token"] == ATTEMPTS
+    assert str(caught.value).startswith("token: ") and caught.value.reason_code is Reason.api_error
+    assert sandbox_record(fin_sandbox.url)["requests"]["token"] == 1
 
 
 def test_a_token_lifetime_of_infinity_mid_run_fails_the_request_it_was_for(
@@ -172,5 +173,5 @@ def test_a_token_lifetime_of_infinity_mid_run_fails_the_request_it_was_for(
                    json={"token_ttl_literal": "Infinity", "token_expiry_seconds": 0}).raise_for_status()
         await c.get_customer(customer_id)
 
-    with pytest.raises(TransientError, match=r"^token: "):
+    with pytest.raises(TerminalError, match=r"^token: the answer holds Infinity, which is no finite number"):
         asyncio.run(_with_client(fin_sandbox.url, go))
