@@ -175,3 +175,19 @@ def test_a_token_lifetime_of_infinity_mid_run_fails_the_request_it_was_for(
 
     with pytest.raises(TerminalError, match=r"^token: the answer holds Infinity, which is no finite number"):
         asyncio.run(_with_client(fin_sandbox.url, go))
+
+
+def test_an_attach_answer_past_its_cap_is_an_unknown_outcome_never_resent(
+        fin_sandbox: Any, world: dict[str, Any], faults: Callable[[dict[str, Any]], None]) -> None:
+    faults({"huge_body": {"endpoints": ["attach"], "mib": 1}})
+    customer_id, party_id = _ids(world)
+
+    async def go(c: FinClient) -> None:
+        await c.attach(customer_id, _passport_body(party_id, await _upload(c, customer_id)))
+
+    with pytest.raises(OutcomeUnknown) as caught:
+        asyncio.run(_with_client(fin_sandbox.url, go))
+    assert caught.value.reason_code is Reason.unexpected_answer
+    assert str(caught.value) == "attach: the answer is larger than its cap of 256 KiB (HTTP 200)"
+    record = sandbox_record(fin_sandbox.url)
+    assert record["requests"]["attach"] == 1 and len(record["attachments"]) == 1
