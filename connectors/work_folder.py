@@ -37,18 +37,6 @@ def own_folder(work_dir: Path, *names: str, fresh: bool = False) -> Path:
     return folder
 
 
-def check_not_planted(work_dir: Path, *names: str) -> None:
-    """Read-only: ``SetupError`` when any of ``work_dir/names...`` that exists is a link or not a folder."""
-    folder = work_dir.resolve()
-    for depth, name in enumerate(names, start=1):
-        folder = folder / name
-        try:
-            mode = os.lstat(folder).st_mode
-        except FileNotFoundError:
-            return
-        _refuse_unless_folder(mode, "/".join(names[:depth]))
-
-
 def _make_or_check(folder: Path, shown: str) -> bool:
     """Make ``folder`` (private); True when it existed already as a real folder, ``SetupError`` for anything else."""
     try:
