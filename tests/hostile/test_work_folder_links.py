@@ -188,3 +188,23 @@ def test_a_refusal_inside_the_flow_is_one_line_on_stderr_without_a_traceback(
     assert "Traceback (most recent call last)" in debug.stderr
     assert _files_in(elsewhere) == []
     assert _sent(fin_sandbox.url) == (0, 0)
+
+
+def test_report_open_never_writes_the_page_through_a_planted_link(bucket: str, monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path, elsewhere: Path) -> None:
+    from connectors.s3 import make_s3_client
+    from flows.commands.report_command import find_report_page
+
+    make_s3_client().put_object(Bucket=bucket, Key="reports/r1/report.html", Body=b"<html>the page</html>")
+    monkeypatch.setenv("KYC_ATTACH_WORK_DIR", str(tmp_path / "work"))
+    _plant(tmp_path / "work" / "report-pages", elsewhere)
+    with pytest.raises(SetupError, match="work folder: report-pages is a symbolic link"):
+        find_report_page(f"s3://{bucket}/reports/r1", fetch=True)
+    assert _files_in(elsewhere) == []
+
+    (tmp_path / "work" / "report-pages").unlink()
+    (tmp_path / "work" / "report-pages").mkdir()
+    (tmp_path / "work" / "report-pages" / "r1.html").symlink_to(elsewhere / "page.html")
+    _, local = find_report_page(f"s3://{bucket}/reports/r1", fetch=True)
+    assert local is not None and not local.is_symlink() and local.read_bytes() == b"<html>the page</html>"
+    assert _files_in(elsewhere) == []
