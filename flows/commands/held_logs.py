@@ -82,6 +82,7 @@ def console_held(enabled: bool = True) -> Iterator[HeldConsole]:
     except BaseException:
         held.silence()
         raise
+    held.release()  # a run that ended well prints what it logged, progress event or not
     held.detach()
 
 
