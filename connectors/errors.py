@@ -24,6 +24,13 @@ class SetupError(KycAttachError):
     """
 
 
+class StoppedAfterSending(KycAttachError):
+    """A check refused the run after uploads or attaches were sent: not a start-up refusal.
+
+    The CLI turns it into exit code 3 (the ledger knows what was sent; run the same manifest again to resume).
+    """
+
+
 class ApiError(KycAttachError):
     """What the API answered (or did not): its HTTP status, if any, and the attempts the request spent."""
 

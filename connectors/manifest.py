@@ -25,6 +25,7 @@ from connectors.guarded_delete import remove_file
 from connectors.objects import ObjectStore
 from connectors.run_claim import error_reason
 from connectors.s3 import Location
+from connectors.work_folder import own_folder
 from transforms.validate import normalise_column_names, same_name_columns
 
 _PARQUET_MAGIC = b"PAR1"
@@ -79,14 +80,16 @@ def open_manifest(location: str, *, store: ObjectStore | None, cache_dir: Path) 
             raise SetupError(f"manifest: the S3 object cannot be read ({exc})") from None
         except Exception as exc:  # out of reach, no credentials, ...: say which, not "missing" (breaker s19)
             raise SetupError(f"manifest: the S3 object cannot be read ({error_reason(exc)})") from None
-        path = cache_dir / "manifests" / f"{info.etag or 'noetag'}-{Path(loc.key).name}"
-        if not path.exists():
-            try:
-                store.download(loc, path)
-            except Exception:
-                path.unlink(missing_ok=True)  # a partial copy holds rows too
-                raise SetupError("manifest: the S3 object could not be copied down (changed, removed or access "
-                                 "denied while reading); run again") from None
+        # Copied afresh into a checked folder: a link planted there, or a file left under the copy's name, is
+        # neither written through nor read as the manifest.
+        path = own_folder(cache_dir, "manifests") / f"{info.etag or 'noetag'}-{Path(loc.key).name}"
+        path.unlink(missing_ok=True)
+        try:
+            store.download(loc, path)
+        except Exception:
+            path.unlink(missing_ok=True)  # a partial copy holds rows too
+            raise SetupError("manifest: the S3 object could not be copied down (changed, removed or access "
+                             "denied while reading); run again") from None
         content_id = info.etag
     else:
         path = Path(location)

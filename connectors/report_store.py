@@ -16,7 +16,14 @@ from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from transforms.codes import Reason
-from transforms.report import REPORT_SCHEMA, escape_csv_formula_column, exit_code_of, report_schema, summarise
+from transforms.report import (
+    REPORT_SCHEMA,
+    escape_csv_formula_column,
+    exit_code_of,
+    hash_s3_uri_column,
+    report_schema,
+    summarise,
+)
 from transforms.report_page import render_report_page
 from transforms.run_timeline import Timeline
 
@@ -28,11 +35,16 @@ _CONTENT_TYPES = {".csv": "text/csv", ".parquet": "application/vnd.apache.parque
 CARRIED_FILE = "carried.parquet"
 
 
-def assemble_report(parts: list[Path], out_dir: Path) -> tuple[Path, Path, pa.Table]:
+def assemble_report(parts: list[Path], out_dir: Path, *, s3_uri: str = "full") -> tuple[Path, Path, pa.Table]:
     """Join the report parts in manifest order into ``rows.parquet`` and ``rows.csv``, with the columns a
-    mapping carries (``CARRIED_FILE`` next to ``out_dir``, when the plan wrote one) joined by row number."""
+    mapping carries (``CARRIED_FILE`` next to ``out_dir``, when the plan wrote one) joined by row number.
+
+    ``s3_uri="hashed"`` writes each ``s3_uri`` as its bucket and a SHA-256 prefix of its key (``hashed_s3_uri``)."""
     tables = [pq.read_table(p).cast(REPORT_SCHEMA) for p in parts if p.exists()]
     table = pa.concat_tables(tables) if tables else REPORT_SCHEMA.empty_table()
+    if s3_uri == "hashed":
+        table = table.set_column(table.column_names.index("s3_uri"), "s3_uri",
+                                 hash_s3_uri_column(table.column("s3_uri")))
     carried_path = out_dir.parent / CARRIED_FILE
     if carried_path.exists():
         carried = pq.read_table(carried_path)

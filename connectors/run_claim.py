@@ -5,13 +5,15 @@ nothing personal), written with ``If-None-Match: *`` and the store's encryption.
 location exists and accepts our writes, and it makes the run id ours: a second run under the same id, or
 files an earlier run left there (a run killed while publishing leaves ``rows.parquet`` without
 ``summary.json``), is refused with exit 2 before any upload or attach. The CLI claims before Prefect starts
-and hands its token to the flow; a flow started any other way (a deployment) claims itself.
+and hands its token to the flow; a flow started any other way (a deployment) claims itself. A claimed run id
+that sent nothing is released when the run fails: a refused run leaves its run id usable.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,6 +39,25 @@ def claim_run(store: ObjectStore, run_prefix: Location, *, run_id: str, token: s
         _claim(store, run_prefix, run_id=run_id, token=token, started_at=started_at)
     except (ClientError, BotoCoreError, OSError) as exc:
         raise SetupError(f"report location {run_prefix}: cannot be written ({error_reason(exc)})") from None
+
+
+def release_claim(store: ObjectStore, run_prefix: Location, *, token: str) -> bool:
+    """Delete this run's claim (``token``) when it is all there is under ``run_prefix``; True when released.
+
+    Only for a run that sent nothing: its run id can then be used again. Another run's claim, or a prefix with
+    anything besides the claim (a report, a part of one), stays as it is. Best effort: a store that cannot be
+    read or written leaves the claim, and the refusal that led here is what the caller reports.
+    """
+    marker = run_prefix.child(CLAIM_NAME)
+    try:
+        if not store.exists(marker) or json.loads(store.read(marker)).get("claim") != token:
+            return False
+        if any(Path(found.key) != Path(marker.key) for found in store.list(run_prefix)):
+            return False
+        store.delete(marker)
+    except (ClientError, BotoCoreError, OSError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def check_run_id_free(store: ObjectStore, run_prefix: Location, *, run_id: str, token: str | None = None) -> bool:

@@ -13,15 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connectors.guarded_delete import remove_tree
+from connectors.work_folder import own_folder
 
 
 @contextmanager
 def startup_folder(work_dir: Path) -> Iterator[Path]:
     """A fresh folder for this process's start-up checks, removed on every way out."""
-    root = work_dir / "startup"
+    root = own_folder(work_dir, "startup")  # checked before the sweep deletes anything in it
     sweep_orphans(root)
-    folder = root / str(os.getpid())
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = own_folder(root, str(os.getpid()), fresh=True)
     try:
         yield folder
     finally:
@@ -34,7 +34,12 @@ def sweep_orphans(root: Path) -> list[Path]:
         return []
     removed = []
     for child in root.iterdir():
-        if child.is_dir() and not (child.name.isdigit() and _is_running(int(child.name))):
+        if child.name.isdigit() and _is_running(int(child.name)):
+            continue
+        if child.is_symlink():  # the link goes, never what it points at
+            child.unlink()
+            removed.append(child)
+        elif child.is_dir():
             remove_tree(child, root=root)
             removed.append(child)
     return removed

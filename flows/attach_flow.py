@@ -20,6 +20,7 @@ from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, 
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from connectors.errors import SetupError, StoppedAfterSending
 from connectors.guarded_delete import remove_tree
 from connectors.jobs import checked_rework, ledger_root, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
@@ -32,10 +33,11 @@ from connectors.report_store import (
     publish_report,
     write_report_page,
 )
-from connectors.run_claim import claim_run, new_claim_token
+from connectors.run_claim import claim_run, new_claim_token, release_claim
 from connectors.run_ids import checked_run_id, new_run_id
 from connectors.run_lease import HEARTBEAT_S, RunLease
 from connectors.s3 import Location
+from connectors.work_folder import own_folder
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_rules import rules_from
@@ -55,7 +57,7 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
     settings = Settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
     store = make_store(settings, s3=needs_s3)
-    found = open_manifest(manifest, store=store, cache_dir=settings.work_dir)
+    found = open_manifest(manifest, store=store, cache_dir=Path(run_dir))  # the run's own folder
     try:
         layouts = load_mapping(mapping, store) if mapping else None
         plan = await asyncio.to_thread(
@@ -67,7 +69,7 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
         return plan
     finally:
         # The rows file holds what the shards need; a copy of an S3 manifest is personal data left lying around.
-        discard_local_copy(found, settings.work_dir)
+        discard_local_copy(found, Path(run_dir))
 
 
 @task(name="shard", cache_policy=NO_CACHE, task_run_name="shard-{spec.name}")
@@ -113,33 +115,40 @@ async def attach_manifest(
     if retry_failed is not None:
         checked_run_id(retry_failed, option="retry_failed")
     today = datetime.now(UTC).date()
-    runs_dir = settings.work_dir / "runs"
-    run_dir = runs_dir / run_id
     report_root = Location.parse(report_uri)
     store = make_store(settings)
     run_prefix = report_root.child(run_id)
+    flow_run_id = flow_run.get_id()
+    token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
     # Everything that can refuse the run comes before the claim (which refuses a published report too), so a
-    # refused start leaves its run id usable.
-    reworked = checked_rework(include_rejected, retry_failed)
-    if settings.shard_deployment:
-        from flows.fanout import check_fan_out
-
-        await check_fan_out(settings, report_root)
-    lease = RunLease(store, report_root.normalised(), run_id)
-    await asyncio.to_thread(lease.acquire)  # no other run under this report location while this one works
+    # refused start leaves its run id usable; a refusal after it (or of a run the CLI claimed) releases it.
     try:
-        flow_run_id = flow_run.get_id()
-        token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
-        claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
-    except BaseException:
-        await asyncio.to_thread(lease.release)
+        reworked = checked_rework(include_rejected, retry_failed)
+        if settings.shard_deployment:
+            from flows.fanout import check_fan_out
+
+            await check_fan_out(settings, report_root)
+        lease = RunLease(store, report_root.normalised(), run_id)
+        await asyncio.to_thread(lease.acquire)  # no other run under this report location while this one works
+        try:
+            claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
+            # After the claim: the run id is ours, so an earlier run's leftovers under it can go.
+            run_dir = await asyncio.to_thread(own_folder, settings.work_dir, "runs", run_id, fresh=True)
+        except BaseException:
+            await asyncio.to_thread(lease.release)
+            raise
+    except SetupError:
+        await asyncio.to_thread(release_claim, store, run_prefix, token=token)
         raise
+    runs_dir = run_dir.parent
     heartbeat = asyncio.create_task(_keep_lease(lease))
+    sending = False
     try:
         only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
         plan = await plan_task(manifest, str(run_dir), today, mapping)
         if retry_failed:  # the CLI's gate checked this already; a deployment run is checked here
             check_same_job(store, report_root.child(retry_failed), plan.job_id)
+        sending = not dry_run  # from here on uploads and attaches go out
         planned = time.monotonic()
         logger = get_run_logger()
         logger.info("planned %d rows: %d rejected, %d shards", plan.rows_in, plan.rows_rejected, len(plan.shards))
@@ -178,7 +187,7 @@ async def attach_manifest(
 
         worked = time.monotonic()
         parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
-        parquet_path, csv_path, table = assemble_report(parts, run_dir / "report")
+        parquet_path, csv_path, table = assemble_report(parts, run_dir / "report", s3_uri=settings.report_s3_uri)
         summary = build_summary(table, plan.rows_in, {
             "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
             "retry_failed": retry_failed, "include_rejected": list(reworked),
@@ -202,13 +211,21 @@ async def attach_manifest(
         await progress.finish()
         await _artifacts(summary)
         return summary
+    except SetupError as exc:
+        if sending:  # what was sent is in the ledger: never "cannot start" for a run that sent something
+            raise StoppedAfterSending(f"stopped after sending began: {exc}") from None
+        await asyncio.to_thread(release_claim, store, run_prefix, token=token)
+        raise
     finally:
         heartbeat.cancel()
         await asyncio.to_thread(lease.release)
         # The run folder holds the manifest's rows (personal data) and ~250 bytes of scratch per row. Nothing in it
         # is needed once the report is published, and a rerun of the job starts a folder of its own (its
         # progress is in the ledger, on S3), so it goes whether the run ended well or not.
-        await asyncio.to_thread(remove_tree, run_dir, root=runs_dir)
+        try:
+            await asyncio.to_thread(remove_tree, run_dir, root=runs_dir)
+        except SetupError as exc:  # the folder was swapped for a link while the run worked: left alone, said
+            log.warning("run folder not removed: %s", exc)
 
 
 async def _keep_lease(lease: RunLease) -> None:

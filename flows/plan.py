@@ -145,9 +145,8 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
     layout = mapping.layout_for(read_columns(manifest)) if mapping is not None else None
     carried_path = run_dir / CARRIED_FILE
     carried_path.unlink(missing_ok=True)  # an earlier plan of this run may have carried other columns
-    carried = (TableWriter(carried_path, pa.schema([("row_number", pa.int64()),
-                                                    *((c, pa.string()) for c in layout.carry_columns)]))
-               if layout is not None and layout.carry_columns else None)
+    # With a mapping, each row's place in the archive (and a mapping's carried columns) goes to the report.
+    carried = TableWriter(carried_path, _carried_schema(layout)) if layout is not None else None
 
     def consume(done: _Prepared) -> None:
         nonlocal counts, rows_rejected
@@ -166,11 +165,12 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
                 # Here, not on the validation threads: a layout with files makes more rows than the source had,
                 # and row numbers must be known before a batch is handed on. Legacy archives only.
                 first, source_rows = source_rows + 1, source_rows + batch.num_rows
-                batch = apply_mapping(batch, mapping, first_source_row=first, report=report)
+                batch = apply_mapping(batch, mapping, first_source_row=first, report=report, with_source_row=True)
                 assert layout is not None
                 batch, kept = split_carried(batch, layout)
                 if carried is not None and kept is not None:  # row numbers as validation will give them
                     numbers = np.arange(rows_in + 1, rows_in + 1 + batch.num_rows, dtype=np.int64)
+                    kept = kept.add_column(0, "source_file", pa.array([manifest.location] * batch.num_rows))
                     carried.write(kept.add_column(0, "row_number", pa.array(numbers)))
             pending.append(pool.submit(_prepare, batch, rules, rows_in + 1, buckets, layout))
             rows_in += batch.num_rows
@@ -185,6 +185,13 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
     shards = [ShardSpec(f"b{first:04d}-{last:04d}", valid.range(first, last))
               for first, last in group_buckets(counts.tolist(), shard_rows) if counts[first:last + 1].any()]
     return PlanResult(manifest.job_id, rows_in, rows_rejected, str(rejects.path), shards, report)
+
+
+def _carried_schema(layout: Layout) -> pa.Schema:
+    """The plan's side file for the report: row number, source file and row, generated document id, carried."""
+    generated = ["document_id"] if layout.files and "document_id" not in layout.columns else []
+    return pa.schema([("row_number", pa.int64()), ("source_file", pa.string()), ("source_row", pa.int64()),
+                      *((c, pa.string()) for c in [*generated, *layout.carry_columns])])
 
 
 @dataclass

@@ -111,6 +111,14 @@ class Settings(BaseSettings):
     expected_bucket_owner: str | None = Field(None, description="Account id every S3 call must match.")
     fail_ratio: float = Field(0.5, ge=0, le=1, description="Stop early above this share of failed requests...")
     fail_min_attempts: int = Field(1000, ge=1, description="...once at least this many were attempted.")
+    report_s3_uri: Literal["full", "hashed"] = Field(
+        "full", description="The s3_uri column of the report (rows.parquet, rows.csv): full, or hashed (the bucket "
+        "and a SHA-256 prefix of the key, for archives whose keys carry people's names).",
+    )
+
+    def has_credentials(self) -> bool:
+        """Whether API client credentials are configured (a dry run then looks parties up by email)."""
+        return bool(self.client_id and self.client_secret.get_secret_value())
 
     def public_dict(self) -> dict[str, Any]:
         """Settings for reports and artifacts: secrets and credentials left out."""

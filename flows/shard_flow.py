@@ -29,6 +29,7 @@ from connectors.rate_share import RateShare
 from connectors.report_store import failed_rows_of
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
+from connectors.work_folder import own_folder
 from connectors.workarea import BucketRange
 from flows.progress import shard_log_line
 from flows.runtime import make_store
@@ -82,8 +83,8 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     settings = Settings()
     store = make_store(settings)
     work = S3WorkArea(store, Location.parse(job.work_prefix))
-    shards_dir = settings.work_dir / "shards"
-    local = shards_dir / job.run_id / job.shard
+    local = own_folder(settings.work_dir, "shards", job.run_id, job.shard, fresh=True)  # no link written through
+    shards_dir = local.parent.parent
     try:
         counts, api, stopped_early, timeline = await _work_shard(job, settings, store, work, local)
     finally:

@@ -38,13 +38,18 @@ class LiveMode:
 
 @dataclass(frozen=True)
 class DryRunMode:
-    """A dry run: no API call; the would-be attach payloads go under ``payloads_dir`` (one file per shard)."""
+    """A dry run: no upload, no attach; the would-be attach payloads go under ``payloads_dir`` (one file per shard).
+
+    ``fin`` (when API credentials are configured) reads customers, to resolve parties known by email as the run
+    would; without it they stay unresolved.
+    """
 
     payloads_dir: Path
+    fin: FinClient | None = None
 
     def api_stats(self) -> dict[str, Any]:
-        """No request was made."""
-        return {}
+        """The customer look-ups' statistics (none without credentials)."""
+        return self.fin.stats.as_dict() if self.fin is not None else {}
 
 
 RunMode = LiveMode | DryRunMode
@@ -77,7 +82,12 @@ async def run_mode(settings: Settings, *, dry_run: bool, payloads_dir: Path, tim
     """The mode of this process's run; a live one holds an authenticated client (counting requests per second
     into ``timeline``) until the block ends. ``rate_share``: see ``flows.runtime.fin_client``."""
     if dry_run:
-        yield DryRunMode(payloads_dir)
+        if not settings.has_credentials():
+            yield DryRunMode(payloads_dir)
+            return
+        async with fin_client(settings, rate_share=rate_share) as reader:  # customer look-ups only
+            reader.stats.per_second = timeline
+            yield DryRunMode(payloads_dir, reader)
         return
     async with fin_client(settings, rate_share=rate_share) as fin:
         fin.stats.per_second = timeline

@@ -102,7 +102,8 @@ def _customer_work(services: ShardServices, ledger: Ledger, outcomes: Outcomes, 
         return DryRun(services.store, outcomes, max_file_bytes=services.max_file_bytes,
                       max_parties_per_request=services.rules.max_parties_per_request,
                       max_concurrent_checks=services.max_concurrent_uploads,
-                      payloads_file=mode.payloads_dir / f"{shard}.jsonl").customer
+                      payloads_file=mode.payloads_dir / f"{shard}.jsonl",
+                      fin=mode.fin, resolve_parties=_resolve_parties).customer  # the run's own party rules
     return _RealRun(services, mode.fin, ledger, outcomes).customer
 
 

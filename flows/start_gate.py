@@ -73,7 +73,9 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
         rows = count_rows(require_columns(found, layouts), batch_rows=settings.batch_rows)
         if retry_failed is not None:
             check_same_job(store, report_root.child(retry_failed), found.job_id)
-        if not dry_run:  # after the manifest, so a broken file is refused without even a token request
+        # After the manifest, so a broken file is refused without even a token request; a dry run with credentials
+        # uses them to look parties up.
+        if not dry_run or settings.has_credentials():
             asyncio.run(_check_credentials(settings))
         if settings.shard_deployment:
             from flows.fanout import check_fan_out

@@ -36,7 +36,7 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from transforms.catalogue import CATEGORY_OF_TYPE, IDENTIFYING_TYPES
-from transforms.report import REPORT_SCHEMA
+from transforms.report import REPORT_SCHEMA, SOURCE_COLUMNS
 from transforms.validate import CANONICAL_COLUMNS, PARTY_COLUMNS, REQUIRED_COLUMNS, CanonicalColumn
 
 DATE_COLUMNS: tuple[str, ...] = ("issue_date", "expiry_date", "document_date")
@@ -44,7 +44,10 @@ DATE_COLUMNS: tuple[str, ...] = ("issue_date", "expiry_date", "document_date")
 PERSONAL_COLUMNS: tuple[CanonicalColumn, ...] = ("document_number", "associated_party_email")
 #: Marks carried source columns in a mapped batch; no canonical column starts with it.
 CARRY_PREFIX = "carry:"
-_REPORT_NAMES = frozenset(n.lower() for n in REPORT_SCHEMA.names)
+#: The source row of each row of a mapped batch (``apply_mapping(..., with_source_row=True)``), set aside with the
+#: carried columns: the report's ``source_row``.
+SOURCE_ROW_KEY = "source:row"
+_REPORT_NAMES = frozenset(n.lower() for n in (*REPORT_SCHEMA.names, *SOURCE_COLUMNS))
 
 
 class MappingError(ValueError):
@@ -245,12 +248,14 @@ class MappingReport:
 
 
 def apply_mapping(
-    table: pa.Table, mapping: LegacyMapping, *, first_source_row: int = 1, report: MappingReport | None = None
+    table: pa.Table, mapping: LegacyMapping, *, first_source_row: int = 1, report: MappingReport | None = None,
+    with_source_row: bool = False,
 ) -> pa.Table:
     """``table`` (a legacy layout) as canonical columns; values that do not convert are left for validation.
 
     ``first_source_row`` numbers the batch's source rows (for generated document ids); ``report``, when given,
-    collects the source values of ``REPORTED_COLUMNS`` that did not convert.
+    collects the source values of ``REPORTED_COLUMNS`` that did not convert; ``with_source_row`` adds each row's
+    source row number (``SOURCE_ROW_KEY``, for ``split_carried``).
     """
     layout = mapping.layout_for(table.column_names)
     index = {n.strip().lower(): i for i, n in reversed(list(enumerate(table.column_names)))}
@@ -275,6 +280,8 @@ def apply_mapping(
         out[name] = _per_distinct(col, steps, name, check, report) if steps or check else col
     for name in layout.carry_columns:
         out[carry_key(name)] = _as_string(table.column(index[name.strip().lower()]))
+    if with_source_row:
+        out[SOURCE_ROW_KEY] = pa.array(np.arange(first_source_row, first_source_row + table.num_rows, dtype=np.int64))
     if layout.files:
         out = _expand_files(table, index, layout, out, first_source_row, report)
     return pa.table(out)
@@ -286,12 +293,22 @@ def carry_key(column: str) -> str:
 
 
 def split_carried(batch: pa.Table, layout: Layout) -> tuple[pa.Table, pa.Table | None]:
-    """A mapped batch as (its canonical columns, its carried columns under their source names or None)."""
-    if not layout.carry_columns:
+    """A mapped batch as (its canonical columns, what joins the report back to the archive or None).
+
+    The second holds ``source_row`` and the generated ``document_id`` (when the batch has its source rows) and the
+    carried columns under their source names.
+    """
+    carried: dict[str, pa.ChunkedArray] = {}
+    if SOURCE_ROW_KEY in batch.column_names:
+        carried["source_row"] = batch.column(SOURCE_ROW_KEY)
+        if layout.files and "document_id" not in layout.columns:
+            carried["document_id"] = batch.column("document_id")
+        batch = batch.drop_columns([SOURCE_ROW_KEY])
+    if not carried and not layout.carry_columns:
         return batch, None
     keys = [carry_key(c) for c in layout.carry_columns]
-    carried = pa.table({c: batch.column(k) for c, k in zip(layout.carry_columns, keys, strict=True)})
-    return batch.drop_columns(keys), carried
+    carried.update({c: batch.column(k) for c, k in zip(layout.carry_columns, keys, strict=True)})
+    return batch.drop_columns(keys), pa.table(carried)
 
 
 def _expand_files(
@@ -341,7 +358,8 @@ def _expand_files(
         # One source row is one document: a stable id from its position in the archive (runs agree on it).
         numbers = pc.add(row_of, first_source_row)
         expanded["document_id"] = pc.binary_join_element_wise("src-", pc.cast(numbers, pa.string()), "")
-    return {name: expanded[name] for name in (*CANONICAL_COLUMNS, *map(carry_key, layout.carry_columns))
+    return {name: expanded[name]
+            for name in (*CANONICAL_COLUMNS, *map(carry_key, layout.carry_columns), SOURCE_ROW_KEY)
             if name in expanded}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,13 +36,20 @@ REPORT_SCHEMA = pa.schema(
     ]
 )
 
+#: With a legacy mapping, what joins a report row back to the archive, after the report's own columns: the archive
+#: (``source_file``), its data row (``source_row``, 1 = the first after the header) and the ``document_id`` the
+#: mapping generates for a source row split into several file rows.
+SOURCE_COLUMNS = ("source_file", "source_row", "document_id")
+
 #: The report's columns in order: the names of :data:`REPORT_SCHEMA`, written once there.
 REPORT_COLUMNS: list[str] = REPORT_SCHEMA.names
 
 
 def report_schema(carried: tuple[str, ...] | list[str] = ()) -> pa.Schema:
-    """The report's schema, with a mapping's ``carry_columns`` (text, as the archive had them) after its own."""
-    return pa.schema([*REPORT_SCHEMA, *(pa.field(name, pa.string()) for name in carried)])
+    """The report's schema, with a mapping's source columns and ``carry_columns`` (text, as the archive had them)
+    after its own."""
+    return pa.schema([*REPORT_SCHEMA, *(pa.field(name, pa.int64() if name == "source_row" else pa.string())
+                                        for name in carried)])
 
 
 # OWASP's CSV-injection list: a spreadsheet treats a cell starting with these as a formula.
@@ -96,6 +104,28 @@ def escape_csv_formula_column(col: Any) -> Any:
     arr = pc.cast(col, pa.string())
     hit = pc.fill_null(pc.match_substring_regex(arr, _FORMULA_RE), False)
     return pc.if_else(hit, pc.binary_join_element_wise("'", arr, ""), arr)
+
+
+def hashed_s3_uri(uri: str) -> str:
+    """``s3://bucket/<key>`` as ``s3://bucket/sha256:<first 16 hex digits of the key's SHA-256>``.
+
+    The same key always gives the same text (rows of one file, two runs' reports, the file's own key hashed by
+    hand all match), while a key that spells out a person's name never reaches the report. Anything that is not
+    an ``s3://`` uri is hashed whole.
+    """
+    bucket, sep, key = uri.removeprefix("s3://").partition("/") if uri.startswith("s3://") else ("", "", uri)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"s3://{bucket}/sha256:{digest}" if sep else f"sha256:{digest}"
+
+
+def hash_s3_uri_column(col: Any) -> pa.Array:
+    """:func:`hashed_s3_uri` over a string column, once per distinct value; empty cells and :data:`MASK` stay."""
+    encoded = pc.dictionary_encode(pc.cast(col, pa.string()))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    hashed = pa.array([v if v is None or v in ("", MASK) else hashed_s3_uri(v)
+                       for v in encoded.dictionary.to_pylist()], pa.string())
+    return pc.take(hashed, encoded.indices)
 
 
 def exit_code_of(summary: Mapping[str, Any]) -> int:

@@ -1,10 +1,11 @@
 """The ``kyc-attach`` command line: run, validate, demo, sandbox.
 
 Exit codes of ``run``: 0 report written and no row failed; 1 report written with rows ``failed`` or
-``unknown``; 2 the run could not start (one line on stderr says why; no upload or attach made); 3 the run
-started and stopped on an unexpected error before its report was written (one line; run the same manifest
-again to resume: the ledger knows what was attached). Every error below the CLI ends in one line on stderr;
-``--debug`` shows the traceback instead.
+``unknown``; 2 the run could not start (one line on stderr says why, whether the start-up gate or the flow
+refused it; no upload or attach made, and the run id can be used again); 3 the run started and stopped on an
+unexpected error, or on a check that failed after it sent something, before its report was written (one line;
+run the same manifest again to resume: the ledger knows what was attached). Every error below the CLI ends
+in one line on stderr; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -126,9 +127,12 @@ def run(
 
     def work() -> dict[str, Any]:
         from flows.attach_flow import attach_manifest
+        from flows.commands.held_logs import console_held
         from flows.progress import listen, rich_bar
 
-        with rich_bar(enabled=progress) as show, listen(show):
+        # A refusal inside the flow is one line too: Prefect's console lines wait until the plan is done.
+        with (console_held(enabled=not debug) as held, listen(held.release), rich_bar(enabled=progress) as show,
+              listen(show)):
             return asyncio.run(
                 attach_manifest(manifest, report_uri, run_id=cleared.run_id, dry_run=dry_run,
                                 resend_unknown=resend_unknown, retry_failed=retry_failed, mapping=mapping,

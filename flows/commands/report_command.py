@@ -6,6 +6,7 @@ from pathlib import Path
 
 from connectors.errors import SetupError
 from connectors.s3 import Location
+from connectors.work_folder import own_folder
 from flows.progress import report_link
 from flows.runtime import make_store
 from flows.settings import load_settings
@@ -28,7 +29,7 @@ def find_report_page(run_uri: str, *, fetch: bool) -> tuple[str, Path | None]:
     if not fetch:
         return where, None
     # An S3 page is copied down: browsers do not open s3:// and a presigned URL is a credential best not printed.
-    local = (settings.work_dir / "report-pages" / f"{Path(loc.key).parent.name}.html").resolve()
-    local.parent.mkdir(parents=True, exist_ok=True)
+    local = own_folder(settings.work_dir, "report-pages") / f"{Path(loc.key).parent.name}.html"
+    local.unlink(missing_ok=True)  # a link left under the page's name is replaced, never written through
     local.write_bytes(store.read(loc))
     return where, local

@@ -165,3 +165,25 @@ def test_a_mapping_s_digest_follows_what_it_says_not_how_its_file_is_written() -
     assert LegacyMapping.model_validate(data).digest() == same.digest()
     changed = dict(data, delimiter="," if data.get("delimiter") != "," else ";")
     assert LegacyMapping.model_validate(changed).digest() != same.digest()
+
+
+def test_source_rows_and_generated_document_ids_follow_the_file_expansion() -> None:
+    from transforms.mapping import split_carried
+
+    table = source([
+        {"Art": "Ausweis", "Vorne": "a/front.jpg", "Hinten": "a/back.png"},
+        {"Art": "Pass", "Vorne": "p.pdf"},
+        {"Art": "Ausweis", "Hinten": "b/back.png"},
+    ])
+    mapping = LegacyMapping(layouts=[LAYOUT])
+    out = apply_mapping(table, mapping, first_source_row=7, with_source_row=True)
+    canonical, joined = split_carried(out, mapping.layouts[0])
+    assert joined is not None and joined.column_names == ["source_row", "document_id"]
+    assert joined.column("source_row").to_pylist() == [7, 7, 8, 9]  # four file rows from three source rows
+    assert joined.column("document_id").to_pylist() == ["src-7", "src-7", "src-8", "src-9"]
+    assert canonical.column_names == apply_mapping(table, mapping).column_names
+
+
+def test_a_carry_column_may_not_take_a_name_of_the_report_s_source_columns() -> None:
+    with pytest.raises(ValueError, match="the report has already"):
+        LegacyMapping(layouts=[{**LAYOUT, "carry_columns": ["Source_Row"]}])
