@@ -39,10 +39,10 @@ from connectors.s3 import Location
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_rules import rules_from
-from flows.runtime import make_store
 from flows.settings import Settings, load_settings
 from flows.shard_services import LiveMode, ShardServices, run_mode, shard_services
 from flows.shard_worker import run_shard
+from flows.stores import make_store
 from transforms.run_timeline import Timeline
 
 log = logging.getLogger("kyc_attach.flow")

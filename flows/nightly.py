@@ -17,8 +17,8 @@ from pydantic import Field
 
 from connectors.jobs import MANIFEST_SUFFIXES, REWORKABLE_REJECTS, ManifestObject, completion_of, list_manifests
 from connectors.objects import ObjectStore
-from flows.runtime import make_store
 from flows.settings import load_settings
+from flows.stores import make_store
 
 # Each parameter is its own flow parameter, not one object: a deployment run can then override one
 # (``--param dry_run=true``) and keep the deployment's others; with a single ``params`` object Prefect

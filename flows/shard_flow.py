@@ -31,10 +31,10 @@ from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
 from connectors.workarea import BucketRange
 from flows.progress import shard_log_line
-from flows.runtime import make_store
 from flows.settings import Settings
 from flows.shard_services import run_mode, shard_services
 from flows.shard_worker import run_shard
+from flows.stores import make_store
 from transforms.run_ids import run_id_problem
 from transforms.run_timeline import Timeline
 

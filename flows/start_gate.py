@@ -33,8 +33,9 @@ from connectors.run_lease import RunLease
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
 from flows.plan import require_columns
-from flows.runtime import check_api_url, fin_client, make_store
+from flows.runtime import check_api_url, fin_client
 from flows.settings import Settings, load_settings
+from flows.stores import make_store
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 from connectors.errors import SetupError
 from connectors.s3 import Location
 from flows.progress import report_link
-from flows.runtime import make_store
 from flows.settings import load_settings
+from flows.stores import make_store
 
 
 def find_report_page(run_uri: str, *, fetch: bool) -> tuple[str, Path | None]:
