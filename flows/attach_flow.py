@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import State
 
 from connectors.guarded_delete import remove_tree
 from connectors.jobs import checked_rework, ledger_root, mark_completed
@@ -38,6 +39,7 @@ from connectors.run_lease import HEARTBEAT_S, RunLease
 from connectors.s3 import Location
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
+from flows.run_end import end_run, summary_of
 from flows.run_rules import rules_from
 from flows.settings import Settings, load_settings
 from flows.shard_services import LiveMode, ShardServices, run_mode, shard_services
@@ -92,7 +94,7 @@ async def attach_manifest(
     claim_token: str | None = None,
     allow_reattach: bool = False,
     include_rejected: list[str] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """Attach the documents of ``manifest`` to Fin and write the report under ``report_uri/run_id/``.
 
     ``retry_failed`` names an earlier run of the same manifest: only its ``failed`` rows are worked.
@@ -102,6 +104,9 @@ async def attach_manifest(
     ``mapping`` locates a legacy mapping file (YAML, a path or s3:// uri) for archives in a foreign layout.
     Settings (API URL, credentials, limits) come from the environment, never from parameters, so no
     secret reaches Prefect's database.
+
+    The flow returns the run's summary; a run with ``failed`` or ``unknown`` rows, or stopped by the failure
+    threshold, ends in a ``Failed`` state holding it (``flows.run_end``), after its report is written.
 
     Run ids (``run_id``, ``retry_failed``) are checked here too, as a deployment parameter can carry them. The run
     id is claimed under the report location before anything is sent; ``claim_token`` is the token of a claim the
@@ -201,7 +206,7 @@ async def attach_manifest(
             logger.info("job %s complete: no failed or unknown rows", plan.job_id)
         await progress.finish()
         await _artifacts(summary)
-        return summary
+        return end_run(summary, rejections_fail=settings.rejections_fail_run)
     finally:
         heartbeat.cancel()
         await asyncio.to_thread(lease.release)
@@ -209,6 +214,13 @@ async def attach_manifest(
         # is needed once the report is published, and a rerun of the job starts a folder of its own (its
         # progress is in the ledger, on S3), so it goes whether the run ended well or not.
         await asyncio.to_thread(remove_tree, run_dir, root=runs_dir)
+
+
+async def run_attach(manifest: str, report_uri: str, **options: Any) -> dict[str, Any]:
+    """Run :func:`attach_manifest` and return its summary, whether the run ended ``Completed`` or ``Failed`` with a
+    report; an error that stopped the run before its report is raised as it happened."""
+    state = await attach_manifest(manifest, report_uri, return_state=True, **options)
+    return await summary_of(state)
 
 
 async def _keep_lease(lease: RunLease) -> None:

@@ -52,10 +52,12 @@ def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
 
 async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str | None, dry_run: bool,
                         rework: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``attach_manifest`` for each manifest in turn, as subflows; failures are collected, not raised.
+    """Run ``attach_manifest`` for each manifest in turn, as subflows; failures (a run stopped, or ended ``Failed``
+    with failed or unknown rows) are collected, not raised.
 
     A manifest in ``rework`` is run as ``--retry-failed RUN --include-rejected`` the re-workable reasons."""
     from flows.attach_flow import attach_manifest
+    from flows.run_end import summary_of
 
     logger = get_run_logger()
     runs: dict[str, Any] = {}
@@ -65,13 +67,17 @@ async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str |
         state = await attach_manifest(uri, report_uri, dry_run=dry_run, mapping=mapping, retry_failed=retry,
                                       include_rejected=list(REWORKABLE_REJECTS) if retry else None,
                                       return_state=True)
-        if state.is_completed():
-            summary = await state.aresult()
-            runs[uri] = {k: summary.get(k) for k in ("run_id", "rows_in", "by_status", "report")}
-            logger.info("manifest %s: %s", uri, runs[uri]["by_status"])
-        else:
+        try:
+            summary = await summary_of(state)
+        except Exception:  # stopped before its report: the state's message says why
             errors[uri] = state.message or state.name or "did not complete"
             logger.error("manifest %s did not complete: %s", uri, errors[uri])
+            continue
+        runs[uri] = {k: summary.get(k) for k in ("run_id", "rows_in", "by_status", "report")}
+        logger.info("manifest %s: %s", uri, runs[uri]["by_status"])
+        if not state.is_completed():  # a report with failed or unknown rows: this parent fails too, at the end
+            errors[uri] = state.message or "ended Failed"
+            logger.error("manifest %s: %s", uri, errors[uri])
     return {"runs": runs, "errors": errors}
 
 
@@ -91,6 +97,6 @@ async def nightly(inbox: Inbox, report_uri: ReportUri, mapping: MappingFile = No
     result = await run_manifests(uris, report_uri=report_uri, mapping=mapping, dry_run=dry_run, rework=rework)
     result["skipped"] = skipped
     if result["errors"]:
-        raise RuntimeError(f"{len(result['errors'])} manifest run(s) did not complete: "
+        raise RuntimeError(f"{len(result['errors'])} manifest run(s) failed or did not complete: "
                            + ", ".join(sorted(result["errors"])))
     return result

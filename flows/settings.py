@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         3, ge=0, description="Nights the nightly deployment works a complete job's rows rejected missing_object or "
         "party_not_found again (objects restored, parties fixed at Fin); after that they stay rejected.",
     )
+    rejections_fail_run: bool = Field(
+        False, description="End a run with rejected rows (bad input) in a Failed state too, as failed or unknown "
+        "rows always do; its report is written either way.",
+    )
     conflict_wait_s: float = Field(120.0, ge=0, description="How long to wait out 409 'attach in progress'.")
     shard_rows: int = Field(20_000, ge=1, description="Target rows per shard (the unit of work and checkpoint).")
     max_shards: int = Field(400, ge=1, description="Upper bound on shards, so task runs stay in the hundreds.")

@@ -125,12 +125,12 @@ def run(
                                                     include_rejected=_reasons(include_rejected)), debug=debug)
 
     def work() -> dict[str, Any]:
-        from flows.attach_flow import attach_manifest
+        from flows.attach_flow import run_attach
         from flows.progress import listen, rich_bar
 
         with rich_bar(enabled=progress) as show, listen(show):
             return asyncio.run(
-                attach_manifest(manifest, report_uri, run_id=cleared.run_id, dry_run=dry_run,
+                run_attach(manifest, report_uri, run_id=cleared.run_id, dry_run=dry_run,
                                 resend_unknown=resend_unknown, retry_failed=retry_failed, mapping=mapping,
                                 claim_token=cleared.claim_token, allow_reattach=allow_reattach,
                                 include_rejected=_reasons(include_rejected))

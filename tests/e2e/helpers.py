@@ -38,9 +38,9 @@ class DemoScenario:
 
     def run(self, **kwargs: Any) -> dict[str, Any]:
         """Run the flow in this process over the manifest, reports under the bucket; returns its summary."""
-        from flows.attach_flow import attach_manifest
+        from flows.attach_flow import run_attach
 
-        return asyncio.run(attach_manifest(self.manifest, f"s3://{self.bucket}/reports", **kwargs))
+        return asyncio.run(run_attach(self.manifest, f"s3://{self.bucket}/reports", **kwargs))
 
     def record(self) -> dict[str, Any]:
         """Everything the sandbox accepted so far."""

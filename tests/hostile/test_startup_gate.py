@@ -87,13 +87,13 @@ def test_hostile_retry_failed_run_id_is_refused(corpus_api_url: str, tmp_path: P
 def test_the_flow_itself_refuses_a_hostile_run_id(run_id: str, prefect_harness: None, corpus_api_url: str,
                                                   tmp_path: Path) -> None:
     """A deployment run does not pass through the CLI: the flow checks the parameter before any clean-up."""
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
 
     (tmp_path / "canary").mkdir()
     (tmp_path / "canary" / "keep.txt").write_text("mine")
     (tmp_path / "work" / "runs").mkdir(parents=True)
     with pytest.raises(SetupError, match="run id: the value"):
-        asyncio.run(attach_manifest(str(GOOD_MANIFEST), str(tmp_path / "reports"), run_id=run_id))
+        asyncio.run(run_attach(str(GOOD_MANIFEST), str(tmp_path / "reports"), run_id=run_id))
     assert (tmp_path / "canary" / "keep.txt").read_text() == "mine"
     assert (tmp_path / "work" / "runs").is_dir()
     _nothing_sent(corpus_api_url)
@@ -234,11 +234,11 @@ def test_a_claimed_run_id_is_refused(corpus_api_url: str, bucket: str) -> None:
 def test_the_flow_itself_refuses_a_half_published_run_id(prefect_harness: None, corpus_api_url: str,
                                                          bucket: str) -> None:
     """A deployment run, not through the CLI, claims too: refused before the plan, nothing sent."""
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
 
     make_s3_client().put_object(Bucket=bucket, Key="reports/r1/rows.parquet", Body=b"PAR1")
     with pytest.raises(SetupError, match="an earlier run left files"):
-        asyncio.run(attach_manifest(str(GOOD_MANIFEST), f"s3://{bucket}/reports", run_id="r1"))
+        asyncio.run(run_attach(str(GOOD_MANIFEST), f"s3://{bucket}/reports", run_id="r1"))
     _nothing_sent(corpus_api_url)
 
 
