@@ -114,6 +114,8 @@ async def attach_manifest(
     """
     started = time.monotonic()
     settings = load_settings()  # a malformed setting: one line naming it, never its value
+    if not dry_run:  # a deployment run has no start-up gate: say what is missing before planning
+        settings.require_api_credentials()
     run_id = checked_run_id(run_id) if run_id is not None else new_run_id()
     if retry_failed is not None:
         checked_run_id(retry_failed, option="retry_failed")

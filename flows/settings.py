@@ -116,6 +116,15 @@ class Settings(BaseSettings):
     fail_ratio: float = Field(0.5, ge=0, le=1, description="Stop early above this share of failed requests...")
     fail_min_attempts: int = Field(1000, ge=1, description="...once at least this many were attempted.")
 
+    def require_api_credentials(self) -> None:
+        """``SetupError`` naming the credential that is not set: a run that would call the API says so before it
+        plans, rather than as the API's refusal of empty credentials."""
+        missing = [name for name, value in (("FIN_CLIENT_ID", self.client_id),
+                                            ("FIN_CLIENT_SECRET", self.client_secret.get_secret_value()))
+                   if not value.strip()]
+        if missing:
+            raise SetupError(" and ".join(missing) + (" is" if len(missing) == 1 else " are") + " not set")
+
     def public_dict(self) -> dict[str, Any]:
         """Settings for reports and artifacts: secrets and credentials left out."""
         data = self.model_dump(mode="json", exclude={"client_secret", "client_id"})

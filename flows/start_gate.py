@@ -60,6 +60,8 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
         checked_run_id(retry_failed, option="--retry-failed")
     checked_rework(include_rejected, retry_failed)
     check_api_url(settings.api_url)
+    if not dry_run:
+        settings.require_api_credentials()
     needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or ""))
     store = make_store(settings, s3=needs_s3)
     report_root = Location.parse(report_uri)

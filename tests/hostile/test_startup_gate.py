@@ -152,6 +152,31 @@ def test_credentials_in_the_api_url_are_refused_and_never_echoed(dry_run: bool, 
     _nothing_sent(corpus_api_url)
 
 
+@pytest.mark.parametrize("missing", ["FIN_CLIENT_SECRET", "FIN_CLIENT_ID"])
+def test_a_missing_credential_is_named_before_the_manifest_is_read(missing: str, corpus_api_url: str,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(missing, "")
+    result = _cli(["run", str(tmp_path / "no-such-manifest.csv"), "--report-uri", str(tmp_path / "reports")])
+    assert result.exit_code == 2
+    assert _one_line(result) == f"kyc-attach: cannot start: {missing} is not set"
+    _nothing_sent(corpus_api_url)
+    assert sandbox_record(corpus_api_url)["requests"].get("token", 0) == 0
+
+
+def test_a_deployment_run_without_a_secret_names_it_before_planning(prefect_harness: None, corpus_api_url: str,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flow run started from a deployment has no start-up gate: the flow says what is missing itself."""
+    from flows.attach_flow import run_attach
+
+    monkeypatch.delenv("FIN_CLIENT_SECRET", raising=False)
+    with pytest.raises(SetupError, match=r"^FIN_CLIENT_SECRET is not set$"):
+        asyncio.run(run_attach(str(tmp_path / "no-such-manifest.csv"), str(tmp_path / "reports"), run_id="r1"))
+    _nothing_sent(corpus_api_url)
+    assert not (tmp_path / "reports").exists()  # refused before the claim: the run id stays free
+
+
 # -- the report location and the run id's claim ----------------------------------------------------------------
 
 
