@@ -13,30 +13,11 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from flows.attach_flow import attach_manifest
-from flows.commands.demo import demo_world
-from flows.commands.demo_samples import sample_pdf
 from flows.run_end import summary_of
-from tests.e2e.helpers import api_env, load_world, put_scenario, read_report
+from tests.e2e.helpers import NUMBER_OF_REFUSED_PARTY as NUMBER
+from tests.e2e.helpers import api_env, read_report, stage_refused_party
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
-
-NUMBER = "Q7654321"
-
-
-def _stage_refused_party(bucket: str, sandbox_url: str) -> tuple[str, str]:
-    """Two parties with a passport each; the API refuses one of them (a failed row)."""
-    world = demo_world(customers=1, parties=2)
-    customer = world["customers"][0]
-    parties = [p["id"] for p in customer["associated_parties"]]
-    rows, files = [], {}
-    for i, pid in enumerate(parties):
-        files[f"end/{i}.pdf"] = sample_pdf(f"passport {i}")
-        rows.append({"s3_uri": f"s3://{bucket}/end/{i}.pdf", "customer_id": customer["customer_id"],
-                     "associated_party_id": pid, "document_type": "PASSPORT", "document_number": f"{NUMBER}{i}",
-                     "country": "USA", "issue_date": "2021-03-10", "expiry_date": "2031-03-10"})
-    load_world(sandbox_url, world, {"refuse_parties": {"party_ids": [parties[0]], "name_path": True}})
-    return put_scenario(bucket, rows, files, name="end.csv"), customer["customer_id"]
-
 
 def _end_events(run_id: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """The end events of ``run_id`` the Prefect server holds (they arrive a moment after the run)."""
@@ -56,7 +37,7 @@ def _end_events(run_id: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
 def test_a_run_with_failed_rows_ends_failed_with_its_counts_and_its_report_written(
     fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    manifest, _ = _stage_refused_party(bucket, fin_sandbox.url)
+    manifest, _ = stage_refused_party(bucket, fin_sandbox.url)
     api_env(monkeypatch, fin_sandbox.url, tmp_path)
 
     state = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="ends-failed", return_state=True))
