@@ -39,7 +39,8 @@ def test_each_carrier_runs_with_its_own_mapping_and_report_location(
 
     world = demo_world(customers=2)
     rows, files = demo_rows(world, bucket)
-    rows = [r for r in rows if r["customer_id"] in {c["customer_id"] for c in world["customers"]}]  # valid ids
+    # rows whose file is there (a missing one would be worked again on later nights: another behaviour)
+    rows = [r for r in rows if r["s3_uri"].removeprefix(f"s3://{bucket}/") in files]
     first = world["customers"][0]["customer_id"]
     load_world(fin_sandbox.url, world)
     api_env(monkeypatch, fin_sandbox.url, tmp_path)
