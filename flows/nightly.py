@@ -10,6 +10,7 @@ markers are ``connectors.jobs``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -30,6 +31,8 @@ MappingFile = Annotated[str | None, Field(description="Legacy mapping file (path
 DryRun = Annotated[bool, Field(description="Check only; call no API (jobs stay open).")]
 MaxManifests = Annotated[int | None, Field(ge=1, description="Work at most this many manifests per night.")]
 Suffixes = Annotated[tuple[str, ...], Field(description="File endings that count as manifests.")]
+SettleSeconds = Annotated[float, Field(ge=0, le=3600, description="Wait this long before listing the inboxes (a run "
+                                       "started by a manifest's arrival lets the rest of the burst land).")]
 
 
 def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
@@ -100,7 +103,8 @@ Carriers = Annotated[list[Carrier], Field(description="More inboxes, each with i
 @flow(name="kyc-attach-nightly")
 async def nightly(inbox: Inbox | None = None, report_uri: ReportUri | None = None, mapping: MappingFile = None,
                   dry_run: DryRun = False, max_manifests: MaxManifests = None,
-                  suffixes: Suffixes = MANIFEST_SUFFIXES, carriers: Carriers | None = None) -> dict[str, Any]:
+                  suffixes: Suffixes = MANIFEST_SUFFIXES, carriers: Carriers | None = None,
+                  settle_s: SettleSeconds = 0) -> dict[str, Any]:
     """Run every manifest under ``inbox`` and under each carrier's inbox that no earlier run completed, oldest
     first within an inbox, inbox after inbox."""
     if not report_uri:
@@ -109,6 +113,8 @@ async def nightly(inbox: Inbox | None = None, report_uri: ReportUri | None = Non
     if not inboxes:
         raise SetupError("inbox: give an inbox or at least one carrier")
     settings = load_settings()
+    if settle_s:
+        await asyncio.sleep(settle_s)
     needs_s3 = any(x.startswith("s3://") for c in inboxes for x in (c.inbox, c.report_uri or report_uri))
     store = make_store(settings, s3=needs_s3)
     result: dict[str, Any] = {"runs": {}, "errors": {}, "skipped": []}
