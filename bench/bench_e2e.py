@@ -206,7 +206,7 @@ def child_ours(manifest: str, report_uri: str) -> dict[str, Any]:
     """The real flow in this (child) process; env carries the settings."""
     from prefect import flow
 
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
 
     @flow(name="bench-warm-up")
     def warm_up() -> None:
@@ -215,7 +215,7 @@ def child_ours(manifest: str, report_uri: str) -> dict[str, Any]:
     warm_up()  # starts Prefect's ephemeral server: a one-off cost of any process, not of this manifest
     cpu0 = _cpu()
     started = time.perf_counter()
-    summary = asyncio.run(attach_manifest(manifest, report_uri))
+    summary = asyncio.run(run_attach(manifest, report_uri))
     wall = time.perf_counter() - started
     return {"wall_s": wall, "cpu_s": _cpu() - cpu0, "requests": sum(summary["api"]["requests"].values()),
             "by_status": summary["by_status"], "api": summary["api"], "shards": summary["shards"],

@@ -32,14 +32,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-    FlowRunFilterTags,
-)
-from prefect.client.schemas.objects import StateType
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger("kyc_attach.rate_share")
@@ -72,6 +64,17 @@ def rate_tag(name: str) -> str:
 
 async def count_running(tag: str) -> int:
     """Flow runs with ``tag`` RUNNING now, on the Prefect server this process talks to."""
+    # Prefect is imported here, not at module level: the CLI's small commands (validate, report) build their
+    # storage through flows.runtime and must start without loading Prefect.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+
     async with get_client() as client:
         return await client.count_flow_runs(flow_run_filter=FlowRunFilter(
             tags=FlowRunFilterTags(all_=[tag]),

@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import State
 
 from connectors.errors import SetupError, StoppedAfterSending
 from connectors.guarded_delete import remove_tree
@@ -40,11 +41,12 @@ from connectors.s3 import Location
 from connectors.work_folder import own_folder
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
+from flows.run_end import end_run, summary_of
 from flows.run_rules import rules_from
-from flows.runtime import make_store
 from flows.settings import Settings, load_settings
 from flows.shard_services import LiveMode, ShardServices, run_mode, shard_services
 from flows.shard_worker import run_shard
+from flows.stores import make_store
 from transforms.run_timeline import Timeline
 
 log = logging.getLogger("kyc_attach.flow")
@@ -94,7 +96,7 @@ async def attach_manifest(
     claim_token: str | None = None,
     allow_reattach: bool = False,
     include_rejected: list[str] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """Attach the documents of ``manifest`` to Fin and write the report under ``report_uri/run_id/``.
 
     ``retry_failed`` names an earlier run of the same manifest: only its ``failed`` rows are worked.
@@ -105,12 +107,17 @@ async def attach_manifest(
     Settings (API URL, credentials, limits) come from the environment, never from parameters, so no
     secret reaches Prefect's database.
 
+    The flow returns the run's summary; a run with ``failed`` or ``unknown`` rows, or stopped by the failure
+    threshold, ends in a ``Failed`` state holding it (``flows.run_end``), after its report is written.
+
     Run ids (``run_id``, ``retry_failed``) are checked here too, as a deployment parameter can carry them. The run
     id is claimed under the report location before anything is sent; ``claim_token`` is the token of a claim the
     CLI made already (a run started any other way claims with its flow run's id, which a retry of it keeps).
     """
     started = time.monotonic()
     settings = load_settings()  # a malformed setting: one line naming it, never its value
+    if not dry_run:  # a deployment run has no start-up gate: say what is missing before planning
+        settings.require_api_credentials()
     run_id = checked_run_id(run_id) if run_id is not None else new_run_id()
     if retry_failed is not None:
         checked_run_id(retry_failed, option="retry_failed")
@@ -210,7 +217,7 @@ async def attach_manifest(
             logger.info("job %s complete: no failed or unknown rows", plan.job_id)
         await progress.finish()
         await _artifacts(summary)
-        return summary
+        return end_run(summary, rejections_fail=settings.rejections_fail_run)
     except SetupError as exc:
         if sending:  # what was sent is in the ledger: never "cannot start" for a run that sent something
             raise StoppedAfterSending(f"stopped after sending began: {exc}") from None
@@ -226,6 +233,13 @@ async def attach_manifest(
             await asyncio.to_thread(remove_tree, run_dir, root=runs_dir)
         except SetupError as exc:  # the folder was swapped for a link while the run worked: left alone, said
             log.warning("run folder not removed: %s", exc)
+
+
+async def run_attach(manifest: str, report_uri: str, **options: Any) -> dict[str, Any]:
+    """Run :func:`attach_manifest` and return its summary, whether the run ended ``Completed`` or ``Failed`` with a
+    report; an error that stopped the run before its report is raised as it happened."""
+    state = await attach_manifest(manifest, report_uri, return_state=True, **options)
+    return await summary_of(state)
 
 
 async def _keep_lease(lease: RunLease) -> None:

@@ -32,9 +32,9 @@ from connectors.s3_workarea import S3WorkArea, download_files
 from connectors.workarea import write_bucket_range
 from flows.plan import PlanResult
 from flows.progress import RunProgress
-from flows.runtime import make_store
 from flows.settings import Settings
 from flows.shard_flow import ShardJob
+from flows.stores import make_store
 
 
 async def check_fan_out(settings: Settings, report_root: Location) -> None:

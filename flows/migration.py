@@ -20,8 +20,8 @@ from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.nightly import run_manifests
-from flows.runtime import make_store
 from flows.settings import load_settings
+from flows.stores import make_store
 
 
 def completed_before(store: ObjectStore, source: str, report_uri: str, mapping_digest: str | None

@@ -10,15 +10,17 @@ markers are ``connectors.jobs``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.errors import SetupError
 from connectors.jobs import MANIFEST_SUFFIXES, REWORKABLE_REJECTS, ManifestObject, completion_of, list_manifests
 from connectors.objects import ObjectStore
-from flows.runtime import make_store
 from flows.settings import load_settings
+from flows.stores import make_store
 
 # Each parameter is its own flow parameter, not one object: a deployment run can then override one
 # (``--param dry_run=true``) and keep the deployment's others; with a single ``params`` object Prefect
@@ -29,6 +31,8 @@ MappingFile = Annotated[str | None, Field(description="Legacy mapping file (path
 DryRun = Annotated[bool, Field(description="Check only; call no API (jobs stay open).")]
 MaxManifests = Annotated[int | None, Field(ge=1, description="Work at most this many manifests per night.")]
 Suffixes = Annotated[tuple[str, ...], Field(description="File endings that count as manifests.")]
+SettleSeconds = Annotated[float, Field(ge=0, le=3600, description="Wait this long before listing the inboxes (a run "
+                                       "started by a manifest's arrival lets the rest of the burst land).")]
 
 
 def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
@@ -52,10 +56,12 @@ def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
 
 async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str | None, dry_run: bool,
                         rework: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``attach_manifest`` for each manifest in turn, as subflows; failures are collected, not raised.
+    """Run ``attach_manifest`` for each manifest in turn, as subflows; failures (a run stopped, or ended ``Failed``
+    with failed or unknown rows) are collected, not raised.
 
     A manifest in ``rework`` is run as ``--retry-failed RUN --include-rejected`` the re-workable reasons."""
     from flows.attach_flow import attach_manifest
+    from flows.run_end import summary_of
 
     logger = get_run_logger()
     runs: dict[str, Any] = {}
@@ -65,32 +71,68 @@ async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str |
         state = await attach_manifest(uri, report_uri, dry_run=dry_run, mapping=mapping, retry_failed=retry,
                                       include_rejected=list(REWORKABLE_REJECTS) if retry else None,
                                       return_state=True)
-        if state.is_completed():
-            summary = await state.aresult()
-            runs[uri] = {k: summary.get(k) for k in ("run_id", "rows_in", "by_status", "report")}
-            logger.info("manifest %s: %s", uri, runs[uri]["by_status"])
-        else:
+        try:
+            summary = await summary_of(state)
+        except Exception:  # stopped before its report: the state's message says why
             errors[uri] = state.message or state.name or "did not complete"
             logger.error("manifest %s did not complete: %s", uri, errors[uri])
+            continue
+        runs[uri] = {k: summary.get(k) for k in ("run_id", "rows_in", "by_status", "report")}
+        logger.info("manifest %s: %s", uri, runs[uri]["by_status"])
+        if not state.is_completed():  # a report with failed or unknown rows: this parent fails too, at the end
+            errors[uri] = state.message or "ended Failed"
+            logger.error("manifest %s: %s", uri, errors[uri])
     return {"runs": runs, "errors": errors}
 
 
+class Carrier(BaseModel):
+    """One more inbox of the nightly run: where its manifests land, the mapping of their layout, and (if the user
+    wants one) its own report location."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inbox: str = Field(description="Prefix its manifests land under: s3://bucket/prefix/ or a folder.")
+    mapping: str | None = Field(None, description="Legacy mapping file (path or s3:// uri) of its manifests.")
+    report_uri: str | None = Field(None, description="Its own report location; else the run's report_uri.")
+
+
+Carriers = Annotated[list[Carrier], Field(description="More inboxes, each with its mapping (and report location): "
+                                                      "a new carrier is a parameter, not a new deployment.")]
+
+
 @flow(name="kyc-attach-nightly")
-async def nightly(inbox: Inbox, report_uri: ReportUri, mapping: MappingFile = None, dry_run: DryRun = False,
-                  max_manifests: MaxManifests = None, suffixes: Suffixes = MANIFEST_SUFFIXES) -> dict[str, Any]:
-    """Run every manifest under ``inbox`` that no earlier run completed, oldest first."""
+async def nightly(inbox: Inbox | None = None, report_uri: ReportUri | None = None, mapping: MappingFile = None,
+                  dry_run: DryRun = False, max_manifests: MaxManifests = None,
+                  suffixes: Suffixes = MANIFEST_SUFFIXES, carriers: Carriers | None = None,
+                  settle_s: SettleSeconds = 0) -> dict[str, Any]:
+    """Run every manifest under ``inbox`` and under each carrier's inbox that no earlier run completed, oldest
+    first within an inbox, inbox after inbox."""
+    if not report_uri:
+        raise SetupError("report_uri: required (where reports go)")
+    inboxes = ([Carrier(inbox=inbox, mapping=mapping)] if inbox else []) + list(carriers or [])
+    if not inboxes:
+        raise SetupError("inbox: give an inbox or at least one carrier")
     settings = load_settings()
-    needs_s3 = inbox.startswith("s3://") or report_uri.startswith("s3://")
+    if settle_s:
+        await asyncio.sleep(settle_s)
+    needs_s3 = any(x.startswith("s3://") for c in inboxes for x in (c.inbox, c.report_uri or report_uri))
     store = make_store(settings, s3=needs_s3)
-    todo, skipped, rework = pending_manifests(store, inbox, report_uri, suffixes, settings.rework_rejected_nights)
-    uris = [m.uri for m in todo] + list(rework)
-    if max_manifests is not None:
-        uris = uris[:max_manifests]
-    get_run_logger().info("nightly: %d manifests to run, %d complete jobs with rejected rows to work again, "
-                          "%d already completed", len(todo), len(rework), len(skipped))
-    result = await run_manifests(uris, report_uri=report_uri, mapping=mapping, dry_run=dry_run, rework=rework)
-    result["skipped"] = skipped
+    result: dict[str, Any] = {"runs": {}, "errors": {}, "skipped": []}
+    budget = max_manifests
+    for carrier in inboxes:
+        reports = carrier.report_uri or report_uri
+        todo, skipped, rework = pending_manifests(store, carrier.inbox, reports, suffixes,
+                                                  settings.rework_rejected_nights)
+        uris = [m.uri for m in todo] + list(rework)
+        if budget is not None:
+            uris, budget = uris[:budget], max(0, budget - len(uris))
+        get_run_logger().info("nightly: %s: %d manifests to run, %d complete jobs with rejected rows to work again, "
+                              "%d already completed", carrier.inbox, len(todo), len(rework), len(skipped))
+        done = await run_manifests(uris, report_uri=reports, mapping=carrier.mapping, dry_run=dry_run, rework=rework)
+        result["runs"].update(done["runs"])
+        result["errors"].update(done["errors"])
+        result["skipped"].extend(skipped)
     if result["errors"]:
-        raise RuntimeError(f"{len(result['errors'])} manifest run(s) did not complete: "
+        raise RuntimeError(f"{len(result['errors'])} manifest run(s) failed or did not complete: "
                            + ", ".join(sorted(result["errors"])))
     return result

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         3, ge=0, description="Nights the nightly deployment works a complete job's rows rejected missing_object or "
         "party_not_found again (objects restored, parties fixed at Fin); after that they stay rejected.",
     )
+    rejections_fail_run: bool = Field(
+        False, description="End a run with rejected rows (bad input) in a Failed state too, as failed or unknown "
+        "rows always do; its report is written either way.",
+    )
     conflict_wait_s: float = Field(120.0, ge=0, description="How long to wait out 409 'attach in progress'.")
     shard_rows: int = Field(20_000, ge=1, description="Target rows per shard (the unit of work and checkpoint).")
     max_shards: int = Field(400, ge=1, description="Upper bound on shards, so task runs stay in the hundreds.")
@@ -119,6 +123,15 @@ class Settings(BaseSettings):
     def has_credentials(self) -> bool:
         """Whether API client credentials are configured (a dry run then looks parties up by email)."""
         return bool(self.client_id and self.client_secret.get_secret_value())
+
+    def require_api_credentials(self) -> None:
+        """``SetupError`` naming the credential that is not set: a run that would call the API says so before it
+        plans, rather than as the API's refusal of empty credentials."""
+        missing = [name for name, value in (("FIN_CLIENT_ID", self.client_id),
+                                            ("FIN_CLIENT_SECRET", self.client_secret.get_secret_value()))
+                   if not value.strip()]
+        if missing:
+            raise SetupError(" and ".join(missing) + (" is" if len(missing) == 1 else " are") + " not set")
 
     def public_dict(self) -> dict[str, Any]:
         """Settings for reports and artifacts: secrets and credentials left out."""

@@ -32,10 +32,10 @@ from connectors.s3_workarea import S3WorkArea, download_files, upload_files
 from connectors.work_folder import own_folder
 from connectors.workarea import BucketRange
 from flows.progress import shard_log_line
-from flows.runtime import make_store
 from flows.settings import Settings
 from flows.shard_services import run_mode, shard_services
 from flows.shard_worker import run_shard
+from flows.stores import make_store
 from transforms.run_ids import run_id_problem
 from transforms.run_timeline import Timeline
 

@@ -33,8 +33,9 @@ from connectors.run_lease import RunLease
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
 from flows.plan import require_columns
-from flows.runtime import check_api_url, fin_client, make_store
+from flows.runtime import check_api_url, fin_client
 from flows.settings import Settings, load_settings
+from flows.stores import make_store
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
         checked_run_id(retry_failed, option="--retry-failed")
     checked_rework(include_rejected, retry_failed)
     check_api_url(settings.api_url)
+    if not dry_run:
+        settings.require_api_credentials()
     needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or ""))
     store = make_store(settings, s3=needs_s3)
     report_root = Location.parse(report_uri)

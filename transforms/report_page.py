@@ -17,12 +17,13 @@ import pathlib
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from typing import TYPE_CHECKING, Any
 
 from transforms.codes import REASON_MEANINGS, Reason, Status
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 from transforms.run_timeline import REQUESTS, ROWS, SERVER_ERRORS, THROTTLED, Timeline, latency_percentiles, series
 
 _STATUS_COLOURS = {
@@ -50,6 +51,9 @@ def _svg(fig: Figure) -> str:
 
 def _bars(labels: Sequence[str], values: Sequence[float], colours: Sequence[str], *, horizontal: bool,
           xlabel: str) -> str:
+    from matplotlib.figure import Figure  # here, not at module level: only a report page needs matplotlib
+    from matplotlib.ticker import MaxNLocator
+
     fig = Figure(figsize=(6.4, max(1.6, 0.32 * len(labels) + 0.6)) if horizontal else (6.4, 2.6))
     ax = fig.add_subplot()
     if horizontal:
@@ -69,6 +73,7 @@ def _bars(labels: Sequence[str], values: Sequence[float], colours: Sequence[str]
 def _over_time(tl: Timeline) -> str:
     s = series(tl)
     width = s["bin_s"][0]
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(9.6, 3.0))
     ax = fig.add_subplot()
     ax.plot(s["t"], s[REQUESTS], color="#1565c0", linewidth=1.2, label="API requests / s")
@@ -88,6 +93,7 @@ def _over_time(tl: Timeline) -> str:
 
 def _latency_chart(pcts: Mapping[str, Mapping[str, float]]) -> str:
     endpoints = list(pcts)
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(6.4, 2.6))
     ax = fig.add_subplot()
     keys = ("p50", "p90", "p99")

@@ -126,7 +126,7 @@ def run(
                                                     include_rejected=_reasons(include_rejected)), debug=debug)
 
     def work() -> dict[str, Any]:
-        from flows.attach_flow import attach_manifest
+        from flows.attach_flow import run_attach
         from flows.commands.held_logs import console_held
         from flows.progress import listen, rich_bar
 
@@ -134,10 +134,10 @@ def run(
         with (console_held(enabled=not debug) as held, listen(held.release), rich_bar(enabled=progress) as show,
               listen(show)):
             return asyncio.run(
-                attach_manifest(manifest, report_uri, run_id=cleared.run_id, dry_run=dry_run,
-                                resend_unknown=resend_unknown, retry_failed=retry_failed, mapping=mapping,
-                                claim_token=cleared.claim_token, allow_reattach=allow_reattach,
-                                include_rejected=_reasons(include_rejected))
+                run_attach(manifest, report_uri, run_id=cleared.run_id, dry_run=dry_run,
+                           resend_unknown=resend_unknown, retry_failed=retry_failed, mapping=mapping,
+                           claim_token=cleared.claim_token, allow_reattach=allow_reattach,
+                           include_rejected=_reasons(include_rejected))
             )
 
     summary = _guarded(work, debug=debug, started=True)

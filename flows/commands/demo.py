@@ -99,7 +99,7 @@ def run_demo(keep: Path | None = None) -> dict[str, Any]:
     The S3 server lives only as long as the demo, so the report is also copied to ``keep``
     (default ``.kyc-attach/demo-reports/<run id>/``) for reading afterwards.
     """
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
 
     world = demo_world()
     rows, files = demo_rows(world)
@@ -111,7 +111,7 @@ def run_demo(keep: Path | None = None) -> dict[str, Any]:
             store.write(Location(BUCKET, key), data)
         store.write(Location(BUCKET, "manifests/demo.csv"), manifest_csv(rows), content_type="text/csv")
         os.environ.update({"FIN_API_URL": fin.url, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": CLIENT_SECRET})
-        summary = asyncio.run(attach_manifest(f"s3://{BUCKET}/manifests/demo.csv", f"s3://{BUCKET}/reports"))
+        summary = asyncio.run(run_attach(f"s3://{BUCKET}/manifests/demo.csv", f"s3://{BUCKET}/reports"))
         keep = keep or Path(".kyc-attach") / "demo-reports" / summary["run_id"]
         keep.mkdir(parents=True, exist_ok=True)
         for loc in store.list(Location.parse(summary["report"])):

@@ -8,8 +8,8 @@ from connectors.errors import SetupError
 from connectors.s3 import Location
 from connectors.work_folder import own_folder
 from flows.progress import report_link
-from flows.runtime import make_store
 from flows.settings import load_settings
+from flows.stores import make_store
 
 
 def find_report_page(run_uri: str, *, fetch: bool) -> tuple[str, Path | None]:

@@ -135,8 +135,8 @@ def validate_command(manifest: str, mapping: str | None) -> int:
     from connectors.manifest import discard_local_copy, open_manifest
     from connectors.mapping_file import load_mapping
     from flows.run_rules import rules_from
-    from flows.runtime import make_store
     from flows.settings import load_settings
+    from flows.stores import make_store
 
     settings = load_settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")

@@ -84,7 +84,7 @@ def test_archive_copied_to_a_new_prefix_with_a_multipart_copy_is_attached_again(
 
     from boto3.s3.transfer import TransferConfig
 
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
     from flows.commands.demo import manifest_csv
 
     scenario = demo_scenario(customers=1)
@@ -93,14 +93,14 @@ def test_archive_copied_to_a_new_prefix_with_a_multipart_copy_is_attached_again(
     row = next(r for r in scenario.rows if r["s3_uri"].endswith("/docs/0/passport.pdf"))
     s3.put_object(Bucket=bucket, Key="docs/0/passport.pdf", Body=big)
     s3.put_object(Bucket=bucket, Key="manifests/one.csv", Body=manifest_csv([row]))
-    first = asyncio.run(attach_manifest(f"s3://{bucket}/manifests/one.csv", f"s3://{bucket}/reports", run_id="n1"))
+    first = asyncio.run(run_attach(f"s3://{bucket}/manifests/one.csv", f"s3://{bucket}/reports", run_id="n1"))
     assert first["by_status"]["attached"] == 1
 
     s3.copy({"Bucket": bucket, "Key": "docs/0/passport.pdf"}, bucket, "moved/0/passport.pdf",
             Config=TransferConfig(multipart_threshold=8 * 1024 * 1024))
     moved = {**row, "s3_uri": f"s3://{bucket}/moved/0/passport.pdf"}
     s3.put_object(Bucket=bucket, Key="manifests/two.csv", Body=manifest_csv([moved]))
-    second = asyncio.run(attach_manifest(f"s3://{bucket}/manifests/two.csv", f"s3://{bucket}/reports", run_id="n2"))
+    second = asyncio.run(run_attach(f"s3://{bucket}/manifests/two.csv", f"s3://{bucket}/reports", run_id="n2"))
 
     record = sandbox_record(scenario.sandbox_url)
     assert record["duplicates"]["attachments"] == 0, "the same scan, moved, was attached twice"
@@ -115,7 +115,7 @@ def test_retry_failed_of_a_run_of_another_manifest_is_refused(demo_scenario: Any
     import asyncio
 
     from connectors.errors import SetupError
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
     from flows.commands.demo import manifest_csv
 
     scenario = demo_scenario(customers=2, faults={"errors": {"share": 1.0, "statuses": [503],
@@ -127,7 +127,7 @@ def test_retry_failed_of_a_run_of_another_manifest_is_refused(demo_scenario: Any
     s3.put_object(Bucket=bucket, Key="manifests/other.csv", Body=manifest_csv(list(reversed(scenario.rows))))
     load_world(scenario.sandbox_url, scenario.world)
     with pytest.raises(SetupError):
-        asyncio.run(attach_manifest(f"s3://{bucket}/manifests/other.csv", f"s3://{bucket}/reports", run_id="y2",
+        asyncio.run(run_attach(f"s3://{bucket}/manifests/other.csv", f"s3://{bucket}/reports", run_id="y2",
                                     retry_failed="y1"))
 
 
@@ -140,11 +140,11 @@ def test_report_prefix_with_a_dot_segment_is_the_same_ledger(demo_scenario: Any,
     import asyncio
 
     from connectors.errors import SetupError
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
 
     scenario = demo_scenario(customers=2)
     scenario.run(run_id="d1")
     # fixed: a '.' or '..' segment in an S3 prefix is refused (S3 keys are not paths), before anything is sent
     with pytest.raises(SetupError, match=r"'\.' or '\.\.'"):
-        asyncio.run(attach_manifest(scenario.manifest, spelling.format(b=bucket), run_id="d2"))
+        asyncio.run(run_attach(scenario.manifest, spelling.format(b=bucket), run_id="d2"))
     assert sandbox_record(scenario.sandbox_url)["duplicates"]["attachments"] == 0

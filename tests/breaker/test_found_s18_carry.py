@@ -12,7 +12,7 @@ import pytest
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from tests.e2e.helpers import api_env, load_world
 from tests.ops.test_legacy_e2e import stage_archive
 
@@ -38,7 +38,7 @@ def test_carried_values_that_are_formulas_are_inert_in_rows_csv(
         lines[i] = quoted + lines[i][lines[i].index(";"):]
     store.write(loc, ("\r\n".join(lines) + "\r\n").encode("cp1252"), overwrite=True)
 
-    summary = asyncio.run(attach_manifest(archive, f"s3://{bucket}/reports", mapping=mapping, dry_run=True))
+    summary = asyncio.run(run_attach(archive, f"s3://{bucket}/reports", mapping=mapping, dry_run=True))
 
     report = Location.parse(summary["report"])
     text = store.read(report.child("rows.csv")).decode("utf-8")

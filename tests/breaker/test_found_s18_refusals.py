@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.demo import demo_world
 from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
@@ -55,7 +55,7 @@ def test_refusals_with_lost_answers_every_row_one_status_nothing_twice(
     api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_SETTLE_DELAY_S="0.05",
             KYC_ATTACH_FAIL_RATIO="1.0")
 
-    summary = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+    summary = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports"))
 
     report = read_report(summary)
     assert len(report) == len(rows) and summary["counts_add_up"], summary
@@ -68,7 +68,7 @@ def test_refusals_with_lost_answers_every_row_one_status_nothing_twice(
     assert record["duplicates"]["attachments"] == 0
     assert not {a["associated_party_id"] for a in record["attachments"]} & refused
 
-    asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+    asyncio.run(run_attach(manifest, f"s3://{bucket}/reports"))
     record = sandbox_record(fin_sandbox.url)
     assert record["duplicates"]["attachments"] == 0
     assert not {a["associated_party_id"] for a in record["attachments"]} & refused

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, manifest_csv
+from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_world, manifest_csv
+from flows.commands.demo_samples import sample_pdf
 
 
 def load_world(sandbox_url: str, world: dict[str, Any], faults: dict[str, Any] | None = None) -> None:
@@ -38,9 +39,9 @@ class DemoScenario:
 
     def run(self, **kwargs: Any) -> dict[str, Any]:
         """Run the flow in this process over the manifest, reports under the bucket; returns its summary."""
-        from flows.attach_flow import attach_manifest
+        from flows.attach_flow import run_attach
 
-        return asyncio.run(attach_manifest(self.manifest, f"s3://{self.bucket}/reports", **kwargs))
+        return asyncio.run(run_attach(self.manifest, f"s3://{self.bucket}/reports", **kwargs))
 
     def record(self) -> dict[str, Any]:
         """Everything the sandbox accepted so far."""
@@ -72,3 +73,23 @@ def read_report(summary: dict[str, Any]) -> list[dict[str, Any]]:
     store = ObjectStore(S3Store(make_s3_client()))
     data = store.read(Location.parse(summary["report"]).child("rows.parquet"))
     return pq.read_table(io.BytesIO(data)).to_pylist()
+
+
+NUMBER_OF_REFUSED_PARTY = "Q7654321"  # the passports' numbers start so: tests look for it where it must not be
+
+
+def stage_refused_party(bucket: str, sandbox_url: str) -> tuple[str, str]:
+    """Two parties of one customer with a passport each; the API refuses the first (one failed row, one attached).
+    Returns the manifest's uri and the customer id."""
+    world = demo_world(customers=1, parties=2)
+    customer = world["customers"][0]
+    parties = [p["id"] for p in customer["associated_parties"]]
+    rows, files = [], {}
+    for i, pid in enumerate(parties):
+        files[f"end/{i}.pdf"] = sample_pdf(f"passport {i}")
+        rows.append({"s3_uri": f"s3://{bucket}/end/{i}.pdf", "customer_id": customer["customer_id"],
+                     "associated_party_id": pid, "document_type": "PASSPORT",
+                     "document_number": f"{NUMBER_OF_REFUSED_PARTY}{i}",
+                     "country": "USA", "issue_date": "2021-03-10", "expiry_date": "2031-03-10"})
+    load_world(sandbox_url, world, {"refuse_parties": {"party_ids": [parties[0]], "name_path": True}})
+    return put_scenario(bucket, rows, files, name="end.csv"), customer["customer_id"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.demo import demo_rows, demo_world
 from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
 
@@ -37,8 +37,8 @@ def unknown_party(fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
     manifest = put_scenario(bucket, rows, files)
 
     def run(run_id: str, **kwargs: Any) -> dict[str, Any]:
-        summary: dict[str, Any] = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id=run_id,
-                                                              **kwargs))
+        summary: dict[str, Any] = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports", run_id=run_id,
+                                                         **kwargs))
         return summary
 
     return run, rows

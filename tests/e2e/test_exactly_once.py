@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.demo import CLIENT_ID, demo_rows, demo_world
 from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
 
@@ -104,7 +104,7 @@ def test_unknown_only_where_the_api_cannot_settle(
                                       parties_status="REVIEWING")
     api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_SETTLE_DELAY_S="0")
 
-    summary = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+    summary = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports"))
 
     valid = [r for r in read_report(summary) if r["s3_uri"].rsplit("/", 1)[-1] not in BAD_KEYS]
     assert {(r["status"], r["reason_code"]) for r in valid} == {("unknown", "outcome_unknown")}
@@ -113,7 +113,7 @@ def test_unknown_only_where_the_api_cannot_settle(
     assert record["duplicates"]["attachments"] == 0
 
     # A second run does not resend them either, unless the operator asks for it.
-    again = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+    again = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports"))
     assert again["by_status"]["unknown"] == summary["by_status"]["unknown"]
     assert sandbox_record(fin_sandbox.url)["requests"]["attach"] == len(world["customers"])
 
@@ -125,7 +125,7 @@ def test_failure_threshold_stops_the_run_early_and_says_why(
     api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_FAIL_MIN_ATTEMPTS="4", KYC_ATTACH_MAX_ATTEMPTS="2",
             KYC_ATTACH_SETTLE_DELAY_S="0", KYC_ATTACH_MAX_CONCURRENT_CUSTOMERS="2")
 
-    summary = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+    summary = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports"))
 
     assert summary["stopped_early"] and "failed" in summary["stopped_early"]
     assert summary["by_reason"].get("failure_threshold", 0) > 0
@@ -144,12 +144,12 @@ def test_retry_failed_works_only_the_rows_that_failed(
     # A 503 on attach leaves the outcome open; trusting "still INITIATED" (the sandbox's behaviour) makes it `failed`.
     api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_MAX_ATTEMPTS="1", KYC_ATTACH_SETTLE_DELAY_S="0",
             KYC_ATTACH_TRUST_INITIATED_AS_NOT_APPLIED="true")
-    first = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="first"))
+    first = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports", run_id="first"))
     failed_before = {r["row_number"] for r in read_report(first) if r["status"] == "failed"}
     assert failed_before and first["by_status"]["attached"] > 0  # a mix, or the test proves nothing
 
     httpx.post(f"{fin_sandbox.url}/_sandbox/faults", json={}).raise_for_status()  # the API recovered
-    second = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="second", retry_failed="first"))
+    second = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports", run_id="second", retry_failed="first"))
 
     report = {r["row_number"]: r for r in read_report(second)}
     assert {report[n]["status"] for n in failed_before} == {"attached"}

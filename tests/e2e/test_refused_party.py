@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.demo import demo_world
 from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
@@ -44,7 +44,7 @@ def test_one_refused_party_fails_alone_and_the_others_attach_exactly_once(
     rows, manifest, refused = _stage(bucket, fin_sandbox.url, name_path)
     api_env(monkeypatch, fin_sandbox.url, tmp_path)
 
-    summary = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+    summary = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports"))
 
     report = read_report(summary)
     assert len(report) == len(rows)
@@ -65,7 +65,7 @@ def test_one_refused_party_fails_alone_and_the_others_attach_exactly_once(
     assert record["requests"]["attach"] == (2 if name_path else 5)
 
     # A second run sends only the refused party again; the good ones are skipped from the ledger.
-    again = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports"))
+    again = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports"))
     assert {k: v for k, v in again["by_status"].items() if v} == {"skipped": PARTIES - 1, "failed": 1}
     record = sandbox_record(fin_sandbox.url)
     assert record["duplicates"]["attachments"] == 0 and len(record["attachments"]) == PARTIES - 1

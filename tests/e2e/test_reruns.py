@@ -21,7 +21,7 @@ import pytest
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.demo import demo_rows, demo_world, manifest_csv
 from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
@@ -79,7 +79,7 @@ class Staging:
         return f"s3://{self.bucket}/manifests/{name}"
 
     def run(self, manifest: str, run_id: str, report_uri: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        return asyncio.run(attach_manifest(manifest, report_uri or self.report_uri, run_id=run_id, **kwargs))
+        return asyncio.run(run_attach(manifest, report_uri or self.report_uri, run_id=run_id, **kwargs))
 
     def record(self) -> dict[str, Any]:
         return sandbox_record(self.sandbox_url)

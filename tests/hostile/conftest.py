@@ -121,9 +121,9 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
         mp.setenv("KYC_ATTACH_SETTLE_DELAY_S", "0.05")
         mp.setattr(shard_services, "fin_client", spying_fin_client)
         with _debug_capture(log_path):
-            real = asyncio.run(attach_flow.attach_manifest(manifest, f"s3://{bucket}/reports", run_id="corpus-real"))
+            real = asyncio.run(attach_flow.run_attach(manifest, f"s3://{bucket}/reports", run_id="corpus-real"))
             record = sandbox_record(fin_sandbox.url)
-            dry = asyncio.run(attach_flow.attach_manifest(manifest, f"s3://{bucket}/reports", run_id="corpus-dry",
+            dry = asyncio.run(attach_flow.run_attach(manifest, f"s3://{bucket}/reports", run_id="corpus-dry",
                                                           dry_run=True))
     tokens = []
     for fin in clients:

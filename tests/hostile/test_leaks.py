@@ -140,7 +140,7 @@ def test_url_credentials_reach_neither_the_report_nor_prefect(prefect_harness: N
     called directly, dry and without client credentials so the API is not needed) still stores its settings
     without it."""
     from connectors.s3 import make_s3_client
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
     from tests.hostile.helpers import WHOLE_FILE
 
     host = corpus_api_url.split("://", 1)[1]
@@ -148,7 +148,7 @@ def test_url_credentials_reach_neither_the_report_nor_prefect(prefect_harness: N
     monkeypatch.setenv("KYC_ATTACH_WORK_URI", f"s3://w0rk:w0rk-pw@{bucket}/work")
     monkeypatch.delenv("FIN_CLIENT_ID")  # a dry run with credentials reads customers through the API
     monkeypatch.delenv("FIN_CLIENT_SECRET")
-    summary = asyncio.run(attach_manifest(str(WHOLE_FILE / "utf8_bom.csv"), f"s3://{bucket}/reports",
+    summary = asyncio.run(run_attach(str(WHOLE_FILE / "utf8_bom.csv"), f"s3://{bucket}/reports",
                                           run_id="url-credentials", dry_run=True))
 
     assert summary["settings"]["api_url"] == f"http://{host}"  # the setting is stored: the search below means something

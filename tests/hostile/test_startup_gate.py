@@ -87,13 +87,13 @@ def test_hostile_retry_failed_run_id_is_refused(corpus_api_url: str, tmp_path: P
 def test_the_flow_itself_refuses_a_hostile_run_id(run_id: str, prefect_harness: None, corpus_api_url: str,
                                                   tmp_path: Path) -> None:
     """A deployment run does not pass through the CLI: the flow checks the parameter before any clean-up."""
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
 
     (tmp_path / "canary").mkdir()
     (tmp_path / "canary" / "keep.txt").write_text("mine")
     (tmp_path / "work" / "runs").mkdir(parents=True)
     with pytest.raises(SetupError, match="run id: the value"):
-        asyncio.run(attach_manifest(str(GOOD_MANIFEST), str(tmp_path / "reports"), run_id=run_id))
+        asyncio.run(run_attach(str(GOOD_MANIFEST), str(tmp_path / "reports"), run_id=run_id))
     assert (tmp_path / "canary" / "keep.txt").read_text() == "mine"
     assert (tmp_path / "work" / "runs").is_dir()
     _nothing_sent(corpus_api_url)
@@ -150,6 +150,31 @@ def test_credentials_in_the_api_url_are_refused_and_never_echoed(dry_run: bool, 
     assert "hunter2" not in result.output
     assert not (tmp_path / "reports").exists()
     _nothing_sent(corpus_api_url)
+
+
+@pytest.mark.parametrize("missing", ["FIN_CLIENT_SECRET", "FIN_CLIENT_ID"])
+def test_a_missing_credential_is_named_before_the_manifest_is_read(missing: str, corpus_api_url: str,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(missing, "")
+    result = _cli(["run", str(tmp_path / "no-such-manifest.csv"), "--report-uri", str(tmp_path / "reports")])
+    assert result.exit_code == 2
+    assert _one_line(result) == f"kyc-attach: cannot start: {missing} is not set"
+    _nothing_sent(corpus_api_url)
+    assert sandbox_record(corpus_api_url)["requests"].get("token", 0) == 0
+
+
+def test_a_deployment_run_without_a_secret_names_it_before_planning(prefect_harness: None, corpus_api_url: str,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flow run started from a deployment has no start-up gate: the flow says what is missing itself."""
+    from flows.attach_flow import run_attach
+
+    monkeypatch.delenv("FIN_CLIENT_SECRET", raising=False)
+    with pytest.raises(SetupError, match=r"^FIN_CLIENT_SECRET is not set$"):
+        asyncio.run(run_attach(str(tmp_path / "no-such-manifest.csv"), str(tmp_path / "reports"), run_id="r1"))
+    _nothing_sent(corpus_api_url)
+    assert not (tmp_path / "reports").exists()  # refused before the claim: the run id stays free
 
 
 # -- the report location and the run id's claim ----------------------------------------------------------------
@@ -234,11 +259,11 @@ def test_a_claimed_run_id_is_refused(corpus_api_url: str, bucket: str) -> None:
 def test_the_flow_itself_refuses_a_half_published_run_id(prefect_harness: None, corpus_api_url: str,
                                                          bucket: str) -> None:
     """A deployment run, not through the CLI, claims too: refused before the plan, nothing sent."""
-    from flows.attach_flow import attach_manifest
+    from flows.attach_flow import run_attach
 
     make_s3_client().put_object(Bucket=bucket, Key="reports/r1/rows.parquet", Body=b"PAR1")
     with pytest.raises(SetupError, match="an earlier run left files"):
-        asyncio.run(attach_manifest(str(GOOD_MANIFEST), f"s3://{bucket}/reports", run_id="r1"))
+        asyncio.run(run_attach(str(GOOD_MANIFEST), f"s3://{bucket}/reports", run_id="r1"))
     _nothing_sent(corpus_api_url)
 
 

@@ -27,7 +27,7 @@ from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET
 from tests.e2e.helpers import api_env, read_report
 from tests.ops.prefect_server import PrefectServer
@@ -48,7 +48,7 @@ class FanOutWorld:
     def run(self, manifest: str, report_uri: str, **kwargs: Any) -> dict[str, Any]:
         """The parent flow in this process, against the loopback server (as ``kyc-attach run`` would)."""
         async def go() -> dict[str, Any]:
-            return await attach_manifest(manifest, report_uri, **kwargs)
+            return await run_attach(manifest, report_uri, **kwargs)
 
         _drain_prefect_services()
         with temporary_settings({PREFECT_API_URL: self.server.api_url}):

@@ -16,7 +16,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from connectors.jobs import completed_marker
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import attach_manifest, run_attach
 from flows.commands.demo_samples import sample_jpeg, sample_pdf, sample_png
 from flows.progress import PROGRESS_KEY, ProgressEvent, listen
 from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
@@ -187,7 +187,7 @@ def test_a_two_file_archive_s_report_joins_back_to_its_lines_and_can_hide_its_ke
     load_world(fin_sandbox.url, world)
     api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed")
 
-    summary = asyncio.run(attach_manifest(archive, f"s3://{bucket}/reports", mapping=without_carry))
+    summary = asyncio.run(run_attach(archive, f"s3://{bucket}/reports", mapping=without_carry))
 
     report = read_report(summary)
     assert "Satz-ID" not in report[0]

@@ -191,7 +191,7 @@ class _PutRecorder:
 
 
 def test_default_settings_write_every_object_encrypted_with_aes256(monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows.runtime import make_s3_store
+    from flows.stores import make_s3_store
 
     monkeypatch.delenv("KYC_ATTACH_S3_SSE", raising=False)
     store = make_s3_store(Settings())
