@@ -113,9 +113,12 @@ class Ledger:
         if not self._store.exists(loc):
             with contextlib.suppress(SetupError):  # another shard created it first: its secret is the one
                 self._store.write(loc, secrets.token_bytes(KEY_BYTES).hex().encode(), content_type="text/plain")
-        secret = bytes.fromhex(self._store.read(loc).decode().strip())
+        try:
+            secret = bytes.fromhex(self._store.read(loc).decode("ascii").strip())
+        except ValueError:
+            secret = b""
         if len(secret) != KEY_BYTES:
-            raise SetupError(f"the ledger's {DETAILS_SECRET} object is not a {KEY_BYTES}-byte secret")
+            raise SetupError(f"the ledger's {DETAILS_SECRET} object is not a {KEY_BYTES}-byte secret in hex")
         return secret
 
     def _replay(self, loc: Location, customers: set[str]) -> None:
@@ -185,7 +188,8 @@ class Ledger:
 
     def content_sha256(self, customer_id: str, source: str, etag: str, crc64nvme: str | None) -> str | None:
         """The SHA-256 recorded for this source at this ETag, or for a file with this full-object CRC64NVME."""
-        sha = self._sha_of_source.get((customer_id, source, etag))
+        # an empty ETag (a store that gives none) says nothing about whether the object was overwritten
+        sha = self._sha_of_source.get((customer_id, source, etag)) if etag else None
         if sha is None and crc64nvme:
             sha = self._sha_of_crc.get((customer_id, crc64nvme))
         return sha

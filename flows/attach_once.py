@@ -161,10 +161,9 @@ class Attacher:
         rows = doc.row_numbers
         party = {key: doc.party_id or ""}
         if nxt is Next.skip_attached:
-            fields = [f for f in differ if f != SIDE_FIELD]
-            if fields:
+            if any(f != SIDE_FIELD for f in differ):
                 self.out.set(rows, Status.skipped, Reason.attached_with_other_details,
-                             f"attached by {_run(earlier.run_id)} with other details: {', '.join(fields)} "
+                             f"attached by {_run(earlier.run_id)} with other details: {', '.join(differ)} "
                              "differ; these were not sent (--allow-reattach sends them)")
             elif differ:
                 self.out.set(rows, Status.skipped, Reason.already_attached,

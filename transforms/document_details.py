@@ -20,6 +20,8 @@ from transforms.models import Document
 METADATA_FIELDS = ("document_number", "country", "issue_date", "expiry_date")
 SIDE_FIELD = "side"
 KEY_BYTES = 32
+DIGEST_HEX = 32
+SECRET_ID = "_secret"  # which secret made the digests: those of another secret compare to nothing
 
 
 def detail_digests(secret: bytes, document_key: str, doc: Document,
@@ -30,15 +32,18 @@ def detail_digests(secret: bytes, document_key: str, doc: Document,
         "expiry_date": doc.expiry_date,
         SIDE_FIELD: sorted([content[f.s3_uri].sha256, f.side or ""] for f in doc.files),
     }
-    return {name: _mac(secret, document_key, name, value) for name, value in values.items()}
+    digests = {name: _mac(secret, document_key, name, value) for name, value in values.items()}
+    digests[SECRET_ID] = hmac.new(secret, b"secret id", hashlib.sha256).hexdigest()[:16]
+    return digests
 
 
 def differing_fields(recorded: Mapping[str, str] | None, now: Mapping[str, str]) -> list[str]:
     """The details whose digests differ from those recorded when the document was attached, in manifest order.
 
-    A record without digests (written before they were kept) says nothing: no field is named.
+    A record without digests (written before they were kept), or with digests of another secret (the ledger's
+    secret was lost and made again), says nothing: no field is named.
     """
-    if not recorded:
+    if not recorded or recorded.get(SECRET_ID) != now.get(SECRET_ID):
         return []
     return [name for name in (*METADATA_FIELDS, SIDE_FIELD)
             if name in recorded and name in now and not hmac.compare_digest(recorded[name], now[name])]
@@ -46,4 +51,5 @@ def differing_fields(recorded: Mapping[str, str] | None, now: Mapping[str, str])
 
 def _mac(secret: bytes, document_key: str, name: str, value: object) -> str:
     message = json.dumps([document_key, name, value], separators=(",", ":"), ensure_ascii=False).encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+    # 128 bits tell two values apart as well as 256 do here, at half the ledger's bytes
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:DIGEST_HEX]
