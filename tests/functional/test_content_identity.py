@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from connectors.errors import RowRejected
+from connectors.errors import RowRejected, SetupError
 from connectors.files import hash_source
+from connectors.ledger import DETAILS_SECRET, Ledger
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, full_object_checksum, make_s3_client
 from transforms.codes import Reason
@@ -69,3 +71,32 @@ SHA = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
 )
 def test_only_a_full_object_checksum_is_an_identity(meta: dict[str, Any], expected: str | None) -> None:
     assert full_object_checksum(meta, "ChecksumSHA256") == expected
+
+
+def _ledger(root: Path) -> Ledger:
+    return Ledger(ObjectStore(None), Location(None, str(root)), linger_s=0)
+
+
+def test_the_ledger_finds_recorded_bytes_by_source_etag_or_full_object_crc(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path).load(["c1"])
+    assert not ledger.has_uploads("c1")
+    asyncio.run(ledger.upload_done("c1", "s3://b/a.pdf", "e1", "fin://u1", sha256="a" * 64, crc64nvme="Zm9vYmFyMTI="))
+    asyncio.run(ledger.upload_done("c1", "s3://b/no-etag.pdf", "", "fin://u2", sha256="b" * 64))
+    asyncio.run(ledger.flush())
+
+    again = _ledger(tmp_path).load(["c1"])
+    assert again.has_uploads("c1") and not again.has_uploads("c2")
+    assert again.content_sha256("c1", "s3://b/a.pdf", "e1", None) == "a" * 64
+    assert again.content_sha256("c1", "s3://b/moved/a.pdf", "e9-2", "Zm9vYmFyMTI=") == "a" * 64  # a copy
+    assert again.content_sha256("c1", "s3://b/a.pdf", "e2", None) is None  # overwritten since
+    assert again.content_sha256("c2", "s3://b/a.pdf", "e1", "Zm9vYmFyMTI=") is None  # another customer's
+    assert again.content_sha256("c1", "s3://b/no-etag.pdf", "", None) is None  # no ETag: it may be overwritten
+    assert again.content_uri("c1", "a" * 64) == "fin://u1" and again.content_uri("c2", "a" * 64) is None
+
+
+def test_the_details_secret_is_made_once_and_a_broken_one_is_refused(tmp_path: Path) -> None:
+    first = _ledger(tmp_path).load([]).details_secret
+    assert len(first) == 32 and _ledger(tmp_path).load([]).details_secret == first
+    (tmp_path / DETAILS_SECRET).write_text("not hex")
+    with pytest.raises(SetupError, match=DETAILS_SECRET):
+        _ledger(tmp_path).load([])
