@@ -68,6 +68,7 @@ class SourceFile:
     async def chunks(self) -> AsyncIterator[bytes]:
         """The object's bytes in order; the first call reuses the stream opened for the check."""
         digest = hashlib.sha256()
+        self.sha256 = None
         body, first = self._first_body, self._first_chunk
         self._first_body, self._first_chunk = None, b""
         if body is None:
@@ -79,13 +80,15 @@ class SourceFile:
             while chunk:
                 digest.update(chunk)
                 sent += len(chunk)
-                yield chunk
                 if sent >= self.info.size:
+                    # known before the last chunk goes: a consumer that stops once it has the size never resumes
+                    self.sha256 = digest.hexdigest()
+                    yield chunk
                     break  # a small file came whole in the first read: no worker-thread hop to learn it ended
+                yield chunk
                 chunk = await asyncio.to_thread(body.read, self.chunk_bytes)
         finally:
             body.close()
-        self.sha256 = digest.hexdigest()
 
     def close(self) -> None:
         """Release the stream opened for the check if it was never used."""
@@ -208,3 +211,22 @@ async def open_source(store: ObjectStore, s3_uri: str, info: ObjectInfo, *,
         body = await asyncio.to_thread(store.open, loc, etag=info.etag)
         first, mime = await asyncio.to_thread(_first_read_checked, store, loc, info, body, chunk_bytes)
     return SourceFile(store, loc, info, mime, ACCEPTED_TYPES[mime], chunk_bytes, body, first)
+
+
+async def hash_source(store: ObjectStore, s3_uri: str, info: ObjectInfo, *, chunk_bytes: int = 1 << 20) -> str:
+    """The SHA-256 of an object's bytes: one full read, pinned to the ETag seen by the HEAD (``source_changed``
+    when it was replaced since). What a file costs whose content the ledger and S3's checksums do not tell."""
+    loc = source_location(s3_uri)
+
+    def read() -> str:
+        digest = hashlib.sha256()
+        body = store.open(loc, etag=info.etag or None)
+        try:
+            while chunk := body.read(chunk_bytes):
+                digest.update(chunk)
+        finally:
+            body.close()
+        return digest.hexdigest()
+
+    with _refusals_as_rejections():
+        return await asyncio.to_thread(read)

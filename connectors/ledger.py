@@ -4,8 +4,10 @@ work (the API has no idempotency key).
 One index for every job under a report location: ``<report>/_ledger/_documents/<pp>/seg-*.jsonl``, where
 ``pp`` is a fixed hash of the customer id (``transforms.exactly_once.partition_of``, 256 partitions). A
 shard loads the partitions of its own customers only. Records are JSON lines: a document's state (keyed by
-its identity, ``transforms.exactly_once.document_key``) and the uri each upload got (keyed by customer,
-source object and ETag). Segments are append-only; later records win.
+its identity, ``transforms.exactly_once.document_key``, with keyed digests of the details it was sent with,
+``transforms.document_details``) and the uri each upload got (keyed by customer, source object and ETag, with
+the SHA-256 of the bytes, so a copy of the same bytes under a new key or ETag finds it). Segments are
+append-only; later records win. The digests' secret is one object at the index root, created once.
 
 Writes are group-committed: every caller that needs durability (documents about to be sent) waits until a
 segment holding its record is written, and one commit carries everything pending — one object per
@@ -18,6 +20,7 @@ Ledgers written before the document index (per-request ``attach_key`` records un
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -26,14 +29,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
+from transforms.document_details import KEY_BYTES
 from transforms.exactly_once import DocState, partition_of
 
 # States of the per-request records of ledgers written before the upgrade, as document states.
 _LEGACY_STATES = {"in_flight": DocState.in_flight, "done": DocState.attached, "failed": DocState.failed,
                   "unknown": DocState.unknown}
 LEGACY_RUN = "a run before the per-document ledger"
+DETAILS_SECRET = "_details_secret"  # at the index root: the key of the ledger's detail digests
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,7 @@ class DocRecord:
     sent_at: float | None = None  # epoch seconds, taken just before that POST
     initiated_before: bool = False  # every party of that POST was INITIATED before it
     http_status: int | None = None
+    details: dict[str, str] | None = None  # keyed digests of the details it was sent with (none: older record)
 
 
 def documents_root(job_ledger: Location) -> Location:
@@ -68,6 +75,12 @@ class Ledger:
         self._linger_s = linger_s
         self.uploads: dict[tuple[str, str, str], str] = {}
         self._uploaded_sources: set[tuple[str, str]] = set()
+        self._uploaded_customers: set[str] = set()
+        self._sha_of_source: dict[tuple[str, str, str], str] = {}  # (customer, source, ETag) → content SHA-256
+        self._uri_of_content: dict[tuple[str, str], str] = {}  # (customer, SHA-256) → uri
+        self._sha_of_crc: dict[tuple[str, str], str] = {}  # (customer, full-object CRC64NVME) → SHA-256
+        self._described: dict[str, dict[str, str]] = {}
+        self.details_secret = b""
         self.documents: dict[str, DocRecord] = {}
         # the newest POST that carried documents of each party: only its own documents may read the
         # party's status as evidence (a later attach for the party moves it too)
@@ -82,6 +95,7 @@ class Ledger:
         """Read the index partitions of these customers (keeping only their records, so memory follows the
         shard, not the index), and the job's legacy records if any."""
         mine = set(customer_ids)
+        self.details_secret = self._details_secret()
         for part in sorted({partition_of(c) for c in mine}):
             for loc in self._store.list(self._root.child(part)):
                 self._replay(loc, mine)
@@ -93,6 +107,20 @@ class Ledger:
                             self._apply_legacy(json.loads(line))
         return self
 
+    def _details_secret(self) -> bytes:
+        """The ledger's secret for detail digests: created once (never overwritten), then read by every run."""
+        loc = self._root.child(DETAILS_SECRET)
+        if not self._store.exists(loc):
+            with contextlib.suppress(SetupError):  # another shard created it first: its secret is the one
+                self._store.write(loc, secrets.token_bytes(KEY_BYTES).hex().encode(), content_type="text/plain")
+        try:
+            secret = bytes.fromhex(self._store.read(loc).decode("ascii").strip())
+        except ValueError:
+            secret = b""
+        if len(secret) != KEY_BYTES:
+            raise SetupError(f"the ledger's {DETAILS_SECRET} object is not a {KEY_BYTES}-byte secret in hex")
+        return secret
+
     def _replay(self, loc: Location, customers: set[str]) -> None:
         if loc.key.endswith(".jsonl"):
             for line in self._store.read(loc).splitlines():
@@ -103,9 +131,15 @@ class Ledger:
         if rec["k"] == "upload":
             self.uploads[(rec["c"], rec["src"], rec["etag"])] = rec["uri"]
             self._uploaded_sources.add((rec["c"], rec["src"]))
+            self._uploaded_customers.add(rec["c"])
+            if sha := rec.get("sha"):
+                self._sha_of_source[(rec["c"], rec["src"], rec["etag"])] = sha
+                self._uri_of_content.setdefault((rec["c"], sha), rec["uri"])
+                if crc := rec.get("crc"):
+                    self._sha_of_crc[(rec["c"], crc)] = sha
         elif rec["k"] == "doc":
             self.documents[rec["id"]] = DocRecord(DocState(rec["s"]), rec["run"], rec.get("req"), rec.get("at"),
-                                                  rec.get("init", False), rec.get("http"))
+                                                  rec.get("init", False), rec.get("http"), rec.get("d"))
             if rec["s"] == DocState.in_flight and rec.get("req") and rec.get("at") is not None:
                 party = (rec["c"], rec["p"])
                 if party not in self._last_request or self._last_request[party] < (rec["at"], rec["req"]):
@@ -148,10 +182,37 @@ class Ledger:
         """Whether any upload of this source for this customer is recorded (whatever its ETag then)."""
         return (customer_id, source) in self._uploaded_sources
 
-    async def upload_done(self, customer_id: str, source: str, etag: str, uri: str) -> None:
-        """Remember an upload; written with the next commit (losing it costs one re-upload, not data)."""
-        await self._add(customer_id, [{"k": "upload", "c": customer_id, "src": source, "etag": etag, "uri": uri}],
-                        durable=False)
+    def has_uploads(self, customer_id: str) -> bool:
+        """Whether any upload for this customer is recorded (else no file of theirs can be a copy of one)."""
+        return customer_id in self._uploaded_customers
+
+    def content_sha256(self, customer_id: str, source: str, etag: str, crc64nvme: str | None) -> str | None:
+        """The SHA-256 recorded for this source at this ETag, or for a file with this full-object CRC64NVME."""
+        # an empty ETag (a store that gives none) says nothing about whether the object was overwritten
+        sha = self._sha_of_source.get((customer_id, source, etag)) if etag else None
+        if sha is None and crc64nvme:
+            sha = self._sha_of_crc.get((customer_id, crc64nvme))
+        return sha
+
+    def content_uri(self, customer_id: str, sha256: str) -> str | None:
+        """The uri the same bytes got in an earlier upload for this customer, whatever their source then."""
+        return self._uri_of_content.get((customer_id, sha256))
+
+    async def upload_done(self, customer_id: str, source: str, etag: str, uri: str, *, sha256: str | None = None,
+                          crc64nvme: str | None = None) -> None:
+        """Remember an upload (or a source found to hold bytes uploaded before: their uri); written with the next
+        commit (losing it costs one re-upload or one read, not data)."""
+        rec: dict[str, Any] = {"k": "upload", "c": customer_id, "src": source, "etag": etag, "uri": uri}
+        if sha256:
+            rec["sha"] = sha256
+            if crc64nvme:
+                rec["crc"] = crc64nvme
+        await self._add(customer_id, [rec], durable=False)
+
+    def describe(self, key: str, digests: dict[str, str]) -> None:
+        """The details (``transforms.document_details`` digests) this run sends a document with: its records
+        from now on carry them."""
+        self._described[key] = digests
 
     async def record(self, customer_id: str, party_of_key: dict[str, str], state: DocState, *, run_id: str,
                      request_id: str | None = None, sent_at: float | None = None, initiated_before: bool = False,
@@ -160,6 +221,7 @@ class Ledger:
         durable."""
         recs = [{"k": "doc", "id": key, "c": customer_id, "p": party, "s": state.value, "run": run_id,
                  "req": request_id, "at": sent_at, "init": initiated_before, "http": http_status}
+                | ({"d": self._described[key]} if key in self._described else {})
                 for key, party in party_of_key.items()]
         await self._add(customer_id, recs, durable=state is DocState.in_flight)
 

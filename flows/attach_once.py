@@ -23,7 +23,17 @@ from connectors.ledger import LEGACY_RUN, DocRecord, Ledger
 from flows.row_failures import fail_from
 from flows.uploads import Uploaded
 from transforms.codes import Reason, Status
-from transforms.exactly_once import DocState, Evidence, Next, Policy, after_lost_response, before_send, document_key
+from transforms.document_details import SIDE_FIELD, detail_digests, differing_fields
+from transforms.exactly_once import (
+    DocState,
+    Evidence,
+    Next,
+    Policy,
+    after_lost_response,
+    before_send,
+    document_key,
+    etag_document_key,
+)
 from transforms.identifying import NO_IDENTIFYING_MESSAGE, has_identifying, parties_without_identifying
 from transforms.models import Document
 from transforms.outcomes import Outcomes
@@ -54,21 +64,31 @@ class Attacher:
         statuses = party_statuses(customer)
         content = {s3: up.content for s3, up in files.items()}
         keys = {id(d): document_key(customer_id, d.party_id or "", d, content) for d in docs}
+        secret = self.ledger.details_secret
         legacy = self._legacy_records(customer_id, docs, files) if self.ledger.has_legacy else {}
         uri_of_row = {f.row_number: files[f.s3_uri].uri for d in docs for f in d.files}
         to_send: dict[str, list[Document]] = defaultdict(list)
         identified: set[str] = set()  # parties with an identifying document attached by an earlier run
         for doc in docs:
-            earlier = self.ledger.document(keys[id(doc)]) or legacy.get(id(doc))
+            key = keys[id(doc)]
+            # ledgers written before content hashes know the document by its files' ETags and sides
+            earlier = (self.ledger.document(key)
+                       or self.ledger.document(etag_document_key(customer_id, doc.party_id or "", doc, content))
+                       or legacy.get(id(doc)))
             nxt = before_send(earlier.state if earlier else None,
                               self._evidence_of(customer_id, doc, earlier, statuses), self.policy)
+            details = detail_digests(secret, key, doc, content)
             if nxt is Next.send:
+                self.ledger.describe(key, details)
                 to_send[doc.party_id or ""].append(doc)
                 continue
             assert earlier is not None  # before_send sends every document without a record
+            if earlier.details:  # what it was sent with stays on the records this run writes for it
+                self.ledger.describe(key, earlier.details)
             if nxt in (Next.skip_attached, Next.record_attached) and has_identifying([doc]):
                 identified.add(doc.party_id or "")
-            await self._settle_earlier(customer_id, doc, keys[id(doc)], earlier, nxt, uri_of_row)
+            differ = differing_fields(earlier.details, details) if nxt is Next.skip_attached else []
+            await self._settle_earlier(customer_id, doc, key, earlier, nxt, uri_of_row, differ)
         # parties whose identifying document failed on the way (throttled, the API down): not the data's fault
         failed = {d.party_id or "" for d in fell if has_identifying([d]) and any(
             (o := self.out.rows.get(n)) is not None and o.status is Status.failed for n in d.row_numbers)}
@@ -135,13 +155,24 @@ class Attacher:
         return found
 
     async def _settle_earlier(self, customer_id: str, doc: Document, key: str, earlier: DocRecord, nxt: Next,
-                              uri_of_row: dict[int, str]) -> None:
-        """Report a document this run does not send, and record what was learnt about it."""
+                              uri_of_row: dict[int, str], differ: Sequence[str] = ()) -> None:
+        """Report a document this run does not send, and record what was learnt about it (``differ``: the
+        details, by field name, that differ from those it was attached with)."""
         rows = doc.row_numbers
         party = {key: doc.party_id or ""}
         if nxt is Next.skip_attached:
-            self.out.set(rows, Status.skipped, Reason.already_attached, f"attached by {_run(earlier.run_id)}")
-            if earlier.run_id == LEGACY_RUN:  # carry it into the new index, so the old ledger is not needed again
+            if any(f != SIDE_FIELD for f in differ):
+                self.out.set(rows, Status.skipped, Reason.attached_with_other_details,
+                             f"attached by {_run(earlier.run_id)} with other details: {', '.join(differ)} "
+                             "differ; these were not sent (--allow-reattach sends them)")
+            elif differ:
+                self.out.set(rows, Status.skipped, Reason.already_attached,
+                             f"attached by {_run(earlier.run_id)} with the sides the other way round; Fin keeps "
+                             "the sides first sent (--allow-reattach sends these)")
+            else:
+                self.out.set(rows, Status.skipped, Reason.already_attached, f"attached by {_run(earlier.run_id)}")
+            if self.ledger.document(key) is None:
+                # carry it into the index under its content key, so the older record is not needed again
                 await self.ledger.record(customer_id, party, DocState.attached, run_id=earlier.run_id)
         elif nxt is Next.record_attached:
             await self.ledger.record(customer_id, party, DocState.attached, run_id=earlier.run_id,

@@ -1,6 +1,7 @@
-"""Upload a customer's files to Fin, each source object once per customer across runs: the ledger keeps the uri
-it got, keyed by customer, source and ETag (a uri belongs to the customer it was uploaded for, and an object
-overwritten since is new content: uploaded again)."""
+"""Upload a customer's files to Fin, each content once per customer across runs: the ledger keeps the uri it got,
+keyed by customer, source and ETag, and by the SHA-256 of the bytes (a uri belongs to the customer it was uploaded
+for; an object overwritten since is new content, uploaded again; the same bytes copied to a new key or given a new
+ETag by a multipart copy are not)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import hashlib
 from dataclasses import KW_ONLY, dataclass, field
 
 from connectors.errors import KycAttachError, RowRejected
-from connectors.files import check_object, fetch_source, open_source
+from connectors.files import check_object, fetch_source, hash_source, open_source
 from connectors.fin import FinClient
 from connectors.ledger import Ledger
 from connectors.objects import ObjectStore
@@ -23,7 +24,7 @@ from transforms.thresholds import FailureBudget
 
 @dataclass(frozen=True, slots=True)
 class Uploaded:
-    """A file on Fin's side: its uri, and the content (ETag, size) it was uploaded from."""
+    """A file on Fin's side: its uri, and the content (SHA-256, ETag, size) it was uploaded from."""
 
     uri: str
     content: FileContent
@@ -80,16 +81,25 @@ class Uploader:
 
     async def _file(self, customer_id: str, s3_uri: str) -> Uploaded:
         async with self.slots:
-            if self.ledger.has_upload(customer_id, s3_uri):
-                # Uploaded before (an earlier run, or an earlier row of this one): a HEAD tells whether the
-                # content is unchanged, so the file is not read again.
+            if self.ledger.has_uploads(customer_id):
+                # Files of this customer went up before: a HEAD tells whether this one's bytes are among them
+                # (same source and ETag, or S3's full-object checksum), else one read hashes it before anything
+                # is sent, so bytes copied to a new key or ETag are neither uploaded nor attached again.
                 info = await check_object(self.store, s3_uri, max_bytes=self.max_file_bytes)
-                known = self.ledger.upload_uri(customer_id, s3_uri, info.etag)
+                sha = info.sha256 or self.ledger.content_sha256(customer_id, s3_uri, info.etag, info.crc64nvme)
+                if sha is None:
+                    sha = await hash_source(self.store, s3_uri, info)
+                known = self.ledger.upload_uri(customer_id, s3_uri, info.etag) or self.ledger.content_uri(
+                    customer_id, sha)
                 if known:
-                    return Uploaded(known, FileContent(info.etag, info.size))
+                    if self.ledger.content_sha256(customer_id, s3_uri, info.etag, None) != sha:
+                        await self.ledger.upload_done(customer_id, s3_uri, info.etag, known, sha256=sha,
+                                                      crc64nvme=info.crc64nvme)
+                    return Uploaded(known, FileContent(sha, info.etag, info.size))
                 source = await open_source(self.store, s3_uri, info)
             else:
-                # The common case: one GET, whose response carries the size and ETag a HEAD would give.
+                # The common case: one GET, whose response carries the size and ETag a HEAD would give; the
+                # upload's stream gives the SHA-256.
                 source = await fetch_source(self.store, s3_uri, max_bytes=self.max_file_bytes)
                 info = source.info
             try:
@@ -99,5 +109,7 @@ class Uploader:
                                                size=info.size, chunks=source.chunks)
             finally:
                 source.close()
-            await self.ledger.upload_done(customer_id, s3_uri, info.etag, uri)
-            return Uploaded(uri, FileContent(info.etag, info.size))
+            # the stream's hash, unless the upload stopped reading it early (then one more read, pinned to the ETag)
+            sha = source.sha256 or await hash_source(self.store, s3_uri, info)
+            await self.ledger.upload_done(customer_id, s3_uri, info.etag, uri, sha256=sha, crc64nvme=info.crc64nvme)
+            return Uploaded(uri, FileContent(sha, info.etag, info.size))

@@ -63,6 +63,7 @@ class Reason(StrEnum):
     retries_exhausted = "retries_exhausted"
     outcome_unknown = "outcome_unknown"
     already_attached = "already_attached"
+    attached_with_other_details = "attached_with_other_details"
     # No `circuit_open`: the circuit breaker (transforms.breaker) pauses every request and then lets it go on, so
     # it never ends a row; a row the API kept failing ends `retries_exhausted` or `outcome_unknown`.
     failure_threshold = "failure_threshold"
@@ -116,6 +117,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.retries_exhausted: "Transient errors (5xx, connection) persisted through every retry.",
     Reason.outcome_unknown: "The attach was sent but its outcome is not known; check before resending.",
     Reason.already_attached: "Attached by an earlier run of the same manifest (from the ledger).",
+    Reason.attached_with_other_details: "The same scans were attached with other details (the message names the "
+                                        "fields); this row's were not sent. --allow-reattach sends them.",
     Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",
     Reason.dry_run: "Dry run: checked and would be sent; nothing was sent.",
     Reason.not_retried: "--retry-failed run: the row did not fail in the earlier run, so it was left alone.",

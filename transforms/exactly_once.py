@@ -86,8 +86,13 @@ def after_lost_response(evidence: Evidence, attempts: int, max_attempts: int, po
 
 @dataclass(frozen=True, slots=True)
 class FileContent:
-    """What identifies a file's content without reading it again: its S3 ETag and size."""
+    """What identifies a file's content: the SHA-256 of its bytes, and the S3 ETag and size it was seen with.
 
+    The hash is the identity (the same bytes under another key, or copied with another ETag, are the same file);
+    ETag and size only rebuild the keys of ledgers written before the hash was recorded.
+    """
+
+    sha256: str
     etag: str
     size: int
 
@@ -95,12 +100,27 @@ class FileContent:
 def document_key(customer_id: str, party_id: str, doc: Document, content: Mapping[str, FileContent]) -> str:
     """The identity of a document across runs, manifests and jobs (sha256 hex).
 
-    Customer, party, category, type and each file's content (ETag and size) with its side. Not the
-    document number (it would put personal data in the ledger, and the issue's identity leaves it out), not
-    the S3 key (the same content under another key is the same document), not row numbers or Fin uris.
+    Customer, party, category, type and the set of its files' contents (SHA-256). Not the sides (FRONT and
+    BACK swapped in a corrected mapping are the same two scans, so the same document), not the document number
+    or dates (a corrected number with the same scans is the same document: see ``transforms.document_details``),
+    not the S3 key, ETag, row numbers or Fin uris.
+    """
+    files = sorted(content[f.s3_uri].sha256 for f in doc.files)
+    canonical = {"c": customer_id, "p": party_id, "cat": doc.category, "t": doc.type, "h": files}
+    return _digest(canonical)
+
+
+def etag_document_key(customer_id: str, party_id: str, doc: Document, content: Mapping[str, FileContent]) -> str:
+    """The identity ledgers gave a document before content hashes: each file's side, ETag and size.
+
+    Still looked up (after :func:`document_key`), so a document those ledgers recorded is not attached again.
     """
     files = sorted([f.side or "", content[f.s3_uri].etag, content[f.s3_uri].size] for f in doc.files)
     canonical = {"c": customer_id, "p": party_id, "cat": doc.category, "t": doc.type, "f": files}
+    return _digest(canonical)
+
+
+def _digest(canonical: Mapping[str, object]) -> str:
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -70,8 +70,6 @@ def test_two_overlapping_runs_under_one_report_location_do_not_both_attach(
         f"{record['duplicates']['attachments']} documents attached twice by two overlapping runs")
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (README, exactly once): identity uses the S3 ETag, and a multipart "
-                   "copy gives the same bytes a new one; content hashes would need every file read before deciding")
 def test_archive_copied_to_a_new_prefix_with_a_multipart_copy_is_attached_again(
     demo_scenario: Any, bucket: str
 ) -> None:

@@ -67,8 +67,6 @@ def test_archive_whose_only_row_has_no_images_is_not_a_successful_empty_run(tmp_
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-@pytest.mark.xfail(strict=True, reason="by design for now (README, exactly once): a file's side is part of the "
-                   "document's identity, so a corrected side is a new document")
 def test_correcting_swapped_sides_in_a_mapping_does_not_attach_the_ids_again(
     fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
