@@ -13,7 +13,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from connectors.s3 import make_s3_client
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.demo import manifest_csv
 from tests.e2e.helpers import read_report
 from transforms.catalogue import category_of
@@ -34,7 +34,7 @@ REPORTS = "reports"
 def _run(bucket: str, rows: list[dict[str, str]], name: str, **kwargs: Any) -> tuple[dict[str, Any],
                                                                                       list[dict[str, Any]]]:
     make_s3_client().put_object(Bucket=bucket, Key=f"manifests/{name}", Body=manifest_csv(rows))
-    summary = asyncio.run(attach_manifest(f"s3://{bucket}/manifests/{name}", f"s3://{bucket}/{REPORTS}", **kwargs))
+    summary = asyncio.run(run_attach(f"s3://{bucket}/manifests/{name}", f"s3://{bucket}/{REPORTS}", **kwargs))
     return summary, read_report(summary)
 
 
