@@ -76,6 +76,7 @@ class Reason(StrEnum):
     permanent_residency_not_usa = "permanent_residency_not_usa"
     throttled = "throttled"
     no_identifying_document = "no_identifying_document"
+    ambiguous_party_email = "ambiguous_party_email"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -118,7 +119,9 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",
     Reason.dry_run: "Dry run: checked and would be sent; nothing was sent.",
     Reason.not_retried: "--retry-failed run: the row did not fail in the earlier run, so it was left alone.",
-    Reason.bad_characters: "A cell holds a control, bidi-override or zero-width character (the message names it).",
+    Reason.bad_characters: "A cell holds a control, bidi-override or zero-width character, or a document number "
+                           "something besides ASCII letters, digits and - / . space after NFKC (the message names "
+                           "the field).",
     Reason.bad_file_structure: "The file starts as PDF, JPEG or PNG but is cut short, lacks its end marker, or has "
                                "bytes appended after it.",
     Reason.source_changed: "The S3 object was replaced while it was being read; run again to send the new one.",
@@ -126,6 +129,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.throttled: "The API kept answering 429 past KYC_ATTACH_THROTTLE_BUDGET_S; the request was not applied.",
     Reason.no_identifying_document: "An address or supporting document of a party that has no identifying document "
                                     "to send with it (the API requires one per party in each attach).",
+    Reason.ambiguous_party_email: "associated_party_email (NFKC, case ignored) belongs to two or more parties of "
+                                  "the customer, and no associated_party_id says which: attached to none.",
 }
 
 

@@ -7,7 +7,8 @@ Normalisation (decided here, documented in docs/reason-codes.md):
 - every canonical column is cast to string, trimmed of whitespace, and an empty cell becomes null;
 - ``document_type``, ``side`` and ``country`` are upper-cased (legacy files write ``passport``, `` Front``);
 - ``customer_id`` and ``associated_party_id`` are lower-cased (uuids are case-insensitive; one spelling keeps
-  grouping, sharding and party matching simple); ``associated_party_email`` is lower-cased;
+  grouping, sharding and party matching simple); ``associated_party_email`` is NFKC-normalised and lower-cased
+  (parties are matched by ``transforms.parties.email_key``, which case-folds as well);
 - nothing else is rewritten: an alpha-2 ``country`` is rejected, not mapped (legacy mapping is separate).
 
 Fields a category does not use are not checked: ``country``/``issue_date``/``expiry_date``/``document_number``
@@ -97,6 +98,16 @@ _BAD_CHARS_RE = (
 )
 # First bytes of those characters in UTF-8 (besides the ASCII controls): a value without any of them is clean.
 _BAD_CHAR_LEADS = (0xC2, 0xD8, 0xE2, 0xEF)
+# A document number is what it looks like: after NFKC (full-width digits are digits) only ASCII letters, digits
+# and the separators the numbers on the API's own examples use or legacy archives write (hyphen, slash, dot,
+# space). A Cyrillic look-alike letter or a combining accent would send a number no person can tell from the
+# right one. NFKC turns a no-break or other Unicode space into a plain space, so those are refused before it.
+NUMBER_SEPARATORS = "-/. "
+_NUMBER_RE = r"^[A-Za-z0-9 ./-]*$"  # NUMBER_SEPARATORS; the hyphen last, so it is no range
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" +
+                            NUMBER_SEPARATORS.encode(), dtype=np.uint8)] = True
+_SPACE_LOOKALIKES_RE = r"[\x{a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]"
 # The dates the API takes; a date outside is a typo (0000-01-01, 2921-...) however real it is on the calendar.
 OLDEST_DATE, NEWEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
 _S3_BAD_RE = (
@@ -191,6 +202,8 @@ def _clean(col: pa.Array, name: str) -> pa.Array:
         return col  # an absent or all-null column: nothing to trim, recase or null out
     # utf8 trim, not ascii: Excel exports carry non-breaking spaces. Case changes can be ASCII-only (10x
     # faster) for uuids and enums, whose valid values are ASCII; emails may be internationalised.
+    if name == "associated_party_email":
+        col = _nfkc(col)  # before the trim: NFKC can spell a character with a space ("¸" is " ̧")
     s = pc.utf8_trim_whitespace(col) if _may_need_trim(col) else col
     if name in _UPPER:
         s = pc.ascii_upper(s)
@@ -199,6 +212,13 @@ def _clean(col: pa.Array, name: str) -> pa.Array:
     elif name in _LOWER:
         s = pc.ascii_lower(s)
     return _empty_as_null(s)
+
+
+def _nfkc(col: pa.Array) -> pa.Array:
+    """NFKC of a string array (full-width forms and ligatures become the characters they stand for); a copy only
+    when some value is not ASCII, which NFKC leaves unchanged."""
+    _, data = _raw(col)
+    return pc.utf8_normalize(col, form="NFKC") if len(data) and data.max() >= 0x80 else col
 
 
 def _raw(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -283,6 +303,33 @@ def _bad_characters(col: pa.Array) -> pa.Array | None:
     bad = np.zeros(len(col), dtype=bool)
     bad[rows] = np.asarray(_f(pc.match_substring_regex(col.take(pa.array(rows)), _BAD_CHARS_RE)))
     return pa.array(bad)
+
+
+def _document_number(col: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """(the numbers NFKC-normalised, True where one holds a character ``_NUMBER_RE`` refuses or a Unicode space;
+    None when every number is plain ASCII of the allowed kind, the usual case).
+
+    Bytes are checked against the allowed set in numpy; only rows holding another byte go through NFKC and the
+    regexes, and the column is copied (normalised) only when some number is not ASCII.
+    """
+    if col.null_count == len(col):
+        return col, None
+    offsets, data = _raw(col)
+    used = data[offsets[0]:offsets[-1]]
+    other = np.flatnonzero(~_NUMBER_BYTES[used])
+    if not len(other):
+        return col, None
+    rows = np.unique(np.searchsorted(offsets, other + offsets[0], side="right") - 1)
+    suspect = col.take(pa.array(rows))
+    folded = pc.utf8_normalize(suspect, form="NFKC")
+    # A character NFKC spells as several ("№" as "No", a ligature) is not one letter or digit of the number.
+    ok = pc.and_(pc.and_(_f(pc.match_substring_regex(folded, _NUMBER_RE)),
+                         _f(pc.equal(pc.utf8_length(folded), pc.utf8_length(suspect)))),
+                 pc.invert(_f(pc.match_substring_regex(suspect, _SPACE_LOOKALIKES_RE))))
+    bad = np.zeros(len(col), dtype=bool)
+    bad[rows] = ~np.asarray(ok)
+    normalised = pc.utf8_normalize(col, form="NFKC") if used.max() >= 0x80 else col
+    return normalised, pa.array(bad)
 
 
 def _parse_date_values(col: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -438,6 +485,7 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
         else:
             cols[name] = pa.nulls(n, pa.string())
 
+    cols["document_number"], number_bad = _document_number(cols["document_number"])
     pid, email = cols["associated_party_id"], cols["associated_party_email"]
     dtype, side, uri, country = cols["document_type"], cols["side"], cols["s3_uri"], cols["country"]
 
@@ -464,6 +512,10 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
         bad_chars = _bad_characters(cols[name])
         if bad_chars is not None:
             add((bad_chars, Reason.bad_characters, f"{name}: holds a control, bidi or zero-width character"))
+    if number_bad is not None:
+        add((pc.and_(is_ident, number_bad), Reason.bad_characters,
+             "document_number: holds a character other than ASCII letters, digits and the separators - / . and "
+             "space (after NFKC)"))
     for name in REQUIRED_COLUMNS:
         add((pc.is_null(cols[name]), Reason.missing_field, f"{name}: required, empty"))
     add(

@@ -24,7 +24,7 @@ values = st.lists(st.one_of(st.none(), texts, st.text(max_size=12)), max_size=40
 
 
 def _plain_clean(col: pa.Array, name: str) -> pa.Array:
-    s = pc.utf8_trim_whitespace(col)
+    s = pc.utf8_trim_whitespace(pc.utf8_normalize(col, form="NFKC") if name == "associated_party_email" else col)
     if name == "side":
         s = pc.ascii_upper(s)
     elif name == "associated_party_email":
