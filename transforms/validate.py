@@ -179,9 +179,9 @@ def _as_string(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if col.type == pa.string():
-        return col
+        return zero_based(col)
     try:
-        return pc.cast(col, pa.string())
+        return zero_based(pc.cast(col, pa.string()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         pass
     # Invalid UTF-8 in a binary column, nested types, ...: never fail the batch, make a string the rules
@@ -195,6 +195,18 @@ def _as_string(col: pa.ChunkedArray | pa.Array) -> pa.Array:
         else:
             out.append(str(v))
     return pa.array(out, pa.string())
+
+
+def zero_based(col: pa.Array) -> pa.Array:
+    """The string array with its offsets starting at 0: a copy only when they do not.
+
+    The Parquet reader hands out arrays whose first offset is not 0 (a batch that starts inside a row group;
+    a dictionary column cast to text), which Arrow allows, but ``ascii_upper``/``ascii_lower`` (pyarrow 26) then
+    write garbage, and a batch failed with "First or last binary offset out of bounds".
+    """
+    if not len(col) or _raw(col)[0][0] == 0:
+        return col
+    return pa.concat_arrays([col])
 
 
 def _clean(col: pa.Array, name: str) -> pa.Array:
