@@ -80,7 +80,7 @@ def require_columns(manifest: Manifest, mapping: LegacyMapping | None = None) ->
     columns = read_columns(manifest)
     if mapping is not None:
         try:
-            columns = mapping.mapped_columns(columns)
+            columns = mapping.mapped_columns(columns, encoding=manifest.encoding)
         except MappingError as exc:
             raise SetupError(str(exc)) from None
     problems = check_columns(columns)
