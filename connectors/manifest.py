@@ -270,13 +270,15 @@ def _parquet_batches(path: Path, columns: list[str], batch_rows: int) -> Iterato
 
 
 def _is_nested(t: pa.DataType) -> bool:
-    return pa.types.is_nested(t) or (pa.types.is_dictionary(t) and pa.types.is_nested(t.value_type))
+    return bool(pa.types.is_nested(t) or (pa.types.is_dictionary(t) and pa.types.is_nested(t.value_type)))
 
 
 def _uuid_text(col: pa.Array) -> pa.Array:
     """16-byte uuids (Parquet's UUID logical type) as their canonical text, 8-4-4-4-12 lower-case hex."""
     storage = col.storage if isinstance(col, pa.ExtensionArray) else col
     n = len(storage)
+    if not n:
+        return pa.array([], pa.string())
     raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[storage.offset * 16:(storage.offset + n) * 16]
     hexed = _HEX_DIGITS[raw.reshape(n, 16)].reshape(n, 32)
     text = np.full((n, 36), ord("-"), dtype=np.uint8)
@@ -294,7 +296,7 @@ _HEX_DIGITS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.
 def _is_uuid_type(t: pa.DataType) -> bool:
     if isinstance(t, pa.BaseExtensionType):
         return bool(t.extension_name == "arrow.uuid")
-    return pa.types.is_fixed_size_binary(t) and t.byte_width == 16
+    return bool(pa.types.is_fixed_size_binary(t) and t.byte_width == 16)
 
 
 def _parquet_text(col: pa.Array, f: pa.Field) -> pa.Array:
