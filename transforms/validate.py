@@ -7,8 +7,8 @@ Normalisation (decided here, documented in docs/reason-codes.md):
 - every canonical column is cast to string, trimmed of whitespace, and an empty cell becomes null;
 - ``document_type``, ``side`` and ``country`` are upper-cased (legacy files write ``passport``, `` Front``);
 - ``customer_id`` and ``associated_party_id`` are lower-cased (uuids are case-insensitive; one spelling keeps
-  grouping, sharding and party matching simple); ``associated_party_email`` is NFKC-normalised and lower-cased
-  (parties are matched by ``transforms.parties.email_key``, which case-folds as well);
+  grouping, sharding and party matching simple); ``associated_party_email`` is NFKC-normalised and case-folded,
+  as ``transforms.parties.email_key`` compares party emails;
 - nothing else is rewritten: an alpha-2 ``country`` is rejected, not mapped (legacy mapping is separate).
 
 Fields a category does not use are not checked: ``country``/``issue_date``/``expiry_date``/``document_number``
@@ -220,7 +220,7 @@ def _clean(col: pa.Array, name: str) -> pa.Array:
     if name in _UPPER:
         s = pc.ascii_upper(s)
     elif name == "associated_party_email":
-        s = pc.utf8_lower(s)
+        s = _casefold(s)
     elif name in _LOWER:
         s = pc.ascii_lower(s)
     return _empty_as_null(s)
@@ -231,6 +231,17 @@ def _nfkc(col: pa.Array) -> pa.Array:
     when some value is not ASCII, which NFKC leaves unchanged."""
     _, data = _raw(col)
     return pc.utf8_normalize(col, form="NFKC") if len(data) and data.max() >= 0x80 else col
+
+
+def _casefold(col: pa.Array) -> pa.Array:
+    """Lower-case; case-folded where a value is not ASCII (``Straße`` is ``strasse``, as party emails compare),
+    once per distinct value: Arrow has no case-folding kernel, and non-ASCII emails are few."""
+    _, data = _raw(col)
+    if not len(data) or data.max() < 0x80:
+        return pc.utf8_lower(col)
+    enc = pc.dictionary_encode(col)
+    folded = pa.array([v.casefold() for v in enc.dictionary.to_pylist()], pa.string())
+    return zero_based(pc.take(folded, enc.indices))
 
 
 def _raw(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -49,3 +49,13 @@ def test_an_email_of_another_party_than_the_id_is_a_mismatch_and_unknown_ones_ar
     assert refused.reason is Reason.party_not_found
     assert isinstance(refused := parties(None, "").resolve(None, "jo@example.com"), PartyRefused)
     assert refused.reason is Reason.party_not_found
+
+
+def test_the_manifest_s_emails_are_normalised_as_party_emails_compare() -> None:
+    from tests.unit.helpers import passport, validate
+
+    rows = [passport(associated_party_id=None, associated_party_email=e)
+            for e in ["STRAßE@Example.de", "ｊｏ＠example.com", "Jo@Example.com"]]
+    got = validate(rows).column("associated_party_email").to_pylist()
+    assert got == ["strasse@example.de", "jo@example.com", "jo@example.com"]
+    assert got == [email_key(r["associated_party_email"]) for r in rows]

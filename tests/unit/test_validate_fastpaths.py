@@ -28,7 +28,7 @@ def _plain_clean(col: pa.Array, name: str) -> pa.Array:
     if name == "side":
         s = pc.ascii_upper(s)
     elif name == "associated_party_email":
-        s = pc.utf8_lower(s)
+        s = pa.array([v.casefold() if v is not None else None for v in s.to_pylist()], pa.string())
     elif name == "customer_id":
         s = pc.ascii_lower(s)
     return pc.if_else(pc.equal(pc.binary_length(s), 0), pa.scalar(None, pa.string()), s)
