@@ -18,6 +18,7 @@ only for identifying documents, ``document_date`` only for address documents (it
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -215,33 +216,37 @@ def _clean(col: pa.Array, name: str) -> pa.Array:
     # utf8 trim, not ascii: Excel exports carry non-breaking spaces. Case changes can be ASCII-only (10x
     # faster) for uuids and enums, whose valid values are ASCII; emails may be internationalised.
     if name == "associated_party_email":
-        col = _nfkc(col)  # before the trim: NFKC can spell a character with a space ("¸" is " ̧")
+        col = _fold_email(col)  # before the trim: NFKC can spell a character with a space ("¸" is " ̧")
     s = pc.utf8_trim_whitespace(col) if _may_need_trim(col) else col
     if name in _UPPER:
         s = pc.ascii_upper(s)
-    elif name == "associated_party_email":
-        s = _casefold(s)
-    elif name in _LOWER:
+    elif name in _LOWER and name != "associated_party_email":
         s = pc.ascii_lower(s)
     return _empty_as_null(s)
 
 
-def _nfkc(col: pa.Array) -> pa.Array:
-    """NFKC of a string array (full-width forms and ligatures become the characters they stand for); a copy only
-    when some value is not ASCII, which NFKC leaves unchanged."""
-    _, data = _raw(col)
-    return pc.utf8_normalize(col, form="NFKC") if len(data) and data.max() >= 0x80 else col
+def _fold_email(col: pa.Array) -> pa.Array:
+    """Emails as :func:`transforms.parties.email_key` compares them: NFKC, then case-folded (``ＳＴＲＡßＥ`` is
+    ``strasse``). Arrow lower-cases every value; only values holding a non-ASCII byte (few) go through Python's
+    NFKC and case-folding, once per distinct value: Arrow has no case-folding kernel."""
+    lowered = pc.utf8_lower(col)
+    offsets, data = _raw(col)
+    used = data[offsets[0]:offsets[-1]]
+    if not len(used) or used.max() < 0x80:
+        return lowered
+    mask = _rows_holding(offsets, used >= 0x80)
+    enc = pc.dictionary_encode(col.filter(pa.array(mask)))  # a party's email repeats on each of its rows
+    distinct = [unicodedata.normalize("NFKC", v).casefold() for v in enc.dictionary.to_pylist()]
+    folded = pc.take(pa.array(distinct, pa.string()), enc.indices)
+    return zero_based(pc.replace_with_mask(lowered, pa.array(mask), folded))
 
 
-def _casefold(col: pa.Array) -> pa.Array:
-    """Lower-case; case-folded where a value is not ASCII (``Straße`` is ``strasse``, as party emails compare),
-    once per distinct value: Arrow has no case-folding kernel, and non-ASCII emails are few."""
-    _, data = _raw(col)
-    if not len(data) or data.max() < 0x80:
-        return pc.utf8_lower(col)
-    enc = pc.dictionary_encode(col)
-    folded = pa.array([v.casefold() for v in enc.dictionary.to_pylist()], pa.string())
-    return zero_based(pc.take(folded, enc.indices))
+def _rows_holding(offsets: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Per row, whether it holds a flagged byte (``flagged``: one bool per byte from ``offsets[0]`` on); the cost
+    follows the number of flagged bytes, which is small in the usual case."""
+    held = np.zeros(len(offsets) - 1, dtype=bool)
+    held[np.searchsorted(offsets, np.flatnonzero(flagged) + offsets[0], side="right") - 1] = True
+    return held
 
 
 def _raw(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -339,10 +344,10 @@ def _document_number(col: pa.Array) -> tuple[pa.Array, pa.Array | None]:
         return col, None
     offsets, data = _raw(col)
     used = data[offsets[0]:offsets[-1]]
-    other = np.flatnonzero(~_NUMBER_BYTES[used])
-    if not len(other):
+    other = ~_NUMBER_BYTES[used]
+    if not other.any():
         return col, None
-    rows = np.unique(np.searchsorted(offsets, other + offsets[0], side="right") - 1)
+    rows = np.flatnonzero(_rows_holding(offsets, other))
     suspect = col.take(pa.array(rows))
     folded = pc.utf8_normalize(suspect, form="NFKC")
     # A character NFKC spells as several ("№" as "No", a ligature) is not one letter or digit of the number.
