@@ -269,6 +269,15 @@ def _parquet_batches(path: Path, columns: list[str], batch_rows: int) -> Iterato
         raise SetupError("manifest: the Parquet file cannot be read (truncated or corrupt)") from None
 
 
+def nested_parquet_columns(manifest: Manifest) -> list[str]:
+    """The (normalised) names of a Parquet manifest's nested columns, which are read only when canonical; empty
+    for CSV. A mapping that takes one as a source column is refused with it."""
+    if manifest.format != "parquet":
+        return []
+    schema = pq.ParquetFile(manifest.path).schema_arrow
+    return [n for n, f in zip(normalise_column_names(schema.names), schema, strict=True) if _is_nested(f.type)]
+
+
 def _is_nested(t: pa.DataType) -> bool:
     return bool(pa.types.is_nested(t) or (pa.types.is_dictionary(t) and pa.types.is_nested(t.value_type)))
 

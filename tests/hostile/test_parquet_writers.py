@@ -99,3 +99,18 @@ def test_a_manifest_duckdb_wrote_reads_as_its_text(tmp_path: Path) -> None:
                               FROM frame) TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 2048)""")
     assert pq.ParquetFile(path).metadata.num_row_groups >= 2
     assert _planned(path, tmp_path) == _expected()
+
+
+def test_a_nested_column_a_mapping_reads_refuses_the_file(tmp_path: Path) -> None:
+    from transforms.mapping import LegacyMapping
+
+    source = _source()
+    path = tmp_path / "archive.parquet"
+    pq.write_table(pa.table({"Kunde": source["customer_id"], "Partei": source["associated_party_id"],
+                             "Art": source["document_type"], "Datei": [[u] for u in source["s3_uri"]]}), path)
+    mapping = LegacyMapping(layouts=[{"name": "a", "columns": {"customer_id": "Kunde", "associated_party_id": "Partei",
+                                                               "document_type": "Art", "s3_uri": "Datei"}}])
+    manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
+    with pytest.raises(SetupError, match=r"^manifest: Parquet column 'Datei' has a nested type; the mapping reads it"):
+        plan_manifest(manifest, rules=Rules(today=dt.date(2026, 1, 10)), run_dir=tmp_path / "run", batch_rows=500,
+                      buckets=8, shard_rows=500, mapping=mapping)
