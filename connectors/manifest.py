@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -26,7 +27,7 @@ from connectors.objects import ObjectStore
 from connectors.run_claim import error_reason
 from connectors.s3 import Location
 from connectors.work_folder import own_folder
-from transforms.validate import normalise_column_names, same_name_columns
+from transforms.validate import CANONICAL_COLUMNS, normalise_column_names, same_name_columns, zero_based
 
 _PARQUET_MAGIC = b"PAR1"
 # A CSV may come compressed (.csv.gz, .csv.zst): the content's magic bytes decide, never the name, so a plain
@@ -253,14 +254,61 @@ def count_rows(manifest: Manifest, *, batch_rows: int) -> int:
 def _parquet_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
     try:
         pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        schema = pf.schema_arrow
+        # A nested column that is not a canonical one (Spark's ``_metadata`` struct) is an extra column: it is
+        # not read at all and stands in the batch as empty text, so the header and the batch still agree.
+        skipped = {i for i, (name, f) in enumerate(zip(columns, schema, strict=True))
+                   if _is_nested(f.type) and name not in CANONICAL_COLUMNS}
+        read = [i for i in range(len(columns)) if i not in skipped]
         # Columns decode on Arrow's threads: the reading thread is the plan's critical path (validation runs on
         # two others), and single-threaded decoding made the stage ~8% slower for no less CPU.
-        for batch in pf.iter_batches(batch_size=batch_rows):
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=[schema.names[i] for i in read]):
+            texts = iter([_parquet_text(c, schema.field(i)) for c, i in zip(batch.columns, read, strict=True)])
             # ``columns``: the schema's names normalised, as a CSV header is (``Customer_ID`` is customer_id).
-            yield pa.Table.from_arrays([_parquet_text(c, f) for c, f in zip(batch.columns, batch.schema, strict=True)],
-                                       names=columns)
+            yield pa.Table.from_arrays(
+                [pa.nulls(batch.num_rows, pa.string()) if i in skipped else next(texts) for i in range(len(columns))],
+                names=columns)
     except (pa.ArrowInvalid, OSError):
         raise SetupError("manifest: the Parquet file cannot be read (truncated or corrupt)") from None
+
+
+def nested_parquet_columns(manifest: Manifest) -> list[str]:
+    """The (normalised) names of a Parquet manifest's nested columns, which are read only when canonical; empty
+    for CSV. A mapping that takes one as a source column is refused with it."""
+    if manifest.format != "parquet":
+        return []
+    schema = pq.ParquetFile(manifest.path).schema_arrow
+    return [n for n, f in zip(normalise_column_names(schema.names), schema, strict=True) if _is_nested(f.type)]
+
+
+def _is_nested(t: pa.DataType) -> bool:
+    return bool(pa.types.is_nested(t) or (pa.types.is_dictionary(t) and pa.types.is_nested(t.value_type)))
+
+
+def _uuid_text(col: pa.Array) -> pa.Array:
+    """16-byte uuids (Parquet's UUID logical type) as their canonical text, 8-4-4-4-12 lower-case hex."""
+    storage = col.storage if isinstance(col, pa.ExtensionArray) else col
+    n = len(storage)
+    if not n:
+        return pa.array([], pa.string())
+    raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[storage.offset * 16:(storage.offset + n) * 16]
+    hexed = _HEX_DIGITS[raw.reshape(n, 16)].reshape(n, 32)
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    for start, end, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
+        text[:, at:at + end - start] = hexed[:, start:end]
+    offsets = np.arange(0, 36 * n + 1, 36, dtype=np.int32)
+    out = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())])
+    return pc.if_else(storage.is_valid(), out, pa.scalar(None, pa.string())) if storage.null_count else out
+
+
+# Each byte as its two lower-case hex digits (ASCII codes), for _uuid_text.
+_HEX_DIGITS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint8).reshape(256, 2)
+
+
+def _is_uuid_type(t: pa.DataType) -> bool:
+    if isinstance(t, pa.BaseExtensionType):
+        return bool(t.extension_name == "arrow.uuid")
+    return bool(pa.types.is_fixed_size_binary(t) and t.byte_width == 16)
 
 
 def _parquet_text(col: pa.Array, f: pa.Field) -> pa.Array:
@@ -268,18 +316,21 @@ def _parquet_text(col: pa.Array, f: pa.Field) -> pa.Array:
 
     Scalar types are rendered as text (an integer customer_id then fails ``bad_uuid`` row by row); dates become
     ``YYYY-MM-DD``, and so do timestamps at midnight (pandas writes dates as timestamps), while a timestamp with
-    a time of day keeps it and fails ``bad_date``. Nested types (lists, structs) are a whole-file problem.
+    a time of day keeps it and fails ``bad_date``. A uuid (Parquet's UUID logical type, 16 bytes) becomes its
+    canonical text. Nested types (lists, structs) in a canonical column are a whole-file problem.
     """
     t = f.type
+    if _is_uuid_type(t):
+        return _uuid_text(col)
     if pa.types.is_timestamp(t):
         midnight = pc.fill_null(pc.equal(pc.cast(pc.floor_temporal(col, unit="day"), t), col), False)
         return pc.if_else(midnight, pc.strftime(col, format="%Y-%m-%d"), pc.strftime(col, format="%Y-%m-%dT%H:%M:%S"))
     if pa.types.is_date(t):
         return pc.strftime(col, format="%Y-%m-%d")
-    if pa.types.is_nested(t) or (pa.types.is_dictionary(t) and pa.types.is_nested(t.value_type)):
+    if _is_nested(t):
         raise SetupError(f"manifest: Parquet column '{f.name}' has a nested type ({t}); a manifest holds text")
     try:
-        return col.cast(pa.string())
+        return zero_based(col.cast(pa.string()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         raise SetupError(
             f"manifest: Parquet column '{f.name}' ({t}) cannot be read as text (binary that is not UTF-8?)"

@@ -73,7 +73,8 @@ def build_summary(table: pa.Table, rows_in: int, extra: dict[str, Any]) -> dict[
         r["values"]: r["counts"]
         for r in pc.value_counts(pc.drop_null(table.column("reason_code"))).to_pylist()
     }
-    return {**summarise(statuses, reasons, rows_in), **extra}
+    distinct = pc.count_distinct(table.column("row_number")).as_py()
+    return {**summarise(statuses, reasons, rows_in, distinct), **extra}
 
 
 def write_report_page(summary: dict[str, Any], timeline: Timeline, out_dir: Path) -> dict[str, Path]:

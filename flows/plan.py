@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.errors import SetupError
-from connectors.manifest import Manifest, iter_batches, read_columns, with_dialect
+from connectors.manifest import Manifest, iter_batches, nested_parquet_columns, read_columns, with_dialect
 from connectors.report_store import CARRIED_FILE
 from connectors.workarea import BucketRange, RowsFileWriter, TableWriter, is_disk_full
 from transforms.codes import Status
@@ -80,9 +80,15 @@ def require_columns(manifest: Manifest, mapping: LegacyMapping | None = None) ->
     columns = read_columns(manifest)
     if mapping is not None:
         try:
-            columns = mapping.mapped_columns(columns)
+            layout = mapping.layout_for(columns, encoding=manifest.encoding)
         except MappingError as exc:
             raise SetupError(str(exc)) from None
+        nested = set(nested_parquet_columns(manifest))
+        for source in layout.source_columns():
+            if source.strip().lower() in nested:
+                raise SetupError(f"manifest: Parquet column '{source}' has a nested type; the mapping reads it as "
+                                 "text, which it is not")
+        columns = mapping.mapped_columns(columns)
     problems = check_columns(columns)
     if problems:
         raise SetupError("manifest: " + "; ".join(problems))

@@ -39,6 +39,7 @@ from transforms.exactly_once import Policy
 from transforms.grouping import group_documents
 from transforms.models import Document
 from transforms.outcomes import Outcomes, report_part
+from transforms.parties import CustomerParties, PartyRefused
 from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.shard")
@@ -165,22 +166,13 @@ class _RealRun:
 
 def _resolve_parties(customer: dict[str, Any], docs: list[Document], out: Outcomes) -> list[Document]:
     """The documents with their party id from the customer's parties; rows of the others are rejected."""
-    parties = customer.get("associated_parties") or []
-    by_id = {str(p.get("id", "")).lower(): p for p in parties}
-    by_email = {str(p.get("email", "")).lower(): p for p in parties if p.get("email")}
+    parties = CustomerParties.of(customer.get("associated_parties") or [])
     resolved = []
     for doc in docs:
-        party = by_id.get(doc.party_id) if doc.party_id else by_email.get(doc.party_email or "")
-        if party is None:
-            field_name = "associated_party_id" if doc.party_id else "associated_party_email"
-            out.set(doc.row_numbers, Status.rejected, Reason.party_not_found,
-                    f"{field_name}: no such associated party for this customer")
+        party_id = parties.resolve(doc.party_id, doc.party_email)
+        if isinstance(party_id, PartyRefused):
+            out.set(doc.row_numbers, Status.rejected, party_id.reason, party_id.message)
             continue
-        if doc.party_id and doc.party_email and by_email.get(doc.party_email) is not party:
-            out.set(doc.row_numbers, Status.rejected, Reason.party_mismatch,
-                    "associated_party_email: names a different party than associated_party_id")
-            continue
-        party_id = str(party["id"]).lower()
         if doc.party_id is None:
             out.party_of_row.update(dict.fromkeys(doc.row_numbers, party_id))
         resolved.append(replace(doc, party_id=party_id))

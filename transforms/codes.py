@@ -78,6 +78,7 @@ class Reason(StrEnum):
     throttled = "throttled"
     no_identifying_document = "no_identifying_document"
     unexpected_answer = "unexpected_answer"
+    ambiguous_party_email = "ambiguous_party_email"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -122,7 +123,9 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",
     Reason.dry_run: "Dry run: checked and would be sent; nothing was sent.",
     Reason.not_retried: "--retry-failed run: the row did not fail in the earlier run, so it was left alone.",
-    Reason.bad_characters: "A cell holds a control, bidi-override or zero-width character (the message names it).",
+    Reason.bad_characters: "A cell holds a control, bidi-override or zero-width character, or a document number "
+                           "something besides ASCII letters, digits and - / . space after NFKC (the message names "
+                           "the field).",
     Reason.bad_file_structure: "The file starts as PDF, JPEG or PNG but is cut short, lacks its end marker, or has "
                                "bytes appended after it.",
     Reason.source_changed: "The S3 object was replaced while it was being read; run again to send the new one.",
@@ -133,6 +136,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.unexpected_answer: "The attach was answered 2xx with a body that is not the API's JSON answer (a "
                               "gateway's page, the wrong shape, past the size cap): it may or may not have been "
                               "applied; settled by a later run from the parties' status, never resent blindly.",
+    Reason.ambiguous_party_email: "associated_party_email (NFKC, case ignored) belongs to two or more parties of "
+                                  "the customer, and no associated_party_id says which: attached to none.",
 }
 
 

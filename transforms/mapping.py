@@ -111,6 +111,23 @@ class Layout(BaseModel):
         "document_number or associated_party_email is refused.",
     )
 
+    @field_validator("date_format")
+    @classmethod
+    def _reads_whole_dates(cls, fmt: str | None) -> str | None:
+        problem = date_format_problem(fmt) if fmt is not None else None
+        if problem:
+            raise ValueError(problem)
+        return fmt
+
+    @field_validator("date_formats")
+    @classmethod
+    def _each_reads_whole_dates(cls, formats: dict[str, str]) -> dict[str, str]:
+        problems = [f"{column}: {problem}" for column, fmt in formats.items()
+                    if (problem := date_format_problem(fmt))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return formats
+
     @field_validator("columns")
     @classmethod
     def _needs_required(cls, columns: dict[str, str | ColumnSource]) -> dict[str, str | ColumnSource]:
@@ -145,6 +162,13 @@ class Layout(BaseModel):
                                  "shows; carry only non-personal ids")
             if key in _REPORT_NAMES:
                 raise ValueError(f"carry_columns: {name!r} is a column the report has already")
+
+    def date_format_of(self, column: str) -> str | None:
+        """The strptime format of a date column: its own ``date_formats`` entry, else ``date_format``; None for a
+        column that is not a date."""
+        if column not in DATE_COLUMNS:
+            return None
+        return self.date_formats.get(column) or self.date_format  # type: ignore[call-overload]
 
     def mapped(self) -> set[str]:
         """Canonical columns this layout produces (files give s3_uri and side; a generated document_id)."""
@@ -199,19 +223,66 @@ class LegacyMapping(BaseModel):
                 raise ValueError(f"unknown encoding {encoding!r}") from None
         return encoding
 
-    def layout_for(self, header: Sequence[str]) -> Layout:
-        """The first layout whose source columns are all in ``header``; ``MappingError`` naming what is missing."""
+    def layout_for(self, header: Sequence[str], *, encoding: str | None = None) -> Layout:
+        """The first layout whose source columns are all in ``header``; ``MappingError`` naming what is missing,
+        and saying to set ``encoding:`` when the header looks decoded with the wrong one (``encoding``: the one
+        it was read with)."""
         problems = []
+        lacking: list[str] = []
         for layout in self.layouts:
             missing = layout.missing_in(header)
             if not missing:
                 return layout
+            lacking += missing
             problems.append(f"layout '{layout.name}' lacks column(s) {', '.join(repr(m) for m in missing)}")
-        raise MappingError("mapping: no layout fits the file's header: " + "; ".join(problems))
+        hint = ""
+        if looks_misdecoded(header, lacking):
+            hint = (f"; the header looks decoded with the wrong encoding{f' ({encoding})' if encoding else ''}: "
+                    "set `encoding:` in the mapping file to the file's own (e.g. utf-8, cp1252, latin-1)")
+        raise MappingError("mapping: no layout fits the file's header: " + "; ".join(problems) + hint)
 
-    def mapped_columns(self, header: Sequence[str]) -> list[str]:
+    def mapped_columns(self, header: Sequence[str], *, encoding: str | None = None) -> list[str]:
         """The canonical column names a file with ``header`` will have after mapping."""
-        return [c for c in CANONICAL_COLUMNS if c in self.layout_for(header).mapped()]
+        return [c for c in CANONICAL_COLUMNS if c in self.layout_for(header, encoding=encoding).mapped()]
+
+
+# What a wrong decoding leaves in a header: the replacement character (bytes the encoding cannot read) and C1
+# controls (bytes 0x80-0x9F read as Latin-1).
+_UNDECODED = re.compile("[\ufffd\x80-\x9f]")
+
+
+def looks_misdecoded(header: Sequence[str], missing: Sequence[str]) -> bool:
+    """Whether a header that lacks ``missing`` columns was probably read with the wrong text encoding.
+
+    Either it holds undecodable bytes, or a missing name with non-ASCII letters is in the header with those
+    letters garbled: the same ASCII letters around 1 to 4 other characters (UTF-8's "ü" read as Latin-1 is
+    "Ã¼", as cp1250 "ĂĽ"; a Latin-1 "ü" read as UTF-8 is "\ufffd").
+    """
+    if any(_UNDECODED.search(h) for h in header):
+        return True
+    names = {h.strip().casefold() for h in header}
+    for name in missing:
+        folded = name.strip().casefold()
+        if folded.isascii():
+            continue
+        pattern = re.compile("".join(re.escape(c) if c.isascii() else "[^\x00-\x7f]{1,4}" for c in folded))
+        if any(pattern.fullmatch(h) for h in names if h != folded):
+            return True
+    return False
+
+
+def date_format_problem(fmt: str) -> str | None:
+    """What is wrong with a strptime format for whole dates, or None: it must read back the day, month and year
+    it writes (``dd.mm.yyyy``, ``%d.%m`` and ``%Q`` do not)."""
+    probe = datetime(2021, 3, 14)
+    try:
+        read = datetime.strptime(probe.strftime(fmt), fmt)
+    except ValueError as exc:
+        return f"{fmt!r} is not a strptime format ({exc}); e.g. '%d.%m.%Y' reads 14.03.2021"
+    if read.date() != probe.date():
+        return (f"{fmt!r} does not read a whole date (it needs a day, a month and a year, such as %d, %m and %Y); "
+                "e.g. '%d.%m.%Y' reads 14.03.2021")
+    return None
 
 
 #: Columns whose unconverted values ``kyc-attach validate`` lists: codes and dates, never personal data.
@@ -260,7 +331,6 @@ def apply_mapping(
     layout = mapping.layout_for(table.column_names)
     index = {n.strip().lower(): i for i, n in reversed(list(enumerate(table.column_names)))}
     out: dict[str, pa.Array] = {}
-    formats = {str(k): v for k, v in layout.date_formats.items()}
     for name in CANONICAL_COLUMNS:
         if name not in layout.columns:
             continue
@@ -271,7 +341,7 @@ def apply_mapping(
             steps.append(_prefixer(src.prefix))
         if name in layout.values:
             steps.append(_value_mapper(layout.values[name]))
-        date_format = formats.get(name) or (layout.date_format if name in DATE_COLUMNS else None)
+        date_format = layout.date_format_of(name)
         if date_format:
             steps.append(_date_converter(date_format))
         if name == "country" and layout.country_to_alpha3:
@@ -416,10 +486,20 @@ _FORMAT_OF_SHAPE = {
 }
 
 
-def unconverted_hint(column: str, examples: Sequence[str]) -> str:
-    """What to add to the mapping so such values convert (for ``kyc-attach validate``)."""
+def unconverted_hint(column: str, examples: Sequence[str], configured: str | None = None) -> str:
+    """What to add to the mapping so such values convert (for ``kyc-attach validate``); ``configured`` is the
+    date format the layout already has for the column, never proposed again."""
     if column in DATE_COLUMNS:
-        guess = next((_FORMAT_OF_SHAPE[e] for e in examples if e in _FORMAT_OF_SHAPE), "%d.%m.%Y")
+        shaped = [_FORMAT_OF_SHAPE[e] for e in examples if e in _FORMAT_OF_SHAPE]
+        guess = next((g for g in shaped if g != configured), None if configured else "%d.%m.%Y")
+        if guess is None and shaped:
+            return (f"These dates have the shape of the layout's format {configured} for {column} but are not "
+                    "real dates (a 31st of February, a 13th month): no other format reads them; they stay "
+                    "rejected as bad_date, to be corrected in the archive.")
+        if guess is None:
+            return (f"These values are not dates in the layout's format {configured} for {column}, nor in a "
+                    "shape a format is known for (9 stands for any digit; words such as an undated expiry cannot "
+                    "convert): they stay rejected as bad_date.")
         return (
             f'To read these dates add to the layout: date_formats: {{{column}: "{guess}"}} (or date_format for '
             "every date column). 9 stands for any digit; words (an undated expiry) cannot convert and stay "
@@ -441,7 +521,7 @@ def explain_date_rejects(validated: pa.Table, layout: Layout) -> pa.Table:
     """Validation's bad-date messages say YYYY-MM-DD; for a mapped date column, name the mapping's format too."""
     message = validated.column("message")
     for name in DATE_COLUMNS:
-        fmt = layout.date_formats.get(name) or layout.date_format  # type: ignore[call-overload]
+        fmt = layout.date_format_of(name)
         if not fmt or name not in layout.columns:
             continue
         old = f"{name}: not a real date in the form YYYY-MM-DD"

@@ -57,12 +57,14 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_RE = r"^[=+\-@\t\r]"
 
 
-def summarise(status_counts: Mapping[str, int], reason_counts: Mapping[str, int], rows_in: int) -> dict[str, Any]:
+def summarise(status_counts: Mapping[str, int], reason_counts: Mapping[str, int], rows_in: int,
+              distinct_rows: int | None = None) -> dict[str, Any]:
     """The counts part of summary.json, with a flag (and problems) when they do not add up.
 
     Every status appears (zeros included) so dashboards need no special cases. ``counts_add_up`` is False when
-    the statuses do not sum to ``rows_in``, when an unknown status appears, or when there are fewer reasons
-    than rejected/failed/unknown rows (each of those carries one).
+    the statuses do not sum to ``rows_in``, when an unknown status appears, when there are fewer reasons
+    than rejected/failed/unknown rows (each of those carries one), or when ``distinct_rows`` (the report's
+    distinct row numbers) falls short of its lines: a row counted twice can hide a row that is missing.
     """
     problems: list[str] = []
     unknown = sorted(set(status_counts) - {s.value for s in Status})
@@ -72,6 +74,8 @@ def summarise(status_counts: Mapping[str, int], reason_counts: Mapping[str, int]
     rows_out = sum(int(v) for v in status_counts.values())
     if rows_out != rows_in:
         problems.append(f"statuses sum to {rows_out}, manifest has {rows_in} rows")
+    if distinct_rows is not None and distinct_rows != rows_out:
+        problems.append(f"{rows_out - distinct_rows} report line(s) repeat a row already counted")
     with_reason = sum(int(v) for v in reason_counts.values())
     needs_reason = by_status["rejected"] + by_status["failed"] + by_status["unknown"]
     if with_reason < needs_reason:

@@ -7,7 +7,8 @@ Normalisation (decided here, documented in docs/reason-codes.md):
 - every canonical column is cast to string, trimmed of whitespace, and an empty cell becomes null;
 - ``document_type``, ``side`` and ``country`` are upper-cased (legacy files write ``passport``, `` Front``);
 - ``customer_id`` and ``associated_party_id`` are lower-cased (uuids are case-insensitive; one spelling keeps
-  grouping, sharding and party matching simple); ``associated_party_email`` is lower-cased;
+  grouping, sharding and party matching simple); ``associated_party_email`` is NFKC-normalised and case-folded,
+  as ``transforms.parties.email_key`` compares party emails;
 - nothing else is rewritten: an alpha-2 ``country`` is rejected, not mapped (legacy mapping is separate).
 
 Fields a category does not use are not checked: ``country``/``issue_date``/``expiry_date``/``document_number``
@@ -17,6 +18,7 @@ only for identifying documents, ``document_date`` only for address documents (it
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -97,6 +99,16 @@ _BAD_CHARS_RE = (
 )
 # First bytes of those characters in UTF-8 (besides the ASCII controls): a value without any of them is clean.
 _BAD_CHAR_LEADS = (0xC2, 0xD8, 0xE2, 0xEF)
+# A document number is what it looks like: after NFKC (full-width digits are digits) only ASCII letters, digits
+# and the separators the numbers on the API's own examples use or legacy archives write (hyphen, slash, dot,
+# space). A Cyrillic look-alike letter or a combining accent would send a number no person can tell from the
+# right one. NFKC turns a no-break or other Unicode space into a plain space, so those are refused before it.
+NUMBER_SEPARATORS = "-/. "
+_NUMBER_RE = r"^[A-Za-z0-9 ./-]*$"  # NUMBER_SEPARATORS; the hyphen last, so it is no range
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" +
+                            NUMBER_SEPARATORS.encode(), dtype=np.uint8)] = True
+_SPACE_LOOKALIKES_RE = r"[\x{a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]"
 # The dates the API takes; a date outside is a typo (0000-01-01, 2921-...) however real it is on the calendar.
 OLDEST_DATE, NEWEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
 _S3_BAD_RE = (
@@ -168,9 +180,9 @@ def _as_string(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if col.type == pa.string():
-        return col
+        return zero_based(col)
     try:
-        return pc.cast(col, pa.string())
+        return zero_based(pc.cast(col, pa.string()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         pass
     # Invalid UTF-8 in a binary column, nested types, ...: never fail the batch, make a string the rules
@@ -186,19 +198,55 @@ def _as_string(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array(out, pa.string())
 
 
+def zero_based(col: pa.Array) -> pa.Array:
+    """The string array with its offsets starting at 0: a copy only when they do not.
+
+    The Parquet reader hands out arrays whose first offset is not 0 (a batch that starts inside a row group;
+    a dictionary column cast to text), which Arrow allows, but ``ascii_upper``/``ascii_lower`` (pyarrow 26) then
+    write garbage, and a batch failed with "First or last binary offset out of bounds".
+    """
+    if not len(col) or _raw(col)[0][0] == 0:
+        return col
+    return pa.concat_arrays([col])
+
+
 def _clean(col: pa.Array, name: str) -> pa.Array:
     if col.null_count == len(col):
         return col  # an absent or all-null column: nothing to trim, recase or null out
     # utf8 trim, not ascii: Excel exports carry non-breaking spaces. Case changes can be ASCII-only (10x
     # faster) for uuids and enums, whose valid values are ASCII; emails may be internationalised.
+    if name == "associated_party_email":
+        col = _fold_email(col)  # before the trim: NFKC can spell a character with a space ("¸" is " ̧")
     s = pc.utf8_trim_whitespace(col) if _may_need_trim(col) else col
     if name in _UPPER:
         s = pc.ascii_upper(s)
-    elif name == "associated_party_email":
-        s = pc.utf8_lower(s)
-    elif name in _LOWER:
+    elif name in _LOWER and name != "associated_party_email":
         s = pc.ascii_lower(s)
     return _empty_as_null(s)
+
+
+def _fold_email(col: pa.Array) -> pa.Array:
+    """Emails as :func:`transforms.parties.email_key` compares them: NFKC, then case-folded (``ＳＴＲＡßＥ`` is
+    ``strasse``). Arrow lower-cases every value; only values holding a non-ASCII byte (few) go through Python's
+    NFKC and case-folding, once per distinct value: Arrow has no case-folding kernel."""
+    lowered = pc.utf8_lower(col)
+    offsets, data = _raw(col)
+    used = data[offsets[0]:offsets[-1]]
+    if not len(used) or used.max() < 0x80:
+        return lowered
+    mask = _rows_holding(offsets, used >= 0x80)
+    enc = pc.dictionary_encode(col.filter(pa.array(mask)))  # a party's email repeats on each of its rows
+    distinct = [unicodedata.normalize("NFKC", v).casefold() for v in enc.dictionary.to_pylist()]
+    folded = pc.take(pa.array(distinct, pa.string()), enc.indices)
+    return zero_based(pc.replace_with_mask(lowered, pa.array(mask), folded))
+
+
+def _rows_holding(offsets: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Per row, whether it holds a flagged byte (``flagged``: one bool per byte from ``offsets[0]`` on); the cost
+    follows the number of flagged bytes, which is small in the usual case."""
+    held = np.zeros(len(offsets) - 1, dtype=bool)
+    held[np.searchsorted(offsets, np.flatnonzero(flagged) + offsets[0], side="right") - 1] = True
+    return held
 
 
 def _raw(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -283,6 +331,33 @@ def _bad_characters(col: pa.Array) -> pa.Array | None:
     bad = np.zeros(len(col), dtype=bool)
     bad[rows] = np.asarray(_f(pc.match_substring_regex(col.take(pa.array(rows)), _BAD_CHARS_RE)))
     return pa.array(bad)
+
+
+def _document_number(col: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """(the numbers NFKC-normalised, True where one holds a character ``_NUMBER_RE`` refuses or a Unicode space;
+    None when every number is plain ASCII of the allowed kind, the usual case).
+
+    Bytes are checked against the allowed set in numpy; only rows holding another byte go through NFKC and the
+    regexes, and the column is copied (normalised) only when some number is not ASCII.
+    """
+    if col.null_count == len(col):
+        return col, None
+    offsets, data = _raw(col)
+    used = data[offsets[0]:offsets[-1]]
+    other = ~_NUMBER_BYTES[used]
+    if not other.any():
+        return col, None
+    rows = np.flatnonzero(_rows_holding(offsets, other))
+    suspect = col.take(pa.array(rows))
+    folded = pc.utf8_normalize(suspect, form="NFKC")
+    # A character NFKC spells as several ("№" as "No", a ligature) is not one letter or digit of the number.
+    ok = pc.and_(pc.and_(_f(pc.match_substring_regex(folded, _NUMBER_RE)),
+                         _f(pc.equal(pc.utf8_length(folded), pc.utf8_length(suspect)))),
+                 pc.invert(_f(pc.match_substring_regex(suspect, _SPACE_LOOKALIKES_RE))))
+    bad = np.zeros(len(col), dtype=bool)
+    bad[rows] = ~np.asarray(ok)
+    normalised = pc.utf8_normalize(col, form="NFKC") if used.max() >= 0x80 else col
+    return normalised, pa.array(bad)
 
 
 def _parse_date_values(col: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -438,6 +513,7 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
         else:
             cols[name] = pa.nulls(n, pa.string())
 
+    cols["document_number"], number_bad = _document_number(cols["document_number"])
     pid, email = cols["associated_party_id"], cols["associated_party_email"]
     dtype, side, uri, country = cols["document_type"], cols["side"], cols["s3_uri"], cols["country"]
 
@@ -464,6 +540,10 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
         bad_chars = _bad_characters(cols[name])
         if bad_chars is not None:
             add((bad_chars, Reason.bad_characters, f"{name}: holds a control, bidi or zero-width character"))
+    if number_bad is not None:
+        add((pc.and_(is_ident, number_bad), Reason.bad_characters,
+             "document_number: holds a character other than ASCII letters, digits and the separators - / . and "
+             "space (after NFKC)"))
     for name in REQUIRED_COLUMNS:
         add((pc.is_null(cols[name]), Reason.missing_field, f"{name}: required, empty"))
     add(

@@ -18,11 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.manifest import Manifest
+from connectors.manifest import Manifest, read_columns
 from connectors.workarea import read_bucket_range
-from flows.plan import plan_manifest
+from flows.plan import plan_manifest, readable
 from transforms.grouping import group_documents
-from transforms.mapping import LegacyMapping
+from transforms.mapping import DATE_COLUMNS, LegacyMapping
 from transforms.rules import Rules
 
 
@@ -35,6 +35,8 @@ class ValidationResult:
     shards: int = 0
     # With a mapping: source values it left unconverted, by canonical column (codes; dates as 99.99.9999 shapes).
     unconverted: dict[str, Counter[str]] = field(default_factory=dict)
+    # With a mapping: the date format its layout gives each date column (never proposed again by the hints).
+    date_formats: dict[str, str] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -52,7 +54,8 @@ def validate_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buck
         plan = plan_manifest(manifest, rules=rules, run_dir=Path(tmp), batch_rows=batch_rows, buckets=buckets,
                              shard_rows=shard_rows, mapping=mapping)
         result = ValidationResult(rows=plan.rows_in, shards=len(plan.shards),
-                             unconverted=plan.mapping_report.unconverted if plan.mapping_report else {})
+                             unconverted=plan.mapping_report.unconverted if plan.mapping_report else {},
+                             date_formats=_date_formats(manifest, mapping))
         rejects = pq.read_table(plan.rejects_path, columns=["row_number", "reason_code"])
         result.rejected_by_reason.update(_value_counts(rejects.column("reason_code")))
         seen = set(rejects.column("row_number").to_pylist())
@@ -63,6 +66,14 @@ def validate_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buck
             grouped = group_documents(rows, rules)
             result.rejected_by_reason.update(str(r.reason_code) for r in grouped.rejects if r.row_number not in seen)
     return result
+
+
+def _date_formats(manifest: Manifest, mapping: LegacyMapping | None) -> dict[str, str]:
+    """The date format of each date column of the layout that reads the manifest."""
+    if mapping is None:
+        return {}
+    layout = mapping.layout_for(read_columns(readable(manifest, mapping)))
+    return {c: fmt for c in DATE_COLUMNS if (fmt := layout.date_format_of(c))}
 
 
 def _value_counts(col: pa.ChunkedArray) -> dict[str, int]:
@@ -101,14 +112,14 @@ def render_validation(result: ValidationResult, *, manifest: str, mapping: str |
         meaning = REASON_MEANINGS.get(Reason(code), "") if code in Reason.__members__ else ""
         table.add_row(code, f"{count:,}", meaning)
     out.print(table)
-    _render_unconverted(out, result.unconverted)
+    _render_unconverted(out, result.unconverted, result.date_formats)
     out.print("Row-level detail (row number, field, reason): run a dry run and read its rows.csv.")
 
 
 _SHOWN_VALUES = 20
 
 
-def _render_unconverted(out: Any, unconverted: dict[str, Counter[str]]) -> None:
+def _render_unconverted(out: Any, unconverted: dict[str, Counter[str]], date_formats: dict[str, str]) -> None:
     """The source values the mapping did not convert, per column, with the mapping lines that would."""
     from rich.table import Table
 
@@ -124,7 +135,8 @@ def _render_unconverted(out: Any, unconverted: dict[str, Counter[str]]) -> None:
         if len(counts) > _SHOWN_VALUES:
             table.add_row(f"... {len(counts) - _SHOWN_VALUES} more", f"{sum(counts.values()):,} in all")
         out.print(table)
-        out.print(unconverted_hint(column, [v for v, _ in counts.most_common(3)]), markup=False)
+        out.print(unconverted_hint(column, [v for v, _ in counts.most_common(3)], date_formats.get(column)),
+                  markup=False)
 
 
 def validate_command(manifest: str, mapping: str | None) -> int:

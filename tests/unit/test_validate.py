@@ -113,6 +113,15 @@ def test_residence_permit_sides_configurable() -> None:
     assert one(passport(document_type="PERMANENT_RESIDENCY_ID")) is None
 
 
+def test_permanent_residency_id_follows_the_residence_permit_s_two_sides_setting() -> None:
+    from transforms.catalogue import SideRules
+
+    prid = passport(document_type="PERMANENT_RESIDENCY_ID")
+    assert one(prid, side_rules=SideRules(residence_permit_needs_both_sides=True)) == "missing_side"
+    assert one(prid, side_rules=SideRules(residence_permit_needs_both_sides=True,
+                                          permanent_residency_id_needs_both_sides=False)) is None
+
+
 def test_allowed_buckets_and_prefixes() -> None:
     assert one(passport(), allowed_buckets=("kyc-docs",)) is None
     assert one(passport(), allowed_buckets=("kyc",)) == "bucket_not_allowed"

@@ -24,11 +24,11 @@ values = st.lists(st.one_of(st.none(), texts, st.text(max_size=12)), max_size=40
 
 
 def _plain_clean(col: pa.Array, name: str) -> pa.Array:
-    s = pc.utf8_trim_whitespace(col)
+    s = pc.utf8_trim_whitespace(pc.utf8_normalize(col, form="NFKC") if name == "associated_party_email" else col)
     if name == "side":
         s = pc.ascii_upper(s)
     elif name == "associated_party_email":
-        s = pc.utf8_lower(s)
+        s = pa.array([v.casefold() if v is not None else None for v in s.to_pylist()], pa.string())
     elif name == "customer_id":
         s = pc.ascii_lower(s)
     return pc.if_else(pc.equal(pc.binary_length(s), 0), pa.scalar(None, pa.string()), s)

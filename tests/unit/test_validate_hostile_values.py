@@ -47,7 +47,7 @@ def test_hidden_character_in_any_field_is_bad_characters(field: str, ch: str) ->
 
 @pytest.mark.parametrize("ch", HARMLESS)
 def test_harmless_non_ascii_is_not_bad_characters(ch: str) -> None:
-    assert validate([passport(document_number="AB" + ch + "123")]).column("reason_code").to_pylist() == [None]
+    assert validate([passport(document_id="AB" + ch + "123")]).column("reason_code").to_pylist() == [None]
 
 
 def test_hidden_character_among_many_clean_rows_hits_only_its_row() -> None:
