@@ -5,7 +5,8 @@ One index for every job under a report location: ``<report>/_ledger/_documents/<
 ``pp`` is a fixed hash of the customer id (``transforms.exactly_once.partition_of``, 256 partitions). A
 shard loads the partitions of its own customers only. Records are JSON lines: a document's state (keyed by
 its identity, ``transforms.exactly_once.document_key``) and the uri each upload got (keyed by customer,
-source object and ETag). Segments are append-only; later records win.
+source object and ETag). Segments are append-only; later records win. A compacted partition keeps the same
+records in a Parquet file next to the segments written after it (``connectors.ledger_index``).
 
 Writes are group-committed: every caller that needs durability (documents about to be sent) waits until a
 segment holding its record is written, and one commit carries everything pending — one object per
@@ -26,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.ledger_index import read_records
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from transforms.exactly_once import DocState, partition_of
@@ -77,14 +79,16 @@ class Ledger:
         self._seq = 0
         self._flushed_seq = 0
         self._lock = asyncio.Lock()
+        self._sources: dict[str, list[str]] = {}
+        self.touched: set[str] = set()  # partitions this ledger wrote to (what a compaction after the run folds)
 
     def load(self, customer_ids: Iterable[str]) -> Ledger:
         """Read the index partitions of these customers (keeping only their records, so memory follows the
         shard, not the index), and the job's legacy records if any."""
         mine = set(customer_ids)
         for part in sorted({partition_of(c) for c in mine}):
-            for loc in self._store.list(self._root.child(part)):
-                self._replay(loc, mine)
+            for rec in read_records(self._store, self._root, part, mine):
+                self._apply(rec)
         if self._legacy_root is not None:
             for loc in self._store.list(self._legacy_root):
                 if loc.key.endswith(".jsonl"):
@@ -92,12 +96,6 @@ class Ledger:
                         if line.strip():
                             self._apply_legacy(json.loads(line))
         return self
-
-    def _replay(self, loc: Location, customers: set[str]) -> None:
-        if loc.key.endswith(".jsonl"):
-            for line in self._store.read(loc).splitlines():
-                if line.strip() and (rec := json.loads(line))["c"] in customers:
-                    self._apply(rec)
 
     def _apply(self, rec: dict[str, Any]) -> None:
         if rec["k"] == "upload":
@@ -158,10 +156,17 @@ class Ledger:
                      http_status: int | None = None) -> None:
         """Record one state for documents of one customer (key → party id); ``in_flight`` returns only once
         durable."""
+        now = time.time()
         recs = [{"k": "doc", "id": key, "c": customer_id, "p": party, "s": state.value, "run": run_id,
-                 "req": request_id, "at": sent_at, "init": initiated_before, "http": http_status}
+                 "req": request_id, "at": sent_at, "init": initiated_before, "http": http_status, "t": now,
+                 "o": self._sources.get(key)}
                 for key, party in party_of_key.items()]
         await self._add(customer_id, recs, durable=state is DocState.in_flight)
+
+    def know_sources(self, sources_of_key: dict[str, list[str]]) -> None:
+        """The source objects (s3 uris) of documents, written with each of their records from now on: the
+        history answers by source object."""
+        self._sources.update(sources_of_key)
 
     async def _add(self, customer_id: str, recs: list[dict[str, Any]], *, durable: bool) -> None:
         for rec in recs:
@@ -185,6 +190,7 @@ class Ledger:
             if self._flushed_seq >= upto or not self._pending:
                 return
             batch, self._pending = self._pending, defaultdict(list)
+            self.touched.update(batch)
             seq = self._seq
             # time-ordered names so a listing replays segments in the order they were written
             name = f"seg-{time.time_ns():020d}-{secrets.token_hex(4)}.jsonl"
