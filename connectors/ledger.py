@@ -85,9 +85,11 @@ class Ledger:
     def load(self, customer_ids: Iterable[str]) -> Ledger:
         """Read the index partitions of these customers (keeping only their records, so memory follows the
         shard, not the index), and the job's legacy records if any."""
-        mine = set(customer_ids)
-        for part in sorted({partition_of(c) for c in mine}):
-            for rec in read_records(self._store, self._root, part, mine):
+        by_part: dict[str, set[str]] = defaultdict(set)
+        for c in customer_ids:
+            by_part[partition_of(c)].add(c)
+        for part in sorted(by_part):
+            for rec in read_records(self._store, self._root, part, by_part[part], history=False):
                 self._apply(rec)
         if self._legacy_root is not None:
             for loc in self._store.list(self._legacy_root):

@@ -19,6 +19,7 @@ Compaction is safe next to writers and readers:
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import secrets
@@ -43,7 +44,7 @@ _READ_ATTEMPTS = 5
 # Row groups this small let a reader skip, by the customer column's min/max, most of a partition it does not
 # need (a shard's customers are a few per partition); larger ones read faster whole. Measured with
 # bench/bench_ledger.py.
-_ROW_GROUP_ROWS = 4096
+_ROW_GROUP_ROWS = 1024
 
 # The record keys with a column of their own; any other key (a field added later) is kept as JSON in "x", so
 # compaction never drops what a newer writer recorded.
@@ -69,6 +70,7 @@ _SCHEMA = pa.schema([
     ("line", pa.int32()),
 ])
 _COLUMNS = [f.name for f in _SCHEMA if f.name not in ("x", "seg", "line")]
+_LOAD_COLUMNS = [f.name for f in _SCHEMA if f.name not in ("t", "o")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +96,15 @@ def partitions(store: ObjectStore, index_root: Location) -> list[str]:
 
 
 def read_records(store: ObjectStore, index_root: Location, part: str,
-                 customers: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Every record of one partition (only these customers' when given), in the order they were written."""
+                 customers: Iterable[str] | None = None, *, history: bool = True) -> list[dict[str, Any]]:
+    """Every record of one partition (only these customers' when given), in the order they were written.
+
+    Without ``history``, records read from a compacted file lack what only the history needs (the time of the
+    record, its source objects): the exactly-once rule does not read them and a shard loads faster."""
     wanted = None if customers is None else sorted(set(customers))
     for attempt in range(_READ_ATTEMPTS):
         try:
-            return _read_once(store, index_root.child(part), wanted)
+            return _read_once(store, index_root.child(part), wanted, None if history else _LOAD_COLUMNS)
         except _Gone:
             if attempt == _READ_ATTEMPTS - 1:
                 raise RuntimeError(f"ledger partition {part}: objects kept vanishing while it was read") from None
@@ -111,16 +116,18 @@ class _Gone(Exception):
     """An object listed a moment ago is not there any more."""
 
 
-def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None) -> list[dict[str, Any]]:
+def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None,
+               columns: list[str] | None) -> list[dict[str, Any]]:
     listed = store.list(folder)
     compacts = [loc for loc in listed if _name(loc).startswith(COMPACT_PREFIX)]
     segments = [loc for loc in listed if _name(loc).startswith(SEGMENT_PREFIX) and loc.key.endswith(".jsonl")]
     tables, folded = [], set()
     for loc in compacts:
-        table, names = _read_compact(_read(store, loc), customers)
+        table, names = _read_compact(_read(store, loc), customers, columns)
         tables.append(table)
         folded |= names
     keyed: dict[tuple[str, int], dict[str, Any]] = {}
+    wanted = None if customers is None else set(customers)
     for table in tables:
         for rec in table.to_pylist():
             keyed[(rec["seg"], rec["line"])] = rec
@@ -131,7 +138,7 @@ def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None
         for line_no, line in enumerate(_read(store, loc).splitlines()):
             if line.strip():
                 rec = json.loads(line)
-                if customers is None or rec.get("c") in customers:
+                if wanted is None or rec.get("c") in wanted:
                     keyed[(name, line_no)] = rec
     out = []
     for (_, _), rec in sorted(keyed.items(), key=lambda kv: kv[0]):
@@ -224,13 +231,30 @@ def _first_of_each(table: pa.Table) -> pa.Table:
     return table.filter(pa.array(keep))
 
 
-def _read_compact(data: bytes, customers: list[str] | None) -> tuple[pa.Table, set[str]]:
+def _read_compact(data: bytes, customers: list[str] | None,
+                  columns: list[str] | None = None) -> tuple[pa.Table, set[str]]:
+    """A compacted file's rows (only these customers' when given: the row groups whose customer range holds
+    none of them are not read) and the names of the segments it folded."""
     pf = pq.ParquetFile(pa.BufferReader(data))
     meta = pf.schema_arrow.metadata or {}
     folded = set(json.loads(meta.get(_FOLDED_KEY, b"[]")))
     if customers is None:
-        return pf.read(), folded
-    table = pq.read_table(pa.BufferReader(data), filters=[("c", "in", customers)])
+        return pf.read(columns=columns, use_threads=False), folded
+    md = pf.metadata
+    leaf = next((i for i in range(md.num_columns) if md.schema.column(i).path == "c"), None)
+    groups = []
+    for g in range(md.num_row_groups):
+        stats = md.row_group(g).column(leaf).statistics if leaf is not None else None
+        if stats is None or not stats.has_min_max:
+            groups.append(g)
+            continue
+        i = bisect.bisect_left(customers, stats.min)
+        if i < len(customers) and customers[i] <= stats.max:
+            groups.append(g)
+    table = (pf.read_row_groups(groups, columns=columns, use_threads=False) if groups
+             else pf.schema_arrow.empty_table())
+    if columns is not None and not groups:
+        table = table.select(columns)
     return table.filter(pc.is_in(table.column("c"), pa.array(customers))), folded
 
 
