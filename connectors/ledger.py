@@ -81,6 +81,7 @@ class Ledger:
         self._lock = asyncio.Lock()
         self._sources: dict[str, list[str]] = {}
         self.touched: set[str] = set()  # partitions this ledger wrote to (what a compaction after the run folds)
+        self._parties: dict[str, set[str]] = defaultdict(set)
 
     def load(self, customer_ids: Iterable[str]) -> Ledger:
         """Read the index partitions of these customers (keeping only their records, so memory follows the
@@ -104,6 +105,7 @@ class Ledger:
             self.uploads[(rec["c"], rec["src"], rec["etag"])] = rec["uri"]
             self._uploaded_sources.add((rec["c"], rec["src"]))
         elif rec["k"] == "doc":
+            self._parties[rec["c"]].add(rec["p"])
             self.documents[rec["id"]] = DocRecord(DocState(rec["s"]), rec["run"], rec.get("req"), rec.get("at"),
                                                   rec.get("init", False), rec.get("http"))
             if rec["s"] == DocState.in_flight and rec.get("req") and rec.get("at") is not None:
@@ -130,6 +132,10 @@ class Ledger:
         state of its request. No send time is known, so the status move alone counts as evidence there.
         """
         return self._legacy.get(attach_key)
+
+    def parties_of(self, customer_id: str) -> set[str]:
+        """The party ids of this customer that any document record names."""
+        return set(self._parties.get(customer_id, ()))
 
     def document(self, key: str) -> DocRecord | None:
         """What any earlier run under this report location knew of a document."""

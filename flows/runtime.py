@@ -18,26 +18,12 @@ import httpx
 from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
 from connectors.fin import FinClient, small_request_slots
-from connectors.objects import ObjectStore
 from connectors.rate_limiter import EndpointLimiters
 from connectors.rate_share import SHARED_BURST_S, RateShare, share_of_rate
-from connectors.s3 import S3Store, make_s3_client
 from flows.settings import Settings
+from flows.storage import make_s3_store, make_store
 
-
-def make_s3_store(settings: Settings) -> S3Store:
-    """The S3 store with the project's write policy, from boto3's default credential chain."""
-    return S3Store(
-        make_s3_client(max_pool_connections=max(settings.max_concurrent_requests * 2, 32)),
-        sse=settings.s3_sse,
-        kms_key_id=settings.s3_kms_key_id,
-        expected_bucket_owner=settings.expected_bucket_owner,
-    )
-
-
-def make_store(settings: Settings, *, s3: bool = True) -> ObjectStore:
-    """The one storage handle of a process: local paths, and with ``s3`` the S3 store above."""
-    return ObjectStore(make_s3_store(settings) if s3 else None)
+__all__ = ["check_api_url", "fin_client", "make_s3_store", "make_store"]
 
 
 def check_api_url(url: str) -> None:
