@@ -84,13 +84,14 @@ class Compacted:
     bytes_after: int
 
 
-def partitions(store: ObjectStore, index_root: Location) -> list[str]:
-    """The partitions that hold anything (names of the folders under the index)."""
+def partitions(store: ObjectStore, index_root: Location, *, with_segments: bool = False) -> list[str]:
+    """The partitions that hold anything (names of the folders under the index), or with ``with_segments``
+    only those holding segments (what a compaction has to do), from one listing of the index."""
     found = set()
     for loc in store.list(index_root):
         rel = loc.key[len(index_root.key.rstrip("/")) + 1:]
         part, _, rest = rel.partition("/")
-        if rest:
+        if rest and (not with_segments or rest.startswith(SEGMENT_PREFIX)):
             found.add(part)
     return sorted(found)
 
@@ -197,9 +198,9 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str) -> Co
 
 
 def compact(store: ObjectStore, index_root: Location, parts: Iterable[str] | None = None) -> list[Compacted]:
-    """Compact these partitions (default: every partition of the index); what each compaction did."""
+    """Compact these partitions (default: every partition holding segments); what each compaction did."""
     done = []
-    for part in sorted(set(parts) if parts is not None else partitions(store, index_root)):
+    for part in sorted(set(parts) if parts is not None else partitions(store, index_root, with_segments=True)):
         result = compact_partition(store, index_root, part)
         if result is not None:
             done.append(result)
