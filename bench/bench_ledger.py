@@ -9,12 +9,13 @@ pyarrow, one partition at a time): each document has one file, an upload record 
 customers and parties, sha256 document keys, spread over 200 nightly runs (one segment per partition and run:
 real runs write more, smaller segments, so the segment figures here are the layout's best case).
 
-Printed for each size and layout: bytes on disk; the time to load one shard's partitions (a shard of 20,000
-rows = 5,000 customers, which touch every one of the 256 partitions) with ``connectors.ledger.Ledger.load``;
+The segment layout is written for ``--sample`` partitions only (16 by default; 256 writes all of it: ~9 GB at
+10M) and its bytes, load time and full compaction are scaled from them to 256. Printed for each size and
+layout: bytes on disk; the time to load one shard's partitions (a shard of 20,000 rows = ~5,000 customers,
+which touch every one of the 256 partitions) with ``connectors.ledger.Ledger.load``;
 and compaction times: folding every segment into the compacted layout, and the end of a run (compacting the
-partitions a run of 20,000 new documents wrote into, on top of compacted files). Where ``--sample`` is below
-256, the segment load and the full compaction are timed on that many partitions and scaled to 256 (said on the
-line).
+partitions a run of 20,000 new documents wrote into, on top of compacted files). Times are wall and CPU of the
+bench process (the machine may be shared: CPU time is the steadier figure).
 """
 
 from __future__ import annotations
@@ -145,11 +146,17 @@ def _bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _build(n_docs: int, where: Path) -> tuple[Location, Location, dict[str, list[str]]]:
-    """Both layouts of the same records, written once and reused by later runs."""
+def _sampled(parts: list[str], sample: int) -> set[str]:
+    return set(parts[:: max(1, PARTITIONS // sample)][:sample])
+
+
+def _build(n_docs: int, where: Path, sample: int) -> tuple[Location, Location, dict[str, list[str]]]:
+    """Both layouts of the same records, written once and reused by later runs (the segment layout only for
+    the sampled partitions: its figures are scaled from them)."""
     seg_root, comp_root = where / "segments", where / "compacted"
     by_part = _customers(n_docs, seed=n_docs)
-    done = where / "done"
+    segmented = _sampled(sorted(by_part), sample)
+    done = where / f"done-{sample}"
     if not done.exists():
         shutil.rmtree(where, ignore_errors=True)
         for i, (part, customers) in enumerate(sorted(by_part.items())):
@@ -157,9 +164,10 @@ def _build(n_docs: int, where: Path) -> tuple[Location, Location, dict[str, list
             (comp_root / part).mkdir(parents=True, exist_ok=True)
             (comp_root / part / "compact-00000000000000000001-bench000.parquet").write_bytes(
                 write_compact(table, folded=[]))
-            (seg_root / part).mkdir(parents=True, exist_ok=True)
-            for name, data in _jsonl(table):
-                (seg_root / part / name).write_bytes(data)
+            if part in segmented:
+                (seg_root / part).mkdir(parents=True, exist_ok=True)
+                for name, data in _jsonl(table):
+                    (seg_root / part / name).write_bytes(data)
         done.write_text("ok")
     return Location(None, str(seg_root)), Location(None, str(comp_root)), by_part
 
@@ -186,7 +194,7 @@ def _night(store: ObjectStore, root: Location, by_part: dict[str, list[str]], rn
 def bench(n_docs: int, sample: int) -> None:
     where = OUT / f"ledger-{n_docs}"
     t0 = time.perf_counter()
-    seg_root, comp_root, by_part = _build(n_docs, where)
+    seg_root, comp_root, by_part = _build(n_docs, where, sample)
     build_s = time.perf_counter() - t0
     rng = np.random.default_rng(7)
     parts = sorted(by_part)
@@ -195,10 +203,11 @@ def bench(n_docs: int, sample: int) -> None:
         strict=True)]
     shard = sorted(set(shard))
     touched = {partition_of(c) for c in shard}
-    sampled = set(parts[:: max(1, PARTITIONS // sample)][:sample])
+    sampled = _sampled(parts, sample)
     scale = len(touched) / len(touched & sampled)
 
-    seg_bytes, comp_bytes = _bytes(Path(seg_root.key)), _bytes(Path(comp_root.key))
+    seg_bytes = _bytes(Path(seg_root.key)) * len(parts) // len(sampled)
+    comp_bytes = _bytes(Path(comp_root.key))
     seg_load, seg_cpu, seg_docs = _load(seg_root, [c for c in shard if partition_of(c) in sampled])
     comp_load, comp_cpu, comp_docs = _load(comp_root, shard)
     assert comp_docs == len(shard) * DOCS_PER_CUSTOMER, comp_docs
@@ -230,7 +239,8 @@ def bench(n_docs: int, sample: int) -> None:
                  else f" (timed on {len(sampled)} partitions, x{len(parts) / len(sampled):.0f})")
     print(f"\n{n_docs:,} documents ({len(parts)} partitions; generated in {build_s:.0f} s, reused afterwards)")
     print(f"  {'':30} {'segments':>22} {'compacted':>22}   (wall / CPU of this process)")
-    print(f"  {'ledger bytes':30} {seg_bytes / 1e9:>19.2f} GB {comp_bytes / 1e9:>19.3f} GB")
+    print(f"  {'ledger bytes':30} {seg_bytes / 1e9:>19.2f} GB {comp_bytes / 1e9:>19.3f} GB"
+          + ("" if len(sampled) == len(parts) else f"   segments: {len(sampled)} partitions written, scaled"))
     print(f"  {f'load one shard ({len(shard):,} cust.)':30} {_t(seg_load * scale, seg_cpu * scale):>22} "
           f"{_t(comp_load, comp_cpu):>22}   segments{scaled}")
     print(f"  {'compact every segment':30} {'':>22} {_t(fold_s, fold_cpu):>22}  {fold_note}")

@@ -84,15 +84,19 @@ class Compacted:
     bytes_after: int
 
 
-def partitions(store: ObjectStore, index_root: Location, *, with_segments: bool = False) -> list[str]:
-    """The partitions that hold anything (names of the folders under the index), or with ``with_segments``
-    only those holding segments (what a compaction has to do), from one listing of the index."""
-    found = set()
+def partitions(store: ObjectStore, index_root: Location, *, to_compact: bool = False) -> list[str]:
+    """The partitions that hold anything (names of the folders under the index), or with ``to_compact`` only
+    those a compaction has work in (segments, or more than one compacted file), from one listing."""
+    found: dict[str, list[str]] = {}
     for loc in store.list(index_root):
         rel = loc.key[len(index_root.key.rstrip("/")) + 1:]
         part, _, rest = rel.partition("/")
-        if rest and (not with_segments or rest.startswith(SEGMENT_PREFIX)):
-            found.add(part)
+        if rest:
+            found.setdefault(part, []).append(rest)
+    if to_compact:
+        return sorted(p for p, names in found.items()
+                      if any(n.startswith(SEGMENT_PREFIX) for n in names)
+                      or sum(n.startswith(COMPACT_PREFIX) for n in names) > 1)
     return sorted(found)
 
 
@@ -124,27 +128,26 @@ def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None
     segments = [loc for loc in listed if _name(loc).startswith(SEGMENT_PREFIX) and loc.key.endswith(".jsonl")]
     tables, folded = [], set()
     for loc in compacts:
-        table, names = _read_compact(_read(store, loc), customers, columns)
+        table, names = _read_compact(_open(store, loc), customers, columns)
         tables.append(table)
         folded |= names
+    unfolded = [loc for loc in segments if _name(loc) not in folded]
+    if len(tables) == 1 and not unfolded:
+        # the usual case once compacted: the file's rows are in replay order per customer already
+        return [_plain(rec) for rec in tables[0].to_pylist()]
     keyed: dict[tuple[str, int], dict[str, Any]] = {}
     wanted = None if customers is None else set(customers)
     for table in tables:
         for rec in table.to_pylist():
             keyed[(rec["seg"], rec["line"])] = rec
-    for loc in segments:
+    for loc in unfolded:
         name = _name(loc)
-        if name in folded:
-            continue
         for line_no, line in enumerate(_read(store, loc).splitlines()):
             if line.strip():
                 rec = json.loads(line)
                 if wanted is None or rec.get("c") in wanted:
                     keyed[(name, line_no)] = rec
-    out = []
-    for (_, _), rec in sorted(keyed.items(), key=lambda kv: kv[0]):
-        out.append(_plain(rec))
-    return out
+    return [_plain(rec) for _, rec in sorted(keyed.items(), key=lambda kv: kv[0])]
 
 
 def compact_partition(store: ObjectStore, index_root: Location, part: str) -> Compacted | None:
@@ -198,9 +201,9 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str) -> Co
 
 
 def compact(store: ObjectStore, index_root: Location, parts: Iterable[str] | None = None) -> list[Compacted]:
-    """Compact these partitions (default: every partition holding segments); what each compaction did."""
+    """Compact these partitions (default: every partition with work for a compaction); what each did."""
     done = []
-    for part in sorted(set(parts) if parts is not None else partitions(store, index_root, with_segments=True)):
+    for part in sorted(set(parts) if parts is not None else partitions(store, index_root, to_compact=True)):
         result = compact_partition(store, index_root, part)
         if result is not None:
             done.append(result)
@@ -232,11 +235,11 @@ def _first_of_each(table: pa.Table) -> pa.Table:
     return table.filter(pa.array(keep))
 
 
-def _read_compact(data: bytes, customers: list[str] | None,
+def _read_compact(data: bytes | pq.ParquetFile, customers: list[str] | None,
                   columns: list[str] | None = None) -> tuple[pa.Table, set[str]]:
     """A compacted file's rows (only these customers' when given: the row groups whose customer range holds
     none of them are not read) and the names of the segments it folded."""
-    pf = pq.ParquetFile(pa.BufferReader(data))
+    pf = data if isinstance(data, pq.ParquetFile) else pq.ParquetFile(pa.BufferReader(data))
     meta = pf.schema_arrow.metadata or {}
     folded = set(json.loads(meta.get(_FOLDED_KEY, b"[]")))
     if customers is None:
@@ -280,6 +283,16 @@ def _plain(rec: dict[str, Any]) -> dict[str, Any]:
 
 def _name(loc: Location) -> str:
     return loc.key.rstrip("/").rpartition("/")[2]
+
+
+def _open(store: ObjectStore, loc: Location) -> bytes | pq.ParquetFile:
+    """A compacted file to read: a local one mapped (only the row groups read leave the disk), an S3 one whole."""
+    if loc.is_s3:
+        return _read(store, loc)
+    try:
+        return pq.ParquetFile(loc.key, memory_map=True)
+    except FileNotFoundError:
+        raise _Gone from None
 
 
 def _read(store: ObjectStore, loc: Location) -> bytes:
