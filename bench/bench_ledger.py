@@ -9,10 +9,11 @@ pyarrow, one partition at a time): each document has one file, an upload record 
 customers and parties, sha256 document keys, spread over 200 nightly runs (one segment per partition and run:
 real runs write more, smaller segments, so the segment figures here are the layout's best case).
 
-The segment layout is written for ``--sample`` partitions only (16 by default; 256 writes all of it: ~9 GB at
-10M) and its bytes, load time and full compaction are scaled from them to 256. Printed for each size and
-layout: bytes on disk; the time to load one shard's partitions (a shard of 20,000 rows = ~5,000 customers,
-which touch every one of the 256 partitions) with ``connectors.ledger.Ledger.load``;
+Both layouts are built for ``--sample`` of the 256 partitions only (16 by default, each holding the documents
+it holds at the full size; 256 builds all: ~9 GB of segments at 10M, an hour on a busy machine), and every
+figure is measured on them and scaled to 256 (said on the line). Printed for each size and layout: bytes on
+disk; the time to load one shard's partitions (a shard of 20,000 rows = ~5,000 customers, which touch every
+one of the 256 partitions) with ``connectors.ledger.Ledger.load``;
 and compaction times: folding every segment into the compacted layout, and the end of a run (compacting the
 partitions a run of 20,000 new documents wrote into, on top of compacted files). Times are wall and CPU of the
 bench process (the machine may be shared: CPU time is the steadier figure).
@@ -38,6 +39,7 @@ from connectors.ledger import Ledger  # noqa: E402
 from connectors.ledger_index import compact, write_compact  # noqa: E402
 from connectors.objects import ObjectStore  # noqa: E402
 from connectors.s3 import Location  # noqa: E402
+from flows.ledger_upkeep import MERGE_AT  # noqa: E402
 from transforms.exactly_once import partition_of  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -151,8 +153,8 @@ def _sampled(parts: list[str], sample: int) -> set[str]:
 
 
 def _build(n_docs: int, where: Path, sample: int) -> tuple[Location, Location, dict[str, list[str]]]:
-    """Both layouts of the same records, written once and reused by later runs (the segment layout only for
-    the sampled partitions: its figures are scaled from them)."""
+    """Both layouts of the same records for the sampled partitions (every partition holds as many documents
+    as at the full size), written once and reused by later runs."""
     seg_root, comp_root = where / "segments", where / "compacted"
     by_part = _customers(n_docs, seed=n_docs)
     segmented = _sampled(sorted(by_part), sample)
@@ -160,14 +162,15 @@ def _build(n_docs: int, where: Path, sample: int) -> tuple[Location, Location, d
     if not done.exists():
         shutil.rmtree(where, ignore_errors=True)
         for i, (part, customers) in enumerate(sorted(by_part.items())):
+            if part not in segmented:
+                continue
             table = _partition_table(customers, np.random.default_rng(i))
             (comp_root / part).mkdir(parents=True, exist_ok=True)
             (comp_root / part / "compact-00000000000000000001-bench000.parquet").write_bytes(
                 write_compact(table, folded=[]))
-            if part in segmented:
-                (seg_root / part).mkdir(parents=True, exist_ok=True)
-                for name, data in _jsonl(table):
-                    (seg_root / part / name).write_bytes(data)
+            (seg_root / part).mkdir(parents=True, exist_ok=True)
+            for name, data in _jsonl(table):
+                (seg_root / part / name).write_bytes(data)
         done.write_text("ok")
     return Location(None, str(seg_root)), Location(None, str(comp_root)), by_part
 
@@ -178,20 +181,39 @@ def _load(root: Location, customers: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - start, time.process_time() - cpu, len(ledger.documents)
 
 
-def _night(store: ObjectStore, root: Location, by_part: dict[str, list[str]], rng: np.random.Generator) -> None:
-    """One run's segments: 20,000 new documents of 5,000 new customers, spread over the partitions."""
+def _night(store: ObjectStore, root: Location, parts: set[str], rng: np.random.Generator) -> None:
+    """One run's segments in these partitions: 20,000 new documents of 5,000 new customers, spread over all
+    256 partitions (those of other partitions are not written)."""
     fresh = _uuid(rng, SHARD_ROWS // DOCS_PER_CUSTOMER).to_pylist()
     mine: dict[str, list[str]] = {}
     for c in fresh:
         mine.setdefault(partition_of(c), []).append(c)
     for part, customers in mine.items():
+        if part not in parts:
+            continue
         table = _partition_table(customers, rng, run_of=np.full(len(customers), RUNS + 1))
         for name, data in _jsonl(table):
             store.write(root.child(part, name.replace("bench000", hashlib.sha1(part.encode()).hexdigest()[:8])),
                         data)
 
 
-def bench(n_docs: int, sample: int) -> None:
+def _after_run(where: Path, comp_root: Location, sampled: set[str], n_parts: int, *,
+               merge_at: int) -> tuple[float, float]:
+    """The end of a run: one night's segments on top of the compacted layout, then compacting what it touched
+    (``merge_at`` 1: rewriting each partition's file; more: the segments folded into a file of their own)."""
+    night = where / "night"
+    shutil.rmtree(night, ignore_errors=True)
+    shutil.copytree(Path(comp_root.key), night)
+    store = ObjectStore(None)
+    _night(store, Location(None, str(night)), sampled, np.random.default_rng(11))
+    start, cpu = time.perf_counter(), time.process_time()
+    compact(store, Location(None, str(night)), merge_at=merge_at)
+    wall, used = time.perf_counter() - start, time.process_time() - cpu
+    shutil.rmtree(night)
+    return wall * n_parts / len(sampled), used * n_parts / len(sampled)
+
+
+def bench(n_docs: int, sample: int, night_only: bool = False) -> None:
     where = OUT / f"ledger-{n_docs}"
     t0 = time.perf_counter()
     seg_root, comp_root, by_part = _build(n_docs, where, sample)
@@ -206,11 +228,17 @@ def bench(n_docs: int, sample: int) -> None:
     sampled = _sampled(parts, sample)
     scale = len(touched) / len(touched & sampled)
 
+    if night_only:
+        fold_run_s, fold_run_cpu = _after_run(where, comp_root, sampled, len(parts), merge_at=MERGE_AT)
+        print(f"\n{n_docs:,} documents: fold a run's segments (20k docs) into a file of their own "
+              f"{_t(fold_run_s, fold_run_cpu)} (on {len(sampled)} partitions, x{len(parts) / len(sampled):.0f})")
+        return
     seg_bytes = _bytes(Path(seg_root.key)) * len(parts) // len(sampled)
-    comp_bytes = _bytes(Path(comp_root.key))
-    seg_load, seg_cpu, seg_docs = _load(seg_root, [c for c in shard if partition_of(c) in sampled])
-    comp_load, comp_cpu, comp_docs = _load(comp_root, shard)
-    assert comp_docs == len(shard) * DOCS_PER_CUSTOMER, comp_docs
+    comp_bytes = _bytes(Path(comp_root.key)) * len(parts) // len(sampled)
+    mine = [c for c in shard if partition_of(c) in sampled]
+    seg_load, seg_cpu, seg_docs = _load(seg_root, mine)
+    comp_load, comp_cpu, comp_docs = _load(comp_root, mine)
+    assert comp_docs == seg_docs == len(mine) * DOCS_PER_CUSTOMER, (comp_docs, seg_docs)
 
     # folding the segments of the sampled partitions (a copy: the segment layout is kept for the next run)
     fold = where / "fold"
@@ -223,28 +251,19 @@ def bench(n_docs: int, sample: int) -> None:
     fold_cpu = (time.process_time() - cpu) * len(parts) / len(sampled)
     shutil.rmtree(fold)
 
-    # the end of a run: one night's segments on top of the compacted layout, then compacting what it touched
-    night = where / "night"
-    shutil.rmtree(night, ignore_errors=True)
-    shutil.copytree(Path(comp_root.key), night)
-    store = ObjectStore(None)
-    _night(store, Location(None, str(night)), by_part, np.random.default_rng(11))
-    start, cpu = time.perf_counter(), time.process_time()
-    compact(store, Location(None, str(night)))
-    night_s, night_cpu = time.perf_counter() - start, time.process_time() - cpu
-    shutil.rmtree(night)
+    night_s, night_cpu = _after_run(where, comp_root, sampled, len(parts), merge_at=1)
+    fold_run_s, fold_run_cpu = _after_run(where, comp_root, sampled, len(parts), merge_at=MERGE_AT)
 
-    scaled = "" if scale == 1 else f" (timed on {len(touched & sampled)} partitions, x{scale:.0f})"
-    fold_note = ("" if len(sampled) == len(parts)
-                 else f" (timed on {len(sampled)} partitions, x{len(parts) / len(sampled):.0f})")
-    print(f"\n{n_docs:,} documents ({len(parts)} partitions; generated in {build_s:.0f} s, reused afterwards)")
+    note = "" if len(sampled) == len(parts) else f"  (on {len(sampled)} partitions, x{len(parts) / len(sampled):.0f})"
+    print(f"\n{n_docs:,} documents ({len(parts)} partitions of ~{n_docs // len(parts):,} documents; "
+          f"{len(sampled)} built in {build_s:.0f} s and reused afterwards)")
     print(f"  {'':30} {'segments':>22} {'compacted':>22}   (wall / CPU of this process)")
-    print(f"  {'ledger bytes':30} {seg_bytes / 1e9:>19.2f} GB {comp_bytes / 1e9:>19.3f} GB"
-          + ("" if len(sampled) == len(parts) else f"   segments: {len(sampled)} partitions written, scaled"))
+    print(f"  {'ledger bytes':30} {seg_bytes / 1e9:>19.2f} GB {comp_bytes / 1e9:>19.3f} GB{note}")
     print(f"  {f'load one shard ({len(shard):,} cust.)':30} {_t(seg_load * scale, seg_cpu * scale):>22} "
-          f"{_t(comp_load, comp_cpu):>22}   segments{scaled}")
-    print(f"  {'compact every segment':30} {'':>22} {_t(fold_s, fold_cpu):>22}  {fold_note}")
-    print(f"  {'compact after a run (20k docs)':30} {'':>22} {_t(night_s, night_cpu):>22}")
+          f"{_t(comp_load * scale, comp_cpu * scale):>22}{note}")
+    print(f"  {'compact every segment':30} {'':>22} {_t(fold_s, fold_cpu):>22}{note}")
+    print(f"  {'merge a run (20k docs) into one':30} {'':>22} {_t(night_s, night_cpu):>22}{note}")
+    print(f"  {'fold a run (20k docs) alone':30} {'':>22} {_t(fold_run_s, fold_run_cpu):>22}{note}")
     sys.stdout.flush()
     del seg_docs
 
@@ -254,9 +273,11 @@ def main() -> None:
     ap.add_argument("--docs", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--sample", type=int, default=16, help="partitions timed for the segment load and the full "
                                                            "compaction (256: all, no scaling)")
+    ap.add_argument("--night-only", action="store_true", help="only the end-of-run compaction that folds a run's "
+                                                                  "segments alone (the layouts built before)")
     args = ap.parse_args()
     for n in args.docs:
-        bench(n, args.sample)
+        bench(n, args.sample, args.night_only)
 
 
 if __name__ == "__main__":

@@ -150,9 +150,16 @@ def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None
     return [_plain(rec) for _, rec in sorted(keyed.items(), key=lambda kv: kv[0])]
 
 
-def compact_partition(store: ObjectStore, index_root: Location, part: str) -> Compacted | None:
-    """Fold one partition's segments (and earlier compacted files) into one compacted file; None when there
-    was nothing to fold (no segment, at most one compacted file)."""
+def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
+                      merge_at: int = 1) -> Compacted | None:
+    """Fold one partition's segments into a compacted file; None when there was nothing to fold (no segment,
+    at most one compacted file).
+
+    While the partition holds fewer than ``merge_at`` compacted files, only the segments are folded, into a
+    compacted file of their own (cheap: the large file is neither read nor rewritten); from ``merge_at`` on,
+    every compacted file and segment is merged into one. A segment that is folded twice this way (a compaction
+    stopped before deleting it) counts once: readers and merges keep one record per (segment, line).
+    """
     folder = index_root.child(part)
     for attempt in range(_READ_ATTEMPTS):
         listed = store.list(folder)
@@ -160,6 +167,10 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str) -> Co
         segments = [loc for loc in listed if _name(loc).startswith(SEGMENT_PREFIX) and loc.key.endswith(".jsonl")]
         if not segments and len(compacts) <= 1:
             return None
+        if len(compacts) + 1 < merge_at:
+            if not segments:
+                return None
+            compacts = []  # fold the segments alone: the compacted files stay as they are
         try:
             tables: list[pa.Table] = []
             folded_before: set[str] = set()
@@ -200,11 +211,13 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str) -> Co
     raise AssertionError("unreachable")
 
 
-def compact(store: ObjectStore, index_root: Location, parts: Iterable[str] | None = None) -> list[Compacted]:
-    """Compact these partitions (default: every partition with work for a compaction); what each did."""
+def compact(store: ObjectStore, index_root: Location, parts: Iterable[str] | None = None, *,
+            merge_at: int = 1) -> list[Compacted]:
+    """Compact these partitions (default: every partition with work for a compaction); what each did.
+    ``merge_at``: see :func:`compact_partition` (1: merge everything into one file per partition)."""
     done = []
     for part in sorted(set(parts) if parts is not None else partitions(store, index_root, to_compact=True)):
-        result = compact_partition(store, index_root, part)
+        result = compact_partition(store, index_root, part, merge_at=merge_at)
         if result is not None:
             done.append(result)
     return done

@@ -183,3 +183,29 @@ class _KeepsOtherCompacts(ObjectStore):
 
     def list(self, prefix: Location) -> list[Location]:
         return [loc for loc in super().list(prefix) if "compact-" not in loc.key]
+
+
+def test_a_run_folds_its_segments_into_a_file_of_their_own_until_the_files_are_merged(tmp_path: Path) -> None:
+    store, root = ObjectStore(None), _root(tmp_path)
+    customer = CUSTOMERS[0]
+    part = partition_of(customer)
+    _fill(store, root, [customer], "run-0", DocState.failed)
+    compact(store, root)
+    base = _files(root, "compact-")
+
+    for n in range(1, 4):  # three runs, each folded on its own: the first compacted file is never rewritten
+        _fill(store, root, [customer], f"run-{n}", DocState.failed)
+        compact(store, root, merge_at=5)
+        assert set(base) <= set(_files(root, "compact-"))
+        assert len(_files(root, "compact-")) == 1 + n
+        assert _files(root, "seg-") == []
+    assert Ledger(store, root).load([customer]).documents[f"doc-{customer}"].run_id == "run-3"
+    records = read_records(store, root, part)
+
+    _fill(store, root, [customer], "run-4", DocState.attached)
+    compact(store, root, merge_at=5)  # the fifth file: everything merged into one
+
+    assert len(_files(root, "compact-")) == 1 and not set(base) & set(_files(root, "compact-"))
+    assert read_records(store, root, part)[: len(records)] == records
+    docs = Ledger(store, root).load([customer]).documents
+    assert (docs[f"doc-{customer}"].state, docs[f"doc-{customer}"].run_id) == (DocState.attached, "run-4")
