@@ -80,7 +80,6 @@ class Ledger:
         self._flushed_seq = 0
         self._lock = asyncio.Lock()
         self._sources: dict[str, list[str]] = {}
-        self.touched: set[str] = set()  # partitions this ledger wrote to (what a compaction after the run folds)
         self._parties: dict[str, set[str]] = defaultdict(set)
 
     def load(self, customer_ids: Iterable[str]) -> Ledger:
@@ -198,7 +197,6 @@ class Ledger:
             if self._flushed_seq >= upto or not self._pending:
                 return
             batch, self._pending = self._pending, defaultdict(list)
-            self.touched.update(batch)
             seq = self._seq
             # time-ordered names so a listing replays segments in the order they were written
             name = f"seg-{time.time_ns():020d}-{secrets.token_hex(4)}.jsonl"
