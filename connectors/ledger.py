@@ -7,7 +7,9 @@ shard loads the partitions of its own customers only. Records are JSON lines: a 
 its identity, ``transforms.exactly_once.document_key``, with keyed digests of the details it was sent with,
 ``transforms.document_details``) and the uri each upload got (keyed by customer, source object and ETag, with
 the SHA-256 of the bytes, so a copy of the same bytes under a new key or ETag finds it). Segments are
-append-only; later records win. The digests' secret is one object at the index root, created once.
+append-only; later records win. The digests' secret is one object at the index root, created once. A compacted
+partition keeps the same records in a Parquet file next to the segments written after it
+(``connectors.ledger_index``).
 
 Writes are group-committed: every caller that needs durability (documents about to be sent) waits until a
 segment holding its record is written, and one commit carries everything pending — one object per
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.errors import SetupError
+from connectors.ledger_index import read_records
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from transforms.document_details import KEY_BYTES
@@ -90,15 +93,19 @@ class Ledger:
         self._seq = 0
         self._flushed_seq = 0
         self._lock = asyncio.Lock()
+        self._sources: dict[str, list[str]] = {}
+        self._parties: dict[str, set[str]] = defaultdict(set)
 
     def load(self, customer_ids: Iterable[str]) -> Ledger:
         """Read the index partitions of these customers (keeping only their records, so memory follows the
         shard, not the index), and the job's legacy records if any."""
-        mine = set(customer_ids)
         self.details_secret = self._details_secret()
-        for part in sorted({partition_of(c) for c in mine}):
-            for loc in self._store.list(self._root.child(part)):
-                self._replay(loc, mine)
+        by_part: dict[str, set[str]] = defaultdict(set)
+        for c in customer_ids:
+            by_part[partition_of(c)].add(c)
+        for part in sorted(by_part):
+            for rec in read_records(self._store, self._root, part, by_part[part], history=False):
+                self._apply(rec)
         if self._legacy_root is not None:
             for loc in self._store.list(self._legacy_root):
                 if loc.key.endswith(".jsonl"):
@@ -121,12 +128,6 @@ class Ledger:
             raise SetupError(f"the ledger's {DETAILS_SECRET} object is not a {KEY_BYTES}-byte secret in hex")
         return secret
 
-    def _replay(self, loc: Location, customers: set[str]) -> None:
-        if loc.key.endswith(".jsonl"):
-            for line in self._store.read(loc).splitlines():
-                if line.strip() and (rec := json.loads(line))["c"] in customers:
-                    self._apply(rec)
-
     def _apply(self, rec: dict[str, Any]) -> None:
         if rec["k"] == "upload":
             self.uploads[(rec["c"], rec["src"], rec["etag"])] = rec["uri"]
@@ -138,6 +139,7 @@ class Ledger:
                 if crc := rec.get("crc"):
                     self._sha_of_crc[(rec["c"], crc)] = sha
         elif rec["k"] == "doc":
+            self._parties[rec["c"]].add(rec["p"])
             self.documents[rec["id"]] = DocRecord(DocState(rec["s"]), rec["run"], rec.get("req"), rec.get("at"),
                                                   rec.get("init", False), rec.get("http"), rec.get("d"))
             if rec["s"] == DocState.in_flight and rec.get("req") and rec.get("at") is not None:
@@ -164,6 +166,10 @@ class Ledger:
         state of its request. No send time is known, so the status move alone counts as evidence there.
         """
         return self._legacy.get(attach_key)
+
+    def parties_of(self, customer_id: str) -> set[str]:
+        """The party ids of this customer that any document record names."""
+        return set(self._parties.get(customer_id, ()))
 
     def document(self, key: str) -> DocRecord | None:
         """What any earlier run under this report location knew of a document."""
@@ -219,11 +225,18 @@ class Ledger:
                      http_status: int | None = None) -> None:
         """Record one state for documents of one customer (key → party id); ``in_flight`` returns only once
         durable."""
+        now = time.time()
         recs = [{"k": "doc", "id": key, "c": customer_id, "p": party, "s": state.value, "run": run_id,
-                 "req": request_id, "at": sent_at, "init": initiated_before, "http": http_status}
+                 "req": request_id, "at": sent_at, "init": initiated_before, "http": http_status, "t": now,
+                 "o": self._sources.get(key)}
                 | ({"d": self._described[key]} if key in self._described else {})
                 for key, party in party_of_key.items()]
         await self._add(customer_id, recs, durable=state is DocState.in_flight)
+
+    def know_sources(self, sources_of_key: dict[str, list[str]]) -> None:
+        """The source objects (s3 uris) of documents, written with each of their records from now on: the
+        history answers by source object."""
+        self._sources.update(sources_of_key)
 
     async def _add(self, customer_id: str, recs: list[dict[str, Any]], *, durable: bool) -> None:
         for rec in recs:

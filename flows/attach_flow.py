@@ -39,6 +39,7 @@ from connectors.run_ids import checked_run_id, new_run_id
 from connectors.run_lease import HEARTBEAT_S, RunLease
 from connectors.s3 import Location
 from connectors.work_folder import own_folder
+from flows.ledger_upkeep import compact_after_run
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_end import end_run, summary_of
@@ -47,6 +48,7 @@ from flows.settings import Settings, load_settings
 from flows.shard_services import LiveMode, ShardServices, run_mode, shard_services
 from flows.shard_worker import run_shard
 from flows.stores import make_store
+from transforms.dry_run_preview import preview
 from transforms.run_timeline import Timeline
 
 log = logging.getLogger("kyc_attach.flow")
@@ -193,6 +195,8 @@ async def attach_manifest(
             stopped_early = services.budget.reason() if services.budget.tripped else None
 
         worked = time.monotonic()
+        if not dry_run:  # the index stays quick to load: fold the segments this run wrote
+            await asyncio.to_thread(compact_after_run, store, job_ledger)
         parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
         parquet_path, csv_path, table = assemble_report(parts, run_dir / "report", s3_uri=settings.report_s3_uri)
         summary = build_summary(table, plan.rows_in, {
@@ -206,6 +210,8 @@ async def attach_manifest(
             "shard_seconds": shard_seconds,
             "stopped_early": stopped_early,
         })
+        if dry_run:  # what the real run would do, per document, from the ledger
+            summary["dry_run_preview"] = preview(table)
         files = {"rows.parquet": parquet_path, "rows.csv": csv_path,
                  **await asyncio.to_thread(write_report_page, summary, timeline, run_dir / "report")}
         if dry_run:

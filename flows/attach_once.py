@@ -65,6 +65,7 @@ class Attacher:
         content = {s3: up.content for s3, up in files.items()}
         keys = {id(d): document_key(customer_id, d.party_id or "", d, content) for d in docs}
         secret = self.ledger.details_secret
+        self.ledger.know_sources({keys[id(d)]: sorted({f.s3_uri for f in d.files}) for d in docs})
         legacy = self._legacy_records(customer_id, docs, files) if self.ledger.has_legacy else {}
         uri_of_row = {f.row_number: files[f.s3_uri].uri for d in docs for f in d.files}
         to_send: dict[str, list[Document]] = defaultdict(list)
@@ -204,10 +205,11 @@ class Attacher:
         while True:
             request_id, sent_at = secrets.token_hex(8), time.time()
 
-            async def mark(state: DocState, request_id: str = request_id, sent_at: float = sent_at) -> None:
+            async def mark(state: DocState, request_id: str = request_id, sent_at: float = sent_at,
+                           http_status: int | None = None) -> None:
                 # every record of this POST carries its id and time: a later run reads evidence against them
                 await ledger.record(cid, party_of_key, state, run_id=self.run_id, request_id=request_id,
-                                    sent_at=sent_at, initiated_before=initiated)
+                                    sent_at=sent_at, initiated_before=initiated, http_status=http_status)
 
             await mark(DocState.in_flight)
             try:
@@ -246,7 +248,7 @@ class Attacher:
                 fail_from(self.out, rows, exc)
                 return None
             self.budget.note(ok=True)
-            await mark(DocState.attached)
+            await mark(DocState.attached, http_status=200)
             self.out.attached(rows, uri_of_row, 200, attempts)
             return None
 

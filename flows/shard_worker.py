@@ -103,7 +103,7 @@ def _customer_work(services: ShardServices, ledger: Ledger, outcomes: Outcomes, 
         return DryRun(services.store, outcomes, max_file_bytes=services.max_file_bytes,
                       max_parties_per_request=services.rules.max_parties_per_request,
                       max_concurrent_checks=services.max_concurrent_uploads,
-                      payloads_file=mode.payloads_dir / f"{shard}.jsonl",
+                      payloads_file=mode.payloads_dir / f"{shard}.jsonl", ledger=ledger, policy=_policy(services),
                       fin=mode.fin, resolve_parties=_resolve_parties).customer  # the run's own party rules
     return _RealRun(services, mode.fin, ledger, outcomes).customer
 
@@ -149,9 +149,8 @@ class _RealRun:
         self.uploader = Uploader(services.store, fin, ledger, outcomes, services.budget,
                                  max_file_bytes=services.max_file_bytes,
                                  max_concurrent=services.max_concurrent_uploads)
-        policy = Policy(allow_reattach=services.allow_reattach, resend_unknown=services.resend_unknown,
-                        trust_initiated_as_not_applied=services.trust_initiated_as_not_applied)
-        self.attacher = Attacher(fin, ledger, outcomes, services.budget, run_id=services.run_id, policy=policy,
+        self.attacher = Attacher(fin, ledger, outcomes, services.budget, run_id=services.run_id,
+                                 policy=_policy(services),
                                  settle_delay_s=services.settle_delay_s,
                                  max_parties=services.rules.max_parties_per_request)
 
@@ -162,6 +161,12 @@ class _RealRun:
         ready = [d for d in docs if all(f.s3_uri in files for f in d.files)]
         fell = [d for d in docs if not all(f.s3_uri in files for f in d.files)]
         await self.attacher.customer(customer_id, ready, files, customer, fell=fell)
+
+
+def _policy(services: ShardServices) -> Policy:
+    """The operator's choices about earlier sends, for the real run and its preview alike."""
+    return Policy(allow_reattach=services.allow_reattach, resend_unknown=services.resend_unknown,
+                  trust_initiated_as_not_applied=services.trust_initiated_as_not_applied)
 
 
 def _resolve_parties(customer: dict[str, Any], docs: list[Document], out: Outcomes) -> list[Document]:

@@ -1,4 +1,4 @@
-"""The ``kyc-attach`` command line: run, validate, demo, sandbox.
+"""The ``kyc-attach`` command line: run, validate, demo, report, history, ledger compact, sandbox.
 
 Exit codes of ``run``: 0 report written and no row failed; 1 report written with rows ``failed`` or
 ``unknown``; 2 the run could not start (one line on stderr says why, whether the start-up gate or the flow
@@ -142,6 +142,8 @@ def run(
 
     summary = _guarded(work, debug=debug, started=True)
     _print_summary(summary)
+    if "dry_run_preview" in summary:
+        typer.echo(f"dry run: {summary['dry_run_preview']['line']}")
     if summary.get("stopped_early"):
         typer.echo(f"kyc-attach: {summary['stopped_early']}", err=True)
     raise typer.Exit(exit_code(summary))
@@ -189,6 +191,54 @@ def report(
 
         typer.echo(local.as_uri())
         webbrowser.open(local.as_uri())
+
+
+@app.command()
+def history(
+    report_uri: Annotated[str, typer.Option("--report-uri", help="The report location whose ledger to read.")],
+    customer: Annotated[str | None, typer.Option("--customer", help="A customer id.")] = None,
+    party: Annotated[str | None, typer.Option("--party", help="An associated party id.")] = None,
+    document: Annotated[str | None, typer.Option("--document", help="A document key (or its first 8+ chars).")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="A source object: the s3 uri of a file.")] = None,
+    parquet: Annotated[str | None, typer.Option("--parquet", metavar="OUT",
+                                                help="Also write the history as Parquet here (path or s3://).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show its traceback too.")] = False,
+) -> None:
+    """Every state change of the documents of a customer, party, document or source object (exit 1: none)."""
+    from flows.commands.ledger_commands import document_history
+    from transforms.ledger_history import HistoryQuery, as_line
+
+    def look_up() -> list[Any]:
+        try:
+            query = HistoryQuery(customer=customer, party=party, document=document, source=source)
+        except ValueError as exc:
+            raise SetupError(str(exc)) from None
+        return document_history(report_uri, query, parquet_out=parquet)
+
+    changes = _guarded(look_up, debug=debug)
+    for change in changes:
+        typer.echo(as_line(change))
+    if not changes:
+        typer.echo("kyc-attach: the ledger has no record of that", err=True)
+    raise typer.Exit(0 if changes else 1)
+
+
+ledger_app = typer.Typer(no_args_is_help=True, help="Upkeep of the ledger's document index.")
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("compact")
+def ledger_compact(
+    report_uri: Annotated[str, typer.Option("--report-uri", help="The report location whose ledger to compact.")],
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show its traceback too.")] = False,
+) -> None:
+    """Fold the index's segments into one compacted file per partition (safe next to running runs)."""
+    from flows.commands.ledger_commands import compact_index
+
+    done = _guarded(lambda: compact_index(report_uri), debug=debug)
+    typer.echo(json.dumps({"partitions": len(done), "segments_folded": sum(c.segments_folded for c in done),
+                           "bytes_before": sum(c.bytes_before for c in done),
+                           "bytes_after": sum(c.bytes_after for c in done)}, sort_keys=True))
 
 
 @app.command()
