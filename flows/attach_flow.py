@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from connectors.guarded_delete import remove_tree
-from connectors.jobs import checked_rework, ledger_root, mark_completed
+from connectors.jobs import checked_rework, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.report_store import (
@@ -36,6 +36,7 @@ from connectors.run_claim import claim_run, new_claim_token
 from connectors.run_ids import checked_run_id, new_run_id
 from connectors.run_lease import HEARTBEAT_S, RunLease
 from connectors.s3 import Location
+from flows.ledger_gate import open_ledger, stamp_ledger
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_rules import rules_from
@@ -125,8 +126,13 @@ async def attach_manifest(
         from flows.fanout import check_fan_out
 
         await check_fan_out(settings, report_root)
-    lease = RunLease(store, report_root.normalised(), run_id)
-    await asyncio.to_thread(lease.acquire)  # no other run under this report location while this one works
+    ledger, warnings = await asyncio.to_thread(open_ledger, settings, store, report_root, dry_run=dry_run)
+    for warning in warnings:
+        get_run_logger().warning(warning)
+    if not dry_run:
+        await stamp_ledger(settings, store, ledger)
+    lease = RunLease(store, ledger, run_id)
+    await asyncio.to_thread(lease.acquire)  # no other run on this ledger while this one works
     try:
         flow_run_id = flow_run.get_id()
         token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
@@ -147,7 +153,7 @@ async def attach_manifest(
         await progress.start(plan.rows_rejected)
         timeline = Timeline()
         timeline.rows_settled(plan.rows_rejected, time.time())
-        job_ledger = ledger_root(report_uri).child(plan.job_id)
+        job_ledger = ledger.child(plan.job_id)
         api_stats: dict[str, Any] = {}
         shard_seconds: dict[str, float] = {}
         if settings.shard_deployment:  # scale-out: one run of the shard deployment per shard, on the work pool
@@ -218,7 +224,7 @@ async def _keep_lease(lease: RunLease) -> None:
         try:
             await asyncio.to_thread(lease.renew)
         except Exception:  # a missed renewal is retried next time; the run's own work goes on
-            get_run_logger().warning("could not renew the run's lease under the report location")
+            get_run_logger().warning("could not renew the run's lease on the ledger")
 
 
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,

@@ -1,4 +1,4 @@
-"""The ``kyc-attach`` command line: run, validate, demo, sandbox.
+"""The ``kyc-attach`` command line: run, validate, demo, report, ledger adopt, sandbox.
 
 Exit codes of ``run``: 0 report written and no row failed; 1 report written with rows ``failed`` or
 ``unknown``; 2 the run could not start (one line on stderr says why; no upload or attach made); 3 the run
@@ -185,6 +185,22 @@ def report(
 
         typer.echo(local.as_uri())
         webbrowser.open(local.as_uri())
+
+
+ledger_app = typer.Typer(no_args_is_help=True, help="The tenant ledger (KYC_ATTACH_LEDGER_URI).")
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("adopt")
+def ledger_adopt(
+    report_prefix: Annotated[str, typer.Argument(help="A report location whose REPORT_PREFIX/_ledger predates "
+                                                      "the tenant ledger: s3://bucket/prefix or a folder.")],
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show its traceback too.")] = False,
+) -> None:
+    """Copy the ledger a report location kept into the tenant ledger (again: copies nothing new)."""
+    from flows.commands.ledger_command import adopt_command
+
+    typer.echo(json.dumps(_guarded(lambda: adopt_command(report_prefix), debug=debug), indent=2, sort_keys=True))
 
 
 @app.command()
