@@ -41,8 +41,11 @@ class TenantStamp:
         return cls(normalised_api_url(api_url), client_id.strip())
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> TenantStamp:
-        """A stamp read back from a ledger; ``ValueError`` when a field is missing or not text."""
+    def from_json(cls, body: Any) -> TenantStamp:
+        """A stamp read back from a ledger; ``ValueError`` when it is not an object or a field is missing or not
+        text."""
+        if not isinstance(body, dict):
+            raise ValueError("tenant stamp: not a JSON object")
         api_url, client_id = body.get("api_url"), body.get("client_id")
         if not isinstance(api_url, str) or not isinstance(client_id, str):
             raise ValueError("tenant stamp: api_url and client_id must be text")
