@@ -55,10 +55,11 @@ def _no_twice(record: dict[str, Any]) -> None:
     assert record["duplicates"] == {"uploads": 0, "attachments": 0}
 
 
+@pytest.mark.parametrize("ledger", [None, "s3://{bucket}/ledger/"], ids=["default-ledger", "s3-ledger"])
 def test_the_same_manifest_with_its_report_in_another_bucket_attaches_nothing_twice(
-    demo_scenario: Callable[..., DemoScenario], bucket: str
+    demo_scenario: Callable[..., DemoScenario], bucket: str, ledger: str | None
 ) -> None:
-    s = demo_scenario(customers=4, KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger/")
+    s = demo_scenario(customers=4, **({"KYC_ATTACH_LEDGER_URI": ledger.format(bucket=bucket)} if ledger else {}))
     other = f"t-{bucket[2:]}-other"
     make_s3_client().create_bucket(Bucket=other)
 
