@@ -31,7 +31,8 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def ledger_location(ledger_uri: str | None, work_dir: Path) -> Location:
-    """The ledger's location, written one way: ``ledger_uri``, or ``<work_dir>/ledger`` when unset (local runs).
+    """The ledger's location, written one way (``s3://b//l/`` is ``s3://b/l``): ``ledger_uri``, or
+    ``<work_dir>/ledger`` when unset (local runs).
 
     An S3 location must name a real bucket: ``s3://user:pw@bucket`` is refused here rather than shown later.
     """
@@ -43,7 +44,9 @@ def ledger_location(ledger_uri: str | None, work_dir: Path) -> Location:
         raise SetupError(f"setting {LEDGER_SETTING}: {exc}") from None
     if loc.is_s3 and not _BUCKET_NAME.fullmatch(loc.bucket or ""):
         raise SetupError(f"setting {LEDGER_SETTING}: not a valid S3 bucket name")
-    return loc.normalised()
+    loc = loc.normalised()
+    # one spelling per ledger: the adoption markers and the "ledger is the old place" test compare it whole
+    return Location(loc.bucket, loc.key.rstrip("/"))
 
 
 def check_stamp(store: ObjectStore, ledger: Location, run: TenantStamp, *, create: bool) -> bool:

@@ -71,7 +71,7 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     ledger, warnings = open_ledger(settings, store, report_root, dry_run=dry_run)
     for warning in warnings:
         print(f"kyc-attach: warning: {warning}", file=sys.stderr)
-    _reading_reports(RunLease(store, ledger, run_id).check_free, report_root)
+    _reading_reports(RunLease(store, ledger, run_id).check_free, ledger, what="ledger")
     if retry_failed is not None:
         _reading_reports(lambda: check_report_exists(store, report_root.child(retry_failed)), report_root)
     layouts = load_mapping(mapping, store) if mapping else None
@@ -91,13 +91,13 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     return ClearedRun(run_id, token, rows)
 
 
-def _reading_reports(check: Callable[[], object], report_root: Location) -> None:
-    """Run a read-only check of the report location; S3 refusing the read (no bucket, no access) is a
-    ``SetupError`` naming the error code."""
+def _reading_reports(check: Callable[[], object], report_root: Location, *, what: str = "report location") -> None:
+    """Run a read-only check of the report location (or another place: ``what``); S3 refusing the read (no
+    bucket, no access) is a ``SetupError`` naming the error code."""
     try:
         check()
     except (ClientError, BotoCoreError) as exc:
-        raise SetupError(f"report location {report_root}: cannot be read ({error_reason(exc)})") from None
+        raise SetupError(f"{what} {report_root}: cannot be read ({error_reason(exc)})") from None
 
 
 async def _check_credentials(settings: Settings) -> None:

@@ -109,7 +109,7 @@ def test_lifecycle_rules_that_cannot_be_read_warn_when_denied_and_refuse_when_th
 
 def test_the_default_ledger_is_in_the_work_folder_whatever_the_report_location(tmp_path: Path) -> None:
     assert ledger_location(None, tmp_path / "w") == Location(None, str((tmp_path / "w" / "ledger").resolve()))
-    assert ledger_location("s3://bkt//x/", tmp_path) == Location("bkt", "x/")
+    assert ledger_location("s3://bkt//x/", tmp_path) == ledger_location("s3://bkt/x", tmp_path) == Location("bkt", "x")
 
 
 @pytest.mark.parametrize("uri", ["s3://user:pw@bucket/ledger", "s3://Bucket_Name/x", "s3:/b/x", "s3://b/x/../y"])
@@ -173,3 +173,11 @@ def test_a_ledger_kept_at_the_old_place_is_its_own_adoption(tmp_path: Path) -> N
     check_adopted(store, reports, old_place)
     with pytest.raises(SetupError, match="nothing to adopt"):
         adopt(store, reports, old_place)
+
+
+def test_a_ledger_adopted_under_one_spelling_is_adopted_under_another(tmp_path: Path) -> None:
+    store, reports = ObjectStore(None), Location(None, f"{tmp_path}/reports/")
+    _old_ledger(tmp_path / "reports")
+    adopt(store, reports, ledger_location(f"{tmp_path}/ledger/", tmp_path))
+    check_adopted(store, Location(None, f"{tmp_path}//reports"), ledger_location(f"{tmp_path}//ledger", tmp_path))
+    assert ledger_location("s3://bkt/ledger/", tmp_path) == ledger_location("s3://bkt//ledger", tmp_path)
