@@ -181,3 +181,22 @@ def test_a_ledger_adopted_under_one_spelling_is_adopted_under_another(tmp_path: 
     adopt(store, reports, ledger_location(f"{tmp_path}/ledger/", tmp_path))
     check_adopted(store, Location(None, f"{tmp_path}//reports"), ledger_location(f"{tmp_path}//ledger", tmp_path))
     assert ledger_location("s3://bkt/ledger/", tmp_path) == ledger_location("s3://bkt//ledger", tmp_path)
+
+
+def test_adopting_into_the_ledger_of_another_tenant_is_refused_and_copies_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.commands.ledger_command import adopt_command
+
+    _old_ledger(tmp_path / "reports")
+    ledger = tmp_path / "ledger"
+    check_stamp(ObjectStore(None), Location(None, str(ledger)), TenantStamp.of("https://api.fin.com", "a"),
+                create=True)
+    monkeypatch.setenv("KYC_ATTACH_LEDGER_URI", str(ledger))
+    monkeypatch.setenv("FIN_API_URL", "https://api.fin.com")
+    monkeypatch.setenv("FIN_CLIENT_ID", "b")
+    with pytest.raises(SetupError, match="another client id"):
+        adopt_command(str(tmp_path / "reports"))
+    assert [p.name for p in ledger.iterdir()] == ["_tenant.json"]
+    monkeypatch.setenv("FIN_CLIENT_ID", "a")
+    assert adopt_command(str(tmp_path / "reports"))["copied"] == 3
