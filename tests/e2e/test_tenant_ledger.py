@@ -202,7 +202,7 @@ def test_a_new_ledger_is_stamped_only_once_the_credentials_proved_good(
 ) -> None:
     s = demo_scenario(customers=1, KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
     monkeypatch.setenv("FIN_CLIENT_ID", "a-mistyped-client")
-    with pytest.raises(Exception):  # noqa: B017 - whatever the token endpoint's refusal becomes, it stops the run
+    with pytest.raises(SetupError):  # the credentials refused: the run does not start
         asyncio.run(attach_manifest(s.manifest, f"s3://{bucket}/reports"))
     assert not _store().exists(Location(bucket, "ledger/_tenant.json"))
     monkeypatch.setenv("FIN_CLIENT_ID", CLIENT_ID)
