@@ -1,7 +1,8 @@
 """The durable ledger that makes a re-run, a corrected manifest or tomorrow's full export neither lose nor repeat
 work (the API has no idempotency key).
 
-One index for every job under a report location: ``<report>/_ledger/_documents/<pp>/seg-*.jsonl``, where
+One index for every job of a Fin tenant: ``<ledger>/_documents/<pp>/seg-*.jsonl`` (``<ledger>`` is the tenant
+ledger, ``connectors.tenant_ledger``), where
 ``pp`` is a fixed hash of the customer id (``transforms.exactly_once.partition_of``, 256 partitions). A
 shard loads the partitions of its own customers only. Records are JSON lines: a document's state (keyed by
 its identity, ``transforms.exactly_once.document_key``, with keyed digests of the details it was sent with,
@@ -16,7 +17,7 @@ segment holding its record is written, and one commit carries everything pending
 partition touched — so a busy shard writes a handful of segments per wave of requests, not one per record.
 
 Ledgers written before the document index (per-request ``attach_key`` records under
-``<report>/_ledger/<job_id>/<shard>/``) are still read: see :meth:`Ledger.legacy_request`.
+``<ledger>/<job_id>/<shard>/``, adopted from ``<report>/_ledger/``) are still read: see :meth:`Ledger.legacy_request`.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class DocRecord:
 
 
 def documents_root(job_ledger: Location) -> Location:
-    """Where the document index of every job under one report location lives: next to the job ledgers
-    (``<report>/_ledger/<job_id>`` → ``<report>/_ledger/_documents``)."""
+    """Where the document index of every job of the tenant lives: next to the job ledgers
+    (``<ledger>/<job_id>`` → ``<ledger>/_documents``)."""
     parent, _, _ = job_ledger.key.rstrip("/").rpartition("/")
     return Location(job_ledger.bucket, parent).child("_documents")
 
@@ -172,7 +173,7 @@ class Ledger:
         return set(self._parties.get(customer_id, ()))
 
     def document(self, key: str) -> DocRecord | None:
-        """What any earlier run under this report location knew of a document."""
+        """What any earlier run on this ledger knew of a document."""
         return self.documents.get(key)
 
     def is_last_request_of(self, customer_id: str, party_id: str, request_id: str | None) -> bool:

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from connectors.errors import SetupError
 from connectors.s3 import Location, ObjectInfo, S3Store
@@ -69,6 +69,13 @@ class ObjectStore:
             assert loc.bucket is not None
             return self._s3().exists(loc.bucket, loc.key)
         return Path(loc.key).exists()
+
+    def lifecycle_rules(self, loc: Location) -> list[dict[str, Any]]:
+        """The lifecycle rules of an ``s3://`` location's bucket; a local folder has none."""
+        if not loc.is_s3:
+            return []
+        assert loc.bucket is not None
+        return self._s3().lifecycle_rules(loc.bucket)
 
     def delete(self, loc: Location) -> None:
         """Delete the object at ``loc`` (only the small state objects this project writes: a run's lease)."""

@@ -254,6 +254,16 @@ class S3Store:
                 raise SetupError(f"s3://{bucket}/{key} exists already and is never overwritten") from None
             raise
 
+    def lifecycle_rules(self, bucket: str) -> list[dict[str, Any]]:
+        """The bucket's lifecycle rules (none configured: an empty list); S3's refusal as ``ClientError``."""
+        try:
+            answer = self.client.get_bucket_lifecycle_configuration(Bucket=bucket, **self._owner)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+        return [dict(rule) for rule in answer.get("Rules", [])]
+
     def exists(self, bucket: str, key: str) -> bool:
         """Whether an object is at this key."""
         try:

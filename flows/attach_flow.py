@@ -23,7 +23,7 @@ from prefect.states import State
 
 from connectors.errors import SetupError, StoppedAfterSending
 from connectors.guarded_delete import remove_tree
-from connectors.jobs import checked_rework, ledger_root, mark_completed
+from connectors.jobs import checked_rework, mark_completed
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.report_store import (
@@ -39,6 +39,7 @@ from connectors.run_ids import checked_run_id, new_run_id
 from connectors.run_lease import HEARTBEAT_S, RunLease
 from connectors.s3 import Location
 from connectors.work_folder import own_folder
+from flows.ledger_gate import open_ledger, stamp_ledger
 from flows.ledger_upkeep import compact_after_run
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
@@ -137,8 +138,13 @@ async def attach_manifest(
             from flows.fanout import check_fan_out
 
             await check_fan_out(settings, report_root)
-        lease = RunLease(store, report_root.normalised(), run_id)
-        await asyncio.to_thread(lease.acquire)  # no other run under this report location while this one works
+        ledger, warnings = await asyncio.to_thread(open_ledger, settings, store, report_root, dry_run=dry_run)
+        for warning in warnings:
+            get_run_logger().warning(warning)
+        if not dry_run:
+            await stamp_ledger(settings, store, ledger)
+        lease = RunLease(store, ledger, run_id)
+        await asyncio.to_thread(lease.acquire)  # no other run on this ledger while this one works
         try:
             claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
             # After the claim: the run id is ours, so an earlier run's leftovers under it can go.
@@ -165,7 +171,7 @@ async def attach_manifest(
         await progress.start(plan.rows_rejected)
         timeline = Timeline()
         timeline.rows_settled(plan.rows_rejected, time.time())
-        job_ledger = ledger_root(report_uri).child(plan.job_id)
+        job_ledger = ledger.child(plan.job_id)
         api_stats: dict[str, Any] = {}
         shard_seconds: dict[str, float] = {}
         if settings.shard_deployment:  # scale-out: one run of the shard deployment per shard, on the work pool
@@ -255,7 +261,7 @@ async def _keep_lease(lease: RunLease) -> None:
         try:
             await asyncio.to_thread(lease.renew)
         except Exception:  # a missed renewal is retried next time; the run's own work goes on
-            get_run_logger().warning("could not renew the run's lease under the report location")
+            get_run_logger().warning("could not renew the run's lease on the ledger")
 
 
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,

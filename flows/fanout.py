@@ -29,6 +29,7 @@ from connectors.errors import SetupError
 from connectors.rate_share import RateShare, rate_tag
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files
+from connectors.tenant_ledger import ledger_location
 from connectors.workarea import write_bucket_range
 from flows.plan import PlanResult
 from flows.progress import RunProgress
@@ -43,7 +44,10 @@ async def check_fan_out(settings: Settings, report_root: Location) -> None:
     if not settings.work_uri or not settings.work_uri.startswith("s3://"):
         raise SetupError("fan-out (KYC_ATTACH_SHARD_DEPLOYMENT) needs KYC_ATTACH_WORK_URI=s3://bucket/prefix")
     if not report_root.is_s3:
-        raise SetupError("fan-out needs an s3:// report location: shard runs on other machines write its ledger")
+        raise SetupError("fan-out needs an s3:// report location: shard runs on other machines read a --retry-failed "
+                         "run's report there")
+    if not ledger_location(settings.ledger_uri, settings.work_dir).is_s3:
+        raise SetupError("fan-out needs an s3:// ledger (KYC_ATTACH_LEDGER_URI): shard runs on other machines write it")
     async with get_client() as client:
         try:
             await client.read_deployment_by_name(str(settings.shard_deployment))

@@ -26,7 +26,7 @@ from flows.stores import make_store
 # (``--param dry_run=true``) and keep the deployment's others; with a single ``params`` object Prefect
 # replaces the whole object, so changing one value meant restating them all.
 Inbox = Annotated[str, Field(description="Prefix the day's manifests land under: s3://bucket/prefix/ or a folder.")]
-ReportUri = Annotated[str, Field(description="Where reports and the ledger go: s3://bucket/prefix or a folder.")]
+ReportUri = Annotated[str, Field(description="Where reports go: s3://bucket/prefix or a folder.")]
 MappingFile = Annotated[str | None, Field(description="Legacy mapping file (path or s3:// uri) for every manifest.")]
 DryRun = Annotated[bool, Field(description="Check only; call no API (jobs stay open).")]
 MaxManifests = Annotated[int | None, Field(ge=1, description="Work at most this many manifests per night.")]

@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     )
     address_max_age_days: int = Field(90, ge=1, description="Oldest address document accepted, in days.")
     work_dir: Path = Field(Path(".kyc-attach"), description="Local folder for shards and run state.")
+    ledger_uri: str | None = Field(
+        None, description="Where the ledger lives (s3://bucket/prefix or a folder): one per Fin tenant (API URL and "
+        "client id), the same for every run and deployment against it, whatever their report locations. Unset: "
+        "<work_dir>/ledger, for runs on one machine only; a deployment sets an s3:// prefix.",
+    )
     work_compression: Literal["none", "lz4", "zstd"] = Field(
         "none", description="Compression of the plan's rows file: none ~250 bytes a row on disk; lz4 ~95 (the plan "
         "~25% slower); zstd ~50 (~35% slower). Also used for the rows shipped to fanned-out shards.",

@@ -50,7 +50,7 @@ class ShardJob(BaseModel):
     rows_uri: str  # s3:// uri of the shard's rows file in the work area
     work_prefix: str  # s3:// prefix of the run's work area
     part_uri: str  # where the shard's report part goes
-    ledger_root: str  # the job's ledger (under the report location)
+    ledger_root: str  # the job's ledger (under the tenant ledger)
     run_date: date  # the parent's run date: every shard validates against the same day
     dry_run: bool = False
     resend_unknown: bool = False

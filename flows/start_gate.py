@@ -2,9 +2,11 @@
 
 Every failure is a ``SetupError``: one line on stderr and exit 2, no traceback, nothing sent. In order:
 settings parse; run ids; the API URL (no user info; plain http only on loopback); the report location can be
-read and the run id is free; the ``--retry-failed`` run has a report; the mapping and the manifest read
-(whole-file problems); the client credentials (one token request); and last the claim of the run id, a marker
-written under ``REPORT_PREFIX/RUN_ID/`` that proves the report location takes our writes.
+read and the run id is free; the tenant ledger (no lifecycle rule expires it, no old ledger under the report
+location is left unadopted, a stamp names this API and client id) and no other run holds its lease; the
+``--retry-failed`` run has a report; the mapping and the manifest read (whole-file problems); the client
+credentials (one token request); and last the claim of the run id, a marker written under
+``REPORT_PREFIX/RUN_ID/`` that proves the report location takes our writes.
 
 The claim comes last so a run refused for a broken manifest or bad credentials leaves nothing behind and
 its run id can be used again. An S3 manifest is copied into a start-up folder of this process that goes
@@ -16,6 +18,7 @@ a copy of personal data left on disk by a refused or killed start). Wiring only:
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +35,7 @@ from connectors.run_ids import checked_run_id, new_run_id
 from connectors.run_lease import RunLease
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
+from flows.ledger_gate import open_ledger
 from flows.plan import require_columns
 from flows.runtime import check_api_url, fin_client
 from flows.settings import Settings, load_settings
@@ -62,12 +66,15 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     check_api_url(settings.api_url)
     if not dry_run:
         settings.require_api_credentials()
-    needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or ""))
+    needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or "", settings.ledger_uri or ""))
     store = make_store(settings, s3=needs_s3)
     report_root = Location.parse(report_uri)
     run_prefix = report_root.child(run_id)
     _reading_reports(lambda: check_run_id_free(store, run_prefix, run_id=run_id), report_root)
-    _reading_reports(RunLease(store, report_root.normalised(), run_id).check_free, report_root)
+    ledger, warnings = open_ledger(settings, store, report_root, dry_run=dry_run)
+    for warning in warnings:
+        print(f"kyc-attach: warning: {warning}", file=sys.stderr)
+    _reading_reports(RunLease(store, ledger, run_id).check_free, ledger, what="ledger")
     if retry_failed is not None:
         _reading_reports(lambda: check_report_exists(store, report_root.child(retry_failed)), report_root)
     layouts = load_mapping(mapping, store) if mapping else None
@@ -89,13 +96,13 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     return ClearedRun(run_id, token, rows)
 
 
-def _reading_reports(check: Callable[[], object], report_root: Location) -> None:
-    """Run a read-only check of the report location; S3 refusing the read (no bucket, no access) is a
-    ``SetupError`` naming the error code."""
+def _reading_reports(check: Callable[[], object], report_root: Location, *, what: str = "report location") -> None:
+    """Run a read-only check of the report location (or another place: ``what``); S3 refusing the read (no
+    bucket, no access) is a ``SetupError`` naming the error code."""
     try:
         check()
     except (ClientError, BotoCoreError) as exc:
-        raise SetupError(f"report location {report_root}: cannot be read ({error_reason(exc)})") from None
+        raise SetupError(f"{what} {report_root}: cannot be read ({error_reason(exc)})") from None
 
 
 async def _check_credentials(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""The ``kyc-attach`` command line: run, validate, demo, report, history, ledger compact, sandbox.
+"""The ``kyc-attach`` command line: run, validate, demo, report, history, ledger (adopt, compact), sandbox.
 
 Exit codes of ``run``: 0 report written and no row failed; 1 report written with rows ``failed`` or
 ``unknown``; 2 the run could not start (one line on stderr says why, whether the start-up gate or the flow
@@ -193,15 +193,32 @@ def report(
         webbrowser.open(local.as_uri())
 
 
+ledger_app = typer.Typer(no_args_is_help=True, help="The tenant ledger (KYC_ATTACH_LEDGER_URI).")
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("adopt")
+def ledger_adopt(
+    report_prefix: Annotated[str, typer.Argument(help="A report location whose REPORT_PREFIX/_ledger predates "
+                                                      "the tenant ledger: s3://bucket/prefix or a folder.")],
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show its traceback too.")] = False,
+) -> None:
+    """Copy the ledger a report location kept into the tenant ledger (again: copies nothing new)."""
+    from flows.commands.ledger_commands import adopt_command
+
+    typer.echo(json.dumps(_guarded(lambda: adopt_command(report_prefix), debug=debug), indent=2, sort_keys=True))
+
+
 @app.command()
 def history(
-    report_uri: Annotated[str, typer.Option("--report-uri", help="The report location whose ledger to read.")],
     customer: Annotated[str | None, typer.Option("--customer", help="A customer id.")] = None,
     party: Annotated[str | None, typer.Option("--party", help="An associated party id.")] = None,
     document: Annotated[str | None, typer.Option("--document", help="A document key (or its first 8+ chars).")] = None,
     source: Annotated[str | None, typer.Option("--source", help="A source object: the s3 uri of a file.")] = None,
     parquet: Annotated[str | None, typer.Option("--parquet", metavar="OUT",
                                                 help="Also write the history as Parquet here (path or s3://).")] = None,
+    ledger_uri: Annotated[str | None, typer.Option("--ledger-uri", help="The ledger to read (else "
+                                                                      "KYC_ATTACH_LEDGER_URI, as runs use).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="On an error, show its traceback too.")] = False,
 ) -> None:
     """Every state change of the documents of a customer, party, document or source object (exit 1: none)."""
@@ -213,7 +230,7 @@ def history(
             query = HistoryQuery(customer=customer, party=party, document=document, source=source)
         except ValueError as exc:
             raise SetupError(str(exc)) from None
-        return document_history(report_uri, query, parquet_out=parquet)
+        return document_history(ledger_uri, query, parquet_out=parquet)
 
     changes = _guarded(look_up, debug=debug)
     for change in changes:
@@ -223,19 +240,16 @@ def history(
     raise typer.Exit(0 if changes else 1)
 
 
-ledger_app = typer.Typer(no_args_is_help=True, help="Upkeep of the ledger's document index.")
-app.add_typer(ledger_app, name="ledger")
-
-
 @ledger_app.command("compact")
 def ledger_compact(
-    report_uri: Annotated[str, typer.Option("--report-uri", help="The report location whose ledger to compact.")],
+    ledger_uri: Annotated[str | None, typer.Option("--ledger-uri", help="The ledger to compact (else "
+                                                                      "KYC_ATTACH_LEDGER_URI, as runs use).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="On an error, show its traceback too.")] = False,
 ) -> None:
     """Fold the index's segments into one compacted file per partition (safe next to running runs)."""
     from flows.commands.ledger_commands import compact_index
 
-    done = _guarded(lambda: compact_index(report_uri), debug=debug)
+    done = _guarded(lambda: compact_index(ledger_uri), debug=debug)
     typer.echo(json.dumps({"partitions": len(done), "segments_folded": sum(c.segments_folded for c in done),
                            "bytes_before": sum(c.bytes_before for c in done),
                            "bytes_after": sum(c.bytes_after for c in done)}, sort_keys=True))

@@ -1,4 +1,5 @@
-"""``kyc-attach history`` and ``kyc-attach ledger compact``: read and fold the document index (wiring only).
+"""``kyc-attach history``, ``kyc-attach ledger compact`` and ``kyc-attach ledger adopt``: read, fold and fill the
+tenant ledger's document index (wiring only: ``connectors.ledger_index``, ``connectors.ledger_adoption``).
 
 Neither imports Prefect: a look-up starts in a second, not in the time Prefect takes to import.
 """
@@ -11,30 +12,31 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from connectors.ledger_adoption import adopt
 from connectors.ledger_index import Compacted, compact, partitions, read_records
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
+from connectors.tenant_ledger import check_stamp, ledger_location
 from flows.settings import load_settings
 from flows.stores import make_store
 from transforms.exactly_once import partition_of
 from transforms.ledger_history import HistoryQuery, StateChange, as_table, history
+from transforms.tenant import TenantStamp
 
 
-def index_root(report_uri: str) -> Location:
-    """The document index of a report location: ``connectors.jobs.ledger_root(report_uri)/_documents`` (written
-    out here: that module brings pandas, which a look-up has no use for)."""
-    return Location.parse(report_uri).normalised().child("_ledger", "_documents")
+def _index(ledger_uri: str | None) -> tuple[ObjectStore, Location]:
+    """The store and the document index of the ledger ``ledger_uri`` names, else of the tenant ledger the settings
+    name (``KYC_ATTACH_LEDGER_URI``)."""
+    settings = load_settings()
+    root = ledger_location(ledger_uri or settings.ledger_uri, settings.work_dir).child("_documents")
+    return make_store(settings, s3=root.is_s3), root
 
 
-def _index(report_uri: str) -> tuple[ObjectStore, Location]:
-    root = index_root(report_uri)
-    return make_store(load_settings(), s3=root.is_s3), root
-
-
-def document_history(report_uri: str, query: HistoryQuery, *, parquet_out: str | None = None) -> list[StateChange]:
+def document_history(ledger_uri: str | None, query: HistoryQuery, *,
+                     parquet_out: str | None = None) -> list[StateChange]:
     """The state changes ``query`` asks for; with ``parquet_out`` (a path or s3:// uri) also written there as
     Parquet. A customer is looked up in its one partition; the other questions read the whole index."""
-    store, root = _index(report_uri)
+    store, root = _index(ledger_uri)
     changes = history(_records(store, root, query), query)
     if parquet_out is not None:
         buf = io.BytesIO()
@@ -53,7 +55,21 @@ def _records(store: ObjectStore, root: Location, query: HistoryQuery) -> Iterato
         yield from read_records(store, root, part)
 
 
-def compact_index(report_uri: str) -> list[Compacted]:
+def compact_index(ledger_uri: str | None) -> list[Compacted]:
     """Compact every partition of the index that holds segments."""
-    store, root = _index(report_uri)
+    store, root = _index(ledger_uri)
     return compact(store, root)
+
+
+def adopt_command(report_prefix: str) -> dict[str, Any]:
+    """Copy ``REPORT_PREFIX/_ledger`` into the tenant ledger (``KYC_ATTACH_LEDGER_URI``) and mark it adopted;
+    what was copied. A ledger stamped for another tenant than the settings name is refused (``SetupError``)."""
+    settings = load_settings()
+    ledger = ledger_location(settings.ledger_uri, settings.work_dir)
+    report_root = Location.parse(report_prefix)
+    store = make_store(settings, s3=report_root.is_s3 or ledger.is_s3)
+    if settings.client_id:  # without credentials set there is no tenant to compare with
+        check_stamp(store, ledger, TenantStamp.of(settings.api_url, settings.client_id), create=False)
+    adoption = adopt(store, report_root, ledger)
+    return {"ledger": str(ledger), "copied": adoption.copied, "already_in_ledger": adoption.present,
+            "marker": str(adoption.marker)}

@@ -45,14 +45,14 @@ def test_two_overlapping_runs_under_one_report_location_do_not_both_attach(
     manifest = put_scenario(bucket, rows, files)
     make_s3_client().copy_object(Bucket=bucket, Key="manifests/copy.csv",
                                  CopySource={"Bucket": bucket, "Key": "manifests/m.csv"})
-    env = _child_env(fin_sandbox.url, tmp_path / "work")
+    env = {**_child_env(fin_sandbox.url, tmp_path / "work"), "KYC_ATTACH_LEDGER_URI": f"s3://{bucket}/ledger"}
     base = [sys.executable, "-m", "flows.commands.cli", "run", "--report-uri", f"s3://{bucket}/reports",
             "--no-progress"]
     first = subprocess.Popen([*base, manifest, "--run-id", "one"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     # the second starts once the first holds its lease (a fixed second was too short on a fast machine: the
     # first had finished, and the second, rightly, ran and skipped everything)
-    lease = Location(bucket, "reports/_ledger/_active/one.json")
+    lease = Location(bucket, "ledger/_ledger/_active/one.json")  # the lease lives with the tenant ledger
     store = ObjectStore(S3Store(make_s3_client()))
     deadline = time.monotonic() + 120
     while not store.exists(lease) and first.poll() is None and time.monotonic() < deadline:

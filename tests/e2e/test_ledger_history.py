@@ -34,14 +34,14 @@ def test_history_of_a_customer_after_a_real_run_and_a_run_after_compaction_skips
     first = scenario.run()
     customer = scenario.world["customers"][1]
     cid = customer["customer_id"]
-    reports = f"s3://{scenario.bucket}/reports"
 
     # the run compacted the partitions it wrote: no segment left, only compacted files
-    store = ObjectStore(S3Store(make_s3_client()))
-    index = [loc.key for loc in store.list(Location(scenario.bucket, "reports/_ledger/_documents"))]
+    # (the tenant ledger: by default under the work folder, KYC_ATTACH_WORK_DIR/ledger)
+    index = [str(p) for p in (tmp_path / "work" / "ledger" / "_documents").rglob("*") if p.is_file()
+             and p.parent.name != "_documents"]
     assert index and all("/compact-" in k for k in index), index
 
-    code, out = _history("--report-uri", reports, "--customer", cid, "--parquet", str(tmp_path / "h.parquet"))
+    code, out = _history("--customer", cid, "--parquet", str(tmp_path / "h.parquet"))
 
     assert code == 0, out
     lines = out.strip().splitlines()
@@ -62,13 +62,13 @@ def test_history_of_a_customer_after_a_real_run_and_a_run_after_compaction_skips
 
     # by source object: the two-sided national id, by its back
     back = next(r["s3_uri"] for r in rows if r["s3_uri"].endswith("id-back.png"))
-    code, by_source = _history("--report-uri", reports, "--source", back)
+    code, by_source = _history("--source", back)
     assert code == 0
     assert len(by_source.strip().splitlines()) == 2
     key = by_source.split("document=")[1].split()[0]
-    code, by_key = _history("--report-uri", reports, "--document", key)
+    code, by_key = _history("--document", key)
     assert code == 0 and by_key == by_source
-    code, _ = _history("--report-uri", reports, "--customer", "00000000-0000-0000-0000-000000000000")
+    code, _ = _history("--customer", "00000000-0000-0000-0000-000000000000")
     assert code == 1
 
     # a run after compaction attaches nothing again
@@ -79,11 +79,12 @@ def test_history_of_a_customer_after_a_real_run_and_a_run_after_compaction_skips
     assert len(after["uploads"]) == len(before["uploads"])
     assert second["by_status"]["attached"] == 0
     assert second["by_status"].get("skipped") == first["by_status"]["attached"]
+    store = ObjectStore(S3Store(make_s3_client()))
     assert pq.read_table(io.BytesIO(store.read(Location.parse(second["report"]).child("rows.parquet")))).num_rows
 
 
 def test_dry_run_after_a_live_run_previews_it_from_the_ledger(
-    demo_scenario: Callable[..., DemoScenario],
+    demo_scenario: Callable[..., DemoScenario], tmp_path: Path,
 ) -> None:
     scenario = demo_scenario(customers=3)
     last = scenario.world["customers"][2]["customer_id"]
@@ -94,7 +95,7 @@ def test_dry_run_after_a_live_run_previews_it_from_the_ledger(
     assert first["by_status"]["attached"] == 2 * 4  # 4 rows of 3 documents, per customer
     # an earlier run that lost an answer: one document of customer 1 is in flight in the ledger
     store = ObjectStore(S3Store(make_s3_client()))
-    root = Location(scenario.bucket, "reports/_ledger/_documents")
+    root = Location.parse(str(tmp_path / "work" / "ledger" / "_documents"))  # the tenant ledger, by default
     middle = scenario.world["customers"][1]["customer_id"]
     docs = [r for r in read_records(store, root, partition_of(middle), [middle]) if r["k"] == "doc"]
     lost = {**docs[-1], "s": "in_flight", "run": "lost-answer"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,10 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.attach_flow import run_attach
+from flows.commands.cli import app
 from flows.commands.demo import demo_rows, demo_world, manifest_csv
 from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
@@ -302,6 +305,8 @@ def test_a_job_started_before_the_upgrade_finishes_without_attaching_twice(
     segment = "".join(json.dumps(r) + "\n" for r in old).encode()
     st.store.write(Location(bucket, f"reports/_ledger/{job_id}/b0000-0399/seg-00000000000000000001-0a0b0c0d.jsonl"),
                    segment)
+    adopted = CliRunner().invoke(app, ["ledger", "adopt", st.report_uri], catch_exceptions=False)
+    assert adopted.exit_code == 0 and json.loads(adopted.stdout)["copied"] == 1, adopted.stderr
 
     summary = st.run(manifest, "after-upgrade")
 
@@ -316,7 +321,7 @@ def test_a_job_started_before_the_upgrade_finishes_without_attaching_twice(
         (c2["customer_id"], "attached", None, None),
     }
     # The old "done" is carried into the new index: a third run skips customer 0 with no legacy ledger left.
-    st.store.delete_prefix(Location(bucket, f"reports/_ledger/{job_id}/"))
+    shutil.rmtree(tmp_path / "work" / "ledger" / job_id)
     third = st.run(manifest, "third")
     assert {(r["customer_id"], r["reason_code"]) for r in read_report(third) if r["status"] == "skipped"} == {
         (c0["customer_id"], "already_attached"), (c2["customer_id"], "already_attached")}

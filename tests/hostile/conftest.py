@@ -119,6 +119,7 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
         mp.setenv("KYC_ATTACH_MAX_FILE_BYTES", str(MAX_FILE_BYTES))
         mp.setenv("KYC_ATTACH_ALLOWED_BUCKETS", f'["{bucket}/docs/"]')
         mp.setenv("KYC_ATTACH_SETTLE_DELAY_S", "0.05")
+        mp.setenv("KYC_ATTACH_LEDGER_URI", f"s3://{bucket}/ledger/")
         mp.setattr(shard_services, "fin_client", spying_fin_client)
         with _debug_capture(log_path):
             real = asyncio.run(attach_flow.run_attach(manifest, f"s3://{bucket}/reports", run_id="corpus-real"))

@@ -45,10 +45,11 @@ def _s3_texts(run: CorpusRun) -> dict[str, str]:
 
     client = make_s3_client()
     out = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=run.bucket, Prefix="reports/"):
-        for obj in page.get("Contents", []):
-            data = client.get_object(Bucket=run.bucket, Key=obj["Key"])["Body"].read()
-            out[f"s3://{run.bucket}/{obj['Key']}"] = data.decode("utf-8", errors="replace")
+    for prefix in ("reports/", "ledger/"):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=run.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                data = client.get_object(Bucket=run.bucket, Key=obj["Key"])["Body"].read()
+                out[f"s3://{run.bucket}/{obj['Key']}"] = data.decode("utf-8", errors="replace")
     return out
 
 
@@ -102,7 +103,7 @@ def test_reports_ledger_and_payloads_carry_no_personal_data(corpus_run: CorpusRu
     texts = _s3_texts(corpus_run)
     assert any(k.endswith("rows.csv") for k in texts) and any("payloads/" in k for k in texts)
     assert any(k.endswith("report.html") for k in texts)  # the page people read is checked like the rest
-    assert any("/_ledger/" in k for k in texts)
+    assert any("/ledger/_documents/" in k for k in texts)
     assert _leaks(texts, _needles(corpus_run)) == []
 
 

@@ -41,8 +41,9 @@ class _Recorder:
 @pytest.mark.slow
 def test_report_objects_are_encrypted_at_rest(corpus_run: CorpusRun) -> None:
     client = make_s3_client()
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket=corpus_run.bucket, Prefix="reports/")["Contents"]]
-    assert any(k.endswith("rows.csv") for k in keys) and any("/_ledger/" in k for k in keys)
+    keys = [o["Key"] for prefix in ("reports/", "ledger/")
+            for o in client.list_objects_v2(Bucket=corpus_run.bucket, Prefix=prefix)["Contents"]]
+    assert any(k.endswith("rows.csv") for k in keys) and any(k.startswith("ledger/_documents/") for k in keys)
     for key in keys:  # reports, summary, payloads and ledger segments alike
         assert client.head_object(Bucket=corpus_run.bucket, Key=key)["ServerSideEncryption"] == "AES256", key
 

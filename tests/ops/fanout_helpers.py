@@ -104,9 +104,10 @@ def worker_env(server: PrefectServer, sandbox_url: str, work_dir: Path) -> dict[
 def fan_out_env(monkeypatch: pytest.MonkeyPatch, sandbox_url: str, tmp_path: Path, bucket: str,
                 **extra: str) -> None:
     """The parent's environment for a fanned-out run: the sandbox, a private work folder, the shard
-    deployment and an S3 work area in the test's bucket."""
+    deployment, and an S3 work area and ledger in the test's bucket."""
     api_env(monkeypatch, sandbox_url, tmp_path, KYC_ATTACH_SETTLE_DELAY_S="0",
-            KYC_ATTACH_SHARD_DEPLOYMENT=SHARD_DEPLOYMENT, KYC_ATTACH_WORK_URI=f"s3://{bucket}/work", **extra)
+            KYC_ATTACH_SHARD_DEPLOYMENT=SHARD_DEPLOYMENT, KYC_ATTACH_WORK_URI=f"s3://{bucket}/work",
+            **{"KYC_ATTACH_LEDGER_URI": f"s3://{bucket}/ledger/", **extra})
 
 
 def report_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -23,6 +23,7 @@ from tests.ops.prefect_server import PrefectServer, prefect_server
 pytestmark = [pytest.mark.slow]
 
 POOL = "kyc-attach-process"
+RUN_DEPLOYMENTS = ("kyc-attach-nightly/nightly", "kyc-attach-migration/migration", "kyc-attach/attach")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,11 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, fin_san
         server.cli("work-pool", "create", POOL, "--type", "process")
         out = server.cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all")
         assert "nightly" in out and "migration" in out
+        # the runs below use the ledger the yaml gives every deployment: its bucket must exist on the S3 server
+        ledger = server.api(lambda c: c.read_deployment_by_name(RUN_DEPLOYMENTS[0])).job_variables["env"]
+        ledger_bucket = Location.parse(ledger["KYC_ATTACH_LEDGER_URI"]).bucket
+        if ledger_bucket not in {b["Name"] for b in make_s3_client().list_buckets()["Buckets"]}:
+            make_s3_client().create_bucket(Bucket=ledger_bucket)
         env = server.env(FIN_API_URL=fin_sandbox.url, FIN_CLIENT_ID=CLIENT_ID, FIN_CLIENT_SECRET=CLIENT_SECRET,
                          KYC_ATTACH_WORK_DIR=str(home / "work"), KYC_ATTACH_RATE_LIMIT_RPS="500")
         with server.worker(POOL, env):
@@ -91,6 +97,17 @@ def test_yaml_applies_typed_schedule_and_limits(deployed: PrefectServer) -> None
     assert overridden.parameters == {**nightly.parameters, "dry_run": True}
     migration = deployed.api(lambda c: c.read_deployment_by_name("kyc-attach-migration/migration"))
     assert "source" in migration.parameter_openapi_schema["required"]
+
+
+def test_every_deployment_shares_one_s3_ledger_whatever_its_report_location(deployed: PrefectServer) -> None:
+    deployments = [deployed.api(lambda c, n=n: c.read_deployment_by_name(n)) for n in RUN_DEPLOYMENTS]
+    ledgers = {(d.job_variables or {}).get("env", {}).get("KYC_ATTACH_LEDGER_URI") for d in deployments}
+    (ledger,) = ledgers
+    assert ledger is not None and ledger.startswith("s3://")
+    reports = [d.parameters["report_uri"] for d in deployments if "report_uri" in d.parameters]
+    assert len(set(reports)) == 2  # nightly and migration report to different places, on one ledger
+    assert not any(Location.parse(ledger).normalised().key.startswith(Location.parse(r).normalised().key)
+                   and Location.parse(ledger).bucket == Location.parse(r).bucket for r in reports)
 
 
 def test_attach_and_nightly_deployments_run_by_a_worker_nightly_skips_completed(

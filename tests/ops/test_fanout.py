@@ -38,10 +38,12 @@ def test_two_workers_share_the_shards_and_the_report_matches_one_process(
     single = two_workers.run(manifest, f"s3://{bucket}/single")
     single_record = sandbox_record(fin_sandbox.url)
 
-    # the same manifest fanned out, against a fresh world again (its own report location, so its own ledger)
+    # the same manifest fanned out, against a fresh world again (a fresh tenant, so a ledger of its own, on S3
+    # where shard runs on other machines reach it)
     load_world(fin_sandbox.url, world)
     monkeypatch.setenv("KYC_ATTACH_SHARD_DEPLOYMENT", SHARD_DEPLOYMENT)
     monkeypatch.setenv("KYC_ATTACH_WORK_URI", f"s3://{bucket}/work")
+    monkeypatch.setenv("KYC_ATTACH_LEDGER_URI", f"s3://{bucket}/ledger-fanned/")
     started = time.monotonic()
     fanned = two_workers.run(manifest, f"s3://{bucket}/fanned")
     print(f"fan-out run: {time.monotonic() - started:.1f}s, {fanned['shards']} shards")
