@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypedDict, cast
 
@@ -82,6 +83,20 @@ class ObjectInfo:
     modified: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WriteStamp:
+    """What a conditional write left: the new version's content id and the store's own time of the write."""
+
+    etag: str
+    at: datetime
+
+
+#: S3's answers to a conditional write whose condition did not hold: another version is there (412), none is
+#: there for ``If-Match`` (404), or another conditional write to the key was in progress (409).
+_CONDITION_FAILED = frozenset({"412", "PreconditionFailed", "404", "NoSuchKey", "NotFound", "409",
+                               "ConditionalRequestConflict"})
+
+
 def make_s3_client(max_pool_connections: int = 64) -> S3Client:
     """A boto3 S3 client from the default credential chain.
 
@@ -134,6 +149,11 @@ class _ReadOptions(TypedDict, total=False):
 
 
 class _NoOverwrite(TypedDict, total=False):
+    IfNoneMatch: str
+
+
+class _Condition(TypedDict, total=False):
+    IfMatch: str
     IfNoneMatch: str
 
 
@@ -220,6 +240,31 @@ class S3Store:
             if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
                 raise SetupError(f"s3://{bucket}/{key} exists already and is never overwritten") from None
             raise
+
+    def put_if(self, bucket: str, key: str, data: bytes, *, content_type: str, etag: str | None) -> WriteStamp | None:
+        """Write an object only if no object is there (``etag`` None: ``If-None-Match: *``) or only if it is still
+        the version ``etag`` (``If-Match``); ``None`` when the condition did not hold. The time is the ``Date``
+        of S3's answer: the store's clock, whatever this machine's says."""
+        condition: _Condition = {"IfMatch": f'"{etag}"'} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            resp = self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
+                                          **self._sse, **self._owner, **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in _CONDITION_FAILED:
+                return None
+            raise
+        return WriteStamp(str(resp["ETag"]).strip('"'), parsedate_to_datetime(
+            resp["ResponseMetadata"]["HTTPHeaders"]["date"]))
+
+    def delete_if(self, bucket: str, key: str, etag: str) -> bool:
+        """Delete an object only if it is still the version ``etag``; whether it was deleted."""
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"', **self._owner)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in _CONDITION_FAILED:
+                return False
+            raise
+        return True
 
     def exists(self, bucket: str, key: str) -> bool:
         """Whether an object is at this key."""

@@ -34,8 +34,9 @@ from connectors.report_store import (
 )
 from connectors.run_claim import claim_run, new_claim_token
 from connectors.run_ids import checked_run_id, new_run_id
-from connectors.run_lease import HEARTBEAT_S, RunLease
+from connectors.run_lease import LeaseTerms, RunLease, lease_id_of, partitions_in
 from connectors.s3 import Location
+from flows.lease_keeper import LeaseWatch, keep_lease
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_rules import rules_from
@@ -119,25 +120,28 @@ async def attach_manifest(
     store = make_store(settings)
     run_prefix = report_root.child(run_id)
     # Everything that can refuse the run comes before the claim (which refuses a published report too), so a
-    # refused start leaves its run id usable.
+    # refused start leaves its run id usable; only the lease, which needs the plan, is taken after it.
     reworked = checked_rework(include_rejected, retry_failed)
     if settings.shard_deployment:
         from flows.fanout import check_fan_out
 
         await check_fan_out(settings, report_root)
-    lease = RunLease(store, report_root.normalised(), run_id)
-    await asyncio.to_thread(lease.acquire)  # no other run under this report location while this one works
-    try:
-        flow_run_id = flow_run.get_id()
-        token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
-        claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
-    except BaseException:
-        await asyncio.to_thread(lease.release)
-        raise
-    heartbeat = asyncio.create_task(_keep_lease(lease))
+    flow_run_id = flow_run.get_id()
+    token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
+    claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
+    # The lease covers the customers the plan touches, so it is taken once the plan is made and before anything
+    # is sent: no other run works these customers while this one does (runs over other customers go on).
+    lease = RunLease(store, LeaseTerms(root=str(ledger_root(report_uri)), lease_id=lease_id_of(run_id, report_root),
+                                       run_id=run_id, stale_after_s=settings.lease_stale_s))
+    watch = LeaseWatch()
+    heartbeat: asyncio.Task[None] | None = None
     try:
         only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
         plan = await plan_task(manifest, str(run_dir), today, mapping)
+        if not dry_run:  # a dry run sends nothing, so it needs no lease and waits for no one
+            partitions = await asyncio.to_thread(partitions_in, [s.rows for s in plan.shards])
+            await asyncio.to_thread(lease.acquire, partitions)
+            heartbeat = asyncio.create_task(keep_lease(lease, watch))
         if retry_failed:  # the CLI's gate checked this already; a deployment run is checked here
             check_same_job(store, report_root.child(retry_failed), plan.job_id)
         planned = time.monotonic()
@@ -157,7 +161,7 @@ async def attach_manifest(
                 plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=job_ledger,
                 run_date=today, dry_run=dry_run, resend_unknown=resend_unknown, allow_reattach=allow_reattach,
                 retry_failed_report=report_root.child(retry_failed) if retry_failed else None,
-                include_rejected=reworked, progress=progress,
+                include_rejected=reworked, progress=progress, lease=None if dry_run else lease.terms,
             )
             api_stats, stopped_early = fanned.api, fanned.stopped_early
             for result in fanned.shard_results:
@@ -171,6 +175,7 @@ async def attach_manifest(
                     resend_unknown=resend_unknown, allow_reattach=allow_reattach, only_rows=only_rows,
                     timeline=timeline,
                 )
+                watch.guard(services.budget)
                 async with progress.api_rate(timeline) if isinstance(mode, LiveMode) else nullcontext():
                     shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
                 api_stats = mode.api_stats()
@@ -203,22 +208,13 @@ async def attach_manifest(
         await _artifacts(summary)
         return summary
     finally:
-        heartbeat.cancel()
-        await asyncio.to_thread(lease.release)
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.to_thread(lease.release)
         # The run folder holds the manifest's rows (personal data) and ~250 bytes of scratch per row. Nothing in it
         # is needed once the report is published, and a rerun of the job starts a folder of its own (its
         # progress is in the ledger, on S3), so it goes whether the run ended well or not.
         await asyncio.to_thread(remove_tree, run_dir, root=runs_dir)
-
-
-async def _keep_lease(lease: RunLease) -> None:
-    """Renew the run's lease while it works (a lease not renewed for minutes is a dead run's)."""
-    while True:
-        await asyncio.sleep(HEARTBEAT_S)
-        try:
-            await asyncio.to_thread(lease.renew)
-        except Exception:  # a missed renewal is retried next time; the run's own work goes on
-            get_run_logger().warning("could not renew the run's lease under the report location")
 
 
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,
