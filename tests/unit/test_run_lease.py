@@ -110,7 +110,7 @@ class LateShardStore(ObjectStore):
             late = lease(self.root, "one", member="shard-late")
             with pytest.raises(LeaseLost):  # it sees run two's lock already: stops before sending
                 late.join({"0a"})
-            late._beat()  # noqa: SLF001  (its heartbeat written, as a member between its beat and its check)
+            late._beat()  # another late member, between its heartbeat and its check of the locks
         return stamp
 
 
