@@ -99,6 +99,7 @@ class RunLease:
         """Lease ``partitions`` for this run, or ``SetupError`` naming the run that holds one of them (then
         nothing of this run's lease is left)."""
         wanted = sorted(set(partitions))
+        self._check_conditional_writes()
         self._beat()  # first: no lock of this lease is ever seen without a live heartbeat beside it
         displaced: dict[str, Lock] = {}
         try:
@@ -113,6 +114,22 @@ class RunLease:
             self._give_back()
             raise
         self._partitions = tuple(wanted)
+
+    def _check_conditional_writes(self) -> None:
+        """``SetupError`` when the store does not keep the conditions the locks rely on (an S3-compatible store
+        that ignores ``If-None-Match``/``If-Match`` would let two runs hold one partition)."""
+        probe = self._folder.child("probes", f"{secrets.token_hex(8)}.json")
+        made = self.store.write_if(probe, b"{}", etag=None)
+        if made is None:
+            raise SetupError("the lease store refused to create a new object; check the report location")
+        try:
+            ignored = (self.store.write_if(probe, b"[]", etag=None) is not None
+                       or self.store.write_if(probe, b"[]", etag="0" * 32) is not None)
+        finally:
+            self.store.delete(probe)
+        if ignored:
+            raise SetupError("the report location's store ignores conditional writes (If-None-Match / If-Match), "
+                             "so runs over the same customers could not be kept apart: use a store that keeps them")
 
     def _take(self, partition: str) -> Lock | None:
         """Hold one partition's lock; the lock it replaced, if it replaced a dead lease's."""

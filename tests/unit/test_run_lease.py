@@ -140,3 +140,18 @@ def test_of_runs_starting_together_over_the_same_customers_exactly_one_starts(tm
     for t in threads:
         t.join()
     assert len(started) == 1
+
+
+class CarelessStore(ObjectStore):
+    """An S3-compatible store that ignores If-None-Match and If-Match: every write goes through."""
+
+    def write_if(self, loc: Location, data: bytes, *, etag: str | None,
+                 content_type: str = "application/json") -> WriteStamp | None:
+        found = self.read_if_present(loc)
+        return super().write_if(loc, data, etag=found[1] if found else None, content_type=content_type)
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused_before_anything_is_held(tmp_path: Path) -> None:
+    with pytest.raises(SetupError, match="ignores conditional writes"):
+        lease(tmp_path, "one", store=CarelessStore(None)).acquire({"0a"})
+    assert not list((tmp_path / "_lease").rglob("*.json"))  # no lock, no heartbeat, no probe left
