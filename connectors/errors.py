@@ -88,6 +88,10 @@ class ObjectChanged(KycAttachError):
     """The object was replaced since it was first read (a read pinned to its ETag was refused)."""
 
 
+class LeaseLost(KycAttachError):
+    """Another run holds this run's customers now (its lease was taken over, or removed): send nothing more."""
+
+
 class Refused(TerminalError):
     """The API refused a request as invalid (400/422): nothing of it was applied, so a part may be sent again.
 

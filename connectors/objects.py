@@ -8,16 +8,19 @@ boto3; callers never reach through to it.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from connectors.errors import SetupError
-from connectors.s3 import Location, ObjectInfo, S3Store
+from connectors.errors import ObjectMissing, SetupError
+from connectors.s3 import Location, ObjectInfo, S3Store, WriteStamp
 
 
 class ObjectStore:
@@ -85,6 +88,51 @@ class ObjectStore:
             return
         Path(loc.key).unlink(missing_ok=True)
 
+    def write_if(self, loc: Location, data: bytes, *, etag: str | None,
+                 content_type: str = "application/json") -> WriteStamp | None:
+        """Compare-and-swap of a small state object: write ``data`` only if nothing is at ``loc`` (``etag`` None)
+        or only if the object there is still the version ``etag``; ``None`` when that did not hold. The stamp's
+        time is the store's own (S3's ``Date``; a local file's modification time, set by the kernel).
+
+        Locally, a lock file beside the object makes the check and the write one step, for every process of
+        the machine whatever its PID namespace; the content id is the SHA-256 of the bytes."""
+        if loc.is_s3:
+            assert loc.bucket is not None
+            return self._s3().put_if(loc.bucket, loc.key, data, content_type=content_type, etag=etag)
+        path = Path(loc.key)
+        with _locked(path):
+            if _local_etag(path) != etag:
+                return None
+            _write_local(path, lambda fh: fh.write(data), overwrite=True)
+            return WriteStamp(hashlib.sha256(data).hexdigest(), _modified(path))
+
+    def read_if_present(self, loc: Location) -> tuple[bytes, str] | None:
+        """A small state object and its content id (as ``write_if`` takes it), or ``None`` when absent."""
+        if loc.is_s3:
+            try:
+                info, body = self.get(loc)
+            except ObjectMissing:
+                return None
+            with body:
+                return body.read(), info.etag
+        try:
+            data = Path(loc.key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def delete_if(self, loc: Location, etag: str) -> bool:
+        """Delete a small state object only if it is still the version ``etag``; whether it was deleted."""
+        if loc.is_s3:
+            assert loc.bucket is not None
+            return self._s3().delete_if(loc.bucket, loc.key, etag)
+        path = Path(loc.key)
+        with _locked(path):
+            if _local_etag(path) != etag:
+                return False
+            path.unlink()
+            return True
+
     def head(self, loc: Location) -> ObjectInfo:
         """Size, content id and time of last change of one object; ``ObjectMissing`` when it is not there.
 
@@ -149,6 +197,29 @@ class ObjectStore:
         if not root.is_dir():
             return []
         return [Location(None, str(p)) for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside ``path`` (a hidden file: listings skip it) for one compare-and-swap."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _local_etag(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def _modified(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime_ns / 1e9, UTC)
 
 
 def _write_local(path: Path, write: Callable[[BinaryIO], object], *, overwrite: bool) -> None:

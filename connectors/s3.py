@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypedDict, cast
 
@@ -85,6 +86,20 @@ class ObjectInfo:
     # CRC64NVME as S3 gives it (base64). Composite checksums (of parts, "…-N") depend on the part size: left out.
     sha256: str | None = None
     crc64nvme: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStamp:
+    """What a conditional write left: the new version's content id and the store's own time of the write."""
+
+    etag: str
+    at: datetime
+
+
+#: S3's answers to a conditional write whose condition did not hold: another version is there (412), none is
+#: there for ``If-Match`` (404), or another conditional write to the key was in progress (409).
+_CONDITION_FAILED = frozenset({"412", "PreconditionFailed", "404", "NoSuchKey", "NotFound", "409",
+                               "ConditionalRequestConflict"})
 
 
 def make_s3_client(max_pool_connections: int = 64) -> S3Client:
@@ -166,6 +181,11 @@ class _ReadOptions(TypedDict, total=False):
 
 
 class _NoOverwrite(TypedDict, total=False):
+    IfNoneMatch: str
+
+
+class _Condition(TypedDict, total=False):
+    IfMatch: str
     IfNoneMatch: str
 
 
@@ -263,6 +283,30 @@ class S3Store:
                 return []
             raise
         return [dict(rule) for rule in answer.get("Rules", [])]
+    def put_if(self, bucket: str, key: str, data: bytes, *, content_type: str, etag: str | None) -> WriteStamp | None:
+        """Write an object only if no object is there (``etag`` None: ``If-None-Match: *``) or only if it is still
+        the version ``etag`` (``If-Match``); ``None`` when the condition did not hold. The time is the ``Date``
+        of S3's answer: the store's clock, whatever this machine's says."""
+        condition: _Condition = {"IfMatch": f'"{etag}"'} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            resp = self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
+                                          **self._sse, **self._owner, **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in _CONDITION_FAILED:
+                return None
+            raise
+        return WriteStamp(str(resp["ETag"]).strip('"'), parsedate_to_datetime(
+            resp["ResponseMetadata"]["HTTPHeaders"]["date"]))
+
+    def delete_if(self, bucket: str, key: str, etag: str) -> bool:
+        """Delete an object only if it is still the version ``etag``; whether it was deleted."""
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"', **self._owner)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in _CONDITION_FAILED:
+                return False
+            raise
+        return True
 
     def exists(self, bucket: str, key: str) -> bool:
         """Whether an object is at this key."""

@@ -5,7 +5,7 @@ One ledger per tenant (API base URL + client id), wherever reports go: every run
 tenant reads and writes the same one, so what counts as attached does not depend on the report location.
 Layout under the ledger location: ``_tenant.json`` (the stamp), ``_documents/<pp>/seg-*.jsonl`` (the document
 index, ``connectors.ledger``), ``<job_id>/`` (per-job records of ledgers adopted from before the document index)
-and ``_ledger/_active/`` (the leases of running runs, ``connectors.run_lease``).
+and ``_lease/`` (the leases of running runs, ``connectors.run_lease``).
 """
 
 from __future__ import annotations

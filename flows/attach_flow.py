@@ -36,9 +36,10 @@ from connectors.report_store import (
 )
 from connectors.run_claim import claim_run, new_claim_token, release_claim
 from connectors.run_ids import checked_run_id, new_run_id
-from connectors.run_lease import HEARTBEAT_S, RunLease
+from connectors.run_lease import LeaseTerms, RunLease, lease_id_of, partitions_in
 from connectors.s3 import Location
 from connectors.work_folder import own_folder
+from flows.lease_keeper import LeaseWatch, keep_lease
 from flows.ledger_gate import open_ledger, stamp_ledger
 from flows.ledger_upkeep import compact_after_run
 from flows.plan import PlanResult, ShardSpec, plan_manifest
@@ -131,7 +132,9 @@ async def attach_manifest(
     flow_run_id = flow_run.get_id()
     token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())
     # Everything that can refuse the run comes before the claim (which refuses a published report too), so a
-    # refused start leaves its run id usable; a refusal after it (or of a run the CLI claimed) releases it.
+    # refused start leaves its run id usable; a refusal after it (or of a run the CLI claimed) releases it. The
+    # lease covers the customers the plan touches, so it is taken once the plan is made and before anything is
+    # sent: no other run works these customers while this one does (runs over other customers go on).
     try:
         reworked = checked_rework(include_rejected, retry_failed)
         if settings.shard_deployment:
@@ -143,24 +146,25 @@ async def attach_manifest(
             get_run_logger().warning(warning)
         if not dry_run:
             await stamp_ledger(settings, store, ledger)
-        lease = RunLease(store, ledger, run_id)
-        await asyncio.to_thread(lease.acquire)  # no other run on this ledger while this one works
-        try:
-            claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
-            # After the claim: the run id is ours, so an earlier run's leftovers under it can go.
-            run_dir = await asyncio.to_thread(own_folder, settings.work_dir, "runs", run_id, fresh=True)
-        except BaseException:
-            await asyncio.to_thread(lease.release)
-            raise
+        claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
+        # After the claim: the run id is ours, so an earlier run's leftovers under it can go.
+        run_dir = await asyncio.to_thread(own_folder, settings.work_dir, "runs", run_id, fresh=True)
     except SetupError:
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
         raise
     runs_dir = run_dir.parent
-    heartbeat = asyncio.create_task(_keep_lease(lease))
+    lease = RunLease(store, LeaseTerms(root=str(ledger), lease_id=lease_id_of(run_id, report_root), run_id=run_id,
+                                       stale_after_s=settings.lease_stale_s))
+    watch = LeaseWatch()
+    heartbeat: asyncio.Task[None] | None = None
     sending = False
     try:
         only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
         plan = await plan_task(manifest, str(run_dir), today, mapping)
+        if not dry_run:  # a dry run sends nothing, so it needs no lease and waits for no one
+            partitions = await asyncio.to_thread(partitions_in, [s.rows for s in plan.shards])
+            await asyncio.to_thread(lease.acquire, partitions)
+            heartbeat = asyncio.create_task(keep_lease(lease, watch))
         if retry_failed:  # the CLI's gate checked this already; a deployment run is checked here
             check_same_job(store, report_root.child(retry_failed), plan.job_id)
         sending = not dry_run  # from here on uploads and attaches go out
@@ -181,7 +185,7 @@ async def attach_manifest(
                 plan, settings=settings, run_id=run_id, run_dir=run_dir, ledger_root=job_ledger,
                 run_date=today, dry_run=dry_run, resend_unknown=resend_unknown, allow_reattach=allow_reattach,
                 retry_failed_report=report_root.child(retry_failed) if retry_failed else None,
-                include_rejected=reworked, progress=progress,
+                include_rejected=reworked, progress=progress, lease=None if dry_run else lease.terms,
             )
             api_stats, stopped_early = fanned.api, fanned.stopped_early
             for result in fanned.shard_results:
@@ -195,6 +199,7 @@ async def attach_manifest(
                     resend_unknown=resend_unknown, allow_reattach=allow_reattach, only_rows=only_rows,
                     timeline=timeline,
                 )
+                watch.guard(services.budget)
                 async with progress.api_rate(timeline) if isinstance(mode, LiveMode) else nullcontext():
                     shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
                 api_stats = mode.api_stats()
@@ -236,8 +241,9 @@ async def attach_manifest(
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
         raise
     finally:
-        heartbeat.cancel()
-        await asyncio.to_thread(lease.release)
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.to_thread(lease.release)
         # The run folder holds the manifest's rows (personal data) and ~250 bytes of scratch per row. Nothing in it
         # is needed once the report is published, and a rerun of the job starts a folder of its own (its
         # progress is in the ledger, on S3), so it goes whether the run ended well or not.
@@ -252,16 +258,6 @@ async def run_attach(manifest: str, report_uri: str, **options: Any) -> dict[str
     report; an error that stopped the run before its report is raised as it happened."""
     state = await attach_manifest(manifest, report_uri, return_state=True, **options)
     return await summary_of(state)
-
-
-async def _keep_lease(lease: RunLease) -> None:
-    """Renew the run's lease while it works (a lease not renewed for minutes is a dead run's)."""
-    while True:
-        await asyncio.sleep(HEARTBEAT_S)
-        try:
-            await asyncio.to_thread(lease.renew)
-        except Exception:  # a missed renewal is retried next time; the run's own work goes on
-            get_run_logger().warning("could not renew the run's lease on the ledger")
 
 
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,

@@ -198,7 +198,7 @@ class Attacher:
         fin, ledger, cid = self.fin, self.ledger, req.customer_id
         rows = list(req.row_numbers)
         if self.budget.tripped:
-            self.out.set(rows, Status.failed, Reason.failure_threshold, self.budget.reason())
+            self.out.set(rows, Status.failed, self.budget.stop_code, self.budget.reason())
             return None
         initiated = all_initiated(statuses, req.party_ids)
         attempts = 0

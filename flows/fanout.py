@@ -27,6 +27,7 @@ from prefect.exceptions import ObjectNotFound
 
 from connectors.errors import SetupError
 from connectors.rate_share import RateShare, rate_tag
+from connectors.run_lease import LeaseTerms
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files
 from connectors.tenant_ledger import ledger_location
@@ -83,8 +84,11 @@ async def upload_shard_rows_task(plan: PlanResult, run_dir: Path, work_prefix: s
 async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, run_dir: Path,
                          ledger_root: Location, run_date: date, dry_run: bool, resend_unknown: bool,
                          allow_reattach: bool, retry_failed_report: Location | None,
-                         include_rejected: tuple[str, ...], progress: RunProgress) -> FanOutResult:
-    """Run every shard as a run of the shard deployment and bring the report parts home into ``run_dir/parts``."""
+                         include_rejected: tuple[str, ...], progress: RunProgress,
+                         lease: LeaseTerms | None = None) -> FanOutResult:
+    """Run every shard as a run of the shard deployment and bring the report parts home into ``run_dir/parts``.
+
+    ``lease``: the run's lease, which every shard run joins and renews while it works (``None``: a dry run)."""
     deployment = settings.shard_deployment
     assert deployment is not None
     logger = get_run_logger()
@@ -100,7 +104,7 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
         part_uri=str(work.part(s.name)), ledger_root=str(ledger_root), run_date=run_date, dry_run=dry_run,
         resend_unknown=resend_unknown, allow_reattach=allow_reattach, rate_share=share,
         retry_failed_report=str(retry_failed_report) if retry_failed_report else None,
-        include_rejected=include_rejected,
+        include_rejected=include_rejected, lease=lease,
     ) for s in plan.shards]
     logger.info("fanning %d shards out to %s", len(jobs), settings.shard_deployment)
     gate = asyncio.Semaphore(settings.fanout_concurrency)
@@ -155,8 +159,9 @@ def shard_run_key(job: ShardJob) -> str:
     run ids are unique per report location only, and a run handed another job's shard run (another report
     location, work area, manifest or mode, such as a dry run) would assemble that run's report as its own. The
     rate share is left out: it says how fast, not which work, and a parent retried after the rate settings
-    changed must still find its shard runs (breaker s19)."""
-    digest = hashlib.sha256(job.model_dump_json(exclude={"rate_share"}).encode()).hexdigest()[:16]
+    changed must still find its shard runs (breaker s19). So are the lease's terms: its id follows from the run id
+    and report location, and its stale window is a setting like the rate."""
+    digest = hashlib.sha256(job.model_dump_json(exclude={"rate_share", "lease"}).encode()).hexdigest()[:16]
     return f"kyc-attach:{job.run_id}:{job.shard}:{digest}"
 
 

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         None, description="s3://bucket/prefix where a fanned-out run shares shard rows files and report parts."
     )
     fanout_concurrency: int = Field(32, ge=1, description="Shard runs in flight at once when fanning out.")
+    lease_stale_s: float = Field(
+        300.0, ge=1, description="A run's lease on its customers stops counting this long after the last heartbeat "
+        "of the run and its shard runs, by the store's clock (each renews every fifth of it).",
+    )
     rate_limit_name: str = Field(
         "kyc-attach-fin-api",
         description="Name of the API rate shared by fanned-out shard runs: those tagged with it split "

@@ -27,10 +27,12 @@ from connectors.guarded_delete import remove_tree
 from connectors.objects import ObjectStore
 from connectors.rate_share import RateShare
 from connectors.report_store import failed_rows_of
+from connectors.run_lease import LeaseTerms, RunLease, partitions_in
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
 from connectors.work_folder import own_folder
 from connectors.workarea import BucketRange
+from flows.lease_keeper import LeaseWatch, keep_lease
 from flows.progress import shard_log_line
 from flows.settings import Settings
 from flows.shard_services import run_mode, shard_services
@@ -58,6 +60,7 @@ class ShardJob(BaseModel):
     retry_failed_report: str | None = None  # --retry-failed: the earlier run's report prefix
     include_rejected: tuple[str, ...] = ()  # --include-rejected: rejected rows of that run worked again too
     rate_share: RateShare | None = None  # the API rate this run shares with the other shard runs (None: dry run)
+    lease: LeaseTerms | None = None  # the parent run's lease, joined and renewed while this run works (None: dry run)
 
     @model_validator(mode="after")
     def _live_runs_share_the_rate(self) -> ShardJob:
@@ -114,15 +117,27 @@ async def _work_shard(job: ShardJob, settings: Settings, store: ObjectStore, wor
                  if job.retry_failed_report else None)
     out = local / "part.parquet"
     timeline = Timeline()
-    async with run_mode(settings, dry_run=job.dry_run, payloads_dir=local / "payloads", timeline=timeline,
-                        rate_share=job.rate_share) as mode:
-        services = shard_services(
-            settings, mode, store=store, run_date=job.run_date, ledger_root=Location.parse(job.ledger_root),
-            run_id=job.run_id, resend_unknown=job.resend_unknown, allow_reattach=job.allow_reattach,
-            only_rows=only_rows, timeline=timeline,
-        )
-        counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
-        api = mode.api_stats()
+    lease = RunLease(store, job.lease, member=f"shard-{job.shard}") if job.lease is not None else None
+    if lease is not None:  # a run whose lease was taken meanwhile (its parent killed long ago) sends nothing
+        partitions = await asyncio.to_thread(partitions_in, [BucketRange(str(rows_file))])
+        await asyncio.to_thread(lease.join, partitions)
+    watch = LeaseWatch()
+    heartbeat = asyncio.create_task(keep_lease(lease, watch)) if lease is not None else None
+    try:
+        async with run_mode(settings, dry_run=job.dry_run, payloads_dir=local / "payloads", timeline=timeline,
+                            rate_share=job.rate_share) as mode:
+            services = shard_services(
+                settings, mode, store=store, run_date=job.run_date, ledger_root=Location.parse(job.ledger_root),
+                run_id=job.run_id, resend_unknown=job.resend_unknown, allow_reattach=job.allow_reattach,
+                only_rows=only_rows, timeline=timeline,
+            )
+            watch.guard(services.budget)
+            counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
+            api = mode.api_stats()
+    finally:
+        if heartbeat is not None and lease is not None:
+            heartbeat.cancel()
+            await asyncio.to_thread(lease.release)
     uploads = [(out, Location.parse(job.part_uri))]
     payloads = local / "payloads" / f"{job.shard}.jsonl"
     if payloads.exists():

@@ -112,7 +112,7 @@ async def _work_customer(work: _CustomerWork, budget: FailureBudget, out: Outcom
                          docs: list[Document]) -> None:
     """Everything for one customer; an unexpected error fails its rows, never the shard."""
     if budget.tripped:
-        out.set(out.pending(docs), Status.failed, Reason.failure_threshold, budget.reason())
+        out.set(out.pending(docs), Status.failed, budget.stop_code, budget.reason())
         return
     try:
         await work(customer_id, docs)

@@ -13,6 +13,9 @@ its run id can be used again. An S3 manifest is copied into a start-up folder of
 when the gate ends, however it ends; the flow downloads its own copy (one more read of the manifest, against
 a copy of personal data left on disk by a refused or killed start). Wiring only: the checks live in
 ``connectors`` and ``transforms``.
+
+Whether another run holds the lease of the same customers is known only once the flow has planned: the flow
+refuses then (exit 2 too).
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from connectors.mapping_file import load_mapping
 from connectors.report_store import check_report_exists, check_same_job
 from connectors.run_claim import check_run_id_free, claim_run, error_reason, new_claim_token
 from connectors.run_ids import checked_run_id, new_run_id
-from connectors.run_lease import RunLease
 from connectors.s3 import Location
 from connectors.startup_scratch import startup_folder
 from flows.ledger_gate import open_ledger
@@ -71,10 +73,9 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     report_root = Location.parse(report_uri)
     run_prefix = report_root.child(run_id)
     _reading_reports(lambda: check_run_id_free(store, run_prefix, run_id=run_id), report_root)
-    ledger, warnings = open_ledger(settings, store, report_root, dry_run=dry_run)
+    _, warnings = open_ledger(settings, store, report_root, dry_run=dry_run)
     for warning in warnings:
         print(f"kyc-attach: warning: {warning}", file=sys.stderr)
-    _reading_reports(RunLease(store, ledger, run_id).check_free, ledger, what="ledger")
     if retry_failed is not None:
         _reading_reports(lambda: check_report_exists(store, report_root.child(retry_failed)), report_root)
     layouts = load_mapping(mapping, store) if mapping else None

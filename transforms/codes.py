@@ -67,6 +67,7 @@ class Reason(StrEnum):
     # No `circuit_open`: the circuit breaker (transforms.breaker) pauses every request and then lets it go on, so
     # it never ends a row; a row the API kept failing ends `retries_exhausted` or `outcome_unknown`.
     failure_threshold = "failure_threshold"
+    lease_lost = "lease_lost"
     dry_run = "dry_run"
     not_retried = "not_retried"
     # --- added by the hardening work (issue 16); codes are only ever appended ---
@@ -121,6 +122,7 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.attached_with_other_details: "The same scans were attached with other details (the message names the "
                                         "fields); this row's were not sent. --allow-reattach sends them.",
     Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",
+    Reason.lease_lost: "Not tried: another run took over these customers' lease, so this run stopped sending.",
     Reason.dry_run: "Dry run: checked and would be sent; nothing was sent.",
     Reason.not_retried: "--retry-failed run: the row did not fail in the earlier run, so it was left alone.",
     Reason.bad_characters: "A cell holds a control, bidi-override or zero-width character, or a document number "

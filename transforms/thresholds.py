@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from transforms.codes import Reason
+
 
 @dataclass
 class FailureBudget:
@@ -17,6 +19,11 @@ class FailureBudget:
     min_attempts: int = 1000
     attempted: int = 0
     failed: int = 0
+    halted: str | None = None  # why the run stops whatever the API does (another run took its lease)
+
+    def halt(self, reason: str) -> None:
+        """Stop all new work from now on, for ``reason`` (counts and names only)."""
+        self.halted = reason
 
     def note(self, *, ok: bool) -> None:
         """Record one finished operation (after its retries)."""
@@ -26,9 +33,18 @@ class FailureBudget:
     @property
     def tripped(self) -> bool:
         """Whether the run should start no new work."""
+        if self.halted is not None:
+            return True
         return self.attempted >= self.min_attempts and self.failed > self.max_ratio * self.attempted
 
     def reason(self) -> str:
         """Why the run stopped, for the summary and the log (counts only)."""
+        if self.halted is not None:
+            return self.halted
         return (f"stopped early: {self.failed} of {self.attempted} API operations failed "
                 f"(limit {self.max_ratio:.0%} after {self.min_attempts})")
+
+    @property
+    def stop_code(self) -> Reason:
+        """The reason code of the rows not tried once ``tripped``."""
+        return Reason.lease_lost if self.halted is not None else Reason.failure_threshold

@@ -52,10 +52,10 @@ def test_two_overlapping_runs_under_one_report_location_do_not_both_attach(
                              stderr=subprocess.STDOUT, text=True)
     # the second starts once the first holds its lease (a fixed second was too short on a fast machine: the
     # first had finished, and the second, rightly, ran and skipped everything)
-    lease = Location(bucket, "ledger/_ledger/_active/one.json")  # the lease lives with the tenant ledger
+    leases = Location(bucket, "ledger/_lease/partitions")  # the lease lives with the tenant ledger
     store = ObjectStore(S3Store(make_s3_client()))
     deadline = time.monotonic() + 120
-    while not store.exists(lease) and first.poll() is None and time.monotonic() < deadline:
+    while not store.list(leases) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     second = subprocess.run([*base, f"s3://{bucket}/manifests/copy.csv", "--run-id", "two"], env=env,
                             capture_output=True, text=True, timeout=240)
@@ -63,7 +63,7 @@ def test_two_overlapping_runs_under_one_report_location_do_not_both_attach(
     # fixed: the second run sees the first one's lease and does not start (one line, exit 2); the first finishes
     assert first.returncode == 0
     assert second.returncode == 2, second.stderr[-2000:]
-    assert "is working under this report location" in second.stderr
+    assert "run one is working on customers of this manifest" in second.stderr
 
     record = sandbox_record(fin_sandbox.url)
     assert record["duplicates"]["attachments"] == 0, (

@@ -1,0 +1,98 @@
+"""One run at a time per customer, for real: ``kyc-attach run`` in child processes against the S3 server and the
+sandbox, counting attaches from the sandbox's own record.
+
+The first run is held in its uploads by a long latency on the sandbox's upload endpoint (longer than a run takes
+to start on a loaded machine; the request timeout is raised above it); the second starts once the first's lease
+is on S3, so the two overlap.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.s3 import Location
+from flows.commands.demo import demo_rows, demo_world
+from tests.e2e.cli_runs import child_env, lease_holders, start_run, wait_for
+from tests.e2e.helpers import load_world, put_scenario, sandbox_record
+from transforms.exactly_once import partition_of
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+OWN_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc"]
+CLOCK_11_MINUTES_AHEAD = ["faketime", "-f", "+660s"]
+HOLD_S = 60  # long enough for a second process to start (Prefect and all) while the first still holds
+
+
+def slow_uploads(seconds: float) -> dict[str, Any]:
+    return {"latency": {"distribution": "fixed", "ms": int(seconds * 1000), "endpoints": ["upload"]}}
+
+
+@pytest.mark.timeout(1200)  # a run held for minutes on a loaded 2-core machine
+@pytest.mark.skipif(shutil.which("faketime") is None or os.geteuid() != 0,
+                    reason="needs faketime (.ci/run installs it) and root for unshare --pid")
+def test_runs_in_other_pid_namespaces_and_with_a_clock_11_minutes_ahead_never_attach_twice(
+    fin_sandbox: Any, bucket: str, tmp_path: Path
+) -> None:
+    """Neither a process id nor a clock is the judge: the second run, in a PID namespace of its own (the first's
+    pid means nothing there) and with its clock 11 minutes ahead (the first's lease looks 11 minutes old to it),
+    still sees the first one working and does not start; the first finishes alone."""
+    world = demo_world(customers=4)
+    rows, files = demo_rows(world, bucket)
+    load_world(fin_sandbox.url, world, slow_uploads(HOLD_S))
+    manifest = put_scenario(bucket, rows, files)
+    report = f"s3://{bucket}/reports"
+    env = child_env(fin_sandbox.url, tmp_path / "work", KYC_ATTACH_REQUEST_TIMEOUT_S=str(HOLD_S * 3),
+                    KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+
+    first = start_run(manifest, report, "one", env, wrapper=OWN_PID_NAMESPACE)
+    wait_for(lambda: "one" in lease_holders(Location(bucket, "ledger")).values(), running=[first],
+             what="the first run's lease")
+    second = start_run(manifest, report, "two", env, wrapper=[*OWN_PID_NAMESPACE, *CLOCK_11_MINUTES_AHEAD])
+    _, second_err = second.communicate(timeout=900)
+    assert first.poll() is None, "the first run ended before the second looked: no overlap was tested"
+    _, first_err = first.communicate(timeout=900)
+
+    assert second.returncode == 2, second_err[-2000:]
+    assert "run one is working on customers of this manifest" in second_err
+    assert first.returncode == 0, first_err[-2000:]
+    record = sandbox_record(fin_sandbox.url)
+    assert len(record["attachments"]) > 0
+    assert record["duplicates"]["attachments"] == 0
+
+
+@pytest.mark.timeout(1200)
+def test_runs_over_other_customers_work_side_by_side(fin_sandbox: Any, bucket: str, tmp_path: Path) -> None:
+    """Two manifests whose customers fall in different partitions run at the same time under one report
+    location (one ledger): both hold their lease at once, neither refuses the other, nothing is attached twice."""
+    world = demo_world(customers=8)
+    by_partition: dict[str, list[str]] = {}
+    for customer in world["customers"]:
+        by_partition.setdefault(partition_of(customer["customer_id"]), []).append(customer["customer_id"])
+    groups = sorted(by_partition.values())
+    halves = [{c for g in groups[0::2] for c in g}, {c for g in groups[1::2] for c in g}]
+    rows, files = demo_rows(world, bucket)
+    load_world(fin_sandbox.url, world, slow_uploads(HOLD_S))
+    manifests = [put_scenario(bucket, [r for r in rows if r["customer_id"] in half], files if i == 0 else {},
+                              name=f"m{i}.csv") for i, half in enumerate(halves)]
+    report = f"s3://{bucket}/reports"
+    env = child_env(fin_sandbox.url, tmp_path / "work", KYC_ATTACH_REQUEST_TIMEOUT_S=str(HOLD_S * 3),
+                    KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+    ledger = Location(bucket, "ledger")
+
+    first = start_run(manifests[0], report, "one", env)
+    wait_for(lambda: "one" in lease_holders(ledger).values(), running=[first], what="the first run's lease")
+    second = start_run(manifests[1], report, "two", env)
+    wait_for(lambda: set(lease_holders(ledger).values()) == {"one", "two"}, running=[first, second],
+             what="both runs holding their leases at once")
+    outs = [p.communicate(timeout=900) for p in (first, second)]
+
+    assert [first.returncode, second.returncode] == [0, 0], [err[-1500:] for _, err in outs]
+    record = sandbox_record(fin_sandbox.url)
+    attached_for = {a["customer_id"] for a in record["attachments"]}
+    assert attached_for & halves[0] and attached_for & halves[1]
+    assert record["duplicates"]["attachments"] == 0

@@ -1,0 +1,85 @@
+"""The lease of a fanned-out run is held by its shard runs too: a parent SIGKILLed while two workers run its
+shard runs, and the same manifest run again at once, never attaches a document twice.
+
+The shard runs are held in their uploads by a long latency on the sandbox's upload endpoint (their request
+timeout raised above it through the deployment's job variables), so the parent is killed while they work and the
+re-run looks while they still do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.objects import ObjectStore
+from connectors.s3 import Location, S3Store, make_s3_client
+from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_rows, demo_world
+from tests.e2e.cli_runs import start_run, wait_for
+from tests.e2e.helpers import load_world, put_scenario, sandbox_record
+from tests.ops.fanout_helpers import SHARD_DEPLOYMENT, FanOutWorld
+
+pytestmark = [pytest.mark.slow]
+
+HOLD_S = 90  # the re-run must start (a new process) while the killed parent's shard runs still hold the lease
+STALE_S = 10
+
+
+def shard_heartbeats(bucket: str) -> list[str]:
+    store = ObjectStore(S3Store(make_s3_client()))
+    return [loc.key for loc in store.list(Location(bucket, "ledger/_lease/holders"))
+            if Path(loc.key).name.startswith("shard-")]
+
+
+@pytest.mark.timeout(1800)  # shard runs held for minutes on a loaded 2-core machine
+def test_a_rerun_never_sends_while_the_shard_runs_of_a_killed_parent_still_work(
+    two_workers: FanOutWorld, fin_sandbox: Any, bucket: str, tmp_path: Path
+) -> None:
+    world = demo_world(customers=20)
+    rows, files = demo_rows(world, bucket)
+    manifest = put_scenario(bucket, rows, files)
+    report = f"s3://{bucket}/reports"
+    load_world(fin_sandbox.url, world, {"latency": {"distribution": "fixed", "ms": HOLD_S * 1000,
+                                                    "endpoints": ["upload"]}})
+    env = two_workers.server.env(
+        FIN_API_URL=fin_sandbox.url, FIN_CLIENT_ID=CLIENT_ID, FIN_CLIENT_SECRET=CLIENT_SECRET,
+        KYC_ATTACH_WORK_DIR=str(tmp_path / "work"), KYC_ATTACH_SETTLE_DELAY_S="0", KYC_ATTACH_RATE_LIMIT_RPS="500",
+        KYC_ATTACH_SHARD_DEPLOYMENT=SHARD_DEPLOYMENT, KYC_ATTACH_WORK_URI=f"s3://{bucket}/work",
+        KYC_ATTACH_SHARD_ROWS="20", KYC_ATTACH_LEASE_STALE_S=str(STALE_S),
+    )
+    with two_workers.shard_env(KYC_ATTACH_REQUEST_TIMEOUT_S=str(HOLD_S * 3)):
+        parent = start_run(manifest, report, "one", env)
+        wait_for(lambda: len(shard_heartbeats(bucket)) >= 2, running=[parent], timeout=300,
+                 what="two shard runs working")
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.communicate(timeout=60)
+
+        killed = time.monotonic()
+        rerun = start_run(manifest, report, "two", env)
+        _, rerun_err = rerun.communicate(timeout=600)
+        print(f"re-run refused {time.monotonic() - killed:.0f} s after the kill")
+        assert shard_heartbeats(bucket), "the shard runs ended before the re-run looked: no overlap was tested"
+        assert rerun.returncode == 2, rerun_err[-2000:]
+        assert "run one is working on customers of this manifest" in rerun_err
+
+        httpx.post(f"{fin_sandbox.url}/_sandbox/faults", json={}).raise_for_status()  # the rest go quickly
+        deadline = time.monotonic() + 900
+        while not all(r.state is not None and r.state.is_final() for r in two_workers.shard_runs("one")):
+            assert time.monotonic() < deadline, "the killed parent's shard runs never ended"
+            time.sleep(2)
+        assert shard_heartbeats(bucket) == []  # each ended its part of the lease
+        print(f"the killed parent's shard runs ended {time.monotonic() - killed:.0f} s after the kill")
+
+        time.sleep(STALE_S)  # the killed parent's own heartbeat goes stale (by the store's clock)
+        last = start_run(manifest, report, "three", env)
+        _, last_err = last.communicate(timeout=600)
+        assert last.returncode == 0, last_err[-2000:]
+
+    record = sandbox_record(fin_sandbox.url)
+    assert len(record["attachments"]) > 0
+    assert record["duplicates"]["attachments"] == 0
