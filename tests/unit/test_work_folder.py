@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,24 @@ def test_a_fresh_folder_is_private_and_empty_of_what_an_earlier_process_left(tmp
     assert folder.stat().st_mode & 0o777 == 0o700
     assert (elsewhere / "keep.txt").read_text() == "mine"
     assert own_folder(tmp_path, "runs", "r1") == folder  # not fresh: an existing real folder is kept as it is
+
+
+@pytest.mark.parametrize("planted", ["runs", "runs/r1"])
+def test_a_folder_others_may_write_into_is_refused(planted: str, tmp_path: Path) -> None:
+    folder = tmp_path / planted
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)  # made by someone else beforehand, e.g. under a shared /tmp: they could swap its content
+    with pytest.raises(SetupError, match=f"work folder: {planted} can be written by other users"):
+        own_folder(tmp_path, "runs", "r1", fresh=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user takes root")
+def test_a_folder_another_user_owns_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, os.geteuid() + 4242, -1)  # they can read what the run would write into it
+    with pytest.raises(SetupError, match="work folder: runs belongs to another user"):
+        own_folder(tmp_path, "runs", "r1")
 
 
 @pytest.mark.parametrize("name", ["..", ".", "", "a/b"])
