@@ -84,6 +84,13 @@ def test_a_token_that_expires_before_the_servers_time_is_refused() -> None:
         token_lifetime({**TOKEN, "access_token_ttl": TOKEN["current_time"]})
 
 
+@pytest.mark.parametrize("ttl", [0.999, 1e-6, "2025-12-28 10:34:45.5+00"])
+def test_a_token_lifetime_under_a_second_is_refused(ttl: float | str) -> None:
+    with pytest.raises(ValueError, match="access_token_ttl is less than a second away"):
+        token_lifetime({**TOKEN, "access_token_ttl": ttl})
+    assert token_lifetime({**TOKEN, "access_token_ttl": "2025-12-28 10:34:46+00"}) == timedelta(seconds=1)
+
+
 def test_the_deadline_grants_an_upload_time_for_its_body() -> None:
     assert request_deadline_s(3.0) == 3.0
     assert request_deadline_s(60.0, 50 * 1024 * 1024) == 110.0
