@@ -117,3 +117,13 @@ def test_another_run_s_claim_or_a_claim_with_report_files_next_to_it_stays(tmp_p
     store.write(prefix.child("rows.parquet"), b"PAR1")
     assert release_claim(store, prefix, token="theirs") is False
     assert store.exists(prefix.child("_run.json"))
+
+
+@pytest.mark.parametrize("marker", [b"[]", b'"claimed"', b"not json", b"null", b'{"started_at": "jo@example.com"}'])
+def test_a_claim_marker_of_another_shape_is_another_run_s_claim(marker: bytes, tmp_path: Path) -> None:
+    store, prefix = ObjectStore(None), Location(None, str(tmp_path / "reports" / "r1"))
+    store.write(prefix.child("_run.json"), marker)
+    with pytest.raises(SetupError, match=r"run id r1: another run claimed it \(started an unknown time\)"):
+        _claim(store, prefix, "mine")
+    assert release_claim(store, prefix, token="mine") is False
+    assert store.read(prefix.child("_run.json")) == marker
