@@ -83,7 +83,10 @@ def open_manifest(location: str, *, store: ObjectStore | None, cache_dir: Path) 
             raise SetupError(f"manifest: the S3 object cannot be read ({error_reason(exc)})") from None
         # Copied afresh into a checked folder: a link planted there, or a file left under the copy's name, is
         # neither written through nor read as the manifest.
-        path = own_folder(cache_dir, "manifests") / f"{info.etag or 'noetag'}-{Path(loc.key).name}"
+        # The ETag is the store's text, not a file name: a gateway answering one with a '/' would place the copy
+        # outside the checked folder. Its digest names the copy instead.
+        tag = hashlib.sha256(info.etag.encode()).hexdigest()[:16] if info.etag else "noetag"
+        path = own_folder(cache_dir, "manifests") / f"{tag}-{Path(loc.key).name}"
         path.unlink(missing_ok=True)
         try:
             store.download(loc, path)

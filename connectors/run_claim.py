@@ -12,6 +12,7 @@ that sent nothing is released when the run fails: a refused run leaves its run i
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from connectors.objects import ObjectStore
 from connectors.s3 import Location
 
 CLAIM_NAME = "_run.json"
+_TIME_TEXT = re.compile(r"[0-9T:.+Z -]{1,40}")
 
 
 def new_claim_token() -> str:
@@ -93,12 +95,15 @@ def _is_ours(store: ObjectStore, marker: Location, run_id: str, token: str | Non
     if not store.exists(marker):
         return False
     try:
-        claim: dict[str, Any] = json.loads(store.read(marker))
+        found = json.loads(store.read(marker))
     except ValueError:
-        claim = {}
+        found = None
+    claim: dict[str, Any] = found if isinstance(found, dict) else {}  # a marker of another shape: not ours
     if token is not None and claim.get("claim") == token:
         return True
-    started = claim.get("started_at", "an unknown time")
+    started = claim.get("started_at")
+    if not isinstance(started, str) or not _TIME_TEXT.fullmatch(started):  # the marker's text, echoed only as a time
+        started = "an unknown time"
     raise SetupError(f"run id {run_id}: another run claimed it (started {started}); choose another run id")
 
 

@@ -4,7 +4,9 @@ Everything a run writes locally (the plan's rows, a copy of an S3 manifest, payl
 data, so it goes only into folders this process made itself or checked to be real folders: each component under
 the work folder is made with ``mkdir`` (which never follows a link) and, when it exists already, looked at with
 ``lstat``. A symbolic link (or a file) planted where a folder should be is refused with a ``SetupError``
-before anything is written through it. The work folder itself is the user's setting and may be a link.
+before anything is written through it, and so is an existing folder of another user or one that other users may
+write into (under a shared ``/tmp`` anyone can make ``runs`` first, then read the rows or swap a link in).
+The work folder itself is the user's setting and may be a link.
 """
 
 from __future__ import annotations
@@ -43,8 +45,19 @@ def _make_or_check(folder: Path, shown: str) -> bool:
         os.mkdir(folder, 0o700)
         return False
     except FileExistsError:
-        _refuse_unless_folder(os.lstat(folder).st_mode, shown)
+        found = os.lstat(folder)
+        _refuse_unless_folder(found.st_mode, shown)
+        _refuse_unless_private(found, shown)
         return True
+
+
+def _refuse_unless_private(found: os.stat_result, shown: str) -> None:
+    if found.st_uid != os.geteuid():
+        raise SetupError(f"work folder: {shown} belongs to another user; the run writes only into folders of its "
+                         "own (remove it)")
+    if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise SetupError(f"work folder: {shown} can be written by other users; the run writes only into folders "
+                         "of its own (chmod go-w, or remove it)")
 
 
 def _refuse_unless_folder(mode: int, shown: str) -> None:

@@ -27,6 +27,8 @@ BODY_CAPS: dict[str, int] = {"token": 64 * KIB, "upload": 256 * KIB, "attach": 2
 #: by the timeout meant for one answer, while a stalled one still ends.
 UPLOAD_FLOOR_BYTES_PER_S = 1 * MIB
 
+#: An access token as a request header can carry it: visible ASCII, no space or control character.
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
 
 
@@ -105,6 +107,8 @@ def _token_shape(endpoint: str, payload: Mapping[str, Any]) -> None:
     access, refresh = data.get("access_token"), data.get("refresh_token")
     if not isinstance(access, str) or not access:
         raise UnexpectedAnswer(f"{endpoint}: the answer's access_token is missing or not a string")
+    if not _HEADER_TOKEN.fullmatch(access):  # it goes into the Authorization header of every request
+        raise UnexpectedAnswer(f"{endpoint}: the answer's access_token holds a character a header cannot carry")
     if refresh is not None and not isinstance(refresh, str):
         raise UnexpectedAnswer(f"{endpoint}: the answer's refresh_token is not a string")
     try:

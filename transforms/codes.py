@@ -117,8 +117,11 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.api_not_found: "The API answered 404 (customer not found).",
     Reason.api_error: "The API answered another error that is not worth retrying.",
     Reason.retries_exhausted: "Transient errors (5xx, connection) persisted through every retry.",
-    Reason.outcome_unknown: "The attach was sent but its outcome is not known; check before resending.",
-    Reason.already_attached: "Attached by an earlier run of the same manifest (from the ledger).",
+    Reason.outcome_unknown: "The attach was sent but its outcome is not known (a 5xx, a lost answer, a redirect, "
+                            "which is never followed); check before resending. In a dry run: the ledger says an "
+                            "earlier run sent it without learning the outcome.",
+    Reason.already_attached: "Attached by an earlier run (from the tenant ledger). In a dry run: a real run would "
+                             "skip it.",
     Reason.attached_with_other_details: "The same scans were attached with other details (the message names the "
                                         "fields); this row's were not sent. --allow-reattach sends them.",
     Reason.failure_threshold: "Not tried: too many requests failed, so the run stopped early (see summary).",

@@ -66,10 +66,14 @@ def classify(status_code: int | None, *, error: str | None = None, request_sent:
 
 
 def classify_attach(status_code: int | None, *, error: str | None = None, request_sent: bool = True) -> Decision:
-    """Decision for the attach POST, where a 5xx or a lost response may hide a committed attach."""
+    """Decision for the attach POST, where a 5xx, a redirect or a lost response may hide a committed attach.
+
+    A redirect is never followed: a gateway may have applied the POST and sent us on (303 See Other), or
+    forwarded nothing; either way only the parties' statuses can tell.
+    """
     if status_code is None:
         return _no_response(error, request_sent)
-    if 500 <= status_code < 600:
+    if 300 <= status_code < 400 or 500 <= status_code < 600:
         return Decision.unknown_outcome
     return classify(status_code, error=error, request_sent=request_sent)
 

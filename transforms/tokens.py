@@ -10,6 +10,10 @@ from typing import Any
 
 #: The longest lifetime taken from a number of seconds (ten years; a longer one is taken as this).
 _MAX_LIFE_S = 10 * 365 * 86400.0
+#: The shortest lifetime taken: a token said to live less would be renewed before nearly every request.
+_MIN_LIFE = timedelta(seconds=1)
+_TOO_SHORT = ("token response: access_token_ttl is less than a second away; the token would be renewed before every "
+              "request")
 # Fin writes "2025-12-28 10:34:45+00" (no 'T', hour-only offset); accept ISO 8601 variants as well.
 _FIN_TIME = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*$")
 
@@ -45,7 +49,8 @@ def token_lifetime(body: Mapping[str, Any]) -> timedelta:
     ends makes the result immune to skew between our clock and Fin's.
 
     A lifetime that is not a finite positive time (``Infinity``, ``NaN``, ``1e400``, zero, an expiry before
-    ``current_time``) raises ValueError: the token would be renewed before every request, or never.
+    ``current_time``) raises ValueError: the token would be renewed before every request, or never. So does one
+    shorter than a second (``0.001``).
     """
     data = body.get("data") if isinstance(body.get("data"), Mapping) else body
     assert isinstance(data, Mapping)
@@ -54,8 +59,12 @@ def token_lifetime(body: Mapping[str, Any]) -> timedelta:
         # some APIs send seconds; be lenient, but not with a number no lifetime can be
         if not math.isfinite(ttl) or ttl <= 0:
             raise ValueError("token response: access_token_ttl is not a finite positive number of seconds")
+        if ttl < _MIN_LIFE.total_seconds():
+            raise ValueError(_TOO_SHORT)
         return timedelta(seconds=min(ttl, _MAX_LIFE_S))
     life = _instant(ttl, "access_token_ttl") - _instant(data.get("current_time"), "current_time")
     if life <= timedelta(0):
         raise ValueError("token response: access_token_ttl is not after current_time")
+    if life < _MIN_LIFE:
+        raise ValueError(_TOO_SHORT)
     return life

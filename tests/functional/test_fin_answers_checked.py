@@ -162,6 +162,22 @@ def test_a_token_lifetime_that_is_no_finite_positive_number_is_an_api_error(
     assert sandbox_record(fin_sandbox.url)["requests"]["token"] == 1
 
 
+@pytest.mark.parametrize("literal", ["0.5", "0.001"])
+def test_a_token_lifetime_under_a_second_is_an_api_error_not_a_renewal_before_every_request(
+        fin_sandbox: Any, world: dict[str, Any], faults: Callable[[dict[str, Any]], None], literal: str) -> None:
+    customer_id, _ = _ids(world)
+    faults({"token_ttl_literal": literal})
+
+    async def go(c: FinClient) -> None:
+        for _ in range(5):
+            await c.get_customer(customer_id)
+
+    with pytest.raises(TerminalError, match=r"^token: .*less than a second") as caught:
+        asyncio.run(_with_client(fin_sandbox.url, go))
+    assert caught.value.reason_code is Reason.api_error
+    assert sandbox_record(fin_sandbox.url)["requests"]["token"] == 1
+
+
 def test_a_token_lifetime_of_infinity_mid_run_fails_the_request_it_was_for(
         fin_sandbox: Any, world: dict[str, Any], faults: Callable[[dict[str, Any]], None]) -> None:
     customer_id, _ = _ids(world)

@@ -336,3 +336,64 @@ def test_a_customer_look_up_does_not_queue_behind_uploads_holding_every_slot(
 
     waited = asyncio.run(_with_client(fin_sandbox.url, go, max_in_flight=2))
     assert waited < 1.0
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_an_attach_answered_with_a_redirect_is_an_unknown_outcome_never_followed_nor_resent(status: int) -> None:
+    # A gateway may apply the POST and answer 303 See Other (post/redirect/get), or send it elsewhere: either way
+    # the redirect says nothing of whether the attach was applied, and it is followed to no other host.
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    seen: list[str] = []
+
+    async def token(_request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "a", "refresh_token": "r", "access_token_ttl": 3600})
+
+    async def attach(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(status=status, headers={"Location": "http://127.0.0.1:9/elsewhere"})
+
+    async def go() -> OutcomeUnknown:
+        app = web.Application()
+        app.router.add_post("/v1/oauth/token", token)
+        app.router.add_post("/v2/customers/{cid}/associated-parties/individual/attach", attach)
+        async with TestServer(app, host="127.0.0.1") as server, \
+                httpx.AsyncClient(base_url=str(server.make_url("")), timeout=5, transport=Transport()) as http:
+            with pytest.raises(OutcomeUnknown) as caught:
+                await _client(http, sleep=_no_wait).attach("c1", {"associated_party_attachments": []})
+        return caught.value
+
+    unknown = asyncio.run(go())
+    assert unknown.attempts == 1 and seen == ["/v2/customers/c1/associated-parties/individual/attach"]
+
+
+@pytest.mark.parametrize("access_token", ["a\r\nX-Injected: 1", "tok\u00e9n"])
+def test_a_token_no_header_can_carry_is_an_api_error_and_no_request_is_sent_with_it(access_token: str) -> None:
+    # A gateway's token with a line break (a header injected into every request) or a non-ASCII character: the
+    # HTTP layer refuses to send it (a ValueError that ended the whole run); it is the token answer's fault.
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    customers: list[str] = []
+
+    async def token(_request: web.Request) -> web.Response:
+        return web.json_response({"access_token": access_token, "refresh_token": "r", "access_token_ttl": 3600})
+
+    async def customer(request: web.Request) -> web.Response:
+        customers.append(request.path)
+        return web.json_response({"data": {"associated_parties": []}})
+
+    async def go() -> TerminalError:
+        app = web.Application()
+        app.router.add_post("/v1/oauth/token", token)
+        app.router.add_get("/v2/customers/{cid}", customer)
+        async with TestServer(app, host="127.0.0.1") as server, \
+                httpx.AsyncClient(base_url=str(server.make_url("")), timeout=5, transport=Transport()) as http:
+            with pytest.raises(TerminalError) as caught:
+                await _client(http, sleep=_no_wait).get_customer("c1")
+        return caught.value
+
+    refused = asyncio.run(go())
+    assert str(refused).startswith("token: the answer's access_token holds a character a header cannot carry")
+    assert access_token not in str(refused) and customers == []

@@ -111,3 +111,33 @@ def test_unreadable_manifest_exits_2_with_one_line_and_no_api_call(name: str, co
     assert says in lines[0]
     record = sandbox_record(corpus_api_url)
     assert sum(record["requests"].values()) == 0 and record["uploads"] == [] and record["attachments"] == []
+
+
+class _StoreWithEtag:
+    """An S3 store whose HEAD answers the given ETag (a misbehaving S3-compatible gateway) and whose download copies
+    a CSV manifest."""
+
+    def __init__(self, etag: str) -> None:
+        self.etag = etag
+        self.written: list[Path] = []
+
+    def head(self, loc: Any) -> Any:
+        from connectors.s3 import ObjectInfo
+
+        return ObjectInfo(len(_csv()), self.etag, "text/csv")
+
+    def download(self, loc: Any, dest: Path) -> None:
+        self.written.append(dest)
+        dest.write_bytes(_csv())
+
+
+@pytest.mark.parametrize("etag", ["../../escaped", "/abs/olute", "a/b", "nul\x00byte", "x" * 300])
+def test_an_s3_manifest_is_copied_into_the_run_folder_whatever_etag_the_store_answers(etag: str,
+                                                                                     tmp_path: Path) -> None:
+    run_dir = tmp_path / "work" / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    store = _StoreWithEtag(etag)
+    found = open_manifest("s3://kyc-docs/in/manifest.csv", store=store, cache_dir=run_dir)  # type: ignore[arg-type]
+    assert [p.resolve().parent for p in store.written] == [(run_dir / "manifests").resolve()]
+    assert found.path.resolve().parent == (run_dir / "manifests").resolve()
+    assert found.content_id == etag  # still the object's identity

@@ -54,6 +54,9 @@ def test_only_json_media_types_are_json(content_type: str | None, expected: bool
     ("upload", JSON, b'{"data": {"files": [{"file": 7}]}}', "upload: the answer's data.files[0] is not a map"),
     ("token", JSON, b'{"access_token": ""}', "token: the answer's access_token is missing or not a string"),
     ("token", JSON, _raw({**TOKEN, "refresh_token": 5}), "token: the answer's refresh_token is not a string"),
+    ("token", JSON, _raw({**TOKEN, "access_token": "a\r\nX-Injected: 1"}), "access_token holds a character a header"),
+    ("token", JSON, _raw({**TOKEN, "access_token": "tok\u00e9n"}), "access_token holds a character a header"),
+    ("token", JSON, _raw({**TOKEN, "access_token": "a b"}), "access_token holds a character a header"),
     ("token", JSON, _raw({**TOKEN, "access_token_ttl": None}), "access_token_ttl missing or not a string"),
     ("token", JSON, _raw(TOKEN).replace(b'"2025-12-29 10:34:45+00"', b"Infinity"),
      "token: the answer holds Infinity, which is no finite number"),
@@ -82,6 +85,13 @@ def test_a_token_lifetime_in_seconds_is_taken_up_to_ten_years() -> None:
 def test_a_token_that_expires_before_the_servers_time_is_refused() -> None:
     with pytest.raises(ValueError, match="access_token_ttl is not after current_time"):
         token_lifetime({**TOKEN, "access_token_ttl": TOKEN["current_time"]})
+
+
+@pytest.mark.parametrize("ttl", [0.999, 1e-6, "2025-12-28 10:34:45.5+00"])
+def test_a_token_lifetime_under_a_second_is_refused(ttl: float | str) -> None:
+    with pytest.raises(ValueError, match="access_token_ttl is less than a second away"):
+        token_lifetime({**TOKEN, "access_token_ttl": ttl})
+    assert token_lifetime({**TOKEN, "access_token_ttl": "2025-12-28 10:34:46+00"}) == timedelta(seconds=1)
 
 
 def test_the_deadline_grants_an_upload_time_for_its_body() -> None:

@@ -40,6 +40,8 @@ def test_classify_status(status: int, expected: Decision) -> None:
         (401, Decision.reauth),
         (409, Decision.wait_conflict),
         (429, Decision.throttled),
+        (303, Decision.unknown_outcome),
+        (307, Decision.unknown_outcome),
         (500, Decision.unknown_outcome),
         (502, Decision.unknown_outcome),
         (503, Decision.unknown_outcome),

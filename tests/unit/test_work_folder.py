@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,24 @@ def test_a_fresh_folder_is_private_and_empty_of_what_an_earlier_process_left(tmp
     assert own_folder(tmp_path, "runs", "r1") == folder  # not fresh: an existing real folder is kept as it is
 
 
+@pytest.mark.parametrize("planted", ["runs", "runs/r1"])
+def test_a_folder_others_may_write_into_is_refused(planted: str, tmp_path: Path) -> None:
+    folder = tmp_path / planted
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)  # made by someone else beforehand, e.g. under a shared /tmp: they could swap its content
+    with pytest.raises(SetupError, match=f"work folder: {planted} can be written by other users"):
+        own_folder(tmp_path, "runs", "r1", fresh=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user takes root")
+def test_a_folder_another_user_owns_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, os.geteuid() + 4242, -1)  # they can read what the run would write into it
+    with pytest.raises(SetupError, match="work folder: runs belongs to another user"):
+        own_folder(tmp_path, "runs", "r1")
+
+
 @pytest.mark.parametrize("name", ["..", ".", "", "a/b"])
 def test_a_name_that_is_not_one_folder_is_refused(name: str, tmp_path: Path) -> None:
     with pytest.raises(SetupError, match="is not a folder name"):
@@ -98,3 +117,13 @@ def test_another_run_s_claim_or_a_claim_with_report_files_next_to_it_stays(tmp_p
     store.write(prefix.child("rows.parquet"), b"PAR1")
     assert release_claim(store, prefix, token="theirs") is False
     assert store.exists(prefix.child("_run.json"))
+
+
+@pytest.mark.parametrize("marker", [b"[]", b'"claimed"', b"not json", b"null", b'{"started_at": "jo@example.com"}'])
+def test_a_claim_marker_of_another_shape_is_another_run_s_claim(marker: bytes, tmp_path: Path) -> None:
+    store, prefix = ObjectStore(None), Location(None, str(tmp_path / "reports" / "r1"))
+    store.write(prefix.child("_run.json"), marker)
+    with pytest.raises(SetupError, match=r"run id r1: another run claimed it \(started an unknown time\)"):
+        _claim(store, prefix, "mine")
+    assert release_claim(store, prefix, token="mine") is False
+    assert store.read(prefix.child("_run.json")) == marker
