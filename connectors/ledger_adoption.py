@@ -23,6 +23,11 @@ from connectors.s3 import Location
 OLD_ROOT = "_ledger"
 ADOPTED = "_adopted"
 _CARRIED = "_documents"  # the one folder starting with "_" that holds records; _active and _adopted do not
+# What a ledger's records are kept in: segments, compacted partitions (connectors.ledger_index), and the secret of
+# the detail digests (connectors.ledger), without which the adopted digests could not be compared.
+_RECORD_SUFFIXES = (".jsonl", ".parquet")
+_DETAILS_SECRET = f"{_CARRIED}/_details_secret"
+_CONTENT_TYPES = {".jsonl": "application/x-ndjson", ".parquet": "application/vnd.apache.parquet"}
 
 
 @dataclass(frozen=True)
@@ -46,12 +51,13 @@ def adoption_marker(report_root: Location, ledger: Location) -> Location:
 
 
 def old_segments(store: ObjectStore, report_root: Location, ledger: Location) -> Iterator[tuple[Location, str]]:
-    """The record files of a report location's old ledger, each with its path relative to that ledger (the
-    tenant ledger's own files are left out when it lives inside the old place)."""
+    """The record files of a report location's old ledger (segments, compacted partitions, the digests' secret),
+    each with its path relative to that ledger (the tenant ledger's own files are left out when it lives inside
+    the old place)."""
     root = old_ledger(report_root)
     for loc in store.list(root):
         rel = _relative(loc, root)
-        if rel is None or not rel.endswith(".jsonl") or _within(loc, ledger):
+        if rel is None or not (rel.endswith(_RECORD_SUFFIXES) or rel == _DETAILS_SECRET) or _within(loc, ledger):
             continue
         first = rel.split("/", 1)[0]
         if first.startswith("_") and first != _CARRIED:
@@ -79,7 +85,8 @@ def adopt(store: ObjectStore, report_root: Location, ledger: Location) -> Adopti
         if store.exists(target):
             present += 1
             continue
-        store.write(target, store.read(loc), content_type="application/x-ndjson")
+        store.write(target, store.read(loc),
+                    content_type=_CONTENT_TYPES.get(PurePosixPath(rel).suffix, "application/octet-stream"))
         copied += 1
     if copied + present == 0:
         raise SetupError(f"report location {report_root}: no ledger under it to adopt (nothing in {OLD_ROOT}/)")

@@ -7,12 +7,15 @@ import asyncio
 import hashlib
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from connectors.s3 import make_s3_client
+from connectors.ledger_index import partitions, read_records
+from connectors.objects import ObjectStore
+from connectors.s3 import Location, make_s3_client
 from flows.attach_flow import run_attach
 from flows.commands.demo import manifest_csv
 from tests.e2e.helpers import read_report
@@ -132,10 +135,11 @@ def test_a_corrected_detail_with_the_same_scan_is_reported_and_sent_only_when_as
 
 
 def test_a_ledger_that_knows_documents_by_etag_and_side_does_not_attach_them_again(
-    demo_scenario: Any, bucket: str
+    demo_scenario: Any, bucket: str, tmp_path: Path,
 ) -> None:
     """Ledgers written before content hashes: documents keyed by their files' ETags and sides, uploads without a
     hash. Rewritten so here from what the first run recorded."""
+    ledger_dir = tmp_path / "work" / "ledger"  # the tenant ledger by default (KYC_ATTACH_WORK_DIR/ledger)
     scenario = demo_scenario(customers=2)
     first, _ = _run(bucket, scenario.rows, "first.csv", run_id="first")
     assert first["by_status"]["attached"] > 0
@@ -161,19 +165,22 @@ def test_a_ledger_that_knows_documents_by_etag_and_side_does_not_attach_them_aga
         old_key[document_key(a["customer_id"], party, doc, content)] = etag_document_key(
             a["customer_id"], party, doc, content)
     assert old_key
-    segments = s3.list_objects_v2(Bucket=bucket, Prefix=f"{REPORTS}/_ledger/_documents/")["Contents"]
+    # the tenant ledger (by default under the work folder), rewritten as one old-style segment per partition
+    store = ObjectStore(None)
+    root = Location.parse(str(ledger_dir / "_documents"))
     rewritten = 0
-    for seg in segments:
-        if not seg["Key"].endswith(".jsonl"):
-            continue
-        recs = [json.loads(line) for line in s3.get_object(Bucket=bucket, Key=seg["Key"])["Body"].read().splitlines()]
+    for part in partitions(store, root):
+        recs = read_records(store, root, part)
+        for loc in store.list(root.child(part)):
+            store.delete(loc)
         for rec in recs:
-            for newer in ("sha", "crc", "d"):
+            for newer in ("sha", "crc", "d", "t", "o"):
                 rec.pop(newer, None)
             if rec["k"] == "doc":
                 rec["id"] = old_key[rec["id"]]
                 rewritten += 1
-        s3.put_object(Bucket=bucket, Key=seg["Key"], Body="".join(json.dumps(r) + "\n" for r in recs).encode())
+        store.write(root.child(part, "seg-00000000000000000001-00000000.jsonl"),
+                    "".join(json.dumps(r) + "\n" for r in recs).encode())
     assert rewritten
 
     _, report = _run(bucket, scenario.rows, "again.csv", run_id="again")

@@ -38,6 +38,9 @@ def _scenario(bucket: str, customers: int, sandbox_url: str, faults: dict[str, A
     return rows, put_scenario(bucket, rows, files), world
 
 
+LEASE_STALE_S = 3
+
+
 def _child_env(sandbox_url: str, work: Path) -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
@@ -50,6 +53,9 @@ def _child_env(sandbox_url: str, work: Path) -> dict[str, str]:
         "KYC_ATTACH_TRUST_INITIATED_AS_NOT_APPLIED": "true",
         # the child talks to this session's Prefect server instead of starting one of its own
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        # a killed run's lease on its customers counts until it is this old (by the store's clock): short here, so
+        # each resumed run can start a few seconds after the kill
+        "KYC_ATTACH_LEASE_STALE_S": str(LEASE_STALE_S),
     })
     return env
 
@@ -79,6 +85,7 @@ def test_killed_runs_resume_and_attach_every_document_exactly_once(
                 break
             time.sleep(0.01)
         child.wait(timeout=30)
+        time.sleep(LEASE_STALE_S + 1)  # the killed run's lease goes stale before the next run starts
     assert len(kills) == 5, kills  # the run must really have been cut, not just finished
 
     final = subprocess.run([*command, "--run-id", "final"], env=env, capture_output=True, text=True, timeout=180)
