@@ -64,7 +64,7 @@ class World(BaseModel):
 
     clients: list[Client] = Field(default_factory=list)
     customers: list[Customer] = Field(default_factory=list)
-    # Fin may apply attaches asynchronously (CONTRACT.md section 6): how long after an attach lands a party
+    # Fin may apply attaches asynchronously (docs/api-contract.md, section 6): how long after an attach lands a party
     # leaves INITIATED. 0: at once; a number: that many seconds later; null: never.
     status_moves_after_s: float | None = Field(0.0, ge=0)
 

@@ -3,7 +3,7 @@
 A gateway in front of the API may answer 200 with its own HTML page, a truncated body or a body of another
 shape. Such an answer is not the API's: for an attach it says nothing about whether the attach was applied
 (the client makes it an unknown outcome, settled from the parties' statuses), for the other endpoints it is
-sent again like a gateway's 502. The shapes are the documented ones (CONTRACT.md sections 1 to 4).
+sent again like a gateway's 502. The shapes are the documented ones (docs/api-contract.md, sections 1 to 4).
 
 Messages name the endpoint and what is wrong, never a value of the answer.
 """

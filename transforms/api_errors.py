@@ -1,6 +1,6 @@
 """API error bodies into report messages that keep field paths and reasons but never echo values.
 
-Error bodies come in several shapes (CONTRACT.md section 5): the message in ``message``, ``error.message`` or
+Error bodies come in several shapes (docs/api-contract.md, section 5): the message in ``message``, ``error.message`` or
 ``description``; field errors in ``errors[]`` (``{field|loc|path, message|msg|reason}``) or ``data{}``
 (``{"<field path>": "<reason>"}``). A server may echo the offending value ("number A1234567 is invalid",
 FastAPI's ``input``), so every free text is scrubbed: quoted text, emails and any word holding a digit are

@@ -1,4 +1,4 @@
-"""Document types, their categories, and which sides each needs (CONTRACT.md section 4)."""
+"""Document types, their categories, and which sides each needs (docs/api-contract.md, section 4)."""
 
 from __future__ import annotations
 

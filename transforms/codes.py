@@ -70,11 +70,11 @@ class Reason(StrEnum):
     lease_lost = "lease_lost"
     dry_run = "dry_run"
     not_retried = "not_retried"
-    # --- added by the hardening work (issue 16); codes are only ever appended ---
+    # --- input hardening (characters, file structure, a source that changed); codes are only ever appended ---
     bad_characters = "bad_characters"
     bad_file_structure = "bad_file_structure"
     source_changed = "source_changed"
-    # --- attach rules Fin documents (issue 13) ---
+    # --- attach rules Fin documents (docs/api-contract.md, section 7), then API answers and party look-up ---
     permanent_residency_not_usa = "permanent_residency_not_usa"
     throttled = "throttled"
     no_identifying_document = "no_identifying_document"

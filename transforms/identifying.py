@@ -1,4 +1,4 @@
-"""Each party needs at least one identifying document in an attach (Fin's OpenAPI, CONTRACT.md section 7).
+"""Each party needs at least one identifying document in an attach (Fin's OpenAPI, docs/api-contract.md, section 7).
 
 A party with only address or supporting documents is refused by the API, and in one request with other
 parties it would sink them too. So such documents are rejected before anything is sent: at plan time from the

@@ -1,4 +1,4 @@
-"""Documents into attach request bodies (CONTRACT.md section 4 and the seed page), and their attach keys."""
+"""Documents into attach request bodies (docs/api-contract.md, section 4, and docs/seed/), and their attach keys."""
 
 from __future__ import annotations
 

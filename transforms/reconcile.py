@@ -1,8 +1,8 @@
 """Settling an attach whose response was lost, from what the API shows — positive evidence only (pure).
 
 The API has no idempotency key and no list of attached documents. Its one signal is the party's
-``verification.status``: ``INITIATED`` until documents are attached, then ``REVIEWING`` (contract, section
-6), with ``verification.updated_at``. That the status *moved after the send* is evidence the attach was
+``verification.status``: ``INITIATED`` until documents are attached, then ``REVIEWING`` (docs/api-contract.md,
+section 6), with ``verification.updated_at``. That the status *moved after the send* is evidence the attach was
 applied. That it did *not* move proves nothing: Fin may apply attaches late (its sibling attach endpoint is
 asynchronous), so "still INITIATED" is only :attr:`Evidence.untouched`, which the exactly-once rule
 (``transforms.exactly_once``) trusts only when the operator says so.

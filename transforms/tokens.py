@@ -1,4 +1,4 @@
-"""Token lifetimes from the Fin token response (CONTRACT.md section 1)."""
+"""Token lifetimes from the Fin token response (docs/api-contract.md, section 1)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from tests.unit.helpers import rules as make_rules
 from transforms.grouping import group_documents
 from transforms.payload import attach_key, build_attach_requests, redact_body
 
-SEED = Path("/work/shared/seed/attach-documents-associated-party-v2.txt")
+SEED = Path(__file__).resolve().parents[2] / "docs" / "seed" / "attach-documents-associated-party-v2.txt"
 
 
 def seed_body() -> dict:
