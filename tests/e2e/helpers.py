@@ -72,3 +72,13 @@ def read_report(summary: dict[str, Any]) -> list[dict[str, Any]]:
     store = ObjectStore(S3Store(make_s3_client()))
     data = store.read(Location.parse(summary["report"]).child("rows.parquet"))
     return pq.read_table(io.BytesIO(data)).to_pylist()
+
+
+# The demo manifest's files that fail their checks (rejected or failed before any attach).
+DEMO_BAD_KEYS = frozenset({"alpha2.pdf", "expired.pdf", "front-only.pdf", "not-a-pdf.pdf", "nowhere.pdf",
+                           "missing.pdf"})
+
+
+def valid_rows(report: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report rows of the demo manifest whose files pass every check."""
+    return [r for r in report if r["s3_uri"].rsplit("/", 1)[-1] not in DEMO_BAD_KEYS]

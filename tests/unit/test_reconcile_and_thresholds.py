@@ -34,6 +34,34 @@ def test_party_statuses_reads_verification_and_lowercases_ids() -> None:
     assert party_statuses(customer) == {"ab-1": PartyStatus("INITIATED", 1767323045.25), "c": PartyStatus("", None)}
 
 
+SENT_MID_SECOND = 1_000.6  # the send's second is [1000, 1001)
+
+
+@pytest.mark.parametrize(
+    ("updated_at", "whole_second", "expected"),
+    [
+        (1_000.0, True, Evidence.applied),  # moved within the send's second, stamped to the second
+        (1_001.0, True, Evidence.applied),
+        (999.0, True, Evidence.none),  # the second before the send: not this send's move
+        (1_000.0, False, Evidence.none),  # a fraction-bearing stamp before the send stays before it
+    ],
+)
+def test_whole_second_updated_at_in_the_send_second_counts_as_after_it(updated_at: float, whole_second: bool,
+                                                                        expected: Evidence) -> None:
+    statuses = {"a": PartyStatus(R, updated_at, whole_second)}
+    assert evidence(True, SENT_MID_SECOND, statuses, ["a"]) is expected
+
+
+def test_party_statuses_tells_whole_second_stamps_from_fractional_ones() -> None:
+    customer = {"associated_parties": [
+        {"id": "a", "verification": {"status": "REVIEWING", "updated_at": "2026-01-02T03:04:05Z"}},
+        {"id": "b", "verification": {"status": "REVIEWING", "updated_at": "2026-01-02T03:04:05.000Z"}},
+        {"id": "c", "verification": {"status": "REVIEWING", "updated_at": "2026-01-02T03:04:05+00:00"}},
+    ]}
+    statuses = party_statuses(customer)
+    assert [statuses[p].whole_second for p in "abc"] == [True, False, True]
+
+
 def test_budget_trips_only_after_min_attempts_and_above_ratio() -> None:
     budget = FailureBudget(max_ratio=0.5, min_attempts=4)
     for _ in range(3):
