@@ -7,9 +7,14 @@ shard loads the partitions of its own customers only. Records are JSON lines: a 
 its identity, ``transforms.exactly_once.document_key``) and the uri each upload got (keyed by customer,
 source object and ETag). Segments are append-only; later records win.
 
-Writes are group-committed: every caller that needs durability (documents about to be sent) waits until a
-segment holding its record is written, and one commit carries everything pending — one object per
-partition touched — so a busy shard writes a handful of segments per wave of requests, not one per record.
+Writes are group-committed: every caller that needs durability (documents about to be sent, files just
+uploaded) waits until a segment holding its record is written, and one commit carries everything pending —
+one object per partition touched — so a busy shard writes a handful of segments per wave of requests, not one
+per record.
+
+A write the store refuses (after the storage client's own retries) makes the ledger unavailable for the rest of
+the run: the callers waiting on that commit, and every durable write after it, get
+:class:`connectors.errors.LedgerUnavailable`, so nothing is sent whose record is not durable.
 
 Ledgers written before the document index (per-request ``attach_key`` records under
 ``<report>/_ledger/<job_id>/<shard>/``) are still read: see :meth:`Ledger.legacy_request`.
@@ -26,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.errors import LedgerUnavailable
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from transforms.exactly_once import DocState, partition_of
@@ -76,7 +82,9 @@ class Ledger:
         self._pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._seq = 0
         self._flushed_seq = 0
+        self._written_upto: dict[str, int] = {}  # partition → the last record written of it
         self._lock = asyncio.Lock()
+        self.refused: str | None = None  # why the store refused a write (no durable write succeeds after it)
 
     def load(self, customer_ids: Iterable[str]) -> Ledger:
         """Read the index partitions of these customers (keeping only their records, so memory follows the
@@ -149,9 +157,10 @@ class Ledger:
         return (customer_id, source) in self._uploaded_sources
 
     async def upload_done(self, customer_id: str, source: str, etag: str, uri: str) -> None:
-        """Remember an upload; written with the next commit (losing it costs one re-upload, not data)."""
+        """Remember an upload; returns once durable (group-committed with the other records of its wave), so a
+        run killed after it never uploads the file again."""
         await self._add(customer_id, [{"k": "upload", "c": customer_id, "src": source, "etag": etag, "uri": uri}],
-                        durable=False)
+                        durable=True)
 
     async def record(self, customer_id: str, party_of_key: dict[str, str], state: DocState, *, run_id: str,
                      request_id: str | None = None, sent_at: float | None = None, initiated_before: bool = False,
@@ -164,36 +173,67 @@ class Ledger:
         await self._add(customer_id, recs, durable=state is DocState.in_flight)
 
     async def _add(self, customer_id: str, recs: list[dict[str, Any]], *, durable: bool) -> None:
+        if durable and self.refused is not None:
+            raise LedgerUnavailable(self.refused)
         for rec in recs:
             self._apply(rec)
-        self._pending[partition_of(customer_id)].extend(recs)
+        part = partition_of(customer_id)
+        self._pending[part].extend(recs)
         self._seq += 1
         if durable:
             upto = self._seq
             if self._linger_s:
                 await asyncio.sleep(self._linger_s)
-            await self._commit(upto)
+            await self._commit(upto, part)
 
     async def flush(self) -> None:
-        """Write everything pending."""
-        await self._commit(self._seq)
+        """Write everything pending (tried even after a refused write: outcomes saved spare the next run work)."""
+        await self._commit(self._seq, None, after_refusal=True)
 
-    async def _commit(self, upto: int) -> None:
-        if self._flushed_seq >= upto:
+    def _written(self, upto: int, part: str | None) -> bool:
+        """Whether the records up to ``upto`` (of one partition, or of all) are written."""
+        return (self._flushed_seq if part is None else self._written_upto.get(part, 0)) >= upto
+
+    async def _commit(self, upto: int, part: str | None, *, after_refusal: bool = False) -> None:
+        if self._written(upto, part):
             return  # another caller's write carried this record
         async with self._lock:
-            if self._flushed_seq >= upto or not self._pending:
+            if self._written(upto, part):
+                return
+            if self.refused is not None and not after_refusal:
+                raise LedgerUnavailable(self.refused)  # this record was in the refused write, or came after it
+            if not self._pending:
                 return
             batch, self._pending = self._pending, defaultdict(list)
             seq = self._seq
             # time-ordered names so a listing replays segments in the order they were written
             name = f"seg-{time.time_ns():020d}-{secrets.token_hex(4)}.jsonl"
-            await asyncio.gather(*(
-                asyncio.to_thread(self._store.write, self._root.child(part, name), _jsonl(recs),
+            results = await asyncio.gather(*(
+                asyncio.to_thread(self._store.write, self._root.child(p, name), _jsonl(recs),
                                   content_type="application/x-ndjson")
-                for part, recs in batch.items()
-            ))
-            self._flushed_seq = seq
+                for p, recs in batch.items()
+            ), return_exceptions=True)
+            errors = {p: r for p, r in zip(batch, results, strict=True) if isinstance(r, BaseException)}
+            for p in batch.keys() - errors.keys():
+                self._written_upto[p] = seq
+            if not errors:
+                self._flushed_seq = seq
+                return
+            first = next(iter(errors.values()))
+            if not isinstance(first, Exception):
+                raise first  # a cancellation, not the store's answer
+            # Whatever the store's client raised after its own retries. The records of the partitions that were
+            # written are durable (their callers go on); those of the others are lost, and nothing waits on them.
+            self.refused = self.refused or f"the ledger's store refused a write ({_error_name(first)})"
+            if part is None or part in errors:
+                raise LedgerUnavailable(self.refused) from first
+
+
+def _error_name(exc: Exception) -> str:
+    """The error's type and, for an S3 error, its code (``ClientError SlowDown``): never its text."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if isinstance(
+        getattr(exc, "response", None), dict) else None
+    return f"{type(exc).__name__} {code}" if code else type(exc).__name__
 
 
 def _jsonl(recs: list[dict[str, Any]]) -> bytes:

@@ -17,10 +17,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from connectors.errors import KycAttachError, OutcomeUnknown, Refused, TerminalError, TransientError
+from connectors.errors import (
+    KycAttachError,
+    LedgerUnavailable,
+    OutcomeUnknown,
+    Refused,
+    TerminalError,
+    TransientError,
+)
 from connectors.fin import FinClient
 from connectors.ledger import LEGACY_RUN, DocRecord, Ledger
-from flows.row_failures import fail_from
+from flows.row_failures import fail_from, ledger_stop
 from flows.uploads import Uploaded
 from transforms.codes import Reason, Status
 from transforms.exactly_once import DocState, Evidence, Next, Policy, after_lost_response, before_send, document_key
@@ -166,7 +173,7 @@ class Attacher:
         fin, ledger, cid = self.fin, self.ledger, req.customer_id
         rows = list(req.row_numbers)
         if self.budget.tripped:
-            self.out.set(rows, Status.failed, Reason.failure_threshold, self.budget.reason())
+            self.out.set(rows, Status.failed, self.budget.stop_code, self.budget.reason())
             return None
         initiated = all_initiated(statuses, req.party_ids)
         attempts = 0
@@ -178,7 +185,14 @@ class Attacher:
                 await ledger.record(cid, party_of_key, state, run_id=self.run_id, request_id=request_id,
                                     sent_at=sent_at, initiated_before=initiated)
 
-            await mark(DocState.in_flight)
+            try:
+                await mark(DocState.in_flight)
+            except LedgerUnavailable as exc:
+                # The record that lets a later run settle this send could not be made durable: it is not sent,
+                # nor is anything after it.
+                self.budget.halt(ledger_stop(exc))
+                self.out.set(rows, Status.failed, Reason.ledger_unavailable, f"not sent: {exc}")
+                return None
             try:
                 attempts += await fin.attach(cid, req.body)
             except OutcomeUnknown as exc:

@@ -8,12 +8,12 @@ import asyncio
 import hashlib
 from dataclasses import KW_ONLY, dataclass, field
 
-from connectors.errors import KycAttachError, RowRejected
+from connectors.errors import KycAttachError, LedgerUnavailable, RowRejected
 from connectors.files import check_object, fetch_source, open_source
 from connectors.fin import FinClient
 from connectors.ledger import Ledger
 from connectors.objects import ObjectStore
-from flows.row_failures import fail_from
+from flows.row_failures import fail_from, ledger_stop
 from transforms.codes import Status
 from transforms.exactly_once import FileContent
 from transforms.models import Document
@@ -62,7 +62,9 @@ class Uploader:
                     uris[f.s3_uri] = r
                 # A failed upload fails its document; a good one is counted with the document's attach.
                 # Bad files are the data's fault, not the API's, and do not count at all.
-                if isinstance(r, KycAttachError) and not isinstance(r, RowRejected):
+                if isinstance(r, LedgerUnavailable):
+                    self.budget.halt(ledger_stop(r))
+                elif isinstance(r, KycAttachError) and not isinstance(r, RowRejected):
                     self.budget.note(ok=False)
             if not errors:
                 return
@@ -80,6 +82,9 @@ class Uploader:
 
     async def _file(self, customer_id: str, s3_uri: str) -> Uploaded:
         async with self.slots:
+            if self.ledger.refused is not None:
+                # an upload not recorded would be made again by the next run, and no attach goes out anyway
+                raise LedgerUnavailable(self.ledger.refused)
             if self.ledger.has_upload(customer_id, s3_uri):
                 # Uploaded before (an earlier run, or an earlier row of this one): a HEAD tells whether the
                 # content is unchanged, so the file is not read again.

@@ -76,6 +76,7 @@ class Reason(StrEnum):
     permanent_residency_not_usa = "permanent_residency_not_usa"
     throttled = "throttled"
     no_identifying_document = "no_identifying_document"
+    ledger_unavailable = "ledger_unavailable"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -126,6 +127,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.throttled: "The API kept answering 429 past KYC_ATTACH_THROTTLE_BUDGET_S; the request was not applied.",
     Reason.no_identifying_document: "An address or supporting document of a party that has no identifying document "
                                     "to send with it (the API requires one per party in each attach).",
+    Reason.ledger_unavailable: "Not sent: the ledger's store refused a write, so the run stopped sending (the ledger "
+                               "is what keeps a resend from attaching twice); --retry-failed takes these rows.",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from transforms.codes import Reason
+
 
 @dataclass
 class FailureBudget:
@@ -17,18 +19,31 @@ class FailureBudget:
     min_attempts: int = 1000
     attempted: int = 0
     failed: int = 0
+    halted: str | None = None  # a stop that is not about the ratio (the ledger's store refused a write)
 
     def note(self, *, ok: bool) -> None:
         """Record one finished operation (after its retries)."""
         self.attempted += 1
         self.failed += 0 if ok else 1
 
+    def halt(self, reason: str) -> None:
+        """Stop the run's new work for a cause other than failed operations (the first cause is kept)."""
+        self.halted = self.halted or reason
+
     @property
     def tripped(self) -> bool:
         """Whether the run should start no new work."""
-        return self.attempted >= self.min_attempts and self.failed > self.max_ratio * self.attempted
+        return self.halted is not None or (self.attempted >= self.min_attempts
+                                           and self.failed > self.max_ratio * self.attempted)
+
+    @property
+    def stop_code(self) -> Reason:
+        """The reason code of the rows a tripped budget leaves untried."""
+        return Reason.ledger_unavailable if self.halted is not None else Reason.failure_threshold
 
     def reason(self) -> str:
         """Why the run stopped, for the summary and the log (counts only)."""
+        if self.halted is not None:
+            return self.halted
         return (f"stopped early: {self.failed} of {self.attempted} API operations failed "
                 f"(limit {self.max_ratio:.0%} after {self.min_attempts})")
