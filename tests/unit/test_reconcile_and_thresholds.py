@@ -97,3 +97,13 @@ def test_breaker_success_in_between_keeps_it_closed() -> None:
     breaker = CircuitBreaker(threshold=2)
     outcomes = [breaker.record(server_failure=f, now=0) for f in (True, False, True, False, True)]
     assert outcomes == [None] * 5 and breaker.opened == 0
+
+
+def test_budget_halted_trips_at_once_with_its_own_reason_and_code() -> None:
+    budget = FailureBudget(min_attempts=1000)
+    budget.halt("stopped early: the ledger's store refused a write")
+    budget.halt("a second cause")
+
+    assert budget.tripped
+    assert budget.reason() == "stopped early: the ledger's store refused a write"
+    assert budget.stop_code == "ledger_unavailable"
