@@ -71,6 +71,11 @@ class OutcomeUnknown(ApiError):
         self.reason_code = reason_code
 
 
+class LedgerUnavailable(KycAttachError):
+    """Stop sending: the ledger's store refused a write (after the storage client's own retries), so no record
+    that a send needs can be made durable. Raised for every durable write from then on, for the rest of the run."""
+
+
 class RowRejected(KycAttachError):
     """Report this row (or file) as rejected with a reason code, and go on with the rest."""
 

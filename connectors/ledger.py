@@ -12,9 +12,14 @@ append-only; later records win. The digests' secret is one object at the index r
 partition keeps the same records in a Parquet file next to the segments written after it
 (``connectors.ledger_index``).
 
-Writes are group-committed: every caller that needs durability (documents about to be sent) waits until a
-segment holding its record is written, and one commit carries everything pending — one object per
-partition touched — so a busy shard writes a handful of segments per wave of requests, not one per record.
+Writes are group-committed: every caller that needs durability (documents about to be sent, files just
+uploaded) waits until a segment holding its record is written, and one commit carries everything pending —
+one object per partition touched — so a busy shard writes a handful of segments per wave of requests, not one
+per record.
+
+A write the store refuses (after the storage client's own retries) makes the ledger unavailable for the rest of
+the run: the callers waiting on that commit, and every durable write after it, get
+:class:`connectors.errors.LedgerUnavailable`, so nothing is sent whose record is not durable.
 
 Ledgers written before the document index (per-request ``attach_key`` records under
 ``<ledger>/<job_id>/<shard>/``, adopted from ``<report>/_ledger/``) are still read: see :meth:`Ledger.legacy_request`.
@@ -32,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.errors import SetupError
+from connectors.errors import LedgerUnavailable, SetupError
 from connectors.ledger_index import read_records
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
@@ -93,9 +98,11 @@ class Ledger:
         self._pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._seq = 0
         self._flushed_seq = 0
+        self._written_upto: dict[str, int] = {}  # partition → the last record written of it
         self._lock = asyncio.Lock()
         self._sources: dict[str, list[str]] = {}
         self._parties: dict[str, set[str]] = defaultdict(set)
+        self.refused: str | None = None  # why the store refused a write (no durable write succeeds after it)
 
     def load(self, customer_ids: Iterable[str]) -> Ledger:
         """Read the index partitions of these customers (keeping only their records, so memory follows the
@@ -207,14 +214,15 @@ class Ledger:
 
     async def upload_done(self, customer_id: str, source: str, etag: str, uri: str, *, sha256: str | None = None,
                           crc64nvme: str | None = None) -> None:
-        """Remember an upload (or a source found to hold bytes uploaded before: their uri); written with the next
-        commit (losing it costs one re-upload or one read, not data)."""
+        """Remember an upload (or a source found to hold bytes uploaded before: their uri); returns once durable
+        (group-committed with the other records of its wave), so a run killed after it never uploads the file
+        again."""
         rec: dict[str, Any] = {"k": "upload", "c": customer_id, "src": source, "etag": etag, "uri": uri}
         if sha256:
             rec["sha"] = sha256
             if crc64nvme:
                 rec["crc"] = crc64nvme
-        await self._add(customer_id, [rec], durable=False)
+        await self._add(customer_id, [rec], durable=True)
 
     def describe(self, key: str, digests: dict[str, str]) -> None:
         """The details (``transforms.document_details`` digests) this run sends a document with: its records
@@ -240,36 +248,67 @@ class Ledger:
         self._sources.update(sources_of_key)
 
     async def _add(self, customer_id: str, recs: list[dict[str, Any]], *, durable: bool) -> None:
+        if durable and self.refused is not None:
+            raise LedgerUnavailable(self.refused)
         for rec in recs:
             self._apply(rec)
-        self._pending[partition_of(customer_id)].extend(recs)
+        part = partition_of(customer_id)
+        self._pending[part].extend(recs)
         self._seq += 1
         if durable:
             upto = self._seq
             if self._linger_s:
                 await asyncio.sleep(self._linger_s)
-            await self._commit(upto)
+            await self._commit(upto, part)
 
     async def flush(self) -> None:
-        """Write everything pending."""
-        await self._commit(self._seq)
+        """Write everything pending (tried even after a refused write: outcomes saved spare the next run work)."""
+        await self._commit(self._seq, None, after_refusal=True)
 
-    async def _commit(self, upto: int) -> None:
-        if self._flushed_seq >= upto:
+    def _written(self, upto: int, part: str | None) -> bool:
+        """Whether the records up to ``upto`` (of one partition, or of all) are written."""
+        return (self._flushed_seq if part is None else self._written_upto.get(part, 0)) >= upto
+
+    async def _commit(self, upto: int, part: str | None, *, after_refusal: bool = False) -> None:
+        if self._written(upto, part):
             return  # another caller's write carried this record
         async with self._lock:
-            if self._flushed_seq >= upto or not self._pending:
+            if self._written(upto, part):
+                return
+            if self.refused is not None and not after_refusal:
+                raise LedgerUnavailable(self.refused)  # this record was in the refused write, or came after it
+            if not self._pending:
                 return
             batch, self._pending = self._pending, defaultdict(list)
             seq = self._seq
             # time-ordered names so a listing replays segments in the order they were written
             name = f"seg-{time.time_ns():020d}-{secrets.token_hex(4)}.jsonl"
-            await asyncio.gather(*(
-                asyncio.to_thread(self._store.write, self._root.child(part, name), _jsonl(recs),
+            results = await asyncio.gather(*(
+                asyncio.to_thread(self._store.write, self._root.child(p, name), _jsonl(recs),
                                   content_type="application/x-ndjson")
-                for part, recs in batch.items()
-            ))
-            self._flushed_seq = seq
+                for p, recs in batch.items()
+            ), return_exceptions=True)
+            errors = {p: r for p, r in zip(batch, results, strict=True) if isinstance(r, BaseException)}
+            for p in batch.keys() - errors.keys():
+                self._written_upto[p] = seq
+            if not errors:
+                self._flushed_seq = seq
+                return
+            first = next(iter(errors.values()))
+            if not isinstance(first, Exception):
+                raise first  # a cancellation, not the store's answer
+            # Whatever the store's client raised after its own retries. The records of the partitions that were
+            # written are durable (their callers go on); those of the others are lost, and nothing waits on them.
+            self.refused = self.refused or f"the ledger's store refused a write ({_error_name(first)})"
+            if part is None or part in errors:
+                raise LedgerUnavailable(self.refused) from first
+
+
+def _error_name(exc: Exception) -> str:
+    """The error's type and, for an S3 error, its code (``ClientError SlowDown``): never its text."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if isinstance(
+        getattr(exc, "response", None), dict) else None
+    return f"{type(exc).__name__} {code}" if code else type(exc).__name__
 
 
 def _jsonl(recs: list[dict[str, Any]]) -> bytes:

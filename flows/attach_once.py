@@ -17,10 +17,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from connectors.errors import KycAttachError, OutcomeUnknown, Refused, TerminalError, TransientError
+from connectors.errors import (
+    KycAttachError,
+    LedgerUnavailable,
+    OutcomeUnknown,
+    Refused,
+    TerminalError,
+    TransientError,
+)
 from connectors.fin import FinClient
 from connectors.ledger import LEGACY_RUN, DocRecord, Ledger
-from flows.row_failures import fail_from
+from flows.row_failures import fail_from, ledger_stop
 from flows.uploads import Uploaded
 from transforms.codes import Reason, Status
 from transforms.document_details import SIDE_FIELD, detail_digests, differing_fields
@@ -211,7 +218,14 @@ class Attacher:
                 await ledger.record(cid, party_of_key, state, run_id=self.run_id, request_id=request_id,
                                     sent_at=sent_at, initiated_before=initiated, http_status=http_status)
 
-            await mark(DocState.in_flight)
+            try:
+                await mark(DocState.in_flight)
+            except LedgerUnavailable as exc:
+                # The record that lets a later run settle this send could not be made durable: it is not sent,
+                # nor is anything after it.
+                self.budget.halt(ledger_stop(exc), Reason.ledger_unavailable)
+                self.out.set(rows, Status.failed, Reason.ledger_unavailable, f"not sent: {exc}")
+                return None
             try:
                 attempts += await fin.attach(cid, req.body)
             except OutcomeUnknown as exc:

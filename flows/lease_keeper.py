@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from connectors.errors import LeaseLost
 from connectors.run_lease import RunLease
+from transforms.codes import Reason
 from transforms.thresholds import FailureBudget
 
 log = logging.getLogger("kyc_attach.lease")
@@ -29,13 +30,13 @@ class LeaseWatch:
         """Halt ``budget`` when the lease is lost (at once if it is lost already)."""
         self._budgets.append(budget)
         if self.lost is not None:
-            budget.halt(self.lost)
+            budget.halt(self.lost, Reason.lease_lost)
 
     def lose(self, reason: str) -> None:
         """The lease is gone: stop sending."""
         self.lost = reason
         for budget in self._budgets:
-            budget.halt(reason)
+            budget.halt(reason, Reason.lease_lost)
 
 
 async def keep_lease(lease: RunLease, watch: LeaseWatch) -> None:

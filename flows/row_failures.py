@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from connectors.errors import KycAttachError, OutcomeUnknown, RowRejected, TerminalError, Throttled, TransientError
+from connectors.errors import (
+    KycAttachError,
+    LedgerUnavailable,
+    OutcomeUnknown,
+    RowRejected,
+    TerminalError,
+    Throttled,
+    TransientError,
+)
 from transforms.codes import Reason, Status
 from transforms.outcomes import Outcomes
 
@@ -14,6 +22,8 @@ def fail_from(out: Outcomes, rows: Iterable[int], exc: KycAttachError) -> None:
     """Record an API error on rows: rejected for bad files, failed for the API's refusals."""
     if isinstance(exc, RowRejected):
         out.set(rows, Status.rejected, exc.reason_code, str(exc))
+    elif isinstance(exc, LedgerUnavailable):
+        out.set(rows, Status.failed, Reason.ledger_unavailable, f"not sent: {exc}")
     elif isinstance(exc, TerminalError):
         out.set(rows, Status.failed, exc.reason_code, str(exc), http_status=exc.status_code, attempts=exc.attempts)
     elif isinstance(exc, Throttled):
@@ -24,3 +34,9 @@ def fail_from(out: Outcomes, rows: Iterable[int], exc: KycAttachError) -> None:
     else:
         reason = exc.reason_code if isinstance(exc, OutcomeUnknown) else Reason.outcome_unknown
         out.set(rows, Status.unknown, reason, str(exc), attempts=exc.attempts)
+
+
+def ledger_stop(exc: LedgerUnavailable) -> str:
+    """The run's stop line once the ledger's store refused a write (the summary's ``stopped_early``)."""
+    return (f"stopped early: {exc}, so nothing was sent after it; once the store is healthy, run again with "
+            "--retry-failed and this run's id")

@@ -25,13 +25,13 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.errors import KycAttachError, RowRejected
+from connectors.errors import KycAttachError, LedgerUnavailable, RowRejected
 from connectors.fin import FinClient
 from connectors.ledger import Ledger, documents_root
 from connectors.workarea import BucketRange, read_bucket_range
 from flows.attach_once import Attacher
 from flows.dry_run import DryRun
-from flows.row_failures import fail_from
+from flows.row_failures import fail_from, ledger_stop
 from flows.shard_services import DryRunMode, ShardServices
 from flows.uploads import Uploader
 from transforms.codes import Reason, Status
@@ -72,7 +72,11 @@ async def run_shard(name: str, where: BucketRange, services: ShardServices, out_
     try:
         await asyncio.gather(*(one(c, d) for c, d in by_customer.items()))
     finally:
-        await ledger.flush()
+        try:
+            await ledger.flush()
+        except LedgerUnavailable as exc:
+            # outcomes not recorded: the next run settles those documents from their in-flight records
+            services.budget.halt(ledger_stop(exc), Reason.ledger_unavailable)
     missing = reported - outcomes.rows.keys()
     if missing:  # a bug, not bad data: every row must leave with a status
         raise RuntimeError(f"shard {name}: {len(missing)} rows got no outcome")

@@ -9,13 +9,13 @@ import asyncio
 import hashlib
 from dataclasses import KW_ONLY, dataclass, field
 
-from connectors.errors import KycAttachError, RowRejected
+from connectors.errors import KycAttachError, LedgerUnavailable, RowRejected
 from connectors.files import check_object, fetch_source, hash_source, open_source
 from connectors.fin import FinClient
 from connectors.ledger import Ledger
 from connectors.objects import ObjectStore
-from flows.row_failures import fail_from
-from transforms.codes import Status
+from flows.row_failures import fail_from, ledger_stop
+from transforms.codes import Reason, Status
 from transforms.exactly_once import FileContent
 from transforms.models import Document
 from transforms.outcomes import Outcomes
@@ -63,7 +63,9 @@ class Uploader:
                     uris[f.s3_uri] = r
                 # A failed upload fails its document; a good one is counted with the document's attach.
                 # Bad files are the data's fault, not the API's, and do not count at all.
-                if isinstance(r, KycAttachError) and not isinstance(r, RowRejected):
+                if isinstance(r, LedgerUnavailable):
+                    self.budget.halt(ledger_stop(r), Reason.ledger_unavailable)
+                elif isinstance(r, KycAttachError) and not isinstance(r, RowRejected):
                     self.budget.note(ok=False)
             if not errors:
                 return
@@ -81,6 +83,9 @@ class Uploader:
 
     async def _file(self, customer_id: str, s3_uri: str) -> Uploaded:
         async with self.slots:
+            if self.ledger.refused is not None:
+                # an upload not recorded would be made again by the next run, and no attach goes out anyway
+                raise LedgerUnavailable(self.ledger.refused)
             if self.ledger.has_uploads(customer_id):
                 # Files of this customer went up before: a HEAD tells whether this one's bytes are among them
                 # (same source and ETag, or S3's full-object checksum), else one read hashes it before anything
@@ -111,5 +116,6 @@ class Uploader:
                 source.close()
             # the stream's hash, unless the upload stopped reading it early (then one more read, pinned to the ETag)
             sha = source.sha256 or await hash_source(self.store, s3_uri, info)
-            await self.ledger.upload_done(customer_id, s3_uri, info.etag, uri, sha256=sha, crc64nvme=info.crc64nvme)
-            return Uploaded(uri, FileContent(sha, info.etag, info.size))
+        # Waiting for the group commit holds no upload slot: the next file goes up meanwhile.
+        await self.ledger.upload_done(customer_id, s3_uri, info.etag, uri, sha256=sha, crc64nvme=info.crc64nvme)
+        return Uploaded(uri, FileContent(sha, info.etag, info.size))

@@ -59,8 +59,9 @@ def _utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _iso(epoch: float, *, whole_seconds: bool = False) -> str:
+    spec = "seconds" if whole_seconds else "milliseconds"  # isoformat truncates, as such gateways do
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def _unprocessable(message: str, field: str) -> dict[str, Any]:
@@ -331,7 +332,7 @@ class SandboxApp:
                     "verification": {
                         "status": status,
                         "reason": {"for_customer": None, "for_developer": None},
-                        "updated_at": _iso(updated),
+                        "updated_at": _iso(updated, whole_seconds=self.world.updated_at_whole_seconds),
                     },
                 }
             )

@@ -67,6 +67,9 @@ class World(BaseModel):
     # Fin may apply attaches asynchronously (docs/api-contract.md, section 6): how long after an attach lands a party
     # leaves INITIATED. 0: at once; a number: that many seconds later; null: never.
     status_moves_after_s: float | None = Field(0.0, ge=0)
+    # Some gateways give `verification.updated_at` to the whole second (truncated): a move within the second
+    # of a send then reads as no later than the send.
+    updated_at_whole_seconds: bool = False
 
     @model_validator(mode="after")
     def _unique_customer_ids(self) -> World:

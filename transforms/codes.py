@@ -80,6 +80,7 @@ class Reason(StrEnum):
     no_identifying_document = "no_identifying_document"
     unexpected_answer = "unexpected_answer"
     ambiguous_party_email = "ambiguous_party_email"
+    ledger_unavailable = "ledger_unavailable"
 
 
 #: One line per code, for docs/reason-codes.md and the README (a test keeps the two in step).
@@ -143,6 +144,8 @@ REASON_MEANINGS: dict[Reason, str] = {
                               "applied; settled by a later run from the parties' status, never resent blindly.",
     Reason.ambiguous_party_email: "associated_party_email (NFKC, case ignored) belongs to two or more parties of "
                                   "the customer, and no associated_party_id says which: attached to none.",
+    Reason.ledger_unavailable: "Not sent: the ledger's store refused a write, so the run stopped sending (the ledger "
+                               "is what keeps a resend from attaching twice); --retry-failed takes these rows.",
 }
 
 

@@ -10,6 +10,7 @@ asynchronous), so "still INITIATED" is only :attr:`Evidence.untouched`, which th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,9 @@ class PartyStatus:
 
     status: str
     updated_at: float | None = None
+    # the API wrote ``updated_at`` to the whole second (no fraction): a move within the second of a send
+    # reads as the start of that second
+    whole_second: bool = False
 
 
 def party_statuses(customer: Mapping[str, Any]) -> dict[str, PartyStatus]:
@@ -33,9 +37,15 @@ def party_statuses(customer: Mapping[str, Any]) -> dict[str, PartyStatus]:
     out = {}
     for p in customer.get("associated_parties") or []:
         verification = p.get("verification") or {}
-        out[str(p.get("id", "")).lower()] = PartyStatus(str(verification.get("status", "")),
-                                                        _epoch(verification.get("updated_at")))
+        updated_at = verification.get("updated_at")
+        out[str(p.get("id", "")).lower()] = PartyStatus(str(verification.get("status", "")), _epoch(updated_at),
+                                                        _whole_second(updated_at))
     return out
+
+
+def _whole_second(value: Any) -> bool:
+    """Whether an ISO-8601 timestamp has no fraction of a second (``12:00:05Z``, not ``12:00:05.250Z``)."""
+    return isinstance(value, str) and "T" in value and not any(sep in value.partition("T")[2] for sep in ".,")
 
 
 def _epoch(value: Any) -> float | None:
@@ -59,7 +69,10 @@ def evidence(initiated_before: bool, sent_at: float | None, statuses_now: Mappin
     """What the parties' statuses now say about an attach sent at ``sent_at`` (epoch seconds).
 
     ``applied``: every party was INITIATED before the send and has moved on since, and where the API gives
-    ``updated_at`` it is later than the send (a change from before the send is not this attach's doing).
+    ``updated_at`` it is later than the send (a change from before the send is not this attach's doing) or,
+    when the API gives it to the whole second, falls in the send's second or later: the party was INITIATED
+    when read before the send, so a move stamped within that second is this send's (the caller makes sure no
+    later send went to the party).
     ``untouched``: every party still INITIATED. ``none``: anything else (a party was past INITIATED already,
     so its status says nothing; or the parties disagree; or a party vanished).
     """
@@ -69,11 +82,15 @@ def evidence(initiated_before: bool, sent_at: float | None, statuses_now: Mappin
     now = [statuses_now.get(p) for p in ids]
     if all(s is not None and s.status == INITIATED for s in now):
         return Evidence.untouched
-    if all(s is not None and s.status not in ("", INITIATED) and _after(s.updated_at, sent_at) for s in now):
+    if all(s is not None and s.status not in ("", INITIATED) and _after(s, sent_at) for s in now):
         return Evidence.applied
     return Evidence.none
 
 
-def _after(updated_at: float | None, sent_at: float | None) -> bool:
+def _after(status: PartyStatus, sent_at: float | None) -> bool:
     # Without a send time (a ledger from before the upgrade) or without updated_at, the move alone counts.
-    return updated_at is None or sent_at is None or updated_at > sent_at
+    if status.updated_at is None or sent_at is None:
+        return True
+    if status.whole_second:
+        return status.updated_at >= math.floor(sent_at)
+    return status.updated_at > sent_at

@@ -19,11 +19,14 @@ class FailureBudget:
     min_attempts: int = 1000
     attempted: int = 0
     failed: int = 0
-    halted: str | None = None  # why the run stops whatever the API does (another run took its lease)
+    halted: str | None = None  # why the run stops whatever the API does (its lease was lost, the ledger refused)
+    halt_code: Reason = Reason.failure_threshold  # the reason code of the rows a halt leaves untried
 
-    def halt(self, reason: str) -> None:
-        """Stop all new work from now on, for ``reason`` (counts and names only)."""
-        self.halted = reason
+    def halt(self, reason: str, code: Reason) -> None:
+        """Stop the run's new work for a cause other than failed operations (the first cause is kept): ``reason``
+        for the summary and the log (counts and names only), ``code`` for the rows not tried."""
+        if self.halted is None:
+            self.halted, self.halt_code = reason, code
 
     def note(self, *, ok: bool) -> None:
         """Record one finished operation (after its retries)."""
@@ -33,9 +36,13 @@ class FailureBudget:
     @property
     def tripped(self) -> bool:
         """Whether the run should start no new work."""
-        if self.halted is not None:
-            return True
-        return self.attempted >= self.min_attempts and self.failed > self.max_ratio * self.attempted
+        return self.halted is not None or (self.attempted >= self.min_attempts
+                                           and self.failed > self.max_ratio * self.attempted)
+
+    @property
+    def stop_code(self) -> Reason:
+        """The reason code of the rows a tripped budget leaves untried."""
+        return self.halt_code if self.halted is not None else Reason.failure_threshold
 
     def reason(self) -> str:
         """Why the run stopped, for the summary and the log (counts only)."""
@@ -43,8 +50,3 @@ class FailureBudget:
             return self.halted
         return (f"stopped early: {self.failed} of {self.attempted} API operations failed "
                 f"(limit {self.max_ratio:.0%} after {self.min_attempts})")
-
-    @property
-    def stop_code(self) -> Reason:
-        """The reason code of the rows not tried once ``tripped``."""
-        return Reason.lease_lost if self.halted is not None else Reason.failure_threshold

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 import signal
@@ -16,6 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.ledger_index import partitions, read_records
+from connectors.objects import ObjectStore
+from connectors.s3 import Location
 from flows.attach_flow import run_attach
 from flows.commands.demo import CLIENT_ID, demo_rows, demo_world
 from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
@@ -60,6 +64,21 @@ def _child_env(sandbox_url: str, work: Path) -> dict[str, str]:
     return env
 
 
+def _recorded_uploads(ledger: Path) -> set[tuple[str, str]]:
+    """(customer, the name the flow gives the file at Fin) of every upload the ledger index holds (segments and
+    compacted partitions)."""
+    store = ObjectStore(None)
+    root = Location.parse(str(ledger / "_documents"))
+    return {(rec["c"], hashlib.sha256(rec["src"].encode()).hexdigest()[:16])
+            for part in partitions(store, root) for rec in read_records(store, root, part) if rec["k"] == "upload"}
+
+
+def _uploaded_again(recorded: set[tuple[str, str]], uploads: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The uploads among ``uploads`` (the sandbox's record) of a file the ledger had recorded already."""
+    made = [(u["customer_id"], u["filename"].split(".", 1)[0]) for u in uploads]
+    return [m for m in made if m in recorded]
+
+
 def test_killed_runs_resume_and_attach_every_document_exactly_once(
     fin_sandbox: Any, bucket: str, tmp_path: Path
 ) -> None:
@@ -75,21 +94,29 @@ def test_killed_runs_resume_and_attach_every_document_exactly_once(
         phase = "uploads" if i % 2 == 0 else "attachments"
         before = len(sandbox_record(fin_sandbox.url)[phase])
         target = before + rng.randint(1, 4)
+        recorded = _recorded_uploads(tmp_path / "work" / "ledger")
+        uploads_before = len(sandbox_record(fin_sandbox.url)["uploads"])
         child = subprocess.Popen([*command, "--run-id", f"killed-{i}"], env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240
         while child.poll() is None and time.monotonic() < deadline:
             if len(sandbox_record(fin_sandbox.url)[phase]) >= target:
                 child.send_signal(signal.SIGKILL)
                 kills.append((phase, target - before))
                 break
             time.sleep(0.01)
-        child.wait(timeout=30)
+        child.wait(timeout=120)
+        # an upload the ledger recorded before this run is never made again
+        assert not _uploaded_again(recorded, sandbox_record(fin_sandbox.url)["uploads"][uploads_before:])
         time.sleep(LEASE_STALE_S + 1)  # the killed run's lease goes stale before the next run starts
     assert len(kills) == 5, kills  # the run must really have been cut, not just finished
 
-    final = subprocess.run([*command, "--run-id", "final"], env=env, capture_output=True, text=True, timeout=180)
+    recorded = _recorded_uploads(tmp_path / "work" / "ledger")
+    uploads_before = len(sandbox_record(fin_sandbox.url)["uploads"])
+    assert recorded  # the killed runs' uploads were recorded as they completed
+    final = subprocess.run([*command, "--run-id", "final"], env=env, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
+    assert not _uploaded_again(recorded, sandbox_record(fin_sandbox.url)["uploads"][uploads_before:])
 
     record = sandbox_record(fin_sandbox.url)
     assert record["duplicates"]["attachments"] == 0

@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from flows.commands.cli import app
 from flows.commands.demo import demo_rows, demo_world, manifest_csv
 from flows.commands.demo_samples import sample_pdf
 from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
+from transforms.exactly_once import partition_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -374,3 +376,59 @@ def test_allow_reattach_sends_attached_documents_again(fin_sandbox: Any, bucket:
     assert record["duplicates"]["attachments"] == DOCS_PER_CUSTOMER  # asked for: each document once more
     assert len({u["uri"] for u in record["uploads"]}) == len(record["uploads"])  # the uploads were reused
     assert len(record["uploads"]) == len(st.rows)
+
+
+def test_a_file_uploaded_for_one_customer_is_uploaded_again_for_another_in_a_later_run(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The same source object: customer A's passport in the first run; the second run (a full export) adds
+    customer B with it as B's passport. The second run reads A's upload record and must still upload the file
+    again for B (a uri belongs to the customer it was uploaded for). The two customers share a ledger partition,
+    so even a run of B alone reads A's records."""
+    world = demo_world(customers=2)
+    a_id = world["customers"][0]["customer_id"]
+    b_id = next(c for c in (str(uuid.uuid4()) for _ in range(100_000)) if partition_of(c) == partition_of(a_id))
+    world["customers"][1]["customer_id"] = b_id
+    st = Staging(bucket, fin_sandbox.url, monkeypatch, tmp_path, world=world)
+    st.files["shared/passport.pdf"] = sample_pdf("one person's passport, two businesses")
+    for c in (0, 1):
+        _of_customer(st.rows, c, "passport.pdf")[0]["s3_uri"] = f"s3://{bucket}/shared/passport.pdf"
+    st.put_files()
+    st.run(st.put_manifest([r for r in st.rows if r["customer_id"] == a_id], "night-1.csv"), "first")
+
+    second = st.run(st.put_manifest(st.rows, "night-2.csv"), "second")
+
+    b_rows = sum(r["customer_id"] == b_id for r in st.rows)
+    assert _counts(second) == {"attached": b_rows, "skipped": len(st.rows) - b_rows}
+    record = st.record()
+    _assert_uris_belong_to_their_customer(record)
+    content = hashlib.sha256(st.files["shared/passport.pdf"]).hexdigest()
+    assert {u["customer_id"] for u in record["uploads"] if u["sha256"] == content} == {a_id, b_id}
+    assert record["responses"].get("403", 0) == 0
+
+
+def test_a_later_attach_to_the_party_voids_its_status_as_evidence_for_an_earlier_lost_one(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Run 1 loses the answer for party P's passport (not applied: the status stays INITIATED); run 2 attaches a
+    new passport of P, which moves P's status; run 3 must not read that move as run 1's attach taking effect."""
+    st = Staging(bucket, fin_sandbox.url, monkeypatch, tmp_path, world=demo_world(customers=1),
+                 faults={"errors": {"share": 1.0, "statuses": [500], "endpoints": ["attach"]}})
+    (first_passport,) = _of_customer(st.rows, 0, "passport.pdf")
+    second_passport = {**first_passport, "s3_uri": f"s3://{bucket}/docs/0/passport-renewed.pdf",
+                       "document_number": "P0999999", "issue_date": "2024-03-10", "expiry_date": "2034-03-10"}
+    st.files["docs/0/passport-renewed.pdf"] = sample_pdf("passport 0, renewed")
+    st.put_files()
+
+    first = st.run(st.put_manifest([first_passport], "first.csv"), "first")
+    assert _counts(first) == {"unknown": 1}
+    httpx.post(f"{st.sandbox_url}/_sandbox/faults", json={}).raise_for_status()  # the API recovered
+    second = st.run(st.put_manifest([second_passport], "second.csv"), "second")
+    assert _counts(second) == {"attached": 1}
+
+    third = st.run(st.put_manifest([first_passport, second_passport], "third.csv"), "third")
+
+    outcome = {r["s3_uri"]: (r["status"], r["reason_code"]) for r in read_report(third)}
+    assert outcome == {first_passport["s3_uri"]: ("unknown", "outcome_unknown"),
+                       second_passport["s3_uri"]: ("skipped", "already_attached")}
+    assert [a["number"] for a in st.record()["attachments"]] == ["P0999999"]  # the first was never applied

@@ -1,5 +1,6 @@
 import pytest
 
+from transforms.codes import Reason
 from transforms.exactly_once import Evidence
 from transforms.reconcile import PartyStatus, evidence, party_statuses
 from transforms.thresholds import FailureBudget
@@ -32,6 +33,34 @@ def test_party_statuses_reads_verification_and_lowercases_ids() -> None:
         {"id": "c"},
     ]}
     assert party_statuses(customer) == {"ab-1": PartyStatus("INITIATED", 1767323045.25), "c": PartyStatus("", None)}
+
+
+SENT_MID_SECOND = 1_000.6  # the send's second is [1000, 1001)
+
+
+@pytest.mark.parametrize(
+    ("updated_at", "whole_second", "expected"),
+    [
+        (1_000.0, True, Evidence.applied),  # moved within the send's second, stamped to the second
+        (1_001.0, True, Evidence.applied),
+        (999.0, True, Evidence.none),  # the second before the send: not this send's move
+        (1_000.0, False, Evidence.none),  # a fraction-bearing stamp before the send stays before it
+    ],
+)
+def test_whole_second_updated_at_in_the_send_second_counts_as_after_it(updated_at: float, whole_second: bool,
+                                                                        expected: Evidence) -> None:
+    statuses = {"a": PartyStatus(R, updated_at, whole_second)}
+    assert evidence(True, SENT_MID_SECOND, statuses, ["a"]) is expected
+
+
+def test_party_statuses_tells_whole_second_stamps_from_fractional_ones() -> None:
+    customer = {"associated_parties": [
+        {"id": "a", "verification": {"status": "REVIEWING", "updated_at": "2026-01-02T03:04:05Z"}},
+        {"id": "b", "verification": {"status": "REVIEWING", "updated_at": "2026-01-02T03:04:05.000Z"}},
+        {"id": "c", "verification": {"status": "REVIEWING", "updated_at": "2026-01-02T03:04:05+00:00"}},
+    ]}
+    statuses = party_statuses(customer)
+    assert [statuses[p].whole_second for p in "abc"] == [True, False, True]
 
 
 def test_budget_trips_only_after_min_attempts_and_above_ratio() -> None:
@@ -69,3 +98,13 @@ def test_breaker_success_in_between_keeps_it_closed() -> None:
     breaker = CircuitBreaker(threshold=2)
     outcomes = [breaker.record(server_failure=f, now=0) for f in (True, False, True, False, True)]
     assert outcomes == [None] * 5 and breaker.opened == 0
+
+
+def test_budget_halted_trips_at_once_with_its_own_reason_and_code() -> None:
+    budget = FailureBudget(min_attempts=1000)
+    budget.halt("stopped early: the ledger's store refused a write", Reason.ledger_unavailable)
+    budget.halt("a second cause", Reason.lease_lost)
+
+    assert budget.tripped
+    assert budget.reason() == "stopped early: the ledger's store refused a write"
+    assert budget.stop_code == "ledger_unavailable"

@@ -1,0 +1,82 @@
+"""The ledger when its store refuses a write: no caller is told a record is durable that is not."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from connectors.errors import LedgerUnavailable
+from connectors.ledger import Ledger
+from connectors.s3 import Location
+from transforms.exactly_once import DocState, partition_of
+
+
+class RefusingStore:
+    """Writes succeed except under the refused partitions (the store's client raising, as boto3 does)."""
+
+    def __init__(self, refused: set[str]) -> None:
+        self.refused = refused
+        self.written: dict[str, bytes] = {}
+
+    def write(self, loc: Location, data: bytes, **_: Any) -> None:
+        if loc.key.split("/")[-2] in self.refused:
+            raise OSError("503 SlowDown")
+        self.written[loc.key] = data
+
+
+def _customers_in_two_partitions() -> tuple[str, str]:
+    ids = [f"customer-{i}" for i in range(50)]
+    first = ids[0]
+    second = next(c for c in ids if partition_of(c) != partition_of(first))
+    return first, second
+
+
+def _ledger(store: RefusingStore) -> Ledger:
+    return Ledger(store, Location("bucket", "reports/_ledger/_documents"), linger_s=0.01)  # type: ignore[arg-type]
+
+
+def test_refused_partition_fails_its_callers_and_every_durable_write_after_it() -> None:
+    ok, refused = _customers_in_two_partitions()
+    store = RefusingStore({partition_of(refused)})
+    ledger = _ledger(store)
+
+    async def scenario() -> list[Any]:
+        # one group commit carries both records: one partition is written, the other refused
+        return await asyncio.gather(
+            ledger.record(ok, {"d1": "p1"}, DocState.in_flight, run_id="r"),
+            ledger.record(refused, {"d2": "p2"}, DocState.in_flight, run_id="r"),
+            return_exceptions=True)
+
+    results = asyncio.run(scenario())
+
+    assert results[0] is None  # its record is durable: it may send
+    assert isinstance(results[1], LedgerUnavailable)
+    assert "SlowDown" not in str(results[1]) and "OSError" in str(results[1])  # the type, never the text
+    assert ledger.refused is not None
+    written = len(store.written)
+    with pytest.raises(LedgerUnavailable):  # the partition that worked does not matter any more
+        asyncio.run(ledger.upload_done(ok, "s3://b/k", "etag", "uri"))
+    assert len(store.written) == written
+
+
+def test_record_carried_by_a_refused_commit_of_another_caller_is_not_taken_as_durable() -> None:
+    customer, _ = _customers_in_two_partitions()
+    store = RefusingStore({partition_of(customer)})
+    ledger = _ledger(store)
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(*(ledger.record(customer, {f"d{i}": "p"}, DocState.in_flight, run_id="r")
+                                      for i in range(3)), return_exceptions=True)
+
+    assert all(isinstance(r, LedgerUnavailable) for r in asyncio.run(scenario()))
+
+
+def test_upload_records_are_written_before_upload_done_returns() -> None:
+    store = RefusingStore(set())
+    ledger = _ledger(store)
+
+    asyncio.run(ledger.upload_done("c1", "s3://b/k", "etag", "fin://uri"))
+
+    assert any(b'"k":"upload"' in data for data in store.written.values())
