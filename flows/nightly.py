@@ -101,14 +101,12 @@ Carriers = Annotated[list[Carrier], Field(description="More inboxes, each with i
 
 
 @flow(name="kyc-attach-nightly")
-async def nightly(inbox: Inbox | None = None, report_uri: ReportUri | None = None, mapping: MappingFile = None,
+async def nightly(report_uri: ReportUri, inbox: Inbox | None = None, mapping: MappingFile = None,
                   dry_run: DryRun = False, max_manifests: MaxManifests = None,
                   suffixes: Suffixes = MANIFEST_SUFFIXES, carriers: Carriers | None = None,
                   settle_s: SettleSeconds = 0) -> dict[str, Any]:
     """Run every manifest under ``inbox`` and under each carrier's inbox that no earlier run completed, oldest
     first within an inbox, inbox after inbox."""
-    if not report_uri:
-        raise SetupError("report_uri: required (where reports go)")
     inboxes = ([Carrier(inbox=inbox, mapping=mapping)] if inbox else []) + list(carriers or [])
     if not inboxes:
         raise SetupError("inbox: give an inbox or at least one carrier")

@@ -78,8 +78,9 @@ def test_yaml_applies_typed_schedule_and_limits(deployed: PrefectServer) -> None
     assert nightly.schedules[0].schedule.timezone == "UTC"
     # one typed parameter each (a run overrides one without restating the others): the schema names them
     schema = nightly.parameter_openapi_schema
-    assert {"inbox", "report_uri", "mapping", "dry_run", "max_manifests"} <= set(schema["properties"])
-    assert set(schema["required"]) == {"inbox", "report_uri"}
+    assert {"inbox", "report_uri", "mapping", "dry_run", "max_manifests", "carriers", "settle_s"} <= set(
+        schema["properties"])
+    assert set(schema["required"]) == {"report_uri"}  # an inbox, or carriers: a run may give either
     assert nightly.parameters == {"inbox": "s3://kyc-inbox/manifests/", "report_uri": "s3://kyc-reports/kyc-attach/"}
     assert nightly.work_pool_name == POOL
     # one parameter overridden, the deployment's others kept (a run scheduled a day out: no worker takes it)

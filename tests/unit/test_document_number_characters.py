@@ -76,4 +76,7 @@ def test_the_byte_fast_path_is_the_plain_rule(values: list[str | None], cut: int
     normalised, bad = _document_number(col)
     expected = [v is not None and _plain_number_bad(v) for v in values]
     assert (bad.to_pylist() if bad is not None else [False] * len(values)) == expected
-    assert normalised.to_pylist() == [None if v is None else unicodedata.normalize("NFKC", v) for v in values]
+    # Values kept (not bad) are sent NFKC-normalised. A bad value is never sent, and its normal form may differ
+    # between pyarrow's and Python's Unicode versions (U+1E030 is NFKC 'а' only in Unicode 15).
+    kept = [(n, v) for n, v, b in zip(normalised.to_pylist(), values, expected, strict=True) if not b]
+    assert [n for n, _ in kept] == [None if v is None else unicodedata.normalize("NFKC", v) for _, v in kept]
