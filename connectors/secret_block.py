@@ -8,6 +8,7 @@ that cannot be read is a ``SetupError`` naming the block and the kind of failure
 from __future__ import annotations
 
 import re
+from typing import Any, cast
 
 from pydantic import SecretStr
 
@@ -37,7 +38,8 @@ async def read_secret_block(name: str) -> SecretStr:
     if key in _read:
         return _read[key]
     try:
-        value = (await Secret.aload(name)).get()
+        block = cast("Secret[Any]", await Secret.aload(name))
+        value = block.get()
     except Exception as exc:  # no such block, another block type, server unreachable or refusing
         raise SetupError(f"Secret block {name!r} could not be read ({type(exc).__name__})") from None
     if not isinstance(value, str) or not value.strip():
