@@ -31,7 +31,7 @@ bench: setup
 	$(UV) run python bench/bench_upload_memory.py
 	$(UV) run python bench/bench_prefect.py
 
-# The automation that marks flow runs Crashed when their heartbeats stop, (re)applied to the Prefect server of
+# The automation that marks shard runs Crashed when their heartbeats stop, (re)applied to the Prefect server of
 # PREFECT_API_URL: the old one of that name is deleted first, so applying twice leaves one.
 ZOMBIE_AUTOMATION := deployments/zombie-automation.yaml
 zombie-automation: setup

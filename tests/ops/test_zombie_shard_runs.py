@@ -3,7 +3,8 @@ send heartbeats, the automation of deployments/zombie-automation.yaml marks the 
 Crashed, and the RUNNING count the shard runs share the rate by (connectors.rate_share) drops to the survivors.
 
 Its own server and workers: the test kills one of them. Heartbeats every 30 s (Prefect's least) and the
-automation's window shortened to 50 s keep it to a few minutes.
+automation's window shortened to 50 s keep it to a few minutes; the heartbeat frequency comes from the shard
+deployment of deployments/prefect.yaml, not from the workers' environment.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def test_a_shard_run_whose_worker_was_killed_is_crashed_and_gives_its_rate_share
     load_world(fin_sandbox.url, world)
     manifest = put_scenario(bucket, rows, files)
     settings = {"FIN_API_URL": fin_sandbox.url, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": CLIENT_SECRET,
-                "KYC_ATTACH_SETTLE_DELAY_S": "0", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+                "KYC_ATTACH_SETTLE_DELAY_S": "0",
                 # two shards crawling at a shared 0.5 request/s: both still work long after one worker is killed
                 "KYC_ATTACH_RATE_LIMIT_RPS": "0.5"}
     parent_env = server.env(**settings, KYC_ATTACH_WORK_DIR=str(tmp_path / "parent"), KYC_ATTACH_SHARD_ROWS="30",
