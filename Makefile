@@ -35,5 +35,5 @@ bench: setup
 # PREFECT_API_URL: the old one of that name is deleted first, so applying twice leaves one.
 ZOMBIE_AUTOMATION := deployments/zombie-automation.yaml
 zombie-automation: setup
-	-$(UV) run prefect automation delete "$$(sed -n 's/^name: //p' $(ZOMBIE_AUTOMATION))" 2>/dev/null
+	-$(UV) run prefect --no-prompt automation delete "$$(sed -n 's/^name: //p' $(ZOMBIE_AUTOMATION))" 2>/dev/null
 	$(UV) run prefect automation create --from-file $(ZOMBIE_AUTOMATION)
