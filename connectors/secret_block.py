@@ -40,7 +40,9 @@ async def read_secret_block(name: str) -> SecretStr:
     try:
         block = cast("Secret[Any]", await Secret.aload(name))
         value = block.get()
-    except Exception as exc:  # no such block, another block type, server unreachable or refusing
+    except ValueError:  # Prefect's answer to a name with no Secret block (another type's block included)
+        raise SetupError(f"Secret block {name!r} could not be read (not found on the Prefect server)") from None
+    except Exception as exc:  # the server unreachable or refusing
         raise SetupError(f"Secret block {name!r} could not be read ({type(exc).__name__})") from None
     if not isinstance(value, str) or not value.strip():
         raise SetupError(f"Secret block {name!r} could not be read (its value is empty or not a string)")
