@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench zombie-automation
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -30,3 +30,10 @@ bench: setup
 	$(UV) run python bench/bench_fanout.py
 	$(UV) run python bench/bench_upload_memory.py
 	$(UV) run python bench/bench_prefect.py
+
+# The automation that marks shard runs Crashed when their heartbeats stop, (re)applied to the Prefect server of
+# PREFECT_API_URL: the old one of that name is deleted first, so applying twice leaves one.
+ZOMBIE_AUTOMATION := deployments/zombie-automation.yaml
+zombie-automation: setup
+	-$(UV) run prefect --no-prompt automation delete "$$(sed -n 's/^name: //p' $(ZOMBIE_AUTOMATION))" 2>/dev/null
+	$(UV) run prefect automation create --from-file $(ZOMBIE_AUTOMATION)

@@ -34,7 +34,7 @@ from connectors.tenant_ledger import ledger_location
 from connectors.workarea import write_bucket_range
 from flows.plan import PlanResult
 from flows.progress import RunProgress
-from flows.settings import Settings
+from flows.settings import Settings, env_name
 from flows.shard_flow import ShardJob
 from flows.stores import make_store
 
@@ -116,7 +116,7 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
             run = await arun_deployment(
                 deployment, parameters={"job": job.model_dump(mode="json")},
                 flow_run_name=f"{run_id}-{job.shard}", idempotency_key=shard_run_key(job),
-                tags=[share.tag] if share else None,
+                tags=[share.tag] if share else None, job_variables=secret_block_env(settings),
                 as_subflow=True, timeout=None, poll_interval=2,
             )
         if run.state is None or not run.state.is_completed():
@@ -151,6 +151,15 @@ async def _remove_shard_rows(work: S3WorkArea, logger: Any) -> None:
     except Exception as exc:  # the shards' work is done whatever happens here
         logger.warning("could not delete the shards' rows files under %s (%s): delete them, or give the run "
                        "s3:DeleteObject there or a lifecycle rule", work.prefix.child("rows"), type(exc).__name__)
+
+
+def secret_block_env(settings: Settings) -> dict[str, Any] | None:
+    """Job variables that hand a shard run the name (never the value) of the parent's Secret block: a shard run
+    gets the deployment's and the worker's environment, not the parent's, and the process worker merges this
+    ``env`` over them."""
+    if not settings.fin_client_secret_block:
+        return None
+    return {"env": {env_name("fin_client_secret_block"): settings.fin_client_secret_block}}
 
 
 def shard_run_key(job: ShardJob) -> str:

@@ -14,13 +14,23 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlparse
 
 import httpx
+from pydantic import SecretStr
 
 from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
 from connectors.fin import FinClient, small_request_slots
 from connectors.rate_limiter import EndpointLimiters
 from connectors.rate_share import SHARED_BURST_S, RateShare, share_of_rate
+from connectors.secret_block import read_secret_block
 from flows.settings import Settings
+
+
+async def client_secret(settings: Settings) -> SecretStr:
+    """The OAuth client secret: from the Prefect Secret block the settings name (read once per process), else
+    ``FIN_CLIENT_SECRET``."""
+    if settings.fin_client_secret_block:
+        return await read_secret_block(settings.fin_client_secret_block)
+    return settings.client_secret
 
 
 def check_api_url(url: str) -> None:
@@ -63,6 +73,7 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
     the shard runs working at the same time (``connectors.rate_share``), not ``settings.rate_limit_rps``.
     """
     check_api_url(settings.api_url)
+    secret = await client_secret(settings)
     # boto3 reads S3 in worker threads; the default pool (cores + 4) would cap concurrent file reads.
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=settings.max_concurrent_requests + 8, thread_name_prefix="kyc-io")
@@ -85,7 +96,7 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
         yield FinClient(
             http,
             client_id=settings.client_id,
-            client_secret=settings.client_secret,
+            client_secret=secret,
             limiter=limiter,
             max_in_flight=settings.max_concurrent_requests,
             max_attempts=settings.max_attempts,

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from connectors.errors import SetupError
 from connectors.rate_limiter import Endpoint
+from connectors.secret_block import block_name_problem
 
 #: The least limit an endpoint may be told (requests/s): a denormal one underflowed to 0 in a fanned-out shard run's
 #: share and crashed it (breaker session 22).
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
         SecretStr(""),
         validation_alias=AliasChoices("FIN_CLIENT_SECRET"),
         description="OAuth client secret for the Fin API.",
+    )
+    fin_client_secret_block: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the OAuth client secret, read from the Prefect "
+        "server at start-up instead of FIN_CLIENT_SECRET; fanned-out shard runs are given the name and read it too.",
     )
     rate_limit_rps: float = Field(
         10.0, gt=0, description="Ceiling on API requests per second, for each endpoint and all together."
@@ -129,15 +134,24 @@ class Settings(BaseSettings):
         "and a SHA-256 prefix of the key, for archives whose keys carry people's names).",
     )
 
+    @field_validator("fin_client_secret_block")
+    @classmethod
+    def _block_name(cls, value: str | None) -> str | None:
+        problem = block_name_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     def has_credentials(self) -> bool:
         """Whether API client credentials are configured (a dry run then looks parties up by email)."""
-        return bool(self.client_id and self.client_secret.get_secret_value())
+        return bool(self.client_id and (self.client_secret.get_secret_value() or self.fin_client_secret_block))
 
     def require_api_credentials(self) -> None:
         """``SetupError`` naming the credential that is not set: a run that would call the API says so before it
         plans, rather than as the API's refusal of empty credentials."""
-        missing = [name for name, value in (("FIN_CLIENT_ID", self.client_id),
-                                            ("FIN_CLIENT_SECRET", self.client_secret.get_secret_value()))
+        # With a Secret block the secret is read (and checked) when the Fin client is built.
+        secret = self.fin_client_secret_block or self.client_secret.get_secret_value()
+        missing = [name for name, value in (("FIN_CLIENT_ID", self.client_id), ("FIN_CLIENT_SECRET", secret))
                    if not value.strip()]
         if missing:
             raise SetupError(" and ".join(missing) + (" is" if len(missing) == 1 else " are") + " not set")

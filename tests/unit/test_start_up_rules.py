@@ -134,6 +134,9 @@ def test_sweep_keeps_the_folders_of_running_processes(tmp_path: Path) -> None:
      "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: Input should be greater than or equal to 0.01"),
     ("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", '{"attach": 1e999}',
      "setting KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS: Input should be a finite number"),
+    ("KYC_ATTACH_FIN_CLIENT_SECRET_BLOCK", "Fin Secret",
+     "setting KYC_ATTACH_FIN_CLIENT_SECRET_BLOCK: Value error, a block name has lowercase letters, digits and "
+     "dashes only"),
 ])
 def test_a_malformed_setting_is_one_line_naming_the_variable(name: str, value: str, line: str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,6 +144,22 @@ def test_a_malformed_setting_is_one_line_naming_the_variable(name: str, value: s
     with pytest.raises(SetupError) as caught:
         load_settings()
     assert str(caught.value) == line
+
+
+def test_a_secret_block_stands_for_fin_client_secret_and_its_name_goes_to_shard_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.fanout import secret_block_env
+
+    monkeypatch.setenv("FIN_CLIENT_ID", "client")
+    monkeypatch.delenv("FIN_CLIENT_SECRET", raising=False)
+    with pytest.raises(SetupError, match=r"^FIN_CLIENT_SECRET is not set$"):
+        load_settings().require_api_credentials()
+    assert secret_block_env(load_settings()) is None
+    monkeypatch.setenv("KYC_ATTACH_FIN_CLIENT_SECRET_BLOCK", "fin-client-secret")
+    settings = load_settings()
+    settings.require_api_credentials()
+    assert settings.has_credentials()
+    assert secret_block_env(settings) == {"env": {"KYC_ATTACH_FIN_CLIENT_SECRET_BLOCK": "fin-client-secret"}}
 
 
 def test_a_tighter_limit_for_one_endpoint_is_read_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
