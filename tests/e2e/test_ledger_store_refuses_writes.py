@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.cli import app
 from flows.commands.demo import demo_rows, demo_world
 from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record, valid_rows
@@ -81,7 +81,7 @@ def test_refused_ledger_writes_stop_sending_and_the_next_run_attaches_nothing_tw
     assert 0 < sent_first < 3 * customers  # stopped in the middle, not before the first send nor after the last
 
     proxied_s3.allowed = None  # the store is healthy again
-    second = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="second"))
+    second = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports", run_id="second"))
 
     valid = valid_rows(read_report(second))
     assert {r["status"] for r in valid} <= {"attached", "skipped"}, Counter((r["status"], r["reason_code"])

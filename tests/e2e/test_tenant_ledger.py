@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.cli import app
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, manifest_csv
 from tests.e2e.helpers import DemoScenario
@@ -63,9 +63,9 @@ def test_the_same_manifest_with_its_report_in_another_bucket_attaches_nothing_tw
     other = f"t-{bucket[2:]}-other"
     make_s3_client().create_bucket(Bucket=other)
 
-    first = asyncio.run(attach_manifest(s.manifest, f"s3://{bucket}/reports"))
+    first = asyncio.run(run_attach(s.manifest, f"s3://{bucket}/reports"))
     sent = _sent(s.record())
-    moved = asyncio.run(attach_manifest(s.manifest, f"s3://{other}/elsewhere"))
+    moved = asyncio.run(run_attach(s.manifest, f"s3://{other}/elsewhere"))
 
     record = s.record()
     assert first["by_status"]["attached"] > 0 and sent[1] > 0
@@ -122,7 +122,7 @@ def test_an_old_ledger_under_the_report_location_refuses_runs_until_adopted(
     reports = f"s3://{bucket}/reports"
     # A ledger where every run kept it before: under the report location (what the old code wrote, unstamped).
     s = demo_scenario(customers=3, KYC_ATTACH_LEDGER_URI=f"{reports}/_ledger")
-    first = asyncio.run(attach_manifest(s.manifest, reports))
+    first = asyncio.run(run_attach(s.manifest, reports))
     store = _store()
     store.delete(Location(bucket, "reports/_ledger/_tenant.json"))
     sent = _sent(s.record())
@@ -132,7 +132,7 @@ def test_an_old_ledger_under_the_report_location_refuses_runs_until_adopted(
     line = _refusal(_cli(["run", s.manifest, "--report-uri", reports, "--no-progress"]))
     assert f"kyc-attach ledger adopt {reports}" in line
     with pytest.raises(SetupError, match="ledger adopt"):  # a deployment run, without the CLI's gate
-        asyncio.run(attach_manifest(s.manifest, reports))
+        asyncio.run(run_attach(s.manifest, reports))
     assert _sent(s.record()) == sent
 
     adopted = _cli(["ledger", "adopt", reports])
@@ -142,7 +142,7 @@ def test_an_old_ledger_under_the_report_location_refuses_runs_until_adopted(
     again = json.loads(_cli(["ledger", "adopt", reports]).stdout)
     assert again["copied"] == 0 and again["already_in_ledger"] == copied["copied"]
 
-    after = asyncio.run(attach_manifest(s.manifest, reports))
+    after = asyncio.run(run_attach(s.manifest, reports))
     record = s.record()
     assert _sent(record) == sent
     _no_twice(record)
@@ -170,7 +170,7 @@ def test_a_second_tenant_on_the_same_ledger_is_refused_before_anything_is_sent(
     ledger = f"s3://{bucket}/ledger/"
     s = demo_scenario(customers=2, KYC_ATTACH_LEDGER_URI=ledger)
     _with_second_client(s)
-    first = asyncio.run(attach_manifest(s.manifest, f"s3://{bucket}/reports"))
+    first = asyncio.run(run_attach(s.manifest, f"s3://{bucket}/reports"))
     stamp = _store().read(Location(bucket, "ledger/_tenant.json")).decode()
     assert json.loads(stamp) == {"api_url": s.sandbox_url.rstrip("/"), "client_id": CLIENT_ID}
     assert CLIENT_SECRET not in stamp
@@ -181,7 +181,7 @@ def test_a_second_tenant_on_the_same_ledger_is_refused_before_anything_is_sent(
     line = _refusal(_cli(["run", s.manifest, "--report-uri", f"s3://{bucket}/reports-b"]))
     assert "serves another Fin tenant (another client id" in line and OTHER_CLIENT not in line
     with pytest.raises(SetupError, match="another client id"):
-        asyncio.run(attach_manifest(s.manifest, f"s3://{bucket}/reports-b"))
+        asyncio.run(run_attach(s.manifest, f"s3://{bucket}/reports-b"))
 
     monkeypatch.setenv("FIN_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("FIN_CLIENT_SECRET", CLIENT_SECRET)
@@ -192,7 +192,7 @@ def test_a_second_tenant_on_the_same_ledger_is_refused_before_anything_is_sent(
 
     # The same tenant written another way is the same tenant: its run goes ahead and skips what was attached.
     monkeypatch.setenv("FIN_API_URL", s.sandbox_url.replace("http://", "HTTP://") + "/")
-    same = asyncio.run(attach_manifest(s.manifest, f"s3://{bucket}/reports-d"))
+    same = asyncio.run(run_attach(s.manifest, f"s3://{bucket}/reports-d"))
     assert same["by_status"]["skipped"] == first["by_status"]["attached"] > 0
     assert _sent(s.record()) == sent
 
@@ -203,10 +203,10 @@ def test_a_new_ledger_is_stamped_only_once_the_credentials_proved_good(
     s = demo_scenario(customers=1, KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
     monkeypatch.setenv("FIN_CLIENT_ID", "a-mistyped-client")
     with pytest.raises(SetupError):  # the credentials refused: the run does not start
-        asyncio.run(attach_manifest(s.manifest, f"s3://{bucket}/reports"))
+        asyncio.run(run_attach(s.manifest, f"s3://{bucket}/reports"))
     assert not _store().exists(Location(bucket, "ledger/_tenant.json"))
     monkeypatch.setenv("FIN_CLIENT_ID", CLIENT_ID)
-    assert asyncio.run(attach_manifest(s.manifest, f"s3://{bucket}/reports"))["by_status"]["attached"] > 0
+    assert asyncio.run(run_attach(s.manifest, f"s3://{bucket}/reports"))["by_status"]["attached"] > 0
 
 
 def _expire(bucket: str, prefix: str, rule_id: str) -> None:
@@ -225,7 +225,7 @@ def test_a_lifecycle_rule_expiring_the_ledger_refuses_the_run(
     line = _refusal(_cli(["run", s.manifest, "--report-uri", f"s3://{bucket}/reports"]))
     assert "lifecycle rule expire-after-a-year" in line
     with pytest.raises(SetupError, match="expire-after-a-year"):
-        asyncio.run(attach_manifest(s.manifest, f"s3://{bucket}/reports", dry_run=True))
+        asyncio.run(run_attach(s.manifest, f"s3://{bucket}/reports", dry_run=True))
     assert _sent(s.record()) == (0, 0)
 
     _expire(bucket, "kyc/reports/", "reports-only")  # a rule for the reports alone is none of the ledger's business

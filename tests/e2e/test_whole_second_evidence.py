@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flows.attach_flow import attach_manifest
+from flows.attach_flow import run_attach
 from flows.commands.demo import demo_rows, demo_world
 from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record, valid_rows
 
@@ -31,13 +31,13 @@ def test_status_moved_within_the_send_second_settles_attached_on_the_next_run(
     manifest = put_scenario(bucket, rows, files)
     api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_SETTLE_DELAY_S="0")  # default trust settings
 
-    first = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="first"))
+    first = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports", run_id="first"))
     assert {r["status"] for r in valid_rows(read_report(first))} == {"unknown"}  # nothing had moved yet
     sent = sandbox_record(fin_sandbox.url)["requests"]["attach"]
     time.sleep(1.0)  # every move is due
     httpx.post(f"{fin_sandbox.url}/_sandbox/faults", json={}).raise_for_status()
 
-    second = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="second"))
+    second = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports", run_id="second"))
 
     valid = valid_rows(read_report(second))
     assert {r["status"] for r in valid} == {"attached"}, Counter((r["status"], r["reason_code"]) for r in valid)
