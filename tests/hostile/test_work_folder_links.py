@@ -125,13 +125,13 @@ def test_a_link_planted_at_the_start_up_folder_is_refused(staged: str, bucket: s
 @pytest.mark.slow
 def test_a_run_refused_inside_the_flow_releases_its_run_id(
         prefect_harness: None, staged: str, bucket: str, fin_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """It lost the race for the report location after the start-up gate: refused, and the run id stays free."""
+    """It lost the race for its customers' lease after the start-up gate: refused, and the run id stays free."""
     import flows.attach_flow as attach_flow
 
     real_lease = attach_flow.RunLease
 
     class TakenLease(real_lease):  # type: ignore[misc,valid-type]
-        def acquire(self) -> None:
+        def acquire(self, *args: Any, **kwargs: Any) -> None:
             raise SetupError("report location: another run is working under it")
 
     monkeypatch.setattr(attach_flow, "RunLease", TakenLease)

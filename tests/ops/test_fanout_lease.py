@@ -51,6 +51,7 @@ def test_a_rerun_never_sends_while_the_shard_runs_of_a_killed_parent_still_work(
         KYC_ATTACH_WORK_DIR=str(tmp_path / "work"), KYC_ATTACH_SETTLE_DELAY_S="0", KYC_ATTACH_RATE_LIMIT_RPS="500",
         KYC_ATTACH_SHARD_DEPLOYMENT=SHARD_DEPLOYMENT, KYC_ATTACH_WORK_URI=f"s3://{bucket}/work",
         KYC_ATTACH_SHARD_ROWS="20", KYC_ATTACH_LEASE_STALE_S=str(STALE_S),
+        KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger",  # fan-out keeps its ledger on S3, where shard runs reach it
     )
     with two_workers.shard_env(KYC_ATTACH_REQUEST_TIMEOUT_S=str(HOLD_S * 3)):
         parent = start_run(manifest, report, "one", env)

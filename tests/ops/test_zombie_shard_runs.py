@@ -94,7 +94,8 @@ def test_a_shard_run_whose_worker_was_killed_is_crashed_and_gives_its_rate_share
                 # two shards crawling at a shared 0.5 request/s: both still work long after one worker is killed
                 "KYC_ATTACH_RATE_LIMIT_RPS": "0.5"}
     parent_env = server.env(**settings, KYC_ATTACH_WORK_DIR=str(tmp_path / "parent"), KYC_ATTACH_SHARD_ROWS="30",
-                            KYC_ATTACH_SHARD_DEPLOYMENT=SHARD_DEPLOYMENT, KYC_ATTACH_WORK_URI=f"s3://{bucket}/work")
+                            KYC_ATTACH_SHARD_DEPLOYMENT=SHARD_DEPLOYMENT, KYC_ATTACH_WORK_URI=f"s3://{bucket}/work",
+                            KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")  # fan-out keeps its ledger on S3
     with server.worker(POOL, server.env(**settings, KYC_ATTACH_WORK_DIR=str(tmp_path / "w1")), name="w1",
                        limit=1) as w1, \
             server.worker(POOL, server.env(**settings, KYC_ATTACH_WORK_DIR=str(tmp_path / "w2")), name="w2",
