@@ -110,7 +110,10 @@ def run_demo(keep: Path | None = None) -> dict[str, Any]:
         for key, data in files.items():
             store.write(Location(BUCKET, key), data)
         store.write(Location(BUCKET, "manifests/demo.csv"), manifest_csv(rows), content_type="text/csv")
-        os.environ.update({"FIN_API_URL": fin.url, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": CLIENT_SECRET})
+        # The demo's Fin tenant (a sandbox on a new port) and its S3 server live only as long as the demo: so does
+        # its ledger, kept in the demo's bucket. A ledger of its own, too, so a demo never touches a real one.
+        os.environ.update({"FIN_API_URL": fin.url, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": CLIENT_SECRET,
+                           "KYC_ATTACH_LEDGER_URI": f"s3://{BUCKET}/ledger"})
         summary = asyncio.run(run_attach(f"s3://{BUCKET}/manifests/demo.csv", f"s3://{BUCKET}/reports"))
         keep = keep or Path(".kyc-attach") / "demo-reports" / summary["run_id"]
         keep.mkdir(parents=True, exist_ok=True)
