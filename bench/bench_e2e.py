@@ -6,7 +6,7 @@ Run: `uv run python bench/bench_e2e.py` (R = 100 and 400, ~20 s of requests per 
      `uv run --with py-spy python bench/bench_e2e.py --rates 400 --py-spy /tmp/ours`  (profile ours)
 
 Everything runs in its own process: the sandbox (`python -m sandbox`), an S3 server (moto), and each contender.
-The sandbox throttles as real gateways do (issue 12): one token bucket of R requests/s holding only R/10, 429s
+The sandbox throttles as real gateways do: one token bucket of R requests/s holding only R/10, 429s
 **without** `Retry-After`, fixed 20 ms latency. Cases:
 - `harsh`: that alone;
 - `attach`: that plus an attach-only bucket of R/10 (burst 1): end to end, customers/s cannot pass R/10;
@@ -21,7 +21,7 @@ Contenders, on the same customers, files and attach bodies; the sandbox is reset
 Figures, from the sandbox's side: `rate` is requests let through per second, the mean over the whole seconds
 between the first and the last request (the sandbox's meter), so Prefect's start and the report do not dilute
 it; token requests do not open that span (ours asks for its token in its start-up checks, a second or two before
-the plan is ready; until session 22 that empty second counted, ~4 points of a told run); `429s` their share of
+the plan is ready: counted, that empty second costs a told run ~4 points); `429s` their share of
 all requests; `failed` rows (ours only);
 `twice` documents attached twice (the sandbox's record); `wall` seconds of the whole run.
 """

@@ -79,7 +79,7 @@ def open_manifest(location: str, *, store: ObjectStore | None, cache_dir: Path) 
             info = store.head(loc)
         except ObjectMissing as exc:
             raise SetupError(f"manifest: the S3 object cannot be read ({exc})") from None
-        except Exception as exc:  # out of reach, no credentials, ...: say which, not "missing" (breaker s19)
+        except Exception as exc:  # out of reach, no credentials, ...: say which, not "missing"
             raise SetupError(f"manifest: the S3 object cannot be read ({error_reason(exc)})") from None
         # Copied afresh into a checked folder: a link planted there, or a file left under the copy's name, is
         # neither written through nor read as the manifest.

@@ -187,27 +187,25 @@ class EndpointLimiters:
         baseline = self._client_share(now)
         alone = self._held_by_own_limit(endpoint, now)
         if not (alone or self._own_limit(endpoint, now, baseline)):
-            # An endpoint with a limit of its own explains its 429s itself: the overall controller hearing them cut
-            # every endpoint for attach's limit (uploads starved, and with them the attaches waiting on uploads: 63%
+            # An endpoint with a limit of its own explains its 429s itself: the overall controller hearing them would
+            # cut every endpoint for attach's limit (uploads starve, and with them the attaches waiting on uploads: 63%
             # of an attach-only limit in the bench). Its own limit when either
-            # - its 429 share is well above the whole client's, from its first 429 (heard until it had cut for them,
-            #   attach's 429s taught the overall controller 6-13% noise, and a global limit then ran at 18% 429s;
-            #   breaker session 21). Only while its share is well above: under a limit on the whole client every
-            #   endpoint's share is alike, and an upload controller that had cut once for it (so unheard by the
-            #   overall one) never cut again: nobody answered the limit, and the client sent 1.8 times it (10%
-            #   random 429s, 45% in all; breaker session 20);
+            # - its 429 share is well above the whole client's, from its first 429 (heard until it has cut for them,
+            #   attach's 429s teach the overall controller 6-13% noise, and a global limit then runs at 18% 429s).
+            #   Only while its share is well above: under a limit on the whole client every endpoint's share is
+            #   alike, and an upload controller that has cut once for it (so unheard by the overall one) would never
+            #   cut again: nobody answers the limit, and the client sends 1.8 times it (10% random 429s, 45% in all);
             # - or it has cut for it and is held far below the whole client (``alone``). Then it answers its 429s
             #   alone, with no baseline: at a run's end attaches go alone, their share is the client's, and the
-            #   overall controller halved its rate from far above what was sent at each of their 429s
+            #   overall controller would halve its rate from far above what is sent at each of their 429s
             #   (127 -> 54 -> 27 -> 13 -> 7/s) until it held them under their own limit. Only when it sends (nearly)
             #   alone: customer look-ups at 15/s are always under half the whole client's rate, and after one cut
-            #   every 429 of a global limit was theirs alone against no baseline: cut to 5/s (breaker session 22).
+            #   every 429 of a global limit would be theirs alone against no baseline: cut to 5/s.
             self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
         baseline = 0.0 if alone else baseline
         # Random 429s are the gateway's and show in the whole client's share too: an endpoint's noise is at most the
-        # whole client's. Attach at a bucket of one with jitter learned its own limit's touches as ~20% noise and
-        # sent up to twice its limit with half refused (breaker session 22: 20 seeds, attach's 429 share up to 50%;
-        # capped, 18%).
+        # whole client's. Uncapped, attach at a bucket of one with jitter learns its own limit's touches as ~20% noise
+        # and sends up to twice its limit with half refused (attach's 429 share up to 50%; capped, 18%).
         limiter.set_rate(controller.on_throttle(now, retry_after, baseline=baseline, sent_at=sent_at,
                                                 noise_at_most=self.overall_control.noise()))
         limiter.not_before = max(limiter.not_before, controller.paused_until)
@@ -230,10 +228,9 @@ class EndpointLimiters:
     def _client_share(self, now: float) -> float:
         """The 429 share a limit on the whole client explains: the whole client's recent share.
 
-        Tried: the other endpoints' share alone (it leaves out this endpoint's own 429s). In a simulation with 10%
-        random 429s on every endpoint it let endpoints cut for noise, and runs fell from ~90% to 61-84% of their
-        rate (the bench's noise case: 71% -> 64%); with the breaker's rule for halved cuts it no longer helped an
-        attach limit.
+        Not the other endpoints' share alone (it leaves out this endpoint's own 429s): with 10% random 429s on every
+        endpoint that lets endpoints cut for noise, and runs fall from ~90% to 61-84% of their rate (the bench's
+        noise case: 71% -> 64%), with no gain for an attach limit once halved cuts teach no noise.
         """
         n, hits = self.overall_control.recent_counts(now)
         return hits / n if n else 0.0

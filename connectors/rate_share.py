@@ -104,7 +104,7 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     """
     async def step(runs: int) -> int:
         # Out of reach, this run cannot see runs starting either: at least the parent's count of runs at once
-        # (keeping the last share let a run starting meanwhile push the sum to 1.5 R, breaker s19).
+        # (keeping the last share lets a run starting meanwhile push the sum to 1.5 R).
         seen = max(1, await _count_or(max(runs, expected_runs), tag, count, within=start_margin_s, sleep=sleep))
         if seen != runs:
             apply(share_each(total_rps, seen))
@@ -120,8 +120,8 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     # Counts begin on a beat of poll_s from this run's first one, however long the server takes to answer and
     # whether or not this run sends yet: a run starting later sends poll_s and a margin after its own first
     # count came back, by when every run has counted it. Counting after the start-up wait, then every
-    # poll_s + latency, let runs starting together, or one starting while the server was slow, send before the
-    # others had lowered their shares (up to 2 R, breaker s19).
+    # poll_s + latency, would let runs starting together, or one starting while the server is slow, send before the
+    # others have lowered their shares (up to 2 R).
     beat = asyncio.ensure_future(sleep(poll_s))
     follower: asyncio.Task[None] | None = None
     try:
@@ -142,7 +142,7 @@ async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]]
 
     A count slower than the start margin is as good as none: a run that turned RUNNING when it was asked may
     already send when it comes (1.5 R with this run's counts answered in 1.2 s and the new run's at once, 1.5 R
-    with a server answering in 6 s, breaker s19). The parent's runs at once, assumed instead, is never too few
+    with a server answering in 6 s). The parent's runs at once, assumed instead, is never too few
     for one parent; a server answering slower than the margin all the time keeps the runs at that share.
     """
     counting = asyncio.ensure_future(count(tag))

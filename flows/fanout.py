@@ -168,7 +168,7 @@ def shard_run_key(job: ShardJob) -> str:
     run ids are unique per report location only, and a run handed another job's shard run (another report
     location, work area, manifest or mode, such as a dry run) would assemble that run's report as its own. The
     rate share is left out: it says how fast, not which work, and a parent retried after the rate settings
-    changed must still find its shard runs (breaker s19). So are the lease's terms: its id follows from the run id
+    changed must still find its shard runs. So are the lease's terms: its id follows from the run id
     and report location, and its stale window is a setting like the rate."""
     digest = hashlib.sha256(job.model_dump_json(exclude={"rate_share", "lease"}).encode()).hexdigest()[:16]
     return f"kyc-attach:{job.run_id}:{job.shard}:{digest}"

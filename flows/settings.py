@@ -20,8 +20,8 @@ from connectors.errors import SetupError
 from connectors.rate_limiter import Endpoint
 from connectors.secret_block import block_name_problem
 
-#: The least limit an endpoint may be told (requests/s): a denormal one underflowed to 0 in a fanned-out shard run's
-#: share and crashed it (breaker session 22).
+#: The least limit an endpoint may be told (requests/s): a denormal one underflows to 0 in a fanned-out shard run's
+#: share and crashes it.
 MIN_ENDPOINT_RPS = 0.01
 
 

@@ -64,8 +64,8 @@ class RateControl:
     # under 10% random 429s, cuts on the noise held seconds 3-10 of the bench at 40-47% of it until three spells had
     # taught it. (Half a second: a gateway bucket of two seconds' worth at 10/s taught its overshoot as noise, 19%.)
     noise_spell_s: float = 0.67
-    # Seconds needed before the noise counts. (5 was tried against an attach limit's walls taken for noise: the
-    # seconds after cuts held at half the rate no longer teach it, and 5 cost the 10%-noise case ~15 points.)
+    # Seconds needed before the noise counts. Few are enough, since the seconds after cuts held at half the rate teach
+    # nothing; each second more is a second of random 429s read as a limit (5 costs the 10%-noise case ~15 points).
     noise_after: int = 3
     # Noise learned at this share or more: a cut needs a significant excess over it even on min_events responses.
     # At 10% random 429s, four in twenty responses is common, and cutting on that dragged a run to 17% of its rate.
@@ -78,14 +78,14 @@ class RateControl:
     # A cut that held (this many successes before its second 429) and 429s again within ``cliff_span`` of its rate:
     # the rate climbed just past the limit, a touch however many of the answers are 429s. A bucket of one refuses
     # every other request of any rate over it, so what got through reads half the limit, and the cut, judged a wall
-    # on four 429s in eight answers, halved the rate: attach not told its limit fell from 10/s to 4.3/s every few
-    # seconds (breaker session 22's jitter simulation, 20 seeds: 7.7 -> 7.9 attaches/s; 40 more: 7.9 -> 8.2).
+    # on four 429s in eight answers, would halve the rate: attach not told its limit falls from 10/s to 4.3/s every
+    # few seconds without this rule (``bench/bench_attach_jitter.py`` measures it).
     cliff_after: int = 5
     cliff_span: float = 1.1
     # ... and only when what got through is about half the rate sent (a bucket of one's sign). A bigger bucket lets
     # five successes through after any cut from its saved tokens, and what got through then reads the limit itself:
-    # kept at 0.82 of the rate sent, a run not told a bucket of five at 10/s stayed at 11-14/s, learned those 429s
-    # as noise and went on at 22/s with 55% refused (breaker session 23; 8 seeds, 3 of them).
+    # kept at 0.82 of the rate sent, a run not told a bucket of five at 10/s stays at 11-14/s, learns those 429s
+    # as noise and goes on at 22/s with 55% refused.
     cliff_through: float = 0.6
     # Slow start (TCP's): the rate starts at this share of the ceiling and doubles every ``double_s`` until the
     # first cut. Started at a ceiling of ten times the limit, the requests let go in the first 20 ms before any
@@ -102,14 +102,14 @@ class RateControl:
     start_wall: float = 0.25  # in the slow start, only a share of 429s clearly above this cuts (a wall)
     # A limit touched twice at the same rate (the two touches' rates within ``hold_span`` of each other) is held: the
     # cubic stays at the last cut's rate for ``hold_s`` before it probes past it. Probing at once after the climb
-    # back (~1.5 s) touched the limit every ~2.5 s, and at a bucket of one each touch refuses every other request
-    # until the cut: attach not told its limit got 8.0-8.2 attaches/s of 10 in the jitter sweep (held 3 s: 8.6-8.8).
+    # back (~1.5 s) touches the limit every ~2.5 s, and at a bucket of one each touch refuses every other request
+    # until the cut: attach not told its limit gets 8.0-8.2 attaches/s of 10 in the jitter sweep (held 3 s: 8.6-8.8).
     # A limit that rises is found hold_s later; a share that changes (``set_ceiling``) applies at once. Why not longer:
     # each stray 429 at the plateau is a touch at the same rate and renews the hold, and held 5 s (sweep 8.6-9.0) a
-    # limit that doubled under 1% stray 429s was not found within 30 s in 4 of 12 runs (held 3 s: found in 6-22 s;
-    # breaker session 24). Not with noise learned: a plateau just over a gateway whose bucket hides the overshoot
-    # draws 429s under the noise's threshold: the whole client held 109/s against 100/s with 8% refused, and attach,
-    # refused with it, cut itself to 6/s (the sweep's seeds 49 and 59). Its seconds at the top teach no noise (_note).
+    # limit that doubles under 1% stray 429s is not found within 30 s in 4 of 12 runs (held 3 s: found in 6-22 s).
+    # Not with noise learned: a plateau just over a gateway whose bucket hides the overshoot draws 429s under the
+    # noise's threshold: the whole client holds 109/s against 100/s with 8% refused, and attach, refused with it,
+    # cuts itself to 6/s. Its seconds at the top teach no noise (_note).
     hold_s: float = 3.0
     hold_span: float = 0.05
 
@@ -174,13 +174,13 @@ class RateController:
         if self._scaled is not None and self._scaled[2] == self.rate:
             # The last share's floor (or the slow start's least rate, or its ceiling) held the rate: scaled from
             # there, a run given 0.5/s and then its whole rate again was at the ceiling, what it had found (or how far
-            # its slow start had got) forgotten. Scaled from where that share put it instead (breaker s22).
+            # its slow start had got) forgotten. Scaled from where that share put it instead.
             rate, w_max = self._scaled[0], self._scaled[1]
         at_ceiling = rate >= self.config.ceiling
         self.config = replace(self.config, ceiling=ceiling, floor=min(floor, ceiling))
         rate, w_max = rate * ratio, w_max * ratio
         if at_ceiling and not self._limited:
-            # exactly: rate * (new / old) can land a hair under it, back "in the slow start" (breaker s21)
+            # exactly: rate * (new / old) can land a hair under it, back "in the slow start"
             self._w_max = self.rate = rate = w_max = ceiling
         elif self._limited:
             self._w_max = min(max(w_max, self.config.floor), ceiling)
@@ -265,7 +265,7 @@ class RateController:
         # cut 100 -> 50 -> 25 -> 12.5 against 10/s, those seconds taught 45% noise and the rate never cut again).
         # So does a cliff's cut, kept above what got through: after a limit halved from 20/s to 10/s, cliffs held the
         # rate at 10.3-10.8/s with 20-50% refused, those seconds taught 17% noise, and the rate then climbed to 20/s
-        # with half refused and no cut (breaker session 23).
+        # with half refused and no cut.
         self._halved = measured < accepted and (accepted == self.rate / 2 or cliff)
         kept = min(self.rate, accepted)
         self._hold = (touch and noise == 0.0 and self._touched_at > 0
@@ -287,7 +287,7 @@ class RateController:
         cut held, the rate is back near it, and about half of what is ``sent`` gets through (``measured``).
 
         Not with ``noise`` learned: a cut then waits for a significant excess over it, and one of 18% left a rate held
-        just over a bucket of one (halved from 16/s to 8/s) there with 40% refused for the rest of the run (s23).
+        just over a bucket of one (halved from 16/s to 8/s) there with 40% refused for the rest of the run.
         """
         c = self.config
         return (self._limited and self._ok_before_second_hit >= c.cliff_after and noise < c.noisy
@@ -359,7 +359,7 @@ class RateController:
         # last cut (at least min_events responses however old, which a slow endpoint needs), never the last window_s:
         # at a few requests/s the ten successes do not come, and the last second's successes counted from its first
         # answer held the gateway's burst and the overshoot's answers (a bucket of 20 at 10/s: 20-36% 429s, where
-        # since the last cut held 8-10%; breaker s21).
+        # since the last cut held 8-10%).
         quick = self.cuts and now - self._epoch < c.window_s / 2
         for seen in (self._recent, self._events) if quick else (self._events,):
             since_429 = next((t for t, throttled in seen if throttled), None)
@@ -367,7 +367,7 @@ class RateController:
                 ok = sum(1 for t, throttled in seen if not throttled and t >= since_429)
                 if now - since_429 >= c.window_s / 2 or ok >= c.min_events // 2:
                     # Never more than the ceiling: answers handled in one tick of a coarse clock (or one pass of a
-                    # stalled event loop) share a time, and ten of them after a 429 divided by zero (breaker s21).
+                    # stalled event loop) share a time, and ten of them after a 429 would divide by zero.
                     return min(ok / (now - since_429), c.ceiling) if now > since_429 else c.ceiling
         first = self._events[0][0] if self._events else now
         ok = sum(1 for t, throttled in self._events if not throttled and t >= first)
@@ -399,12 +399,12 @@ class RateController:
             elif self._bucket_held and self.noise() > 0:
                 # A second held at the top teaches a learned noise only downwards: noise that stopped during a hold
                 # was otherwise never unlearned (its spells stayed the median), and the next probe past a bucket of
-                # one drew half 429s uncut, waiting for a significant excess over it: 17-45% refused for good (s24).
+                # one drew half 429s uncut, waiting for a significant excess over it: 17-45% refused for good.
                 self._shares.append(min(hits / total, self.noise()))
             self._bucket, self._bucket_start = [0, 0], now
             self._bucket_below = self._bucket_held = self._limited
         # Nor the seconds held at the top (``hold_s``): held just over a gateway bucket of twenty at 10/s, which hid the
-        # overshoot, its 429s taught 10% noise, and the rate then climbed to twice the limit (test_found_s21_burst).
+        # overshoot, its 429s taught 10% noise, and the rate then climbed to twice the limit.
         # The climb to the top still teaches: noise that began meanwhile is learned as before.
         held = self._hold and self.rate >= self._w_max
         self._bucket_held = self._bucket_held and self.rate <= self._w_max and not self._halved
