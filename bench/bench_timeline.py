@@ -1,7 +1,7 @@
 """What recording report.html's counters costs: per API request and per settled batch, next to doing nothing.
 
 Prints nanoseconds per event for ``Timeline.request`` and ``Timeline.rows_settled`` and, for scale, the CPU one
-API request costs the client (~1 ms at 200 req/s on this machine, docs/benchmarks.md).
+API request costs the client (~1 ms at 200 req/s on the project's machine).
 
     uv run python bench/bench_timeline.py
 """

@@ -2,7 +2,7 @@
 
 httpcore's pool polls every pooled socket (``has_expired`` → ``is_socket_readable``) each time it hands out a
 connection, and its HTTP/1.1 layer is pure Python; aiohttp keeps its pool event-driven and parses in C. At a
-few hundred requests per second that is ~30% of this process's CPU (docs/benchmarks.md).
+few hundred requests per second that is ~30% of this process's CPU (docs/design/sharding.md).
 
 ``httpx_aiohttp`` does the carrying; this module only maps aiohttp's errors onto the httpx ones the retry
 rules rely on, because the library's own map calls every ``ClientConnectionError`` a ``ConnectTimeout``

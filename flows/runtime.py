@@ -85,7 +85,7 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
     limiter = EndpointLimiters(settings.rate_limit_rps, endpoint_ceilings=settings.endpoint_rate_limits_rps,
                                burst_s=settings.rate_burst_s if rate_share is None else SHARED_BURST_S,
                                small_ahead=rate_share is None)
-    # aiohttp carries the requests: httpcore's pool cost ~30% of the process's CPU at 200 req/s (benchmarks.md).
+    # aiohttp carries the requests: httpcore's pool costs ~30% of the CPU at 200 req/s (docs/design/sharding.md).
     transport = Transport(limits=limits)
     async with AsyncExitStack() as stack:
         if rate_share is not None:
