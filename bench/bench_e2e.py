@@ -159,7 +159,7 @@ async def run_bare(api: str, by_customer: dict[str, list[Any]], max_parties: int
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(16))
     s3 = make_s3_client(max_pool_connections=32)
     statuses: dict[int, int] = defaultdict(int)
-    # 16 connections, as ours: httpx's pool costs more CPU per request as connections grow (DESIGN.md).
+    # 16 connections, as ours: httpx's pool costs more CPU per request as connections grow.
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
     async with httpx.AsyncClient(base_url=api, limits=limits, timeout=60) as http:
         started = time.perf_counter()
