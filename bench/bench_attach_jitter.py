@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support.gateway_sim import Bucket, VirtualClock, simulate
 from connectors.rate_limiter import EndpointLimiters
-from tests.breaker.sim_s22 import Bucket, VirtualClock, simulate
 
 FROM, TO = 15.0, 30.0
 

@@ -14,7 +14,7 @@ import pytest
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.demo import CLIENT_ID, demo_rows, demo_world
-from tests.e2e.helpers import load_world, put_scenario, sandbox_record
+from tests.support.scenario import load_world, put_scenario, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -12,7 +12,7 @@ from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.cli import app
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.helpers import api_env, load_world, put_scenario
+from tests.support.scenario import api_env, load_world, put_scenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

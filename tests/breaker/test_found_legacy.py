@@ -77,8 +77,8 @@ def test_correcting_swapped_sides_in_a_mapping_does_not_attach_the_ids_again(
     (as for a corrected document number), or at least a warning that these are re-sends of attached files."""
     from collections import Counter
 
-    from tests.e2e.helpers import api_env, load_world, sandbox_record
-    from tests.ops.test_legacy_e2e import stage_archive
+    from tests.support.scenario import api_env, load_world, sandbox_record
+    from tests.support.legacy_archives import stage_archive
 
     archive, mapping, world, _ = stage_archive("carrier_c", bucket)
     load_world(fin_sandbox.url, world)

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.cli import app
-from tests.e2e.helpers import api_env, load_world
-from tests.ops.test_legacy_e2e import stage_archive
+from tests.support.scenario import api_env, load_world
+from tests.support.legacy_archives import stage_archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -10,8 +10,8 @@ import pytest
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
-from tests.ops.test_legacy_e2e import sample_for, stage_archive
+from tests.support.scenario import api_env, load_world, read_report, sandbox_record
+from tests.support.legacy_archives import sample_for, stage_archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

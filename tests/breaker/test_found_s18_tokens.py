@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET
-from tests.e2e.helpers import DemoScenario, read_report
-from tests.e2e.test_attach_flow import EXPECTED_REJECTS
+from tests.support.scenario import DemoScenario, read_report
+from tests.support.scenario import EXPECTED_REJECTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from connectors.rate_limiter import SmoothLimiter
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
 
 
 def test_small_requests_at_the_whole_rate_do_not_starve_a_queued_upload() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
 
 
 @pytest.mark.xfail(strict=True, reason="known gap: an endpoint sending alone cannot tell its own limit from the "

@@ -8,8 +8,8 @@ bucket of one request at 10/s), each let go at the pace of its endpoint's limite
 from __future__ import annotations
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.fake_clock import FakeClock
-from tests.sim_answers import answer_limiters
+from tests.support.fake_clock import FakeClock
+from tests.support.rate_answers import answer_limiters
 
 
 def _run(streams: tuple[str, ...], seconds: float, *, attach_limit: float = 10.0,

@@ -13,8 +13,8 @@ import random
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.fake_clock import FakeClock
-from tests.sim_answers import answer_limiters, next_request
+from tests.support.fake_clock import FakeClock
+from tests.support.rate_answers import answer_limiters, next_request
 
 
 def _run(seconds: float, *, limit: float = 100.0, burst: float = 10.0, ceiling: float = 1000.0, noise: float = 0.10,

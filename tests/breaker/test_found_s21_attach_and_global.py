@@ -18,8 +18,8 @@ from __future__ import annotations
 import heapq
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.fake_clock import FakeClock
-from tests.sim_answers import answer_limiters, next_request
+from tests.support.fake_clock import FakeClock
+from tests.support.rate_answers import answer_limiters, next_request
 
 
 def _run(seconds: float, *, others_until: float = float("inf")) -> tuple[float, float]:

@@ -17,8 +17,8 @@ import heapq
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.fake_clock import FakeClock
-from tests.sim_answers import answer_limiters
+from tests.support.fake_clock import FakeClock
+from tests.support.rate_answers import answer_limiters
 
 
 def _run(ceiling: float, look_ups_for: float = 5.0, seconds: float = 8.0) -> tuple[float, int]:

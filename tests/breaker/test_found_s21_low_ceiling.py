@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
 from transforms.rate_control import RateControl, RateController
 
 

@@ -19,7 +19,7 @@ import random
 
 import pytest
 
-from tests.sim_answers import answer_controller
+from tests.support.rate_answers import answer_controller
 from transforms.rate_control import RateControl, RateController
 
 

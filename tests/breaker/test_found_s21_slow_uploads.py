@@ -17,8 +17,8 @@ import random
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.fake_clock import FakeClock
-from tests.sim_answers import answer_limiters, next_request
+from tests.support.fake_clock import FakeClock
+from tests.support.rate_answers import answer_limiters, next_request
 
 LATENCY = {"customer": 0.02, "upload": 1.0, "attach": 0.05}
 

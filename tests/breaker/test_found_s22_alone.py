@@ -26,7 +26,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.breaker.sim_s22 import Bucket, Result, VirtualClock, simulate
+from bench.support.gateway_sim import Bucket, Result, VirtualClock, simulate
 
 
 def _run(seed: int, seconds: float = 20.0) -> Result:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.breaker.sim_s22 import Bucket, VirtualClock, simulate
+from bench.support.gateway_sim import Bucket, VirtualClock, simulate
 
 _OVERALL_NOISE = pytest.mark.xfail(strict=True, reason=(
     "known gap (session 23): the whole client's controller learns its own limit's 429s as noise (3.8% -> 6.1%) and "

@@ -18,7 +18,7 @@ import pytest
 
 from connectors.rate_limiter import EndpointLimiters
 from connectors.rate_share import SHARED_BURST_S, share_each
-from tests.breaker.sim_s22 import Bucket, Result, VirtualClock, simulate
+from bench.support.gateway_sim import Bucket, Result, VirtualClock, simulate
 
 
 def _shard_runs(n: int, seconds: float, *, gateway: bool, seed: int = 0) -> Result:

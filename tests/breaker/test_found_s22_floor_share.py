@@ -13,7 +13,7 @@ stays as it was, and the next share scales those.
 from __future__ import annotations
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
 
 
 def _cut() -> tuple[EndpointLimiters, dict[str, float]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.breaker.sim_s22 import VirtualClock, simulate
+from bench.support.gateway_sim import VirtualClock, simulate
 
 
 def _drop(limiters: EndpointLimiters) -> None:

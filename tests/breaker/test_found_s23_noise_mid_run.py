@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.breaker.sim_s22 import Bucket, VirtualClock, simulate
+from bench.support.gateway_sim import Bucket, VirtualClock, simulate
 
 
 class _NoiseFrom(Mapping[str, float]):

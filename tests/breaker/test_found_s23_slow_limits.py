@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.breaker.sim_s22 import Bucket, VirtualClock, simulate
+from bench.support.gateway_sim import Bucket, VirtualClock, simulate
 from tests.breaker.test_found_s23_cliff_bucket import _run, _share
 
 

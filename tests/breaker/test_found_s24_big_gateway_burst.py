@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.breaker.sim_s22 import Bucket, VirtualClock, simulate
+from bench.support.gateway_sim import Bucket, VirtualClock, simulate
 
 
 @pytest.mark.xfail(strict=True, reason=(

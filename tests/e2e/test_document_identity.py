@@ -18,7 +18,7 @@ from connectors.objects import ObjectStore
 from connectors.s3 import Location, make_s3_client
 from flows.attach_flow import run_attach
 from flows.commands.demo import manifest_csv
-from tests.e2e.helpers import read_report
+from tests.support.scenario import read_report
 from transforms.catalogue import category_of
 from transforms.exactly_once import FileContent, document_key, etag_document_key
 from transforms.models import Document, FileRef

@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.helpers import DemoScenario, read_report
-from tests.e2e.test_attach_flow import EXPECTED_REJECTS
+from tests.support.scenario import EXPECTED_REJECTS, DemoScenario, read_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -17,8 +17,8 @@ import pytest
 
 from connectors.s3 import Location
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.cli_runs import child_env, lease_holders, start_run, wait_for
-from tests.e2e.helpers import load_world, put_scenario, sandbox_record
+from tests.support.cli_runs import child_env, lease_holders, start_run, wait_for
+from tests.support.scenario import load_world, put_scenario, sandbox_record
 from transforms.exactly_once import partition_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

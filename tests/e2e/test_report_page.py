@@ -18,7 +18,7 @@ import pytest
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from tests.e2e.helpers import DemoScenario
+from tests.support.scenario import DemoScenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

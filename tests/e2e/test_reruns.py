@@ -28,7 +28,7 @@ from flows.attach_flow import run_attach
 from flows.commands.cli import app
 from flows.commands.demo import demo_rows, demo_world, manifest_csv
 from flows.commands.demo_samples import sample_pdf
-from tests.e2e.helpers import api_env, load_world, read_report, sandbox_record
+from tests.support.scenario import api_env, load_world, read_report, sandbox_record
 from transforms.exactly_once import partition_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

@@ -22,7 +22,7 @@ from connectors.s3 import Location, S3Store, make_s3_client
 from flows.attach_flow import run_attach
 from flows.commands.cli import app
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, manifest_csv
-from tests.e2e.helpers import DemoScenario
+from tests.support.scenario import DemoScenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

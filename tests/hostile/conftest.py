@@ -71,7 +71,7 @@ def point_run_at_sandbox(mp: pytest.MonkeyPatch, sandbox_url: str, world: dict[s
 @pytest.fixture()
 def corpus_api_url(fin_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """The sandbox's URL, with the corpus world loaded (its record emptied) and the run's settings pointed at it."""
-    from tests.e2e.helpers import load_world
+    from tests.support.scenario import load_world
 
     w = world()
     load_world(fin_sandbox.url, w)
@@ -86,7 +86,7 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
     import flows.attach_flow as attach_flow
     from connectors.objects import ObjectStore
     from connectors.s3 import Location, S3Store, make_s3_client
-    from tests.e2e.helpers import load_world, sandbox_record
+    from tests.support.scenario import load_world, sandbox_record
 
     tmp = tmp_path_factory.mktemp("corpus")
     bucket = f"hostile-{uuid.uuid4().hex[:10]}"

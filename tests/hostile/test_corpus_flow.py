@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import read_report
 from tests.hostile.conftest import CorpusRun
 from tests.hostile.helpers import CORPUS
+from tests.support.scenario import read_report
 
 pytestmark = pytest.mark.slow
 

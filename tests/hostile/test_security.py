@@ -15,8 +15,8 @@ from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.cli import app
 from flows.runtime import check_api_url
-from tests.e2e.helpers import sandbox_record
 from tests.hostile.conftest import CorpusRun
+from tests.support.scenario import sandbox_record
 
 
 class _Recorder:

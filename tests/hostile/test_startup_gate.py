@@ -26,8 +26,8 @@ from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import S3Store, make_s3_client
 from flows.commands.cli import app
-from tests.e2e.helpers import sandbox_record
 from tests.hostile.helpers import WHOLE_FILE
+from tests.support.scenario import sandbox_record
 
 GOOD_MANIFEST = WHOLE_FILE / "utf8_bom.csv"  # well-formed: passes every whole-file check
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 
 from connectors.rate_limiter import EndpointLimiters
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
 from transforms.rate_control import RateController
 
 

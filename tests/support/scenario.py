@@ -95,9 +95,16 @@ def stage_refused_party(bucket: str, sandbox_url: str) -> tuple[str, str]:
     return put_scenario(bucket, rows, files, name="end.csv"), customer["customer_id"]
 
 
-# The demo manifest's files that fail their checks (rejected or failed before any attach).
-DEMO_BAD_KEYS = frozenset({"alpha2.pdf", "expired.pdf", "front-only.pdf", "not-a-pdf.pdf", "nowhere.pdf",
-                           "missing.pdf"})
+# The demo manifest's files that fail their checks, each with the reason its row is rejected.
+EXPECTED_REJECTS = {
+    "alpha2.pdf": "bad_country",
+    "expired.pdf": "expired",
+    "front-only.pdf": "missing_side",
+    "not-a-pdf.pdf": "bad_file_type",
+    "nowhere.pdf": "bad_uuid",
+    "missing.pdf": "missing_object",
+}
+DEMO_BAD_KEYS = frozenset(EXPECTED_REJECTS)
 
 
 def valid_rows(report: list[dict[str, Any]]) -> list[dict[str, Any]]:
