@@ -1,4 +1,5 @@
-"""Breaker s18: the migration deployment's skip of a single file an earlier run completed."""
+"""The migration deployment on a single file an earlier run completed: run again when a missing object was
+restored or the mapping corrected."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from tests.support.scenario import api_env, load_world, read_report, sandbox_record
 from tests.support.legacy_archives import sample_for, stage_archive
+from tests.support.scenario import api_env, load_world, read_report, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

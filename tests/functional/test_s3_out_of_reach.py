@@ -1,4 +1,4 @@
-"""Breaker s19: the storage handle after the layering refactor (#14): what an operator is told when S3 fails."""
+"""What an operator is told when S3 is out of reach: the reason, not "missing or access denied"."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Breaker s18: token upkeep under load (connectors/fin.py), through whole runs against the sandbox."""
+"""Token upkeep under load (connectors/fin.py), through whole runs against the sandbox: short-lived, revoked,
+replaced and garbled tokens."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from typing import Any
 import pytest
 
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET
-from tests.support.scenario import DemoScenario, read_report
-from tests.support.scenario import EXPECTED_REJECTS
+from tests.support.scenario import EXPECTED_REJECTS, DemoScenario, read_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
