@@ -21,7 +21,7 @@ Contenders, on the same customers, files and attach bodies; the sandbox is reset
 Figures, from the sandbox's side: `rate` is requests let through per second, the mean over the whole seconds
 between the first and the last request (the sandbox's meter), so Prefect's start and the report do not dilute
 it; token requests do not open that span (ours asks for its token in its start-up checks, a second or two before
-the plan is ready; until session 22 that empty second counted, ~4 points of a told run); `429s` their share of
+the plan is ready; counted, that empty second would cost ~4 points of a told run); `429s` their share of
 all requests; `failed` rows (ours only);
 `twice` documents attached twice (the sandbox's record); `wall` seconds of the whole run.
 """

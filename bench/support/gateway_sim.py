@@ -1,4 +1,4 @@
-"""Session 22: a virtual-time simulation of requests through ``EndpointLimiters.acquire`` (the real async path).
+"""The gateway simulator: requests through ``EndpointLimiters.acquire`` (the real async path) in virtual time.
 
 Worker tasks per endpoint wait for leave, send to a gateway (token buckets for the whole client and per endpoint,
 optional random 429s, optional Retry-After), and hear the answer ``latency`` later. Time moves only when every task

@@ -1,4 +1,5 @@
-"""Breaker s19: fan-out rate sharing (connectors.rate_share), on a shared fake clock with several runs at once."""
+"""Fanned-out shard runs share R (connectors.rate_share) without the sum of their shares passing R at any instant,
+whatever the latency of the Prefect server's counts: several runs at once on a shared fake clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Session 20: small requests taking the whole client's token ahead of the queued uploads (fake clock, pure)."""
+"""Small requests (customer look-ups, attaches) take the whole client's token ahead of the queued uploads without
+starving them, passing the rate, or hanging on a cancelled upload (fake clock)."""
 
 from __future__ import annotations
 
