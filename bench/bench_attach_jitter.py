@@ -5,10 +5,11 @@ Run: `uv run python bench/bench_attach_jitter.py` (seeds 0-19 and 20-59; a few s
      `uv run python bench/bench_attach_jitter.py --seeds 0 20`
 
 The setup of ``tests/pacing/test_endpoint_limits.py``'s attach limit not told, through the real
-``EndpointLimiters.acquire`` (``bench/support/gateway_sim.simulate``): a gateway of 100/s holding 10 for the whole client, attaches also through a
-bucket of one at 10/s, answers 20 ms +-30% later, look-ups at 15/s, uploads and attaches as fast as 16 and 4 workers
-go, ceiling 1000/s (not told any limit). Printed per range of seeds, over seconds 15-30: the mean and least
-attaches/s that got through, the median and worst share of attaches answered 429, the worst share of all requests.
+``EndpointLimiters.acquire`` (``bench/support/gateway_sim.simulate``): a gateway of 100/s holding 10 for the whole
+client, attaches also through a bucket of one at 10/s, answers 20 ms +-30% later, look-ups at 15/s, uploads and
+attaches as fast as 16 and 4 workers go, ceiling 1000/s (not told any limit). Printed per range of seeds, over
+seconds 15-30: the mean and least attaches/s that got through, the median and worst share of attaches answered 429,
+the worst share of all requests.
 A test checks behaviour on one seed each; this prints how the figures spread.
 """
 

@@ -110,9 +110,10 @@ class SandboxApp:
     def reset(self) -> None:
         """Forget every upload and attachment, restore party statuses and the start-up faults."""
         self.record = Record()
-        if getattr(self, "injector", None) is not None:
-            self.injector.released.set()  # requests held by the faults being replaced go on
-        self.injector = FaultInjector(self.startup_faults)
+        earlier: FaultInjector | None = getattr(self, "injector", None)
+        if earlier is not None:
+            earlier.released.set()  # requests held by the faults being replaced go on
+        self.injector: FaultInjector = FaultInjector(self.startup_faults)
         now = time.time()
         self.party_state: dict[tuple[str, str], tuple[str, float]] = {
             (c.customer_id, p.id): (p.verification_status, now)
