@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.hostile.conftest import CorpusRun
-from tests.hostile.helpers import world
+from tests.hostile.helpers import CorpusRun, world
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from connectors.s3 import Location, S3Store, make_s3_client
 from flows.attach_flow import run_attach
 from flows.commands.cli import app
 from flows.runtime import check_api_url
-from tests.hostile.conftest import CorpusRun
+from tests.hostile.helpers import CorpusRun
 from tests.support.legacy_archives import stage_archive
 from tests.support.scenario import api_env, load_world, sandbox_record
 

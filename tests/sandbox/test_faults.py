@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.faults import Faults, Latency
 from sandbox.injector import FaultInjector, TokenBucket, latency_seconds
-from tests.sandbox.conftest import (
+from tests.sandbox.helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
     CUSTOMER,
