@@ -1,13 +1,15 @@
-"""Attach not told its limit, in virtual time, over many seeds (docs/benchmarks.md, "Attach jitter sweep").
+"""Attach not told its limit, in virtual time, over many seeds: the sweep behind the pacing figures of
+docs/benchmarks.md.
 
 Run: `uv run python bench/bench_attach_jitter.py` (seeds 0-19 and 20-59; a few seconds)
      `uv run python bench/bench_attach_jitter.py --seeds 0 20`
 
-The setup of the attach-with-jitter pacing test, through the real ``EndpointLimiters.acquire`` in the virtual-time
-simulation the pacing tests share: a gateway of 100/s holding 10 for the whole client, attaches also through a
-bucket of one at 10/s, answers 20 ms +-30% later, look-ups at 15/s, uploads and attaches as fast as 16 and 4 workers
-go, ceiling 1000/s (not told any limit). Printed per range of seeds, over seconds 15-30: the mean and least
-attaches/s that got through, the median and worst share of attaches answered 429, the worst share of all requests.
+The setup of ``tests/pacing/test_endpoint_limits.py``'s attach limit not told, through the real
+``EndpointLimiters.acquire`` (``bench/support/gateway_sim.simulate``): a gateway of 100/s holding 10 for the whole
+client, attaches also through a bucket of one at 10/s, answers 20 ms +-30% later, look-ups at 15/s, uploads and
+attaches as fast as 16 and 4 workers go, ceiling 1000/s (not told any limit). Printed per range of seeds, over
+seconds 15-30: the mean and least attaches/s that got through, the median and worst share of attaches answered 429,
+the worst share of all requests.
 A test checks behaviour on one seed each; this prints how the figures spread.
 """
 
@@ -21,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support.gateway_sim import Bucket, VirtualClock, simulate
 from connectors.rate_limiter import EndpointLimiters
-from tests.breaker.sim_s22 import Bucket, VirtualClock, simulate
 
 FROM, TO = 15.0, 30.0
 

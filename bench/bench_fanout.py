@@ -53,9 +53,9 @@ def main() -> None:
     p.add_argument("--timeline", action="store_true", help="also print the sandbox's count of every second")
     args = p.parse_args()
 
+    from bench.support.fanout_world import POOL, SHARD_DEPLOYMENT, FanOutWorld, worker_env
+    from bench.support.prefect_server import prefect_server
     from flows.commands.demo import manifest_csv
-    from tests.ops.fanout_helpers import POOL, SHARD_DEPLOYMENT, FanOutWorld, worker_env
-    from tests.ops.prefect_server import prefect_server
 
     out = OUT.parent / "fanout"
     out.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,10 @@ class SandboxApp:
     def reset(self) -> None:
         """Forget every upload and attachment, restore party statuses and the start-up faults."""
         self.record = Record()
-        self.injector = FaultInjector(self.startup_faults)
+        earlier: FaultInjector | None = getattr(self, "injector", None)
+        if earlier is not None:
+            earlier.released.set()  # requests held by the faults being replaced go on
+        self.injector: FaultInjector = FaultInjector(self.startup_faults)
         now = time.time()
         self.party_state: dict[tuple[str, str], tuple[str, float]] = {
             (c.customer_id, p.id): (p.verification_status, now)
@@ -202,6 +205,7 @@ class SandboxApp:
             await drain(receive)
             await self._respond(send, 401, _AUTH_FAILED)
             return
+        await injector.wait_at_gate(endpoint)
         await handler(scope, receive, send, fate)
 
     def _authorized(self, scope: Scope) -> bool:
@@ -504,7 +508,8 @@ class SandboxApp:
         raw = await read_body(receive, MAX_JSON_BYTES)
         route = (method, path)
         if route == ("GET", "/_sandbox/record"):
-            await json_response(send, 200, {**self.record.as_json(), "rate": self.injector.rate_seen()})
+            await json_response(send, 200, {**self.record.as_json(), "rate": self.injector.rate_seen(),
+                                            "held": self.injector.held})
         elif route == ("POST", "/_sandbox/reset"):
             self.reset()
             await json_response(send, 200, {"data": {}})
@@ -513,8 +518,12 @@ class SandboxApp:
         elif route == ("POST", "/_sandbox/faults"):
             faults = await _parse_or_422(send, Faults, raw or b"{}", "faults")
             if faults is not None:
+                self.injector.released.set()  # requests held by the faults being replaced go on
                 self.injector = FaultInjector(faults)
                 await json_response(send, 200, {"data": faults.model_dump(mode="json")})
+        elif route == ("POST", "/_sandbox/release"):
+            self.injector.released.set()
+            await json_response(send, 200, {"data": {}})
         elif route == ("POST", "/_sandbox/party"):
             await self._change_party(raw or b"", send)
         elif route == ("POST", "/_sandbox/world"):

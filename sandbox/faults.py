@@ -113,6 +113,12 @@ class HugeBody(_Scoped):
     mib: float = Field(gt=0, le=4096)
 
 
+class Hold(_Scoped):
+    """Requests wait, after authentication and before any work, until ``POST /_sandbox/release`` opens the gate (or
+    new faults replace these): a run held mid-flight for exactly as long as a test needs, whatever the machine's
+    speed."""
+
+
 class RefuseParties(BaseModel):
     """Attach requests carrying one of these parties are answered 400 and nothing of them is applied, as Fin's own
     checks refuse a document they cannot accept (a number that fails its checksum, an unreadable scan)."""
@@ -151,6 +157,7 @@ class Faults(BaseModel):
      "html_200": {"share": 0.1, "endpoints": ["attach"]},
      "dribble": {"share": 0.1, "interval_s": 0.05},
      "huge_body": {"mib": 300, "endpoints": ["customer"]},
+     "hold": {"endpoints": ["upload"]},
      "token_ttl_literal": "Infinity"}
     """
 
@@ -167,6 +174,7 @@ class Faults(BaseModel):
     html_200: list[Html200] = Field(default_factory=list)
     dribble: list[Dribble] = Field(default_factory=list)
     huge_body: list[HugeBody] = Field(default_factory=list)
+    hold: list[Hold] = Field(default_factory=list)
     token_ttl_literal: str | None = Field(
         default=None,
         pattern=r"^(-?Infinity|NaN|-?\d{1,400}(\.\d{1,20})?([eE][+-]?\d{1,4})?)$",
@@ -188,7 +196,7 @@ class Faults(BaseModel):
 
     _list_fields = field_validator(
         "latency", "rate_limit", "random_429", "errors", "drop", "slow", "commit_then_fail", "html_200", "dribble",
-        "huge_body", mode="before"
+        "huge_body", "hold", mode="before"
     )(_as_list)
 
     @classmethod

@@ -9,6 +9,7 @@ endpoint, so turning them on leaves every other fate of a seed as it was.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import random
@@ -110,6 +111,9 @@ class FaultInjector:
         # ... and for the work: all but token requests. A client asks for its token in its start-up checks, seconds
         # before its first upload when it plans a manifest first; the mean rate spans the work, not that start.
         self.work_per_second: Counter[int] = Counter()
+        # The gate of the `hold` fault: requests it holds wait for it to open; `held` counts those waiting now.
+        self.released = asyncio.Event()
+        self.held = 0
 
     def _bucket(self, index: int, limit: RateLimit, endpoint: str) -> TokenBucket:
         key = (index, endpoint if limit.per_endpoint else "*")
@@ -140,6 +144,16 @@ class FaultInjector:
             if endpoint == "attach":
                 self.attaches_per_second[int(self._clock())] += 1
         return refused
+
+    async def wait_at_gate(self, endpoint: str) -> None:
+        """Return once the gate is open, at once when no `hold` applies to `endpoint`."""
+        if self.faults.first("hold", endpoint) is None or self.released.is_set():
+            return
+        self.held += 1
+        try:
+            await self.released.wait()
+        finally:
+            self.held -= 1
 
     def _random_429(self, endpoint: str) -> tuple[float, bool] | None:
         noise = self.faults.first("random_429", endpoint)

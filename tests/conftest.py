@@ -12,10 +12,14 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.scenario import DemoScenario
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +61,22 @@ def fin_sandbox() -> Iterator[Any]:
                                   "customers": []})
     with SandboxServer(create_app(empty, admin=True)) as server:
         yield server
+
+
+@pytest.fixture()
+def demo_scenario(fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch,
+                  tmp_path: Path) -> Callable[..., DemoScenario]:
+    """Stages a demo scenario: a demo world (and its faults) in the sandbox, its files and manifest in the
+    test's bucket, and the run's settings pointed at both. Call it with the number of customers, the faults and
+    any extra run settings (``KYC_ATTACH_...="value"``)."""
+    from flows.commands.demo import demo_rows, demo_world
+    from tests.support.scenario import DemoScenario, api_env, load_world, put_scenario
+
+    def stage(customers: int = 3, faults: dict[str, Any] | None = None, **settings: str) -> DemoScenario:
+        world = demo_world(customers=customers)
+        rows, files = demo_rows(world, bucket)
+        load_world(fin_sandbox.url, world, faults)
+        api_env(monkeypatch, fin_sandbox.url, tmp_path, **settings)
+        return DemoScenario(world, rows, put_scenario(bucket, rows, files), bucket, fin_sandbox.url)
+
+    return stage

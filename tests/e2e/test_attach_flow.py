@@ -8,19 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import DemoScenario, read_report
+from tests.support.scenario import EXPECTED_REJECTS, DemoScenario, read_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
-
-# Rows demo_rows makes bad on purpose, by the last part of their key, and the reason each must get.
-EXPECTED_REJECTS = {
-    "alpha2.pdf": "bad_country",
-    "expired.pdf": "expired",
-    "front-only.pdf": "missing_side",
-    "not-a-pdf.pdf": "bad_file_type",
-    "nowhere.pdf": "bad_uuid",
-    "missing.pdf": "missing_object",
-}
 
 
 def test_every_valid_document_attached_once_and_report_matches_manifest(

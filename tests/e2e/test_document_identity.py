@@ -18,7 +18,7 @@ from connectors.objects import ObjectStore
 from connectors.s3 import Location, make_s3_client
 from flows.attach_flow import run_attach
 from flows.commands.demo import manifest_csv
-from tests.e2e.helpers import read_report
+from tests.support.scenario import read_report, sandbox_record
 from transforms.catalogue import category_of
 from transforms.exactly_once import FileContent, document_key, etag_document_key
 from transforms.models import Document, FileRef
@@ -189,3 +189,38 @@ def test_a_ledger_that_knows_documents_by_etag_and_side_does_not_attach_them_aga
     assert len(after["attachments"]) == len(record["attachments"])
     assert len(after["uploads"]) == len(record["uploads"])
     assert {(r["status"], r["reason_code"]) for r in _good(report)} == {("skipped", "already_attached")}
+
+
+def test_archive_copied_to_a_new_prefix_with_a_multipart_copy_is_attached_again(
+    demo_scenario: Any, bucket: str
+) -> None:
+    """The identity of a file is its ETag (README), and the docstring of `document_key` promises that the same
+    content under another key is the same document. An operator moves the archive to a new prefix with
+    `aws s3 cp --recursive` / boto3's managed `copy` (multipart above 8 MB, so a different `md5-N` ETag for the
+    same bytes) and tomorrow's export points at the new keys. Found: every scan above 8 MB (common for colour
+    PDFs) is a 'new document' and is attached a second time."""
+    import asyncio
+
+    from boto3.s3.transfer import TransferConfig
+
+    from flows.attach_flow import run_attach
+    from flows.commands.demo import manifest_csv
+
+    scenario = demo_scenario(customers=1)
+    s3 = make_s3_client()
+    big = b"%PDF-1.4\n%" + b"0" * (9 * 1024 * 1024) + b"\n%%EOF\n"  # a 9 MiB scan, valid to the structure check
+    row = next(r for r in scenario.rows if r["s3_uri"].endswith("/docs/0/passport.pdf"))
+    s3.put_object(Bucket=bucket, Key="docs/0/passport.pdf", Body=big)
+    s3.put_object(Bucket=bucket, Key="manifests/one.csv", Body=manifest_csv([row]))
+    first = asyncio.run(run_attach(f"s3://{bucket}/manifests/one.csv", f"s3://{bucket}/reports", run_id="n1"))
+    assert first["by_status"]["attached"] == 1
+
+    s3.copy({"Bucket": bucket, "Key": "docs/0/passport.pdf"}, bucket, "moved/0/passport.pdf",
+            Config=TransferConfig(multipart_threshold=8 * 1024 * 1024))
+    moved = {**row, "s3_uri": f"s3://{bucket}/moved/0/passport.pdf"}
+    s3.put_object(Bucket=bucket, Key="manifests/two.csv", Body=manifest_csv([moved]))
+    second = asyncio.run(run_attach(f"s3://{bucket}/manifests/two.csv", f"s3://{bucket}/reports", run_id="n2"))
+
+    record = sandbox_record(scenario.sandbox_url)
+    assert record["duplicates"]["attachments"] == 0, "the same scan, moved, was attached twice"
+    assert second["by_reason"].get("already_attached") == 1

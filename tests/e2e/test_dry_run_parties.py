@@ -14,7 +14,7 @@ import pytest
 
 from flows.attach_flow import run_attach
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
+from tests.support.scenario import api_env, load_world, put_scenario, read_report, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

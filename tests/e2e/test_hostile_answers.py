@@ -11,7 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.e2e.helpers import DemoScenario, load_world, read_report
+from tests.support.scenario import DemoScenario, load_world, read_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -16,7 +16,7 @@ from connectors.ledger_index import read_records
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.cli import app
-from tests.e2e.helpers import DemoScenario, put_scenario, read_report
+from tests.support.scenario import DemoScenario, put_scenario, read_report
 from transforms.exactly_once import partition_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

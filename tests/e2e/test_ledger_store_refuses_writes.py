@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from flows.attach_flow import run_attach
 from flows.commands.cli import app
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record, valid_rows
 from tests.e2e.refusing_s3_proxy import Refusals, refusing_proxy
+from tests.support.scenario import api_env, load_world, put_scenario, read_report, sandbox_record, valid_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -14,7 +14,7 @@ import yaml
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.demo import demo_rows, demo_world, manifest_csv
-from tests.e2e.helpers import api_env, load_world, sandbox_record
+from tests.support.scenario import api_env, load_world, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

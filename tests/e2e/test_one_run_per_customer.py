@@ -1,24 +1,26 @@
 """One run at a time per customer, for real: ``kyc-attach run`` in child processes against the S3 server and the
 sandbox, counting attaches from the sandbox's own record.
 
-The first run is held in its uploads by a long latency on the sandbox's upload endpoint (longer than a run takes
-to start on a loaded machine; the request timeout is raised above it); the second starts once the first's lease
-is on S3, so the two overlap.
+The first run is held in its uploads, by the sandbox's gate (the `hold` fault, released once the second run has
+ended) or by a long latency on the upload endpoint (longer than a run takes to start on a loaded machine; the
+request timeout is raised above it); the second starts once the first is held, so the two overlap.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from connectors.s3 import Location
+from connectors.s3 import Location, make_s3_client
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.cli_runs import child_env, lease_holders, start_run, wait_for
-from tests.e2e.helpers import load_world, put_scenario, sandbox_record
+from tests.support.cli_runs import child_env, lease_holders, start_run, wait_for
+from tests.support.scenario import load_world, put_scenario, sandbox_record
 from transforms.exactly_once import partition_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -96,3 +98,50 @@ def test_runs_over_other_customers_work_side_by_side(fin_sandbox: Any, bucket: s
     attached_for = {a["customer_id"] for a in record["attachments"]}
     assert attached_for & halves[0] and attached_for & halves[1]
     assert record["duplicates"]["attachments"] == 0
+
+
+def _release(sandbox_url: str) -> None:
+    httpx.post(f"{sandbox_url}/_sandbox/release").raise_for_status()
+
+
+@pytest.mark.timeout(900)
+def test_two_overlapping_runs_under_one_report_location_do_not_both_attach(
+    fin_sandbox: Any, bucket: str, tmp_path: Path
+) -> None:
+    """A manifest copied to a second key (or the nightly and a hand run of the same export) run at the same time
+    under one report location: a document is attached at most once under one report location, whatever manifest
+    carries it. The first run is held at the sandbox's gate in its first upload, its lease on S3, until the
+    second has ended: the second sees the first working and does not start (exit 2, one line); released, the
+    first finishes alone."""
+    world = demo_world(customers=4)
+    rows, files = demo_rows(world, bucket)
+    load_world(fin_sandbox.url, world, {"hold": {"endpoints": ["upload"]}})
+    manifest = put_scenario(bucket, rows, files)
+    make_s3_client().copy_object(Bucket=bucket, Key="manifests/copy.csv",
+                                 CopySource={"Bucket": bucket, "Key": "manifests/m.csv"})
+    report = f"s3://{bucket}/reports"
+    # the held upload must not time out and be retried into failure while the second run starts
+    env = child_env(fin_sandbox.url, tmp_path / "work", KYC_ATTACH_REQUEST_TIMEOUT_S="600",
+                    KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+
+    first = start_run(manifest, report, "one", env)
+    try:
+        wait_for(lambda: sandbox_record(fin_sandbox.url)["held"] > 0, running=[first],
+                 what="the first run held in its uploads")
+        second = start_run(f"s3://{bucket}/manifests/copy.csv", report, "two", env)
+        try:
+            _, second_err = second.communicate(timeout=300)
+        except subprocess.TimeoutExpired:  # held at the gate too: it started while the first was working
+            _release(fin_sandbox.url)
+            _, second_err = second.communicate(timeout=300)
+    finally:
+        _release(fin_sandbox.url)
+    _, first_err = first.communicate(timeout=300)
+
+    assert second.returncode == 2, second_err[-2000:]
+    assert "run one is working on customers of this manifest" in second_err
+    assert first.returncode == 0, first_err[-2000:]
+    record = sandbox_record(fin_sandbox.url)
+    assert len(record["attachments"]) > 0
+    assert record["duplicates"]["attachments"] == 0, (
+        f"{record['duplicates']['attachments']} documents attached twice by two overlapping runs")

@@ -7,18 +7,24 @@ there.
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
+import shlex
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from tests.e2e.helpers import DemoScenario
+from flows.commands.cli import app
+from tests.support.legacy_archives import stage_archive
+from tests.support.scenario import DemoScenario, api_env, load_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -98,3 +104,26 @@ def test_report_page_of_a_throttled_run_draws_its_charts_and_matches_the_summary
                if r.get(k)}
     html = page_path.read_text()
     assert not [s for s in secrets if s in html]
+
+
+def test_retry_command_on_the_page_of_a_mapped_run_works(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """README: report.html gives 'the exact command to retry failed rows'. For a legacy archive run with
+    `--mapping` (carrier_c: cp1252, ';'), the page's command leaves `--mapping` out (summary.json does not even
+    record the mapping), so the person who copies it gets exit 2 ('the header reads as one field holding
+    ;-separated names') instead of a retry."""
+    archive, mapping, world, _ = stage_archive("carrier_c", bucket)
+    load_world(fin_sandbox.url, world, {"errors": {"share": 1.0, "statuses": [503], "endpoints": ["upload"]}})
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_MAX_ATTEMPTS="1")
+    reports = f"s3://{bucket}/reports"
+    first = CliRunner().invoke(app, ["run", archive, "--report-uri", reports, "--mapping", mapping,
+                                     "--run-id", "m1", "--no-progress"])
+    assert first.exit_code == 1, first.output
+    page = ObjectStore(S3Store(make_s3_client())).read(Location(bucket, "reports/m1/report.html")).decode()
+    commands = [html.unescape(c) for c in re.findall(r"kyc-attach run [^<]*--retry-failed m1", page)]
+    assert commands, "no retry command on the page"
+    load_world(fin_sandbox.url, world)  # the outage is over
+    args = [*shlex.split(commands[0])[1:], "--no-progress"]
+    retry = CliRunner().invoke(app, args)
+    assert retry.exit_code != 2, f"the page's retry command does not start: {retry.stderr.strip()}"

@@ -14,8 +14,8 @@ from prefect.settings import PREFECT_API_URL
 
 from flows.attach_flow import attach_manifest
 from flows.run_end import summary_of
-from tests.e2e.helpers import NUMBER_OF_REFUSED_PARTY as NUMBER
-from tests.e2e.helpers import api_env, read_report, stage_refused_party
+from tests.support.scenario import NUMBER_OF_REFUSED_PARTY as NUMBER
+from tests.support.scenario import api_env, read_report, stage_refused_party
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

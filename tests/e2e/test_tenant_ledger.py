@@ -22,7 +22,7 @@ from connectors.s3 import Location, S3Store, make_s3_client
 from flows.attach_flow import run_attach
 from flows.commands.cli import app
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, manifest_csv
-from tests.e2e.helpers import DemoScenario
+from tests.support.scenario import DemoScenario, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -231,3 +231,21 @@ def test_a_lifecycle_rule_expiring_the_ledger_refuses_the_run(
     _expire(bucket, "kyc/reports/", "reports-only")  # a rule for the reports alone is none of the ledger's business
     assert check_before_run(s.manifest, f"s3://{bucket}/kyc/reports", run_id="reports-expire", dry_run=True).rows
 
+
+@pytest.mark.parametrize("spelling", ["s3://{b}/reports/./", "s3://{b}/./reports", "s3://{b}/x/../reports"])
+def test_report_prefix_with_a_dot_segment_is_the_same_ledger(demo_scenario: Any, bucket: str, spelling: str) -> None:
+    """README: `s3://bucket//reports` and `s3://bucket/reports` are one ledger (`Location.normalised`). A `.`
+    segment (`$PREFIX/./`, `os.path.join(prefix, '.')`) is not normalised: the second run gets a fresh ledger and
+    attaches every document again (12 of 12 twice on loopback), and run ids are not unique either (`r1` can be used
+    under `reports/` and `reports/./`)."""
+    import asyncio
+
+    from connectors.errors import SetupError
+    from flows.attach_flow import run_attach
+
+    scenario = demo_scenario(customers=2)
+    scenario.run(run_id="d1")
+    # fixed: a '.' or '..' segment in an S3 prefix is refused (S3 keys are not paths), before anything is sent
+    with pytest.raises(SetupError, match=r"'\.' or '\.\.'"):
+        asyncio.run(run_attach(scenario.manifest, spelling.format(b=bucket), run_id="d2"))
+    assert sandbox_record(scenario.sandbox_url)["duplicates"]["attachments"] == 0

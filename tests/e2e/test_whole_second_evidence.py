@@ -13,7 +13,7 @@ import pytest
 
 from flows.attach_flow import run_attach
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record, valid_rows
+from tests.support.scenario import api_env, load_world, put_scenario, read_report, sandbox_record, valid_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

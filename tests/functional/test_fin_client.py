@@ -18,7 +18,7 @@ from connectors.fin import FinClient
 from connectors.rate_limiter import EndpointLimiters
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_world
 from flows.commands.demo_samples import sample_pdf
-from tests.e2e.helpers import load_world, sandbox_record
+from tests.support.scenario import load_world, sandbox_record
 from transforms.breaker import CircuitBreaker
 
 SetFaults = Callable[[dict[str, Any]], None]

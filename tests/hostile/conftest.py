@@ -11,33 +11,16 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.hostile.helpers import MAX_FILE_BYTES, corpus_files, corpus_rows, manifest_bytes, world
+from tests.hostile.helpers import MAX_FILE_BYTES, CorpusRun, corpus_files, corpus_rows, manifest_bytes, world
 
 # Every logger a run may write through, set to DEBUG for the capture (root catches everything that propagates).
 VERBOSE_LOGGERS = ("", "httpx", "httpcore", "botocore", "boto3", "s3transfer", "urllib3", "prefect", "kyc_attach",
                    "connectors", "flows", "transforms", "asyncio")
-
-
-@dataclass
-class CorpusRun:
-    """What the corpus runs produced, for the tests to read."""
-
-    bucket: str
-    rows: list[dict[str, str]] = field(repr=False)
-    real: dict[str, Any] = field(repr=False)
-    dry: dict[str, Any] = field(repr=False)
-    record: dict[str, Any] = field(repr=False)  # the sandbox's record right after the real run
-    log_path: Path = field(repr=False)
-    work_dir: Path = field(repr=False)
-    # Never in a repr: a failing assertion prints its arguments into the CI log.
-    tokens: list[str] = field(default_factory=list, repr=False)  # every access/refresh token the runs held
-    secret: str = field(default="", repr=False)
 
 
 @contextlib.contextmanager
@@ -71,7 +54,7 @@ def point_run_at_sandbox(mp: pytest.MonkeyPatch, sandbox_url: str, world: dict[s
 @pytest.fixture()
 def corpus_api_url(fin_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """The sandbox's URL, with the corpus world loaded (its record emptied) and the run's settings pointed at it."""
-    from tests.e2e.helpers import load_world
+    from tests.support.scenario import load_world
 
     w = world()
     load_world(fin_sandbox.url, w)
@@ -86,7 +69,7 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
     import flows.attach_flow as attach_flow
     from connectors.objects import ObjectStore
     from connectors.s3 import Location, S3Store, make_s3_client
-    from tests.e2e.helpers import load_world, sandbox_record
+    from tests.support.scenario import load_world, sandbox_record
 
     tmp = tmp_path_factory.mktemp("corpus")
     bucket = f"hostile-{uuid.uuid4().hex[:10]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,19 @@ def corpus_files(rows: list[dict[str, str]], bucket: str) -> dict[str, bytes]:
         if data is not None:
             files[uri[len(prefix):]] = data
     return files
+
+
+@dataclass
+class CorpusRun:
+    """What the corpus runs produced, for the tests to read."""
+
+    bucket: str
+    rows: list[dict[str, str]] = field(repr=False)
+    real: dict[str, Any] = field(repr=False)
+    dry: dict[str, Any] = field(repr=False)
+    record: dict[str, Any] = field(repr=False)  # the sandbox's record right after the real run
+    log_path: Path = field(repr=False)
+    work_dir: Path = field(repr=False)
+    # Never in a repr: a failing assertion prints its arguments into the CI log.
+    tokens: list[str] = field(default_factory=list, repr=False)  # every access/refresh token the runs held
+    secret: str = field(default="", repr=False)

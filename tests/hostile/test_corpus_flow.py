@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import read_report
-from tests.hostile.conftest import CorpusRun
-from tests.hostile.helpers import CORPUS
+from tests.hostile.helpers import CORPUS, CorpusRun
+from tests.support.scenario import read_report
 
 pytestmark = pytest.mark.slow
 

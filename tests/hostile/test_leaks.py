@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.hostile.conftest import CorpusRun
-from tests.hostile.helpers import world
+from tests.hostile.helpers import CorpusRun, world
 
 pytestmark = pytest.mark.slow
 
@@ -122,7 +121,7 @@ def test_prefect_artifacts_parameters_and_logs_carry_no_personal_data(corpus_run
 
 
 def test_report_messages_name_fields_never_values(corpus_run: CorpusRun) -> None:
-    from tests.e2e.helpers import read_report
+    from tests.support.scenario import read_report
 
     report = read_report(corpus_run.real)
     for want, got in zip(corpus_run.rows, report, strict=True):
@@ -175,7 +174,7 @@ MASKED_CELLS = {
 
 
 def test_rejected_values_are_masked_in_every_report(corpus_run: CorpusRun) -> None:
-    from tests.e2e.helpers import read_report
+    from tests.support.scenario import read_report
 
     report = read_report(corpus_run.real)
     needles: dict[str, str] = {}

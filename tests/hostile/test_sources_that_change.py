@@ -25,7 +25,7 @@ from connectors.rate_limiter import EndpointLimiters
 from connectors.s3 import S3Store, make_s3_client
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_world
 from flows.commands.demo_samples import sample_pdf
-from tests.e2e.helpers import load_world, sandbox_record
+from tests.support.scenario import load_world, sandbox_record
 
 
 async def _upload_while(fin_url: str, store: ObjectStore, uri: str, meanwhile: Any, customer_id: str) -> Any:

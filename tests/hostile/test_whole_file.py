@@ -25,8 +25,8 @@ from connectors.manifest import open_manifest
 from connectors.workarea import read_bucket_range
 from flows.commands.cli import app
 from flows.plan import plan_manifest
-from tests.e2e.helpers import sandbox_record
 from tests.hostile.helpers import WHOLE_FILE
+from tests.support.scenario import sandbox_record
 from transforms.rules import Rules
 
 C1 = "0f8e3c52-6d1a-4b7e-9a21-3c5d7e9f1a01"

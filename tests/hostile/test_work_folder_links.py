@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from connectors.errors import SetupError
 from flows.commands.cli import app
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.helpers import api_env, load_world, put_scenario, sandbox_record
+from tests.support.scenario import api_env, load_world, put_scenario, sandbox_record
 
 ROOT = Path(__file__).resolve().parents[2]
 

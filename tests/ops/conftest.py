@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import demo_scenario  # noqa: F401  (the whole-flow tests' scenario fixture, reused)
-from tests.ops.fanout_helpers import POOL, FanOutWorld, worker_env
-from tests.ops.prefect_server import prefect_server
+from bench.support.fanout_world import POOL, FanOutWorld, worker_env
+from bench.support.prefect_server import prefect_server
 
 
 @pytest.fixture(scope="session")

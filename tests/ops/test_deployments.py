@@ -13,12 +13,12 @@ from uuid import UUID
 
 import pytest
 
+from bench.support.prefect_server import PrefectServer, prefect_server
 from connectors.jobs import list_manifests
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_rows, demo_world, manifest_csv
-from tests.e2e.helpers import load_world, put_scenario, sandbox_record
-from tests.ops.prefect_server import PrefectServer, prefect_server
+from tests.support.scenario import load_world, put_scenario, sandbox_record
 
 pytestmark = [pytest.mark.slow]
 

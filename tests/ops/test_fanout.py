@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from bench.support.fanout_world import LIMIT, SHARD_DEPLOYMENT, FanOutWorld
 from connectors.objects import ObjectStore
 from connectors.rate_share import rate_tag
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.helpers import api_env, load_world, put_scenario, sandbox_record
-from tests.ops.fanout_helpers import LIMIT, SHARD_DEPLOYMENT, FanOutWorld, report_rows
+from tests.ops.fanout_helpers import report_rows
+from tests.support.scenario import api_env, load_world, put_scenario, sandbox_record
 
 pytestmark = [pytest.mark.slow]
 

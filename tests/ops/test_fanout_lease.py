@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.support.fanout_world import SHARD_DEPLOYMENT, FanOutWorld
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_rows, demo_world
-from tests.e2e.cli_runs import start_run, wait_for
-from tests.e2e.helpers import load_world, put_scenario, sandbox_record
-from tests.ops.fanout_helpers import SHARD_DEPLOYMENT, FanOutWorld
+from tests.support.cli_runs import start_run, wait_for
+from tests.support.scenario import load_world, put_scenario, sandbox_record
 
 pytestmark = [pytest.mark.slow]
 

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.support.fanout_world import FanOutWorld
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
-from tests.e2e.helpers import DemoScenario, load_world, read_report
-from tests.ops.fanout_helpers import FanOutWorld, fan_out_env, report_rows
+from tests.ops.fanout_helpers import fan_out_env, report_rows
+from tests.support.scenario import DemoScenario, load_world, read_report
 
 pytestmark = [pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.ops.prefect_server import PrefectServer, prefect_server
+from bench.support.prefect_server import PrefectServer, prefect_server
 
 pytestmark = [pytest.mark.slow]
 

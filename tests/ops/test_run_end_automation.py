@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from bench.support.prefect_server import PrefectServer, prefect_server
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET
-from tests.e2e.helpers import stage_refused_party
-from tests.ops.prefect_server import PrefectServer, prefect_server
+from tests.support.scenario import stage_refused_party
 
 pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

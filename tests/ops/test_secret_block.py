@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from prefect.blocks.system import Secret
 
+from bench.support.fanout_world import FanOutWorld
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET
-from tests.e2e.helpers import DemoScenario
-from tests.ops.fanout_helpers import FanOutWorld, fan_out_env
+from tests.ops.fanout_helpers import fan_out_env
+from tests.support.scenario import DemoScenario
 
 pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -29,11 +29,11 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 
+from bench.support.fanout_world import LIMIT, POOL, SHARD_DEPLOYMENT
+from bench.support.prefect_server import PrefectServer, prefect_server
 from connectors.rate_share import rate_tag
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_rows, demo_world
-from tests.e2e.helpers import load_world, put_scenario
-from tests.ops.fanout_helpers import LIMIT, POOL, SHARD_DEPLOYMENT
-from tests.ops.prefect_server import PrefectServer, prefect_server
+from tests.support.scenario import load_world, put_scenario
 
 pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

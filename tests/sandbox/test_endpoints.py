@@ -10,7 +10,7 @@ from datetime import datetime
 import httpx
 
 from sandbox.server import SandboxServer
-from tests.sandbox.conftest import (
+from tests.sandbox.helpers import (
     APPROVED_PARTY,
     CLIENT_ID,
     CLIENT_SECRET,
@@ -326,7 +326,7 @@ def test_admin_routes_are_off_unless_asked() -> None:
 def test_server_context_manager_serves_and_stops() -> None:
     from sandbox.app import create_app
     from sandbox.world import World
-    from tests.sandbox.conftest import WORLD
+    from tests.sandbox.helpers import WORLD
 
     with SandboxServer(create_app(World.model_validate(WORLD))) as srv:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", srv.url)

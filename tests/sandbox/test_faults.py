@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.faults import Faults, Latency
 from sandbox.injector import FaultInjector, TokenBucket, latency_seconds
-from tests.sandbox.conftest import (
+from tests.sandbox.helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
     CUSTOMER,
@@ -302,6 +302,41 @@ def test_concurrent_attach_for_one_customer_is_409(api: Api, server_url: str) ->
     assert results[1].json() == CONFLICT
     assert len(api.record()["attachments"]) == 2
     assert api.attach(body).status_code == 200  # the flag is released afterwards
+
+
+# ---- hold ----------------------------------------------------------------------------------------
+
+
+def _wait_for_held(api: Api, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while api.record()["held"] < n:
+        assert time.monotonic() < deadline, f"{n} request(s) never reached the gate"
+        time.sleep(0.02)
+
+
+def test_held_requests_wait_until_released_and_others_pass(api: Api) -> None:
+    api.faults({"hold": {"endpoints": ["upload"]}})
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(api.upload)
+        _wait_for_held(api, 1)
+        assert _customer(api).status_code == 200  # endpoints the hold does not name pass
+        time.sleep(0.3)
+        assert not held.done() and api.record()["uploads"] == []
+        assert api.http.post("/_sandbox/release").status_code == 200
+        assert held.result(timeout=10)
+    assert api.record()["held"] == 0
+    assert len(api.record()["uploads"]) == 1
+    api.upload()  # the gate stays open once released
+
+
+@pytest.mark.parametrize("route", ["/_sandbox/faults", "/_sandbox/reset"])
+def test_replacing_the_faults_lets_held_requests_go_on(api: Api, route: str) -> None:
+    api.faults({"hold": {}})
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(_customer, api)
+        _wait_for_held(api, 1)
+        api.http.post(route, json={})
+        assert held.result(timeout=10).status_code == 200
 
 
 # ---- configuration -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from sandbox.faults import Faults
 from sandbox.injector import FaultInjector
-from tests.sandbox.conftest import CLIENT_ID, CLIENT_SECRET, CUSTOMER, PARTY_1, Api, body_for, passport
+from tests.sandbox.helpers import CLIENT_ID, CLIENT_SECRET, CUSTOMER, PARTY_1, Api, body_for, passport
 
 
 def _token(http: httpx.Client) -> httpx.Response:

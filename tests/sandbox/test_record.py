@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sandbox.uploads import parse_upload
 from sandbox.world import World
-from tests.sandbox.conftest import (
+from tests.sandbox.helpers import (
     CUSTOMER,
     OTHER_CUSTOMER,
     PARTY_1,

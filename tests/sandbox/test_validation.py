@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sandbox.validation import AttachRules, check_attach
-from tests.sandbox.conftest import (
+from tests.sandbox.helpers import (
     OTHER_PARTY,
     PARTY_1,
     PARTY_2,

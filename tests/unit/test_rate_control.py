@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from tests.sim_answers import answer_controller
+from tests.support.rate_answers import simulate_controller
 from transforms.rate_control import RateControl, RateController
 
 
@@ -156,46 +154,18 @@ def test_bad_tuning_is_refused() -> None:
         RateControl(ceiling=1.0, floor=2.0)
 
 
-def _simulate(limit: float, burst: float, ceiling: float, seconds: float, *, noise: float = 0.0,
-              latency: float = 0.02, seed: int = 1) -> tuple[float, float, RateController]:
-    """A client sending as fast as its controller allows against a token-bucket gateway (no Retry-After).
-
-    Responses come back ``latency`` after sending, so the controller sees them late, as a real client does, and
-    a 429 says when its request was sent (``FinClient`` tells it from the response's elapsed time).
-    Returns (successes/s over the second half, 429 share over the whole run, the controller).
-    """
-    rng = random.Random(seed)
-    ctl = RateController(RateControl(ceiling=ceiling), now=0.0)
-    tokens, stamp, t = burst, 0.0, 0.0
-    pending: list[tuple[float, bool, float]] = []
-    ok_late = sent = refused = 0
-    while t < seconds:
-        t += 1.0 / ctl.rate
-        answer_controller(pending, t, ctl)
-        tokens, stamp = min(burst, tokens + (t - stamp) * limit), t
-        throttled = tokens < 1.0 or rng.random() < noise
-        if tokens >= 1.0 and not throttled:
-            tokens -= 1.0
-        sent += 1
-        refused += throttled
-        if not throttled and t > seconds / 2:
-            ok_late += 1
-        pending.append((t + latency, throttled, t))
-    return ok_late / (seconds / 2), refused / sent, ctl
-
-
 # A 20 s run, as the end-to-end bench's: the first overshoot (from 10x the limit) weighs in the share. The limit
 # of 10/s with a bucket of one request is the attach-only limit: any two requests closer than 0.1 s meet a 429.
 @pytest.mark.parametrize(("limit", "max_share"), [(10.0, 0.10), (100.0, 0.05), (400.0, 0.05)])
 def test_not_told_the_limit_it_settles_near_it(limit: float, max_share: float) -> None:
-    rate, share_429, ctl = _simulate(limit, burst=max(1.0, limit / 10), ceiling=10 * limit, seconds=20)
+    rate, share_429, ctl = simulate_controller(limit, burst=max(1.0, limit / 10), ceiling=10 * limit, seconds=20)
     assert rate >= 0.9 * limit
     assert share_429 <= max_share
     assert ctl.rate < 2 * limit  # it found the limit, not the ceiling
 
 
 def test_told_the_limit_it_stays_at_it() -> None:
-    rate, share_429, _ = _simulate(100.0, burst=10.0, ceiling=100.0, seconds=30)
+    rate, share_429, _ = simulate_controller(100.0, burst=10.0, ceiling=100.0, seconds=30)
     assert rate >= 0.95 * 100
     assert share_429 <= 0.02
 
@@ -204,7 +174,7 @@ def test_told_the_limit_it_stays_at_it() -> None:
 def test_random_429s_do_not_drag_the_rate_to_the_floor(seed: int) -> None:
     # 10 % of requests refused at random, the gateway's real limit far away: the rate stays near the ceiling.
     # (Seed 0 fell to 21/s when any share over the margin cut: four 429s in twenty responses is common at 10%.)
-    rate, _, _ = _simulate(1000.0, burst=100.0, ceiling=100.0, seconds=30, noise=0.10, seed=seed)
+    rate, _, _ = simulate_controller(1000.0, burst=100.0, ceiling=100.0, seconds=30, noise=0.10, seed=seed)
     assert rate >= 0.8 * 100 * (1 - 0.10)
 
 
@@ -233,10 +203,8 @@ def test_a_cut_controller_scales_with_its_share() -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_random_429s_under_a_real_limit_not_told_still_find_it(seed: int) -> None:
-    rate, _, _ = _simulate(100.0, burst=10.0, ceiling=1000.0, seconds=30, noise=0.10, seed=seed)
+    rate, _, _ = simulate_controller(100.0, burst=10.0, ceiling=1000.0, seconds=30, noise=0.10, seed=seed)
     assert rate >= 0.8 * 100 * (1 - 0.10)  # seed 0 ended at 43/s, seed 1 at 71/s
-
-
 
 
 def test_a_touch_of_the_limit_cuts_from_the_rate_sent_not_from_what_got_through() -> None:
@@ -262,7 +230,6 @@ def test_a_first_cut_within_half_a_second_halves_the_rate_at_most() -> None:
         ctl.on_success(i * 0.002)
     _throttle_run(ctl, 0.02, 10)
     assert ctl.cuts == 1 and 0.8 * 500 <= ctl.rate < 1000
-
 
 
 def test_cuts_in_quick_succession_read_what_got_through_over_the_last_second() -> None:
@@ -293,7 +260,7 @@ def test_a_bucket_of_one_over_its_rate_is_not_learned_as_noise(limit: float) -> 
     ceiling 200, 30 ms). Slow start moved the trap to other configurations: the noise is learned in quiet spells."""
     for ceiling in (50.0, 100.0, 200.0):
         for latency in (0.01, 0.02, 0.03):
-            _, share_429, ctl = _simulate(limit, burst=1.0, ceiling=ceiling, seconds=30, latency=latency)
+            _, share_429, ctl = simulate_controller(limit, burst=1.0, ceiling=ceiling, seconds=30, latency=latency)
             assert ctl.noise() < 0.05, (ceiling, latency)
             assert share_429 <= 0.2, (ceiling, latency)
 
@@ -316,22 +283,10 @@ def test_the_slow_starts_noise_is_learned_once_not_on_every_success_at_the_ceili
     assert ctl.cuts == 1 and t < end - 1.0
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_random_429s_under_a_limit_not_told_are_learned_as_noise_within_seconds(seed: int) -> None:
-    """Not told the limit (ceiling 1000/s) of a gateway at 100/s that also answers 10% of requests 429 at random:
-    the slow start ends on the limit's wall, and until three spells under the last cut have taught the noise, every
-    few random 429s cut again. Spells of a second held seconds 1-12 at 62-72/s (the bench: seconds 3-10 at 40-47/s);
-    spells of two thirds of one (at least ten answers each, as before), 74-82/s."""
-    from tests.breaker.test_found_s20_global_limit import _run
-
-    rate, _, _ = _run(12.0, seed=seed, measure_from=1.0)
-    assert rate >= 0.73 * 100.0
-
-
 def test_noise_the_whole_client_has_not_seen_does_not_excuse_an_endpoints_429s() -> None:
     """Random 429s are the gateway's, and show in the whole client's share too. An endpoint's own "noise" that the
     whole client has not seen is its own limit touched with jitter: counted as noise, it let attach send up to twice
-    its limit with half its requests refused (breaker session 22, ``test_found_s22_attach_jitter``)."""
+    its limit with half its requests refused (``tests/pacing/test_endpoint_limits.py``)."""
     def pattern(noise_at_most: float) -> int:
         ctl, t = _slow_start_through_noise(100.0)  # learned ~10% as noise
         for i in range(1, 41):
@@ -357,7 +312,7 @@ def test_a_cliff_after_a_cut_that_held_cuts_from_the_rate_sent_not_by_half() -> 
     """A bucket of one refuses every other request of any rate over its limit: what gets through reads half the
     limit. After a cut that held (successes, then the 429s), the 429s mean the rate climbed just past the limit:
     the cut keeps just under the rate sent, as a touch does. Halved, attach not told its limit (10/s) fell to 4.3/s
-    every few seconds in the breaker's jitter simulation."""
+    every few seconds in the gateway simulator's runs with an attach limit."""
     ctl = RateController(RateControl(ceiling=1000.0, start_share=1.0), now=0.0)
     t = 0.0
     while ctl.rate > 10.0:  # the descent from the ceiling
@@ -388,7 +343,7 @@ def test_a_limit_touched_twice_at_the_same_rate_is_held_before_the_next_probe(li
     touched every ~2.5 s, and at a bucket of one each touch refuses every other request until the cut. Found twice
     at the same rate, it is held for ``hold_s`` first: 9 and 13 cuts in 40 s (16 and 17 probing at once), 4.6% of
     requests refused at 10/s (6.5%)."""
-    rate, share_429, ctl = _simulate(limit, burst=max(1.0, limit / 10), ceiling=10 * limit, seconds=40)
+    rate, share_429, ctl = simulate_controller(limit, burst=max(1.0, limit / 10), ceiling=10 * limit, seconds=40)
     assert ctl.cuts <= 14
     assert share_429 <= 0.05
     assert rate >= 0.95 * limit

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from connectors.rate_limiter import EndpointLimiters, SmoothLimiter
-from tests.fake_clock import FakeClock
+from tests.support.fake_clock import FakeClock
 
 
 def _send_times(limiter: SmoothLimiter, clock: FakeClock, n: int) -> list[float]:

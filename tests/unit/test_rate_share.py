@@ -78,7 +78,7 @@ def test_prefect_out_of_reach_takes_the_expected_share() -> None:
     world = _World([RuntimeError("down"), 3, RuntimeError("down"), RuntimeError("down"), 3])
     _hold(world, 10.0, expected_runs=4)
     assert world.shares[0] == (0.0, 99.0)  # nothing known: the parent's count of runs at once, never all of R
-    # out of reach, a run cannot see runs starting: it assumes the parent's count again (breaker s19)
+    # out of reach, a run cannot see runs starting: it assumes the parent's count again
     assert [s for _, s in world.shares] == [99.0, 397.0 / 3, 99.0, 397.0 / 3]
 
 
@@ -94,7 +94,6 @@ def test_limiters_take_the_share_as_their_ceiling() -> None:
     limiters.set_ceiling(100.0)
     assert limiters.ceiling == 100.0
     # the whole client still in its slow start: as far along towards its share (an eighth); endpoints at it
-    # (3551645 left this test expecting every rate at the share: it failed on that commit; breaker s21)
     rates = limiters.rates()
     assert rates.pop("all") == 12.5 and set(rates.values()) == {100.0}
     limiters.set_ceiling(0.1)  # below the controllers' floor: the floor follows

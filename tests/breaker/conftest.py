@@ -1,3 +1,0 @@
-"""Breaker tests reuse the e2e fixtures."""
-
-from tests.e2e.conftest import demo_scenario  # noqa: F401

@@ -1,0 +1,37 @@
+"""The runs sharing a rate as a real Prefect server counts them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Running
+
+from connectors.rate_share import rate_tag, share_each, share_of_rate
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness")]
+
+
+@flow
+def _a_shard() -> None:
+    """Stands for the shard flow: only its runs' tags and states matter here."""
+
+
+@pytest.mark.parametrize("name", ["fin api (prod), eu/β", "x" * 300, "a,b", ""])
+def test_odd_rate_names_still_count_the_runs(name: str) -> None:
+    """The rate's name goes into a tag as written: spaces, commas, slashes, non-ASCII, long or empty."""
+    tag = rate_tag(name + uuid.uuid4().hex[:6])
+    shares: list[float] = []
+
+    async def go() -> None:
+        async with get_client() as client:
+            for _ in range(4):
+                await client.create_flow_run(_a_shard, tags=[tag], state=Running())
+        async with share_of_rate(tag, 100.0, shares.append, poll_s=3.0, start_margin_s=2.0):
+            pass
+
+    asyncio.run(go())
+    assert shares == [share_each(100.0, 4)]  # the four runs counted

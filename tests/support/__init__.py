@@ -1,0 +1,1 @@
+"""Helpers shared by the test folders: staging scenarios, child runs, fake clocks."""
