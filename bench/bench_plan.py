@@ -50,7 +50,7 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
     from datetime import date
 
     from connectors.manifest import open_manifest
-    from connectors.workarea import read_bucket_range
+    from connectors.workarea import read_slot_range
     from flows.plan import plan_manifest
     from flows.settings import Settings
     from transforms.rules import Rules
@@ -64,7 +64,7 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
     opened = time.perf_counter()
     cpu = _cpu_s()
     plan = plan_manifest(manifest, rules=rules, run_dir=run_dir, batch_rows=settings.batch_rows,
-                         buckets=settings.max_shards, shard_rows=settings.shard_rows,
+                         slots=settings.max_shards, shard_rows=settings.shard_rows,
                          compression=settings.work_compression)
     done = time.perf_counter()
     out = {"rows": plan.rows_in, "rejected": plan.rows_rejected, "shards": len(plan.shards),
@@ -76,7 +76,7 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
 
         spec = plan.shards[len(plan.shards) // 2]
 
-        rows = read_bucket_range(spec.rows)
+        rows = read_slot_range(spec.rows)
         t0 = time.perf_counter()
         grouped = group_documents(rows, rules)
         out.update(group_rows=rows.num_rows, group_s=time.perf_counter() - t0, group_docs=len(grouped.documents))

@@ -67,7 +67,7 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
         layouts = load_mapping(mapping, store) if mapping else None
         plan = await asyncio.to_thread(
             plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
-            batch_rows=settings.batch_rows, buckets=settings.max_shards, shard_rows=settings.shard_rows,
+            batch_rows=settings.batch_rows, slots=settings.max_shards, shard_rows=settings.shard_rows,
             mapping=layouts, compression=settings.work_compression,
         )
         plan.mapping_digest = layouts.digest() if layouts else None
