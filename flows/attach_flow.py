@@ -45,8 +45,9 @@ from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_end import end_run, summary_of
 from flows.run_rules import rules_from
+from flows.runtime import run_mode, shard_services
 from flows.settings import Settings, load_settings
-from flows.shard_services import LiveMode, ShardServices, run_mode, shard_services
+from flows.shard_services import LiveMode, ShardServices
 from flows.shard_worker import run_shard
 from flows.stores import make_store
 from transforms.dry_run_preview import preview

@@ -34,8 +34,8 @@ from connectors.work_folder import own_folder
 from connectors.workarea import SlotRange
 from flows.lease_keeper import LeaseWatch, keep_lease
 from flows.progress import shard_log_line
+from flows.runtime import run_mode, shard_services
 from flows.settings import Settings
-from flows.shard_services import run_mode, shard_services
 from flows.shard_worker import run_shard
 from flows.stores import make_store
 from transforms.run_ids import run_id_problem
