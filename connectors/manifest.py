@@ -28,8 +28,8 @@ from connectors.objects import ObjectStore
 from connectors.run_claim import error_reason
 from connectors.s3 import Location
 from connectors.work_folder import own_folder
-from transforms.columns import CANONICAL_COLUMNS
-from transforms.validate import normalise_column_names, same_name_columns, zero_based
+from transforms.arrow_text import zero_based
+from transforms.columns import CANONICAL_COLUMNS, normalise_column_names, same_name_columns
 
 _PARQUET_MAGIC = b"PAR1"
 # A CSV may come compressed (.csv.gz, .csv.zst): the content's magic bytes decide, never the name, so a plain

@@ -6,6 +6,7 @@ them owns the names.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 # The canonical columns, once: a Literal for the type checker (mapping files name them), the tuple derived from it.
@@ -30,3 +31,20 @@ PARTY_COLUMNS: tuple[str, ...] = ("associated_party_id", "associated_party_email
 #: masked there (it may be personal data typed into the wrong column); validation's ``bad_fields`` bit i flags
 #: column i.
 REPORTED_VALUE_COLUMNS: tuple[str, ...] = ("customer_id", "associated_party_id", "document_type", "side", "s3_uri")
+
+
+def normalise_column_names(names: Sequence[str]) -> list[str]:
+    """Header names as the manifest should have written them: BOM and whitespace stripped, lower-case."""
+    return [n.replace("\ufeff", "").strip().lower() for n in names]
+
+
+def same_name_columns(names: Sequence[str]) -> list[str]:
+    """Problems with columns whose names differ but normalise to one name (``Customer_ID`` and ``customer_id``).
+
+    Exact duplicates are left to :func:`transforms.validate.check_columns`, which names them as such.
+    """
+    spelled: dict[str, set[str]] = {}
+    for raw, norm in zip(names, normalise_column_names(names), strict=True):
+        spelled.setdefault(norm, set()).add(raw)
+    return [f"duplicate column '{norm}' ({len(raw)} columns read as it once case and spaces are ignored)"
+            for norm, raw in spelled.items() if len(raw) > 1]

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pycountry
 
+from transforms.arrow_text import zero_based
 from transforms.catalogue import CATEGORY_OF_TYPE, SIDES, Category
 from transforms.codes import Reason
 from transforms.columns import CANONICAL_COLUMNS, PARTY_COLUMNS, REPORTED_VALUE_COLUMNS, REQUIRED_COLUMNS
@@ -120,23 +121,6 @@ RULE_ORDER: tuple[Reason, ...] = (
 )
 
 
-def normalise_column_names(names: Sequence[str]) -> list[str]:
-    """Header names as the manifest should have written them: BOM and whitespace stripped, lower-case."""
-    return [n.replace("\ufeff", "").strip().lower() for n in names]
-
-
-def same_name_columns(names: Sequence[str]) -> list[str]:
-    """Problems with columns whose names differ but normalise to one name (``Customer_ID`` and ``customer_id``).
-
-    Exact duplicates are left to :func:`check_columns`, which names them as such.
-    """
-    spelled: dict[str, set[str]] = {}
-    for raw, norm in zip(names, normalise_column_names(names), strict=True):
-        spelled.setdefault(norm, set()).add(raw)
-    return [f"duplicate column '{norm}' ({len(raw)} columns read as it once case and spaces are ignored)"
-            for norm, raw in spelled.items() if len(raw) > 1]
-
-
 def check_columns(names: Sequence[str]) -> list[str]:
     """Whole-file problems with the header; an empty list when the columns are fine.
 
@@ -174,18 +158,6 @@ def _as_string(col: pa.ChunkedArray | pa.Array) -> pa.Array:
         else:
             out.append(str(v))
     return pa.array(out, pa.string())
-
-
-def zero_based(col: pa.Array) -> pa.Array:
-    """The string array with its offsets starting at 0: a copy only when they do not.
-
-    The Parquet reader hands out arrays whose first offset is not 0 (a batch that starts inside a row group;
-    a dictionary column cast to text), which Arrow allows, but ``ascii_upper``/``ascii_lower`` (pyarrow 26) then
-    write garbage, and a batch failed with "First or last binary offset out of bounds".
-    """
-    if not len(col) or _raw(col)[0][0] == 0:
-        return col
-    return pa.concat_arrays([col])
 
 
 def _clean(col: pa.Array, name: str) -> pa.Array:
