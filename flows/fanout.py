@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -144,7 +145,8 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
                         shard_results=ordered)
 
 
-async def _remove_shard_rows(work: S3WorkArea, logger: Any) -> None:
+async def _remove_shard_rows(work: S3WorkArea,
+                             logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
     """Delete the shards' rows files; a refusal (no s3:DeleteObject) is logged, never fails a finished run."""
     try:
         await asyncio.to_thread(work.remove_shard_rows)

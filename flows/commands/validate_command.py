@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +24,9 @@ from flows.plan import plan_manifest, readable
 from transforms.grouping import group_documents
 from transforms.mapping import DATE_COLUMNS, LegacyMapping
 from transforms.rules import Rules
+
+if TYPE_CHECKING:  # rich is imported when the summary is drawn
+    from rich.console import Console
 
 
 @dataclass
@@ -119,7 +122,7 @@ def render_validation(result: ValidationResult, *, manifest: str, mapping: str |
 _SHOWN_VALUES = 20
 
 
-def _render_unconverted(out: Any, unconverted: dict[str, Counter[str]], date_formats: dict[str, str]) -> None:
+def _render_unconverted(out: Console, unconverted: dict[str, Counter[str]], date_formats: dict[str, str]) -> None:
     """The source values the mapping did not convert, per column, with the mapping lines that would."""
     from rich.table import Table
 
