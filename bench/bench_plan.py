@@ -90,7 +90,7 @@ _S3 = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*[^/]$")
 
 def child_naive(path: str) -> dict[str, Any]:
     """What a first version usually looks like: pandas reads the whole file, a Python loop checks each row
-    (the same kinds of rules) and builds nested dicts customer -> document -> rows, then buckets them."""
+    (the same kinds of rules) and builds nested dicts customer -> document -> rows, then hashes them into slots."""
     from datetime import date, datetime
 
     import pandas as pd
@@ -141,9 +141,9 @@ def child_naive(path: str) -> dict[str, Any]:
             continue
         key = (dtype, r["document_number"], r["associated_party_id"] or r["associated_party_email"])
         groups.setdefault(cid, {}).setdefault(key, []).append({**r, "row_number": i})
-    buckets: dict[int, list[str]] = {}
+    slots: dict[int, list[str]] = {}
     for cid in groups:
-        buckets.setdefault(hash(cid) % 400, []).append(cid)
+        slots.setdefault(hash(cid) % 400, []).append(cid)
     done = time.perf_counter()
     return {"rows": len(df), "rejected": len(rejects), "customers": len(groups), "plan_s": done - started,
             "cpu_s": _cpu_s() - cpu, "hash_s": 0.0, "peak_rss_mb": _peak_rss_mb()}
