@@ -14,14 +14,14 @@ demo: setup
 
 test: setup
 	$(UV) run lint-imports
-	$(UV) run mypy --strict transforms connectors
+	$(UV) run mypy --strict flows transforms connectors
 	$(UV) run pytest
 
 lint: setup
 	$(UV) run ruff check .
 	$(UV) run mypy flows connectors transforms sandbox
-	# the pure rules and the IO edges are typed strictly: no Any leaks out of them into the flows
-	$(UV) run mypy --strict transforms connectors
+	# the pure rules, the IO edges and the wiring are typed strictly
+	$(UV) run mypy --strict flows transforms connectors
 
 # The benchmarks of docs/benchmarks.md with their default sizes (~30 min on 2 cores); each takes flags for more.
 bench: setup

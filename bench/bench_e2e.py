@@ -113,9 +113,10 @@ def plan_requests(rows: list[dict[str, str]]) -> dict[str, list[Any]]:
     """Per customer, its documents (grouped by the project's own pure code, so bodies are identical)."""
     import pyarrow as pa
 
+    from transforms.columns import CANONICAL_COLUMNS
     from transforms.grouping import group_documents
     from transforms.rules import Rules
-    from transforms.validate import CANONICAL_COLUMNS, validate_batch
+    from transforms.validate import validate_batch
 
     rules = Rules(today=date.today())
     table = pa.table({c: pa.array([r.get(c) for r in rows], pa.string()) for c in CANONICAL_COLUMNS})

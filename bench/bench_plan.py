@@ -50,7 +50,7 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
     from datetime import date
 
     from connectors.manifest import open_manifest
-    from connectors.workarea import read_bucket_range
+    from connectors.workarea import read_slot_range
     from flows.plan import plan_manifest
     from flows.settings import Settings
     from transforms.rules import Rules
@@ -64,7 +64,7 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
     opened = time.perf_counter()
     cpu = _cpu_s()
     plan = plan_manifest(manifest, rules=rules, run_dir=run_dir, batch_rows=settings.batch_rows,
-                         buckets=settings.max_shards, shard_rows=settings.shard_rows,
+                         slots=settings.max_shards, shard_rows=settings.shard_rows,
                          compression=settings.work_compression)
     done = time.perf_counter()
     out = {"rows": plan.rows_in, "rejected": plan.rows_rejected, "shards": len(plan.shards),
@@ -76,7 +76,7 @@ def child_ours(path: str, group: bool) -> dict[str, Any]:
 
         spec = plan.shards[len(plan.shards) // 2]
 
-        rows = read_bucket_range(spec.rows)
+        rows = read_slot_range(spec.rows)
         t0 = time.perf_counter()
         grouped = group_documents(rows, rules)
         out.update(group_rows=rows.num_rows, group_s=time.perf_counter() - t0, group_docs=len(grouped.documents))
@@ -90,7 +90,7 @@ _S3 = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*[^/]$")
 
 def child_naive(path: str) -> dict[str, Any]:
     """What a first version usually looks like: pandas reads the whole file, a Python loop checks each row
-    (the same kinds of rules) and builds nested dicts customer -> document -> rows, then buckets them."""
+    (the same kinds of rules) and builds nested dicts customer -> document -> rows, then hashes them into slots."""
     from datetime import date, datetime
 
     import pandas as pd
@@ -141,9 +141,9 @@ def child_naive(path: str) -> dict[str, Any]:
             continue
         key = (dtype, r["document_number"], r["associated_party_id"] or r["associated_party_email"])
         groups.setdefault(cid, {}).setdefault(key, []).append({**r, "row_number": i})
-    buckets: dict[int, list[str]] = {}
+    slots: dict[int, list[str]] = {}
     for cid in groups:
-        buckets.setdefault(hash(cid) % 400, []).append(cid)
+        slots.setdefault(hash(cid) % 400, []).append(cid)
     done = time.perf_counter()
     return {"rows": len(df), "rejected": len(rejects), "customers": len(groups), "plan_s": done - started,
             "cpu_s": _cpu_s() - cpu, "hash_s": 0.0, "peak_rss_mb": _peak_rss_mb()}

@@ -32,7 +32,7 @@ from bench.gen import generate  # noqa: E402
 
 def count_task_runs(rows: int) -> dict[str, Any]:
     from connectors.manifest import open_manifest
-    from connectors.workarea import read_bucket_range
+    from connectors.workarea import read_slot_range
     from flows.plan import plan_manifest
     from flows.settings import Settings
     from transforms.rules import Rules
@@ -42,10 +42,10 @@ def count_task_runs(rows: int) -> dict[str, Any]:
     run_dir = OUT / "prefect-plan"
     started = time.perf_counter()
     plan = plan_manifest(open_manifest(str(path), store=None, cache_dir=OUT), rules=Rules(today=date.today()),
-                         run_dir=run_dir, batch_rows=settings.batch_rows, buckets=settings.max_shards,
+                         run_dir=run_dir, batch_rows=settings.batch_rows, slots=settings.max_shards,
                          shard_rows=settings.shard_rows)
     wall = time.perf_counter() - started
-    sizes = sorted(read_bucket_range(s.rows, columns=["row_number"]).num_rows for s in plan.shards)
+    sizes = sorted(read_slot_range(s.rows, columns=["row_number"]).num_rows for s in plan.shards)
     shutil.rmtree(run_dir, ignore_errors=True)
     return {"rows": plan.rows_in, "shards": len(plan.shards), "task_runs": len(plan.shards) + 1, "plan_s": wall,
             "shard_rows_min": sizes[0], "shard_rows_median": sizes[len(sizes) // 2], "shard_rows_max": sizes[-1]}

@@ -3,7 +3,7 @@
 Run: `uv run python bench/profile_plan.py [--rows 1000000] [--format parquet|csv]`
 
 Prints, per million rows, the best of a few repetitions of: reading the manifest in batches, validation
-(`validate_batch`), the bucket hash with validation (`buckets=`), the by-bucket gather (`Table.take`), and
+(`validate_batch`), the customers' hash slots (`slot_of_row`), the by-slot gather (`Table.take`), and
 writing the rows file. The stage runs these on three threads over two cores (bench/bench_plan.py times it whole).
 """
 
@@ -41,6 +41,7 @@ def main() -> None:
     from connectors.workarea import RowsFileWriter
     from flows.settings import Settings
     from transforms.rules import Rules
+    from transforms.sharding import slot_of_row
     from transforms.validate import VALIDATED_SCHEMA, validate_batch
 
     p = argparse.ArgumentParser(description="the plan stage's CPU by part")
@@ -54,26 +55,27 @@ def main() -> None:
     rules = Rules(today=date.today())
     size = settings.batch_rows
     batches = list(iter_batches(manifest, batch_rows=size))
-    checked = [validate_batch(b, rules=rules, first_row_number=1, buckets=settings.max_shards) for b in batches]
-    orders = [np.argsort(np.asarray(c.column("bucket")), kind="stable") for c in checked]
+    checked = [validate_batch(b, rules=rules, first_row_number=1) for b in batches]
+    slots = [slot_of_row(c.column("customer_id"), settings.max_shards) for c in checked]
+    orders = [np.argsort(s, kind="stable") for s in slots]
     rows = [c.select(VALIDATED_SCHEMA.names).take(pa.array(o)) for c, o in zip(checked, orders, strict=True)]
-    buckets = [np.asarray(c.column("bucket"))[o] for c, o in zip(checked, orders, strict=True)]
+    sorted_slots = [s[o] for s, o in zip(slots, orders, strict=True)]
     folder = OUT / "profile-rows"
 
     def write() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         writer = RowsFileWriter(folder / "rows.arrow", VALIDATED_SCHEMA, settings.max_shards,
                                 compression=settings.work_compression)
-        for table, bucket in zip(rows, buckets, strict=True):
-            writer.write(table, bucket)
+        for table, slot in zip(rows, sorted_slots, strict=True):
+            writer.write(table, slot)
         writer.close()
 
     parts = {
         "read (Arrow's decoding threads included)": lambda: list(iter_batches(manifest, batch_rows=size)),
         "validate": lambda: [validate_batch(b, rules=rules, first_row_number=1) for b in batches],
-        "validate + bucket hash": lambda: [validate_batch(b, rules=rules, first_row_number=1,
-                                                          buckets=settings.max_shards) for b in batches],
-        "gather by bucket (take)": lambda: [c.select(VALIDATED_SCHEMA.names).take(pa.array(o))
+        "hash slots of the validated ids": lambda: [slot_of_row(c.column("customer_id"), settings.max_shards)
+                                                    for c in checked],
+        "gather by slot (take)": lambda: [c.select(VALIDATED_SCHEMA.names).take(pa.array(o))
                                             for c, o in zip(checked, orders, strict=True)],
         f"write the rows file ({settings.work_compression})": write,
     }

@@ -1,6 +1,6 @@
 """Which manifests wait to be run, and which jobs are complete: the inbox listing and the ``COMPLETED`` marker.
 
-A job (one manifest's location and content, see ``connectors.manifest.Manifest.job_id``) is complete when a
+A job (one manifest's location and content, see ``connectors.job_ids``) is complete when a
 real run of it ended with no row ``failed`` or ``unknown``; the flow then writes
 ``<report_uri>/_ledger/<job_id>/COMPLETED`` next to the job's ledger. The nightly deployment skips manifests
 whose job has the marker, so a manifest is worked until it is done, then never again.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import SetupError
-from connectors.manifest import job_id_of, sha256_of_file
+from connectors.job_ids import job_id_of, sha256_of_file
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from transforms.codes import Reason
@@ -48,7 +48,7 @@ class ManifestObject:
 
     @property
     def job_id(self) -> str:
-        """The job this manifest is (the one formula, ``connectors.manifest.job_id_of``)."""
+        """The job this manifest is (the one formula, ``connectors.job_ids.job_id_of``)."""
         return job_id_of(self.uri, self.content_id)
 
 

@@ -23,11 +23,13 @@ import pyarrow.parquet as pq
 
 from connectors.errors import ObjectMissing, SetupError
 from connectors.guarded_delete import remove_file
+from connectors.job_ids import job_id_of, sha256_of_file
 from connectors.objects import ObjectStore
 from connectors.run_claim import error_reason
 from connectors.s3 import Location
 from connectors.work_folder import own_folder
-from transforms.validate import CANONICAL_COLUMNS, normalise_column_names, same_name_columns, zero_based
+from transforms.arrow_text import zero_based
+from transforms.columns import CANONICAL_COLUMNS, normalise_column_names, same_name_columns
 
 _PARQUET_MAGIC = b"PAR1"
 # A CSV may come compressed (.csv.gz, .csv.zst): the content's magic bytes decide, never the name, so a plain
@@ -56,15 +58,8 @@ class Manifest:
 
     @property
     def job_id(self) -> str:
-        """Stable identity of the job: same location and same content resume the same job."""
+        """Stable identity of the job (``connectors.job_ids``): same location and same content resume the same job."""
         return job_id_of(self.location, self.content_id)
-
-
-def job_id_of(location: str, content_id: str) -> str:
-    """The one job-id formula: a manifest's canonical location (``Location.normalised``: ``m.csv``,
-    ``./m.csv``, its absolute path and ``a//m.csv`` are one place) and its content id (S3 ETag or SHA-256)."""
-    canonical = str(Location.parse(location).normalised())
-    return hashlib.sha256(f"{canonical}\0{content_id}".encode()).hexdigest()[:20]
 
 
 def open_manifest(location: str, *, store: ObjectStore | None, cache_dir: Path) -> Manifest:
@@ -149,12 +144,6 @@ def discard_local_copy(manifest: Manifest, cache_dir: Path) -> None:
     """
     if manifest.is_local_copy:
         remove_file(manifest.path, root=cache_dir)
-
-
-def sha256_of_file(path: Path) -> str:
-    """SHA-256 of a local file, read in blocks (never whole in memory)."""
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _detect_format(path: Path) -> tuple[str, str | None]:

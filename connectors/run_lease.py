@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from connectors.errors import LeaseLost, SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
-from connectors.workarea import BucketRange, read_bucket_range
+from connectors.workarea import SlotRange, read_slot_range
 from transforms.exactly_once import partitions_of
 from transforms.lease_rules import Lock, Verdict, heartbeat_interval_s, is_live, verdict
 
@@ -230,11 +230,11 @@ def lease_id_of(run_id: str, report_root: Location) -> str:
     return f"{run_id}.{where}"
 
 
-def partitions_in(rows: Iterable[BucketRange]) -> set[str]:
+def partitions_in(rows: Iterable[SlotRange]) -> set[str]:
     """The customer partitions of rows files (the plan's shards, or one shard run's)."""
     found: set[str] = set()
     for ref in rows:
-        customers = read_bucket_range(ref, columns=["customer_id"]).column("customer_id")
+        customers = read_slot_range(ref, columns=["customer_id"]).column("customer_id")
         found |= partitions_of(str(c) for c in pc.unique(customers).to_pylist() if c)
     return found
 

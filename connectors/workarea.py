@@ -1,9 +1,9 @@
 """The run's local work area: the plan's rows file, report parts, payloads.
 
 The plan writes every row a shard needs into one Arrow IPC file, batch by batch, each batch sorted by hash
-bucket, and an index of where each bucket starts in each batch. A shard is a range of buckets, so its rows
+slot, and an index of where each slot starts in each batch. A shard is a range of slots, so its rows
 are one contiguous slice of every batch: read through a memory map, without a copy of anything else.
-All rows of a customer share a bucket, so they are in one shard. Report parts are Parquet.
+All rows of a customer share a slot, so they are in one shard. Report parts are Parquet.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 
 @dataclass(frozen=True)
-class BucketRange:
-    """Where a shard's rows are: buckets ``first`` to ``stop - 1`` of a rows file (a reference, never data).
+class SlotRange:
+    """Where a shard's rows are: slots ``first`` to ``stop - 1`` of a rows file (a reference, never data).
 
     Without an index the range is the whole file (a shard's rows copied out on their own, for fan-out).
     """
@@ -33,41 +33,41 @@ class BucketRange:
 
 
 class RowsFileWriter:
-    """Appends batches already sorted by bucket to one Arrow IPC file, and records each bucket's offsets.
+    """Appends batches already sorted by slot to one Arrow IPC file, and records each slot's offsets.
 
     Why one IPC file: the plan's output is scratch, read once by the shards on this machine. Writing a batch
     is a copy of its buffers into the file, where Parquet's encoding and compression cost ~0.8 CPU-s per
-    million rows (a third of the plan stage), and one sequential file replaces hundreds of open bucket files
+    million rows (a third of the plan stage), and one sequential file replaces hundreds of open per-slot files
     and the copies that joined their pieces. The price is disk: ~250 bytes per row against Parquet's ~70, in
     the run folder, which is removed when the run ends; ``compression`` (lz4, zstd) trades CPU for it.
     """
 
-    def __init__(self, path: Path, schema: pa.Schema, buckets: int, *, compression: str = "none") -> None:
+    def __init__(self, path: Path, schema: pa.Schema, slots: int, *, compression: str = "none") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.index_path = path.with_suffix(".index.npy")
         self.schema = schema
-        self._buckets = buckets
+        self._slots = slots
         self._writer = ipc.new_file(str(path), schema, options=_write_options(compression))
         self._bounds: list[np.ndarray] = []
 
-    def write(self, rows: pa.Table, bucket_of_row: np.ndarray) -> None:
-        """Append one batch; ``bucket_of_row`` must be sorted (ascending), one entry per row."""
+    def write(self, rows: pa.Table, slot_of_row: np.ndarray) -> None:
+        """Append one batch; ``slot_of_row`` must be sorted (ascending), one entry per row."""
         if not rows.num_rows:
             return
-        # bounds[b] is the batch's first row of bucket b; bounds[buckets] its row count.
-        bounds = np.searchsorted(bucket_of_row, np.arange(self._buckets + 1), side="left").astype(np.int32)
+        # bounds[s] is the batch's first row of slot s; bounds[slots] its row count.
+        bounds = np.searchsorted(slot_of_row, np.arange(self._slots + 1), side="left").astype(np.int32)
         self._writer.write_batch(rows.combine_chunks().to_batches()[0])
         self._bounds.append(bounds)
 
     def close(self) -> None:
         """Finish the file and write the index."""
         self._writer.close()
-        np.save(self.index_path, np.stack(self._bounds) if self._bounds else np.zeros((0, self._buckets + 1), np.int32))
+        np.save(self.index_path, np.stack(self._bounds) if self._bounds else np.zeros((0, self._slots + 1), np.int32))
 
-    def range(self, first: int, last: int) -> BucketRange:
-        """The reference to buckets ``first`` to ``last`` (inclusive)."""
-        return BucketRange(str(self.path), str(self.index_path), first, last + 1)
+    def range(self, first: int, last: int) -> SlotRange:
+        """The reference to slots ``first`` to ``last`` (inclusive)."""
+        return SlotRange(str(self.path), str(self.index_path), first, last + 1)
 
 
 def _write_options(compression: str) -> ipc.IpcWriteOptions:
@@ -80,8 +80,8 @@ def is_disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc)
 
 
-def read_bucket_range(ref: BucketRange, columns: Sequence[str] | None = None) -> pa.Table:
-    """A shard's rows as one table, in the order the plan wrote them (batch by batch, bucket by bucket)."""
+def read_slot_range(ref: SlotRange, columns: Sequence[str] | None = None) -> pa.Table:
+    """A shard's rows as one table, in the order the plan wrote them (batch by batch, slot by slot)."""
     with pa.memory_map(ref.rows_file) as source:
         reader = ipc.open_file(source)
         if ref.index_file is None:
@@ -98,13 +98,13 @@ def read_bucket_range(ref: BucketRange, columns: Sequence[str] | None = None) ->
         return table.combine_chunks()
 
 
-def write_bucket_range(ref: BucketRange, dest: Path, *, compression: str = "none") -> BucketRange:
+def write_slot_range(ref: SlotRange, dest: Path, *, compression: str = "none") -> SlotRange:
     """A shard's rows copied into a file of their own (to ship to another machine); the whole-file reference."""
-    table = read_bucket_range(ref)
+    table = read_slot_range(ref)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with ipc.new_file(str(dest), table.schema, options=_write_options(compression)) as writer:
         writer.write_table(table)
-    return BucketRange(str(dest))
+    return SlotRange(str(dest))
 
 
 class TableWriter:

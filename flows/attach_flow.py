@@ -15,11 +15,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.states import State
 
 from connectors.errors import SetupError, StoppedAfterSending
 from connectors.guarded_delete import remove_tree
@@ -46,8 +45,9 @@ from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_end import end_run, summary_of
 from flows.run_rules import rules_from
+from flows.runtime import run_mode, shard_services
 from flows.settings import Settings, load_settings
-from flows.shard_services import LiveMode, ShardServices, run_mode, shard_services
+from flows.shard_services import LiveMode, ShardServices
 from flows.shard_worker import run_shard
 from flows.stores import make_store
 from transforms.dry_run_preview import preview
@@ -68,7 +68,7 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
         layouts = load_mapping(mapping, store) if mapping else None
         plan = await asyncio.to_thread(
             plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
-            batch_rows=settings.batch_rows, buckets=settings.max_shards, shard_rows=settings.shard_rows,
+            batch_rows=settings.batch_rows, slots=settings.max_shards, shard_rows=settings.shard_rows,
             mapping=layouts, compression=settings.work_compression,
         )
         plan.mapping_digest = layouts.digest() if layouts else None

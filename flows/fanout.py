@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,7 +32,7 @@ from connectors.run_lease import LeaseTerms
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files
 from connectors.tenant_ledger import ledger_location
-from connectors.workarea import write_bucket_range
+from connectors.workarea import write_slot_range
 from flows.plan import PlanResult
 from flows.progress import RunProgress
 from flows.settings import Settings, env_name
@@ -73,7 +74,7 @@ async def upload_shard_rows_task(plan: PlanResult, run_dir: Path, work_prefix: s
     work = S3WorkArea(make_store(settings), Location.parse(work_prefix))
 
     def all_shards() -> dict[str, str]:
-        files = {s.name: Path(write_bucket_range(s.rows, run_dir / "shard-rows" / f"{s.name}.arrow",
+        files = {s.name: Path(write_slot_range(s.rows, run_dir / "shard-rows" / f"{s.name}.arrow",
                                                  compression=settings.work_compression).rows_file)
                  for s in plan.shards}
         return work.upload_shard_rows(files)
@@ -144,7 +145,8 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
                         shard_results=ordered)
 
 
-async def _remove_shard_rows(work: S3WorkArea, logger: Any) -> None:
+async def _remove_shard_rows(work: S3WorkArea,
+                             logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
     """Delete the shards' rows files; a refusal (no s3:DeleteObject) is logged, never fails a finished run."""
     try:
         await asyncio.to_thread(work.remove_shard_rows)

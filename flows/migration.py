@@ -14,8 +14,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from connectors.errors import KycAttachError
+from connectors.job_ids import job_id_of, sha256_of_file
 from connectors.jobs import MANIFEST_SUFFIXES, Completion, completion_of, list_manifests
-from connectors.manifest import job_id_of, sha256_of_file
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.s3 import Location

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from connectors.errors import SetupError
 from connectors.manifest import Manifest, iter_batches, nested_parquet_columns, read_columns, with_dialect
 from connectors.report_store import CARRIED_FILE
-from connectors.workarea import BucketRange, RowsFileWriter, TableWriter, is_disk_full
+from connectors.workarea import RowsFileWriter, SlotRange, TableWriter, is_disk_full
 from transforms.codes import Status
 from transforms.mapping import (
     Layout,
@@ -34,7 +34,8 @@ from transforms.mapping import (
 )
 from transforms.report import REPORT_SCHEMA, mask_broken_cells
 from transforms.rules import Rules
-from transforms.shard_plan import group_buckets
+from transforms.shard_plan import group_slots
+from transforms.sharding import slot_of_row
 from transforms.validate import VALIDATED_SCHEMA, check_columns, validate_batch
 
 # Two validation threads on top of the reading/writing one: most of the work is in Arrow kernels outside the GIL.
@@ -46,7 +47,7 @@ class ShardSpec:
     """A shard: a name that is stable for a job (it keys the ledger) and where its rows are."""
 
     name: str
-    rows: BucketRange
+    rows: SlotRange
 
 
 @dataclass
@@ -95,7 +96,7 @@ def require_columns(manifest: Manifest, mapping: LegacyMapping | None = None) ->
     return manifest
 
 
-def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
+def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, slots: int,
                   shard_rows: int, mapping: LegacyMapping | None = None, compression: str = "none") -> PlanResult:
     """Validate every row; write the rows shards need into the run's rows file and rejects into a report part.
 
@@ -105,7 +106,7 @@ def plan_manifest(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows
     manifest = require_columns(manifest, mapping)
     try:
         with _plan_memory_pool():
-            return _plan(manifest, rules=rules, run_dir=run_dir, batch_rows=batch_rows, buckets=buckets,
+            return _plan(manifest, rules=rules, run_dir=run_dir, batch_rows=batch_rows, slots=slots,
                          shard_rows=shard_rows, mapping=mapping, compression=compression)
     except OSError as exc:
         if not is_disk_full(exc):
@@ -139,13 +140,13 @@ def _plan_memory_pool() -> Iterator[None]:
         pa.set_memory_pool(previous)
 
 
-def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, buckets: int,
+def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, slots: int,
           shard_rows: int, mapping: LegacyMapping | None, compression: str) -> PlanResult:
-    valid = RowsFileWriter(run_dir / "rows.arrow", VALIDATED_SCHEMA, buckets, compression=compression)
+    valid = RowsFileWriter(run_dir / "rows.arrow", VALIDATED_SCHEMA, slots, compression=compression)
     rejects = TableWriter(run_dir / "parts" / "rejects.parquet", REPORT_SCHEMA)
-    # Shards are formed from the rows' raw bucket counts, not from what validation kept: validation
+    # Shards are formed from the rows' raw slot counts, not from what validation kept: validation
     # depends on the run date, and shard names key the ledger, so they must not move between runs.
-    counts = np.zeros(buckets, dtype=np.int64)
+    counts = np.zeros(slots, dtype=np.int64)
     rows_in = rows_rejected = source_rows = 0
     report = MappingReport() if mapping is not None else None
     layout = mapping.layout_for(read_columns(manifest)) if mapping is not None else None
@@ -156,10 +157,10 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
 
     def consume(done: _Prepared) -> None:
         nonlocal counts, rows_rejected
-        counts += np.bincount(done.buckets, minlength=buckets)
+        counts += np.bincount(done.slots, minlength=slots)
         rows_rejected += done.rejects.num_rows
         rejects.write(done.rejects)
-        valid.write(done.rows, done.buckets)
+        valid.write(done.rows, done.slots)
 
     # Validation is a chain of Arrow kernels that release the GIL: two batches are validated side by side
     # while this thread reads the next one and writes finished ones, in order. The look-ahead is bounded,
@@ -178,7 +179,7 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
                     numbers = np.arange(rows_in + 1, rows_in + 1 + batch.num_rows, dtype=np.int64)
                     kept = kept.add_column(0, "source_file", pa.array([manifest.location] * batch.num_rows))
                     carried.write(kept.add_column(0, "row_number", pa.array(numbers)))
-            pending.append(pool.submit(_prepare, batch, rules, rows_in + 1, buckets, layout))
+            pending.append(pool.submit(_prepare, batch, rules, rows_in + 1, slots, layout))
             rows_in += batch.num_rows
             if len(pending) > _PLAN_THREADS:
                 consume(pending.popleft().result())
@@ -188,8 +189,9 @@ def _plan(manifest: Manifest, *, rules: Rules, run_dir: Path, batch_rows: int, b
     valid.close()
     if carried is not None:
         carried.close()
+    # A shard's name is its slot range written as it always was ("b0000-0015"): names key the ledger.
     shards = [ShardSpec(f"b{first:04d}-{last:04d}", valid.range(first, last))
-              for first, last in group_buckets(counts.tolist(), shard_rows) if counts[first:last + 1].any()]
+              for first, last in group_slots(counts.tolist(), shard_rows) if counts[first:last + 1].any()]
     return PlanResult(manifest.job_id, rows_in, rows_rejected, str(rejects.path), shards, report)
 
 
@@ -202,33 +204,33 @@ def _carried_schema(layout: Layout) -> pa.Schema:
 
 @dataclass
 class _Prepared:
-    """One validated batch: its rejects in report shape, and the rows shards need, sorted by bucket."""
+    """One validated batch: its rejects in report shape, and the rows shards need, sorted by slot."""
 
     rejects: pa.Table
     rows: pa.Table
-    buckets: np.ndarray  # bucket of each row of ``rows`` (ascending)
+    slots: np.ndarray  # hash slot of each row of ``rows`` (ascending)
 
 
-def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, buckets: int, layout: Layout | None) -> _Prepared:
-    validated = validate_batch(batch, rules=rules, first_row_number=first_row_number, buckets=buckets,
-                               bad_fields=True)
+def _prepare(batch: pa.Table, rules: Rules, first_row_number: int, slots: int, layout: Layout | None) -> _Prepared:
+    validated = validate_batch(batch, rules=rules, first_row_number=first_row_number, bad_fields=True)
     if layout is not None:
         validated = explain_date_rejects(validated, layout)
-    # A row without a customer id (rejected anyway) has bucket -1: no shard, and outside the counts.
-    bucket = np.asarray(validated.column("bucket"))
+    # Slots are taken of the normalised id, so every spelling of a customer's id lands in one shard. A row
+    # without a customer id (rejected anyway) has slot -1: no shard, and outside the counts.
+    slot = slot_of_row(validated.column("customer_id"), slots)
     checked = validated.select(VALIDATED_SCHEMA.names)
     bad = np.asarray(pc.is_valid(checked.column("reason_code")))
     # Rejected rows go to their shard too (and to the report part): a document's other rows must see them to be
     # rejected with them (document_rejected); the shard reports only the rows without a reason.
-    good = np.flatnonzero(bucket >= 0)
-    # One take gathers the shard rows sorted by bucket: a shard's rows are then one slice of the batch.
-    order = good[np.argsort(bucket[good], kind="stable")]
+    good = np.flatnonzero(slot >= 0)
+    # One take gathers the shard rows sorted by slot: a shard's rows are then one slice of the batch.
+    order = good[np.argsort(slot[good], kind="stable")]
     rows = checked.take(pa.array(order))
     # Filter only the columns reported; a cell whose value broke a rule is masked (it may be personal data).
     rejected = pa.array(bad)
     broken = np.asarray(validated.column("bad_fields").filter(rejected))
     rejects = _as_report(mask_broken_cells(checked.select(_REPORTED).filter(rejected), broken))
-    return _Prepared(rejects, rows, bucket[order])
+    return _Prepared(rejects, rows, slot[order])
 
 
 _REPORTED = ("row_number", "customer_id", "associated_party_id", "document_type", "side", "s3_uri", "reason_code",

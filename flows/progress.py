@@ -19,12 +19,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from transforms.live_rate import RecentRate, recent_rate
 from transforms.report_page import page_link
 from transforms.run_timeline import Timeline
+
+if TYPE_CHECKING:  # rich is imported when a bar is drawn: the CLI's small commands start without it
+    from rich.console import Console
 
 log = logging.getLogger("kyc_attach.progress")
 
@@ -190,7 +193,7 @@ def report_link(location: str) -> str:
 
 
 @contextmanager
-def rich_bar(console: Any = None, *, enabled: bool = True) -> Iterator[Listener]:
+def rich_bar(console: Console | None = None, *, enabled: bool = True) -> Iterator[Listener]:
     """A rich progress bar (rows done, rate, ETA) on stderr, fed by progress events; yields the listener."""
     if not enabled:
         yield lambda event: None

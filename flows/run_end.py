@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect import State
 from prefect.events import emit_event
 from prefect.runtime import flow_run
-from prefect.states import Failed, State
+from prefect.states import Failed
 
 from transforms.run_outcome import RunOutcome, event_payload, outcome_message, outcome_of
 
@@ -35,7 +36,7 @@ def end_run(summary: dict[str, Any], *, rejections_fail: bool) -> dict[str, Any]
 async def summary_of(state: State[Any]) -> dict[str, Any]:
     """The summary a run's final state holds, ``Failed`` included; any other failure is raised as it happened."""
     if state.is_failed():
-        data = await state.aresult(raise_on_failure=False)  # type: ignore[call-overload]
+        data = await state.aresult(raise_on_failure=False)
         if isinstance(data, dict) and "by_status" in data:
             return data
     result: dict[str, Any] = await state.aresult()

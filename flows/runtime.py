@@ -1,4 +1,5 @@
-"""Builds the IO objects of one process from the settings: one S3 client, one HTTP client, one limiter.
+"""Builds the IO objects of one process from the settings: one S3 client, one HTTP client, one limiter, and
+the run's mode and the services every shard of the process is worked with (``flows.shard_services``).
 
 Kept apart from the flow so the flow reads as the data's way through, and so tests can see what a run
 is built from.
@@ -11,6 +12,8 @@ import ipaddress
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import date
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
@@ -19,10 +22,16 @@ from pydantic import SecretStr
 from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
 from connectors.fin import FinClient, small_request_slots
+from connectors.objects import ObjectStore
 from connectors.rate_limiter import EndpointLimiters
 from connectors.rate_share import SHARED_BURST_S, RateShare, share_of_rate
+from connectors.s3 import Location
 from connectors.secret_block import read_secret_block
+from flows.run_rules import rules_from
 from flows.settings import Settings
+from flows.shard_services import DryRunMode, LiveMode, RunMode, ShardServices
+from transforms.run_timeline import Timeline
+from transforms.thresholds import FailureBudget
 
 
 async def client_secret(settings: Settings) -> SecretStr:
@@ -103,3 +112,42 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
             conflict_wait_s=settings.conflict_wait_s,
             throttle_budget_s=settings.throttle_budget_s,
         )
+
+
+@asynccontextmanager
+async def run_mode(settings: Settings, *, dry_run: bool, payloads_dir: Path, timeline: Timeline,
+                   rate_share: RateShare | None = None) -> AsyncIterator[RunMode]:
+    """The mode of this process's run; a live one holds an authenticated client (counting requests per second
+    into ``timeline``) until the block ends. ``rate_share``: see :func:`fin_client`."""
+    if dry_run:
+        if not settings.has_credentials():
+            yield DryRunMode(payloads_dir)
+            return
+        async with fin_client(settings, rate_share=rate_share) as reader:  # customer look-ups only
+            reader.stats.per_second = timeline
+            yield DryRunMode(payloads_dir, reader)
+        return
+    async with fin_client(settings, rate_share=rate_share) as fin:
+        fin.stats.per_second = timeline
+        await fin.authenticate()
+        yield LiveMode(fin)
+
+
+def shard_services(settings: Settings, mode: RunMode, *, store: ObjectStore, run_date: date,
+                   ledger_root: Location, run_id: str, resend_unknown: bool, allow_reattach: bool,
+                   only_rows: frozenset[int] | None, timeline: Timeline) -> ShardServices:
+    """The services of every shard this process works, from the settings and the run's own choices."""
+    return ShardServices(
+        store=store, mode=mode, rules=rules_from(settings, run_date), ledger_root=ledger_root,
+        max_file_bytes=settings.max_file_bytes,
+        max_concurrent_customers=settings.max_concurrent_customers,
+        max_concurrent_uploads=settings.max_concurrent_requests,
+        budget=FailureBudget(max_ratio=settings.fail_ratio, min_attempts=settings.fail_min_attempts),
+        settle_delay_s=settings.settle_delay_s,
+        resend_unknown=resend_unknown,
+        allow_reattach=allow_reattach,
+        trust_initiated_as_not_applied=settings.trust_initiated_as_not_applied,
+        run_id=run_id,
+        only_rows=only_rows,
+        timeline=timeline,
+    )

@@ -31,11 +31,11 @@ from connectors.run_lease import LeaseTerms, RunLease, partitions_in
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea, download_files, upload_files
 from connectors.work_folder import own_folder
-from connectors.workarea import BucketRange
+from connectors.workarea import SlotRange
 from flows.lease_keeper import LeaseWatch, keep_lease
 from flows.progress import shard_log_line
+from flows.runtime import run_mode, shard_services
 from flows.settings import Settings
-from flows.shard_services import run_mode, shard_services
 from flows.shard_worker import run_shard
 from flows.stores import make_store
 from transforms.run_ids import run_id_problem
@@ -119,7 +119,7 @@ async def _work_shard(job: ShardJob, settings: Settings, store: ObjectStore, wor
     timeline = Timeline()
     lease = RunLease(store, job.lease, member=f"shard-{job.shard}") if job.lease is not None else None
     if lease is not None:  # a run whose lease was taken meanwhile (its parent killed long ago) sends nothing
-        partitions = await asyncio.to_thread(partitions_in, [BucketRange(str(rows_file))])
+        partitions = await asyncio.to_thread(partitions_in, [SlotRange(str(rows_file))])
         await asyncio.to_thread(lease.join, partitions)
     watch = LeaseWatch()
     heartbeat = asyncio.create_task(keep_lease(lease, watch)) if lease is not None else None
@@ -132,7 +132,7 @@ async def _work_shard(job: ShardJob, settings: Settings, store: ObjectStore, wor
                 only_rows=only_rows, timeline=timeline,
             )
             watch.guard(services.budget)
-            counts = await run_shard(job.shard, BucketRange(str(rows_file)), services, out)
+            counts = await run_shard(job.shard, SlotRange(str(rows_file)), services, out)
             api = mode.api_stats()
     finally:
         if heartbeat is not None and lease is not None:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from connectors.errors import KycAttachError, LedgerUnavailable, RowRejected
 from connectors.fin import FinClient
 from connectors.ledger import Ledger, documents_root
-from connectors.workarea import BucketRange, read_bucket_range
+from connectors.workarea import SlotRange, read_slot_range
 from flows.attach_once import Attacher
 from flows.dry_run import DryRun
 from flows.row_failures import fail_from, ledger_stop
@@ -47,9 +47,9 @@ log = logging.getLogger("kyc_attach.shard")
 _CustomerWork = Callable[[str, list[Document]], Awaitable[None]]
 
 
-async def run_shard(name: str, where: BucketRange, services: ShardServices, out_path: Path) -> dict[str, int]:
+async def run_shard(name: str, where: SlotRange, services: ShardServices, out_path: Path) -> dict[str, int]:
     """Process one shard and write its report part; returns counts by status."""
-    rows = read_bucket_range(where)
+    rows = read_slot_range(where)
     grouped = group_documents(rows, services.rules)
     # Rows the plan stage rejected ride along only so that their documents' other rows are rejected with them
     # (document_rejected); the plan's own report part reports them, so they leave here.

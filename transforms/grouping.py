@@ -34,10 +34,10 @@ import pyarrow as pa
 
 from transforms.catalogue import Category
 from transforms.codes import Reason, Status
+from transforms.columns import CANONICAL_COLUMNS
 from transforms.identifying import NO_IDENTIFYING_MESSAGE
 from transforms.models import Document, FileRef, RowOutcome
 from transforms.rules import Rules
-from transforms.validate import CANONICAL_COLUMNS
 
 __all__ = ["Document", "FileRef", "Grouped", "RowOutcome", "group_documents"]
 

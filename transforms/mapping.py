@@ -36,8 +36,8 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from transforms.catalogue import CATEGORY_OF_TYPE, IDENTIFYING_TYPES
+from transforms.columns import CANONICAL_COLUMNS, PARTY_COLUMNS, REQUIRED_COLUMNS, CanonicalColumn
 from transforms.report import REPORT_SCHEMA, SOURCE_COLUMNS
-from transforms.validate import CANONICAL_COLUMNS, PARTY_COLUMNS, REQUIRED_COLUMNS, CanonicalColumn
 
 DATE_COLUMNS: tuple[str, ...] = ("issue_date", "expiry_date", "document_date")
 #: Canonical columns holding personal data: never in a report, so a source column feeding one is never carried.

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.codes import Status
-from transforms.validate import REPORTED_VALUE_COLUMNS
+from transforms.columns import REPORTED_VALUE_COLUMNS
 
 #: What a rejected row's cell shows in the report when its value broke a rule.
 MASK = "***"

@@ -1,14 +1,14 @@
-"""Grouping hash buckets into shards of about the same number of rows (pure)."""
+"""Grouping hash slots into shards of about the same number of rows (pure)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 
-def group_buckets(counts: Sequence[int], target_rows: int) -> list[tuple[int, int]]:
-    """Adjacent buckets joined into ``(first, last)`` ranges of at least ``target_rows`` rows each.
+def group_slots(counts: Sequence[int], target_rows: int) -> list[tuple[int, int]]:
+    """Adjacent slots joined into ``(first, last)`` ranges of at least ``target_rows`` rows each.
 
-    The last range takes whatever is left. Empty buckets join a neighbour, so every bucket is in
+    The last range takes whatever is left. Empty slots join a neighbour, so every slot is in
     exactly one range and the ranges depend only on the counts (the same manifest, the same shards).
     """
     ranges: list[tuple[int, int]] = []

@@ -1,4 +1,7 @@
-"""Stable, vectorised shard assignment by customer id.
+"""Stable, vectorised shard assignment by customer id: each customer's hash slot.
+
+A customer id hashes to one of ``n_slots`` slots; a shard is a range of adjacent slots
+(:func:`transforms.shard_plan.group_slots`).
 
 Python's ``hash()`` is salted per process, so it cannot place a customer in the same shard in every worker and
 every resumed run. Here the whole uuid (all 128 bits, so time-ordered uuidv7 spread as well as v4) goes
@@ -12,6 +15,7 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from transforms.uuids import is_uuid, uuid_words
 
@@ -24,14 +28,14 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return mixed
 
 
-def buckets_of(ids: pa.StringArray, n_shards: int, canonical: np.ndarray | None = None) -> np.ndarray:
-    """Shard number (int32) of each id as given (no trimming or recasing here); nulls get 0.
+def slots_of(ids: pa.StringArray, n_slots: int, canonical: np.ndarray | None = None) -> np.ndarray:
+    """Hash slot (int32) of each id as given (no trimming or recasing here); nulls get 0.
 
-    ``canonical`` says which ids are uuids when the caller knows already (validation does). The result depends
-    only on the id and ``n_shards``: the same in every process, machine and run.
+    ``canonical`` says which ids are uuids when the caller knows already. The result depends only on the id and
+    ``n_slots``: the same in every process, machine and run.
     """
-    if n_shards < 1:
-        raise ValueError("n_shards must be at least 1")
+    if n_slots < 1:
+        raise ValueError("n_slots must be at least 1")
     canonical = is_uuid(ids) if canonical is None else canonical
     words = uuid_words(ids, canonical)
     with np.errstate(over="ignore"):
@@ -45,4 +49,13 @@ def buckets_of(ids: pa.StringArray, n_shards: int, canonical: np.ndarray | None 
             ],
             dtype=np.uint64,
         )
-    return (h % np.uint64(n_shards)).astype(np.int32)
+    return (h % np.uint64(n_slots)).astype(np.int32)
+
+
+def slot_of_row(ids: pa.Array | pa.ChunkedArray, n_slots: int) -> np.ndarray:
+    """Each row's hash slot (int32) by its id, -1 for a row without one; each distinct id is hashed once (a
+    customer's id repeats on every row of the customer)."""
+    enc = pc.dictionary_encode(ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
+    by_value = slots_of(enc.dictionary, n_slots)
+    spread: np.ndarray = np.append(by_value, np.int32(-1))[np.asarray(pc.fill_null(enc.indices, -1))]
+    return spread

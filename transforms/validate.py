@@ -22,41 +22,20 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal, get_args
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pycountry
 
+from transforms.arrow_text import zero_based
 from transforms.catalogue import CATEGORY_OF_TYPE, SIDES, Category
 from transforms.codes import Reason
+from transforms.columns import CANONICAL_COLUMNS, PARTY_COLUMNS, REPORTED_VALUE_COLUMNS, REQUIRED_COLUMNS
 from transforms.rules import Rules
-from transforms.sharding import buckets_of
 from transforms.uuids import is_uuid
 
-# The canonical columns, once: a Literal for the type checker (mapping files name them), the tuple derived from it.
-CanonicalColumn = Literal[
-    "customer_id",
-    "associated_party_id",
-    "associated_party_email",
-    "document_type",
-    "document_number",
-    "country",
-    "issue_date",
-    "expiry_date",
-    "side",
-    "s3_uri",
-    "document_date",
-    "document_id",
-]
-CANONICAL_COLUMNS: tuple[str, ...] = get_args(CanonicalColumn)
-REQUIRED_COLUMNS: tuple[str, ...] = ("customer_id", "document_type", "s3_uri")
-PARTY_COLUMNS: tuple[str, ...] = ("associated_party_id", "associated_party_email")
 DERIVED_COLUMNS: tuple[str, ...] = ("row_number", "category", "reason_code", "message")
-#: Canonical columns the report copies from the row. A rejected row's cell in one of these that broke a rule is
-#: masked there (it may be personal data typed into the wrong column); ``bad_fields`` bit i flags column i.
-REPORTED_VALUE_COLUMNS: tuple[str, ...] = ("customer_id", "associated_party_id", "document_type", "side", "s3_uri")
 
 #: Schema of validate_batch's output (without extra columns).
 VALIDATED_SCHEMA = pa.schema(
@@ -142,23 +121,6 @@ RULE_ORDER: tuple[Reason, ...] = (
 )
 
 
-def normalise_column_names(names: Sequence[str]) -> list[str]:
-    """Header names as the manifest should have written them: BOM and whitespace stripped, lower-case."""
-    return [n.replace("\ufeff", "").strip().lower() for n in names]
-
-
-def same_name_columns(names: Sequence[str]) -> list[str]:
-    """Problems with columns whose names differ but normalise to one name (``Customer_ID`` and ``customer_id``).
-
-    Exact duplicates are left to :func:`check_columns`, which names them as such.
-    """
-    spelled: dict[str, set[str]] = {}
-    for raw, norm in zip(names, normalise_column_names(names), strict=True):
-        spelled.setdefault(norm, set()).add(raw)
-    return [f"duplicate column '{norm}' ({len(raw)} columns read as it once case and spaces are ignored)"
-            for norm, raw in spelled.items() if len(raw) > 1]
-
-
 def check_columns(names: Sequence[str]) -> list[str]:
     """Whole-file problems with the header; an empty list when the columns are fine.
 
@@ -196,18 +158,6 @@ def _as_string(col: pa.ChunkedArray | pa.Array) -> pa.Array:
         else:
             out.append(str(v))
     return pa.array(out, pa.string())
-
-
-def zero_based(col: pa.Array) -> pa.Array:
-    """The string array with its offsets starting at 0: a copy only when they do not.
-
-    The Parquet reader hands out arrays whose first offset is not 0 (a batch that starts inside a row group;
-    a dictionary column cast to text), which Arrow allows, but ``ascii_upper``/``ascii_lower`` (pyarrow 26) then
-    write garbage, and a batch failed with "First or last binary offset out of bounds".
-    """
-    if not len(col) or _raw(col)[0][0] == 0:
-        return col
-    return pa.concat_arrays([col])
 
 
 def _clean(col: pa.Array, name: str) -> pa.Array:
@@ -491,15 +441,13 @@ def _allowed_mask(uri: pa.Array, allowed: tuple[str, ...]) -> pa.Array:
 
 
 def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep_extra: bool = False,
-                   buckets: int | None = None, bad_fields: bool = False) -> pa.Table:
+                   bad_fields: bool = False) -> pa.Table:
     """Normalise and validate one batch of manifest rows.
 
     ``table`` must hold the required columns (see :func:`check_columns`); missing optional canonical columns
     are added as nulls and every canonical column is cast to string. Returns the canonical columns normalised,
     plus ``row_number`` (``first_row_number + i``), ``category``, ``reason_code`` and ``message`` (both null
-    when the row is valid). With ``buckets`` a ``bucket`` column follows: each row's shard bucket by customer id
-    (:func:`transforms.sharding.buckets_of` of the normalised id; -1 without an id), from the same reading of
-    the id as its uuid rule. With ``bad_fields`` a ``bad_fields`` column (uint8) follows: bit i is set where
+    when the row is valid). With ``bad_fields`` a ``bad_fields`` column (uint8) follows: bit i is set where
     ``REPORTED_VALUE_COLUMNS[i]`` broke any rule, so the report can mask that cell of a rejected row.
     With ``keep_extra`` the input's other columns follow, unchanged.
     """
@@ -695,9 +643,6 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
     row_number = pa.array(np.arange(first_row_number, first_row_number + n, dtype=np.int64))
     arrays = [cols[c] for c in CANONICAL_COLUMNS] + [row_number, category, reason_code, message]
     out = pa.Table.from_arrays(arrays, schema=VALIDATED_SCHEMA)
-    if buckets is not None:
-        by_value = buckets_of(customers.values, buckets, customers.canonical)
-        out = out.append_column("bucket", pa.array(customers.per_row(by_value, -1)))
     if bad_fields:
         out = out.append_column("bad_fields", pa.array(broken))
     if keep_extra:

@@ -223,9 +223,9 @@ def history(
 ) -> None:
     """Every state change of the documents of a customer, party, document or source object (exit 1: none)."""
     from flows.commands.ledger_commands import document_history
-    from transforms.ledger_history import HistoryQuery, as_line
+    from transforms.ledger_history import HistoryQuery, StateChange, as_line
 
-    def look_up() -> list[Any]:
+    def look_up() -> list[StateChange]:
         try:
             query = HistoryQuery(customer=customer, party=party, document=document, source=source)
         except ValueError as exc:

@@ -84,7 +84,7 @@ def demo_rows(world: dict[str, Any], bucket: str = BUCKET) -> tuple[list[dict[st
 
 def manifest_csv(rows: list[dict[str, str]]) -> bytes:
     """Rows as a canonical CSV manifest."""
-    from transforms.validate import CANONICAL_COLUMNS
+    from transforms.columns import CANONICAL_COLUMNS
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(CANONICAL_COLUMNS), extrasaction="ignore")

@@ -12,18 +12,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.manifest import Manifest, read_columns
-from connectors.workarea import read_bucket_range
+from connectors.workarea import read_slot_range
 from flows.plan import plan_manifest, readable
 from transforms.grouping import group_documents
 from transforms.mapping import DATE_COLUMNS, LegacyMapping
 from transforms.rules import Rules
+
+if TYPE_CHECKING:  # rich is imported when the summary is drawn
+    from rich.console import Console
 
 
 @dataclass
@@ -47,11 +50,11 @@ class ValidationResult:
         return self.rows - self.rejected
 
 
-def validate_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buckets: int, shard_rows: int,
+def validate_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, slots: int, shard_rows: int,
                    mapping: LegacyMapping | None = None, work_dir: Path | None = None) -> ValidationResult:
     """Every row and document rule a dry run applies before it looks at files; ``SetupError`` on file problems."""
     with tempfile.TemporaryDirectory(prefix="kyc-validate-", dir=work_dir) as tmp:
-        plan = plan_manifest(manifest, rules=rules, run_dir=Path(tmp), batch_rows=batch_rows, buckets=buckets,
+        plan = plan_manifest(manifest, rules=rules, run_dir=Path(tmp), batch_rows=batch_rows, slots=slots,
                              shard_rows=shard_rows, mapping=mapping)
         result = ValidationResult(rows=plan.rows_in, shards=len(plan.shards),
                              unconverted=plan.mapping_report.unconverted if plan.mapping_report else {},
@@ -62,7 +65,7 @@ def validate_manifest(manifest: Manifest, *, rules: Rules, batch_rows: int, buck
         for spec in plan.shards:
             # Shards carry the plan's rejected rows too (so their documents' other rows are rejected with them);
             # those are counted above already.
-            rows = read_bucket_range(spec.rows)
+            rows = read_slot_range(spec.rows)
             grouped = group_documents(rows, rules)
             result.rejected_by_reason.update(str(r.reason_code) for r in grouped.rejects if r.row_number not in seen)
     return result
@@ -119,7 +122,7 @@ def render_validation(result: ValidationResult, *, manifest: str, mapping: str |
 _SHOWN_VALUES = 20
 
 
-def _render_unconverted(out: Any, unconverted: dict[str, Counter[str]], date_formats: dict[str, str]) -> None:
+def _render_unconverted(out: Console, unconverted: dict[str, Counter[str]], date_formats: dict[str, str]) -> None:
     """The source values the mapping did not convert, per column, with the mapping lines that would."""
     from rich.table import Table
 
@@ -158,7 +161,7 @@ def validate_command(manifest: str, mapping: str | None) -> int:
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:
         result = validate_manifest(found, rules=rules_from(settings, today_utc()), batch_rows=settings.batch_rows,
-                                buckets=settings.max_shards, shard_rows=settings.shard_rows, mapping=loaded,
+                                slots=settings.max_shards, shard_rows=settings.shard_rows, mapping=loaded,
                                 work_dir=settings.work_dir)
     finally:
         discard_local_copy(found, settings.work_dir)

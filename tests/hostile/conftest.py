@@ -85,9 +85,9 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
     load_world(fin_sandbox.url, w)
 
     clients: list[Any] = []
-    from flows import shard_services  # the run's client is built there (shard_services.run_mode)
+    from flows import runtime  # the run's client is built there (runtime.run_mode)
 
-    real_fin_client = shard_services.fin_client
+    real_fin_client = runtime.fin_client
 
     @contextlib.asynccontextmanager
     async def spying_fin_client(settings: Any, **kwargs: Any) -> AsyncIterator[Any]:
@@ -103,7 +103,7 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
         mp.setenv("KYC_ATTACH_ALLOWED_BUCKETS", f'["{bucket}/docs/"]')
         mp.setenv("KYC_ATTACH_SETTLE_DELAY_S", "0.05")
         mp.setenv("KYC_ATTACH_LEDGER_URI", f"s3://{bucket}/ledger/")
-        mp.setattr(shard_services, "fin_client", spying_fin_client)
+        mp.setattr(runtime, "fin_client", spying_fin_client)
         with _debug_capture(log_path):
             real = asyncio.run(attach_flow.run_attach(manifest, f"s3://{bucket}/reports", run_id="corpus-real"))
             record = sandbox_record(fin_sandbox.url)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest
-from connectors.workarea import read_bucket_range
+from connectors.workarea import read_slot_range
 from flows.commands.cli import app
 from flows.plan import plan_manifest
 from tests.support.scenario import sandbox_record
@@ -42,9 +42,9 @@ def _zstd(data: bytes) -> bytes:
 def _valid_rows(path: Path, tmp_path: Path) -> list[dict[str, Any]]:
     manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
     plan = plan_manifest(manifest, rules=Rules(today=dt.date(2026, 1, 10)), run_dir=tmp_path / "run",
-                         batch_rows=1000, buckets=8, shard_rows=100)
+                         batch_rows=1000, slots=8, shard_rows=100)
     assert plan.rows_rejected == 0
-    rows = [r for s in plan.shards for r in read_bucket_range(s.rows).to_pylist()]
+    rows = [r for s in plan.shards for r in read_slot_range(s.rows).to_pylist()]
     return sorted(rows, key=lambda r: r["row_number"])
 
 
@@ -85,7 +85,7 @@ def test_two_columns_that_read_as_one_name_are_refused(tmp_path: Path) -> None:
     manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
     with pytest.raises(SetupError, match="duplicate column 'customer_id'"):
         plan_manifest(manifest, rules=Rules(today=dt.date(2026, 1, 10)), run_dir=tmp_path / "run",
-                      batch_rows=1000, buckets=8, shard_rows=100)
+                      batch_rows=1000, slots=8, shard_rows=100)
 
 
 # file -> (content, what the one line on stderr must say)

@@ -15,7 +15,7 @@ import pytest
 
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest
-from connectors.workarea import read_bucket_range
+from connectors.workarea import read_slot_range
 from flows.plan import plan_manifest
 from transforms.rules import Rules
 
@@ -43,9 +43,9 @@ def _planned(path: Path, tmp_path: Path, batch_rows: int = 333) -> list[dict[str
     """Every row of the manifest after the plan stage (batches that start inside row groups), none rejected."""
     manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
     plan = plan_manifest(manifest, rules=Rules(today=dt.date(2026, 1, 10)), run_dir=tmp_path / "run",
-                         batch_rows=batch_rows, buckets=8, shard_rows=500)
+                         batch_rows=batch_rows, slots=8, shard_rows=500)
     assert (plan.rows_in, plan.rows_rejected) == (ROWS, 0)
-    rows = [r for s in plan.shards for r in read_bucket_range(s.rows).to_pylist()]
+    rows = [r for s in plan.shards for r in read_slot_range(s.rows).to_pylist()]
     keep = ("row_number", "customer_id", "associated_party_id", "document_type", "s3_uri")
     return sorted(({k: r[k] for k in keep} for r in rows), key=lambda r: r["row_number"])
 
@@ -113,4 +113,4 @@ def test_a_nested_column_a_mapping_reads_refuses_the_file(tmp_path: Path) -> Non
     manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
     with pytest.raises(SetupError, match=r"^manifest: Parquet column 'Datei' has a nested type; the mapping reads it"):
         plan_manifest(manifest, rules=Rules(today=dt.date(2026, 1, 10)), run_dir=tmp_path / "run", batch_rows=500,
-                      buckets=8, shard_rows=500, mapping=mapping)
+                      slots=8, shard_rows=500, mapping=mapping)

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.manifest import open_manifest
-from connectors.workarea import read_bucket_range, write_bucket_range
+from connectors.workarea import read_slot_range, write_slot_range
 from flows.plan import plan_manifest
+from transforms.columns import CANONICAL_COLUMNS
 from transforms.grouping import group_documents
 from transforms.rules import Rules
-from transforms.validate import CANONICAL_COLUMNS
 
 C1 = "0f8e3c52-6d1a-4b7e-9a21-3c5d7e9f1a01"
 P1 = "5b2d7c1e-8f3a-4d6b-a1c9-2e4f6a8b0c11"
@@ -57,7 +57,7 @@ def test_plan_and_grouping_account_for_every_row(rows: list[dict[str, str]], bat
         path.write_text(buf.getvalue(), encoding="utf-8", newline="")
         rules = Rules(today=dt.date(2026, 1, 10))
         plan = plan_manifest(open_manifest(str(path), store=None, cache_dir=Path(tmp) / "c"), rules=rules,
-                             run_dir=Path(tmp) / "run", batch_rows=batch_rows, buckets=8, shard_rows=5,
+                             run_dir=Path(tmp) / "run", batch_rows=batch_rows, slots=8, shard_rows=5,
                              compression=compression)
 
         assert plan.rows_in == len(rows)
@@ -65,10 +65,10 @@ def test_plan_and_grouping_account_for_every_row(rows: list[dict[str, str]], bat
         assert len(rejected) == plan.rows_rejected
         outcomes: list[int] = list(rejected)
         for spec in plan.shards:
-            shard = read_bucket_range(spec.rows)
+            shard = read_slot_range(spec.rows)
             # The copy a fanned-out shard gets holds the same rows.
-            copy = write_bucket_range(spec.rows, Path(tmp) / "ship" / f"{spec.name}.arrow", compression=compression)
-            assert read_bucket_range(copy).equals(shard)
+            copy = write_slot_range(spec.rows, Path(tmp) / "ship" / f"{spec.name}.arrow", compression=compression)
+            assert read_slot_range(copy).equals(shard)
             grouped = group_documents(shard, rules)
             outcomes += [r.row_number for r in grouped.rejects]
             outcomes += [f.row_number for d in grouped.documents for f in d.files]

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from connectors.errors import SetupError
 from connectors.manifest import open_manifest
-from connectors.workarea import read_bucket_range
+from connectors.workarea import read_slot_range
 from flows.commands.cli import app
 from flows.plan import plan_manifest
 from tests.hostile.helpers import WHOLE_FILE
@@ -124,14 +124,14 @@ def test_plain_http_to_a_remote_api_refused_before_anything(corpus_api_url: str,
 def _plan(path: Path, tmp_path: Path, *, batch_rows: int = 65_536, **rules: Any) -> tuple[Any, list[dict]]:
     manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
     plan = plan_manifest(manifest, rules=Rules(today=TODAY, **rules), run_dir=tmp_path / "run",
-                         batch_rows=batch_rows, buckets=16, shard_rows=1000)
+                         batch_rows=batch_rows, slots=16, shard_rows=1000)
     rejects = pq.read_table(plan.rejects_path).to_pylist()
     return plan, rejects
 
 
 def _valid_rows(plan: Any) -> list[dict]:
     """Rows the plan passed on without a reason (shards also carry rejected rows, for their documents' sake)."""
-    rows = [r for s in plan.shards for r in read_bucket_range(s.rows).to_pylist()]
+    rows = [r for s in plan.shards for r in read_slot_range(s.rows).to_pylist()]
     return [r for r in rows if r["reason_code"] is None]
 
 
@@ -209,7 +209,7 @@ def test_million_rows_every_other_bad(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert plan.rows_in == n
     assert plan.rows_rejected == n // 2
-    shard_rows = pa.concat_tables([read_bucket_range(s.rows, columns=["reason_code"]) for s in plan.shards])
+    shard_rows = pa.concat_tables([read_slot_range(s.rows, columns=["reason_code"]) for s in plan.shards])
     valid = shard_rows.column("reason_code").null_count
     rejected = pq.ParquetFile(plan.rejects_path).metadata.num_rows
     assert valid + rejected == n and valid == n // 2
@@ -257,6 +257,6 @@ def test_a_full_disk_while_planning_is_a_setup_error_naming_the_remedy(tmp_path:
     (run_dir / "rows.arrow").symlink_to("/dev/full")
     manifest = open_manifest(str(path), store=None, cache_dir=tmp_path)
     with pytest.raises(SetupError, match=r"disk filled up.*KYC_ATTACH_WORK_DIR") as info:
-        plan_manifest(manifest, rules=Rules(today=TODAY), run_dir=run_dir, batch_rows=500, buckets=8,
+        plan_manifest(manifest, rules=Rules(today=TODAY), run_dir=run_dir, batch_rows=500, slots=8,
                       shard_rows=100)
     assert "s3://" not in str(info.value)

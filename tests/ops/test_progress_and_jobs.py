@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from connectors.jobs import completion_of, is_completed, job_id_of, list_manifests, mark_completed
+from connectors.job_ids import job_id_of
+from connectors.jobs import completion_of, is_completed, list_manifests, mark_completed
 from connectors.manifest import open_manifest
 from connectors.objects import ObjectStore
 from flows.progress import ProgressEvent, RunProgress, listen, report_markdown, rich_bar, shard_log_line

@@ -7,8 +7,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from transforms.columns import CANONICAL_COLUMNS
 from transforms.rules import Rules
-from transforms.validate import CANONICAL_COLUMNS, validate_batch
+from transforms.validate import validate_batch
 
 TODAY = date(2026, 1, 10)
 CUST = "6f1c2a3b-1111-4222-8333-444455556666"

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from tests.unit.helpers import CUST, CUST2, PARTY, PARTY2, TODAY
 from transforms.codes import Reason
+from transforms.columns import CANONICAL_COLUMNS
 from transforms.grouping import group_documents
 from transforms.rules import Rules
-from transforms.validate import CANONICAL_COLUMNS, validate_batch
+from transforms.validate import validate_batch
 
 REASONS = {r.value for r in Reason}
 SECRET_NUMBER = "SECRETNUM77"

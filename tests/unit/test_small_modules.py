@@ -10,7 +10,7 @@ import pytest
 from transforms.api_errors import error_message
 from transforms.codes import REASON_MEANINGS, Reason, Status, reason_codes_markdown
 from transforms.report import REPORT_COLUMNS, escape_csv_formula, escape_csv_formula_column, summarise
-from transforms.sharding import buckets_of
+from transforms.sharding import slots_of
 from transforms.tokens import parse_fin_time, token_lifetime
 
 # --- tokens ---
@@ -80,23 +80,23 @@ def test_error_message_shapes_and_no_values() -> None:
 # --- sharding ---
 
 
-def test_buckets_are_stable_and_in_range() -> None:
+def test_slots_are_stable_and_in_range() -> None:
     ids = pa.array(["6f1c2a3b-1111-4222-8333-444455556666", None, "odd"])
-    s = buckets_of(ids, 16).tolist()
+    s = slots_of(ids, 16).tolist()
     assert s[1] == 0 and 0 <= s[2] < 16
     assert s[0] == 7  # fixed value: changing the hash would move customers between shards of a resumed job
     # Per value, not per batch: a non-uuid neighbour ("odd") must not move a uuid to another shard.
-    assert buckets_of(ids.slice(0, 1), 16).tolist() == [s[0]]
-    assert buckets_of(pa.array([], pa.string()), 4).tolist() == []
+    assert slots_of(ids.slice(0, 1), 16).tolist() == [s[0]]
+    assert slots_of(pa.array([], pa.string()), 4).tolist() == []
     with pytest.raises(ValueError):
-        buckets_of(ids, 0)
+        slots_of(ids, 0)
 
 
-def test_buckets_spread() -> None:
+def test_slots_spread() -> None:
     import uuid
 
     ids = pa.array([str(uuid.UUID(int=i * 7919 + (1 << 120))) for i in range(20000)])  # sequential-ish ids
-    counts = pd.Series(buckets_of(ids, 8)).value_counts()
+    counts = pd.Series(slots_of(ids, 8)).value_counts()
     assert len(counts) == 8 and counts.min() > 2000
 
 

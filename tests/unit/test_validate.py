@@ -5,11 +5,10 @@ import pytest
 
 from tests.unit.helpers import CUST, bill, national_id, passport, reasons, rules, table, validate
 from transforms.codes import Reason
+from transforms.columns import CANONICAL_COLUMNS, normalise_column_names
 from transforms.validate import (
-    CANONICAL_COLUMNS,
     RULE_ORDER,
     check_columns,
-    normalise_column_names,
     validate_batch,
 )
 

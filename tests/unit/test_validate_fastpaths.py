@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.helpers import passport, rules, table
-from transforms.sharding import buckets_of
+from transforms.sharding import slot_of_row, slots_of
 from transforms.uuids import UUID_RE, is_uuid, uuid_words
 from transforms.validate import _S3_BAD_RE, _S3_RE, _clean, _s3_uri_bad, validate_batch
 
 PIECES = ["s3://", "kyc-docs", "/", "a", "..", ".", "1", "10.0.0.1", "\x07", "\n", "\x85", "\u00a0", " ", "\t",
           "B", "é", "-", "docs/x.pdf", "", "\u2003", "_",
-          # whole prefixes, so that a batch holds several buckets (and more than the prefix check's rounds)
+          # whole prefixes, so that a batch holds several S3 buckets (and more than the prefix check's rounds)
           "s3://kyc-docs/", "s3://other.b/", "s3://ab/", "s3://a/", "s3://9lives/", "s3://" + "b" * 64 + "/"]
 texts = st.lists(st.sampled_from(PIECES), max_size=8).map("".join)
 values = st.lists(st.one_of(st.none(), texts, st.text(max_size=12)), max_size=40)
@@ -90,16 +90,14 @@ def test_uuid_words_are_the_uuids_bits(vals: list[str | None], cut: int) -> None
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.none(), uuid_like), min_size=1, max_size=20))
-def test_validation_buckets_are_the_normalised_ids_buckets(ids: list[str | None]) -> None:
-    out = validate_batch(table([passport(customer_id=i or "") for i in ids]), rules=rules(), first_row_number=1,
-                         buckets=16)
-    normalised = out.column("customer_id").combine_chunks()
-    expected = [-1 if v is None else b for v, b in zip(normalised.to_pylist(), buckets_of(normalised, 16), strict=True)]
-    assert out.column("bucket").to_pylist() == expected
+def test_each_rows_slot_is_its_ids_slot_and_minus_one_without_an_id(ids: list[str | None]) -> None:
+    col = pa.array(ids, pa.string())
+    expected = [-1 if v is None else b for v, b in zip(ids, slots_of(col, 16), strict=True)]
+    assert slot_of_row(col, 16).tolist() == expected
+    assert slot_of_row(pa.chunked_array([col.slice(0, 1), col.slice(1)]), 16).tolist() == expected
 
 
-def test_spelling_does_not_move_a_customer_to_another_bucket() -> None:
+def test_spelling_does_not_move_a_customer_to_another_slot() -> None:
     spellings = ["6f1c2a3b-1111-4222-8333-444455556666", " 6F1C2A3B-1111-4222-8333-444455556666\u00a0"]
-    out = validate_batch(table([passport(customer_id=c) for c in spellings]), rules=rules(), first_row_number=1,
-                         buckets=16)
-    assert out.column("bucket").to_pylist() == [7, 7]
+    out = validate_batch(table([passport(customer_id=c) for c in spellings]), rules=rules(), first_row_number=1)
+    assert slot_of_row(out.column("customer_id"), 16).tolist() == [7, 7]

@@ -10,13 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.helpers import bill, passport, rules, table, validate
+from transforms.columns import CANONICAL_COLUMNS, REPORTED_VALUE_COLUMNS, same_name_columns
 from transforms.report import MASK, mask_broken_cells
 from transforms.validate import (
     _BAD_CHARS_RE,
-    CANONICAL_COLUMNS,
-    REPORTED_VALUE_COLUMNS,
     _bad_characters,
-    same_name_columns,
     validate_batch,
 )
 
