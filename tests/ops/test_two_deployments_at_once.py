@@ -24,7 +24,12 @@ from uuid import UUID
 import httpx
 import pycountry
 import pytest
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 
 from connectors.jobs import list_manifests
 from connectors.objects import ObjectStore
@@ -117,6 +122,17 @@ def _attach_run(world: FanOutWorld, parent: UUID) -> Any:
     return run
 
 
+def _logs(world: FanOutWorld, run_id: UUID) -> str:
+    """A flow run's log, once it has logged its end (a run's process sends its logs a moment after its state)."""
+    deadline = time.monotonic() + 60
+    while True:
+        logs = world.api(lambda c: c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))))
+        text = "\n".join(log.message for log in logs)
+        if "Finished in state" in text or "Encountered exception" in text or time.monotonic() > deadline:
+            return text
+        time.sleep(1)
+
+
 def _summary(report_uri: str, job_id: str) -> dict[str, Any]:
     """The one report of ``job_id`` under ``report_uri``."""
     store = _store()
@@ -175,9 +191,14 @@ def test_migration_and_nightly_started_together_over_overlapping_manifests_attac
     # the refused deployment run names the manifest it did not run; its attach run says why, in one line
     assert f"did not complete: {manifests[refused]}" in ended[refused].state.message, states
     held = _summary(deployments[holder].parameters["report_uri"], job_of[holder])
-    why = _attach_run(two_workers, started[refused]).state.message
+    refused_attach = _attach_run(two_workers, started[refused])
+    why = refused_attach.state.message
     assert f"run {held['run_id']} is working on customers of this manifest" in why, why
-    assert "\n" not in why and "Traceback" not in why
+    assert "\n" not in why
+    # a refusal is an answer for the operator, not a crash: neither run's log holds a traceback
+    for run_id in (started[refused], refused_attach.id):
+        log = _logs(two_workers, run_id)
+        assert "Finished in state Failed" in log and "Traceback" not in log, log
     first = sandbox_record(fin_sandbox.url)
     assert first["duplicates"] == {"uploads": 0, "attachments": 0}
     assert {a["customer_id"] for a in first["attachments"]} == {i for i in ids if any(
