@@ -43,7 +43,7 @@ from flows.ledger_gate import open_ledger, stamp_ledger
 from flows.ledger_upkeep import compact_after_run
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
-from flows.run_end import end_run, summary_of
+from flows.run_end import end_run, not_started, summary_of
 from flows.run_rules import rules_from
 from flows.runtime import run_mode, shard_services
 from flows.settings import Settings, load_settings
@@ -149,9 +149,9 @@ async def attach_manifest(
         claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
         # After the claim: the run id is ours, so an earlier run's leftovers under it can go.
         run_dir = await asyncio.to_thread(own_folder, settings.work_dir, "runs", run_id, fresh=True)
-    except SetupError:
+    except SetupError as exc:
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
-        raise
+        return not_started(exc)
     runs_dir = run_dir.parent
     lease = RunLease(store, LeaseTerms(root=str(ledger), lease_id=lease_id_of(run_id, report_root), run_id=run_id,
                                        stale_after_s=settings.lease_stale_s))
@@ -239,7 +239,7 @@ async def attach_manifest(
         if sending:  # what was sent is in the ledger: never "cannot start" for a run that sent something
             raise StoppedAfterSending(f"stopped after sending began: {exc}") from None
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
-        raise
+        return not_started(exc)
     finally:
         if heartbeat is not None:
             heartbeat.cancel()

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
 from connectors.errors import KycAttachError
 from connectors.job_ids import job_id_of, sha256_of_file
@@ -44,7 +46,7 @@ def _through(done: Completion | None, mapping_digest: str | None) -> Completion 
 
 @flow(name="kyc-attach-migration")
 async def migration(source: str, report_uri: str, mapping: str | None = None, dry_run: bool = False
-                    ) -> dict[str, Any]:
+                    ) -> dict[str, Any] | State[Any]:
     """Migrate ``source`` (a manifest, or a prefix ending in '/' holding manifest parts) with ``mapping``."""
     settings = load_settings()
     needs_s3 = any(x.startswith("s3://") for x in (source, report_uri, mapping or ""))
@@ -71,6 +73,7 @@ async def migration(source: str, report_uri: str, mapping: str | None = None, dr
     else:
         todo = [source]
     result = await run_manifests(todo, report_uri=report_uri, mapping=mapping, dry_run=dry_run, rework=rework)
-    if result["errors"]:
-        raise RuntimeError(f"{len(result['errors'])} part(s) did not complete: " + ", ".join(sorted(result["errors"])))
+    if result["errors"]:  # a Failed state, not an exception: each part's own run says why, without a traceback
+        return Failed(data=result, message=f"{len(result['errors'])} part(s) did not complete: "
+                      + ", ".join(sorted(result["errors"])))
     return result

@@ -14,6 +14,8 @@ import asyncio
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import SetupError
@@ -104,7 +106,7 @@ Carriers = Annotated[list[Carrier], Field(description="More inboxes, each with i
 async def nightly(report_uri: ReportUri, inbox: Inbox | None = None, mapping: MappingFile = None,
                   dry_run: DryRun = False, max_manifests: MaxManifests = None,
                   suffixes: Suffixes = MANIFEST_SUFFIXES, carriers: Carriers | None = None,
-                  settle_s: SettleSeconds = 0) -> dict[str, Any]:
+                  settle_s: SettleSeconds = 0) -> dict[str, Any] | State[Any]:
     """Run every manifest under ``inbox`` and under each carrier's inbox that no earlier run completed, oldest
     first within an inbox, inbox after inbox."""
     inboxes = ([Carrier(inbox=inbox, mapping=mapping)] if inbox else []) + list(carriers or [])
@@ -130,7 +132,7 @@ async def nightly(report_uri: ReportUri, inbox: Inbox | None = None, mapping: Ma
         result["runs"].update(done["runs"])
         result["errors"].update(done["errors"])
         result["skipped"].extend(skipped)
-    if result["errors"]:
-        raise RuntimeError(f"{len(result['errors'])} manifest run(s) failed or did not complete: "
-                           + ", ".join(sorted(result["errors"])))
+    if result["errors"]:  # a Failed state, not an exception: each manifest's own run says why, without a traceback
+        return Failed(message=f"{len(result['errors'])} manifest run(s) failed or did not complete: "
+                      + ", ".join(sorted(result["errors"])), data=result)
     return result

@@ -33,6 +33,13 @@ def end_run(summary: dict[str, Any], *, rejections_fail: bool) -> dict[str, Any]
     return Failed(message=outcome_message(summary), data=summary)
 
 
+def not_started(exc: Exception) -> State[Any]:
+    """What a run that refused to start (nothing sent) returns: ``Failed`` with the one-line reason as its message,
+    and no traceback in the run's logs, since a refusal (another run holds the customers, a ledger to adopt) is an
+    answer for the operator, not a crash. The error stays the state's data, so ``summary_of`` raises it."""
+    return Failed(message=str(exc), data=exc)
+
+
 async def summary_of(state: State[Any]) -> dict[str, Any]:
     """The summary a run's final state holds, ``Failed`` included; any other failure is raised as it happened."""
     if state.is_failed():
