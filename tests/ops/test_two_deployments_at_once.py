@@ -31,12 +31,12 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 
+from bench.support.fanout_world import FanOutWorld
 from connectors.jobs import list_manifests
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.demo import demo_rows, demo_world, manifest_csv
-from tests.e2e.helpers import load_world, read_report, sandbox_record
-from tests.ops.fanout_helpers import FanOutWorld
+from tests.support.scenario import load_world, read_report, sandbox_record
 
 pytestmark = [pytest.mark.slow]
 
