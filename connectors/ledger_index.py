@@ -36,15 +36,22 @@ from botocore.exceptions import ClientError
 from connectors.errors import ObjectMissing
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
+from transforms.ledger_layout import (
+    DEFAULT_BUCKETS,
+    keys_of,
+    layout_of,
+    row_groups,
+    stored_columns,
+    stored_customers,
+    to_records,
+    to_stored,
+    write_options,
+)
 
 SEGMENT_PREFIX = "seg-"
 COMPACT_PREFIX = "compact-"
 _FOLDED_KEY = b"kyc_attach.folded_segments"
 _READ_ATTEMPTS = 5
-# Row groups this small let a reader skip, by the customer column's min/max, most of a partition it does not
-# need (a shard's customers are a few per partition); larger ones read faster whole. Measured with
-# bench/bench_ledger.py.
-_ROW_GROUP_ROWS = 1024
 
 # The record keys with a column of their own; any other key (a field added later) is kept as JSON in "x", so
 # compaction never drops what a newer writer recorded.
@@ -127,11 +134,14 @@ def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None
     compacts = [loc for loc in listed if _name(loc).startswith(COMPACT_PREFIX)]
     segments = [loc for loc in listed if _name(loc).startswith(SEGMENT_PREFIX) and loc.key.endswith(".jsonl")]
     tables, folded = [], set()
-    for loc in compacts:
-        table, names = _read_compact(_open(store, loc), customers, columns)
-        tables.append(table)
-        folded |= names
+    opened = [_parquet(_open(store, loc)) for loc in compacts]
+    for pf in opened:
+        folded |= _folded(pf)
     unfolded = [loc for loc in segments if _name(loc) not in folded]
+    if columns is not None and len(opened) == 1 and not unfolded:
+        columns = [c for c in columns if c not in ("seg", "line")]  # one file alone is in replay order
+    for pf in opened:
+        tables.append(_read_compact(pf, customers, columns)[0])
     if len(tables) == 1 and not unfolded:
         # the usual case once compacted: the file's rows are in replay order per customer already
         return [_plain(rec) for rec in tables[0].to_pylist()]
@@ -151,7 +161,7 @@ def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None
 
 
 def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
-                      merge_at: int = 1) -> Compacted | None:
+                      merge_at: int = 1, buckets: int = DEFAULT_BUCKETS) -> Compacted | None:
     """Fold one partition's segments into a compacted file; None when there was nothing to fold (no segment,
     at most one compacted file).
 
@@ -159,6 +169,7 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
     compacted file of their own (cheap: the large file is neither read nor rewritten); from ``merge_at`` on,
     every compacted file and segment is merged into one. A segment that is folded twice this way (a compaction
     stopped before deleting it) counts once: readers and merges keep one record per (segment, line).
+    ``buckets``: the planner's bucket count, by which the file's rows are grouped (``transforms.ledger_layout``).
     """
     folder = index_root.child(part)
     for attempt in range(_READ_ATTEMPTS):
@@ -200,7 +211,7 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
         if len(tables) > 1:  # compactions that ran side by side folded some records twice: keep one
             merged = _first_of_each(merged)
         merged = merged.sort_by([("c", "ascending"), ("seg", "ascending"), ("line", "ascending")])
-        data = write_compact(merged, folded=[_name(s) for s in segments])
+        data = write_compact(merged, folded=[_name(s) for s in segments], buckets=buckets)
         name = f"{COMPACT_PREFIX}{time.time_ns():020d}-{secrets.token_hex(4)}.parquet"
         store.write(folder.child(name), data, content_type="application/vnd.apache.parquet")
         # Only what was read and is now held by the file just written goes: a segment appended since the
@@ -212,12 +223,13 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
 
 
 def compact(store: ObjectStore, index_root: Location, parts: Iterable[str] | None = None, *,
-            merge_at: int = 1) -> list[Compacted]:
+            merge_at: int = 1, buckets: int = DEFAULT_BUCKETS) -> list[Compacted]:
     """Compact these partitions (default: every partition with work for a compaction); what each did.
-    ``merge_at``: see :func:`compact_partition` (1: merge everything into one file per partition)."""
+    ``merge_at``, ``buckets``: see :func:`compact_partition` (merge_at 1: merge everything into one file per
+    partition)."""
     done = []
     for part in sorted(set(parts) if parts is not None else partitions(store, index_root, to_compact=True)):
-        result = compact_partition(store, index_root, part, merge_at=merge_at)
+        result = compact_partition(store, index_root, part, merge_at=merge_at, buckets=buckets)
         if result is not None:
             done.append(result)
     return done
@@ -228,13 +240,13 @@ def records_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=_SCHEMA)
 
 
-def write_compact(table: pa.Table, *, folded: list[str]) -> bytes:
-    """A compacted file's bytes: ``table`` (sorted by customer) and the names of the segments it folded."""
-    meta = dict(table.schema.metadata or {})
-    meta[_FOLDED_KEY] = json.dumps(folded).encode()
+def write_compact(table: pa.Table, *, folded: list[str], buckets: int = DEFAULT_BUCKETS) -> bytes:
+    """A compacted file's bytes (the current layout, ``transforms.ledger_layout``): the records of ``table`` (the
+    compacted layout's columns) and the names of the segments it folded."""
+    stored = to_stored(table.select(_SCHEMA.names), buckets)
+    meta = {**stored.metadata, _FOLDED_KEY: json.dumps(folded).encode()}
     buf = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd", row_group_size=_ROW_GROUP_ROWS,
-                   use_dictionary=["k", "s", "c", "p", "run", "seg"])
+    pq.write_table(stored.table.replace_schema_metadata(meta), buf, **write_options())
     return buf.getvalue()
 
 
@@ -252,9 +264,12 @@ def _read_compact(data: bytes | pq.ParquetFile, customers: list[str] | None,
                   columns: list[str] | None = None) -> tuple[pa.Table, set[str]]:
     """A compacted file's rows (only these customers' when given: the row groups whose customer range holds
     none of them are not read) and the names of the segments it folded."""
-    pf = data if isinstance(data, pq.ParquetFile) else pq.ParquetFile(pa.BufferReader(data))
+    pf = _parquet(data)
     meta = pf.schema_arrow.metadata or {}
-    folded = set(json.loads(meta.get(_FOLDED_KEY, b"[]")))
+    folded = _folded(pf)
+    if layout_of(meta) >= 2:
+        return _read_stored(pf, meta, customers, columns), folded
+    # layout 1: the records' own columns, rows sorted by customer
     if customers is None:
         return pf.read(columns=columns, use_threads=False), folded
     md = pf.metadata
@@ -273,6 +288,44 @@ def _read_compact(data: bytes | pq.ParquetFile, customers: list[str] | None,
     if columns is not None and not groups:
         table = table.select(columns)
     return table.filter(pc.is_in(table.column("c"), pa.array(customers))), folded
+
+
+def _parquet(data: bytes | pq.ParquetFile) -> pq.ParquetFile:
+    return data if isinstance(data, pq.ParquetFile) else pq.ParquetFile(pa.BufferReader(data))
+
+
+def _folded(pf: pq.ParquetFile) -> set[str]:
+    """The names of the segments a compacted file folded."""
+    return set(json.loads((pf.schema_arrow.metadata or {}).get(_FOLDED_KEY, b"[]")))
+
+
+def _read_stored(pf: pq.ParquetFile, meta: dict[bytes, bytes], customers: list[str] | None,
+                 columns: list[str] | None) -> pa.Table:
+    """A layout-2 file's rows (only these customers': the row groups whose bucket and customer ranges hold none
+    of them are not read) in the compacted layout's columns."""
+    names = list(columns) if columns is not None else _SCHEMA.names
+    read = stored_columns(names)
+    if customers is None:
+        return to_records(pf.read(columns=read, use_threads=False), meta, names).cast(_schema_of(names))
+    keys = keys_of(customers, meta)
+    md = pf.metadata
+    leaf = {md.schema.column(i).path: i for i in range(md.num_columns)}
+    stats: list[tuple[int, int, Any, Any] | None] = []
+    for g in range(md.num_row_groups):
+        group = md.row_group(g)
+        sb, sc = group.column(leaf["b"]).statistics, group.column(leaf["c"]).statistics
+        known = sb is not None and sc is not None and sb.has_min_max and sc.has_min_max
+        stats.append((sb.min, sb.max, sc.min, sc.max) if known else None)
+    groups = row_groups(stats, keys) if keys else []
+    if not groups:
+        return _schema_of(names).empty_table()
+    table = pf.read_row_groups(groups, columns=read, use_threads=False)
+    table = table.filter(pc.is_in(table.column("c"), stored_customers(keys, meta)))
+    return to_records(table, meta, names)
+
+
+def _schema_of(names: list[str]) -> pa.Schema:
+    return pa.schema([_SCHEMA.field(n) for n in names])
 
 
 def _row(rec: dict[str, Any], seg: str, line: int) -> dict[str, Any]:
