@@ -24,7 +24,7 @@ import io
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,15 +108,17 @@ def partitions(store: ObjectStore, index_root: Location, *, to_compact: bool = F
 
 
 def read_records(store: ObjectStore, index_root: Location, part: str,
-                 customers: Iterable[str] | None = None, *, history: bool = True) -> list[dict[str, Any]]:
+                 customers: Iterable[str] | None = None, *, history: bool = True,
+                 keep: Callable[[pa.Table], pa.Array] | None = None) -> list[dict[str, Any]]:
     """Every record of one partition (only these customers' when given), in the order they were written.
 
     Without ``history``, records read from a compacted file lack what only the history needs (the time of the
-    record, its source objects): the exactly-once rule does not read them and a shard loads faster."""
+    record, its source objects): the exactly-once rule does not read them and a shard loads faster. ``keep``
+    picks (a boolean mask) the rows of a compacted file worth returning; records of segments are all returned."""
     wanted = None if customers is None else sorted(set(customers))
     for attempt in range(_READ_ATTEMPTS):
         try:
-            return _read_once(store, index_root.child(part), wanted, None if history else _LOAD_COLUMNS)
+            return _read_once(store, index_root.child(part), wanted, None if history else _LOAD_COLUMNS, keep)
         except _Gone:
             if attempt == _READ_ATTEMPTS - 1:
                 raise RuntimeError(f"ledger partition {part}: objects kept vanishing while it was read") from None
@@ -129,7 +131,8 @@ class _Gone(Exception):
 
 
 def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None,
-               columns: list[str] | None) -> list[dict[str, Any]]:
+               columns: list[str] | None, keep: Callable[[pa.Table], pa.Array] | None = None,
+               ) -> list[dict[str, Any]]:
     listed = store.list(folder)
     compacts = [loc for loc in listed if _name(loc).startswith(COMPACT_PREFIX)]
     segments = [loc for loc in listed if _name(loc).startswith(SEGMENT_PREFIX) and loc.key.endswith(".jsonl")]
@@ -141,15 +144,16 @@ def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None
     if columns is not None and len(opened) == 1 and not unfolded:
         columns = [c for c in columns if c not in ("seg", "line")]  # one file alone is in replay order
     for pf in opened:
-        tables.append(_read_compact(pf, customers, columns)[0])
+        table = _read_compact(pf, customers, columns)[0]
+        tables.append(table if keep is None else table.filter(keep(table)))
     if len(tables) == 1 and not unfolded:
         # the usual case once compacted: the file's rows are in replay order per customer already
-        return [_plain(rec) for rec in tables[0].to_pylist()]
+        return [_plain(rec, compacted=True) for rec in tables[0].to_pylist()]
     keyed: dict[tuple[str, int], dict[str, Any]] = {}
     wanted = None if customers is None else set(customers)
     for table in tables:
         for rec in table.to_pylist():
-            keyed[(rec["seg"], rec["line"])] = rec
+            keyed[(rec["seg"], rec["line"])] = _plain(rec, compacted=True)
     for loc in unfolded:
         name = _name(loc)
         for line_no, line in enumerate(_read(store, loc).splitlines()):
@@ -337,9 +341,9 @@ def _row(rec: dict[str, Any], seg: str, line: int) -> dict[str, Any]:
     return row
 
 
-def _plain(rec: dict[str, Any]) -> dict[str, Any]:
+def _plain(rec: dict[str, Any], *, compacted: bool = False) -> dict[str, Any]:
     """A record without its empty fields, the same whether a segment or a compacted file held it."""
-    if "seg" not in rec:
+    if not compacted:
         return {k: v for k, v in rec.items() if v is not None}
     out = {k: rec[k] for k in _COLUMNS if rec.get(k) is not None}
     if rec.get("x"):
