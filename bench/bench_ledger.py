@@ -3,6 +3,7 @@
 Run: `uv run python bench/bench_ledger.py` (1M and 10M documents)
      `uv run python bench/bench_ledger.py --docs 1000000 --sample 256` (every partition measured, no scaling)
      `uv run python bench/bench_ledger.py --manifest-rows 10000000` (the shard of a 10M-row manifest)
+     `uv run python bench/bench_ledger.py --compacted-only` (bytes and the compacted loads only: minutes, not an hour)
 
 Synthetic records are written straight to a local-folder ledger under bench/out/ledger-<docs>/ (vectorised with
 pyarrow, one partition at a time): each document has one file, an upload record and two state records
@@ -241,19 +242,24 @@ def _scattered_shard(by_part: dict[str, list[str]], rng: np.random.Generator) ->
     return sorted(set(shard))
 
 
-def _shard_load(seg_root: Location, comp_root: Location, shard: list[str], sampled: set[str],
+def _shard_load(seg_root: Location | None, comp_root: Location, shard: list[str], sampled: set[str],
                 ) -> tuple[str, str, int]:
-    """The load of one shard's customers in both layouts (wall / CPU, scaled to every partition it touches)."""
+    """The load of one shard's customers in both layouts (wall / CPU, scaled to every partition it touches);
+    without ``seg_root``, in the compacted layout only."""
     touched = {partition_of(c) for c in shard}
     scale = len(touched) / len(touched & sampled)
     mine = [c for c in shard if partition_of(c) in sampled]
-    seg_load, seg_cpu, seg_docs = _load(seg_root, mine)
     comp_load, comp_cpu, comp_docs = _load(comp_root, mine)
-    assert comp_docs == seg_docs == len(mine) * DOCS_PER_CUSTOMER, (comp_docs, seg_docs)
+    assert comp_docs == len(mine) * DOCS_PER_CUSTOMER, comp_docs
+    if seg_root is None:
+        return "", _t(comp_load * scale, comp_cpu * scale), len(shard)
+    seg_load, seg_cpu, seg_docs = _load(seg_root, mine)
+    assert seg_docs == comp_docs, (seg_docs, comp_docs)
     return _t(seg_load * scale, seg_cpu * scale), _t(comp_load * scale, comp_cpu * scale), len(shard)
 
 
-def bench(n_docs: int, sample: int, night_only: bool = False, manifest_rows: int = 1_000_000) -> None:
+def bench(n_docs: int, sample: int, night_only: bool = False, manifest_rows: int = 1_000_000,
+          compacted_only: bool = False) -> None:
     where = OUT / f"ledger-{n_docs}"
     t0 = time.perf_counter()
     seg_root, comp_root, by_part = _build(n_docs, where, sample)
@@ -269,8 +275,19 @@ def bench(n_docs: int, sample: int, night_only: bool = False, manifest_rows: int
         return
     seg_bytes = _bytes(Path(seg_root.key)) * len(parts) // len(sampled)
     comp_bytes = _bytes(Path(comp_root.key)) * len(parts) // len(sampled)
-    planned = _shard_load(seg_root, comp_root, _planned_shard(by_part, manifest_rows, rng), sampled)
-    scattered = _shard_load(seg_root, comp_root, _scattered_shard(by_part, rng), sampled)
+    segs = None if compacted_only else seg_root
+    planned = _shard_load(segs, comp_root, _planned_shard(by_part, manifest_rows, rng), sampled)
+    scattered = _shard_load(segs, comp_root, _scattered_shard(by_part, rng), sampled)
+    note = "" if len(sampled) == len(parts) else f"  (on {len(sampled)} partitions, x{len(parts) / len(sampled):.0f})"
+    print(f"\n{n_docs:,} documents ({len(parts)} partitions of ~{n_docs // len(parts):,} documents; "
+          f"{len(sampled)} built in {build_s:.0f} s and reused afterwards)")
+    print(f"  {'':30} {'segments':>22} {'compacted':>22}   (wall / CPU of this process)")
+    print(f"  {'ledger bytes':30} {seg_bytes / 1e9:>19.2f} GB {comp_bytes / 1e9:>19.3f} GB{note}")
+    print(f"  {f'load a shard ({planned[2]:,} cust.)':30} {planned[0]:>22} {planned[1]:>22}{note}")
+    print(f"  {'  same, from every bucket':30} {scattered[0]:>22} {scattered[1]:>22}{note}")
+    sys.stdout.flush()
+    if compacted_only:
+        return
 
     # folding the segments of the sampled partitions (a copy: the segment layout is kept for the next run)
     fold = where / "fold"
@@ -286,13 +303,6 @@ def bench(n_docs: int, sample: int, night_only: bool = False, manifest_rows: int
     night_s, night_cpu = _after_run(where, comp_root, sampled, len(parts), merge_at=1)
     fold_run_s, fold_run_cpu = _after_run(where, comp_root, sampled, len(parts), merge_at=MERGE_AT)
 
-    note = "" if len(sampled) == len(parts) else f"  (on {len(sampled)} partitions, x{len(parts) / len(sampled):.0f})"
-    print(f"\n{n_docs:,} documents ({len(parts)} partitions of ~{n_docs // len(parts):,} documents; "
-          f"{len(sampled)} built in {build_s:.0f} s and reused afterwards)")
-    print(f"  {'':30} {'segments':>22} {'compacted':>22}   (wall / CPU of this process)")
-    print(f"  {'ledger bytes':30} {seg_bytes / 1e9:>19.2f} GB {comp_bytes / 1e9:>19.3f} GB{note}")
-    print(f"  {f'load a shard ({planned[2]:,} cust.)':30} {planned[0]:>22} {planned[1]:>22}{note}")
-    print(f"  {'  same, from every bucket':30} {scattered[0]:>22} {scattered[1]:>22}{note}")
     print(f"  {'compact every segment':30} {'':>22} {_t(fold_s, fold_cpu):>22}{note}")
     print(f"  {'merge a run (20k docs) into one':30} {'':>22} {_t(night_s, night_cpu):>22}{note}")
     print(f"  {'fold a run (20k docs) alone':30} {'':>22} {_t(fold_run_s, fold_run_cpu):>22}{note}")
@@ -306,11 +316,14 @@ def main() -> None:
                                                            "compaction (256: all, no scaling)")
     ap.add_argument("--night-only", action="store_true", help="only the end-of-run compaction that folds a run's "
                                                                   "segments alone (the layouts built before)")
+    ap.add_argument("--compacted-only", action="store_true",
+                    help="bytes of both layouts and the compacted layout's loads only (no segment loads, no "
+                         "compaction: the quick way to the 10M figures)")
     ap.add_argument("--manifest-rows", type=int, default=1_000_000,
                     help="the manifest whose shard is loaded: its size sets the shard's range of buckets")
     args = ap.parse_args()
     for n in args.docs:
-        bench(n, args.sample, args.night_only, args.manifest_rows)
+        bench(n, args.sample, args.night_only, args.manifest_rows, args.compacted_only)
 
 
 if __name__ == "__main__":

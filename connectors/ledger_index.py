@@ -148,7 +148,7 @@ def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None
         tables.append(table if keep is None else table.filter(keep(table)))
     if len(tables) == 1 and not unfolded:
         # the usual case once compacted: the file's rows are in replay order per customer already
-        return [_plain(rec, compacted=True) for rec in tables[0].to_pylist()]
+        return _plain_rows(tables[0])
     keyed: dict[tuple[str, int], dict[str, Any]] = {}
     wanted = None if customers is None else set(customers)
     for table in tables:
@@ -348,6 +348,21 @@ def _plain(rec: dict[str, Any], *, compacted: bool = False) -> dict[str, Any]:
     out = {k: rec[k] for k in _COLUMNS if rec.get(k) is not None}
     if rec.get("x"):
         out.update(json.loads(rec["x"]))
+    return out
+
+
+def _plain_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows of a compacted file as records, as :func:`_plain` gives them (built column by column: a shard's
+    load turns a few hundred rows of each of 256 partitions into records)."""
+    names = [n for n in table.column_names if n in _COLUMNS]
+    columns = [table.column(n).to_pylist() for n in names]
+    extra = table.column("x").to_pylist() if "x" in table.column_names else [None] * table.num_rows
+    out = []
+    for values, x in zip(zip(*columns, strict=True), extra, strict=True):
+        rec = {n: v for n, v in zip(names, values, strict=True) if v is not None}
+        if x:
+            rec.update(json.loads(x))
+        out.append(rec)
     return out
 
 
