@@ -214,7 +214,6 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
         merged = pa.concat_tables([*tables, records_table(rows)]).combine_chunks()
         if len(tables) > 1:  # compactions that ran side by side folded some records twice: keep one
             merged = _first_of_each(merged)
-        merged = merged.sort_by([("c", "ascending"), ("seg", "ascending"), ("line", "ascending")])
         data = write_compact(merged, folded=[_name(s) for s in segments], buckets=buckets)
         name = f"{COMPACT_PREFIX}{time.time_ns():020d}-{secrets.token_hex(4)}.parquet"
         store.write(folder.child(name), data, content_type="application/vnd.apache.parquet")

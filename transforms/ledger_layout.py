@@ -47,6 +47,7 @@ _HEX_RE = r"^([0-9a-f]{2})+$"
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # where each character of a uuid's text comes from in its 32 hex digits (the dashes are written over)
 _UUID_DASHES = [8, 13, 18, 23]
+_UUID_DIGITS = [i for i in range(36) if i not in _UUID_DASHES]
 _UUID_PLACES = [0, 1, 2, 3, 4, 5, 6, 7, 0, 8, 9, 10, 11, 0, 12, 13, 14, 15, 0, 16, 17, 18, 19, 0,
                 *range(20, 32)]
 
@@ -177,11 +178,23 @@ def _packing(column: pa.Array, *, uuid_text: bool) -> str | None:
 
 
 def _pack(column: pa.Array, kind: str) -> pa.Array:
+    """Text to its bytes (vectorised: a merge packs every row of a partition). The caller has checked that every
+    value is a canonical uuid, or hex of one length."""
+    width = 16 if kind == "uuid" else int(kind.removeprefix("hex"))
+    size = 36 if kind == "uuid" else 2 * width
+    filled = pc.fill_null(column, "0" * size) if column.null_count else column
+    n = len(filled)
+    offsets = np.frombuffer(filled.buffers()[1], dtype=np.int32, count=n + 1, offset=filled.offset * 4)
+    text = np.frombuffer(filled.buffers()[2], dtype=np.uint8, count=size * n, offset=int(offsets[0]))
+    text = text.reshape(n, size)
     if kind == "uuid":
-        return pa.array([None if v is None else bytes.fromhex(v.replace("-", "")) for v in column.to_pylist()],
-                        pa.binary(16))
-    width = int(kind.removeprefix("hex"))
-    return pa.array([None if v is None else bytes.fromhex(v) for v in column.to_pylist()], pa.binary(width))
+        text = text[:, _UUID_DIGITS]
+    # a hex digit's value is its low nibble, plus 9 for 'a'-'f' (bit 6 set)
+    nibbles = (text & 0x0F) + 9 * ((text >> 6) & 1)
+    raw = ((nibbles[:, 0::2] << 4) | nibbles[:, 1::2]).astype(np.uint8)
+    validity = column.is_valid().buffers()[1] if column.null_count else None
+    return pa.Array.from_buffers(pa.binary(width), n, [validity, pa.py_buffer(raw.tobytes())],
+                                 null_count=column.null_count)
 
 
 def _unpack(column: pa.Array, kind: str) -> pa.Array:
