@@ -79,7 +79,7 @@ def to_stored(table: pa.Table, buckets: int = DEFAULT_BUCKETS) -> Stored:
         raise ValueError("buckets: must be at least 1")
     packed: dict[str, str] = {}
     customers = table.column("c").combine_chunks()
-    table = table.append_column(BUCKET, pa.array(buckets_of(customers, buckets).astype(np.int16)))
+    table = table.append_column(BUCKET, pa.array(buckets_of(customers, buckets).astype(np.int32)))
     t, at = table.column("t").combine_chunks(), table.column("at").combine_chunks()
     delta = pc.subtract(t, at)
     exact = pc.fill_null(pc.equal(pc.add(at, delta), t), False)

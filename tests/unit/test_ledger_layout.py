@@ -208,3 +208,21 @@ def test_a_shards_load_from_a_compacted_file_keeps_the_details_it_was_sent_with(
     doc = Ledger(store, root).load([c]).documents[key]
 
     assert doc.details == {"number": "d1gest"} and doc.http_status == 200
+
+
+def test_a_look_up_finds_every_customer_whatever_the_bucket_count_and_id_form() -> None:
+    rows = _records(400, seed=6)
+    rows[0]["c"] = "Customer-7"  # not a uuid: the file keeps customers as text
+    customers = sorted({r["c"] for r in rows})
+    for buckets in (1, 400, 40_000):
+        pf = _file(rows, buckets=buckets)
+        meta = pf.schema_arrow.metadata
+        md = pf.metadata
+        leaf = {md.schema.column(i).path: i for i in range(md.num_columns)}
+        stats = [(g.column(leaf[BUCKET]).statistics.min, g.column(leaf[BUCKET]).statistics.max,
+                  g.column(leaf["c"]).statistics.min, g.column(leaf["c"]).statistics.max)
+                 for g in (md.row_group(i) for i in range(md.num_row_groups))]
+        for c in customers[::37]:
+            groups = row_groups(stats, keys_of([c], meta))
+            found = to_records(pf.read_row_groups(groups, columns=["c"]), meta, ["c"]).column("c").to_pylist()
+            assert found.count(c) == sum(r["c"] == c for r in rows), (buckets, c)
