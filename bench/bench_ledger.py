@@ -2,6 +2,8 @@
 
 Run: `uv run python bench/bench_ledger.py` (1M and 10M documents)
      `uv run python bench/bench_ledger.py --docs 1000000 --sample 256` (every partition measured, no scaling)
+     `uv run python bench/bench_ledger.py --manifest-rows 10000000` (the shard of a 10M-row manifest)
+     `uv run python bench/bench_ledger.py --compacted-only` (bytes and the compacted loads only: minutes, not an hour)
 
 Synthetic records are written straight to a local-folder ledger under bench/out/ledger-<docs>/ (vectorised with
 pyarrow, one partition at a time): each document has one file, an upload record and two state records
@@ -13,10 +15,13 @@ Both layouts are built for ``--sample`` of the 256 partitions only (16 by defaul
 it holds at the full size; 256 builds all: ~9 GB of segments at 10M, an hour on a busy machine), and every
 figure is measured on them and scaled to 256 (said on the line). Printed for each size and layout: bytes on
 disk; the time to load one shard's partitions (a shard of 20,000 rows = ~5,000 customers, which touch every
-one of the 256 partitions) with ``connectors.ledger.Ledger.load``;
+one of the 256 partitions) with ``connectors.ledger.Ledger.load``: a shard as the planner makes it (customers of
+one range of the planner's hash slots, the range a manifest of ``--manifest-rows`` rows gives a shard; customers
+the ledger knows already), and a shard of customers from every slot (what a run whose ``max_shards`` differs
+from the compaction's slot count asks);
 and compaction times: folding every segment into the compacted layout, and the end of a run (compacting the
 partitions a run of 20,000 new documents wrote into, on top of compacted files). Times are wall and CPU of the
-bench process (the machine may be shared: CPU time is the steadier figure).
+bench process (the machine may be shared: CPU time is the steadier figure; a compacted load is the best of three).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from connectors.objects import ObjectStore  # noqa: E402
 from connectors.s3 import Location  # noqa: E402
 from flows.ledger_upkeep import MERGE_AT  # noqa: E402
 from transforms.exactly_once import partition_of  # noqa: E402
+from transforms.ledger_layout import DEFAULT_SLOTS, LAYOUT  # noqa: E402
+from transforms.sharding import slots_of  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 DOCS_PER_CUSTOMER = 4
@@ -158,7 +165,7 @@ def _build(n_docs: int, where: Path, sample: int) -> tuple[Location, Location, d
     seg_root, comp_root = where / "segments", where / "compacted"
     by_part = _customers(n_docs, seed=n_docs)
     segmented = _sampled(sorted(by_part), sample)
-    done = where / f"done-{sample}"
+    done = where / f"done-{sample}-layout{LAYOUT}"
     if not done.exists():
         shutil.rmtree(where, ignore_errors=True)
         for i, (part, customers) in enumerate(sorted(by_part.items())):
@@ -213,20 +220,54 @@ def _after_run(where: Path, comp_root: Location, sampled: set[str], n_parts: int
     return wall * n_parts / len(sampled), used * n_parts / len(sampled)
 
 
-def bench(n_docs: int, sample: int, night_only: bool = False) -> None:
+def _planned_shard(by_part: dict[str, list[str]], manifest_rows: int, rng: np.random.Generator) -> list[str]:
+    """A shard as the planner makes it: customers of one range of slots, as many as a manifest of
+    ``manifest_rows`` rows gives a shard (at most ``max_shards`` shards), drawn from the customers the ledger
+    holds (a nightly full export repeats yesterday's customers)."""
+    width = max(1, round(DEFAULT_SLOTS * SHARD_ROWS / manifest_rows))
+    first = int(rng.integers(0, DEFAULT_SLOTS - width + 1))
+    known = pa.array([c for cs in by_part.values() for c in cs], pa.string())
+    slot = slots_of(known, DEFAULT_SLOTS)
+    mine = known.filter(pa.array((slot >= first) & (slot < first + width))).to_pylist()
+    take = min(len(mine), SHARD_ROWS // DOCS_PER_CUSTOMER)
+    return sorted(rng.choice(np.array(mine, dtype=object), take, replace=False).tolist())
+
+
+def _scattered_shard(by_part: dict[str, list[str]], rng: np.random.Generator) -> list[str]:
+    """Customers the ledger holds from every slot."""
+    parts = sorted(by_part)
+    shard = [by_part[p][i % len(by_part[p])] for p, i in zip(
+        rng.choice(parts, SHARD_ROWS // DOCS_PER_CUSTOMER), rng.integers(0, 10**9, SHARD_ROWS // DOCS_PER_CUSTOMER),
+        strict=True)]
+    return sorted(set(shard))
+
+
+def _shard_load(seg_root: Location | None, comp_root: Location, shard: list[str], sampled: set[str],
+                ) -> tuple[str, str, int]:
+    """The load of one shard's customers in both layouts (wall / CPU, scaled to every partition it touches);
+    without ``seg_root``, in the compacted layout only."""
+    touched = {partition_of(c) for c in shard}
+    scale = len(touched) / len(touched & sampled)
+    mine = [c for c in shard if partition_of(c) in sampled]
+    # best of three by CPU time: on a shared machine one pass may be slowed twofold by others' work
+    comp_load, comp_cpu, comp_docs = min((_load(comp_root, mine) for _ in range(3)), key=lambda r: r[1])
+    assert comp_docs == len(mine) * DOCS_PER_CUSTOMER, comp_docs
+    if seg_root is None:
+        return "", _t(comp_load * scale, comp_cpu * scale), len(shard)
+    seg_load, seg_cpu, seg_docs = _load(seg_root, mine)
+    assert seg_docs == comp_docs, (seg_docs, comp_docs)
+    return _t(seg_load * scale, seg_cpu * scale), _t(comp_load * scale, comp_cpu * scale), len(shard)
+
+
+def bench(n_docs: int, sample: int, night_only: bool = False, manifest_rows: int = 1_000_000,
+          compacted_only: bool = False) -> None:
     where = OUT / f"ledger-{n_docs}"
     t0 = time.perf_counter()
     seg_root, comp_root, by_part = _build(n_docs, where, sample)
     build_s = time.perf_counter() - t0
     rng = np.random.default_rng(7)
     parts = sorted(by_part)
-    shard = [by_part[p][i % len(by_part[p])] for p, i in zip(
-        rng.choice(parts, SHARD_ROWS // DOCS_PER_CUSTOMER), rng.integers(0, 10**9, SHARD_ROWS // DOCS_PER_CUSTOMER),
-        strict=True)]
-    shard = sorted(set(shard))
-    touched = {partition_of(c) for c in shard}
     sampled = _sampled(parts, sample)
-    scale = len(touched) / len(touched & sampled)
 
     if night_only:
         fold_run_s, fold_run_cpu = _after_run(where, comp_root, sampled, len(parts), merge_at=MERGE_AT)
@@ -235,10 +276,19 @@ def bench(n_docs: int, sample: int, night_only: bool = False) -> None:
         return
     seg_bytes = _bytes(Path(seg_root.key)) * len(parts) // len(sampled)
     comp_bytes = _bytes(Path(comp_root.key)) * len(parts) // len(sampled)
-    mine = [c for c in shard if partition_of(c) in sampled]
-    seg_load, seg_cpu, seg_docs = _load(seg_root, mine)
-    comp_load, comp_cpu, comp_docs = _load(comp_root, mine)
-    assert comp_docs == seg_docs == len(mine) * DOCS_PER_CUSTOMER, (comp_docs, seg_docs)
+    segs = None if compacted_only else seg_root
+    planned = _shard_load(segs, comp_root, _planned_shard(by_part, manifest_rows, rng), sampled)
+    scattered = _shard_load(segs, comp_root, _scattered_shard(by_part, rng), sampled)
+    note = "" if len(sampled) == len(parts) else f"  (on {len(sampled)} partitions, x{len(parts) / len(sampled):.0f})"
+    print(f"\n{n_docs:,} documents ({len(parts)} partitions of ~{n_docs // len(parts):,} documents; "
+          f"{len(sampled)} built in {build_s:.0f} s and reused afterwards)")
+    print(f"  {'':30} {'segments':>22} {'compacted':>22}   (wall / CPU of this process)")
+    print(f"  {'ledger bytes':30} {seg_bytes / 1e9:>19.2f} GB {comp_bytes / 1e9:>19.3f} GB{note}")
+    print(f"  {f'load a shard ({planned[2]:,} cust.)':30} {planned[0]:>22} {planned[1]:>22}{note}")
+    print(f"  {'  same, from every slot':30} {scattered[0]:>22} {scattered[1]:>22}{note}")
+    sys.stdout.flush()
+    if compacted_only:
+        return
 
     # folding the segments of the sampled partitions (a copy: the segment layout is kept for the next run)
     fold = where / "fold"
@@ -254,18 +304,10 @@ def bench(n_docs: int, sample: int, night_only: bool = False) -> None:
     night_s, night_cpu = _after_run(where, comp_root, sampled, len(parts), merge_at=1)
     fold_run_s, fold_run_cpu = _after_run(where, comp_root, sampled, len(parts), merge_at=MERGE_AT)
 
-    note = "" if len(sampled) == len(parts) else f"  (on {len(sampled)} partitions, x{len(parts) / len(sampled):.0f})"
-    print(f"\n{n_docs:,} documents ({len(parts)} partitions of ~{n_docs // len(parts):,} documents; "
-          f"{len(sampled)} built in {build_s:.0f} s and reused afterwards)")
-    print(f"  {'':30} {'segments':>22} {'compacted':>22}   (wall / CPU of this process)")
-    print(f"  {'ledger bytes':30} {seg_bytes / 1e9:>19.2f} GB {comp_bytes / 1e9:>19.3f} GB{note}")
-    print(f"  {f'load one shard ({len(shard):,} cust.)':30} {_t(seg_load * scale, seg_cpu * scale):>22} "
-          f"{_t(comp_load * scale, comp_cpu * scale):>22}{note}")
     print(f"  {'compact every segment':30} {'':>22} {_t(fold_s, fold_cpu):>22}{note}")
     print(f"  {'merge a run (20k docs) into one':30} {'':>22} {_t(night_s, night_cpu):>22}{note}")
     print(f"  {'fold a run (20k docs) alone':30} {'':>22} {_t(fold_run_s, fold_run_cpu):>22}{note}")
     sys.stdout.flush()
-    del seg_docs
 
 
 def main() -> None:
@@ -275,9 +317,14 @@ def main() -> None:
                                                            "compaction (256: all, no scaling)")
     ap.add_argument("--night-only", action="store_true", help="only the end-of-run compaction that folds a run's "
                                                                   "segments alone (the layouts built before)")
+    ap.add_argument("--compacted-only", action="store_true",
+                    help="bytes of both layouts and the compacted layout's loads only (no segment loads, no "
+                         "compaction: the quick way to the 10M figures)")
+    ap.add_argument("--manifest-rows", type=int, default=1_000_000,
+                    help="the manifest whose shard is loaded: its size sets the shard's range of slots")
     args = ap.parse_args()
     for n in args.docs:
-        bench(n, args.sample, args.night_only)
+        bench(n, args.sample, args.night_only, args.manifest_rows, args.compacted_only)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import io
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,15 +36,22 @@ from botocore.exceptions import ClientError
 from connectors.errors import ObjectMissing
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
+from transforms.ledger_layout import (
+    DEFAULT_SLOTS,
+    keys_of,
+    layout_of,
+    row_groups,
+    stored_columns,
+    stored_customers,
+    to_records,
+    to_stored,
+    write_options,
+)
 
 SEGMENT_PREFIX = "seg-"
 COMPACT_PREFIX = "compact-"
 _FOLDED_KEY = b"kyc_attach.folded_segments"
 _READ_ATTEMPTS = 5
-# Row groups this small let a reader skip, by the customer column's min/max, most of a partition it does not
-# need (a shard's customers are a few per partition); larger ones read faster whole. Measured with
-# bench/bench_ledger.py.
-_ROW_GROUP_ROWS = 1024
 
 # The record keys with a column of their own; any other key (a field added later) is kept as JSON in "x", so
 # compaction never drops what a newer writer recorded.
@@ -101,15 +108,17 @@ def partitions(store: ObjectStore, index_root: Location, *, to_compact: bool = F
 
 
 def read_records(store: ObjectStore, index_root: Location, part: str,
-                 customers: Iterable[str] | None = None, *, history: bool = True) -> list[dict[str, Any]]:
+                 customers: Iterable[str] | None = None, *, history: bool = True,
+                 keep: Callable[[pa.Table], pa.Array] | None = None) -> list[dict[str, Any]]:
     """Every record of one partition (only these customers' when given), in the order they were written.
 
     Without ``history``, records read from a compacted file lack what only the history needs (the time of the
-    record, its source objects): the exactly-once rule does not read them and a shard loads faster."""
+    record, its source objects): the exactly-once rule does not read them and a shard loads faster. ``keep``
+    picks (a boolean mask) the rows of a compacted file worth returning; records of segments are all returned."""
     wanted = None if customers is None else sorted(set(customers))
     for attempt in range(_READ_ATTEMPTS):
         try:
-            return _read_once(store, index_root.child(part), wanted, None if history else _LOAD_COLUMNS)
+            return _read_once(store, index_root.child(part), wanted, None if history else _LOAD_COLUMNS, keep)
         except _Gone:
             if attempt == _READ_ATTEMPTS - 1:
                 raise RuntimeError(f"ledger partition {part}: objects kept vanishing while it was read") from None
@@ -122,24 +131,29 @@ class _Gone(Exception):
 
 
 def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None,
-               columns: list[str] | None) -> list[dict[str, Any]]:
+               columns: list[str] | None, keep: Callable[[pa.Table], pa.Array] | None = None,
+               ) -> list[dict[str, Any]]:
     listed = store.list(folder)
     compacts = [loc for loc in listed if _name(loc).startswith(COMPACT_PREFIX)]
     segments = [loc for loc in listed if _name(loc).startswith(SEGMENT_PREFIX) and loc.key.endswith(".jsonl")]
     tables, folded = [], set()
-    for loc in compacts:
-        table, names = _read_compact(_open(store, loc), customers, columns)
-        tables.append(table)
-        folded |= names
+    opened = [_parquet(_open(store, loc)) for loc in compacts]
+    for pf in opened:
+        folded |= _folded(pf)
     unfolded = [loc for loc in segments if _name(loc) not in folded]
+    if columns is not None and len(opened) == 1 and not unfolded:
+        columns = [c for c in columns if c not in ("seg", "line")]  # one file alone is in replay order
+    for pf in opened:
+        table = _read_compact(pf, customers, columns)[0]
+        tables.append(table if keep is None else table.filter(keep(table)))
     if len(tables) == 1 and not unfolded:
         # the usual case once compacted: the file's rows are in replay order per customer already
-        return [_plain(rec) for rec in tables[0].to_pylist()]
+        return _plain_rows(tables[0])
     keyed: dict[tuple[str, int], dict[str, Any]] = {}
     wanted = None if customers is None else set(customers)
     for table in tables:
         for rec in table.to_pylist():
-            keyed[(rec["seg"], rec["line"])] = rec
+            keyed[(rec["seg"], rec["line"])] = _plain(rec, compacted=True)
     for loc in unfolded:
         name = _name(loc)
         for line_no, line in enumerate(_read(store, loc).splitlines()):
@@ -151,7 +165,7 @@ def _read_once(store: ObjectStore, folder: Location, customers: list[str] | None
 
 
 def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
-                      merge_at: int = 1) -> Compacted | None:
+                      merge_at: int = 1, slots: int = DEFAULT_SLOTS) -> Compacted | None:
     """Fold one partition's segments into a compacted file; None when there was nothing to fold (no segment,
     at most one compacted file).
 
@@ -159,6 +173,7 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
     compacted file of their own (cheap: the large file is neither read nor rewritten); from ``merge_at`` on,
     every compacted file and segment is merged into one. A segment that is folded twice this way (a compaction
     stopped before deleting it) counts once: readers and merges keep one record per (segment, line).
+    ``slots``: the planner's slot count, by which the file's rows are grouped (``transforms.ledger_layout``).
     """
     folder = index_root.child(part)
     for attempt in range(_READ_ATTEMPTS):
@@ -199,8 +214,7 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
         merged = pa.concat_tables([*tables, records_table(rows)]).combine_chunks()
         if len(tables) > 1:  # compactions that ran side by side folded some records twice: keep one
             merged = _first_of_each(merged)
-        merged = merged.sort_by([("c", "ascending"), ("seg", "ascending"), ("line", "ascending")])
-        data = write_compact(merged, folded=[_name(s) for s in segments])
+        data = write_compact(merged, folded=[_name(s) for s in segments], slots=slots)
         name = f"{COMPACT_PREFIX}{time.time_ns():020d}-{secrets.token_hex(4)}.parquet"
         store.write(folder.child(name), data, content_type="application/vnd.apache.parquet")
         # Only what was read and is now held by the file just written goes: a segment appended since the
@@ -212,12 +226,13 @@ def compact_partition(store: ObjectStore, index_root: Location, part: str, *,
 
 
 def compact(store: ObjectStore, index_root: Location, parts: Iterable[str] | None = None, *,
-            merge_at: int = 1) -> list[Compacted]:
+            merge_at: int = 1, slots: int = DEFAULT_SLOTS) -> list[Compacted]:
     """Compact these partitions (default: every partition with work for a compaction); what each did.
-    ``merge_at``: see :func:`compact_partition` (1: merge everything into one file per partition)."""
+    ``merge_at``, ``slots``: see :func:`compact_partition` (merge_at 1: merge everything into one file per
+    partition)."""
     done = []
     for part in sorted(set(parts) if parts is not None else partitions(store, index_root, to_compact=True)):
-        result = compact_partition(store, index_root, part, merge_at=merge_at)
+        result = compact_partition(store, index_root, part, merge_at=merge_at, slots=slots)
         if result is not None:
             done.append(result)
     return done
@@ -228,13 +243,13 @@ def records_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=_SCHEMA)
 
 
-def write_compact(table: pa.Table, *, folded: list[str]) -> bytes:
-    """A compacted file's bytes: ``table`` (sorted by customer) and the names of the segments it folded."""
-    meta = dict(table.schema.metadata or {})
-    meta[_FOLDED_KEY] = json.dumps(folded).encode()
+def write_compact(table: pa.Table, *, folded: list[str], slots: int = DEFAULT_SLOTS) -> bytes:
+    """A compacted file's bytes (the current layout, ``transforms.ledger_layout``): the records of ``table`` (the
+    compacted layout's columns) and the names of the segments it folded."""
+    stored = to_stored(table.select(_SCHEMA.names), slots)
+    meta = {**stored.metadata, _FOLDED_KEY: json.dumps(folded).encode()}
     buf = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd", row_group_size=_ROW_GROUP_ROWS,
-                   use_dictionary=["k", "s", "c", "p", "run", "seg"])
+    pq.write_table(stored.table.replace_schema_metadata(meta), buf, **write_options())
     return buf.getvalue()
 
 
@@ -252,9 +267,12 @@ def _read_compact(data: bytes | pq.ParquetFile, customers: list[str] | None,
                   columns: list[str] | None = None) -> tuple[pa.Table, set[str]]:
     """A compacted file's rows (only these customers' when given: the row groups whose customer range holds
     none of them are not read) and the names of the segments it folded."""
-    pf = data if isinstance(data, pq.ParquetFile) else pq.ParquetFile(pa.BufferReader(data))
+    pf = _parquet(data)
     meta = pf.schema_arrow.metadata or {}
-    folded = set(json.loads(meta.get(_FOLDED_KEY, b"[]")))
+    folded = _folded(pf)
+    if layout_of(meta) >= 2:
+        return _read_stored(pf, meta, customers, columns), folded
+    # layout 1: the records' own columns, rows sorted by customer
     if customers is None:
         return pf.read(columns=columns, use_threads=False), folded
     md = pf.metadata
@@ -275,6 +293,44 @@ def _read_compact(data: bytes | pq.ParquetFile, customers: list[str] | None,
     return table.filter(pc.is_in(table.column("c"), pa.array(customers))), folded
 
 
+def _parquet(data: bytes | pq.ParquetFile) -> pq.ParquetFile:
+    return data if isinstance(data, pq.ParquetFile) else pq.ParquetFile(pa.BufferReader(data))
+
+
+def _folded(pf: pq.ParquetFile) -> set[str]:
+    """The names of the segments a compacted file folded."""
+    return set(json.loads((pf.schema_arrow.metadata or {}).get(_FOLDED_KEY, b"[]")))
+
+
+def _read_stored(pf: pq.ParquetFile, meta: dict[bytes, bytes], customers: list[str] | None,
+                 columns: list[str] | None) -> pa.Table:
+    """A layout-2 file's rows (only these customers': the row groups whose slot and customer ranges hold none
+    of them are not read) in the compacted layout's columns."""
+    names = list(columns) if columns is not None else _SCHEMA.names
+    read = stored_columns(names)
+    if customers is None:
+        return to_records(pf.read(columns=read, use_threads=False), meta, names).cast(_schema_of(names))
+    keys = keys_of(customers, meta)
+    md = pf.metadata
+    leaf = {md.schema.column(i).path: i for i in range(md.num_columns)}
+    stats: list[tuple[int, int, Any, Any] | None] = []
+    for g in range(md.num_row_groups):
+        group = md.row_group(g)
+        sb, sc = group.column(leaf["b"]).statistics, group.column(leaf["c"]).statistics
+        known = sb is not None and sc is not None and sb.has_min_max and sc.has_min_max
+        stats.append((sb.min, sb.max, sc.min, sc.max) if known else None)
+    groups = row_groups(stats, keys) if keys else []
+    if not groups:
+        return _schema_of(names).empty_table()
+    table = pf.read_row_groups(groups, columns=read, use_threads=False)
+    table = table.filter(pc.is_in(table.column("c"), stored_customers(keys, meta)))
+    return to_records(table, meta, names)
+
+
+def _schema_of(names: list[str]) -> pa.Schema:
+    return pa.schema([_SCHEMA.field(n) for n in names])
+
+
 def _row(rec: dict[str, Any], seg: str, line: int) -> dict[str, Any]:
     """A record as a row of the compacted layout."""
     row: dict[str, Any] = {k: rec.get(k) for k in _COLUMNS}
@@ -284,13 +340,28 @@ def _row(rec: dict[str, Any], seg: str, line: int) -> dict[str, Any]:
     return row
 
 
-def _plain(rec: dict[str, Any]) -> dict[str, Any]:
+def _plain(rec: dict[str, Any], *, compacted: bool = False) -> dict[str, Any]:
     """A record without its empty fields, the same whether a segment or a compacted file held it."""
-    if "seg" not in rec:
+    if not compacted:
         return {k: v for k, v in rec.items() if v is not None}
     out = {k: rec[k] for k in _COLUMNS if rec.get(k) is not None}
     if rec.get("x"):
         out.update(json.loads(rec["x"]))
+    return out
+
+
+def _plain_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows of a compacted file as records, as :func:`_plain` gives them (built column by column: a shard's
+    load turns a few hundred rows of each of 256 partitions into records)."""
+    names = [n for n in table.column_names if n in _COLUMNS]
+    columns = [table.column(n).to_pylist() for n in names]
+    extra = table.column("x").to_pylist() if "x" in table.column_names else [None] * table.num_rows
+    out = []
+    for values, x in zip(zip(*columns, strict=True), extra, strict=True):
+        rec = {n: v for n, v in zip(names, values, strict=True) if v is not None}
+        if x:
+            rec.update(json.loads(x))
+        out.append(rec)
     return out
 
 

@@ -207,7 +207,7 @@ async def attach_manifest(
 
         worked = time.monotonic()
         if not dry_run:  # the index stays quick to load: fold the segments this run wrote
-            await asyncio.to_thread(compact_after_run, store, job_ledger)
+            await asyncio.to_thread(compact_after_run, store, job_ledger, settings.max_shards)
         parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
         parquet_path, csv_path, table = assemble_report(parts, run_dir / "report", s3_uri=settings.report_s3_uri)
         summary = build_summary(table, plan.rows_in, {

@@ -9,6 +9,7 @@ from connectors.ledger import documents_root
 from connectors.ledger_index import compact
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
+from transforms.ledger_layout import DEFAULT_SLOTS
 
 log = logging.getLogger("kyc_attach.ledger")
 # A run folds its segments into a small compacted file of their own; every MERGE_AT-th file of a partition
@@ -17,12 +18,13 @@ log = logging.getLogger("kyc_attach.ledger")
 MERGE_AT = 8
 
 
-def compact_after_run(store: ObjectStore, job_ledger: Location) -> None:
-    """Fold the segments of the index into its compacted files; a failure is a warning, never the run's end
-    (every record is still in a segment, and the next run or ``kyc-attach ledger compact`` folds it)."""
+def compact_after_run(store: ObjectStore, job_ledger: Location, slots: int = DEFAULT_SLOTS) -> None:
+    """Fold the segments of the index into its compacted files, their rows grouped by the planner's ``slots``
+    (``max_shards``); a failure is a warning, never the run's end (every record is still in a segment, and the
+    next run or ``kyc-attach ledger compact`` folds it)."""
     start = time.monotonic()
     try:
-        done = compact(store, documents_root(job_ledger), merge_at=MERGE_AT)
+        done = compact(store, documents_root(job_ledger), merge_at=MERGE_AT, slots=slots)
     except Exception as exc:
         log.warning("ledger compaction stopped (%s); the segments stay and are read as they are",
                        type(exc).__name__)

@@ -20,7 +20,7 @@ from connectors.tenant_ledger import check_stamp, ledger_location
 from flows.settings import load_settings
 from flows.stores import make_store
 from transforms.exactly_once import partition_of
-from transforms.ledger_history import HistoryQuery, StateChange, as_table, history
+from transforms.ledger_history import HistoryQuery, StateChange, as_table, history, rows_to_read
 from transforms.tenant import TenantStamp
 
 
@@ -35,7 +35,8 @@ def _index(ledger_uri: str | None) -> tuple[ObjectStore, Location]:
 def document_history(ledger_uri: str | None, query: HistoryQuery, *,
                      parquet_out: str | None = None) -> list[StateChange]:
     """The state changes ``query`` asks for; with ``parquet_out`` (a path or s3:// uri) also written there as
-    Parquet. A customer is looked up in its one partition; the other questions read the whole index."""
+    Parquet. A customer is looked up in its one partition; the other questions read the whole index, turning only
+    the records of the documents they match into Python objects."""
     store, root = _index(ledger_uri)
     changes = history(_records(store, root, query), query)
     if parquet_out is not None:
@@ -52,13 +53,13 @@ def _records(store: ObjectStore, root: Location, query: HistoryQuery) -> Iterato
         yield from read_records(store, root, partition_of(query.customer), [query.customer.lower()])
         return
     for part in partitions(store, root):
-        yield from read_records(store, root, part)
+        yield from read_records(store, root, part, keep=lambda table: rows_to_read(table, query))
 
 
 def compact_index(ledger_uri: str | None) -> list[Compacted]:
-    """Compact every partition of the index that holds segments."""
+    """Compact every partition of the index that holds segments (rows grouped by the planner's hash slots)."""
     store, root = _index(ledger_uri)
-    return compact(store, root)
+    return compact(store, root, slots=load_settings().max_shards)
 
 
 def adopt_command(report_prefix: str) -> dict[str, Any]:

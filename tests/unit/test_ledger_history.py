@@ -9,9 +9,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from connectors.ledger_index import records_table
 from transforms.codes import Reason
 from transforms.dry_run_preview import already_attached_message, new_document_message, preview, unknown_message
-from transforms.ledger_history import HistoryQuery, as_line, as_table, history
+from transforms.ledger_history import HistoryQuery, as_line, as_table, history, rows_to_read
 
 
 def _doc(key: str, state: str, t: float | None, *, c: str = "c1", p: str = "p1", **extra: Any) -> dict[str, Any]:
@@ -90,3 +91,22 @@ def test_the_history_command_does_not_import_prefect() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("query", [
+    HistoryQuery(customer="C1"), HistoryQuery(party="P2"), HistoryQuery(document="aaaa1111"),
+    HistoryQuery(source="s3://in/a.pdf"), HistoryQuery(source="s3://in/z.pdf"), HistoryQuery(party="nobody"),
+])
+def test_the_rows_a_look_up_reads_give_the_same_history_as_every_record(query: HistoryQuery) -> None:
+    table = records_table([{**r, "seg": "seg-1", "line": i} for i, r in enumerate(RECORDS)])
+
+    kept = table.filter(rows_to_read(table, query))
+
+    assert kept.num_rows < table.num_rows
+    assert history(_compacted(kept), query) == history(RECORDS, query)
+
+
+def _compacted(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows of the compacted layout as records (without their empty fields)."""
+    return [{k: v for k, v in row.items() if v is not None and k not in ("seg", "line", "x")}
+            for row in table.to_pylist()]
