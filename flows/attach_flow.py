@@ -24,6 +24,7 @@ from prefect.states import State
 from connectors.errors import SetupError, StoppedAfterSending
 from connectors.guarded_delete import remove_tree
 from connectors.jobs import checked_rework, mark_completed
+from connectors.ledger import documents_root, ledger_secret
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.report_store import (
@@ -209,7 +210,9 @@ async def attach_manifest(
         if not dry_run:  # the index stays quick to load: fold the segments this run wrote
             await asyncio.to_thread(compact_after_run, store, job_ledger)
         parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
-        parquet_path, csv_path, table = assemble_report(parts, run_dir / "report", s3_uri=settings.report_s3_uri)
+        mask_secret = (await asyncio.to_thread(ledger_secret, store, documents_root(job_ledger))
+                       if settings.report_s3_uri == "hashed" else None)
+        parquet_path, csv_path, table = assemble_report(parts, run_dir / "report", mask_secret=mask_secret)
         summary = build_summary(table, plan.rows_in, {
             "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
             "retry_failed": retry_failed, "include_rejected": list(reworked),
