@@ -50,6 +50,7 @@ from flows.run_rules import rules_from
 from flows.settings import Settings, load_settings
 from flows.shard_services import LiveMode, ShardServices, run_mode, shard_services
 from flows.shard_worker import run_shard
+from flows.stopped_report import write_stopped_report
 from flows.stores import make_store
 from transforms.dry_run_preview import preview
 from transforms.run_timeline import Timeline
@@ -240,7 +241,17 @@ async def attach_manifest(
         return end_run(summary, rejections_fail=settings.rejections_fail_run)
     except SetupError as exc:
         if sending:  # what was sent is in the ledger: never "cannot start" for a run that sent something
-            raise StoppedAfterSending(f"stopped after sending began: {exc}") from None
+            stop = f"stopped after sending began: {exc}"
+            where = await _report_of_stopped_run(
+                plan, settings=settings, store=store, run_dir=run_dir, run_prefix=run_prefix,
+                job_ledger=ledger.child(plan.job_id), stop=stop, summary_extra={
+                    "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
+                    "retry_failed": retry_failed, "include_rejected": list(reworked),
+                    "seconds": round(time.monotonic() - started, 3), "settings": settings.public_dict(),
+                    "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest,
+                    "mapping": mapping, "mapping_digest": plan.mapping_digest})
+            # the report's place first: the CLI's one line keeps the start of the message
+            raise StoppedAfterSending(f"stopped after sending began ({where}): {exc}") from None
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
         raise
     finally:
@@ -263,6 +274,15 @@ async def run_attach(manifest: str, report_uri: str, **options: Any) -> dict[str
     return await summary_of(state)
 
 
+async def _report_of_stopped_run(plan: PlanResult, **kwargs: Any) -> str:
+    """Where the report of a run stopped after sending went (``flows.stopped_report``), or why there is none."""
+    try:
+        return await asyncio.to_thread(write_stopped_report, plan, **kwargs)
+    except Exception as exc:  # the stop is what the caller reports; the report's own failure is said with it
+        log.error("the stopped run's report was not written: %s", type(exc).__name__)
+        return f"no report written: {type(exc).__name__}"
+
+
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,
                        progress: RunProgress) -> dict[str, float]:
     """Work every shard, ``shard_concurrency`` at a time; returns each shard's seconds."""
@@ -275,7 +295,12 @@ async def _work_shards(plan: PlanResult, services: ShardServices, settings: Sett
         seconds[spec.name] = result["seconds"]
         await progress.advance(sum(result["counts"].values()))
 
-    await asyncio.gather(*(one(s) for s in plan.shards))
+    # Every shard ends before the run goes on, even when one raised: the others must not go on writing report
+    # parts while the run reports on its folder and removes it.
+    results = await asyncio.gather(*(one(s) for s in plan.shards), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
     return seconds
 
 
