@@ -160,6 +160,7 @@ async def attach_manifest(
     watch = LeaseWatch()
     heartbeat: asyncio.Task[None] | None = None
     sending = False
+    published = False  # the run's own report is under its report location
     try:
         only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
         plan = await plan_task(manifest, str(run_dir), today, mapping)
@@ -232,6 +233,7 @@ async def attach_manifest(
         if dry_run:
             files.update({f"payloads/{p.name}": p for p in sorted((run_dir / "payloads").glob("*.jsonl"))})
         await asyncio.to_thread(publish_report, store, run_prefix, files, summary)
+        published = True
         if summary["stopped_early"]:
             logger.error("%s; the report names the rows not tried", summary["stopped_early"])
         if not dry_run and await asyncio.to_thread(mark_completed, store, report_uri, plan.job_id, summary):
@@ -242,7 +244,7 @@ async def attach_manifest(
     except SetupError as exc:
         if sending:  # what was sent is in the ledger: never "cannot start" for a run that sent something
             stop = f"stopped after sending began: {exc}"
-            where = await _report_of_stopped_run(
+            where = str(run_prefix) if published else await _report_of_stopped_run(
                 plan, settings=settings, store=store, run_dir=run_dir, run_prefix=run_prefix,
                 job_ledger=ledger.child(plan.job_id), stop=stop, summary_extra={
                     "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),

@@ -97,3 +97,24 @@ def test_a_report_location_that_refuses_the_report_leaves_it_in_the_work_folder(
     assert summary["counts_add_up"] and summary["rows_in"] == row_count
     # every shard had finished before the refusal: each row keeps the outcome it had
     assert summary["by_status"]["attached"] > 0 and "run_stopped" not in summary["by_reason"]
+
+
+def test_a_check_refused_after_the_report_was_published_names_that_report(
+        staged: tuple[str, int], bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import flows.attach_flow as attach_flow
+
+    manifest, row_count = staged
+
+    def refused_marker(*args: Any, **kwargs: Any) -> bool:
+        raise SetupError("reports/_jobs: the completion marker cannot be written")
+
+    monkeypatch.setattr(attach_flow, "mark_completed", refused_marker)
+    result = _run(manifest, bucket)
+
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"kyc-attach: error: StoppedAfterSending: stopped after sending began (s3://{bucket}/reports/r1): "
+        "reports/_jobs: the completion marker cannot be written")
+    report = read_report({"report": f"s3://{bucket}/reports/r1"})
+    assert len(report) == row_count and not [r for r in report if r["reason_code"] == "run_stopped"]
+    assert not (tmp_path / "work" / "stopped-reports").exists()
