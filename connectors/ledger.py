@@ -71,6 +71,22 @@ def documents_root(job_ledger: Location) -> Location:
     return Location(job_ledger.bucket, parent).child("_documents")
 
 
+def ledger_secret(store: ObjectStore, index_root: Location) -> bytes:
+    """The ledger's secret (``<index root>/_details_secret``), the key of its detail digests and of the report's
+    hashed cells: created once (never overwritten), then read by every run."""
+    loc = index_root.child(DETAILS_SECRET)
+    if not store.exists(loc):
+        with contextlib.suppress(SetupError):  # another shard created it first: its secret is the one
+            store.write(loc, secrets.token_bytes(KEY_BYTES).hex().encode(), content_type="text/plain")
+    try:
+        secret = bytes.fromhex(store.read(loc).decode("ascii").strip())
+    except ValueError:
+        secret = b""
+    if len(secret) != KEY_BYTES:
+        raise SetupError(f"the ledger's {DETAILS_SECRET} object is not a {KEY_BYTES}-byte secret in hex")
+    return secret
+
+
 class Ledger:
     """Document and upload records of the customers one shard works, plus the job's legacy records."""
 
@@ -123,18 +139,7 @@ class Ledger:
         return self
 
     def _details_secret(self) -> bytes:
-        """The ledger's secret for detail digests: created once (never overwritten), then read by every run."""
-        loc = self._root.child(DETAILS_SECRET)
-        if not self._store.exists(loc):
-            with contextlib.suppress(SetupError):  # another shard created it first: its secret is the one
-                self._store.write(loc, secrets.token_bytes(KEY_BYTES).hex().encode(), content_type="text/plain")
-        try:
-            secret = bytes.fromhex(self._store.read(loc).decode("ascii").strip())
-        except ValueError:
-            secret = b""
-        if len(secret) != KEY_BYTES:
-            raise SetupError(f"the ledger's {DETAILS_SECRET} object is not a {KEY_BYTES}-byte secret in hex")
-        return secret
+        return ledger_secret(self._store, self._root)
 
     def _apply(self, rec: dict[str, Any]) -> None:
         if rec["k"] == "upload":

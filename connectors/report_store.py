@@ -35,21 +35,30 @@ _CONTENT_TYPES = {".csv": "text/csv", ".parquet": "application/vnd.apache.parque
 CARRIED_FILE = "carried.parquet"
 
 
-def assemble_report(parts: list[Path], out_dir: Path, *, s3_uri: str = "full") -> tuple[Path, Path, pa.Table]:
+#: The report's columns that name objects or files (keys and archive names can carry people's names): with a
+#: mask secret, each is written as a keyed digest (``transforms.report.hashed_s3_uri``).
+HASHED_COLUMNS = ("s3_uri", "source_file")
+
+
+def assemble_report(parts: list[Path], out_dir: Path, *, mask_secret: bytes | None = None
+                    ) -> tuple[Path, Path, pa.Table]:
     """Join the report parts in manifest order into ``rows.parquet`` and ``rows.csv``, with the columns a
     mapping carries (``CARRIED_FILE`` next to ``out_dir``, when the plan wrote one) joined by row number.
 
-    ``s3_uri="hashed"`` writes each ``s3_uri`` as its bucket and a SHA-256 prefix of its key (``hashed_s3_uri``)."""
+    With ``mask_secret`` (the ledger's secret), each of :data:`HASHED_COLUMNS` is written as its bucket and a
+    keyed digest of its key (``hashed_s3_uri``)."""
     tables = [pq.read_table(p).cast(REPORT_SCHEMA) for p in parts if p.exists()]
     table = pa.concat_tables(tables) if tables else REPORT_SCHEMA.empty_table()
-    if s3_uri == "hashed":
-        table = table.set_column(table.column_names.index("s3_uri"), "s3_uri",
-                                 hash_s3_uri_column(table.column("s3_uri")))
     carried_path = out_dir.parent / CARRIED_FILE
     if carried_path.exists():
         carried = pq.read_table(carried_path)
         names = [n for n in carried.column_names if n != "row_number"]
         table = table.join(carried, "row_number", join_type="left outer").cast(report_schema(names))
+    if mask_secret is not None:
+        for name in HASHED_COLUMNS:
+            if name in table.column_names:
+                table = table.set_column(table.column_names.index(name), name,
+                                         hash_s3_uri_column(table.column(name), mask_secret))
     table = table.sort_by("row_number")
     out_dir.mkdir(parents=True, exist_ok=True)
     parquet_path, csv_path = out_dir / "rows.parquet", out_dir / "rows.csv"

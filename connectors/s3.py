@@ -16,8 +16,6 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypedDict, cast
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from connectors.errors import ObjectChanged, ObjectMissing, SetupError
@@ -108,6 +106,11 @@ def make_s3_client(max_pool_connections: int = 64) -> S3Client:
     boto3 reads ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3`` itself; a loopback endpoint gets path-style
     addressing because virtual-host names do not resolve there.
     """
+    # Imported here, not at the top: boto3 and botocore's config cost ~0.3 s of start-up, which a command that
+    # reads only local files (``kyc-attach validate`` on a local manifest) never needs to pay.
+    import boto3
+    from botocore.config import Config
+
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
     loopback = any(h in endpoint for h in ("127.0.0.1", "localhost", "[::1]"))
     config = Config(

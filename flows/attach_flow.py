@@ -23,6 +23,7 @@ from prefect.runtime import flow_run
 from connectors.errors import SetupError, StoppedAfterSending
 from connectors.guarded_delete import remove_tree
 from connectors.jobs import checked_rework, mark_completed
+from connectors.ledger import documents_root, ledger_secret
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.report_store import (
@@ -49,6 +50,7 @@ from flows.runtime import run_mode, shard_services
 from flows.settings import Settings, load_settings
 from flows.shard_services import LiveMode, ShardServices
 from flows.shard_worker import run_shard
+from flows.stopped_report import write_stopped_report
 from flows.stores import make_store
 from transforms.dry_run_preview import preview
 from transforms.run_timeline import Timeline
@@ -158,6 +160,7 @@ async def attach_manifest(
     watch = LeaseWatch()
     heartbeat: asyncio.Task[None] | None = None
     sending = False
+    published = False  # the run's own report is under its report location
     try:
         only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
         plan = await plan_task(manifest, str(run_dir), today, mapping)
@@ -209,7 +212,9 @@ async def attach_manifest(
         if not dry_run:  # the index stays quick to load: fold the segments this run wrote
             await asyncio.to_thread(compact_after_run, store, job_ledger, settings.max_shards)
         parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
-        parquet_path, csv_path, table = assemble_report(parts, run_dir / "report", s3_uri=settings.report_s3_uri)
+        mask_secret = (await asyncio.to_thread(ledger_secret, store, documents_root(job_ledger))
+                       if settings.report_s3_uri == "hashed" else None)
+        parquet_path, csv_path, table = assemble_report(parts, run_dir / "report", mask_secret=mask_secret)
         summary = build_summary(table, plan.rows_in, {
             "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
             "retry_failed": retry_failed, "include_rejected": list(reworked),
@@ -228,6 +233,7 @@ async def attach_manifest(
         if dry_run:
             files.update({f"payloads/{p.name}": p for p in sorted((run_dir / "payloads").glob("*.jsonl"))})
         await asyncio.to_thread(publish_report, store, run_prefix, files, summary)
+        published = True
         if summary["stopped_early"]:
             logger.error("%s; the report names the rows not tried", summary["stopped_early"])
         if not dry_run and await asyncio.to_thread(mark_completed, store, report_uri, plan.job_id, summary):
@@ -237,7 +243,17 @@ async def attach_manifest(
         return end_run(summary, rejections_fail=settings.rejections_fail_run)
     except SetupError as exc:
         if sending:  # what was sent is in the ledger: never "cannot start" for a run that sent something
-            raise StoppedAfterSending(f"stopped after sending began: {exc}") from None
+            stop = f"stopped after sending began: {exc}"
+            where = str(run_prefix) if published else await _report_of_stopped_run(
+                plan, settings=settings, store=store, run_dir=run_dir, run_prefix=run_prefix,
+                job_ledger=ledger.child(plan.job_id), stop=stop, summary_extra={
+                    "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
+                    "retry_failed": retry_failed, "include_rejected": list(reworked),
+                    "seconds": round(time.monotonic() - started, 3), "settings": settings.public_dict(),
+                    "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest,
+                    "mapping": mapping, "mapping_digest": plan.mapping_digest})
+            # the report's place first: the CLI's one line keeps the start of the message
+            raise StoppedAfterSending(f"stopped after sending began ({where}): {exc}") from None
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
         return not_started(exc)
     finally:
@@ -260,6 +276,15 @@ async def run_attach(manifest: str, report_uri: str, **options: Any) -> dict[str
     return await summary_of(state)
 
 
+async def _report_of_stopped_run(plan: PlanResult, **kwargs: Any) -> str:
+    """Where the report of a run stopped after sending went (``flows.stopped_report``), or why there is none."""
+    try:
+        return await asyncio.to_thread(write_stopped_report, plan, **kwargs)
+    except Exception as exc:  # the stop is what the caller reports; the report's own failure is said with it
+        log.error("the stopped run's report was not written: %s", type(exc).__name__)
+        return f"no report written: {type(exc).__name__}"
+
+
 async def _work_shards(plan: PlanResult, services: ShardServices, settings: Settings, run_dir: str,
                        progress: RunProgress) -> dict[str, float]:
     """Work every shard, ``shard_concurrency`` at a time; returns each shard's seconds."""
@@ -272,7 +297,12 @@ async def _work_shards(plan: PlanResult, services: ShardServices, settings: Sett
         seconds[spec.name] = result["seconds"]
         await progress.advance(sum(result["counts"].values()))
 
-    await asyncio.gather(*(one(s) for s in plan.shards))
+    # Every shard ends before the run goes on, even when one raised: the others must not go on writing report
+    # parts while the run reports on its folder and removes it.
+    results = await asyncio.gather(*(one(s) for s in plan.shards), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
     return seconds
 
 

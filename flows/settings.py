@@ -130,8 +130,9 @@ class Settings(BaseSettings):
     fail_ratio: float = Field(0.5, ge=0, le=1, description="Stop early above this share of failed requests...")
     fail_min_attempts: int = Field(1000, ge=1, description="...once at least this many were attempted.")
     report_s3_uri: Literal["full", "hashed"] = Field(
-        "full", description="The s3_uri column of the report (rows.parquet, rows.csv): full, or hashed (the bucket "
-        "and a SHA-256 prefix of the key, for archives whose keys carry people's names).",
+        "full", description="The s3_uri and source_file columns of the report (rows.parquet, rows.csv): full, or "
+        "hashed (the bucket and an HMAC-SHA256 of the key, keyed by the ledger's secret, for archives whose keys "
+        "carry people's names).",
     )
 
     @field_validator("fin_client_secret_block")

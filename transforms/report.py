@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,24 +111,35 @@ def escape_csv_formula_column(col: Any) -> Any:
     return pc.if_else(hit, pc.binary_join_element_wise("'", arr, ""), arr)
 
 
-def hashed_s3_uri(uri: str) -> str:
-    """``s3://bucket/<key>`` as ``s3://bucket/sha256:<first 16 hex digits of the key's SHA-256>``.
+#: Prefixed to the text a report digest is made of, so that no digest of a report cell can equal another digest
+#: the ledger's secret makes (those of document details are over JSON arrays, which start with ``[``).
+MASK_DOMAIN = "report:"
+#: Hex digits kept of a report digest: 128 bits, so two keys of one archive never share one.
+MASK_HEX = 32
 
-    The same key always gives the same text (rows of one file, two runs' reports, the file's own key hashed by
-    hand all match), while a key that spells out a person's name never reaches the report. Anything that is not
-    an ``s3://`` uri is hashed whole.
+
+def hashed_s3_uri(uri: str, secret: bytes) -> str:
+    """``s3://bucket/<key>`` as ``s3://bucket/hmac:<digest>``, the digest being the first :data:`MASK_HEX` hex
+    digits of HMAC-SHA256 keyed by the ledger's ``secret`` over ``"report:" + key``.
+
+    The same key under the same ledger always gives the same text (rows of one file, the reports of every run of
+    the tenant), while a key that spells out a person's name never reaches the report; the digest is keyed, so a
+    list of likely names hashed by anyone without the secret finds nothing. Anything that is not an ``s3://`` uri
+    (a local manifest's path) is hashed whole.
     """
+    if not secret:
+        raise ValueError("hashed report cells need the ledger's secret")
     bucket, sep, key = uri.removeprefix("s3://").partition("/") if uri.startswith("s3://") else ("", "", uri)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return f"s3://{bucket}/sha256:{digest}" if sep else f"sha256:{digest}"
+    digest = hmac.new(secret, (MASK_DOMAIN + key).encode(), hashlib.sha256).hexdigest()[:MASK_HEX]
+    return f"s3://{bucket}/hmac:{digest}" if sep else f"hmac:{digest}"
 
 
-def hash_s3_uri_column(col: Any) -> pa.Array:
+def hash_s3_uri_column(col: Any, secret: bytes) -> pa.Array:
     """:func:`hashed_s3_uri` over a string column, once per distinct value; empty cells and :data:`MASK` stay."""
     encoded = pc.dictionary_encode(pc.cast(col, pa.string()))
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
-    hashed = pa.array([v if v is None or v in ("", MASK) else hashed_s3_uri(v)
+    hashed = pa.array([v if v is None or v in ("", MASK) else hashed_s3_uri(v, secret)
                        for v in encoded.dictionary.to_pylist()], pa.string())
     return pc.take(hashed, encoded.indices)
 

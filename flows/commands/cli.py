@@ -3,8 +3,9 @@
 Exit codes of ``run``: 0 report written and no row failed; 1 report written with rows ``failed`` or
 ``unknown``; 2 the run could not start (one line on stderr says why, whether the start-up gate or the flow
 refused it; no upload or attach made, and the run id can be used again); 3 the run started and stopped on an
-unexpected error, or on a check that failed after it sent something, before its report was written (one line;
-run the same manifest again to resume: the ledger knows what was attached). Every error below the CLI ends
+unexpected error before its report was written, or on a check that failed after it sent something (its report
+is written all the same, the rows not settled ``failed`` / ``run_stopped``, and the one line names where); run
+the same manifest again to resume: the ledger knows what was attached. Every error below the CLI ends
 in one line on stderr; ``--debug`` shows the traceback instead.
 """
 

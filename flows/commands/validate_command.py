@@ -148,7 +148,6 @@ def validate_command(manifest: str, mapping: str | None) -> int:
     ``SetupError`` (whole-file problems: unreadable, missing columns, no layout fits) propagates: exit 2.
     """
     from connectors.manifest import discard_local_copy, open_manifest
-    from connectors.mapping_file import load_mapping
     from flows.run_rules import rules_from
     from flows.settings import load_settings
     from flows.stores import make_store
@@ -156,7 +155,11 @@ def validate_command(manifest: str, mapping: str | None) -> int:
     settings = load_settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
     store = make_store(settings, s3=needs_s3)
-    loaded = load_mapping(mapping, store) if mapping else None
+    loaded = None
+    if mapping:  # the YAML reader is imported only for a mapping: start-up is what a person waits for here
+        from connectors.mapping_file import load_mapping
+
+        loaded = load_mapping(mapping, store)
     found = open_manifest(manifest, store=store, cache_dir=settings.work_dir)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:

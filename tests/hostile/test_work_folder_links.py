@@ -162,8 +162,8 @@ def test_a_check_failing_after_documents_were_attached_is_not_cannot_start(
     assert result.exit_code == 3, result.output
     line = result.stderr.splitlines()[-1]
     assert "cannot start" not in line
-    assert line == ("kyc-attach: error: StoppedAfterSending: stopped after sending began: reports/r1/rows.csv "
-                    "exists already and is never overwritten")
+    assert line == (f"kyc-attach: error: StoppedAfterSending: stopped after sending began (s3://{bucket}/reports/r1): "
+                    "reports/r1/rows.csv exists already and is never overwritten")
 
 
 @pytest.mark.slow

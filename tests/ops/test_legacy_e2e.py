@@ -125,7 +125,8 @@ def test_a_two_file_archive_s_report_joins_back_to_its_lines_and_can_hide_its_ke
     fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     """Front and back images in one archive row make two report rows: each names the archive and the row it came
-    from, and the document id the mapping made for that row; with hashed keys no key text reaches the report."""
+    from, and the document id the mapping made for that row; with hashed keys neither a file's key nor the
+    archive's reaches the report, only their digests keyed by the ledger's secret."""
     import csv
     import io
 
@@ -137,25 +138,30 @@ def test_a_two_file_archive_s_report_joins_back_to_its_lines_and_can_hide_its_ke
     ObjectStore(S3Store(make_s3_client())).write(Location.parse(without_carry),
                                                  mapping_text.replace("carry_columns: [Satz-ID]", "").encode())
     load_world(fin_sandbox.url, world)
-    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed")
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed",
+            KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
 
     summary = asyncio.run(run_attach(archive, f"s3://{bucket}/reports", mapping=without_carry))
 
     report = read_report(summary)
+    # what an operator holding the ledger's secret does to find an archive's or a file's rows
+    secret = bytes.fromhex(make_s3_client().get_object(
+        Bucket=bucket, Key="ledger/_documents/_details_secret")["Body"].read().decode())
     assert "Satz-ID" not in report[0]
     assert len(report) > len(rows)  # the split: row_number counts file rows, not archive rows
     for line in report:
-        assert line["source_file"] == archive
+        assert line["source_file"] == hashed_s3_uri(archive, secret)
         source = rows[line["source_row"] - 1]
         assert line["document_id"] == f"src-{line['source_row']}"
         column = "Bild Rückseite" if line["side"] == "BACK" else "Bild Vorderseite"
-        assert line["s3_uri"] == hashed_s3_uri(f"s3://{bucket}/{source[column]}"), line["row_number"]
+        assert line["s3_uri"] == hashed_s3_uri(f"s3://{bucket}/{source[column]}", secret), line["row_number"]
     assert sorted(r["source_row"] for r in report) == sorted(
         i for i, r in enumerate(rows, start=1) for c in ("Bild Vorderseite", "Bild Rückseite") if r[c])
     csv_text = make_s3_client().get_object(Bucket=bucket, Key=f"reports/{summary['run_id']}/rows.csv")["Body"].read()
     header = next(csv.reader(io.StringIO(csv_text.decode())))
     assert header[-3:] == ["source_file", "source_row", "document_id"]
-    assert b"akten/" not in csv_text and b"akten/" not in json.dumps(report, default=str).encode()
+    for plain in (b"akten/", b"archives/carrier_c"):
+        assert plain not in csv_text and plain not in json.dumps(report, default=str).encode()
 
 
 def test_migration_of_a_single_file_completed_before_is_skipped(

@@ -30,8 +30,8 @@ print("LOADED=" + json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
 """
 
 
-def _loaded(args: list[str], cwd: Path) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(HEAVY)], capture_output=True,
+def _loaded(args: list[str], cwd: Path, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(heavy)], capture_output=True,
                          text=True, cwd=cwd, timeout=120, check=False).stdout
     line = next(x for x in out.splitlines() if x.startswith("LOADED="))
     return sorted({m.split(".")[0] for m in json.loads(line.removeprefix("LOADED="))})
@@ -50,6 +50,12 @@ def test_help_loads_none_of_the_heavy_libraries(tmp_path: Path) -> None:
 
 def test_validate_loads_none_of_the_heavy_libraries(tmp_path: Path, demo_manifest: Path) -> None:
     assert _loaded(["validate", str(demo_manifest)], tmp_path) == []
+
+
+def test_validate_of_a_local_manifest_loads_no_s3_client_and_no_yaml_reader(tmp_path: Path,
+                                                                           demo_manifest: Path) -> None:
+    """boto3 (with s3transfer) is for manifests and mappings on S3, the YAML reader for a mapping."""
+    assert _loaded(["validate", str(demo_manifest)], tmp_path, ("boto3", "s3transfer", "yaml")) == []
 
 
 def test_report_loads_none_of_the_heavy_libraries(tmp_path: Path) -> None:

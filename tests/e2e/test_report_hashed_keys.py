@@ -1,0 +1,72 @@
+"""KYC_ATTACH_REPORT_S3_URI=hashed on the real servers: the report names no key, and its digests are keyed by the
+ledger's secret, so they stay the same from run to run of a tenant and only the secret's holder can recompute them."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import hmac
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.s3 import make_s3_client
+from flows.attach_flow import run_attach
+from flows.commands.demo import demo_rows, demo_world
+from tests.e2e.helpers import api_env, load_world, put_scenario, read_report
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+NAMES = ("Erika_Mustermann", "Max_Muster", "Ann_Lee")
+
+
+def _named_keys(bucket: str) -> tuple[dict[str, Any], list[dict[str, str]], dict[str, bytes]]:
+    """The demo scenario with each customer's files under a folder that spells out a person's name."""
+    world = demo_world(customers=3)
+    rows, files = demo_rows(world, bucket)
+
+    def renamed(key: str) -> str:
+        folder, _, rest = key.partition("/")
+        if folder == "docs":
+            number, _, leaf = rest.partition("/")
+            return f"K00/{NAMES[int(number)]}/{leaf}"
+        return f"K00/{NAMES[0]}/{folder}-{rest}"
+
+    for row in rows:
+        row["s3_uri"] = f"s3://{bucket}/{renamed(row['s3_uri'].split('/', 3)[3])}"
+    return world, rows, {renamed(k): v for k, v in files.items()}
+
+
+def test_the_report_hashes_keys_with_the_ledger_secret_alike_in_every_run(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    world, rows, files = _named_keys(bucket)
+    load_world(fin_sandbox.url, world)
+    manifest = put_scenario(bucket, rows, files)
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed",
+            KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+
+    first = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports"))
+    second = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports"))
+
+    assert first["by_status"]["attached"] > 0 and second["by_status"]["skipped"] == first["by_status"]["attached"]
+    s3 = make_s3_client()
+    for summary in (first, second):
+        csv_text = s3.get_object(Bucket=bucket, Key=f"reports/{summary['run_id']}/rows.csv")["Body"].read().decode()
+        assert "K00/" not in csv_text
+        assert not [name for name in NAMES if name in csv_text or name.split("_")[1] in csv_text]
+        assert len(list(csv.DictReader(io.StringIO(csv_text)))) == len(rows)
+
+    hashed_first = [r["s3_uri"] for r in read_report(first)]
+    assert hashed_first == [r["s3_uri"] for r in read_report(second)]
+    # what an operator holding the ledger's secret does to find a file's rows; a plain SHA-256 finds nothing
+    secret = bytes.fromhex(s3.get_object(Bucket=bucket, Key="ledger/_documents/_details_secret")["Body"].read()
+                           .decode())
+    for row, hashed in zip(rows, hashed_first, strict=True):
+        key = row["s3_uri"].split("/", 3)[3]
+        digest = hmac.new(secret, f"report:{key}".encode(), hashlib.sha256).hexdigest()[:32]
+        assert hashed == f"s3://{bucket}/hmac:{digest}"
+        assert hashlib.sha256(key.encode()).hexdigest()[:16] not in hashed
