@@ -21,7 +21,7 @@ from connectors.objects import ObjectStore
 from connectors.report_store import assemble_report, build_summary, publish_report
 from connectors.s3 import Location
 from connectors.work_folder import own_folder
-from connectors.workarea import read_bucket_range
+from connectors.workarea import read_slot_range
 from flows.plan import PlanResult
 from flows.settings import Settings
 from transforms.codes import Reason, Status
@@ -40,7 +40,7 @@ def stopped_parts(plan: PlanResult, parts_dir: Path, stop: str) -> list[Path]:
     for spec in plan.shards:
         part = parts_dir / f"{spec.name}.parquet"
         if not part.exists():
-            rows = read_bucket_range(spec.rows)
+            rows = read_slot_range(spec.rows)
             rows = rows.filter(pc.is_null(rows.column("reason_code")))
             outcomes = Outcomes()
             outcomes.set(rows.column("row_number").to_pylist(), Status.failed, Reason.run_stopped, stop)
