@@ -16,7 +16,7 @@ import pytest
 from connectors.s3 import make_s3_client
 from flows.attach_flow import run_attach
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.helpers import api_env, load_world, put_scenario, read_report
+from tests.support.scenario import api_env, load_world, put_scenario, read_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

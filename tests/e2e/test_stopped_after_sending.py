@@ -15,7 +15,7 @@ from connectors.errors import SetupError
 from connectors.s3 import make_s3_client
 from flows.commands.cli import app
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.helpers import api_env, load_world, put_scenario, read_report, sandbox_record
+from tests.support.scenario import api_env, load_world, put_scenario, read_report, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
