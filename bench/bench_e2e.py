@@ -305,12 +305,15 @@ def run_ours(env: dict[str, str], manifest: str, limit: float, endpoint_limits: 
              py_spy: str | None, controller: str = "current") -> dict[str, Any]:
     """The real flow in a child process, told ``limit`` as KYC_ATTACH_RATE_LIMIT_RPS and ``endpoint_limits`` as
     KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS, paced by ``controller`` (KYC_BENCH_PACING_CONTROLLER)."""
-    run_env = {**env, "KYC_ATTACH_RATE_LIMIT_RPS": str(limit), "KYC_ATTACH_WORK_DIR": str(OUT / "work"),
+    # A work folder (and ledger) of its own: every run starts from nothing, as the sandbox (reset) does, and a
+    # ledger left by a sandbox on another port would be another tenant's.
+    stamp = int(time.time() * 1000)
+    run_env = {**env, "KYC_ATTACH_RATE_LIMIT_RPS": str(limit), "KYC_ATTACH_WORK_DIR": str(OUT / "work" / str(stamp)),
                "KYC_BENCH_PACING_CONTROLLER": controller,
                "KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS": json.dumps(endpoint_limits),
                "PREFECT_HOME": str(OUT / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-    report = f"s3://{BUCKET}/reports/{int(time.time() * 1000)}"
+    report = f"s3://{BUCKET}/reports/{stamp}"
     cmd = [sys.executable, __file__, "--child", manifest, report]
     if py_spy:  # on-CPU samples of ours, collapsed stacks (`uv run --with py-spy ...`)
         cmd = ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", py_spy, "--", *cmd]
