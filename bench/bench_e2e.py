@@ -56,7 +56,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-OUT = ROOT / "bench" / "out" / "e2e"
+# BENCH_E2E_OUT: another folder, for a second invocation at the same time (its own Prefect home and world)
+OUT = Path(os.environ.get("BENCH_E2E_OUT", ROOT / "bench" / "out" / "e2e"))
 BUCKET = "bench-e2e"
 CLIENT_ID, CLIENT_SECRET = "demo", "demo-secret"
 REQS_PER_CUSTOMER = 6  # GET customer, 4 uploads, 1 attach
