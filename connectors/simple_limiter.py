@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
-from typing import Any
 
 from connectors.rate_limiter import ENDPOINTS, Endpoint
 from transforms.pacing_signal import TOO_MANY_REQUESTS, Signal, classify
@@ -66,7 +65,7 @@ class SimpleLimiters:
 
     def __init__(self, ceiling: float, *, endpoint_ceilings: Mapping[Endpoint, float] | None = None,
                  burst_s: float = 0.05, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, **_today: Any) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._clock = clock
         self._configured = ceiling
         self._endpoint_ceilings: dict[str, float] = {e: c for e, c in (endpoint_ceilings or {}).items()}
