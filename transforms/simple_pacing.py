@@ -5,11 +5,15 @@ cuts it to ``beta * min(accepted rate, rate)``, and every other answer lets it g
 flattens at the rate of the last cut, never above ``growth_cap`` times the accepted rate. What happens on each
 answer is one table, ``TRANSITIONS`` (phase x signal -> action, next phase); the caller gives the time.
 
-Rule | why | the test that fails without it
-- cut to beta * min(accepted, rate) on a 429 | one cut lands under what got through | test_a_throttle_cuts_...
-- cubic growth after a cut | fast back from far below, slow past the last trouble | test_success_grows_...
-- growth at most growth_cap * accepted | a rate never tried is no rate to send at | test_growth_is_capped_...
-- the ceiling until the first 429 | nothing says the configured limit is too fast | test_open_phase_holds_...
+Rule | why | the test that fails without it (tests/pacing/test_simple_controller.py)
+- cut to beta * min(accepted, rate) on a 429 | one cut lands under what got through |
+  test_a_throttle_cuts_to_beta_times_the_lower_of_accepted_and_rate
+- cubic growth after a cut | fast back from far below, slow past the last trouble |
+  test_success_grows_back_along_the_cubic_to_the_rate_of_the_last_cut
+- growth at most growth_cap * accepted | a rate never tried is no rate to send at |
+  test_growth_is_capped_at_twice_the_accepted_rate
+- the ceiling until the first 429 | nothing says the configured limit is too fast |
+  test_open_phase_holds_the_ceiling_until_the_first_429
 """
 
 from __future__ import annotations
