@@ -1,6 +1,7 @@
 """End to end against a harsh sandbox: ours (told the limit, not told) vs a bare client, side by side.
 
-Run: `uv run python bench/bench_e2e.py` (R = 100 and 400, ~20 s of requests per run; ~15 minutes in all)
+Run: `uv run python bench/bench_e2e.py --rates 100 10 --runs 5` (each case 5 times per contender; median, min-max)
+     `uv run python bench/bench_e2e.py --rates 100 --runs 3 --cases harsh --controllers simple`
      `uv run python bench/bench_e2e.py --rates 100 --seconds 20 --cases harsh attach`
      `uv run python bench/bench_e2e.py --rates 100 --cases harsh --who blind`  (one contender, ~1.5 minutes)
      `uv run --with py-spy python bench/bench_e2e.py --rates 400 --py-spy /tmp/ours`  (profile ours)
@@ -16,6 +17,8 @@ Contenders, on the same customers, files and attach bodies; the sandbox is reset
   first) with KYC_ATTACH_RATE_LIMIT_RPS=R, and in the `attach` case also
   KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS={"attach": R/10};
 - `blind`: the same with the limit unknown, KYC_ATTACH_RATE_LIMIT_RPS=10×R;
+- each of `told` and `blind` once per rate controller (`--controllers`): `current` (connectors/rate_limiter) and
+  `simple` (connectors/simple_limiter, botocore's adaptive mode), chosen by KYC_BENCH_PACING_CONTROLLER;
 - `bare`: a minimal asyncio httpx loop with no limiter that retries each 429 after a short random pause (0–50 ms):
   token, GET customer, per file one S3 GET and the upload, the attaches. No ledger, no report, no Prefect.
 Figures, from the sandbox's side: `rate` is requests let through per second, the mean over the whole seconds
@@ -24,6 +27,9 @@ it; token requests do not open that span (ours asks for its token in its start-u
 the plan is ready: counted, that empty second costs a told run ~4 points); `429s` their share of
 all requests; `failed` rows (ours only);
 `twice` documents attached twice (the sandbox's record); `wall` seconds of the whole run.
+With `--runs N` every contender runs each case N times (the runs of a case interleaved, so a spell of load on the
+shared machine falls on all of them), and a table per case gives the median and the spread (min-max) of `% of R`,
+the median 429 share, and the sums of failed rows and documents attached twice.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -49,7 +56,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-OUT = ROOT / "bench" / "out" / "e2e"
+# BENCH_E2E_OUT: another folder, for a second invocation at the same time (its own Prefect home and world)
+OUT = Path(os.environ.get("BENCH_E2E_OUT", ROOT / "bench" / "out" / "e2e"))
 BUCKET = "bench-e2e"
 CLIENT_ID, CLIENT_SECRET = "demo", "demo-secret"
 REQS_PER_CUSTOMER = 6  # GET customer, 4 uploads, 1 attach
@@ -296,14 +304,18 @@ def told_endpoint_limits(case: str, rate: float) -> dict[str, float]:
 
 
 def run_ours(env: dict[str, str], manifest: str, limit: float, endpoint_limits: dict[str, float],
-             py_spy: str | None) -> dict[str, Any]:
+             py_spy: str | None, controller: str = "current") -> dict[str, Any]:
     """The real flow in a child process, told ``limit`` as KYC_ATTACH_RATE_LIMIT_RPS and ``endpoint_limits`` as
-    KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS."""
-    run_env = {**env, "KYC_ATTACH_RATE_LIMIT_RPS": str(limit), "KYC_ATTACH_WORK_DIR": str(OUT / "work"),
+    KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS, paced by ``controller`` (KYC_BENCH_PACING_CONTROLLER)."""
+    # A work folder (and ledger) of its own: every run starts from nothing, as the sandbox (reset) does, and a
+    # ledger left by a sandbox on another port would be another tenant's.
+    stamp = int(time.time() * 1000)
+    run_env = {**env, "KYC_ATTACH_RATE_LIMIT_RPS": str(limit), "KYC_ATTACH_WORK_DIR": str(OUT / "work" / str(stamp)),
+               "KYC_BENCH_PACING_CONTROLLER": controller,
                "KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS": json.dumps(endpoint_limits),
                "PREFECT_HOME": str(OUT / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-    report = f"s3://{BUCKET}/reports/{int(time.time() * 1000)}"
+    report = f"s3://{BUCKET}/reports/{stamp}"
     cmd = [sys.executable, __file__, "--child", manifest, report]
     if py_spy:  # on-CPU samples of ours, collapsed stacks (`uv run --with py-spy ...`)
         cmd = ["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", py_spy, "--", *cmd]
@@ -336,6 +348,9 @@ def main() -> None:
     p.add_argument("--latency-ms", type=float, default=20.0)
     p.add_argument("--who", nargs="+", choices=("told", "blind", "bare"), default=["told", "blind", "bare"],
                    help="contenders to run (a quick check of one; the side-by-side figures need all three)")
+    p.add_argument("--controllers", nargs="+", choices=("current", "simple"), default=["current", "simple"],
+                   help="rate controllers to run told and blind (KYC_BENCH_PACING_CONTROLLER)")
+    p.add_argument("--runs", type=int, default=5, help="runs of each case per contender (median and spread)")
     p.add_argument("--py-spy", metavar="PREFIX", help="profile ours with py-spy into PREFIX-<case>-<R>.txt")
     p.add_argument("--timeline", action="store_true", help="also print the sandbox's count of every second")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -358,8 +373,10 @@ def main() -> None:
         env = {**env, "FIN_API_URL": api, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": CLIENT_SECRET}
         by_customer_all = plan_requests(rows)
         order = list(by_customer_all)
-        print(f"{'case':7} {'R':>5} {'who':6} {'rate':>7} {'% of R':>7} {'429s':>6} {'failed':>6} {'twice':>5} "
-              f"{'wall s':>7}  notes", flush=True)
+        print(f"{'case':7} {'R':>5} {'who':14} {'run':>3} {'rate':>7} {'% of R':>7} {'429s':>6} {'failed':>6} "
+              f"{'twice':>5} {'wall s':>7}  notes", flush=True)
+        contenders = [(who, c) for who in args.who if who != "bare" for c in args.controllers]
+        contenders += [("bare", "-")] if "bare" in args.who else []
         for case in args.cases:
             for rate in args.rates[:1] if case == "noise" else args.rates:
                 # attach-limited: one attach per customer, so R/10 customers a second at most
@@ -370,34 +387,54 @@ def main() -> None:
                 body = manifest_csv(sub_rows)
                 faults = faults_for(case, rate, args.latency_ms)
                 target = rate / 10 if case == "attach" else rate
-                for who in args.who:
-                    # Written again for each contender: moto once listed the manifest after a long run and yet
-                    # answered its HEAD (ours and this process's alike) with 404.
-                    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-                    httpx.post(f"{api}/_sandbox/reset").raise_for_status()
-                    httpx.post(f"{api}/_sandbox/faults", json=faults).raise_for_status()
-                    if who == "bare":
-                        result = asyncio.run(run_bare(api, subset))
-                        failed = "-"
-                    else:
-                        spy = f"{args.py_spy}-{case}-{int(rate)}-{who}.txt" if args.py_spy else None
-                        told = who == "told"
-                        result = run_ours(env, f"s3://{BUCKET}/{key}", rate if told else 10 * rate,
-                                          told_endpoint_limits(case, rate) if told else {}, spy)
-                        failed = str(result["by_status"].get("failed", 0))
-                    seen = seen_by_sandbox(api)
-                    got = seen["attach_rate"] if case == "attach" else seen["rate"]
-                    notes = f"{n} customers, {len(sub_rows)} rows"
-                    if case == "attach":
-                        notes += f"; rate is attaches/s (all requests {seen['rate']:.0f}/s)"
-                    if who != "bare":
-                        notes += f"; throttled {result['api'].get('throttled_seconds', 0)} s"
-                    print(f"{case:7} {rate:5g} {who:6} {got:7.1f} {got / target:7.0%} {seen['share_429']:6.1%} "
-                          f"{failed:>6} {seen['twice']:5d} {result['wall_s']:7.1f}  {notes}", flush=True)
-                    if args.timeline:
-                        print("        let through, second by second:", *seen["per_second"], flush=True)
+                runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                for run in range(1, args.runs + 1):
+                    for who, controller in contenders:
+                        label = who if who == "bare" else f"{who}/{controller}"
+                        # Written again for each contender: moto once listed the manifest after a long run and yet
+                        # answered its HEAD (ours and this process's alike) with 404.
+                        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+                        httpx.post(f"{api}/_sandbox/reset").raise_for_status()
+                        httpx.post(f"{api}/_sandbox/faults", json=faults).raise_for_status()
+                        if who == "bare":
+                            result = asyncio.run(run_bare(api, subset))
+                            failed = "-"
+                        else:
+                            spy = f"{args.py_spy}-{case}-{int(rate)}-{label.replace('/', '-')}.txt" if args.py_spy \
+                                else None
+                            told = who == "told"
+                            result = run_ours(env, f"s3://{BUCKET}/{key}", rate if told else 10 * rate,
+                                              told_endpoint_limits(case, rate) if told else {}, spy, controller)
+                            failed = str(result["by_status"].get("failed", 0))
+                        seen = seen_by_sandbox(api)
+                        got = seen["attach_rate"] if case == "attach" else seen["rate"]
+                        runs[label].append({"share": got / target, "429": seen["share_429"], "twice": seen["twice"],
+                                            "failed": 0 if failed == "-" else int(failed)})
+                        notes = f"{n} customers, {len(sub_rows)} rows"
                         if case == "attach":
-                            print("        attaches, second by second:", *seen["attach_per_second"], flush=True)
+                            notes += f"; rate is attaches/s (all requests {seen['rate']:.0f}/s)"
+                        if who != "bare":
+                            notes += f"; throttled {result['api'].get('throttled_seconds', 0)} s"
+                        print(f"{case:7} {rate:5g} {label:14} {run:3d} {got:7.1f} {got / target:7.0%} "
+                              f"{seen['share_429']:6.1%} {failed:>6} {seen['twice']:5d} {result['wall_s']:7.1f}  "
+                              f"{notes}", flush=True)
+                        if args.timeline:
+                            print("        let through, second by second:", *seen["per_second"], flush=True)
+                            if case == "attach":
+                                print("        attaches, second by second:", *seen["attach_per_second"], flush=True)
+                print_spread(case, rate, runs, os.getloadavg()[0])
+
+
+def print_spread(case: str, rate: float, runs: dict[str, list[dict[str, Any]]], load: float) -> None:
+    """One case's runs per contender: median and min-max of the share of R, median 429s, failed and twice summed."""
+    print(f"-- {case} R={rate:g}, {max(len(r) for r in runs.values())} runs each, load average now {load:.1f}: "
+          "contender | % of R median (min-max) | 429s median | failed | twice", flush=True)
+    for label, results in runs.items():
+        shares = [r["share"] for r in results]
+        spread = f"{statistics.median(shares):5.0%} ({min(shares):.0%}-{max(shares):.0%})"
+        refused = statistics.median(r["429"] for r in results)
+        print(f"-- {case} R={rate:g} {label:14} | {spread} | {refused:6.1%} | {sum(r['failed'] for r in results)}"
+              f" | {sum(r['twice'] for r in results)}", flush=True)
 
 
 if __name__ == "__main__":
