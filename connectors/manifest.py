@@ -319,6 +319,8 @@ def _parquet_text(col: pa.Array, f: pa.Field) -> pa.Array:
         return pc.if_else(midnight, pc.strftime(col, format="%Y-%m-%d"), pc.strftime(col, format="%Y-%m-%dT%H:%M:%S"))
     if pa.types.is_date(t):
         return pc.strftime(col, format="%Y-%m-%d")
+    if pa.types.is_floating(t):  # a NaN some writers keep for a missing value is empty, never the text "nan"
+        col = pc.if_else(pc.is_nan(col), pa.scalar(None, t), col)
     if _is_nested(t):
         raise SetupError(f"manifest: Parquet column '{f.name}' has a nested type ({t}); a manifest holds text")
     try:

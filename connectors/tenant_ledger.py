@@ -20,6 +20,7 @@ from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.run_claim import error_reason
 from connectors.s3 import Location
+from connectors.work_folder import own_folder
 from transforms.retention import rules_against
 from transforms.tenant import TenantStamp
 
@@ -37,7 +38,8 @@ def ledger_location(ledger_uri: str | None, work_dir: Path) -> Location:
     An S3 location must name a real bucket: ``s3://user:pw@bucket`` is refused here rather than shown later.
     """
     if ledger_uri is None or not ledger_uri.strip():
-        return Location(None, str((work_dir / "ledger").resolve()))
+        # Made or checked as a real folder: a link planted at ``ledger`` would carry the records elsewhere.
+        return Location(None, str(own_folder(work_dir, "ledger")))
     try:
         loc = Location.parse(ledger_uri.strip())
     except SetupError as exc:

@@ -87,6 +87,9 @@ _NUMBER_RE = r"^[A-Za-z0-9 ./-]*$"  # NUMBER_SEPARATORS; the hyphen last, so it 
 _NUMBER_BYTES = np.zeros(256, dtype=bool)
 _NUMBER_BYTES[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" +
                             NUMBER_SEPARATORS.encode(), dtype=np.uint8)] = True
+# A number of separators only ("-", "." or "/" as legacy archives write for "none") holds no number at all.
+_LETTER_OR_DIGIT_BYTES = _NUMBER_BYTES.copy()
+_LETTER_OR_DIGIT_BYTES[np.frombuffer(NUMBER_SEPARATORS.encode(), dtype=np.uint8)] = False
 _SPACE_LOOKALIKES_RE = r"[\x{a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]"
 # The dates the API takes; a date outside is a typo (0000-01-01, 2921-...) however real it is on the calendar.
 OLDEST_DATE, NEWEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
@@ -310,6 +313,14 @@ def _document_number(col: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     return normalised, pa.array(bad)
 
 
+def _no_letter_or_digit(col: pa.Array) -> pa.Array:
+    """True where a (normalised) number is given but holds no ASCII letter or digit: separators only."""
+    offsets, data = _raw(col)
+    held = np.concatenate(([0], np.cumsum(_LETTER_OR_DIGIT_BYTES[data[offsets[0]:offsets[-1]]], dtype=np.int64)))
+    none = held[offsets[1:] - offsets[0]] == held[offsets[:-1] - offsets[0]]
+    return pc.and_(pc.is_valid(col), pa.array(none))
+
+
 def _parse_date_values(col: pa.Array) -> tuple[pa.Array, pa.Array]:
     fmt_ok = pc.fill_null(pc.match_substring_regex(col, _DATE_RE), False)
     parsed = pc.strptime(col, format="%Y-%m-%d", unit="s", error_is_null=True)
@@ -522,6 +533,8 @@ def validate_batch(table: pa.Table, *, rules: Rules, first_row_number: int, keep
                 f"{name}: required for identifying documents, empty",
             )
         )
+    add((pc.and_(is_ident, _no_letter_or_digit(cols["document_number"])), Reason.missing_field,
+         "document_number: required for identifying documents, holds no letter or digit"))
     add(
         (
             pc.and_(pc.is_valid(side), pc.invert(_f(pc.is_in(side, value_set=_SIDES)))),

@@ -114,3 +114,21 @@ def test_a_nested_column_a_mapping_reads_refuses_the_file(tmp_path: Path) -> Non
     with pytest.raises(SetupError, match=r"^manifest: Parquet column 'Datei' has a nested type; the mapping reads it"):
         plan_manifest(manifest, rules=Rules(today=dt.date(2026, 1, 10)), run_dir=tmp_path / "run", batch_rows=500,
                       slots=8, shard_rows=500, mapping=mapping)
+
+
+def test_a_not_a_number_in_a_float_number_column_is_an_empty_number_not_the_text_nan(tmp_path: Path) -> None:
+    """A writer that keeps NaN (pyarrow, Spark) rather than null for a missing number in a float column."""
+    rows = 2
+    table = pa.table({"customer_id": [str(CUSTOMERS[0])] * rows, "associated_party_id": [str(PARTIES[0])] * rows,
+                      "document_type": ["PASSPORT"] * rows, "document_number": pa.array([123456789.0, float("nan")]),
+                      "country": ["USA"] * rows, "issue_date": ["2021-03-10"] * rows,
+                      "expiry_date": ["2031-03-10"] * rows,
+                      "s3_uri": [f"s3://kyc-docs/p-{i}.pdf" for i in range(rows)]})
+    path = tmp_path / "floats.parquet"
+    pq.write_table(table, path)
+    manifest = open_manifest(str(path), store=None, cache_dir=tmp_path / "cache")
+    plan = plan_manifest(manifest, rules=Rules(today=dt.date(2026, 1, 10)), run_dir=tmp_path / "run",
+                         batch_rows=100, slots=8, shard_rows=500)
+    assert (plan.rows_in, plan.rows_rejected) == (2, 1)
+    kept = [r for s in plan.shards for r in read_slot_range(s.rows).to_pylist()]
+    assert sorted(r["document_number"] or "" for r in kept) == ["", "123456789"]

@@ -208,3 +208,17 @@ def test_report_open_never_writes_the_page_through_a_planted_link(bucket: str, m
     _, local = find_report_page(f"s3://{bucket}/reports/r1", fetch=True)
     assert local is not None and not local.is_symlink() and local.read_bytes() == b"<html>the page</html>"
     assert _files_in(elsewhere) == []
+
+
+@pytest.mark.slow
+def test_a_link_planted_at_the_local_ledger_folder_is_refused_before_anything_is_sent(
+        prefect_harness: None, staged: str, bucket: str, fin_sandbox: Any, tmp_path: Path, elsewhere: Path) -> None:
+    _plant(tmp_path / "work" / "ledger", elsewhere)
+
+    result = _run(staged, bucket)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == ("kyc-attach: cannot start: work folder: ledger is a symbolic link; "
+                                              "the run writes only into folders of its own (remove the link)")
+    assert _files_in(elsewhere) == []
+    assert _sent(fin_sandbox.url) == (0, 0)

@@ -26,7 +26,8 @@ def test_emails_compare_after_nfkc_and_case_folding(fin: str, manifest: str) -> 
     assert parties(fin, "other@example.com").resolve(None, manifest) == A
 
 
-@pytest.mark.parametrize("second", ["jo@example.com", "JO@example.com", "ｊｏ@example.com"])
+@pytest.mark.parametrize("second", ["jo@example.com", "JO@example.com", "ｊｏ@example.com", " jo@example.com\u3000",
+                                    "jo@examplE.com"])  # padded with an ASCII and an ideographic space; re-cased
 def test_an_email_two_parties_share_names_neither(second: str) -> None:
     found = parties("jo@example.com", second, "kim@example.com").resolve(None, "Jo@example.com")
     assert found == PartyRefused(Reason.ambiguous_party_email, "associated_party_email: 2 associated parties of "
