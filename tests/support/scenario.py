@@ -27,6 +27,14 @@ def sandbox_record(sandbox_url: str) -> dict[str, Any]:
     return httpx.get(f"{sandbox_url}/_sandbox/record").json()
 
 
+HOLD_UPLOADS: dict[str, Any] = {"hold": {"endpoints": ["upload"]}}
+
+
+def release_held(sandbox_url: str) -> None:
+    """Open the sandbox's gate: the requests the `hold` fault keeps waiting go on, and later ones pass."""
+    httpx.post(f"{sandbox_url}/_sandbox/release").raise_for_status()
+
+
 @dataclass
 class DemoScenario:
     """A demo world loaded in the sandbox, with its files and manifest on S3."""
