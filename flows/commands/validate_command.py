@@ -157,7 +157,7 @@ def validate_command(manifest: str, mapping: str | None) -> int:
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
     store = make_store(settings, s3=needs_s3)
     loaded = load_mapping(mapping, store) if mapping else None
-    found = open_manifest(manifest, store=store, cache_dir=settings.work_dir)
+    found = open_manifest(manifest, store=store.manifests(), cache_dir=settings.work_dir)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:
         result = validate_manifest(found, rules=rules_from(settings, today_utc()), batch_rows=settings.batch_rows,
