@@ -55,9 +55,9 @@ class ManifestObject:
 def list_manifests(store: ObjectStore | None, prefix: str, suffixes: tuple[str, ...] = MANIFEST_SUFFIXES
                    ) -> list[ManifestObject]:
     """Manifests under an ``s3://`` prefix (or a local folder; ``store`` may then be None), oldest first (then by
-    name)."""
+    name); listed with the manifest role's credentials."""
     found: list[ManifestObject] = []
-    for loc, info in (store or ObjectStore(None)).list_under(Location.parse(prefix)):
+    for loc, info in (store or ObjectStore(None)).manifests().list_under(Location.parse(prefix)):
         if loc.key.lower().endswith(suffixes):
             # the content id: S3's ETag, or the bytes of a local file (a changed file is a new job)
             content_id = info.etag if loc.is_s3 else sha256_of_file(Path(loc.key))

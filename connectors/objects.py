@@ -24,10 +24,24 @@ from connectors.s3 import Location, ObjectInfo, S3Store, WriteStamp
 
 
 class ObjectStore:
-    """Reads, writes and lists objects at ``Location``s; local paths need no S3 client."""
+    """Reads, writes and lists objects at ``Location``s; local paths need no S3 client.
 
-    def __init__(self, s3: S3Store | None) -> None:
+    ``s3`` serves reports, the ledger and work files; ``documents`` and ``manifest``, when given, serve those
+    roles (their own AWS credentials), reached through :meth:`documents` and :meth:`manifests`."""
+
+    def __init__(self, s3: S3Store | None, *, documents: S3Store | None = None,
+                 manifest: S3Store | None = None) -> None:
         self._s3_store = s3
+        self._documents = documents
+        self._manifest = manifest
+
+    def documents(self) -> ObjectStore:
+        """The store that reads source documents."""
+        return self if self._documents is None else ObjectStore(self._documents)
+
+    def manifests(self) -> ObjectStore:
+        """The store that reads manifests."""
+        return self if self._manifest is None else ObjectStore(self._manifest)
 
     def _s3(self) -> S3Store:
         if self._s3_store is None:

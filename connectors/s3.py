@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from connectors.errors import ObjectChanged, ObjectMissing, SetupError
 
 if TYPE_CHECKING:  # the stubs are a development dependency; at run time the client is boto3's own
+    import boto3
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, ObjectIdentifierTypeDef
 
@@ -100,8 +101,8 @@ _CONDITION_FAILED = frozenset({"412", "PreconditionFailed", "404", "NoSuchKey", 
                                "ConditionalRequestConflict"})
 
 
-def make_s3_client(max_pool_connections: int = 64) -> S3Client:
-    """A boto3 S3 client from the default credential chain.
+def make_s3_client(max_pool_connections: int = 64, session: boto3.Session | None = None) -> S3Client:
+    """A boto3 S3 client from ``session`` (an ``AwsCredentials`` block's), else from the default credential chain.
 
     boto3 reads ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3`` itself; a loopback endpoint gets path-style
     addressing because virtual-host names do not resolve there.
@@ -118,7 +119,8 @@ def make_s3_client(max_pool_connections: int = 64) -> S3Client:
         retries={"mode": "adaptive", "max_attempts": 5},
         s3={"addressing_style": "path"} if loopback else {},
     )
-    return boto3.client("s3", config=config)
+    client = (session or boto3).client("s3", config=config)
+    return cast("S3Client", client)
 
 
 def _raise_missing(exc: ClientError) -> None:

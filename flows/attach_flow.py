@@ -65,7 +65,7 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
     settings = Settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
     store = make_store(settings, s3=needs_s3)
-    found = open_manifest(manifest, store=store, cache_dir=Path(run_dir))  # the run's own folder
+    found = open_manifest(manifest, store=store.manifests(), cache_dir=Path(run_dir))  # the run's own folder
     try:
         layouts = load_mapping(mapping, store) if mapping else None
         plan = await asyncio.to_thread(

@@ -156,12 +156,15 @@ async def _remove_shard_rows(work: S3WorkArea,
 
 
 def secret_block_env(settings: Settings) -> dict[str, Any] | None:
-    """Job variables that hand a shard run the name (never the value) of the parent's Secret block: a shard run
-    gets the deployment's and the worker's environment, not the parent's, and the process worker merges this
-    ``env`` over them."""
-    if not settings.fin_client_secret_block:
+    """Job variables that hand a shard run the names (never the values) of the parent's Secret and AwsCredentials
+    blocks: a shard run gets the deployment's and the worker's environment, not the parent's, and the process
+    worker merges this ``env`` over them."""
+    names = {field: getattr(settings, field) for field in (
+        "fin_client_secret_block", "aws_credentials_block_documents", "aws_credentials_block_manifest",
+        "aws_credentials_block_report") if getattr(settings, field)}
+    if not names:
         return None
-    return {"env": {env_name("fin_client_secret_block"): settings.fin_client_secret_block}}
+    return {"env": {env_name(field): name for field, name in names.items()}}
 
 
 def shard_run_key(job: ShardJob) -> str:

@@ -32,7 +32,7 @@ def completed_before(store: ObjectStore, source: str, report_uri: str, mapping_d
     id) through the same mapping; None when none did."""
     loc = Location.parse(source)
     try:
-        content_id = store.head(loc).etag if loc.is_s3 else sha256_of_file(Path(loc.key))
+        content_id = store.manifests().head(loc).etag if loc.is_s3 else sha256_of_file(Path(loc.key))
     except (KycAttachError, OSError):
         return None  # unreadable: the run says why (SetupError), not this check
     return _through(completion_of(store, report_uri, job_id_of(source, content_id)), mapping_digest)
@@ -54,7 +54,7 @@ async def migration(source: str, report_uri: str, mapping: str | None = None, dr
     loc = Location.parse(source)
     rework: dict[str, str] = {}
     digest = load_mapping(mapping, store).digest() if mapping else None
-    is_prefix = source.endswith("/") or (Path(loc.key).is_dir() if not loc.is_s3 else not store.exists(loc))
+    is_prefix = source.endswith("/") or (Path(loc.key).is_dir() if not loc.is_s3 else not store.manifests().exists(loc))
     if is_prefix:
         parts = sorted(list_manifests(store, source, MANIFEST_SUFFIXES), key=lambda m: m.uri)
         todo = [m.uri for m in parts

@@ -47,6 +47,17 @@ class Settings(BaseSettings):
         None, description="Name of a Prefect Secret block holding the OAuth client secret, read from the Prefect "
         "server at start-up instead of FIN_CLIENT_SECRET; fanned-out shard runs are given the name and read it too.",
     )
+    aws_credentials_block_documents: str | None = Field(
+        None, description="Name of a prefect-aws AwsCredentials block that reads the source documents; unset: "
+        "boto3's default credential chain. Shard runs are given the name and read the block too.",
+    )
+    aws_credentials_block_manifest: str | None = Field(
+        None, description="Name of an AwsCredentials block that reads the manifest; unset: the default chain.",
+    )
+    aws_credentials_block_report: str | None = Field(
+        None, description="Name of an AwsCredentials block for the report, the ledger and the run's work files; "
+        "unset: the default chain.",
+    )
     rate_limit_rps: float = Field(
         10.0, gt=0, description="Ceiling on API requests per second, for each endpoint and all together."
     )
@@ -135,7 +146,8 @@ class Settings(BaseSettings):
         "carry people's names).",
     )
 
-    @field_validator("fin_client_secret_block")
+    @field_validator("fin_client_secret_block", "aws_credentials_block_documents", "aws_credentials_block_manifest",
+                     "aws_credentials_block_report")
     @classmethod
     def _block_name(cls, value: str | None) -> str | None:
         problem = block_name_problem(value) if value is not None else None

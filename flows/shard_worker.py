@@ -104,7 +104,7 @@ def _customer_work(services: ShardServices, ledger: Ledger, outcomes: Outcomes, 
     """What is done for each customer: in a dry run, checks and payloads; in a live one, the real thing."""
     mode = services.mode
     if isinstance(mode, DryRunMode):
-        return DryRun(services.store, outcomes, max_file_bytes=services.max_file_bytes,
+        return DryRun(services.store.documents(), outcomes, max_file_bytes=services.max_file_bytes,
                       max_parties_per_request=services.rules.max_parties_per_request,
                       max_concurrent_checks=services.max_concurrent_uploads,
                       payloads_file=mode.payloads_dir / f"{shard}.jsonl", ledger=ledger, policy=_policy(services),
@@ -150,7 +150,7 @@ class _RealRun:
     def __init__(self, services: ShardServices, fin: FinClient, ledger: Ledger, outcomes: Outcomes) -> None:
         self.fin = fin
         self.out = outcomes
-        self.uploader = Uploader(services.store, fin, ledger, outcomes, services.budget,
+        self.uploader = Uploader(services.store.documents(), fin, ledger, outcomes, services.budget,
                                  max_file_bytes=services.max_file_bytes,
                                  max_concurrent=services.max_concurrent_uploads)
         self.attacher = Attacher(fin, ledger, outcomes, services.budget, run_id=services.run_id,

@@ -80,7 +80,7 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
         _reading_reports(lambda: check_report_exists(store, report_root.child(retry_failed)), report_root)
     layouts = load_mapping(mapping, store) if mapping else None
     with startup_folder(settings.work_dir) as scratch:  # removed however the gate ends, the copy with it
-        found = open_manifest(manifest, store=store, cache_dir=scratch)
+        found = open_manifest(manifest, store=store.manifests(), cache_dir=scratch)
         rows = count_rows(require_columns(found, layouts), batch_rows=settings.batch_rows)
         if retry_failed is not None:
             check_same_job(store, report_root.child(retry_failed), found.job_id)

@@ -160,7 +160,7 @@ def validate_command(manifest: str, mapping: str | None) -> int:
         from connectors.mapping_file import load_mapping
 
         loaded = load_mapping(mapping, store)
-    found = open_manifest(manifest, store=store, cache_dir=settings.work_dir)
+    found = open_manifest(manifest, store=store.manifests(), cache_dir=settings.work_dir)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:
         result = validate_manifest(found, rules=rules_from(settings, today_utc()), batch_rows=settings.batch_rows,

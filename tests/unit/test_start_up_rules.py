@@ -162,6 +162,31 @@ def test_a_secret_block_stands_for_fin_client_secret_and_its_name_goes_to_shard_
     assert secret_block_env(settings) == {"env": {"KYC_ATTACH_FIN_CLIENT_SECRET_BLOCK": "fin-client-secret"}}
 
 
+def test_the_aws_credentials_block_names_go_to_shard_runs_and_a_bad_name_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.fanout import secret_block_env
+
+    monkeypatch.setenv("KYC_ATTACH_AWS_CREDENTIALS_BLOCK_DOCUMENTS", "legacy-archive")
+    monkeypatch.setenv("KYC_ATTACH_AWS_CREDENTIALS_BLOCK_REPORT", "reports-writer")
+    assert secret_block_env(load_settings()) == {"env": {
+        "KYC_ATTACH_AWS_CREDENTIALS_BLOCK_DOCUMENTS": "legacy-archive",
+        "KYC_ATTACH_AWS_CREDENTIALS_BLOCK_REPORT": "reports-writer"}}
+    monkeypatch.setenv("KYC_ATTACH_AWS_CREDENTIALS_BLOCK_MANIFEST", "Not A Block")
+    with pytest.raises(SetupError, match=r"KYC_ATTACH_AWS_CREDENTIALS_BLOCK_MANIFEST: .*lowercase") as caught:
+        load_settings()
+    assert "Not A Block" not in str(caught.value)
+
+
+def test_without_credentials_blocks_the_cli_does_not_import_prefect_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from flows.stores import make_store
+
+    monkeypatch.delitem(sys.modules, "prefect_aws", raising=False)
+    make_store(load_settings())
+    assert "prefect_aws" not in sys.modules
+
+
 def test_a_tighter_limit_for_one_endpoint_is_read_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS", '{"attach": 10, "upload": 45.5}')
     assert load_settings().endpoint_rate_limits_rps == {"attach": 10.0, "upload": 45.5}
