@@ -290,15 +290,20 @@ class FinClient:
             raise TerminalError("upload: the response named no uri for the file", status_code=200)
         return merged["file"], attempts
 
-    async def attach(self, customer_id: str, body: dict[str, Any]) -> int:
+    async def attach(self, customer_id: str, body: dict[str, Any], *,
+                     before_send: Callable[[], Awaitable[None]] | None = None) -> int:
         """Submit one attach request; returns the attempts it took.
+
+        ``before_send`` is awaited once, when the request holds its rate token, its in-flight slot and its bearer
+        token, just before its first POST leaves (the caller's durable *in flight* record); what it raises ends
+        the request unsent.
 
         Raises ``OutcomeUnknown`` when the request may have been applied (5xx, dropped connection,
         read timeout, the deadline passed, a 2xx whose body is not the API's answer): the caller must reconcile,
         never resend blindly.
         """
         path = f"/v2/customers/{customer_id}/associated-parties/individual/attach"
-        _, attempts = await self._request("attach", "POST", path, json=body, attach=True)
+        _, attempts = await self._request("attach", "POST", path, json=body, attach=True, before_send=before_send)
         return attempts
 
     # -- the request loop -------------------------------------------------------------------------
@@ -314,6 +319,7 @@ class FinClient:
         attach: bool = False,
         authorised: bool = True,
         body_bytes: int = 0,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[dict[str, Any], int]:
         """Send until the API gives an answer that settles the request; the answer's JSON object (checked by
         ``transforms.answers.read_answer``) and the attempts it took.
@@ -346,6 +352,12 @@ class FinClient:
                         # queued behind slow uploads and come back 401.
                         token = await self._bearer()
                         auth = {"Authorization": f"Bearer {token.access}"}
+                    if before_send is not None:
+                        # Last, with everything else the request waits for in hand: a process killed between the
+                        # caller's record and the POST then leaves only the record's own write as the window in
+                        # which a request is recorded as sent and never reached the API.
+                        await before_send()
+                        before_send = None
                     request = self._http.build_request(
                         method,
                         path,

@@ -14,8 +14,9 @@ partition keeps the same records in a Parquet file next to the segments written 
 
 Writes are group-committed: every caller that needs durability (documents about to be sent, files just
 uploaded) waits until a segment holding its record is written, and one commit carries everything pending —
-one object per partition touched — so a busy shard writes a handful of segments per wave of requests, not one
-per record.
+one object per partition touched. Upload records linger a moment so that one commit carries a wave of them;
+documents about to be sent do not (each holds its request's rate token and slot): they join the next commit,
+which carries every request that came to leave while the one before was being written.
 
 A write the store refuses (after the storage client's own retries) makes the ledger unavailable for the rest of
 the run: the callers waiting on that commit, and every durable write after it, get
@@ -95,8 +96,8 @@ class Ledger:
         self._store = store
         self._root = index_root
         self._legacy_root = legacy_root
-        # A durable record waits this long before its segments are written, so one commit carries a wave of
-        # attaches instead of one or two (each write is an S3 PUT: milliseconds of CPU on both sides).
+        # An upload's record waits this long before its segments are written, so one commit carries a wave of
+        # uploads instead of one or two (each write is an S3 PUT: milliseconds of CPU on both sides).
         self._linger_s = linger_s
         self.uploads: dict[tuple[str, str, str], str] = {}
         self._uploaded_sources: set[tuple[str, str]] = set()
@@ -238,21 +239,22 @@ class Ledger:
                      request_id: str | None = None, sent_at: float | None = None, initiated_before: bool = False,
                      http_status: int | None = None) -> None:
         """Record one state for documents of one customer (key → party id); ``in_flight`` returns only once
-        durable."""
+        durable, and does not linger: it is written as its request is about to leave, holding its rate token and
+        slot, so it joins the commit under way or the next one and waits for nothing else."""
         now = time.time()
         recs = [{"k": "doc", "id": key, "c": customer_id, "p": party, "s": state.value, "run": run_id,
                  "req": request_id, "at": sent_at, "init": initiated_before, "http": http_status, "t": now,
                  "o": self._sources.get(key)}
                 | ({"d": self._described[key]} if key in self._described else {})
                 for key, party in party_of_key.items()]
-        await self._add(customer_id, recs, durable=state is DocState.in_flight)
+        await self._add(customer_id, recs, durable=state is DocState.in_flight, linger=False)
 
     def know_sources(self, sources_of_key: dict[str, list[str]]) -> None:
         """The source objects (s3 uris) of documents, written with each of their records from now on: the
         history answers by source object."""
         self._sources.update(sources_of_key)
 
-    async def _add(self, customer_id: str, recs: list[dict[str, Any]], *, durable: bool) -> None:
+    async def _add(self, customer_id: str, recs: list[dict[str, Any]], *, durable: bool, linger: bool = True) -> None:
         if durable and self.refused is not None:
             raise LedgerUnavailable(self.refused)
         for rec in recs:
@@ -262,7 +264,7 @@ class Ledger:
         self._seq += 1
         if durable:
             upto = self._seq
-            if self._linger_s:
+            if linger and self._linger_s:
                 await asyncio.sleep(self._linger_s)
             await self._commit(upto, part)
 

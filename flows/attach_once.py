@@ -210,27 +210,30 @@ class Attacher:
         initiated = all_initiated(statuses, req.party_ids)
         attempts = 0
         while True:
-            request_id, sent_at = secrets.token_hex(8), time.time()
+            post = _Post(secrets.token_hex(8))
 
-            async def mark(state: DocState, request_id: str = request_id, sent_at: float = sent_at,
-                           http_status: int | None = None) -> None:
+            async def mark(state: DocState, post: _Post = post, http_status: int | None = None) -> None:
                 # every record of this POST carries its id and time: a later run reads evidence against them
-                await ledger.record(cid, party_of_key, state, run_id=self.run_id, request_id=request_id,
-                                    sent_at=sent_at, initiated_before=initiated, http_status=http_status)
+                await ledger.record(cid, party_of_key, state, run_id=self.run_id, request_id=post.request_id,
+                                    sent_at=post.sent_at, initiated_before=initiated, http_status=http_status)
+
+            async def in_flight(post: _Post = post) -> None:
+                # Recorded once the request has its rate token and slot, just before its POST: a run killed in
+                # between leaves a record of a request that never left only for as long as this write takes.
+                post.sent_at = time.time()
+                await mark(DocState.in_flight)
 
             try:
-                await mark(DocState.in_flight)
+                attempts += await fin.attach(cid, req.body, before_send=in_flight)
             except LedgerUnavailable as exc:
                 # The record that lets a later run settle this send could not be made durable: it is not sent,
                 # nor is anything after it.
                 self.budget.halt(ledger_stop(exc), Reason.ledger_unavailable)
                 self.out.set(rows, Status.failed, Reason.ledger_unavailable, f"not sent: {exc}")
                 return None
-            try:
-                attempts += await fin.attach(cid, req.body)
             except OutcomeUnknown as exc:
                 attempts += exc.attempts
-                nxt = after_lost_response(await self._evidence_now(req, initiated, sent_at), attempts,
+                nxt = after_lost_response(await self._evidence_now(req, initiated, post.sent_at), attempts,
                                           fin.max_attempts, self.policy)
                 if nxt is Next.send:
                     continue  # provably not applied (the operator trusts INITIATED): sending again is safe
@@ -266,16 +269,24 @@ class Attacher:
             self.out.attached(rows, uri_of_row, 200, attempts)
             return None
 
-    async def _evidence_now(self, req: AttachRequest, initiated: bool, sent_at: float) -> Evidence:
+    async def _evidence_now(self, req: AttachRequest, initiated: bool, sent_at: float | None) -> Evidence:
         """Ask the API, ``settle_delay_s`` after a lost answer, what the parties' statuses say now."""
-        if not initiated:
-            return Evidence.none  # the statuses were past INITIATED already: nothing to learn
+        if not initiated or sent_at is None:
+            return Evidence.none  # past INITIATED already (or no send time to compare with): nothing to learn
         await asyncio.sleep(self.settle_delay_s)  # let a request the server is still working on land
         try:
             customer = await self.fin.get_customer(req.customer_id)
         except KycAttachError:
             return Evidence.none
         return evidence(initiated, sent_at, party_statuses(customer), req.party_ids)
+
+
+@dataclass
+class _Post:
+    """One POST of an attach request: its id, and the time its in-flight record was made (just before it left)."""
+
+    request_id: str
+    sent_at: float | None = None
 
 
 def _unknown_message(exc: OutcomeUnknown) -> str:

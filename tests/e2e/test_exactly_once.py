@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.fin import small_request_slots
 from connectors.ledger_index import partitions, read_records
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
@@ -43,6 +44,7 @@ def _scenario(bucket: str, customers: int, sandbox_url: str, faults: dict[str, A
 
 
 LEASE_STALE_S = 3
+MAX_CONCURRENT_REQUESTS = 16  # the setting's default: a quarter as many slots for customer look-ups and attaches
 
 
 def _child_env(sandbox_url: str, work: Path) -> dict[str, str]:
@@ -52,9 +54,6 @@ def _child_env(sandbox_url: str, work: Path) -> dict[str, str]:
     env.update({
         "FIN_API_URL": sandbox_url, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": "demo-secret",
         "KYC_ATTACH_WORK_DIR": str(work), "KYC_ATTACH_RATE_LIMIT_RPS": "500", "KYC_ATTACH_SETTLE_DELAY_S": "0.05",
-        # This sandbox moves a party's status the moment an attach lands: what an operator confirms with Fin
-        # before turning this on. Without it, a send cut by a kill before it reached the API stays `unknown`.
-        "KYC_ATTACH_TRUST_INITIATED_AS_NOT_APPLIED": "true",
         # the child talks to this session's Prefect server instead of starting one of its own
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         # a killed run's lease on its customers counts until it is this old (by the store's clock): short here, so
@@ -79,6 +78,16 @@ def _uploaded_again(recorded: set[tuple[str, str]], uploads: list[dict[str, Any]
     return [m for m in made if m in recorded]
 
 
+def _unknown_requests_by_run(ledger: Path) -> Counter[str]:
+    """How many requests of each run the ledger holds as unknown (their documents' last state)."""
+    store = ObjectStore(None)
+    root = Location.parse(str(ledger / "_documents"))
+    last = {rec["id"]: rec for part in partitions(store, root) for rec in read_records(store, root, part)
+            if rec["k"] == "doc"}
+    return Counter(run for run, _ in {(r["run"], r["req"]) for r in last.values() if r["s"] == "unknown"})
+
+
+@pytest.mark.timeout(1800)  # seven flow processes, each starting Prefect's client: minutes on a loaded 2-core machine
 def test_killed_runs_resume_and_attach_every_document_exactly_once(
     fin_sandbox: Any, bucket: str, tmp_path: Path
 ) -> None:
@@ -86,6 +95,9 @@ def test_killed_runs_resume_and_attach_every_document_exactly_once(
     rows, manifest, _ = _scenario(bucket, customers, fin_sandbox.url,
                                   {"latency": {"ms": 25, "endpoints": ["upload", "attach"]}})
     env = _child_env(fin_sandbox.url, tmp_path / "work")
+    # Attaches wait for their turn (a limit the API documents for attach): a kill finds most of them waiting, and a
+    # request waiting for its rate token or slot has no in-flight record yet, so the next run simply sends it.
+    env["KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS"] = '{"attach": 5}'
     command = [sys.executable, "-m", "flows.commands.cli", "run", manifest, "--report-uri", f"s3://{bucket}/reports"]
     rng = random.Random(20261125)
     kills: list[tuple[str, int]] = []
@@ -115,18 +127,33 @@ def test_killed_runs_resume_and_attach_every_document_exactly_once(
     uploads_before = len(sandbox_record(fin_sandbox.url)["uploads"])
     assert recorded  # the killed runs' uploads were recorded as they completed
     final = subprocess.run([*command, "--run-id", "final"], env=env, capture_output=True, text=True, timeout=600)
-    assert final.returncode == 0, final.stderr[-2000:]
+    assert final.returncode in (0, 1), final.stderr[-2000:]  # 1: rows left unknown, looked at below
     assert not _uploaded_again(recorded, sandbox_record(fin_sandbox.url)["uploads"][uploads_before:])
+
+    record = sandbox_record(fin_sandbox.url)
+    assert record["duplicates"]["attachments"] == 0
+    report = read_report({"report": f"s3://{bucket}/reports/final"})
+    assert [r["row_number"] for r in report] == list(range(1, len(rows) + 1))
+    valid = [r for r in report if r["s3_uri"].rsplit("/", 1)[-1] not in BAD_KEYS]
+    assert {r["status"] for r in valid} <= {"attached", "skipped", "unknown"}
+    # With the default settings a party still INITIATED proves nothing, so the one send a kill leaves unsettled is
+    # one cut after its in-flight record and before the API read it. A request is recorded in flight only once it
+    # holds one of the client's slots for small requests (and, with no 429 or 409 here, keeps it until answered),
+    # so a killed run leaves at most that many; and none of their documents is at Fin.
+    unknown = {(r["customer_id"], r["document_type"]) for r in valid if r["status"] == "unknown"}
+    assert not unknown & {(a["customer_id"], a["type"]) for a in record["attachments"]}
+    cut = _unknown_requests_by_run(tmp_path / "work" / "ledger")
+    assert all(n <= small_request_slots(MAX_CONCURRENT_REQUESTS) for n in cut.values()), cut
+    if unknown:
+        # what a person does with them (README, "What a person must check"): not at Fin, so they are sent again
+        resent = subprocess.run([*command, "--run-id", "resent", "--resend-unknown"], env=env, capture_output=True,
+                                text=True, timeout=600)
+        assert resent.returncode == 0, resent.stderr[-2000:]
 
     record = sandbox_record(fin_sandbox.url)
     assert record["duplicates"]["attachments"] == 0
     assert Counter(a["type"] for a in record["attachments"]) == {
         "PASSPORT": customers, "NATIONAL_ID": customers, "UTILITY_BILL": customers}
-    summary = {"report": f"s3://{bucket}/reports/final"}
-    report = read_report(summary)
-    assert [r["row_number"] for r in report] == list(range(1, len(rows) + 1))
-    valid = [r for r in report if r["s3_uri"].rsplit("/", 1)[-1] not in BAD_KEYS]
-    assert {r["status"] for r in valid} <= {"attached", "skipped"}
 
 
 def test_unknown_only_where_the_api_cannot_settle(

@@ -43,7 +43,7 @@ def test_refused_partition_fails_its_callers_and_every_durable_write_after_it() 
     ledger = _ledger(store)
 
     async def scenario() -> list[Any]:
-        # one group commit carries both records: one partition is written, the other refused
+        # two sends' records: one partition is written, the other refused
         return await asyncio.gather(
             ledger.record(ok, {"d1": "p1"}, DocState.in_flight, run_id="r"),
             ledger.record(refused, {"d2": "p2"}, DocState.in_flight, run_id="r"),
