@@ -21,7 +21,7 @@ from flows.attach_once import Attacher
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_world
 from flows.commands.demo_samples import sample_pdf
 from flows.uploads import Uploaded
-from tests.e2e.helpers import load_world, sandbox_record
+from tests.support.scenario import load_world, sandbox_record
 from transforms.codes import Status
 from transforms.exactly_once import FileContent, Policy
 from transforms.models import Document, FileRef
