@@ -9,23 +9,10 @@ import pytest
 from connectors.pacing_choice import VARIABLE, chosen_controller, make_limiters
 from connectors.rate_limiter import EndpointLimiters
 from connectors.simple_limiter import SimpleLimiters, TokenBucket
+from tests.support.fake_clock import FakeClock
 
 
-class SteppedClock:
-    """Time moves only when a waiter sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
-        await asyncio.sleep(0)
-
-
-async def sends(limiters: SimpleLimiters, endpoint: str, count: int, clock: SteppedClock) -> list[float]:
+async def sends(limiters: SimpleLimiters, endpoint: str, count: int, clock: FakeClock) -> list[float]:
     times = []
     for _ in range(count):
         await limiters.acquire(endpoint)
@@ -35,7 +22,7 @@ async def sends(limiters: SimpleLimiters, endpoint: str, count: int, clock: Step
 
 def test_a_bucket_spaces_requests_at_its_rate() -> None:
     async def go() -> None:
-        clock = SteppedClock()
+        clock = FakeClock()
         bucket = TokenBucket(10.0, burst_s=0.0, clock=clock, sleep=clock.sleep)
         for _ in range(11):
             await bucket.acquire()
@@ -46,7 +33,7 @@ def test_a_bucket_spaces_requests_at_its_rate() -> None:
 
 def test_the_configured_limit_paces_before_any_429() -> None:
     async def go() -> None:
-        clock = SteppedClock()
+        clock = FakeClock()
         limiters = SimpleLimiters(20.0, burst_s=0.0, clock=clock, sleep=clock.sleep)
         times = await sends(limiters, "upload", 21, clock)
         assert times[-1] == pytest.approx(1.0)
@@ -56,7 +43,7 @@ def test_the_configured_limit_paces_before_any_429() -> None:
 
 def test_a_throttle_cuts_the_endpoint_and_the_whole_client() -> None:
     async def go() -> None:
-        clock = SteppedClock()
+        clock = FakeClock()
         limiters = SimpleLimiters(100.0, burst_s=0.0, clock=clock, sleep=clock.sleep)
         limiters.on_throttle("attach", None)
         assert limiters.rates()["attach"] == pytest.approx(70.0)
@@ -68,7 +55,7 @@ def test_a_throttle_cuts_the_endpoint_and_the_whole_client() -> None:
 
 def test_retry_after_holds_back_only_its_endpoint() -> None:
     async def go() -> None:
-        clock = SteppedClock()
+        clock = FakeClock()
         limiters = SimpleLimiters(100.0, burst_s=0.0, clock=clock, sleep=clock.sleep)
         limiters.on_throttle("attach", 2.0)
         await limiters.acquire("upload")
@@ -82,7 +69,7 @@ def test_retry_after_holds_back_only_its_endpoint() -> None:
 @pytest.mark.parametrize("retry_after", [float("inf"), float("nan"), -1.0, 0.0])
 def test_a_retry_after_that_is_no_time_holds_nothing_back(retry_after: float) -> None:
     async def go() -> None:
-        clock = SteppedClock()
+        clock = FakeClock()
         limiters = SimpleLimiters(100.0, burst_s=0.0, clock=clock, sleep=clock.sleep)
         limiters.on_throttle("attach", retry_after)
         await limiters.acquire("attach")
@@ -93,7 +80,7 @@ def test_a_retry_after_that_is_no_time_holds_nothing_back(retry_after: float) ->
 
 def test_an_endpoint_limit_caps_that_endpoint_and_scales_with_a_share() -> None:
     async def go() -> None:
-        clock = SteppedClock()
+        clock = FakeClock()
         limiters = SimpleLimiters(100.0, endpoint_ceilings={"attach": 10.0}, burst_s=0.0, clock=clock,
                                   sleep=clock.sleep)
         assert limiters.rates()["attach"] == 10.0 and limiters.rates()["upload"] == 100.0
