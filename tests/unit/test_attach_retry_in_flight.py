@@ -61,3 +61,30 @@ def test_an_attach_sent_again_is_recorded_in_flight_again_just_before_it_leaves(
     # the POST that may be applied leaves right after a record of its own (its send time): a status moved
     # between the first try and this one is not read as proof that it was applied
     assert events[-2:] == ["recorded in flight", "post applied"], events
+
+
+def test_an_attach_whose_in_flight_record_is_refused_never_leaves() -> None:
+    from connectors.errors import LedgerUnavailable
+
+    posts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal posts
+        if request.url.path.startswith("/v1/oauth"):
+            return _token()
+        posts += 1
+        return httpx.Response(200, json={"data": {}})
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url="http://fin.test", transport=httpx.MockTransport(handler)) as http:
+            fin = FinClient(http, client_id="id", client_secret=SecretStr("secret"),
+                            limiter=EndpointLimiters(1000), rng=random.Random(1))
+
+            async def refused() -> None:
+                raise LedgerUnavailable("the ledger's store refused a write (OSError)")
+
+            with pytest.raises(LedgerUnavailable):
+                await fin.attach(CUSTOMER, {"parties": []}, before_send=refused)
+
+    asyncio.run(scenario())
+    assert posts == 0
