@@ -294,9 +294,9 @@ class FinClient:
                      before_send: Callable[[], Awaitable[None]] | None = None) -> int:
         """Submit one attach request; returns the attempts it took.
 
-        ``before_send`` is awaited once, when the request holds its rate token, its in-flight slot and its bearer
-        token, just before its first POST leaves (the caller's durable *in flight* record); what it raises ends
-        the request unsent.
+        ``before_send`` is awaited before each POST, when the request holds its rate token, its in-flight slot and
+        its bearer token, just before that POST leaves (the caller's durable *in flight* record, with that POST's
+        send time); what it raises ends the request unsent.
 
         Raises ``OutcomeUnknown`` when the request may have been applied (5xx, dropped connection,
         read timeout, the deadline passed, a 2xx whose body is not the API's answer): the caller must reconcile,
@@ -356,8 +356,10 @@ class FinClient:
                         # Last, with everything else the request waits for in hand: a process killed between the
                         # caller's record and the POST then leaves only the record's own write as the window in
                         # which a request is recorded as sent and never reached the API.
+                        # Before every POST, not only the first: the record's send time must be the one of
+                        # the POST that may be applied (a status moved while a 409 was waited out, or before a
+                        # resend after a 401 or a refused connection, is no proof that this POST was applied).
                         await before_send()
-                        before_send = None
                     request = self._http.build_request(
                         method,
                         path,

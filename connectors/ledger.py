@@ -305,7 +305,13 @@ class Ledger:
             if not isinstance(first, Exception):
                 raise first  # a cancellation, not the store's answer
             # Whatever the store's client raised after its own retries. The records of the partitions that were
-            # written are durable (their callers go on); those of the others are lost, and nothing waits on them.
+            # written are durable (their callers go on). Of the others, the in-flight records are dropped (their
+            # requests are not sent); the rest (outcomes of requests Fin answered, uploads that were made) wait
+            # again, ahead of what came since, for the flush at the run's end.
+            for p in errors:
+                kept = [r for r in batch[p] if not (r.get("k") == "doc" and r.get("s") == DocState.in_flight)]
+                if kept:
+                    self._pending[p][:0] = kept
             self.refused = self.refused or f"the ledger's store refused a write ({_error_name(first)})"
             if part is None or part in errors:
                 raise LedgerUnavailable(self.refused) from first

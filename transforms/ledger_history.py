@@ -31,6 +31,10 @@ class HistoryQuery:
     source: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("customer", "party", "document"):  # ids as a person pastes them: spaces around go
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, value.strip())
         given = [n for n in ("customer", "party", "document", "source") if getattr(self, n)]
         if len(given) != 1:
             raise ValueError("history: name exactly one of --customer, --party, --document, --source")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -80,3 +81,29 @@ def test_upload_records_are_written_before_upload_done_returns() -> None:
     asyncio.run(ledger.upload_done("c1", "s3://b/k", "etag", "fin://uri"))
 
     assert any(b'"k":"upload"' in data for data in store.written.values())
+
+
+def test_an_answered_attach_whose_record_rode_a_refused_commit_is_written_by_the_flush_after_it() -> None:
+    """The attached record of a request Fin answered 200 waits (not durable) for the next commit; when that commit
+    is refused (a 503 burst while another request's in-flight record is written), the flush at the run's end,
+    with the store healthy again, still writes it: else the next run finds that document only in flight and
+    leaves it unknown (and ``--resend-unknown`` attaches it twice). The refused request's own in-flight record is
+    not written: that request never left."""
+    customer, _ = _customers_in_two_partitions()
+    store = RefusingStore(set())
+    ledger = _ledger(store)
+
+    async def scenario() -> None:
+        await ledger.record(customer, {"answered": "p1"}, DocState.in_flight, run_id="r", request_id="q1")
+        await ledger.record(customer, {"answered": "p1"}, DocState.attached, run_id="r", request_id="q1",
+                            http_status=200)
+        store.refused = {partition_of(customer)}
+        with pytest.raises(LedgerUnavailable):
+            await ledger.record(customer, {"refused": "p2"}, DocState.in_flight, run_id="r", request_id="q2")
+        store.refused = set()
+        await ledger.flush()
+
+    asyncio.run(scenario())
+
+    lines = [json.loads(line) for data in store.written.values() for line in data.splitlines()]
+    assert [(r["id"], r["s"]) for r in lines] == [("answered", "in_flight"), ("answered", "attached")]

@@ -1,0 +1,90 @@
+"""An attach sent again after an answer that proves it was not applied (409 "attach in progress", a stale token's
+401, a refused connection) is recorded in flight again just before that POST leaves: the send time a later run
+compares the parties' status with is the one of the POST that may have been applied, not of the first try."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from connectors.fin import FinClient
+from connectors.rate_limiter import EndpointLimiters
+
+CUSTOMER = "6f1c2a3b-1111-4222-8333-444455556666"
+
+
+def _token() -> httpx.Response:
+    return httpx.Response(200, json={"data": {"access_token": "tok", "refresh_token": "r",
+                                              "access_token_ttl": 3600}})
+
+
+async def _attach(first: str) -> list[str]:
+    events: list[str] = []
+    posts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal posts
+        if request.url.path.startswith("/v1/oauth"):
+            return _token()
+        posts += 1
+        if posts == 1:
+            events.append("post refused")
+            if first == "409":
+                return httpx.Response(409, json={"error": "attach in progress"})
+            if first == "401":
+                return httpx.Response(401, json={"error": "token expired"})
+            raise httpx.ConnectError("refused")
+        events.append("post applied")
+        return httpx.Response(200, json={"data": {}})
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    async with httpx.AsyncClient(base_url="http://fin.test", transport=httpx.MockTransport(handler)) as http:
+        fin = FinClient(http, client_id="id", client_secret=SecretStr("secret"), limiter=EndpointLimiters(1000),
+                        rng=random.Random(1), sleep=no_sleep)
+
+        async def before_send() -> None:
+            events.append("recorded in flight")
+
+        await fin.attach(CUSTOMER, {"parties": []}, before_send=before_send)
+    return events
+
+
+@pytest.mark.parametrize("first", ["409", "401", "connect"])
+def test_an_attach_sent_again_is_recorded_in_flight_again_just_before_it_leaves(first: str) -> None:
+    events = asyncio.run(_attach(first))
+    # the POST that may be applied leaves right after a record of its own (its send time): a status moved
+    # between the first try and this one is not read as proof that it was applied
+    assert events[-2:] == ["recorded in flight", "post applied"], events
+
+
+def test_an_attach_whose_in_flight_record_is_refused_never_leaves() -> None:
+    from connectors.errors import LedgerUnavailable
+
+    posts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal posts
+        if request.url.path.startswith("/v1/oauth"):
+            return _token()
+        posts += 1
+        return httpx.Response(200, json={"data": {}})
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url="http://fin.test", transport=httpx.MockTransport(handler)) as http:
+            fin = FinClient(http, client_id="id", client_secret=SecretStr("secret"),
+                            limiter=EndpointLimiters(1000), rng=random.Random(1))
+
+            async def refused() -> None:
+                raise LedgerUnavailable("the ledger's store refused a write (OSError)")
+
+            with pytest.raises(LedgerUnavailable):
+                await fin.attach(CUSTOMER, {"parties": []}, before_send=refused)
+
+    asyncio.run(scenario())
+    assert posts == 0
