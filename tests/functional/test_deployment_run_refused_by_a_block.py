@@ -1,0 +1,52 @@
+"""A deployment run (no CLI start-up gate) whose AwsCredentials block cannot be read is refused before anything
+is read or sent: it ends ``Failed`` with the one line the CLI prints, as every other refusal before sending does
+(``flows.run_end.not_started``), not with an exception and its traceback."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from flows.attach_flow import attach_manifest
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+ONE_LINE = ("KYC_ATTACH_AWS_CREDENTIALS_BLOCK_DOCUMENTS: AwsCredentials block 'no-such-reader' could not be read "
+            "(not found on the Prefect server)")
+
+
+def test_a_deployment_run_whose_documents_block_is_missing_ends_failed_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FIN_API_URL", "http://127.0.0.1:9")  # never reached: the run is refused first
+    monkeypatch.setenv("FIN_CLIENT_ID", "client")
+    monkeypatch.setenv("FIN_CLIENT_SECRET", "secret")
+    monkeypatch.setenv("KYC_ATTACH_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("KYC_ATTACH_AWS_CREDENTIALS_BLOCK_DOCUMENTS", "no-such-reader")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("customer_id\n")
+
+    state = asyncio.run(attach_manifest(str(manifest), str(tmp_path / "reports"), run_id="refused-by-block",
+                                        return_state=True))
+
+    assert state.is_failed()
+    assert state.message == ONE_LINE
+
+
+def test_a_nightly_or_migration_run_whose_manifest_block_is_missing_ends_failed_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flows.migration import migration
+    from flows.nightly import nightly
+
+    monkeypatch.setenv("KYC_ATTACH_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("KYC_ATTACH_AWS_CREDENTIALS_BLOCK_MANIFEST", "no-such-reader")
+    line = ONE_LINE.replace("DOCUMENTS", "MANIFEST")
+
+    state = asyncio.run(nightly("s3://reports/kyc/", inbox="s3://inbox/manifests/", return_state=True))
+    assert state.is_failed() and state.message == line
+
+    state = asyncio.run(migration("s3://archive/part-1.csv", "s3://reports/kyc/", return_state=True))
+    assert state.is_failed() and state.message == line
