@@ -40,6 +40,7 @@ def make_store(settings: Settings, *, s3: bool = True,
     A command that uses fewer roles names only those: it reads no block it has no use for."""
     if not s3:
         return ObjectStore(None)
+    # A role without a block reads with the default chain, also when the report role names one.
     own = {role: make_s3_store(settings, role) for role in roles
-           if getattr(settings, f"aws_credentials_block_{role}")}
+           if getattr(settings, f"aws_credentials_block_{role}") or settings.aws_credentials_block_report}
     return ObjectStore(make_s3_store(settings), **own)
