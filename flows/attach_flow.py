@@ -121,8 +121,8 @@ async def attach_manifest(
     CLI made already (a run started any other way claims with its flow run's id, which a retry of it keeps).
     """
     started = time.monotonic()
-    settings = load_settings()  # a malformed setting: one line naming it, never its value
-    try:  # refused before anything is claimed or sent: one line (a block that cannot be read included)
+    try:  # refused before anything is claimed or sent: one line (a malformed setting, a block that cannot be read)
+        settings = load_settings()  # a malformed setting: one line naming it, never its value
         if not dry_run:  # a deployment run has no start-up gate: say what is missing before planning
             settings.require_api_credentials()
         run_id = checked_run_id(run_id) if run_id is not None else new_run_id()

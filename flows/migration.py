@@ -49,9 +49,9 @@ def _through(done: Completion | None, mapping_digest: str | None) -> Completion 
 async def migration(source: str, report_uri: str, mapping: str | None = None, dry_run: bool = False
                     ) -> dict[str, Any] | State[Any]:
     """Migrate ``source`` (a manifest, or a prefix ending in '/' holding manifest parts) with ``mapping``."""
-    settings = load_settings()
     needs_s3 = any(x.startswith("s3://") for x in (source, report_uri, mapping or ""))
-    try:  # refused before any part runs (a block or the mapping that cannot be read): one line
+    try:  # refused before any part runs (a setting, a block or the mapping that cannot be read): one line
+        settings = load_settings()
         store = make_store(settings, s3=needs_s3)
         loc = Location.parse(source)
         digest = load_mapping(mapping, store).digest() if mapping else None

@@ -112,8 +112,11 @@ async def nightly(report_uri: ReportUri, inbox: Inbox | None = None, mapping: Ma
     first within an inbox, inbox after inbox."""
     inboxes = ([Carrier(inbox=inbox, mapping=mapping)] if inbox else []) + list(carriers or [])
     if not inboxes:
-        raise SetupError("inbox: give an inbox or at least one carrier")
-    settings = load_settings()
+        return not_started(SetupError("inbox: give an inbox or at least one carrier"))
+    try:
+        settings = load_settings()
+    except SetupError as exc:
+        return not_started(exc)
     if settle_s:
         await asyncio.sleep(settle_s)
     needs_s3 = any(x.startswith("s3://") for c in inboxes for x in (c.inbox, c.report_uri or report_uri))

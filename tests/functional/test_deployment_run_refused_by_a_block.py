@@ -50,3 +50,18 @@ def test_a_nightly_or_migration_run_whose_manifest_block_is_missing_ends_failed_
 
     state = asyncio.run(migration("s3://archive/part-1.csv", "s3://reports/kyc/", return_state=True))
     assert state.is_failed() and state.message == line
+
+
+def test_a_nightly_run_without_an_inbox_or_with_a_malformed_setting_ends_failed_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flows.nightly import nightly
+
+    monkeypatch.setenv("KYC_ATTACH_WORK_DIR", str(tmp_path / "work"))
+    state = asyncio.run(nightly(str(tmp_path / "reports"), return_state=True))
+    assert state.is_failed() and state.message == "inbox: give an inbox or at least one carrier"
+
+    monkeypatch.setenv("KYC_ATTACH_S3_SSE", "none")
+    state = asyncio.run(nightly(str(tmp_path / "reports"), inbox=str(tmp_path), return_state=True))
+    assert state.is_failed() and state.message is not None and "\n" not in state.message
+    assert "SetupError" not in state.message and "none" not in state.message.split(":")[0]
