@@ -65,3 +65,25 @@ def test_a_nightly_run_without_an_inbox_or_with_a_malformed_setting_ends_failed_
     state = asyncio.run(nightly(str(tmp_path / "reports"), inbox=str(tmp_path), return_state=True))
     assert state.is_failed() and state.message is not None and "\n" not in state.message
     assert "SetupError" not in state.message and "none" not in state.message.split(":")[0]
+
+
+def test_the_cli_gate_refuses_a_missing_documents_block_for_a_local_manifest_before_claiming_the_run_id(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Documents are on S3 whatever the manifest and report locations: the gate reads the block too, so the flow
+    is never started with the CLI's claim on a run id it then cannot release."""
+    from connectors.errors import SetupError
+    from flows.start_gate import check_before_run
+
+    monkeypatch.setenv("FIN_API_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("FIN_CLIENT_ID", "client")
+    monkeypatch.setenv("FIN_CLIENT_SECRET", "secret")
+    monkeypatch.setenv("KYC_ATTACH_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("KYC_ATTACH_AWS_CREDENTIALS_BLOCK_DOCUMENTS", "no-such-reader")
+    manifest = Path(__file__).parents[1] / "fixtures" / "hostile" / "whole_file" / "utf8_bom.csv"  # well-formed
+
+    with pytest.raises(SetupError) as refused:
+        check_before_run(str(manifest), str(tmp_path / "reports"), run_id="r1", dry_run=False)
+
+    assert str(refused.value) == ONE_LINE
+    assert not (tmp_path / "reports" / "r1").exists()
