@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from connectors.errors import SetupError
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ def aws_session(block_name: str) -> boto3.Session:
     try:
         # _sync: the stores are built in sync code that may run inside a flow's event loop.
         block = AwsCredentials.load(block_name, _sync=True)
+    except ValidationError:  # a ValueError too: the block is there, its fields are not (values never quoted)
+        raise SetupError(f"AwsCredentials block {block_name!r} could not be read (its fields are not valid)") from None
     except ValueError:  # Prefect's answer to a name with no AwsCredentials block (another type's block included)
         raise SetupError(f"AwsCredentials block {block_name!r} could not be read (not found on the Prefect "
                          "server)") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from connectors.errors import SetupError
 
@@ -40,6 +40,8 @@ async def read_secret_block(name: str) -> SecretStr:
     try:
         block = cast("Secret[Any]", await Secret.aload(name))
         value = block.get()
+    except ValidationError:  # a ValueError too: the block is there, its fields are not (values never quoted)
+        raise SetupError(f"Secret block {name!r} could not be read (its fields are not valid)") from None
     except ValueError:  # Prefect's answer to a name with no Secret block (another type's block included)
         raise SetupError(f"Secret block {name!r} could not be read (not found on the Prefect server)") from None
     except Exception as exc:  # the server unreachable or refusing

@@ -121,15 +121,18 @@ async def attach_manifest(
     CLI made already (a run started any other way claims with its flow run's id, which a retry of it keeps).
     """
     started = time.monotonic()
-    settings = load_settings()  # a malformed setting: one line naming it, never its value
-    if not dry_run:  # a deployment run has no start-up gate: say what is missing before planning
-        settings.require_api_credentials()
-    run_id = checked_run_id(run_id) if run_id is not None else new_run_id()
-    if retry_failed is not None:
-        checked_run_id(retry_failed, option="retry_failed")
+    try:  # refused before anything is claimed or sent: one line (a malformed setting, a block that cannot be read)
+        settings = load_settings()  # a malformed setting: one line naming it, never its value
+        if not dry_run:  # a deployment run has no start-up gate: say what is missing before planning
+            settings.require_api_credentials()
+        run_id = checked_run_id(run_id) if run_id is not None else new_run_id()
+        if retry_failed is not None:
+            checked_run_id(retry_failed, option="retry_failed")
+        report_root = Location.parse(report_uri)
+        store = make_store(settings)
+    except SetupError as exc:
+        return not_started(exc)
     today = datetime.now(UTC).date()
-    report_root = Location.parse(report_uri)
-    store = make_store(settings)
     run_prefix = report_root.child(run_id)
     flow_run_id = flow_run.get_id()
     token = claim_token or (f"flow-run-{flow_run_id}" if flow_run_id else new_claim_token())

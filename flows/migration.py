@@ -15,13 +15,14 @@ from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
-from connectors.errors import KycAttachError
+from connectors.errors import KycAttachError, SetupError
 from connectors.job_ids import job_id_of, sha256_of_file
 from connectors.jobs import MANIFEST_SUFFIXES, Completion, completion_of, list_manifests
 from connectors.mapping_file import load_mapping
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from flows.nightly import run_manifests
+from flows.run_end import not_started
 from flows.settings import load_settings
 from flows.stores import make_store
 
@@ -48,12 +49,15 @@ def _through(done: Completion | None, mapping_digest: str | None) -> Completion 
 async def migration(source: str, report_uri: str, mapping: str | None = None, dry_run: bool = False
                     ) -> dict[str, Any] | State[Any]:
     """Migrate ``source`` (a manifest, or a prefix ending in '/' holding manifest parts) with ``mapping``."""
-    settings = load_settings()
     needs_s3 = any(x.startswith("s3://") for x in (source, report_uri, mapping or ""))
-    store = make_store(settings, s3=needs_s3)
-    loc = Location.parse(source)
+    try:  # refused before any part runs (a setting, a block or the mapping that cannot be read): one line
+        settings = load_settings()
+        store = make_store(settings, s3=needs_s3)
+        loc = Location.parse(source)
+        digest = load_mapping(mapping, store).digest() if mapping else None
+    except SetupError as exc:
+        return not_started(exc)
     rework: dict[str, str] = {}
-    digest = load_mapping(mapping, store).digest() if mapping else None
     is_prefix = source.endswith("/") or (Path(loc.key).is_dir() if not loc.is_s3 else not store.manifests().exists(loc))
     if is_prefix:
         parts = sorted(list_manifests(store, source, MANIFEST_SUFFIXES), key=lambda m: m.uri)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from connectors.errors import SetupError
 from connectors.jobs import MANIFEST_SUFFIXES, REWORKABLE_REJECTS, ManifestObject, completion_of, list_manifests
 from connectors.objects import ObjectStore
+from flows.run_end import not_started
 from flows.settings import load_settings
 from flows.stores import make_store
 
@@ -111,12 +112,18 @@ async def nightly(report_uri: ReportUri, inbox: Inbox | None = None, mapping: Ma
     first within an inbox, inbox after inbox."""
     inboxes = ([Carrier(inbox=inbox, mapping=mapping)] if inbox else []) + list(carriers or [])
     if not inboxes:
-        raise SetupError("inbox: give an inbox or at least one carrier")
-    settings = load_settings()
+        return not_started(SetupError("inbox: give an inbox or at least one carrier"))
+    try:
+        settings = load_settings()
+    except SetupError as exc:
+        return not_started(exc)
     if settle_s:
         await asyncio.sleep(settle_s)
     needs_s3 = any(x.startswith("s3://") for c in inboxes for x in (c.inbox, c.report_uri or report_uri))
-    store = make_store(settings, s3=needs_s3)
+    try:  # a block that cannot be read: one line, as the run it would start says it
+        store = make_store(settings, s3=needs_s3)
+    except SetupError as exc:
+        return not_started(exc)
     result: dict[str, Any] = {"runs": {}, "errors": {}, "skipped": []}
     budget = max_manifests
     for carrier in inboxes:

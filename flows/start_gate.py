@@ -68,7 +68,10 @@ def check_before_run(manifest: str, report_uri: str, *, run_id: str | None, dry_
     check_api_url(settings.api_url)
     if not dry_run:
         settings.require_api_credentials()
-    needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or "", settings.ledger_uri or ""))
+    # Source documents are on S3 whatever the other locations: a block named for a role is read here, so a flow
+    # is never started (the run id claimed) only to refuse it.
+    needs_s3 = any(x.startswith("s3://") for x in (manifest, report_uri, mapping or "", settings.ledger_uri or "")) \
+        or any(getattr(settings, f"aws_credentials_block_{role}") for role in ("documents", "manifest", "report"))
     store = make_store(settings, s3=needs_s3)
     report_root = Location.parse(report_uri)
     run_prefix = report_root.child(run_id)

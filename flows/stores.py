@@ -33,11 +33,14 @@ def make_s3_store(settings: Settings, role: str = "report") -> S3Store:
     )
 
 
-def make_store(settings: Settings, *, s3: bool = True) -> ObjectStore:
-    """The one storage handle of a process: local paths, and with ``s3`` the S3 stores above, one per role that
-    names its own credentials (documents, manifest; the report and ledger role is the default one)."""
+def make_store(settings: Settings, *, s3: bool = True,
+               roles: tuple[str, ...] = ("documents", "manifest")) -> ObjectStore:
+    """The one storage handle of a process: local paths, and with ``s3`` the S3 stores above, one per role of
+    ``roles`` that names its own credentials (documents, manifest; the report and ledger role is the default one).
+    A command that uses fewer roles names only those: it reads no block it has no use for."""
     if not s3:
         return ObjectStore(None)
-    own = {role: make_s3_store(settings, role) for role in ("documents", "manifest")
-           if getattr(settings, f"aws_credentials_block_{role}")}
+    # A role without a block reads with the default chain, also when the report role names one.
+    own = {role: make_s3_store(settings, role) for role in roles
+           if getattr(settings, f"aws_credentials_block_{role}") or settings.aws_credentials_block_report}
     return ObjectStore(make_s3_store(settings), **own)

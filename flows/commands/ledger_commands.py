@@ -29,7 +29,7 @@ def _index(ledger_uri: str | None) -> tuple[ObjectStore, Location]:
     name (``KYC_ATTACH_LEDGER_URI``)."""
     settings = load_settings()
     root = ledger_location(ledger_uri or settings.ledger_uri, settings.work_dir).child("_documents")
-    return make_store(settings, s3=root.is_s3), root
+    return make_store(settings, s3=root.is_s3, roles=()), root
 
 
 def document_history(ledger_uri: str | None, query: HistoryQuery, *,
@@ -42,7 +42,7 @@ def document_history(ledger_uri: str | None, query: HistoryQuery, *,
     if parquet_out is not None:
         buf = io.BytesIO()
         pq.write_table(as_table(changes), buf, compression="zstd")
-        store_out = make_store(load_settings(), s3=Location.parse(parquet_out).is_s3)
+        store_out = make_store(load_settings(), s3=Location.parse(parquet_out).is_s3, roles=())
         store_out.write(Location.parse(parquet_out), buf.getvalue(), content_type="application/vnd.apache.parquet",
                         overwrite=True)
     return changes
@@ -68,7 +68,7 @@ def adopt_command(report_prefix: str) -> dict[str, Any]:
     settings = load_settings()
     ledger = ledger_location(settings.ledger_uri, settings.work_dir)
     report_root = Location.parse(report_prefix)
-    store = make_store(settings, s3=report_root.is_s3 or ledger.is_s3)
+    store = make_store(settings, s3=report_root.is_s3 or ledger.is_s3, roles=())
     if settings.client_id:  # without credentials set there is no tenant to compare with
         check_stamp(store, ledger, TenantStamp.of(settings.api_url, settings.client_id), create=False)
     adoption = adopt(store, report_root, ledger)

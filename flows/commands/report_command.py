@@ -19,7 +19,7 @@ def find_report_page(run_uri: str, *, fetch: bool) -> tuple[str, Path | None]:
     """
     settings = load_settings()
     loc = Location.parse(run_uri).child("report.html")
-    store = make_store(settings, s3=loc.is_s3)
+    store = make_store(settings, s3=loc.is_s3, roles=())
     if not store.exists(loc):
         raise SetupError(f"report: no report.html under {run_uri} (did the run finish? is the run id right?)")
     if not loc.is_s3:

@@ -154,7 +154,7 @@ def validate_command(manifest: str, mapping: str | None) -> int:
 
     settings = load_settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
-    store = make_store(settings, s3=needs_s3)
+    store = make_store(settings, s3=needs_s3, roles=("manifest",))
     loaded = None
     if mapping:  # the YAML reader is imported only for a mapping: start-up is what a person waits for here
         from connectors.mapping_file import load_mapping

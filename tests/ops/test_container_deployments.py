@@ -46,3 +46,6 @@ def test_the_container_deployment_file_deploys_to_a_pool_of_its_type_with_the_im
         assert d.work_pool_name == pool
         assert d.job_variables["image"] == image, d.name
         assert d.pull_steps in (None, []), d.name
+        # No pull steps: Prefect then copies the code from the deployment's path into the working directory, so a
+        # path naming this checkout would be copied from inside the container, where it does not exist.
+        assert d.path in (None, "."), (d.name, d.path)
