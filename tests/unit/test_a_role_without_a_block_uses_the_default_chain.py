@@ -24,6 +24,7 @@ def test_a_role_without_a_block_reads_with_the_default_chain_when_the_report_rol
 ) -> None:
     monkeypatch.setattr(aws_credentials, "aws_session", lambda name: boto3.Session(
         aws_access_key_id="REPORTBLOCKKEY", aws_secret_access_key="s", region_name="eu-west-1"))
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # boto3 keeps the first default session of the process
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "DEFAULTCHAINKEY")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
