@@ -34,8 +34,7 @@ import json
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from connectors.errors import LedgerUnavailable, SetupError
@@ -44,6 +43,8 @@ from connectors.objects import ObjectStore
 from connectors.s3 import Location
 from transforms.document_details import KEY_BYTES
 from transforms.exactly_once import DocState, partition_of
+from transforms.ledger_lines import DocLine, DocRecord, LedgerLine, Send, UploadLine, line_from_json
+from transforms.ledger_moves import Move, moved
 
 # States of the per-request records of ledgers written before the upgrade, as document states.
 _LEGACY_STATES = {"in_flight": DocState.in_flight, "done": DocState.attached, "failed": DocState.failed,
@@ -52,17 +53,7 @@ LEGACY_RUN = "a run before the per-document ledger"
 DETAILS_SECRET = "_details_secret"  # at the index root: the key of the ledger's detail digests
 
 
-@dataclass(frozen=True, slots=True)
-class DocRecord:
-    """The last known state of one document."""
-
-    state: DocState
-    run_id: str  # the run that wrote this state (for attached: the run that attached it)
-    request_id: str | None = None  # the POST that carried it (in flight, unknown, attached)
-    sent_at: float | None = None  # epoch seconds, taken just before that POST
-    initiated_before: bool = False  # every party of that POST was INITIATED before it
-    http_status: int | None = None
-    details: dict[str, str] | None = None  # keyed digests of the details it was sent with (none: older record)
+__all__ = ["LEGACY_RUN", "DocRecord", "Ledger", "Send", "documents_root", "ledger_secret"]
 
 
 def documents_root(job_ledger: Location) -> Location:
@@ -112,7 +103,7 @@ class Ledger:
         # party's status as evidence (a later attach for the party moves it too)
         self._last_request: dict[tuple[str, str], tuple[float, str]] = {}
         self._legacy: dict[str, DocRecord] = {}
-        self._pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._pending: dict[str, list[LedgerLine]] = defaultdict(list)
         self._seq = 0
         self._flushed_seq = 0
         self._written_upto: dict[str, int] = {}  # partition → the last record written of it
@@ -130,7 +121,8 @@ class Ledger:
             by_part[partition_of(c)].add(c)
         for part in sorted(by_part):
             for rec in read_records(self._store, self._root, part, by_part[part], history=False):
-                self._apply(rec)
+                if (typed := line_from_json(rec)) is not None:
+                    self._apply(typed)
         if self._legacy_root is not None:
             for loc in self._store.list(self._legacy_root):
                 if loc.key.endswith(".jsonl"):
@@ -142,24 +134,25 @@ class Ledger:
     def _details_secret(self) -> bytes:
         return ledger_secret(self._store, self._root)
 
-    def _apply(self, rec: dict[str, Any]) -> None:
-        if rec["k"] == "upload":
-            self.uploads[(rec["c"], rec["src"], rec["etag"])] = rec["uri"]
-            self._uploaded_sources.add((rec["c"], rec["src"]))
-            self._uploaded_customers.add(rec["c"])
-            if sha := rec.get("sha"):
-                self._sha_of_source[(rec["c"], rec["src"], rec["etag"])] = sha
-                self._uri_of_content.setdefault((rec["c"], sha), rec["uri"])
-                if crc := rec.get("crc"):
-                    self._sha_of_crc[(rec["c"], crc)] = sha
-        elif rec["k"] == "doc":
-            self._parties[rec["c"]].add(rec["p"])
-            self.documents[rec["id"]] = DocRecord(DocState(rec["s"]), rec["run"], rec.get("req"), rec.get("at"),
-                                                  rec.get("init", False), rec.get("http"), rec.get("d"))
-            if rec["s"] == DocState.in_flight and rec.get("req") and rec.get("at") is not None:
-                party = (rec["c"], rec["p"])
-                if party not in self._last_request or self._last_request[party] < (rec["at"], rec["req"]):
-                    self._last_request[party] = (rec["at"], rec["req"])
+    def _apply(self, line: LedgerLine) -> None:
+        if isinstance(line, UploadLine):
+            c, src, etag = line.customer_id, line.source, line.etag
+            self.uploads[(c, src, etag)] = line.uri
+            self._uploaded_sources.add((c, src))
+            self._uploaded_customers.add(c)
+            if sha := line.sha256:
+                self._sha_of_source[(c, src, etag)] = sha
+                self._uri_of_content.setdefault((c, sha), line.uri)
+                if crc := line.crc64nvme:
+                    self._sha_of_crc[(c, crc)] = sha
+            return
+        self._parties[line.customer_id].add(line.party_id)
+        self.documents[line.key] = line.record
+        req, at = line.send.request_id, line.send.sent_at
+        if line.state is DocState.in_flight and req and at is not None:
+            party = (line.customer_id, line.party_id)
+            if party not in self._last_request or self._last_request[party] < (at, req):
+                self._last_request[party] = (at, req)
 
     def _apply_legacy(self, rec: dict[str, Any]) -> None:
         # Old records: {"k": "attach", "key": <attach_key>, "state": done|in_flight|failed|unknown, "initiated": …}
@@ -223,38 +216,68 @@ class Ledger:
         """Remember an upload (or a source found to hold bytes uploaded before: their uri); returns once durable
         (group-committed with the other records of its wave), so a run killed after it never uploads the file
         again."""
-        rec: dict[str, Any] = {"k": "upload", "c": customer_id, "src": source, "etag": etag, "uri": uri}
-        if sha256:
-            rec["sha"] = sha256
-            if crc64nvme:
-                rec["crc"] = crc64nvme
-        await self._add(customer_id, [rec], durable=True)
+        line = UploadLine(customer_id, source, etag, uri, sha256 or None, crc64nvme if sha256 else None)
+        await self._add(customer_id, [line], durable=True)
 
     def describe(self, key: str, digests: dict[str, str]) -> None:
         """The details (``transforms.document_details`` digests) this run sends a document with: its records
         from now on carry them."""
         self._described[key] = digests
 
-    async def record(self, customer_id: str, party_of_key: dict[str, str], state: DocState, *, run_id: str,
-                     request_id: str | None = None, sent_at: float | None = None, initiated_before: bool = False,
-                     http_status: int | None = None) -> None:
-        """Record one state for documents of one customer (key → party id); ``in_flight`` returns only once
-        durable, and does not linger: it is written as its request is about to leave, holding its rate token and
-        slot, so it joins the commit under way or the next one and waits for nothing else."""
+    async def sending(self, customer_id: str, party_of_key: dict[str, str], send: Send) -> None:
+        """Documents (key → party id) a POST is about to carry: returns only once durable, and does not linger:
+        it is written as its request is about to leave, holding its rate token and slot, so it joins the commit
+        under way or the next one and waits for nothing else."""
+        await self._move(Move.sending, customer_id, party_of_key, send)
+
+    async def answered(self, customer_id: str, party_of_key: dict[str, str], send: Send, http_status: int) -> None:
+        """The API answered the POST that carried these documents: attached."""
+        await self._move(Move.answered, customer_id, party_of_key, send, http_status=http_status)
+
+    async def shown_applied(self, customer_id: str, party_of_key: dict[str, str], send: Send, *,
+                            earlier: DocRecord | None = None) -> None:
+        """The answer to ``send`` was lost and the parties' statuses moved after it: attached (``earlier``: the
+        record, under any key, that this run settles)."""
+        await self._move(Move.shown_applied, customer_id, party_of_key, send, earlier=earlier)
+
+    async def left_unknown(self, customer_id: str, party_of_key: dict[str, str], send: Send, *,
+                           earlier: DocRecord | None = None) -> None:
+        """Nothing the API shows settles whether ``send`` took effect."""
+        await self._move(Move.left_unknown, customer_id, party_of_key, send, earlier=earlier)
+
+    async def not_applied(self, customer_id: str, party_of_key: dict[str, str], *, run_id: str,
+                          http_status: int | None) -> None:
+        """The API refused the POST that carried these documents, or gave up without applying it: a later run
+        sends them again."""
+        await self._move(Move.not_applied, customer_id, party_of_key, Send(run_id), http_status=http_status)
+
+    async def not_sent(self, customer_id: str, party_of_key: dict[str, str], *, run_id: str,
+                       http_status: int | None) -> None:
+        """Their request failed before its POST left (nothing reached the API): a later run sends them again."""
+        await self._move(Move.not_sent, customer_id, party_of_key, Send(run_id), http_status=http_status)
+
+    async def carried(self, customer_id: str, party_of_key: dict[str, str], earlier: DocRecord) -> None:
+        """Documents attached by an earlier run and recorded under an older key, now under their content key (so
+        the older record is not needed again)."""
+        await self._move(Move.carried, customer_id, party_of_key, Send(earlier.run_id), earlier=earlier)
+
+    async def _move(self, move: Move, customer_id: str, party_of_key: dict[str, str], send: Send, *,
+                    http_status: int | None = None, earlier: DocRecord | None = None) -> None:
+        """Record ``move`` for documents of one customer, each from its record here (else ``earlier``): every
+        document is checked before any line is written."""
+        states = [moved(move, _state(self.documents.get(key) or earlier)) for key in party_of_key]
         now = time.time()
-        recs = [{"k": "doc", "id": key, "c": customer_id, "p": party, "s": state.value, "run": run_id,
-                 "req": request_id, "at": sent_at, "init": initiated_before, "http": http_status, "t": now,
-                 "o": self._sources.get(key)}
-                | ({"d": self._described[key]} if key in self._described else {})
-                for key, party in party_of_key.items()]
-        await self._add(customer_id, recs, durable=state is DocState.in_flight, linger=False)
+        lines = [DocLine(key, customer_id, party, state, send, http_status, now, _sources(self._sources.get(key)),
+                         self._described.get(key))
+                 for (key, party), state in zip(party_of_key.items(), states, strict=True)]
+        await self._add(customer_id, lines, durable=move is Move.sending, linger=False)
 
     def know_sources(self, sources_of_key: dict[str, list[str]]) -> None:
         """The source objects (s3 uris) of documents, written with each of their records from now on: the
         history answers by source object."""
         self._sources.update(sources_of_key)
 
-    async def _add(self, customer_id: str, recs: list[dict[str, Any]], *, durable: bool, linger: bool = True) -> None:
+    async def _add(self, customer_id: str, recs: Sequence[LedgerLine], *, durable: bool, linger: bool = True) -> None:
         if durable and self.refused is not None:
             raise LedgerUnavailable(self.refused)
         for rec in recs:
@@ -309,7 +332,7 @@ class Ledger:
             # requests are not sent); the rest (outcomes of requests Fin answered, uploads that were made) wait
             # again, ahead of what came since, for the flush at the run's end.
             for p in errors:
-                kept = [r for r in batch[p] if not (r.get("k") == "doc" and r.get("s") == DocState.in_flight)]
+                kept = [r for r in batch[p] if not (isinstance(r, DocLine) and r.state is DocState.in_flight)]
                 if kept:
                     self._pending[p][:0] = kept
             self.refused = self.refused or f"the ledger's store refused a write ({_error_name(first)})"
@@ -324,5 +347,13 @@ def _error_name(exc: Exception) -> str:
     return f"{type(exc).__name__} {code}" if code else type(exc).__name__
 
 
-def _jsonl(recs: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs).encode()
+def _state(record: DocRecord | None) -> DocState | None:
+    return record.state if record is not None else None
+
+
+def _sources(sources: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(sources) if sources is not None else None
+
+
+def _jsonl(lines: list[LedgerLine]) -> bytes:
+    return "".join(json.dumps(line.to_json(), separators=(",", ":")) + "\n" for line in lines).encode()

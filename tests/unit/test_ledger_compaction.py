@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from connectors.ledger import Ledger
+from connectors.ledger import Ledger, Send
 from connectors.ledger_index import compact, compact_partition, read_records
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
@@ -25,10 +25,12 @@ def _fill(store: ObjectStore, root: Location, customers: list[str], run: str, st
         for c in customers:
             ledger.know_sources({f"doc-{c}": [f"s3://in/{c}/front.pdf"]})
             await ledger.upload_done(c, f"s3://in/{c}/front.pdf", "etag-1", f"/{c}_front.pdf")
-            await ledger.record(c, {f"doc-{c}": "party-1"}, DocState.in_flight, run_id=run, request_id="r1",
-                                sent_at=1.0)
-            await ledger.record(c, {f"doc-{c}": "party-1"}, state, run_id=run, request_id="r1", sent_at=1.0,
-                                http_status=200)
+            doc, send = {f"doc-{c}": "party-1"}, Send(run, "r1", 1.0)
+            await ledger.sending(c, doc, send)
+            if state is DocState.attached:
+                await ledger.answered(c, doc, send, 200)
+            else:
+                await ledger.not_applied(c, doc, run_id=run, http_status=400)
         await ledger.flush()
 
     asyncio.run(go())

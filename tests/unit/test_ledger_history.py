@@ -117,20 +117,19 @@ def test_a_customer_asked_for_in_capitals_or_with_spaces_around_finds_its_canoni
         tmp_path: Any, compacted: bool) -> None:
     import asyncio
 
-    from connectors.ledger import Ledger
+    from connectors.ledger import Ledger, Send
     from connectors.ledger_index import compact
     from connectors.objects import ObjectStore
     from connectors.s3 import Location
     from flows.commands.ledger_commands import _records
-    from transforms.exactly_once import DocState
 
     store, root = ObjectStore(None), Location(None, str(tmp_path / "_documents"))
     customer = "6f1c2a3b-1111-4222-8333-444455556666"  # as validation leaves it: trimmed, lower-case
 
     async def fill() -> None:
         ledger = Ledger(store, root, linger_s=0)
-        await ledger.record(customer, {"ab" * 32: "f6b13e01-044a-4f74-a70b-d5f66b6449af"}, DocState.in_flight,
-                            run_id="r", request_id="cd" * 8, sent_at=1.76e9)
+        await ledger.sending(customer, {"ab" * 32: "f6b13e01-044a-4f74-a70b-d5f66b6449af"}, Send(
+            "r", "cd" * 8, 1.76e9))
         await ledger.flush()
 
     asyncio.run(fill())

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from connectors.ledger import Ledger
+from connectors.ledger import Ledger, Send
 from connectors.ledger_index import compact, read_records, records_table, write_compact
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
@@ -156,12 +156,17 @@ def test_a_layout_1_file_is_read_and_folded_into_layout_2_with_the_segments_afte
     customers = [str(uuid.UUID(int=i, version=4)) for i in range(1, 60)]
 
     async def fill(state: DocState, who: list[str]) -> None:
-        ledger = Ledger(store, root, linger_s=0)
+        # an answer comes to a run that knows the document in flight
+        ledger = Ledger(store, root, linger_s=0).load(who) if state is DocState.attached else Ledger(
+            store, root, linger_s=0)
         for c in who:
+            doc, send = {hashlib.sha256(c.encode()).hexdigest(): "p-" + c[:8]}, Send("r", "ab" * 8, 1.76e9)
             ledger.know_sources({hashlib.sha256(c.encode()).hexdigest(): [f"s3://in/{c}.pdf"]})
             await ledger.upload_done(c, f"s3://in/{c}.pdf", "9" * 32, f"/{c}.pdf")
-            await ledger.record(c, {hashlib.sha256(c.encode()).hexdigest(): "p-" + c[:8]}, state, run_id="r",
-                                request_id="ab" * 8, sent_at=1.76e9)
+            if state is DocState.attached:
+                await ledger.answered(c, doc, send, 200)
+            else:
+                await ledger.sending(c, doc, send)
         await ledger.flush()
 
     asyncio.run(fill(DocState.in_flight, customers))
@@ -198,8 +203,9 @@ def test_a_shards_load_from_a_compacted_file_keeps_the_details_it_was_sent_with(
     async def fill() -> None:
         ledger = Ledger(store, root, linger_s=0)
         ledger.describe(key, {"number": "d1gest"})
-        await ledger.record(c, {key: str(uuid.uuid4())}, DocState.attached, run_id="r", request_id="ab" * 8,
-                            sent_at=1.76e9, http_status=200)
+        doc, send = {key: str(uuid.uuid4())}, Send("r", "ab" * 8, 1.76e9)
+        await ledger.sending(c, doc, send)
+        await ledger.answered(c, doc, send, 200)
         await ledger.flush()
 
     asyncio.run(fill())

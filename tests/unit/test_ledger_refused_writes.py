@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from connectors.errors import LedgerUnavailable
-from connectors.ledger import Ledger
+from connectors.ledger import Ledger, Send
 from connectors.s3 import Location
-from transforms.exactly_once import DocState, partition_of
+from transforms.exactly_once import partition_of
 
 
 class RefusingStore:
@@ -46,8 +46,8 @@ def test_refused_partition_fails_its_callers_and_every_durable_write_after_it() 
     async def scenario() -> list[Any]:
         # two sends' records: one partition is written, the other refused
         return await asyncio.gather(
-            ledger.record(ok, {"d1": "p1"}, DocState.in_flight, run_id="r"),
-            ledger.record(refused, {"d2": "p2"}, DocState.in_flight, run_id="r"),
+            ledger.sending(ok, {"d1": "p1"}, Send("r")),
+            ledger.sending(refused, {"d2": "p2"}, Send("r")),
             return_exceptions=True)
 
     results = asyncio.run(scenario())
@@ -68,7 +68,7 @@ def test_record_carried_by_a_refused_commit_of_another_caller_is_not_taken_as_du
     ledger = _ledger(store)
 
     async def scenario() -> list[Any]:
-        return await asyncio.gather(*(ledger.record(customer, {f"d{i}": "p"}, DocState.in_flight, run_id="r")
+        return await asyncio.gather(*(ledger.sending(customer, {f"d{i}": "p"}, Send("r"))
                                       for i in range(3)), return_exceptions=True)
 
     assert all(isinstance(r, LedgerUnavailable) for r in asyncio.run(scenario()))
@@ -94,12 +94,11 @@ def test_an_answered_attach_whose_record_rode_a_refused_commit_is_written_by_the
     ledger = _ledger(store)
 
     async def scenario() -> None:
-        await ledger.record(customer, {"answered": "p1"}, DocState.in_flight, run_id="r", request_id="q1")
-        await ledger.record(customer, {"answered": "p1"}, DocState.attached, run_id="r", request_id="q1",
-                            http_status=200)
+        await ledger.sending(customer, {"answered": "p1"}, Send("r", "q1"))
+        await ledger.answered(customer, {"answered": "p1"}, Send("r", "q1"), 200)
         store.refused = {partition_of(customer)}
         with pytest.raises(LedgerUnavailable):
-            await ledger.record(customer, {"refused": "p2"}, DocState.in_flight, run_id="r", request_id="q2")
+            await ledger.sending(customer, {"refused": "p2"}, Send("r", "q2"))
         store.refused = set()
         await ledger.flush()
 
