@@ -7,7 +7,9 @@ ledger, ``connectors.tenant_ledger``), where
 shard loads the partitions of its own customers only. Records are JSON lines: a document's state (keyed by
 its identity, ``transforms.exactly_once.document_key``, with keyed digests of the details it was sent with,
 ``transforms.document_details``) and the uri each upload got (keyed by customer, source object and ETag, with
-the SHA-256 of the bytes, so a copy of the same bytes under a new key or ETag finds it). Segments are
+the SHA-256 of the bytes, so a copy of the same bytes under a new key or ETag finds it): typed as
+``transforms.ledger_lines``. A document's record changes only by a named move (:meth:`Ledger.sending`,
+:meth:`Ledger.answered`, ...), refused from a state it may not come from (``transforms.ledger_moves``). Segments are
 append-only; later records win. The digests' secret is one object at the index root, created once. A compacted
 partition keeps the same records in a Parquet file next to the segments written after it
 (``connectors.ledger_index``).
