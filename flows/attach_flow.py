@@ -162,6 +162,18 @@ async def attach_manifest(
                                        stale_after_s=settings.lease_stale_s))
     watch = LeaseWatch()
     heartbeat: asyncio.Task[None] | None = None
+
+    async def stopped_report(stop: str) -> str:
+        """Write the report of this run, stopped after it began sending; returns where it went."""
+        return await _report_of_stopped_run(
+            plan, settings=settings, store=store, run_dir=run_dir, run_prefix=run_prefix,
+            job_ledger=ledger.child(plan.job_id), stop=stop, summary_extra={
+                "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
+                "retry_failed": retry_failed, "include_rejected": list(reworked),
+                "seconds": round(time.monotonic() - started, 3), "settings": settings.public_dict(),
+                "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest,
+                "mapping": mapping, "mapping_digest": plan.mapping_digest})
+
     sending = False
     published = False  # the run's own report is under its report location
     try:
@@ -246,19 +258,19 @@ async def attach_manifest(
         return end_run(summary, rejections_fail=settings.rejections_fail_run)
     except SetupError as exc:
         if sending:  # what was sent is in the ledger: never "cannot start" for a run that sent something
-            stop = f"stopped after sending began: {exc}"
-            where = str(run_prefix) if published else await _report_of_stopped_run(
-                plan, settings=settings, store=store, run_dir=run_dir, run_prefix=run_prefix,
-                job_ledger=ledger.child(plan.job_id), stop=stop, summary_extra={
-                    "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
-                    "retry_failed": retry_failed, "include_rejected": list(reworked),
-                    "seconds": round(time.monotonic() - started, 3), "settings": settings.public_dict(),
-                    "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest,
-                    "mapping": mapping, "mapping_digest": plan.mapping_digest})
+            where = str(run_prefix) if published else await stopped_report(f"stopped after sending began: {exc}")
             # the report's place first: the CLI's one line keeps the start of the message
             raise StoppedAfterSending(f"stopped after sending began ({where}): {exc}") from None
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
         return not_started(exc)
+    except Exception as exc:
+        # An error nobody foresaw still leaves a report of every row once sending began; the run ends Failed with
+        # the error itself. Only its type goes in the report: its message may quote a row.
+        if sending and not published:
+            where = await stopped_report(f"stopped after sending began: unexpected {type(exc).__name__}")
+            log.error("stopped after sending began by an unexpected %s; the report: %s", type(exc).__name__, where)
+            exc.add_note(f"the stopped run's report: {where}")
+        raise
     finally:
         if heartbeat is not None:
             heartbeat.cancel()
