@@ -77,6 +77,7 @@ def test_hashed_mode_names_the_manifest_by_its_digest_in_the_summary_and_in_pref
     fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from flows.attach_flow import attach_manifest
 
@@ -96,14 +97,16 @@ def test_hashed_mode_names_the_manifest_by_its_digest_in_the_summary_and_in_pref
     assert json.loads(summary_text)["manifest"] == f"s3://{bucket}/hmac:{digest}"
     page = s3.get_object(Bucket=bucket, Key="reports/r1/report.html")["Body"].read().decode()
 
-    async def kept_by_prefect() -> tuple[dict[str, Any], list[Any]]:
+    async def kept_by_prefect() -> tuple[dict[str, Any], list[Any], list[str]]:
         async with get_client() as client:
             run = await client.read_flow_run(state.state_details.flow_run_id)
             artifacts = await client.read_artifacts()
-        return run.parameters, [a.data for a in artifacts if a.flow_run_id == run.id]
+            task_runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        return (run.parameters, [a.data for a in artifacts if a.flow_run_id == run.id],
+                [t.model_dump_json() for t in task_runs])
 
-    parameters, artifacts = asyncio.run(kept_by_prefect())
+    parameters, artifacts, task_runs = asyncio.run(kept_by_prefect())
     assert parameters["manifest"] == f"s3://{bucket}/hmac:{digest}"
-    assert artifacts, "the run made no artifacts: nothing proved"
-    for text in (summary_text, page, json.dumps(parameters), json.dumps(artifacts)):
+    assert artifacts and task_runs, "the run made no artifacts or task runs: nothing proved"
+    for text in (summary_text, page, json.dumps(parameters), json.dumps(artifacts), *task_runs):
         assert NAMES[1] not in text
