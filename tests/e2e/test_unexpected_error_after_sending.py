@@ -75,10 +75,7 @@ def test_an_unexpected_error_after_every_shard_keeps_each_rows_outcome_in_the_re
 
     scenario = demo_scenario(KYC_ATTACH_SHARD_ROWS="4", KYC_ATTACH_MAX_SHARDS="16")
 
-    def compaction_breaks(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("the ledger's segments could not be folded")
-
-    monkeypatch.setattr(attach_flow, "compact_after_run", compaction_breaks)
+    monkeypatch.setattr(attach_flow, "compact_after_run", _breaks)
     state = _first_run_state(scenario)
 
     assert state.is_failed()
@@ -87,3 +84,22 @@ def test_an_unexpected_error_after_every_shard_keeps_each_rows_outcome_in_the_re
     written = _written_summary(scenario.bucket, "r1")
     assert written["by_status"]["attached"] > 0 and written["counts_add_up"]
     assert written["stopped_early"] == "stopped after sending began: unexpected RuntimeError"
+
+
+def test_the_stopped_runs_report_in_hashed_mode_names_the_manifest_by_its_digest(
+        demo_scenario: Callable[..., DemoScenario], monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.attach_flow as attach_flow
+
+    scenario = demo_scenario(KYC_ATTACH_REPORT_S3_URI="hashed")
+    monkeypatch.setattr(attach_flow, "compact_after_run", _breaks)
+    state = _first_run_state(scenario)
+
+    assert state.is_failed()
+    written = _written_summary(scenario.bucket, "r1")
+    assert written["stopped_early"] == "stopped after sending began: unexpected RuntimeError"
+    assert written["manifest"].startswith(f"s3://{scenario.bucket}/hmac:")
+    assert "manifests/" not in json.dumps(written)
+
+
+def _breaks(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError("the ledger's segments could not be folded")
