@@ -23,7 +23,7 @@ from prefect.runtime import flow_run
 from connectors.errors import SetupError, StoppedAfterSending
 from connectors.guarded_delete import remove_tree
 from connectors.jobs import checked_rework, mark_completed
-from connectors.ledger import documents_root, ledger_secret
+from connectors.ledger import ledger_secret
 from connectors.manifest import discard_local_copy, open_manifest
 from connectors.mapping_file import load_mapping
 from connectors.report_store import (
@@ -45,6 +45,7 @@ from flows.ledger_upkeep import compact_after_run
 from flows.plan import PlanResult, ShardSpec, plan_manifest
 from flows.progress import RunProgress, report_link, report_markdown, shard_log_line
 from flows.run_end import end_run, not_started, summary_of
+from flows.run_parameters import mask_parameters
 from flows.run_rules import rules_from
 from flows.runtime import run_mode, shard_services
 from flows.settings import Settings, load_settings
@@ -53,6 +54,7 @@ from flows.shard_worker import run_shard
 from flows.stopped_report import write_stopped_report
 from flows.stores import make_store
 from transforms.dry_run_preview import preview
+from transforms.report import hashed_s3_uri
 from transforms.run_timeline import Timeline
 
 log = logging.getLogger("kyc_attach.flow")
@@ -149,6 +151,12 @@ async def attach_manifest(
         ledger, warnings = await asyncio.to_thread(open_ledger, settings, store, report_root, dry_run=dry_run)
         for warning in warnings:
             get_run_logger().warning(warning)
+        # hashed report mode: the manifest's location is shown as its keyed digest, in Prefect as in the report
+        mask_secret = (await asyncio.to_thread(ledger_secret, store, ledger.child("_documents"))
+                       if settings.report_s3_uri == "hashed" else None)
+        shown_manifest = hashed_s3_uri(manifest, mask_secret) if mask_secret else manifest
+        if mask_secret:
+            await mask_parameters({"manifest": shown_manifest})
         if not dry_run:
             await stamp_ledger(settings, store, ledger)
         claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
@@ -162,6 +170,18 @@ async def attach_manifest(
                                        stale_after_s=settings.lease_stale_s))
     watch = LeaseWatch()
     heartbeat: asyncio.Task[None] | None = None
+
+    async def stopped_report(stop: str) -> str:
+        """Write the report of this run, stopped after it began sending; returns where it went."""
+        return await _report_of_stopped_run(
+            plan, settings=settings, store=store, run_dir=run_dir, run_prefix=run_prefix,
+            job_ledger=ledger.child(plan.job_id), stop=stop, summary_extra={
+                "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
+                "retry_failed": retry_failed, "include_rejected": list(reworked),
+                "seconds": round(time.monotonic() - started, 3), "settings": settings.public_dict(),
+                "report": str(run_prefix), "report_root": str(report_root), "manifest": shown_manifest,
+                "mapping": mapping, "mapping_digest": plan.mapping_digest})
+
     sending = False
     published = False  # the run's own report is under its report location
     try:
@@ -215,8 +235,6 @@ async def attach_manifest(
         if not dry_run:  # the index stays quick to load: fold the segments this run wrote
             await asyncio.to_thread(compact_after_run, store, job_ledger, settings.max_shards)
         parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
-        mask_secret = (await asyncio.to_thread(ledger_secret, store, documents_root(job_ledger))
-                       if settings.report_s3_uri == "hashed" else None)
         parquet_path, csv_path, table = assemble_report(parts, run_dir / "report", mask_secret=mask_secret)
         summary = build_summary(table, plan.rows_in, {
             "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
@@ -224,8 +242,8 @@ async def attach_manifest(
             "seconds": round(time.monotonic() - started, 3),
             "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
             "api": api_stats, "settings": settings.public_dict(),
-            "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest, "mapping": mapping,
-            "mapping_digest": plan.mapping_digest,
+            "report": str(run_prefix), "report_root": str(report_root), "manifest": shown_manifest,
+            "mapping": mapping, "mapping_digest": plan.mapping_digest,
             "shard_seconds": shard_seconds,
             "stopped_early": stopped_early,
         })
@@ -246,19 +264,19 @@ async def attach_manifest(
         return end_run(summary, rejections_fail=settings.rejections_fail_run)
     except SetupError as exc:
         if sending:  # what was sent is in the ledger: never "cannot start" for a run that sent something
-            stop = f"stopped after sending began: {exc}"
-            where = str(run_prefix) if published else await _report_of_stopped_run(
-                plan, settings=settings, store=store, run_dir=run_dir, run_prefix=run_prefix,
-                job_ledger=ledger.child(plan.job_id), stop=stop, summary_extra={
-                    "run_id": run_id, "job_id": plan.job_id, "dry_run": dry_run, "shards": len(plan.shards),
-                    "retry_failed": retry_failed, "include_rejected": list(reworked),
-                    "seconds": round(time.monotonic() - started, 3), "settings": settings.public_dict(),
-                    "report": str(run_prefix), "report_root": str(report_root), "manifest": manifest,
-                    "mapping": mapping, "mapping_digest": plan.mapping_digest})
+            where = str(run_prefix) if published else await stopped_report(f"stopped after sending began: {exc}")
             # the report's place first: the CLI's one line keeps the start of the message
             raise StoppedAfterSending(f"stopped after sending began ({where}): {exc}") from None
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
         return not_started(exc)
+    except Exception as exc:
+        # An error nobody foresaw still leaves a report of every row once sending began; the run ends Failed with
+        # the error itself. Only its type goes in the report: its message may quote a row.
+        if sending and not published:
+            where = await stopped_report(f"stopped after sending began: unexpected {type(exc).__name__}")
+            log.error("stopped after sending began by an unexpected %s; the report: %s", type(exc).__name__, where)
+            exc.add_note(f"the stopped run's report: {where}")
+        raise
     finally:
         if heartbeat is not None:
             heartbeat.cancel()

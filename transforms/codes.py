@@ -147,8 +147,9 @@ REASON_MEANINGS: dict[Reason, str] = {
                                   "the customer, and no associated_party_id says which: attached to none.",
     Reason.ledger_unavailable: "Not sent: the ledger's store refused a write, so the run stopped sending (the ledger "
                                "is what keeps a resend from attaching twice); --retry-failed takes these rows.",
-    Reason.run_stopped: "The run stopped on a check that failed after it began sending, before this row's outcome was "
-                        "recorded (it may have been sent: the ledger knows); run the same manifest again to settle it.",
+    Reason.run_stopped: "The run stopped on a failed check or an unexpected error after it began sending, before this "
+                        "row's outcome was recorded (it may have been sent: the ledger knows); run the same manifest "
+                        "again to settle it.",
 }
 
 

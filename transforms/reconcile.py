@@ -65,7 +65,7 @@ def all_initiated(statuses: Mapping[str, PartyStatus], party_ids: Iterable[str])
 
 
 def evidence(initiated_before: bool, sent_at: float | None, statuses_now: Mapping[str, PartyStatus],
-             party_ids: Iterable[str]) -> Evidence:
+             party_ids: Iterable[str], *, after_conflict: bool = False) -> Evidence:
     """What the parties' statuses now say about an attach sent at ``sent_at`` (epoch seconds).
 
     ``applied``: every party was INITIATED before the send and has moved on since, and where the API gives
@@ -73,6 +73,9 @@ def evidence(initiated_before: bool, sent_at: float | None, statuses_now: Mappin
     when the API gives it to the whole second, falls in the send's second or later: the party was INITIATED
     when read before the send, so a move stamped within that second is this send's (the caller makes sure no
     later send went to the party).
+    ``after_conflict``: the send is a resend after a 409 was waited out, so another attach for the customer was
+    under way just before it and may have moved the party within the send's second; a whole-second stamp then
+    counts only from the second after the send's.
     ``untouched``: every party still INITIATED. ``none``: anything else (a party was past INITIATED already,
     so its status says nothing; or the parties disagree; or a party vanished).
     """
@@ -82,15 +85,15 @@ def evidence(initiated_before: bool, sent_at: float | None, statuses_now: Mappin
     now = [statuses_now.get(p) for p in ids]
     if all(s is not None and s.status == INITIATED for s in now):
         return Evidence.untouched
-    if all(s is not None and s.status not in ("", INITIATED) and _after(s, sent_at) for s in now):
+    if all(s is not None and s.status not in ("", INITIATED) and _after(s, sent_at, after_conflict) for s in now):
         return Evidence.applied
     return Evidence.none
 
 
-def _after(status: PartyStatus, sent_at: float | None) -> bool:
+def _after(status: PartyStatus, sent_at: float | None, after_conflict: bool) -> bool:
     # Without a send time (a ledger from before the upgrade) or without updated_at, the move alone counts.
     if status.updated_at is None or sent_at is None:
         return True
     if status.whole_second:
-        return status.updated_at >= math.floor(sent_at)
+        return status.updated_at >= math.floor(sent_at) + (1 if after_conflict else 0)
     return status.updated_at > sent_at

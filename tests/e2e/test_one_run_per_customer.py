@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,14 @@ import pytest
 
 from connectors.s3 import Location, make_s3_client
 from flows.commands.demo import demo_rows, demo_world
-from tests.support.cli_runs import child_env, lease_holders, start_run, wait_for
+from tests.support.cli_runs import (
+    check_refused_beside_first,
+    child_env,
+    lease_holders,
+    start_run,
+    stderr_once_ended,
+    wait_for,
+)
 from tests.support.scenario import HOLD_UPLOADS, load_world, put_scenario, release_held, sandbox_record
 from transforms.exactly_once import partition_of
 
@@ -52,22 +58,12 @@ def test_runs_in_other_pid_namespaces_and_with_a_clock_11_minutes_ahead_never_at
                  and sandbox_record(fin_sandbox.url)["held"] > 0, running=[first],
                  what="the first run's lease, and the first run held in its uploads")
         second = start_run(manifest, report, "two", env, wrapper=[*OWN_PID_NAMESPACE, *CLOCK_11_MINUTES_AHEAD])
-        try:
-            _, second_err = second.communicate(timeout=300)
-        except subprocess.TimeoutExpired:  # held at the gate too: it started while the first was working
-            release_held(fin_sandbox.url)
-            _, second_err = second.communicate(timeout=300)
+        second_err = stderr_once_ended(second, fin_sandbox.url)
         assert first.poll() is None, "the first run ended before the second looked: no overlap was tested"
     finally:
         release_held(fin_sandbox.url)
-    _, first_err = first.communicate(timeout=300)
 
-    assert second.returncode == 2, second_err[-2000:]
-    assert "run one is working on customers of this manifest" in second_err
-    assert first.returncode == 0, first_err[-2000:]
-    record = sandbox_record(fin_sandbox.url)
-    assert len(record["attachments"]) > 0
-    assert record["duplicates"]["attachments"] == 0
+    check_refused_beside_first(first, second, second_err, fin_sandbox.url)
 
 
 @pytest.mark.timeout(900)
@@ -131,19 +127,8 @@ def test_two_overlapping_runs_under_one_report_location_do_not_both_attach(
         wait_for(lambda: sandbox_record(fin_sandbox.url)["held"] > 0, running=[first],
                  what="the first run held in its uploads")
         second = start_run(f"s3://{bucket}/manifests/copy.csv", report, "two", env)
-        try:
-            _, second_err = second.communicate(timeout=300)
-        except subprocess.TimeoutExpired:  # held at the gate too: it started while the first was working
-            release_held(fin_sandbox.url)
-            _, second_err = second.communicate(timeout=300)
+        second_err = stderr_once_ended(second, fin_sandbox.url)
     finally:
         release_held(fin_sandbox.url)
-    _, first_err = first.communicate(timeout=300)
 
-    assert second.returncode == 2, second_err[-2000:]
-    assert "run one is working on customers of this manifest" in second_err
-    assert first.returncode == 0, first_err[-2000:]
-    record = sandbox_record(fin_sandbox.url)
-    assert len(record["attachments"]) > 0
-    assert record["duplicates"]["attachments"] == 0, (
-        f"{record['duplicates']['attachments']} documents attached twice by two overlapping runs")
+    check_refused_beside_first(first, second, second_err, fin_sandbox.url)

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,42 @@ def test_the_report_hashes_keys_with_the_ledger_secret_alike_in_every_run(
         digest = hmac.new(secret, f"report:{key}".encode(), hashlib.sha256).hexdigest()[:32]
         assert hashed == f"s3://{bucket}/hmac:{digest}"
         assert hashlib.sha256(key.encode()).hexdigest()[:16] not in hashed
+
+
+def test_hashed_mode_names_the_manifest_by_its_digest_in_the_summary_and_in_prefect(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.attach_flow import attach_manifest
+
+    world, rows, files = _named_keys(bucket)
+    load_world(fin_sandbox.url, world)
+    manifest = put_scenario(bucket, rows, files, name=f"{NAMES[1]}.csv")
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed",
+            KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+
+    state = asyncio.run(attach_manifest(manifest, f"s3://{bucket}/reports", run_id="r1", return_state=True))
+
+    s3 = make_s3_client()
+    secret = bytes.fromhex(s3.get_object(Bucket=bucket, Key="ledger/_documents/_details_secret")["Body"].read()
+                           .decode())
+    digest = hmac.new(secret, f"report:manifests/{NAMES[1]}.csv".encode(), hashlib.sha256).hexdigest()[:32]
+    summary_text = s3.get_object(Bucket=bucket, Key="reports/r1/summary.json")["Body"].read().decode()
+    assert json.loads(summary_text)["manifest"] == f"s3://{bucket}/hmac:{digest}"
+    page = s3.get_object(Bucket=bucket, Key="reports/r1/report.html")["Body"].read().decode()
+
+    async def kept_by_prefect() -> tuple[dict[str, Any], list[Any], list[str]]:
+        async with get_client() as client:
+            run = await client.read_flow_run(state.state_details.flow_run_id)
+            artifacts = await client.read_artifacts()
+            task_runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        return (run.parameters, [a.data for a in artifacts if a.flow_run_id == run.id],
+                [t.model_dump_json() for t in task_runs])
+
+    parameters, artifacts, task_runs = asyncio.run(kept_by_prefect())
+    assert parameters["manifest"] == f"s3://{bucket}/hmac:{digest}"
+    assert artifacts and task_runs, "the run made no artifacts or task runs: nothing proved"
+    for text in (summary_text, page, json.dumps(parameters), json.dumps(artifacts), *task_runs):
+        assert NAMES[1] not in text

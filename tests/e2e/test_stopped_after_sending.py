@@ -30,9 +30,14 @@ def staged(fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_p
     return put_scenario(bucket, rows, files), len(rows)
 
 
-def _run(manifest: str, bucket: str) -> Any:
-    return CliRunner().invoke(app, ["run", manifest, "--report-uri", f"s3://{bucket}/reports", "--run-id", "r1",
-                                    "--no-progress"], catch_exceptions=False)
+def _run_stopped(manifest: str, bucket: str, *, where: str, reason: str) -> None:
+    """``kyc-attach run`` as run ``r1``: it ends with exit 3, its last line on stderr naming where its report is
+    and why it stopped."""
+    result = CliRunner().invoke(app, ["run", manifest, "--report-uri", f"s3://{bucket}/reports", "--run-id", "r1",
+                                      "--no-progress"], catch_exceptions=False)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"kyc-attach: error: StoppedAfterSending: stopped after sending began ({where}): {reason}")
 
 
 def test_a_shard_refused_after_others_attached_leaves_its_rows_failed_run_stopped_in_the_report(
@@ -50,12 +55,9 @@ def test_a_shard_refused_after_others_attached_leaves_its_rows_failed_run_stoppe
         return await real_run_shard(name, *args, **kwargs)
 
     monkeypatch.setattr(attach_flow, "run_shard", one_shard_refused)
-    result = _run(manifest, bucket)
+    _run_stopped(manifest, bucket, where=f"s3://{bucket}/reports/r1",
+                 reason="ledger: the store refused a check of this shard")
 
-    assert result.exit_code == 3, result.output
-    assert result.stderr.splitlines()[-1] == (
-        f"kyc-attach: error: StoppedAfterSending: stopped after sending began (s3://{bucket}/reports/r1): ledger: "
-        "the store refused a check of this shard")
     assert sandbox_record(fin_sandbox.url)["attachments"], "nothing was attached: nothing proved"
     summary = {"report": f"s3://{bucket}/reports/r1"}
     report = read_report(summary)
@@ -84,13 +86,10 @@ def test_a_report_location_that_refuses_the_report_leaves_it_in_the_work_folder(
 
     monkeypatch.setattr(attach_flow, "publish_report", refused_publish)
     monkeypatch.setattr(stopped_report, "publish_report", refused_publish)
-    result = _run(manifest, bucket)
-
-    assert result.exit_code == 3, result.output
     kept = (tmp_path / "work" / "stopped-reports" / "r1").resolve()
-    assert result.stderr.splitlines()[-1] == (
-        f"kyc-attach: error: StoppedAfterSending: stopped after sending began ({kept}): reports/r1/rows.csv exists "
-        "already and is never overwritten")
+    _run_stopped(manifest, bucket, where=str(kept),
+                 reason="reports/r1/rows.csv exists already and is never overwritten")
+
     rows = (kept / "rows.csv").read_text().splitlines()
     assert len(rows) == row_count + 1
     summary = json.loads((kept / "summary.json").read_text())
@@ -109,12 +108,9 @@ def test_a_check_refused_after_the_report_was_published_names_that_report(
         raise SetupError("reports/_jobs: the completion marker cannot be written")
 
     monkeypatch.setattr(attach_flow, "mark_completed", refused_marker)
-    result = _run(manifest, bucket)
+    _run_stopped(manifest, bucket, where=f"s3://{bucket}/reports/r1",
+                 reason="reports/_jobs: the completion marker cannot be written")
 
-    assert result.exit_code == 3, result.output
-    assert result.stderr.splitlines()[-1] == (
-        f"kyc-attach: error: StoppedAfterSending: stopped after sending began (s3://{bucket}/reports/r1): "
-        "reports/_jobs: the completion marker cannot be written")
     report = read_report({"report": f"s3://{bucket}/reports/r1"})
     assert len(report) == row_count and not [r for r in report if r["reason_code"] == "run_stopped"]
     assert not (tmp_path / "work" / "stopped-reports").exists()

@@ -116,3 +116,11 @@ def corpus_run(prefect_harness: None, fin_sandbox: Any, s3_endpoint: str,
             tokens += [t for t in (token.access, token.refresh) if t]
     return CorpusRun(bucket, rows, real, dry, record, log_path, tmp / "work", tokens,
                      w["clients"][0]["client_secret"])
+
+
+@pytest.fixture()
+def staged(demo_scenario: Any) -> str:
+    """Two customers' demo documents: the world in the sandbox, files and manifest on S3, the run pointed at both;
+    the manifest's uri."""
+    manifest: str = demo_scenario(customers=2).manifest
+    return manifest

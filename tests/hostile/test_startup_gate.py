@@ -26,9 +26,8 @@ from connectors.errors import SetupError
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.cli import app
-from flows.commands.demo import demo_rows, demo_world
 from tests.hostile.helpers import WHOLE_FILE
-from tests.support.scenario import api_env, load_world, put_scenario, sandbox_record
+from tests.support.scenario import sandbox_record
 
 GOOD_MANIFEST = WHOLE_FILE / "utf8_bom.csv"  # well-formed: passes every whole-file check
 ROOT = Path(__file__).resolve().parents[2]
@@ -394,15 +393,6 @@ def test_sigterm_during_start_up_removes_the_manifest_copy(corpus_api_url: str, 
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert _local_files(work) == []
     assert make_s3_client().list_objects_v2(Bucket=bucket, Prefix="reports/").get("KeyCount") == 0
-
-
-@pytest.fixture()
-def staged(fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    world = demo_world(customers=2)
-    rows, files = demo_rows(world, bucket)
-    load_world(fin_sandbox.url, world)
-    api_env(monkeypatch, fin_sandbox.url, tmp_path)
-    return put_scenario(bucket, rows, files)
 
 
 @pytest.mark.slow

@@ -20,20 +20,9 @@ from typer.testing import CliRunner
 
 from connectors.errors import SetupError
 from flows.commands.cli import app
-from flows.commands.demo import demo_rows, demo_world
-from tests.support.scenario import api_env, load_world, put_scenario, sandbox_record
+from tests.support.scenario import sandbox_record
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture()
-def staged(fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """A demo world in the sandbox, its files and manifest on S3, the run pointed at both; the manifest's uri."""
-    world = demo_world(customers=2)
-    rows, files = demo_rows(world, bucket)
-    load_world(fin_sandbox.url, world)
-    api_env(monkeypatch, fin_sandbox.url, tmp_path)
-    return put_scenario(bucket, rows, files)
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ from pathlib import Path
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET
+from tests.support.scenario import release_held, sandbox_record
 from transforms.lease_rules import Lock
 
 
@@ -63,3 +64,28 @@ def wait_for(condition: Callable[[], bool], *, running: Sequence[subprocess.Pope
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+def stderr_once_ended(run: subprocess.Popen[str], sandbox_url: str) -> str:
+    """The stderr of a run started beside one the sandbox's gate holds, once it has ended; a run held at the gate
+    too (it started while the first was working) is let through first."""
+    try:
+        _, err = run.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        release_held(sandbox_url)
+        _, err = run.communicate(timeout=300)
+    return err
+
+
+def check_refused_beside_first(first: subprocess.Popen[str], second: subprocess.Popen[str], second_err: str,
+                               sandbox_url: str) -> None:
+    """The second run did not start (exit 2, its one line naming run ``one``) and the first, released, finished
+    alone: something attached, nothing attached twice."""
+    _, first_err = first.communicate(timeout=300)
+    assert second.returncode == 2, second_err[-2000:]
+    assert "run one is working on customers of this manifest" in second_err
+    assert first.returncode == 0, first_err[-2000:]
+    record = sandbox_record(sandbox_url)
+    assert len(record["attachments"]) > 0
+    assert record["duplicates"]["attachments"] == 0, (
+        f"{record['duplicates']['attachments']} documents attached twice by two overlapping runs")

@@ -13,25 +13,16 @@ from pydantic import SecretStr
 
 from connectors.fin import FinClient
 from connectors.rate_limiter import EndpointLimiters
+from tests.support.fin_answers import PostAnswers
 
 CUSTOMER = "6f1c2a3b-1111-4222-8333-444455556666"
 
 
-def _token() -> httpx.Response:
-    return httpx.Response(200, json={"data": {"access_token": "tok", "refresh_token": "r",
-                                              "access_token_ttl": 3600}})
-
-
 async def _attach(first: str) -> list[str]:
     events: list[str] = []
-    posts = 0
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal posts
-        if request.url.path.startswith("/v1/oauth"):
-            return _token()
-        posts += 1
-        if posts == 1:
+    def answer(post: int) -> httpx.Response:
+        if post == 1:
             events.append("post refused")
             if first == "409":
                 return httpx.Response(409, json={"error": "attach in progress"})
@@ -44,7 +35,8 @@ async def _attach(first: str) -> list[str]:
     async def no_sleep(_: float) -> None:
         return None
 
-    async with httpx.AsyncClient(base_url="http://fin.test", transport=httpx.MockTransport(handler)) as http:
+    transport = httpx.MockTransport(PostAnswers(answer))
+    async with httpx.AsyncClient(base_url="http://fin.test", transport=transport) as http:
         fin = FinClient(http, client_id="id", client_secret=SecretStr("secret"), limiter=EndpointLimiters(1000),
                         rng=random.Random(1), sleep=no_sleep)
 
@@ -66,17 +58,10 @@ def test_an_attach_sent_again_is_recorded_in_flight_again_just_before_it_leaves(
 def test_an_attach_whose_in_flight_record_is_refused_never_leaves() -> None:
     from connectors.errors import LedgerUnavailable
 
-    posts = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal posts
-        if request.url.path.startswith("/v1/oauth"):
-            return _token()
-        posts += 1
-        return httpx.Response(200, json={"data": {}})
+    api = PostAnswers(lambda _: httpx.Response(200, json={"data": {}}))
 
     async def scenario() -> None:
-        async with httpx.AsyncClient(base_url="http://fin.test", transport=httpx.MockTransport(handler)) as http:
+        async with httpx.AsyncClient(base_url="http://fin.test", transport=httpx.MockTransport(api)) as http:
             fin = FinClient(http, client_id="id", client_secret=SecretStr("secret"),
                             limiter=EndpointLimiters(1000), rng=random.Random(1))
 
@@ -87,4 +72,4 @@ def test_an_attach_whose_in_flight_record_is_refused_never_leaves() -> None:
                 await fin.attach(CUSTOMER, {"parties": []}, before_send=refused)
 
     asyncio.run(scenario())
-    assert posts == 0
+    assert api.posts == 0

@@ -53,6 +53,20 @@ def test_whole_second_updated_at_in_the_send_second_counts_as_after_it(updated_a
     assert evidence(True, SENT_MID_SECOND, statuses, ["a"]) is expected
 
 
+@pytest.mark.parametrize(
+    ("updated_at", "whole_second", "expected"),
+    [
+        (1_000.0, True, Evidence.none),  # the attach that held the customer may have moved it in this second
+        (1_001.0, True, Evidence.applied),  # a later second: after the send, whoever held the customer before
+        (1_000.7, False, Evidence.applied),  # a fraction-bearing stamp is compared with the send itself
+    ],
+)
+def test_after_a_409_wait_a_whole_second_stamp_in_the_resend_second_is_not_the_resends(
+        updated_at: float, whole_second: bool, expected: Evidence) -> None:
+    statuses = {"a": PartyStatus(R, updated_at, whole_second)}
+    assert evidence(True, SENT_MID_SECOND, statuses, ["a"], after_conflict=True) is expected
+
+
 def test_party_statuses_tells_whole_second_stamps_from_fractional_ones() -> None:
     customer = {"associated_parties": [
         {"id": "a", "verification": {"status": "REVIEWING", "updated_at": "2026-01-02T03:04:05Z"}},

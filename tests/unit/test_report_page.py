@@ -93,3 +93,10 @@ def test_retry_command_carries_the_mapping_and_quotes_paths() -> None:
     (_, command), _ = retry_commands(summary)
     assert command == ("kyc-attach run '/data/my archive.csv' --report-uri s3://b/reports "
                        "--mapping s3://cfg/maps/carrier_c.yaml --retry-failed 20261129T140000Z-abc123")
+
+
+def test_retry_command_in_hashed_report_mode_leaves_the_manifest_to_fill_in() -> None:
+    summary = {**SUMMARY, "manifest": "s3://m/hmac:0123456789abcdef0123456789abcdef",
+               "settings": {"report_s3_uri": "hashed"}}
+    (_, command), _ = retry_commands(summary)
+    assert command.startswith("kyc-attach run MANIFEST --report-uri s3://b/reports ")
