@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.rate_limiter import EndpointLimiters
+from sandbox.injector import TokenBucket
 
 
 class VirtualClock:
@@ -50,22 +51,13 @@ class VirtualClock:
                     fut.set_result(None)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Bucket:
-    rate: float
-    burst: float
-    tokens: float = -1.0
-    stamp: float = 0.0
+    """A gateway's token bucket: ``rate`` tokens/s holding ``burst``; the sandbox's own (``sandbox.injector``) in
+    virtual time enforces it."""
 
-    def take(self, now: float) -> bool:
-        if self.tokens < 0:
-            self.tokens = self.burst
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0 - 1e-9:
-            self.tokens -= 1.0
-            return True
-        return False
+    rate: float
+    burst: int
 
 
 @dataclass
@@ -105,7 +97,8 @@ def simulate(limiters_of: Callable[[VirtualClock], EndpointLimiters], seconds: f
     rng = random.Random(seed)
     clock = VirtualClock()
     result = Result()
-    buckets = dict(endpoint_buckets or {})
+    whole = TokenBucket(gateway.rate, gateway.burst, clock) if gateway is not None else None
+    buckets = {e: TokenBucket(b.rate, b.burst, clock) for e, b in (endpoint_buckets or {}).items()}
     pending_events = sorted((events or {}).items())
 
     async def worker(limiters: EndpointLimiters, endpoint: str, n: int) -> None:
@@ -120,9 +113,9 @@ def simulate(limiters_of: Callable[[VirtualClock], EndpointLimiters], seconds: f
             if now >= seconds:
                 return
             throttled = False
-            if gateway is not None and not gateway.take(now):
+            if whole is not None and whole.take() is not None:
                 throttled = True
-            if not throttled and endpoint in buckets and not buckets[endpoint].take(now):
+            if not throttled and endpoint in buckets and buckets[endpoint].take() is not None:
                 throttled = True
             p = (noise_on or {}).get(endpoint, noise)
             if not throttled and p and rng.random() < p:
