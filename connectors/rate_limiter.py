@@ -39,6 +39,8 @@ class SmoothLimiter:
         self._tokens = 1.0  # one request's worth at the start, not a burst
         self._stamp = clock()
         self._lock = asyncio.Lock()
+        self._ahead_lock = asyncio.Lock()
+        self._ahead_waiting = 0  # waiters served before the others
 
     def set_rate(self, rate: float) -> None:
         """Change the rate from now on (tokens gathered so far stay)."""
@@ -50,24 +52,30 @@ class SmoothLimiter:
         self._tokens = min(max(1.0, self.rate * self._burst_s), self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
-    async def acquire(self, *, then: SmoothLimiter | None = None) -> float:
+    async def acquire(self, *, then: SmoothLimiter | None = None, ahead: bool = False) -> float:
         """Wait for one token; returns the seconds waited. With ``then``, once this bucket has a token, wait for one of
         ``then``'s too, and take this one last: requests leave at this bucket's spacing however long ``then`` held
-        them, and hold no token of ``then``'s while they wait for their own."""
+        them, and hold no token of ``then``'s while they wait for their own. ``ahead``: served before the waiters
+        without it, never before a token is there."""
         started = self._clock()
-        async with self._lock:
-            await self._ready()
-            if then is not None:
-                await then.acquire()
-                await self._ready()  # a Retry-After may have come meanwhile
-            self._tokens -= 1.0
+        self._ahead_waiting += ahead
+        try:
+            async with self._ahead_lock if ahead else self._lock:
+                await self._ready(ahead)
+                if then is not None:
+                    await then.acquire(ahead=ahead)
+                    await self._ready(ahead)  # a Retry-After may have come meanwhile
+                self._tokens -= 1.0
+        finally:
+            self._ahead_waiting -= ahead
         return self._clock() - started
 
-    async def _ready(self) -> None:
-        """Until the bucket holds a token and no Retry-After holds it back."""
+    async def _ready(self, ahead: bool) -> None:
+        """Until the bucket holds a token (two behind a waiter served ahead) and no Retry-After holds it back."""
         while True:
             self._refill()
-            wait = max(self.not_before - self._stamp, (1.0 - self._tokens) / self.rate)
+            need = 2.0 if self._ahead_waiting and not ahead else 1.0
+            wait = max(self.not_before - self._stamp, (need - self._tokens) / self.rate)
             if wait <= 1e-9:  # float dust: a token refilled to 0.9999999 is a token
                 return
             await self._sleep(min(wait, MAX_NAP_S))  # the rate or a Retry-After may change meanwhile
@@ -78,7 +86,8 @@ class EndpointLimiters:
 
     A request takes the whole client's token once its endpoint's is there, and its endpoint's last: attaches waiting
     behind uploads for the whole client's token waited a different time each, and two paced for a bucket of one
-    reached it too close together.
+    reached it too close together. Customer look-ups and attaches (few, small) are served the whole client's token
+    before uploads: behind them, each attach's wait was time its own limit went unused.
     """
 
     def __init__(self, ceiling: float, *, endpoint_ceilings: Mapping[Endpoint, float] | None = None,
@@ -106,7 +115,7 @@ class EndpointLimiters:
 
     async def acquire(self, endpoint: str) -> float:
         """Wait until a request to ``endpoint`` may go; returns the seconds waited."""
-        waited = await self.limiters[endpoint].acquire(then=self.overall)
+        waited = await self.limiters[endpoint].acquire(then=self.overall, ahead=endpoint != "upload")
         task = _current_task()
         if task is not None:
             self._let_go[task] = self._clock()

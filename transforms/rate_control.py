@@ -29,9 +29,6 @@ from transforms.cubic import cubic_rate
 from transforms.noise_floor import NoiseFloor
 from transforms.pacing_signal import Signal, classify
 
-#: botocore's CUBIC C (requests/s per s³), the least the cubic climbs by: from a deep cut it is back within seconds.
-MIN_SCALE = 0.4
-
 
 @dataclass(frozen=True)
 class RateControl:
@@ -121,7 +118,7 @@ class RateController:
             self._level = c.beta * self._w_max
         elif action is Action.GROW:
             since = now - self._cut_at if self._cut_at is not None else 0.0
-            self._level = cubic_rate(since, self._w_max, beta=c.beta, scale=max(c.scale * self._w_max, MIN_SCALE))
+            self._level = cubic_rate(since, self._w_max, beta=c.beta, scale=c.scale * self._w_max)
             if accepted is not None:
                 self._level = min(self._level, c.growth_cap * accepted)
         self._level = min(self._level, c.ceiling)
