@@ -1,10 +1,8 @@
-"""Enforces the send rates of ``transforms.rate_control``: a smooth token bucket per API endpoint and one for the
-whole client.
+"""Enforces the rates of ``transforms.rate_control``: a smooth token bucket per API endpoint and one for the client.
 
-Why hand-written: ``aiolimiter.AsyncLimiter(R, 1.0)`` lets R requests through at once, which a gateway whose bucket
-holds R/10 answers mostly with 429; ``pyrate-limiter`` and ``limits`` count over fixed windows (bursts at each
-window's edge) and have no rate to move at run time. Waiters queue on one lock (first come, first served) and the
-head sleeps until its token is due, so a cut applies to the very next request.
+Hand-written: ``aiolimiter.AsyncLimiter(R, 1.0)`` lets R requests through at once (a gateway holding R/10 answers
+most with 429), ``pyrate-limiter`` and ``limits`` count over fixed windows and cannot move their rate at run time.
+Waiters queue on one lock and the head sleeps until its token is due: a cut applies to the very next request.
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ class SmoothLimiter:
         self._ahead_waiting = 0  # waiters served before the others
 
     def set_rate(self, rate: float) -> None:
-        """Change the rate from now on (tokens gathered so far stay)."""
         self._refill()
         self.rate = rate
 
@@ -104,12 +101,11 @@ class EndpointLimiters:
         self.overall = SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep)
         self.limiters = {e: SmoothLimiter(c.rate, burst_s=burst_s, clock=clock, sleep=sleep)
                          for e, c in self.controllers.items()}
-        # When each task (one request's loop in FinClient) was let go: a 429 of a request let go before a cut is
-        # an echo. Leave, not the time it reached the network: one still queued for a connection left after the cut.
+        # When each task (a request's loop in FinClient) was let go: a 429 of a request let go before a cut is an echo.
         self._let_go: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = weakref.WeakKeyDictionary()
 
     def _endpoint_ceiling(self, endpoint: str, ceiling: float) -> float:
-        """An endpoint's own configured limit scaled by the share ``ceiling`` is of the configured one."""
+        """An endpoint's own limit, scaled by the share ``ceiling`` is of the configured one."""
         own = self._endpoint_ceilings.get(endpoint)
         return ceiling if own is None else min(ceiling, own * ceiling / self._configured)
 
@@ -140,11 +136,9 @@ class EndpointLimiters:
             limiter.not_before = max(limiter.not_before, now + retry_after)
 
     def on_success(self, endpoint: str) -> None:
-        """An answer that was not a 429."""
         self.on_answer(endpoint, 200)
 
     def on_throttle(self, endpoint: str, retry_after: float | None, *, sent_at: float | None = None) -> None:
-        """A 429."""
         self.on_answer(endpoint, TOO_MANY_REQUESTS, retry_after, sent_at=sent_at)
 
     def set_ceiling(self, ceiling: float) -> None:
@@ -155,7 +149,6 @@ class EndpointLimiters:
 
     @property
     def ceiling(self) -> float:
-        """The configured limit now (requests/s)."""
         return self.overall_control.config.ceiling
 
     def rates(self) -> dict[str, float]:
@@ -163,13 +156,11 @@ class EndpointLimiters:
         return {"all": round(self.overall.rate, 1), **{e: round(b.rate, 1) for e, b in self.limiters.items()}}
 
 
-def _controller(ceiling: float) -> RateController:
-    # a configured limit under the floor is the floor: the run goes at it, never faster
+def _controller(ceiling: float) -> RateController:  # a limit under the floor is the floor: never faster
     return RateController(RateControl(ceiling=ceiling, floor=min(RateControl.floor, ceiling)))
 
 
-def _current_task() -> asyncio.Task[Any] | None:
-    """The running task; None outside an event loop (an answer reported from plain code)."""
+def _current_task() -> asyncio.Task[Any] | None:  # None outside an event loop
     try:
         return asyncio.current_task()
     except RuntimeError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.accepted_rate import AcceptedRate
+from transforms.accepted_rate import FIRST_SPAN_S, AcceptedRate
 from transforms.cubic import cubic_rate
 from transforms.pacing_signal import Signal, classify
 from transforms.rate_control import TRANSITIONS, Action, Phase, RateControl, RateController
@@ -179,13 +179,21 @@ def test_cubic_rate_starts_at_beta_times_w_max_and_is_back_after_k_seconds() -> 
 
 def test_accepted_rate_counts_accepted_answers_per_bucket_smoothed() -> None:
     rate = AcceptedRate(smooth=0.8, bucket_s=0.5)
-    assert rate.note(0.0, accepted=True) is None  # no bucket closed yet
+    rate.note(0.0, accepted=True)
     for i in range(1, 50):  # 50 answers in the first bucket, half of them refused
         rate.note(i * 0.01, accepted=i % 2 == 0)
     assert rate.note(0.5, accepted=True) == pytest.approx(25 / 0.5)
     for i in range(1, 50):
         rate.note(0.5 + i * 0.01, accepted=True)
     assert rate.note(1.0, accepted=True) == pytest.approx(0.8 * 100 + 0.2 * 50)
+
+
+def test_before_a_bucket_closes_the_accepted_rate_is_what_got_through_since_the_first_answer() -> None:
+    rate = AcceptedRate(smooth=0.8, bucket_s=0.5)
+    assert rate.note(0.1, accepted=False) is None  # nothing got through: no measure
+    assert rate.note(0.1, accepted=True) == pytest.approx(1 / FIRST_SPAN_S)  # one, in no time: over the least span
+    assert rate.note(0.2, accepted=True) == pytest.approx(2 / 0.1)
+    assert rate.note(0.3, accepted=False) == pytest.approx(2 / 0.2)
 
 
 def test_accepted_rate_starts_at_the_first_answer_not_at_its_making() -> None:
