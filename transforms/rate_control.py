@@ -110,8 +110,8 @@ class RateController:
         accepted = self._accepted.note(now, accepted=signal is Signal.OK)
         c = self.config
         if action is Action.CUT:
-            # Until a bucket has closed there is no measure: the rate stands in for it.
-            self._w_max = min(self.rate if accepted is None else accepted, self.rate)
+            # Without a measure the rate stands in for it; never under the floor, the slowest the rate goes.
+            self._w_max = max(min(self.rate if accepted is None else accepted, self.rate), c.floor)
             self._cut_at = now
             self.cuts += 1
             self._noise.cut()
