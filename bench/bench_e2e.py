@@ -1,8 +1,8 @@
 """End to end against a harsh sandbox: ours (told the limit, not told) vs a bare client, side by side.
 
 Run: `uv run python bench/bench_e2e.py --rates 100 10 --runs 5` (each case 5 times per contender; median, min-max)
-     `uv run python bench/bench_e2e.py --rates 100 --runs 3 --cases harsh --controllers simple`
      `uv run python bench/bench_e2e.py --rates 100 --seconds 20 --cases harsh attach`
+     `uv run python bench/bench_e2e.py --rates 10 --cases harsh --without echoes noise-floor` (the ablation)
      `uv run python bench/bench_e2e.py --rates 100 --cases harsh --who blind`  (one contender, ~1.5 minutes)
      `uv run --with py-spy python bench/bench_e2e.py --rates 400 --py-spy /tmp/ours`  (profile ours)
 
@@ -17,8 +17,8 @@ Contenders, on the same customers, files and attach bodies; the sandbox is reset
   first) with KYC_ATTACH_RATE_LIMIT_RPS=R, and in the `attach` case also
   KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS={"attach": R/10};
 - `blind`: the same with the limit unknown, KYC_ATTACH_RATE_LIMIT_RPS=10×R;
-- each of `told` and `blind` once per rate controller (`--controllers`): `current` (connectors/rate_limiter) and
-  `simple` (connectors/simple_limiter, botocore's adaptive mode), chosen by KYC_BENCH_PACING_CONTROLLER;
+- `told-RULE`, `blind-RULE` (`--without RULE ...`): the same with one pacing rule taken out
+  (bench/support/pacing_ablation.py);
 - `bare`: a minimal asyncio httpx loop with no limiter that retries each 429 after a short random pause (0–50 ms):
   token, GET customer, per file one S3 GET and the upload, the attaches. No ledger, no report, no Prefect.
 Figures, from the sandbox's side: `rate` is requests let through per second, the mean over the whole seconds
@@ -56,6 +56,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.support.pacing_ablation import RULES, VARIABLE  # noqa: E402
+
 # BENCH_E2E_OUT: another folder, for a second invocation at the same time (its own Prefect home and world)
 OUT = Path(os.environ.get("BENCH_E2E_OUT", ROOT / "bench" / "out" / "e2e"))
 BUCKET = "bench-e2e"
@@ -212,10 +214,13 @@ async def run_bare(api: str, by_customer: dict[str, list[Any]], max_parties: int
 
 
 def child_ours(manifest: str, report_uri: str) -> dict[str, Any]:
-    """The real flow in this (child) process; env carries the settings."""
+    """The real flow in this (child) process; env carries the settings and the pacing rules to take out."""
     from prefect import flow
 
+    from bench.support.pacing_ablation import take_out_from_environment
     from flows.attach_flow import run_attach
+
+    take_out_from_environment()
 
     @flow(name="bench-warm-up")
     def warm_up() -> None:
@@ -304,15 +309,14 @@ def told_endpoint_limits(case: str, rate: float) -> dict[str, float]:
 
 
 def run_ours(env: dict[str, str], manifest: str, limit: float, endpoint_limits: dict[str, float],
-             py_spy: str | None, controller: str = "current") -> dict[str, Any]:
+             py_spy: str | None, without: str = "") -> dict[str, Any]:
     """The real flow in a child process, told ``limit`` as KYC_ATTACH_RATE_LIMIT_RPS and ``endpoint_limits`` as
-    KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS, paced by ``controller`` (KYC_BENCH_PACING_CONTROLLER)."""
+    KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS, with the pacing rule ``without`` taken out (bench/support/pacing_ablation)."""
     # A work folder (and ledger) of its own: every run starts from nothing, as the sandbox (reset) does, and a
     # ledger left by a sandbox on another port would be another tenant's.
     stamp = int(time.time() * 1000)
     run_env = {**env, "KYC_ATTACH_RATE_LIMIT_RPS": str(limit), "KYC_ATTACH_WORK_DIR": str(OUT / "work" / str(stamp)),
-               "KYC_BENCH_PACING_CONTROLLER": controller,
-               "KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS": json.dumps(endpoint_limits),
+               "KYC_ATTACH_ENDPOINT_RATE_LIMITS_RPS": json.dumps(endpoint_limits), VARIABLE: without,
                "PREFECT_HOME": str(OUT / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
     report = f"s3://{BUCKET}/reports/{stamp}"
@@ -348,8 +352,8 @@ def main() -> None:
     p.add_argument("--latency-ms", type=float, default=20.0)
     p.add_argument("--who", nargs="+", choices=("told", "blind", "bare"), default=["told", "blind", "bare"],
                    help="contenders to run (a quick check of one; the side-by-side figures need all three)")
-    p.add_argument("--controllers", nargs="+", choices=("current", "simple"), default=["current", "simple"],
-                   help="rate controllers to run told and blind (KYC_BENCH_PACING_CONTROLLER)")
+    p.add_argument("--without", nargs="*", choices=list(RULES), default=[],
+                   help="also run told and blind with each of these pacing rules taken out, one at a time")
     p.add_argument("--runs", type=int, default=5, help="runs of each case per contender (median and spread)")
     p.add_argument("--py-spy", metavar="PREFIX", help="profile ours with py-spy into PREFIX-<case>-<R>.txt")
     p.add_argument("--timeline", action="store_true", help="also print the sandbox's count of every second")
@@ -375,8 +379,8 @@ def main() -> None:
         order = list(by_customer_all)
         print(f"{'case':7} {'R':>5} {'who':14} {'run':>3} {'rate':>7} {'% of R':>7} {'429s':>6} {'failed':>6} "
               f"{'twice':>5} {'wall s':>7}  notes", flush=True)
-        contenders = [(who, c) for who in args.who if who != "bare" for c in args.controllers]
-        contenders += [("bare", "-")] if "bare" in args.who else []
+        contenders = [(who, "") for who in args.who]
+        contenders += [(who, rule) for rule in args.without for who in args.who if who != "bare"]
         for case in args.cases:
             for rate in args.rates[:1] if case == "noise" else args.rates:
                 # attach-limited: one attach per customer, so R/10 customers a second at most
@@ -389,8 +393,8 @@ def main() -> None:
                 target = rate / 10 if case == "attach" else rate
                 runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
                 for run in range(1, args.runs + 1):
-                    for who, controller in contenders:
-                        label = who if who == "bare" else f"{who}/{controller}"
+                    for who, without in contenders:
+                        label = f"{who}-{without}" if without else who
                         # Written again for each contender: moto once listed the manifest after a long run and yet
                         # answered its HEAD (ours and this process's alike) with 404.
                         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
@@ -404,7 +408,7 @@ def main() -> None:
                                 else None
                             told = who == "told"
                             result = run_ours(env, f"s3://{BUCKET}/{key}", rate if told else 10 * rate,
-                                              told_endpoint_limits(case, rate) if told else {}, spy, controller)
+                                              told_endpoint_limits(case, rate) if told else {}, spy, without)
                             failed = str(result["by_status"].get("failed", 0))
                         seen = seen_by_sandbox(api)
                         got = seen["attach_rate"] if case == "attach" else seen["rate"]

@@ -1,7 +1,7 @@
 """Fan-out at a shared rate: 2 and 4 process workers on a real Prefect server against the harsh sandbox.
 
 Run: `uv run python bench/bench_fanout.py` (R = 400, 2 then 4 workers; ~6 minutes)
-     `uv run python bench/bench_fanout.py --rate 100 --workers 2 --seconds 60 --controller simple`
+     `uv run python bench/bench_fanout.py --rate 100 --workers 2 --seconds 60`
      `uv run python bench/bench_fanout.py --rate 200 --workers 2 --seconds 15`
 
 A loopback `prefect server start`, deployments/prefect.yaml applied, N `prefect worker start` processes on one
@@ -52,8 +52,6 @@ def main() -> None:
     p.add_argument("--waves", type=int, default=1,
                    help="shards per worker slot: waves after the first wait for a worker to start their process")
     p.add_argument("--timeline", action="store_true", help="also print the sandbox's count of every second")
-    p.add_argument("--controller", choices=("current", "simple"), default="current",
-                   help="the rate controller of every run (KYC_BENCH_PACING_CONTROLLER)")
     args = p.parse_args()
 
     from bench.support.fanout_world import POOL, SHARD_DEPLOYMENT, FanOutWorld, worker_env
@@ -69,12 +67,12 @@ def main() -> None:
         s3 = bucket_with(files)
         s3.put_object(Bucket=BUCKET, Key="manifests/fanout.csv", Body=manifest_csv(rows))
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; R = {args.rate:g} req/s "
-              f"shared, {customers} customers, {len(rows)} rows; {args.controller} rate controller", flush=True)
+              f"shared, {customers} customers, {len(rows)} rows", flush=True)
         print(f"{'workers':>7} {'rate':>7} {'% of R':>7} {'median/s':>8} {'max/s':>6} {'429s':>6} {'failed':>6} "
               f"{'twice':>5} {'wall s':>7} {'shards':>6}", flush=True)
         settings = {"FIN_API_URL": api, "FIN_CLIENT_ID": CLIENT_ID, "FIN_CLIENT_SECRET": CLIENT_SECRET,
                     "KYC_ATTACH_RATE_LIMIT_RPS": str(args.rate), "KYC_ATTACH_SETTLE_DELAY_S": "0",
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "KYC_BENCH_PACING_CONTROLLER": args.controller}
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         os.environ.update(settings)
         for n in args.workers:
             home = out / f"prefect-{n}-{int(time.time())}"

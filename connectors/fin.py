@@ -35,7 +35,7 @@ from connectors.errors import (
     Throttled,
     TransientError,
 )
-from connectors.pacing_choice import Pacer
+from connectors.rate_limiter import EndpointLimiters
 from transforms.answers import UnexpectedAnswer, body_cap, read_answer, request_deadline_s, too_large
 from transforms.api_errors import error_message, field_errors
 from transforms.breaker import CircuitBreaker
@@ -139,7 +139,7 @@ class FinClient:
         *,
         client_id: str,
         client_secret: SecretStr,
-        limiter: Pacer,
+        limiter: EndpointLimiters,
         max_in_flight: int = 16,
         max_attempts: int = 6,
         conflict_wait_s: float = 120.0,

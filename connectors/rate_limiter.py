@@ -1,270 +1,166 @@
-"""Client-side rate limits: a smooth token bucket per API endpoint, steered by a closed-loop controller.
+"""Enforces the rates of ``transforms.rate_control``: a smooth token bucket per API endpoint and one for the client.
 
-Why hand-written: ``aiolimiter.AsyncLimiter(R, 1.0)`` lets R requests through at once, which a gateway whose
-bucket holds R/10 answers mostly with 429; ``AsyncLimiter(1, 1/R)`` spaces them but its rate cannot change at
-run time. ``pyrate-limiter`` and ``limits`` count requests over fixed windows (bursts again at each window
-edge) and have no rate to adjust. What is needed is a token bucket holding a small fraction of a second's
-worth, whose rate the controller (``transforms.rate_control``) moves on every response: ~60 lines here.
-
-Waiters queue on one ``asyncio.Lock`` (first come, first served); the one holding it sleeps until its token is
-due, so a rate cut applies to the very next request rather than to requests already booked ahead.
+Hand-written: ``aiolimiter.AsyncLimiter(R, 1.0)`` lets R requests through at once (a gateway holding R/10 answers
+most with 429), ``pyrate-limiter`` and ``limits`` count over fixed windows and cannot move their rate at run time.
+Waiters queue on one lock and the head sleeps until its token is due: a cut applies to the very next request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from typing import Any, Literal, get_args
 
+from transforms.pacing_signal import TOO_MANY_REQUESTS, Signal
 from transforms.rate_control import RateControl, RateController
 
 Endpoint = Literal["token", "customer", "upload", "attach"]
 ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
-#: The longest a waiter sleeps before it looks at the rate again.
+#: The longest a waiter sleeps before it looks at the rate again, so a raised rate reaches a request already waiting.
 MAX_NAP_S = 0.25
-#: An endpoint whose answers are this share of the whole client's (or more) sends alone (``_held_by_own_limit``).
-ALONE_SHARE = 0.8
-#: How often a request that may not go ahead again looks whether the queue's head took its token.
-OWED_NAP_S = 0.001
 
 
 class SmoothLimiter:
-    """A token bucket of ``rate`` tokens/s holding at most ``burst_s`` seconds' worth (at least one token)."""
+    """A token bucket of ``rate`` tokens/s holding at most ``burst_s`` seconds' worth (at least one token); nothing
+    leaves before ``not_before`` (a Retry-After)."""
 
     def __init__(self, rate: float, *, burst_s: float = 0.05, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self._rate = rate
+        self.rate = rate
+        self.not_before = 0.0
         self._burst_s = burst_s
         self._clock = clock
         self._sleep = sleep
-        self._tokens = 1.0  # start with one request's worth, not a burst
+        self._tokens = 1.0  # one request's worth at the start, not a burst
         self._stamp = clock()
         self._lock = asyncio.Lock()
-        self.not_before = 0.0  # a Retry-After: nothing leaves before this time
-        self._ahead_owed = False  # the last token went ahead of the queue
-
-    @property
-    def rate(self) -> float:
-        """Tokens per second now."""
-        return self._rate
+        self._ahead_lock = asyncio.Lock()
+        self._ahead_waiting = 0  # waiters served before the others
 
     def set_rate(self, rate: float) -> None:
-        """Change the rate from now on (tokens gathered so far stay)."""
         self._refill()
-        self._rate = rate
-
-    def _capacity(self) -> float:
-        return max(1.0, self._rate * self._burst_s)
+        self.rate = rate
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(self._capacity(), self._tokens + (now - self._stamp) * self._rate)
+        self._tokens = min(max(1.0, self.rate * self._burst_s), self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
-    async def acquire(self, *, ahead: bool = False) -> float:
-        """Wait for one token; returns the seconds waited.
-
-        ``ahead``: skip the queue and take the token now, one token into debt at most, which the queued waiters
-        then wait out. Over any span the bucket lets through at most one request more than without it.
-        """
+    async def acquire(self, *, then: SmoothLimiter | None = None, ahead: bool = False) -> float:
+        """Wait for one token; returns the seconds waited. With ``then``, once this bucket has a token, wait for one of
+        ``then``'s too, and take this one last: requests leave at this bucket's spacing however long ``then`` held
+        them, and hold no token of ``then``'s while they wait for their own. ``ahead``: served before the waiters
+        without it, never before a token is there."""
         started = self._clock()
-        if ahead:
-            await self._take(ahead=True)
-        else:
-            async with self._lock:
-                await self._take(ahead=False)
+        self._ahead_waiting += ahead
+        try:
+            async with self._ahead_lock if ahead else self._lock:
+                await self._ready(ahead)
+                if then is not None:
+                    await then.acquire(ahead=ahead)
+                    await self._ready(ahead)  # a Retry-After may have come meanwhile
+                self._tokens -= 1.0
+        finally:
+            self._ahead_waiting -= ahead
         return self._clock() - started
 
-    async def _take(self, *, ahead: bool) -> None:
-        """Take a token once the bucket holds one (``ahead``: holds none owed) after this one's due time."""
+    async def _ready(self, ahead: bool) -> None:
+        """Until the bucket holds a token (two behind a waiter served ahead) and no Retry-After holds it back."""
         while True:
             self._refill()
-            # One ahead take per token of the queue's head: after one, the next waits until the head (waiting on
-            # the lock) took its own. Small requests asking at the whole client's rate otherwise took every token
-            # at 0, before the bucket reached the 1 a queued upload needs, and the upload waited for as long as
-            # they kept asking.
-            owed = ahead and self._ahead_owed and self._lock.locked()
-            need = 0.0 if ahead and not owed else 1.0
-            wait = max(self.not_before - self._stamp, (need - self._tokens) / self._rate)
-            if owed:
-                wait = max(wait, OWED_NAP_S)
+            need = 2.0 if self._ahead_waiting and not ahead else 1.0
+            wait = max(self.not_before - self._stamp, (need - self._tokens) / self.rate)
             if wait <= 1e-9:  # float dust: a token refilled to 0.9999999 is a token
-                self._tokens -= 1.0
-                self._ahead_owed = ahead
                 return
-            # Re-checked after the sleep: the rate or a Retry-After may have changed meanwhile. Naps of at most
-            # MAX_NAP_S, so a raised rate (a shard run's larger share) reaches a request already waiting.
-            await self._sleep(min(wait, MAX_NAP_S))
+            await self._sleep(min(wait, MAX_NAP_S))  # the rate or a Retry-After may change meanwhile
 
 
 class EndpointLimiters:
-    """One smooth limiter and one controller per endpoint, under one more for all endpoints together.
+    """One controller and limiter per endpoint, under one more for the whole client; every answer is heard by both.
 
-    Gateways limit the whole client and often one endpoint more tightly. The overall controller hears every
-    response and finds the whole client's limit; an endpoint's controller cuts only when that endpoint's 429
-    share is well above the overall one (its own, tighter limit). So a tight attach limit cuts attach only,
-    and a global limit is not answered by every endpoint cutting at once (which starved the small ones, as
-    several TCP flows through one bottleneck do). ``ceiling`` (the configured limit) caps every rate;
-    ``endpoint_ceilings`` caps single endpoints lower (a limit the API documents for one endpoint).
+    A request takes the whole client's token once its endpoint's is there, and its endpoint's last: attaches waiting
+    behind uploads for the whole client's token waited a different time each, and two paced for a bucket of one
+    reached it too close together. Customer look-ups and attaches (few, small) are served the whole client's token
+    before uploads: behind them, each attach's wait was time its own limit went unused.
     """
 
     def __init__(self, ceiling: float, *, endpoint_ceilings: Mapping[Endpoint, float] | None = None,
-                 burst_s: float = 0.05, small_ahead: bool = True, start_share: float = RateControl.start_share,
-                 clock: Callable[[], float] = time.monotonic,
+                 burst_s: float = 0.05, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._clock = clock
-        # Off under a shared rate: the shares set aside one request per run (``rate_share.share_each``), and a
-        # token of debt in every run would let a second reach the total rate plus one request per run.
-        self._small_ahead = small_ahead
-        now = clock()
-        # a configured limit below the controller's floor (0.5/s) is the floor: the run goes at it, never faster
-        control = RateControl(ceiling=ceiling, floor=min(RateControl.floor, ceiling), start_share=start_share)
-        self.overall_control = RateController(control, now=now)
         self._configured = ceiling
         self._endpoint_ceilings: dict[str, float] = {e: c for e, c in (endpoint_ceilings or {}).items()}
         unknown = sorted(set(self._endpoint_ceilings) - set(ENDPOINTS))
         if unknown:
             raise ValueError(f"endpoint ceilings: no endpoint {unknown[0]!r} (endpoints: {', '.join(ENDPOINTS)})")
-        # Only the whole client starts slowly: it paces every endpoint. Each endpoint starting slowly on its own
-        # held the uploads (which begin after the customer look-ups) at an eighth of the rate for a second more.
-        own = replace(control, start_share=1.0)
-        self.controllers = {e: RateController(self._capped(own, self._endpoint_ceiling(e, ceiling)), now=now)
-                            for e in ENDPOINTS}
-        # at the controllers' starting rates
-        self.overall = SmoothLimiter(self.overall_control.rate, burst_s=burst_s, clock=clock, sleep=sleep)
-        self.limiters = {e: SmoothLimiter(self.controllers[e].rate, burst_s=burst_s, clock=clock, sleep=sleep)
-                         for e in ENDPOINTS}
-        # When each task (one request's loop: FinClient sends and handles its answer in the task that waited
-        # here) last got leave to send: a 429 of a request let go before a cut is an echo of the overshoot it
-        # answered. The time leave was given, not the time the request left: requests let go at the old rate
-        # and still queued for a connection leave after the cut, and their 429s must not cut again.
+        self.overall_control = _controller(ceiling)
+        self.controllers = {e: _controller(self._endpoint_ceiling(e, ceiling)) for e in ENDPOINTS}
+        self.overall = SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep)
+        self.limiters = {e: SmoothLimiter(c.rate, burst_s=burst_s, clock=clock, sleep=sleep)
+                         for e, c in self.controllers.items()}
+        # When each task (a request's loop in FinClient) was let go: a 429 of a request let go before a cut is an echo.
         self._let_go: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = weakref.WeakKeyDictionary()
+
+    def _endpoint_ceiling(self, endpoint: str, ceiling: float) -> float:
+        """An endpoint's own limit, scaled by the share ``ceiling`` is of the configured one."""
+        own = self._endpoint_ceilings.get(endpoint)
+        return ceiling if own is None else min(ceiling, own * ceiling / self._configured)
 
     async def acquire(self, endpoint: str) -> float:
         """Wait until a request to ``endpoint`` may go; returns the seconds waited."""
-        if endpoint == "upload" or not self._small_ahead:
-            # The whole client's token last, when the request leaves: under a shared rate (no going ahead), taken
-            # first it would let a request wait for its own token after it, and a second could pass the shared rate.
-            return await self._paced(self.limiters[endpoint], self.overall, ahead=False)
-        # The small requests (a customer look-up, an attach) are few and paced by their own limiter: queued behind
-        # the uploads for the whole client's token, they waited up to 0.26 s, a different time each, and two
-        # attaches paced 100 ms apart reached a gateway whose attach bucket holds one closer than that (a 429). So
-        # they skip that queue, and take the whole client's token first: their own limiter then lets them go at its
-        # pace. Taken second, the whole client's slow start (seconds 0-2 of a run) held attaches up to a second
-        # after their own token and let them go in bunches: a bucket of one answered 429 and attach was cut to 6/s.
-        return await self._paced(self.overall, self.limiters[endpoint], ahead=self._small_ahead)
-
-    async def _paced(self, first: SmoothLimiter, last: SmoothLimiter, *, ahead: bool) -> float:
-        """A token from ``first`` (``ahead``: skipping its queue), then from ``last``: the time leave is given."""
-        waited = await first.acquire(ahead=ahead)
-        waited += await last.acquire()
+        waited = await self.limiters[endpoint].acquire(then=self.overall, ahead=endpoint != "upload")
         task = _current_task()
         if task is not None:
             self._let_go[task] = self._clock()
         return waited
 
-    def on_success(self, endpoint: str) -> None:
-        """A response that was not a 429: the endpoint's rate may climb."""
-        now = self._clock()
-        self.overall.set_rate(self.overall_control.on_success(now))
-        self.limiters[endpoint].set_rate(self.controllers[endpoint].on_success(now))
-
-    def on_throttle(self, endpoint: str, retry_after: float | None, *, sent_at: float | None = None) -> None:
-        """A 429: the endpoint's rate may drop, and a ``Retry-After`` holds that endpoint (only) back.
-
-        ``sent_at`` (this limiter's clock) is when the refused request was let go: one let go before a cut is its
-        echo. By default, when the calling task last left ``acquire``.
-        """
-        controller = self.controllers[endpoint]
-        limiter = self.limiters[endpoint]
+    def on_answer(self, endpoint: str, status: int, retry_after: float | None = None, *,
+                  sent_at: float | None = None) -> None:
+        """An answer of ``endpoint``; ``sent_at`` (this clock) when its request was let go, by default when the
+        calling task last was; a 429's ``retry_after`` seconds hold that endpoint (only) back."""
         now = self._clock()
         if sent_at is None:
             task = _current_task()
             sent_at = self._let_go.get(task) if task is not None else None
-        baseline = self._client_share(now)
-        alone = self._held_by_own_limit(endpoint, now)
-        if not (alone or self._own_limit(endpoint, now, baseline)):
-            # An endpoint with a limit of its own explains its 429s itself: the overall controller hearing them would
-            # cut every endpoint for attach's limit (uploads starve, and with them the attaches waiting on uploads: 63%
-            # of an attach-only limit in the bench). Its own limit when either
-            # - its 429 share is well above the whole client's, from its first 429 (heard until it has cut for them,
-            #   attach's 429s teach the overall controller 6-13% noise, and a global limit then runs at 18% 429s).
-            #   Only while its share is well above: under a limit on the whole client every endpoint's share is
-            #   alike, and an upload controller that has cut once for it (so unheard by the overall one) would never
-            #   cut again: nobody answers the limit, and the client sends 1.8 times it (10% random 429s, 45% in all);
-            # - or it has cut for it and is held far below the whole client (``alone``). Then it answers its 429s
-            #   alone, with no baseline: at a run's end attaches go alone, their share is the client's, and the
-            #   overall controller would halve its rate from far above what is sent at each of their 429s
-            #   (127 -> 54 -> 27 -> 13 -> 7/s) until it held them under their own limit. Only when it sends (nearly)
-            #   alone: customer look-ups at 15/s are always under half the whole client's rate, and after one cut
-            #   every 429 of a global limit would be theirs alone against no baseline: cut to 5/s.
-            self.overall.set_rate(self.overall_control.on_throttle(now, sent_at=sent_at))
-        baseline = 0.0 if alone else baseline
-        # Random 429s are the gateway's and show in the whole client's share too: an endpoint's noise is at most the
-        # whole client's. Uncapped, attach at a bucket of one with jitter learns its own limit's touches as ~20% noise
-        # and sends up to twice its limit with half refused (attach's 429 share up to 50%; capped, 18%).
-        limiter.set_rate(controller.on_throttle(now, retry_after, baseline=baseline, sent_at=sent_at,
-                                                noise_at_most=self.overall_control.noise()))
-        limiter.not_before = max(limiter.not_before, controller.paused_until)
+        own, limiter = self.controllers[endpoint], self.limiters[endpoint]
+        # An endpoint's 429s at the whole client's share are the whole client's limit (or the gateway's noise): the
+        # endpoint does not cut for them. Over that share they are its own limit's, and the whole client does not.
+        heard = own.hear(now, status, sent_at=sent_at, noise=self.overall_control.recent_share)
+        limiter.set_rate(own.rate)
+        self.overall_control.hear(now, status, sent_at=sent_at, noise=1.0 if heard is Signal.THROTTLE else None)
+        self.overall.set_rate(self.overall_control.rate)
+        if status == TOO_MANY_REQUESTS and retry_after is not None and 0 < retry_after < math.inf:
+            limiter.not_before = max(limiter.not_before, now + retry_after)
 
-    def _held_by_own_limit(self, endpoint: str, now: float) -> bool:
-        """Whether the endpoint has cut for a limit of its own, is held far below the whole client by it, and sends
-        (nearly) alone: its share of 429s is then the whole client's whatever limit they answer."""
-        controller = self.controllers[endpoint]
-        if not (controller.cuts > 0 and self.limiters[endpoint].rate < self.overall.rate / 2):
-            return False
-        n, _ = controller.recent_counts(now)
-        total, _ = self.overall_control.recent_counts(now)
-        return n >= ALONE_SHARE * total
+    def on_success(self, endpoint: str) -> None:
+        self.on_answer(endpoint, 200)
 
-    def _own_limit(self, endpoint: str, now: float, baseline: float) -> bool:
-        """Whether the endpoint's recent 429 share is well above ``baseline`` (what a whole-client limit explains)."""
-        n, hits = self.controllers[endpoint].recent_counts(now)
-        return n > 0 and hits / n > 2 * baseline + self.overall_control.config.margin
-
-    def _client_share(self, now: float) -> float:
-        """The 429 share a limit on the whole client explains: the whole client's recent share.
-
-        Not the other endpoints' share alone (it leaves out this endpoint's own 429s): with 10% random 429s on every
-        endpoint that lets endpoints cut for noise, and runs fall from ~90% to 61-84% of their rate (the bench's
-        noise case: 71% -> 64%), with no gain for an attach limit once halved cuts teach no noise.
-        """
-        n, hits = self.overall_control.recent_counts(now)
-        return hits / n if n else 0.0
-
-    @staticmethod
-    def _capped(control: RateControl, ceiling: float) -> RateControl:
-        return replace(control, ceiling=ceiling, floor=min(control.floor, ceiling))
-
-    def _endpoint_ceiling(self, endpoint: str, ceiling: float) -> float:
-        """An endpoint's ceiling when the whole client's is ``ceiling``: its own configured limit scaled by the
-        same share (a shard run given a quarter of the rate gets a quarter of attach's too), never above it."""
-        own = self._endpoint_ceilings.get(endpoint)
-        return ceiling if own is None else min(ceiling, own * ceiling / self._configured)
+    def on_throttle(self, endpoint: str, retry_after: float | None, *, sent_at: float | None = None) -> None:
+        self.on_answer(endpoint, TOO_MANY_REQUESTS, retry_after, sent_at=sent_at)
 
     def set_ceiling(self, ceiling: float) -> None:
-        """A new configured limit for every endpoint and the whole client (a fanned-out shard run's share)."""
-        self.overall.set_rate(self.overall_control.set_ceiling(ceiling, min(RateControl.floor, ceiling)))
+        """A new configured limit for the whole client and every endpoint (a fanned-out shard run's share)."""
+        self.overall.set_rate(self.overall_control.set_ceiling(ceiling))
         for endpoint, controller in self.controllers.items():
-            own = self._endpoint_ceiling(endpoint, ceiling)
-            self.limiters[endpoint].set_rate(controller.set_ceiling(own, min(RateControl.floor, own)))
+            self.limiters[endpoint].set_rate(controller.set_ceiling(self._endpoint_ceiling(endpoint, ceiling)))
 
     @property
     def ceiling(self) -> float:
-        """The configured limit now (requests/s)."""
         return self.overall_control.config.ceiling
 
     def rates(self) -> dict[str, float]:
         """The current rates (requests/s): ``all`` together, then each endpoint's."""
-        rates = {e: round(limiter.rate, 1) for e, limiter in self.limiters.items()}
-        return {"all": round(self.overall.rate, 1), **rates}
+        return {"all": round(self.overall.rate, 1), **{e: round(b.rate, 1) for e, b in self.limiters.items()}}
 
 
-def _current_task() -> asyncio.Task[Any] | None:
-    """The running task; None outside an event loop (a caller reporting a response from plain code)."""
+def _controller(ceiling: float) -> RateController:  # a limit under the floor is the floor: never faster
+    return RateController(RateControl(ceiling=ceiling, floor=min(RateControl.floor, ceiling)))
+
+
+def _current_task() -> asyncio.Task[Any] | None:  # None outside an event loop
     try:
         return asyncio.current_task()
     except RuntimeError:

@@ -1,28 +1,8 @@
 """The API rate shared by the shard runs of a fanned-out run: split evenly among the runs working, counted on Prefect.
 
-Every shard run carries the tag ``kyc-attach-rate:<name>`` (``rate_tag``). Each one counts, every ``poll_s``
-seconds, the RUNNING flow runs with that tag on the Prefect server and sets its own ceiling to R / count. The
-shares add up to R whenever the counts are fresh, and each process spends its share through its own smooth
-limiters (``connectors.rate_limiter``), so the API sees R spread evenly, never several processes' bursts at
-once. It costs one Prefect call per process every ``poll_s`` seconds, not one per request (one slot of a global
-concurrency limit per request capped a fanned-out run near 30 requests/s). A share below what the API allows
-is found by each process's own closed loop, as in a single-process run.
-
-Why not leases of a Prefect global concurrency limit (the design before this one): a process spent its
-leased batch at its own rate, up to R, so the batches of several processes reached the API together at
-several times R for a fraction of a second. A gateway whose bucket holds R/10 refused 15% of the requests at
-R = 100, and refused leases waited ever longer ``Retry-After`` s: 20–30% of R was reached.
-
-Staying under R while runs come and go:
-- A run starting waits ``poll_s`` and a margin after its first count before its first request, so that every
-  other run has counted it and lowered its share before it spends its own. For that, every run counts on a
-  beat of ``poll_s`` from its first count, whatever the server's latency and whether it sends yet.
-- A run ending raises the others' share at their next count: its share is idle at most ``poll_s``.
-- A run that cannot reach the Prefect server, or gets no answer within the start margin, cannot see runs
-  starting either (a count answered later may come after a run that started meanwhile has begun to send):
-  it assumes at least the count the parent expects (the shard runs it lets run at once), at its start and later,
-  and otherwise keeps the count it had. A count of 0 (its own state not yet visible) is taken as 1.
-Concurrent parent runs with the same name share the rate too, as they share the API.
+Every shard run carries the tag ``rate_tag(name)`` and, every ``poll_s``, counts the RUNNING flow runs with it and
+sets its ceiling to its share (``share_each``); each spends it through its own limiters. Why counts and not a
+global concurrency limit, and how the sum stays under R while runs come and go: docs/design/sharding.md.
 """
 
 from __future__ import annotations
@@ -38,17 +18,16 @@ log = logging.getLogger("kyc_attach.rate_share")
 
 #: The limiters' burst in a run sharing the rate: none beyond the one request a limiter always holds.
 SHARED_BURST_S = 0.0
-#: Seconds between two counts of the runs sharing the rate. A run starting waits one and START_MARGIN_S before its
-#: first request, and a run ending leaves its share idle for up to one: at 2 s, a fanned-out bench run (2 workers,
-#: 4 shards, R = 100) had seconds 1-3 at 29-31% of R (1 s: 56-82%); 85% of R over the run (1 s: 86%, one run each).
+#: Seconds between two counts: a run starting waits one (and START_MARGIN_S) before its first request, a run ending
+#: leaves its share idle for up to one. At 2 s the first seconds of a fanned-out run went at a third of R.
 POLL_S = 1.0
 #: What a run starting waits past one poll, for the others' count to reach the Prefect server and back.
 START_MARGIN_S = 0.5
 
 
 class RateShare(BaseModel):
-    """What a shard run needs to take its share: the tag of the runs sharing, the rate they share, and how many
-    the parent lets work at once (the count assumed while the Prefect server cannot be asked)."""
+    """The tag of the runs sharing, the rate they share, and how many the parent lets work at once (the count
+    assumed while the Prefect server cannot be asked)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -64,8 +43,7 @@ def rate_tag(name: str) -> str:
 
 async def count_running(tag: str) -> int:
     """Flow runs with ``tag`` RUNNING now, on the Prefect server this process talks to."""
-    # Prefect is imported here, not at module level: the CLI's small commands (validate, report) build their
-    # storage through flows.runtime and must start without loading Prefect.
+    # imported here: the CLI's small commands build their storage through flows.runtime and start without Prefect
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -83,12 +61,8 @@ async def count_running(tag: str) -> int:
 
 
 def share_each(total_rps: float, runs: int) -> float:
-    """One run's share: the rate less one request per run, split evenly.
-
-    A run's limiters hold one request in hand (``SHARED_BURST_S``), so in any one second a run may send its share
-    and one more: ``runs`` requests set aside keep every second at ``total_rps`` or under. With fewer requests a
-    second than twice the runs, half the rate is split instead (a run cannot go slower than its floor anyway).
-    """
+    """One run's share: the rate less one request per run (the one a run's limiters hold in hand, so that no second
+    passes ``total_rps``), split evenly; half the rate where that leaves less."""
     return max(total_rps - runs, total_rps / 2) / runs
 
 
@@ -99,12 +73,9 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
                         count: Callable[[str], Awaitable[int]] = count_running,
                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncIterator[None]:
     """Hold this process's share of ``total_rps`` while the block runs: ``apply(share)`` now and on every change.
-
-    Enters after the start-up wait (see the module's docstring); the counting stops when the block ends.
-    """
+    Enters a poll and a margin after the first count, when every other run has counted this one."""
     async def step(runs: int) -> int:
-        # Out of reach, this run cannot see runs starting either: at least the parent's count of runs at once
-        # (keeping the last share lets a run starting meanwhile push the sum to 1.5 R).
+        # Out of reach, this run cannot see runs starting either: it assumes at least the parent's runs at once.
         seen = max(1, await _count_or(max(runs, expected_runs), tag, count, within=start_margin_s, sleep=sleep))
         if seen != runs:
             apply(share_each(total_rps, seen))
@@ -117,11 +88,8 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
         while True:
             runs, _ = await asyncio.gather(step(runs), sleep(poll_s))
 
-    # Counts begin on a beat of poll_s from this run's first one, however long the server takes to answer and
-    # whether or not this run sends yet: a run starting later sends poll_s and a margin after its own first
-    # count came back, by when every run has counted it. Counting after the start-up wait, then every
-    # poll_s + latency, would let runs starting together, or one starting while the server is slow, send before the
-    # others have lowered their shares (up to 2 R).
+    # Counts keep a beat of poll_s from the first, however slow the server: counting every poll_s + latency let runs
+    # starting together send before the others had lowered their shares (up to 2 R).
     beat = asyncio.ensure_future(sleep(poll_s))
     follower: asyncio.Task[None] | None = None
     try:
@@ -138,13 +106,8 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
 
 async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]], *, within: float,
                     sleep: Callable[[float], Awaitable[None]]) -> int:
-    """``count(tag)`` if it answers ``within`` seconds; ``known`` when Prefect cannot be reached or is slower.
-
-    A count slower than the start margin is as good as none: a run that turned RUNNING when it was asked may
-    already send when it comes (1.5 R with this run's counts answered in 1.2 s and the new run's at once, 1.5 R
-    with a server answering in 6 s). The parent's runs at once, assumed instead, is never too few
-    for one parent; a server answering slower than the margin all the time keeps the runs at that share.
-    """
+    """``count(tag)`` if it answers ``within`` seconds; ``known`` when Prefect cannot be reached or is slower: a run
+    that turned RUNNING when a slow count was asked may already send when the count comes."""
     counting = asyncio.ensure_future(count(tag))
     timer = asyncio.ensure_future(sleep(within))
     try:

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from transforms.live_rate import RecentRate, recent_rate
 from transforms.report_page import page_link
-from transforms.run_timeline import Timeline
+from transforms.run_timeline import RecentRate, Timeline, recent_rate
 
 if TYPE_CHECKING:  # rich is imported when a bar is drawn: the CLI's small commands start without it
     from rich.console import Console

@@ -23,7 +23,7 @@ from connectors.aiohttp_transport import Transport
 from connectors.errors import SetupError
 from connectors.fin import FinClient, small_request_slots
 from connectors.objects import ObjectStore
-from connectors.pacing_choice import make_limiters
+from connectors.rate_limiter import EndpointLimiters
 from connectors.rate_share import SHARED_BURST_S, RateShare, share_of_rate
 from connectors.s3 import Location
 from connectors.secret_block import read_secret_block
@@ -91,9 +91,8 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(settings.request_timeout_s, connect=10.0)
     # sharing the rate, each run's bursts would add up: one request in hand each (connectors.rate_share)
-    limiter = make_limiters(settings.rate_limit_rps, endpoint_ceilings=settings.endpoint_rate_limits_rps,
-                            burst_s=settings.rate_burst_s if rate_share is None else SHARED_BURST_S,
-                            small_ahead=rate_share is None)
+    limiter = EndpointLimiters(settings.rate_limit_rps, endpoint_ceilings=settings.endpoint_rate_limits_rps,
+                               burst_s=settings.rate_burst_s if rate_share is None else SHARED_BURST_S)
     # aiohttp carries the requests: httpcore's pool costs ~30% of the CPU at 200 req/s (docs/design/sharding.md).
     transport = Transport(limits=limits)
     async with AsyncExitStack() as stack:

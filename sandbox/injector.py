@@ -59,7 +59,7 @@ class TokenBucket:
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rps)
         self.stamp = now
-        if self.tokens >= 1.0:
+        if self.tokens >= 1.0 - 1e-9:  # float dust: requests exactly 1/rps apart refill to 0.9999999
             self.tokens -= 1.0
             return None
         return (1.0 - self.tokens) / self.rps

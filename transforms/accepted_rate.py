@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import math
 
+#: The least span the first estimate is taken over: a few answers in the same millisecond are no rate.
+FIRST_SPAN_S = 0.05
+
 
 class AcceptedRate:
     """Accepted requests per second: each closed bucket's count over its length, smoothed exponentially.
 
     Counts accepted answers only (botocore counts every answer): a cut then lands under what the gateway let
     through, not under what was sent into its 429s. The first bucket starts at the first answer, not when the
-    estimator is made: a client is built seconds before its first request, and that idle time is no rate.
+    estimator is made: a client is built seconds before its first request, and that idle time is no rate. Until it
+    closes, the estimate is what got through since the first answer (over FIRST_SPAN_S at least): a run started at
+    fifty times the limit otherwise cut from the rate sent, a third at a time, and met hundreds of 429s on the way.
     """
 
     def __init__(self, *, smooth: float, bucket_s: float) -> None:
         self._smooth = smooth
         self._bucket_s = bucket_s
         self._bucket_start: float | None = None
+        self._first = 0.0  # the first answer's time
         self._count = 0
         self.rate: float | None = None  # None until a bucket has closed
 
@@ -24,10 +30,16 @@ class AcceptedRate:
         """One answer at ``now``; returns the estimate."""
         start = math.floor(now / self._bucket_s) * self._bucket_s
         if self._bucket_start is None:
-            self._bucket_start = start
+            self._bucket_start, self._first = start, now
         elif start > self._bucket_start:
             current = self._count / (start - self._bucket_start)
             self.rate = current if self.rate is None else self._smooth * current + (1 - self._smooth) * self.rate
             self._count, self._bucket_start = 0, start
         self._count += accepted
+        if self.rate is None and self._count:
+            return self._count / max(now - self._first, FIRST_SPAN_S)
         return self.rate
+
+    def scale(self, ratio: float) -> None:
+        """The rate a new share lets through: what got through under the old one, times ``ratio``."""
+        self.rate = None if self.rate is None else self.rate * ratio

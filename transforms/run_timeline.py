@@ -145,3 +145,21 @@ def latency_percentiles(tl: Timeline, quantiles: tuple[float, ...] = (0.5, 0.9, 
         row["max"] = round(_bucket_upper_ms(top), 1)
         out[endpoint] = row
     return out
+
+
+@dataclass(frozen=True)
+class RecentRate:
+    """Requests answered per second over the last whole seconds, and the share of them that were 429s."""
+
+    requests_per_s: float
+    share_429: float
+
+
+def recent_rate(tl: Timeline, now: float, *, width_s: int = 5) -> RecentRate:
+    """The last ``width_s`` whole seconds before ``now`` (epoch seconds); the current second, still filling, is
+    left out so the figure does not dip each time a second begins."""
+    last = int(now) - 1
+    seconds = [tl.seconds.get(s) for s in range(last - width_s + 1, last + 1)]
+    requests = sum(c.get(REQUESTS, 0) for c in seconds if c)
+    throttled = sum(c.get(THROTTLED, 0) for c in seconds if c)
+    return RecentRate(requests / width_s, throttled / requests if requests else 0.0)

@@ -68,7 +68,7 @@ def test_listeners_hear_the_api_rate_while_requests_go_and_not_after() -> None:
 
 
 def test_rich_bar_shows_the_api_rate() -> None:
-    from transforms.live_rate import RecentRate
+    from transforms.run_timeline import RecentRate
 
     buf = io.StringIO()
     with rich_bar(Console(file=buf, force_terminal=True, width=150)) as show:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from transforms.live_rate import recent_rate
-from transforms.run_timeline import Timeline
+from transforms.run_timeline import Timeline, recent_rate
 
 
 def _timeline(per_second: dict[int, tuple[int, int]]) -> Timeline:

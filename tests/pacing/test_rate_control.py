@@ -1,0 +1,209 @@
+"""The rate controller of one endpoint or of the whole client: its signals, table, cubic, accepted rate and rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from transforms.accepted_rate import FIRST_SPAN_S, AcceptedRate
+from transforms.cubic import cubic_rate
+from transforms.pacing_signal import Signal, classify
+from transforms.rate_control import TRANSITIONS, Action, Phase, RateControl, RateController
+
+OK, TOO_MANY = 200, 429
+
+
+def steady(controller: RateController, *, per_s: float, seconds: float, start: float = 0.0,
+           every_429: int = 0) -> float:
+    """``per_s`` answers a second for ``seconds`` (every ``every_429``-th a 429); returns the time of the last."""
+    now = start
+    for i in range(int(per_s * seconds)):
+        now = start + i / per_s
+        controller.hear(now, TOO_MANY if every_429 and i % every_429 == every_429 - 1 else OK, sent_at=now - 0.02)
+    return now
+
+
+def cut_once(controller: RateController, now: float) -> float:
+    """429s in a row, each sent after the one before came back, until one cuts. Returns the time of the cut."""
+    cuts = controller.cuts
+    for i in range(20):
+        controller.hear(now + 0.001 * i, TOO_MANY, sent_at=now + 0.001 * i - 0.0005)
+        if controller.cuts > cuts:
+            return now + 0.001 * i
+    raise AssertionError("20 429s in a row did not cut")
+
+
+def test_classify_reads_429_as_throttle_an_earlier_requests_429_as_echo_and_any_other_answer_as_ok() -> None:
+    assert classify(429, sent_at=5.0, cut_at=None) is Signal.THROTTLE
+    assert classify(429, sent_at=5.0, cut_at=4.0) is Signal.THROTTLE
+    assert classify(429, sent_at=3.0, cut_at=4.0) is Signal.ECHO
+    assert classify(429, sent_at=None, cut_at=4.0) is Signal.THROTTLE
+    assert [classify(s, sent_at=1.0, cut_at=4.0) for s in (200, 201, 400, 409, 500, 503)] == [Signal.OK] * 6
+
+
+def test_every_phase_and_signal_has_exactly_one_transition() -> None:
+    assert set(TRANSITIONS) == {(p, s) for p in Phase for s in Signal}
+    assert TRANSITIONS[(Phase.OPEN, Signal.THROTTLE)] == (Action.CUT, Phase.PACED)
+    assert all(action is not Action.GROW for (phase, _), (action, _) in TRANSITIONS.items() if phase is Phase.OPEN)
+    assert all(action is not Action.CUT for (_, signal), (action, _) in TRANSITIONS.items()
+               if signal is not Signal.THROTTLE)
+
+
+def test_the_ceiling_holds_until_the_first_429() -> None:
+    controller = RateController(RateControl(ceiling=100.0))
+    steady(controller, per_s=50, seconds=3)
+    assert controller.rate == 100.0 and controller.phase is Phase.OPEN
+
+
+def test_a_cut_keeps_beta_of_what_got_through() -> None:
+    controller = RateController(RateControl(ceiling=1000.0))
+    now = steady(controller, per_s=100, seconds=2)
+    cut_once(controller, now + 0.01)
+    assert controller.rate == pytest.approx(0.7 * 100, rel=0.03)
+    assert controller.phase is Phase.PACED and controller.cuts == 1
+
+
+def test_a_cut_before_anything_was_measured_is_from_the_rate() -> None:
+    controller = RateController(RateControl(ceiling=100.0))
+    cut_once(controller, 0.01)
+    assert controller.rate == pytest.approx(70.0)
+
+
+def test_echoes_of_one_overshoot_cut_once() -> None:
+    controller = RateController(RateControl(ceiling=1000.0))
+    now = steady(controller, per_s=100, seconds=2)
+    cut_at = cut_once(controller, now + 0.01)
+    after_cut = controller.rate
+    for i in range(20):  # the 429s of requests let go before the cut come back after it
+        assert controller.hear(cut_at + 0.001 * (i + 1), TOO_MANY, sent_at=cut_at - 0.005) is Signal.ECHO
+    assert controller.rate == after_cut and controller.cuts == 1
+    # 429s of requests let go after the cut are no echoes: a limit still not answered cuts again
+    cut_once(controller, cut_at + 0.03)
+    assert controller.cuts == 2 and controller.rate < after_cut
+
+
+def test_a_lone_429_does_not_cut_and_two_in_a_row_do() -> None:
+    controller = RateController(RateControl(ceiling=100.0))
+    now = steady(controller, per_s=100, seconds=0.3)
+    assert controller.hear(now + 0.01, TOO_MANY, sent_at=now) is Signal.NOISE
+    assert controller.rate == 100.0 and controller.phase is Phase.OPEN
+    fresh = RateController(RateControl(ceiling=100.0))
+    assert fresh.hear(0.01, TOO_MANY) is Signal.NOISE
+    assert fresh.hear(0.02, TOO_MANY) is Signal.THROTTLE
+    assert fresh.phase is Phase.PACED
+
+
+def test_random_429s_do_not_drag_the_rate_to_the_floor() -> None:
+    controller = RateController(RateControl(ceiling=100.0))
+    steady(controller, per_s=100, seconds=30, every_429=10)  # 10% of the answers 429, whatever the rate
+    assert controller.noise == pytest.approx(0.1, abs=0.03)
+    assert controller.rate >= 50.0
+
+
+def test_a_limit_is_not_learned_as_noise() -> None:
+    """Spells over the limit have many 429s, the spell after a cut has none: the noise is the lowest, 0."""
+    controller = RateController(RateControl(ceiling=100.0))
+    now = 0.0
+    for _ in range(6):  # a second at 30% 429s, then a second with none, again and again
+        now = steady(controller, per_s=100, seconds=1, start=now + 0.01, every_429=3)
+        now = steady(controller, per_s=100, seconds=1, start=now + 0.01)
+    assert controller.noise == 0.0
+
+
+def test_an_explained_429_does_not_cut() -> None:
+    controller = RateController(RateControl(ceiling=100.0))
+    for i in range(10):
+        assert controller.hear(0.01 * i, TOO_MANY, noise=1.0) is Signal.NOISE
+    assert controller.rate == 100.0
+
+
+def test_the_rate_grows_back_along_the_cubic_in_the_same_time_at_any_rate() -> None:
+    back_after = []
+    for per_s in (40.0, 400.0):
+        config = RateControl(ceiling=10 * per_s, growth_cap=1000.0)  # growth uncapped: the cubic alone
+        controller = RateController(config)
+        now = cut_once(controller, steady(controller, per_s=per_s, seconds=2) + 0.01)
+        w_max = controller.rate / config.beta
+        k = (w_max * (1 - config.beta) / (config.scale * w_max)) ** (1 / 3)
+        controller.hear(now + k / 2, OK)
+        assert controller.rate < w_max
+        controller.hear(now + k, OK)
+        assert controller.rate == pytest.approx(w_max)
+        controller.hear(now + k + 2, OK)
+        assert controller.rate > w_max
+        back_after.append(k)
+    assert back_after[0] == pytest.approx(back_after[1])
+
+
+def test_growth_is_capped_by_what_gets_through() -> None:
+    controller = RateController(RateControl(ceiling=1000.0))
+    now = cut_once(controller, steady(controller, per_s=100, seconds=2) + 0.01)
+    # few answers come now (an endpoint with little to send): 5/s for 10 s, long past the cubic's climb back
+    steady(controller, per_s=5, seconds=10, start=now + 0.2)
+    assert controller.rate <= 2 * 5 * 1.05
+
+
+def test_the_rate_stays_between_floor_and_ceiling() -> None:
+    controller = RateController(RateControl(ceiling=20.0, floor=0.5))
+    for i in range(50):
+        controller.hear(i * 0.001, TOO_MANY)
+    assert controller.rate == 0.5
+    steady(controller, per_s=40, seconds=30, start=1.0)
+    assert controller.rate == 20.0
+
+
+def test_a_new_ceiling_is_the_rate_while_open_and_scales_the_rate_once_paced() -> None:
+    open_ = RateController(RateControl(ceiling=100.0))
+    assert open_.set_ceiling(50.0) == 50.0 and open_.set_ceiling(80.0) == 80.0
+    paced = RateController(RateControl(ceiling=100.0))
+    cut_once(paced, 0.0)  # 70/s
+    assert paced.set_ceiling(40.0) == pytest.approx(28.0)  # a share of the whole rate: the rate found, shared
+    assert paced.set_ceiling(0.01) == 0.01  # under the floor: the share is the rate
+    assert paced.set_ceiling(100.0) == pytest.approx(70.0)  # and back: what was found, not the floor scaled up
+
+
+def test_a_tiny_share_lowers_the_floor_and_a_larger_one_restores_it() -> None:
+    controller = RateController(RateControl(ceiling=100.0, floor=0.5))
+    cut_once(controller, 0.0)
+    assert controller.set_ceiling(0.2) == 0.2
+    assert controller.config.floor == 0.2
+    controller.set_ceiling(100.0)
+    assert controller.config.floor == 0.5
+
+
+def test_cubic_rate_starts_at_beta_times_w_max_and_is_back_after_k_seconds() -> None:
+    assert cubic_rate(0.0, 100.0, beta=0.7, scale=0.4) == pytest.approx(70.0)
+    k = (100.0 * 0.3 / 0.4) ** (1 / 3)
+    assert cubic_rate(k, 100.0, beta=0.7, scale=0.4) == pytest.approx(100.0)
+    assert cubic_rate(k + 1, 100.0, beta=0.7, scale=0.4) == pytest.approx(100.4)
+
+
+def test_accepted_rate_counts_accepted_answers_per_bucket_smoothed() -> None:
+    rate = AcceptedRate(smooth=0.8, bucket_s=0.5)
+    rate.note(0.0, accepted=True)
+    for i in range(1, 50):  # 50 answers in the first bucket, half of them refused
+        rate.note(i * 0.01, accepted=i % 2 == 0)
+    assert rate.note(0.5, accepted=True) == pytest.approx(25 / 0.5)
+    for i in range(1, 50):
+        rate.note(0.5 + i * 0.01, accepted=True)
+    assert rate.note(1.0, accepted=True) == pytest.approx(0.8 * 100 + 0.2 * 50)
+
+
+def test_before_a_bucket_closes_the_accepted_rate_is_what_got_through_since_the_first_answer() -> None:
+    rate = AcceptedRate(smooth=0.8, bucket_s=0.5)
+    assert rate.note(0.1, accepted=False) is None  # nothing got through: no measure
+    assert rate.note(0.1, accepted=True) == pytest.approx(1 / FIRST_SPAN_S)  # one, in no time: over the least span
+    assert rate.note(0.2, accepted=True) == pytest.approx(2 / 0.1)
+    assert rate.note(0.3, accepted=False) == pytest.approx(2 / 0.2)
+
+
+def test_accepted_rate_starts_at_the_first_answer_not_at_its_making() -> None:
+    rate = AcceptedRate(smooth=1.0, bucket_s=0.5)
+    for i in range(50):  # the first answer 10 s after the estimator was made
+        rate.note(10.0 + i * 0.01, accepted=True)
+    assert rate.note(10.5, accepted=True) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("field", ["beta", "scale", "growth_cap", "smooth", "bucket_s", "floor", "spell_s", "spells"])
+def test_a_tunable_out_of_range_is_refused_naming_the_rule(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        RateControl(ceiling=10.0, **{field: 0 if field != "beta" else 1.5})
