@@ -9,6 +9,8 @@ passes the xfail turns red so that the gap is struck from this list. What a user
 - After a wall of 429s (a gateway answering every request 429 for 10 s), a run at R = 400 is back at 90% of R only
   ~25 s after the gateway recovers (~6 s at R = 10): the cuts took the rate to the floor, and the cubic after a cut
   climbs at a pace scaled by the rate cut from.
+- Not told a limit under the floor (0.1/s against a floor of 0.5/s), 80% of a run's requests are answered 429, each
+  waiting out its throttle budget: the rate never goes under the floor.
 Measured in virtual time by bench/support/gateway_sim.run_case; the end-to-end figures are in docs/design/pacing.md.
 """
 
@@ -52,3 +54,11 @@ def test_after_a_wall_of_429s_a_run_is_back_at_80_percent_of_r_within_5_seconds(
                       workers={"upload": 16, "attach": 4, "customer": 4}, demand={"customer": rate * 0.15},
                       gateway=Bucket(rate, int(rate // 10)), jitter=0.3, wall=(10.0, 20.0))
     assert result.count(25.0, 30.0, ok=True) / 5.0 >= 0.8 * rate
+
+
+@pytest.mark.xfail(strict=True, reason="a limit of 0.1/s under the floor of 0.5/s: 80% 429s")
+def test_not_told_a_limit_under_the_floor_few_requests_are_refused() -> None:
+    rate = 0.1
+    result = simulate(lambda c: EndpointLimiters(10 * rate, clock=c, sleep=c.sleep), 120.0,
+                      workers={"upload": 16, "attach": 4, "customer": 4}, gateway=Bucket(rate, 1), jitter=0.3)
+    assert result.share_429(20.0, 120.0) <= 0.2
