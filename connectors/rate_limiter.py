@@ -131,10 +131,11 @@ class EndpointLimiters:
         # endpoint does not cut for them. Over that share they are its own limit's, and the whole client does not.
         # The others' share, not the whole client's: an endpoint alone at first taught the whole client its own limit,
         # and its 429s, at the whole client's share of a client paced by them, kept it there once the others came.
-        # With the others silent, the whole client's: an endpoint alone may as well meet the whole client's limit.
+        # While the others answer less often than it, the whole client's: an endpoint (nearly) alone may as well meet
+        # the whole client's limit, and the others' share of a few answers is too rough (random 429s then cut uploads).
         (answers, hits), (own_answers, own_hits) = self.overall_control.recent, own.recent
         others = answers - own_answers
-        share = (hits - own_hits) / others if others >= RECENT_AT_LEAST else hits / answers if answers else 0.0
+        share = (hits - own_hits) / others if others >= max(own_answers, RECENT_AT_LEAST) else hits / max(answers, 1)
         heard = own.hear(now, status, sent_at=sent_at, noise=share)
         limiter.set_rate(own.rate)
         self.overall_control.hear(now, status, sent_at=sent_at, noise=1.0 if heard is Signal.THROTTLE else None)
