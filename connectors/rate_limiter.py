@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, get_args
 
+from transforms.noise_floor import RECENT_AT_LEAST
 from transforms.pacing_signal import TOO_MANY_REQUESTS, Signal
 from transforms.rate_control import RateControl, RateController
 
@@ -126,9 +127,16 @@ class EndpointLimiters:
             task = _current_task()
             sent_at = self._let_go.get(task) if task is not None else None
         own, limiter = self.controllers[endpoint], self.limiters[endpoint]
-        # An endpoint's 429s at the whole client's share are the whole client's limit (or the gateway's noise): the
+        # An endpoint's 429s at the other endpoints' share are the whole client's limit (or the gateway's noise): the
         # endpoint does not cut for them. Over that share they are its own limit's, and the whole client does not.
-        heard = own.hear(now, status, sent_at=sent_at, noise=self.overall_control.recent_share)
+        # The others' share, not the whole client's: an endpoint alone at first taught the whole client its own limit,
+        # and its 429s, at the whole client's share of a client paced by them, kept it there once the others came.
+        # While the others answer less often than it, the whole client's: an endpoint (nearly) alone may as well meet
+        # the whole client's limit, and the others' share of a few answers is too rough (random 429s then cut uploads).
+        (answers, hits), (own_answers, own_hits) = self.overall_control.recent, own.recent
+        others = answers - own_answers
+        share = (hits - own_hits) / others if others >= max(own_answers, RECENT_AT_LEAST) else hits / max(answers, 1)
+        heard = own.hear(now, status, sent_at=sent_at, noise=share)
         limiter.set_rate(own.rate)
         self.overall_control.hear(now, status, sent_at=sent_at, noise=1.0 if heard is Signal.THROTTLE else None)
         self.overall.set_rate(self.overall_control.rate)

@@ -88,7 +88,19 @@ class NoiseFloor:
 
 
 def _binomial_tail(hits: int, n: int, p: float) -> float:
-    """P(X >= hits) for X ~ Binomial(n, p)."""
-    if p <= 0.0:
-        return 0.0 if hits > 0 else 1.0
-    return max(0.0, 1.0 - sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(hits)))
+    """P(X >= hits) for X ~ Binomial(n, p), summed from ``hits`` away from the mode until the terms vanish: a
+    thousand answers a second cost a few dozen terms each, not a thousand big-integer ones (which overflow a float)."""
+    if hits <= 0 or p >= 1.0:
+        return 1.0
+    if p <= 0.0 or hits > n:
+        return 0.0
+    upper = hits > n * p  # past the mean the upper tail is the smaller side; under it, its complement
+    i = hits if upper else hits - 1
+    term = math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                    + i * math.log(p) + (n - i) * math.log1p(-p))
+    total = 0.0
+    while 0 <= i <= n and term > total * 1e-17:
+        total += term
+        term *= (n - i) / (i + 1) * p / (1 - p) if upper else i / (n - i + 1) * (1 - p) / p
+        i += 1 if upper else -1
+    return min(1.0, total) if upper else max(0.0, 1.0 - total)

@@ -95,9 +95,9 @@ class RateController:
         return self._noise.share
 
     @property
-    def recent_share(self) -> float:
-        """The share of 429s among the answers of the last spell."""
-        return self._noise.recent.share
+    def recent(self) -> tuple[int, int]:
+        """The answers of the last spell, and how many were 429s."""
+        return len(self._noise.recent), self._noise.recent.hits
 
     def hear(self, now: float, status: int, *, sent_at: float | None = None, noise: float | None = None) -> Signal:
         """An answer with ``status`` at ``now`` to a request let go at ``sent_at`` (seconds, one clock), its 429

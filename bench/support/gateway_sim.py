@@ -90,10 +90,11 @@ def simulate(limiters_of: Callable[[VirtualClock], EndpointLimiters], seconds: f
              latency: float = 0.02, jitter: float = 0.0, seed: int = 1,
              active: Mapping[str, tuple[float, float]] | None = None,
              events: Mapping[float, Callable[[EndpointLimiters], None]] | None = None,
-             sample_s: float = 0.1, runs: int = 1) -> Result:
+             sample_s: float = 0.1, runs: int = 1, wall: tuple[float, float] | None = None) -> Result:
     """``workers``: tasks per endpoint, each sending as fast as allowed (``demand``: at most that many per s per
     endpoint, spread over its workers); ``active``: (from, until) per endpoint; ``events``: calls at given times
-    (on the first run's limiters); ``runs``: processes sharing the gateway, each with its own limiters and workers."""
+    (on the first run's limiters); ``runs``: processes sharing the gateway, each with its own limiters and workers;
+    ``wall``: (from, until) the gateway answers every request 429."""
     rng = random.Random(seed)
     clock = VirtualClock()
     result = Result()
@@ -112,8 +113,8 @@ def simulate(limiters_of: Callable[[VirtualClock], EndpointLimiters], seconds: f
             now = clock.now
             if now >= seconds:
                 return
-            throttled = False
-            if whole is not None and whole.take() is not None:
+            throttled = wall is not None and wall[0] <= now < wall[1]
+            if not throttled and whole is not None and whole.take() is not None:
                 throttled = True
             if not throttled and endpoint in buckets and buckets[endpoint].take() is not None:
                 throttled = True
