@@ -58,6 +58,8 @@ from transforms.report import hashed_s3_uri
 from transforms.run_timeline import Timeline
 
 log = logging.getLogger("kyc_attach.flow")
+#: How long a cancelled run waits for its stopped report before the cancellation goes on.
+STOPPED_REPORT_WAIT_S = 60.0
 
 
 @task(name="plan", cache_policy=NO_CACHE)
@@ -270,12 +272,24 @@ async def attach_manifest(
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
         return not_started(exc)
     except Exception as exc:
-        # An error nobody foresaw still leaves a report of every row once sending began; the run ends Failed with
-        # the error itself. Only its type goes in the report: its message may quote a row.
+        # An error nobody foresaw still leaves a report of every row once sending began, and the run ends Failed.
+        # Only its type goes in the report, the flow run's state and the CLI's line: its message may quote a row.
+        if not sending:
+            raise
+        where = str(run_prefix) if published else await stopped_report(
+            f"stopped after sending began: unexpected {type(exc).__name__}")
+        log.error("stopped after sending began by an unexpected %s; the report: %s", type(exc).__name__, where)
+        raise StoppedAfterSending(f"stopped after sending began ({where}): unexpected {type(exc).__name__}") from None
+    except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+        # Cancelled once sending began: the report of every row is still written (within a bounded time, since
+        # whoever cancelled is waiting), then the cancellation goes on.
         if sending and not published:
-            where = await stopped_report(f"stopped after sending began: unexpected {type(exc).__name__}")
-            log.error("stopped after sending began by an unexpected %s; the report: %s", type(exc).__name__, where)
-            exc.add_note(f"the stopped run's report: {where}")
+            stop = f"stopped after sending began: cancelled ({type(exc).__name__})"
+            try:
+                where = await asyncio.wait_for(stopped_report(stop), STOPPED_REPORT_WAIT_S)
+            except (TimeoutError, asyncio.CancelledError):
+                where = "no report written: cancelled again or out of time"
+            log.error("stopped after sending began by a cancellation; the report: %s", where)
         raise
     finally:
         if heartbeat is not None:
