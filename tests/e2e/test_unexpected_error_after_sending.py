@@ -39,6 +39,20 @@ def _state_message_in_prefect(state: Any) -> str:
     return asyncio.run(read())
 
 
+def _task_state_messages_in_prefect(state: Any) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        assert any(r.state is not None and r.state.is_failed() for r in runs)
+        return [str(r.state.message) for r in runs if r.state is not None]
+
+    return asyncio.run(read())
+
+
 def _written_summary(bucket: str, run_id: str) -> dict[str, Any]:
     body = make_s3_client().get_object(Bucket=bucket, Key=f"reports/{run_id}/summary.json")["Body"].read()
     return json.loads(body)
@@ -68,6 +82,8 @@ def test_an_unexpected_error_in_a_shard_leaves_a_report_of_every_row_and_a_faile
     # the flow run's state, as Prefect keeps it, names the error's type and where the report went, never a row
     message = _state_message_in_prefect(state)
     assert "unexpected RuntimeError" in message and "reports/r1" in message and number not in message
+    # nor do the shard task runs' states
+    assert all(number not in m for m in _task_state_messages_in_prefect(state)), "a task run's state quotes a row"
     assert scenario.record()["attachments"], "nothing was attached: nothing proved"
     report = read_report({"report": f"s3://{scenario.bucket}/reports/r1"})
     assert sorted(r["row_number"] for r in report) == list(range(1, len(scenario.rows) + 1))
