@@ -291,12 +291,13 @@ class FinClient:
         return merged["file"], attempts
 
     async def attach(self, customer_id: str, body: dict[str, Any], *,
-                     before_send: Callable[[], Awaitable[None]] | None = None) -> int:
+                     before_send: Callable[[bool], Awaitable[None]] | None = None) -> int:
         """Submit one attach request; returns the attempts it took.
 
         ``before_send`` is awaited before each POST, when the request holds its rate token, its in-flight slot and
         its bearer token, just before that POST leaves (the caller's durable *in flight* record, with that POST's
-        send time); what it raises ends the request unsent.
+        send time), with whether a 409 "attach in progress" was waited out before that POST; what it raises ends
+        the request unsent.
 
         Raises ``OutcomeUnknown`` when the request may have been applied (5xx, dropped connection,
         read timeout, the deadline passed, a 2xx whose body is not the API's answer): the caller must reconcile,
@@ -319,7 +320,7 @@ class FinClient:
         attach: bool = False,
         authorised: bool = True,
         body_bytes: int = 0,
-        before_send: Callable[[], Awaitable[None]] | None = None,
+        before_send: Callable[[bool], Awaitable[None]] | None = None,
     ) -> tuple[dict[str, Any], int]:
         """Send until the API gives an answer that settles the request; the answer's JSON object (checked by
         ``transforms.answers.read_answer``) and the attempts it took.
@@ -359,7 +360,9 @@ class FinClient:
                         # Before every POST, not only the first: the record's send time must be the one of
                         # the POST that may be applied (a status moved while a 409 was waited out, or before a
                         # resend after a 401 or a refused connection, is no proof that this POST was applied).
-                        await before_send()
+                        # Another attach for the customer was under way until just before a POST sent after a
+                        # 409: the caller reads a whole-second status stamp of that POST's second as not its own.
+                        await before_send(conflicts > 0)
                     request = self._http.build_request(
                         method,
                         path,

@@ -20,7 +20,7 @@ from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact, 
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from connectors.errors import SetupError, StoppedAfterSending
+from connectors.errors import KycAttachError, SetupError, StoppedAfterSending
 from connectors.guarded_delete import remove_tree
 from connectors.jobs import checked_rework, mark_completed
 from connectors.ledger import ledger_secret
@@ -60,6 +60,18 @@ from transforms.run_timeline import Timeline
 log = logging.getLogger("kyc_attach.flow")
 
 
+class ShardBroke(Exception):
+    """A shard stopped by an error nobody foresaw, named by its type only (its message may quote a row)."""
+
+    def __init__(self, shard: str, error: Exception) -> None:
+        self.error_type = type(error).__name__
+        super().__init__(f"shard {shard}: unexpected {self.error_type}")
+
+
+#: How long a cancelled run waits for its stopped report before the cancellation goes on.
+STOPPED_REPORT_WAIT_S = 60.0
+
+
 @task(name="plan", cache_policy=NO_CACHE)
 async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | None = None) -> PlanResult:
     """Read and validate the manifest in batches (a legacy layout through ``mapping``), and split valid rows
@@ -86,7 +98,13 @@ async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | Non
 async def shard_task(spec: ShardSpec, services: ShardServices, run_dir: str) -> dict[str, Any]:
     """Work one shard end to end; its report part lands in the run's work area. Returns counts and seconds."""
     started = time.monotonic()
-    counts = await run_shard(spec.name, spec.rows, services, Path(run_dir) / "parts" / f"{spec.name}.parquet")
+    try:
+        counts = await run_shard(spec.name, spec.rows, services, Path(run_dir) / "parts" / f"{spec.name}.parquet")
+    except KycAttachError:
+        raise  # raised on purpose: its message names fields and reasons, never values
+    except Exception as exc:
+        # The task run's state and log would carry the message, which may quote a row: only the type goes on.
+        raise ShardBroke(spec.name, exc) from None
     seconds = time.monotonic() - started
     get_run_logger().info(shard_log_line(spec.name, counts, seconds))
     return {"counts": counts, "seconds": round(seconds, 3)}
@@ -270,12 +288,25 @@ async def attach_manifest(
         await asyncio.to_thread(release_claim, store, run_prefix, token=token)
         return not_started(exc)
     except Exception as exc:
-        # An error nobody foresaw still leaves a report of every row once sending began; the run ends Failed with
-        # the error itself. Only its type goes in the report: its message may quote a row.
+        # An error nobody foresaw still leaves a report of every row once sending began, and the run ends Failed.
+        # Only its type goes in the report, the flow run's state and the CLI's line: its message may quote a row.
+        if not sending:
+            raise
+        kind = exc.error_type if isinstance(exc, ShardBroke) else type(exc).__name__
+        where = str(run_prefix) if published else await stopped_report(
+            f"stopped after sending began: unexpected {kind}")
+        log.error("stopped after sending began by an unexpected %s; the report: %s", kind, where)
+        raise StoppedAfterSending(f"stopped after sending began ({where}): unexpected {kind}") from None
+    except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+        # Cancelled once sending began: the report of every row is still written (within a bounded time, since
+        # whoever cancelled is waiting), then the cancellation goes on.
         if sending and not published:
-            where = await stopped_report(f"stopped after sending began: unexpected {type(exc).__name__}")
-            log.error("stopped after sending began by an unexpected %s; the report: %s", type(exc).__name__, where)
-            exc.add_note(f"the stopped run's report: {where}")
+            stop = f"stopped after sending began: cancelled ({type(exc).__name__})"
+            try:
+                where = await asyncio.wait_for(stopped_report(stop), STOPPED_REPORT_WAIT_S)
+            except (TimeoutError, asyncio.CancelledError):
+                where = "no report written: cancelled again or out of time"
+            log.error("stopped after sending began by a cancellation; the report: %s", where)
         raise
     finally:
         if heartbeat is not None:

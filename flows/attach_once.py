@@ -182,7 +182,8 @@ class Attacher:
         # A later POST for the same party moves its status too: then it says nothing about this one.
         if not self.ledger.is_last_request_of(customer_id, party, earlier.request_id):
             return Evidence.none
-        return evidence(earlier.initiated_before, earlier.sent_at, statuses, [party])
+        return evidence(earlier.initiated_before, earlier.sent_at, statuses, [party],
+                        after_conflict=earlier.after_conflict)
 
     def _legacy_records(self, customer_id: str, keyed: list[_Keyed],
                         files: Mapping[str, Uploaded]) -> dict[str, DocRecord]:
@@ -263,11 +264,13 @@ class Attacher:
         while True:
             post = _Post(self.run_id, secrets.token_hex(8), initiated)
 
-            async def in_flight(post: _Post = post) -> None:
+            async def in_flight(after_conflict: bool, post: _Post = post) -> None:
                 # Recorded once the request has its rate token and slot, just before its POST: a run killed in
                 # between leaves a record of a request that never left only for as long as this write takes.
-                # Every record of this POST carries its id and time: a later run reads evidence against them.
+                # Every record of this POST carries its id, time and whether a 409 was waited out before it: a
+                # later run reads evidence against them.
                 post.sent_at = time.time()
+                post.after_conflict = after_conflict
                 await ledger.sending(docs.customer_id, party_of_key, post.send)
 
             try:
@@ -280,8 +283,8 @@ class Attacher:
                 return None
             except OutcomeUnknown as exc:
                 attempts += exc.attempts
-                nxt = after_lost_response(await self._evidence_now(req, initiated, post.sent_at), attempts,
-                                          fin.max_attempts, self.policy)
+                nxt = after_lost_response(await self._evidence_now(req, initiated, post.sent_at, post.after_conflict),
+                                          attempts, fin.max_attempts, self.policy)
                 if nxt is Next.send:
                     continue  # provably not applied (the operator trusts INITIATED): sending again is safe
                 self.budget.note(ok=nxt is Next.record_attached)
@@ -312,7 +315,8 @@ class Attacher:
             await self._answered(docs, post.send, uri_of_row, attempts)
             return None
 
-    async def _evidence_now(self, req: AttachRequest, initiated: bool, sent_at: float | None) -> Evidence:
+    async def _evidence_now(self, req: AttachRequest, initiated: bool, sent_at: float | None,
+                            after_conflict: bool) -> Evidence:
         """Ask the API, ``settle_delay_s`` after a lost answer, what the parties' statuses say now."""
         if not initiated or sent_at is None:
             return Evidence.none  # past INITIATED already (or no send time to compare with): nothing to learn
@@ -321,7 +325,7 @@ class Attacher:
             customer = await self.fin.get_customer(req.customer_id)
         except KycAttachError:
             return Evidence.none
-        return evidence(initiated, sent_at, party_statuses(customer), req.party_ids)
+        return evidence(initiated, sent_at, party_statuses(customer), req.party_ids, after_conflict=after_conflict)
 
 
 @dataclass
@@ -332,11 +336,12 @@ class _Post:
     request_id: str
     initiated_before: bool
     sent_at: float | None = None
+    after_conflict: bool = False  # a 409 "attach in progress" was waited out before it left
 
     @property
     def send(self) -> Send:
         """The POST as its documents' records name it."""
-        return Send(self.run_id, self.request_id, self.sent_at, self.initiated_before)
+        return Send(self.run_id, self.request_id, self.sent_at, self.initiated_before, self.after_conflict)
 
 
 def _documents(keyed_by_party: Mapping[str, list[_Keyed]]) -> dict[str, list[Document]]:

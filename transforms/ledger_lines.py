@@ -25,22 +25,26 @@ class DocRecord:
     initiated_before: bool = False  # every party of that POST was INITIATED before it
     http_status: int | None = None
     details: dict[str, str] | None = None  # keyed digests of the details it was sent with (none: older record)
+    after_conflict: bool = False  # that POST went after a 409 "attach in progress" was waited out
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """The POST a document's record speaks of: the run that made it, its id, when it left, and whether every
-    party it carried was INITIATED before it (what a later run reads the parties' statuses against)."""
+    """The POST a document's record speaks of: the run that made it, its id, when it left, whether every
+    party it carried was INITIATED before it, and whether it went after a 409 "attach in progress" was waited
+    out (what a later run reads the parties' statuses against)."""
 
     run_id: str
     request_id: str | None = None
     sent_at: float | None = None
     initiated_before: bool = False
+    after_conflict: bool = False
 
     @classmethod
     def of(cls, record: DocRecord) -> Send:
         """The POST an earlier record speaks of."""
-        return cls(record.run_id, record.request_id, record.sent_at, record.initiated_before)
+        return cls(record.run_id, record.request_id, record.sent_at, record.initiated_before,
+                   record.after_conflict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +66,11 @@ class DocLine:
         """What a run knows of the document once this line is read."""
         s = self.send
         return DocRecord(self.state, s.run_id, s.request_id, s.sent_at, s.initiated_before, self.http_status,
-                         dict(self.details) if self.details is not None else None)
+                         dict(self.details) if self.details is not None else None, s.after_conflict)
 
     def to_json(self) -> dict[str, Any]:
-        """The line's JSON object (``d`` only when the details are known)."""
+        """The line's JSON object (``d`` only when the details are known; ``w`` only for a POST sent after a 409
+        was waited out, so every other line is the line earlier releases wrote)."""
         s = self.send
         obj: dict[str, Any] = {
             "k": "doc", "id": self.key, "c": self.customer_id, "p": self.party_id, "s": self.state.value,
@@ -75,6 +80,8 @@ class DocLine:
         }
         if self.details is not None:
             obj["d"] = dict(self.details)
+        if s.after_conflict:
+            obj["w"] = True
         return obj
 
     @classmethod
@@ -83,7 +90,8 @@ class DocLine:
         sources = obj.get("o")
         return cls(
             key=obj["id"], customer_id=obj["c"], party_id=obj["p"], state=DocState(obj["s"]),
-            send=Send(obj["run"], obj.get("req"), obj.get("at"), bool(obj.get("init", False))),
+            send=Send(obj["run"], obj.get("req"), obj.get("at"), bool(obj.get("init", False)),
+                      bool(obj.get("w", False))),
             http_status=obj.get("http"), written_at=obj.get("t"),
             sources=tuple(sources) if sources is not None else None, details=obj.get("d"),
         )

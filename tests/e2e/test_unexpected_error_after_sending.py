@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from connectors.errors import StoppedAfterSending
 from connectors.s3 import make_s3_client
 from tests.support.scenario import DemoScenario, read_report
 
@@ -23,6 +25,32 @@ def _first_run_state(scenario: DemoScenario) -> Any:
 
     return asyncio.run(attach_manifest(scenario.manifest, f"s3://{scenario.bucket}/reports", run_id="r1",
                                        return_state=True))
+
+
+def _state_message_in_prefect(state: Any) -> str:
+    from prefect.client.orchestration import get_client
+
+    async def read() -> str:
+        async with get_client() as client:
+            run = await client.read_flow_run(state.state_details.flow_run_id)
+        assert run.state is not None
+        return str(run.state.message)
+
+    return asyncio.run(read())
+
+
+def _task_state_messages_in_prefect(state: Any) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        assert any(r.state is not None and r.state.is_failed() for r in runs)
+        return [str(r.state.message) for r in runs if r.state is not None]
+
+    return asyncio.run(read())
 
 
 def _written_summary(bucket: str, run_id: str) -> dict[str, Any]:
@@ -49,8 +77,13 @@ def test_an_unexpected_error_in_a_shard_leaves_a_report_of_every_row_and_a_faile
     state = _first_run_state(scenario)
 
     assert state.is_failed()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(StoppedAfterSending, match=r"\(s3://.*/reports/r1\): unexpected RuntimeError$"):
         asyncio.run(state.aresult())
+    # the flow run's state, as Prefect keeps it, names the error's type and where the report went, never a row
+    message = _state_message_in_prefect(state)
+    assert "unexpected RuntimeError" in message and "reports/r1" in message and number not in message
+    # nor do the shard task runs' states
+    assert all(number not in m for m in _task_state_messages_in_prefect(state)), "a task run's state quotes a row"
     assert scenario.record()["attachments"], "nothing was attached: nothing proved"
     report = read_report({"report": f"s3://{scenario.bucket}/reports/r1"})
     assert sorted(r["row_number"] for r in report) == list(range(1, len(scenario.rows) + 1))
@@ -99,6 +132,27 @@ def test_the_stopped_runs_report_in_hashed_mode_names_the_manifest_by_its_digest
     assert written["stopped_early"] == "stopped after sending began: unexpected RuntimeError"
     assert written["manifest"].startswith(f"s3://{scenario.bucket}/hmac:")
     assert "manifests/" not in json.dumps(written)
+
+
+def test_the_cli_names_an_unexpected_errors_type_after_sending_never_its_message(
+        demo_scenario: Callable[..., DemoScenario], monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.attach_flow as attach_flow
+    from flows.commands.cli import app
+
+    scenario = demo_scenario()
+    number = scenario.rows[0]["document_number"]
+
+    def breaks_quoting_a_row(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f"row with document {number} broke the fold")
+
+    monkeypatch.setattr(attach_flow, "compact_after_run", breaks_quoting_a_row)
+    result = CliRunner().invoke(app, ["run", scenario.manifest, "--report-uri", f"s3://{scenario.bucket}/reports",
+                                      "--run-id", "r1", "--no-progress"])
+
+    assert result.exit_code == 3, result.output
+    assert "unexpected RuntimeError" in result.stderr and "reports/r1" in result.stderr
+    assert number not in result.stderr and number not in result.stdout
+    assert scenario.record()["attachments"], "nothing was attached: nothing proved"
 
 
 def _breaks(*args: Any, **kwargs: Any) -> None:

@@ -46,6 +46,15 @@ def test_a_line_written_before_reads_and_writes_back_byte_for_byte(text: str) ->
     assert json.dumps(line.to_json(), separators=(",", ":")) == text
 
 
+def test_a_send_after_a_409_keeps_its_mark_through_the_line_and_others_are_written_without_it() -> None:
+    after = DocLine("k1", "c1", "p1", DocState.in_flight, Send("r", "q", 1.5, True, after_conflict=True))
+    plain = DocLine("k1", "c1", "p1", DocState.in_flight, Send("r", "q", 1.5, True))
+
+    read = DocLine.from_json(json.loads(json.dumps(after.to_json())))
+    assert read.record.after_conflict and Send.of(read.record).after_conflict
+    assert "w" not in plain.to_json() and not DocLine.from_json(plain.to_json()).record.after_conflict
+
+
 def test_a_line_of_a_compacted_file_reads_with_its_absent_fields_at_their_defaults() -> None:
     line = DocLine.from_json({"k": "doc", "id": "k1", "c": "c1", "p": "p1", "s": "unknown", "run": "r",
                               "init": None, "o": None})
