@@ -21,6 +21,7 @@ Rule | why | the test that fails without it (in tests/pacing/)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -28,6 +29,9 @@ from transforms.accepted_rate import AcceptedRate
 from transforms.cubic import cubic_rate
 from transforms.noise_floor import NoiseFloor
 from transforms.pacing_signal import Signal, classify
+
+#: The least share of its rate a cut keeps.
+MOST_CUT = 0.5
 
 
 @dataclass(frozen=True)
@@ -110,17 +114,20 @@ class RateController:
         accepted = self._accepted.note(now, accepted=signal is Signal.OK)
         c = self.config
         if action is Action.CUT:
-            # Without a measure the rate stands in for it; never under the floor, the slowest the rate goes.
-            self._w_max = max(min(self.rate if accepted is None else accepted, self.rate), c.floor)
+            # Without a measure the rate stands in for it. A cut halves the rate at most: 429s come back before the
+            # answers that got through, so the first measure after a flood reads far too low. Never under the floor.
+            measured = min(self.rate if accepted is None else accepted, self.rate)
+            self._w_max = max(measured, self.rate * MOST_CUT / c.beta, c.floor)
             self._cut_at = now
             self.cuts += 1
             self._noise.cut()
             self._level = c.beta * self._w_max
         elif action is Action.GROW:
             since = now - self._cut_at if self._cut_at is not None else 0.0
-            self._level = cubic_rate(since, self._w_max, beta=c.beta, scale=c.scale * self._w_max)
-            if accepted is not None:
-                self._level = min(self._level, c.growth_cap * accepted)
+            grown = cubic_rate(since, self._w_max, beta=c.beta, scale=c.scale * self._w_max)
+            # the cap stops growth, it does not cut: an early measure reads low while answers are still coming back
+            cap = math.inf if accepted is None else c.growth_cap * accepted
+            self._level = max(self._level, min(grown, cap))
         self._level = min(self._level, c.ceiling)
         self.rate = max(self._level, c.floor)
         return signal
