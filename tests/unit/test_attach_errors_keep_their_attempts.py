@@ -36,7 +36,7 @@ class _AnswersInTurn:
         self.errors = errors
 
     async def attach(self, customer_id: str, body: dict[str, Any], *, before_send: Any = None) -> int:
-        await before_send()
+        await before_send(False)  # no 409 was waited out before this POST
         raise self.errors.pop(0)
 
     async def get_customer(self, customer_id: str) -> dict[str, Any]:
