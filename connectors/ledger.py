@@ -46,7 +46,7 @@ from connectors.s3 import Location
 from transforms.document_details import KEY_BYTES
 from transforms.exactly_once import DocState, partition_of
 from transforms.ledger_lines import DocLine, DocRecord, LedgerLine, Send, UploadLine, line_from_json
-from transforms.ledger_moves import Move, moved
+from transforms.ledger_moves import RULES, Move, moved
 
 # States of the per-request records of ledgers written before the upgrade, as document states.
 _LEGACY_STATES = {"in_flight": DocState.in_flight, "done": DocState.attached, "failed": DocState.failed,
@@ -255,8 +255,13 @@ class Ledger:
 
     async def not_sent(self, customer_id: str, party_of_key: dict[str, str], *, run_id: str,
                        http_status: int | None) -> None:
-        """Their request failed before its POST left (nothing reached the API): a later run sends them again."""
-        await self._move(Move.not_sent, customer_id, party_of_key, Send(run_id), http_status=http_status)
+        """Their request failed before its POST left (nothing reached the API): a later run sends them again. A record
+        an earlier POST left (attached, in flight, unknown) stays: a POST that never left changes nothing of it, and
+        recorded failed, a plain run would send a document that may be attached already."""
+        fresh = {key: party for key, party in party_of_key.items()
+                 if _state(self.documents.get(key)) in RULES[Move.not_sent].allowed_from}
+        if fresh:
+            await self._move(Move.not_sent, customer_id, fresh, Send(run_id), http_status=http_status)
 
     async def carried(self, customer_id: str, party_of_key: dict[str, str], earlier: DocRecord) -> None:
         """Documents attached by an earlier run and recorded under an older key, now under their content key (so

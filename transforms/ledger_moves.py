@@ -25,7 +25,8 @@ class Move(StrEnum):
     shown_applied = "shown_applied"  # its answer was lost and the parties' statuses moved after it was sent
     left_unknown = "left_unknown"  # sent, and nothing the API shows settles whether it took effect
     not_applied = "not_applied"  # the API refused the POST that carried it, or gave up without applying it
-    not_sent = "not_sent"  # its request failed before the POST left (a token, a breaker): nothing reached Fin
+    not_sent = "not_sent"  # its request failed before the POST left (a token, a breaker): nothing reached Fin, so
+    # only a document with nothing recorded, or failed, is recorded failed: what an earlier POST did stays
     carried = "carried"  # attached under an older key: recorded under its content key
 
 
@@ -43,7 +44,7 @@ RULES: dict[Move, Rule] = {
     Move.shown_applied: Rule(DocState.attached, frozenset([DocState.in_flight, DocState.unknown])),
     Move.left_unknown: Rule(DocState.unknown, frozenset([DocState.in_flight, DocState.unknown])),
     Move.not_applied: Rule(DocState.failed, frozenset([DocState.in_flight])),
-    Move.not_sent: Rule(DocState.failed, _ANY),
+    Move.not_sent: Rule(DocState.failed, frozenset([None, DocState.failed])),
     Move.carried: Rule(DocState.attached, frozenset([DocState.attached])),
 }
 

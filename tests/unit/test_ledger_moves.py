@@ -25,7 +25,7 @@ TABLE = {
     Move.shown_applied: (ATTACHED, [IN_FLIGHT, UNKNOWN]),
     Move.left_unknown: (UNKNOWN, [IN_FLIGHT, UNKNOWN]),
     Move.not_applied: (FAILED, [IN_FLIGHT]),
-    Move.not_sent: (FAILED, EVERY),
+    Move.not_sent: (FAILED, [NONE, FAILED]),
     Move.carried: (ATTACHED, [ATTACHED]),
 }
 ALLOWED = [(m, s) for m, (_, sources) in TABLE.items() for s in sources]
@@ -98,3 +98,23 @@ def test_an_earlier_record_under_an_older_key_is_where_a_settling_move_comes_fro
     asyncio.run(scenario())
     assert [(d.state if (d := ledger.document(k)) else None) for k in ("doc-1", "doc-2", "doc-3")] == [
         ATTACHED, ATTACHED, None]
+
+
+@pytest.mark.parametrize("earlier", [ATTACHED, UNKNOWN, IN_FLIGHT])
+def test_a_post_that_never_left_keeps_what_an_earlier_post_left(tmp_path: Path, earlier: DocState) -> None:
+    """A token failure in a --resend-unknown or --allow-reattach run: recorded failed, the next plain run would send
+    a document the earlier POST may have attached."""
+    ledger = _ledger(tmp_path)
+    send = Send("earlier", "q1", 1.0)
+
+    async def scenario() -> None:
+        await ledger.sending("c1", {"doc-1": "p1"}, send)
+        if earlier is ATTACHED:
+            await ledger.answered("c1", {"doc-1": "p1"}, send, 200)
+        elif earlier is UNKNOWN:
+            await ledger.left_unknown("c1", {"doc-1": "p1"}, send)
+        await ledger.not_sent("c1", {"doc-1": "p1", "doc-2": "p1"}, run_id="later", http_status=None)
+        await ledger.flush()
+
+    asyncio.run(scenario())
+    assert [(d.state if (d := ledger.document(k)) else None) for k in ("doc-1", "doc-2")] == [earlier, FAILED]
