@@ -340,7 +340,8 @@ def seen_by_sandbox(api: str) -> dict[str, Any]:
             "share_429": refused / max(total, 1), "twice": record["duplicates"]["attachments"],
             "attachments": len(record["attachments"]), "attach_rate": record["rate"]["attach_inner_mean"],
             "seconds": seconds, "per_second": record["rate"]["per_second"],
-            "attach_per_second": record["rate"]["attach_per_second"]}
+            "attach_per_second": record["rate"]["attach_per_second"],
+            "refused_per_second": record["rate"]["refused_per_second"]}
 
 
 def main() -> None:
@@ -424,6 +425,7 @@ def main() -> None:
                               f"{notes}", flush=True)
                         if args.timeline:
                             print("        let through, second by second:", *seen["per_second"], flush=True)
+                            print("        429s, second by second:      ", *seen["refused_per_second"], flush=True)
                             if case == "attach":
                                 print("        attaches, second by second:", *seen["attach_per_second"], flush=True)
                 print_spread(case, rate, runs, os.getloadavg()[0])

@@ -99,7 +99,7 @@ class EndpointLimiters:
             raise ValueError(f"endpoint ceilings: no endpoint {unknown[0]!r} (endpoints: {', '.join(ENDPOINTS)})")
         self.overall_control = _controller(ceiling)
         self.controllers = {e: _controller(self._endpoint_ceiling(e, ceiling)) for e in ENDPOINTS}
-        self.overall = SmoothLimiter(ceiling, burst_s=burst_s, clock=clock, sleep=sleep)
+        self.overall = SmoothLimiter(self.overall_control.rate, burst_s=burst_s, clock=clock, sleep=sleep)
         self.limiters = {e: SmoothLimiter(c.rate, burst_s=burst_s, clock=clock, sleep=sleep)
                          for e, c in self.controllers.items()}
         # When each task (a request's loop in FinClient) was let go: a 429 of a request let go before a cut is an echo.

@@ -73,9 +73,11 @@ def _inner_mean(counts: Counter[int]) -> float:
     return round(sum(inner) / len(inner), 1)
 
 
-def _every_second(counts: Counter[int]) -> list[int]:
-    """The count of every second from the first counted to the last, the empty ones too."""
-    return [counts.get(s, 0) for s in range(min(counts), max(counts) + 1)] if counts else []
+def _every_second(counts: Counter[int], like: Counter[int] | None = None) -> list[int]:
+    """The count of every second from the first counted to the last (of ``like``, when given), the empty ones
+    too."""
+    span = counts if like is None else like
+    return [counts.get(s, 0) for s in range(min(span), max(span) + 1)] if span else []
 
 
 def latency_seconds(spec: Latency, u: float) -> float:
@@ -108,6 +110,7 @@ class FaultInjector:
         # Requests let through the limits, by whole second of the clock: what a gateway's meter would show.
         self.passed_per_second: Counter[int] = Counter()
         self.attaches_per_second: Counter[int] = Counter()  # the same for attach alone (limited apart, often)
+        self.refused_per_second: Counter[int] = Counter()  # 429s answered, by whole second: where a client overshot
         # ... and for the work: all but token requests. A client asks for its token in its start-up checks, seconds
         # before its first upload when it plans a manifest first; the mean rate spans the work, not that start.
         self.work_per_second: Counter[int] = Counter()
@@ -137,7 +140,9 @@ class FaultInjector:
                 refused = (wait, limit.retry_after)
         if refused is None:
             refused = self._random_429(endpoint)
-        if refused is None:
+        if refused is not None:
+            self.refused_per_second[int(self._clock())] += 1
+        else:
             self.passed_per_second[int(self._clock())] += 1
             if endpoint != "token":
                 self.work_per_second[int(self._clock())] += 1
@@ -172,7 +177,8 @@ class FaultInjector:
         return {"max_per_second": max(counts.values(), default=0), "seconds": len(counts),
                 "inner_mean": _inner_mean(self.work_per_second),
                 "attach_inner_mean": _inner_mean(self.attaches_per_second),
-                "per_second": _every_second(counts), "attach_per_second": _every_second(self.attaches_per_second)}
+                "per_second": _every_second(counts), "attach_per_second": _every_second(self.attaches_per_second),
+                "refused_per_second": _every_second(self.refused_per_second, like=counts)}
 
     def fate(self, endpoint: str) -> Fate:
         """Draw the fate of the next request to `endpoint`."""

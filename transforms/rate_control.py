@@ -1,14 +1,15 @@
 """The send rate of one endpoint or of the whole client, found by probing an unknown limit (pure: the caller gives
-the time). botocore's adaptive mode (``botocore/retries/adaptive.py``) with two rules more.
+the time). botocore's adaptive mode (``botocore/retries/adaptive.py``) with a slow start and two rules more.
 
-The rate is the configured ceiling until the first 429 (phase ``OPEN``). From then on (``PACED``) a 429 over the
-limit cuts it to ``beta * min(accepted rate, rate)``, and every other answer lets it grow back along a cubic that
-flattens at the rate of the last cut. What each answer does is one table, ``TRANSITIONS`` (phase x signal ->
-action, next phase); ``transforms.pacing_signal.classify`` tells the signal.
+Until the first 429 (phase ``OPEN``) the rate starts at ``FIRST_RATE`` and ramps to ``RAMP`` times what gets
+through, up to the configured ceiling. From then on (``PACED``) a 429 over the limit cuts it to
+``beta * min(accepted rate, rate)``, and every other answer lets it grow back along a cubic that flattens at the
+rate of the last cut. What each answer does is one table, ``TRANSITIONS`` (phase x signal -> action, next phase);
+``transforms.pacing_signal.classify`` tells the signal.
 
 Rule | why | the test that fails without it (in tests/pacing/)
-- the ceiling until the first 429 | nothing says the configured limit is too fast |
-  test_the_ceiling_holds_until_the_first_429
+- a slow start up to the ceiling until the first 429 | let go at ten times an unknown limit, ~100 requests were
+  refused before the first 429 came back | test_a_run_starts_slow_and_ramps_by_what_gets_through
 - a cut to beta * min(accepted, rate) | one cut lands under what got through | test_a_cut_keeps_beta_of_what_got_through
 - cubic growth after a cut, scaled by the rate cut from | back in ~2 s at 10 or 400 requests/s |
   test_the_rate_grows_back_along_the_cubic_in_the_same_time_at_any_rate
@@ -32,6 +33,10 @@ from transforms.pacing_signal import Signal, classify
 
 #: The least share of its rate a cut keeps.
 MOST_CUT = 0.5
+#: The rate (requests/s) a controller starts at, before anything has got through: requests let go faster than the
+#: limit before the first 429 comes back are all refused.
+FIRST_RATE = 10.0
+RAMP = 4.0
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,13 @@ class Phase(Enum):
 
 class Action(Enum):
     HOLD = "hold"
-    GROW = "grow"
+    RAMP = "ramp"  # slow start: RAMP times what gets through, up to the ceiling
+    GROW = "grow"  # the cubic after a cut
     CUT = "cut"
 
 
 TRANSITIONS: dict[tuple[Phase, Signal], tuple[Action, Phase]] = {
-    (Phase.OPEN, Signal.OK): (Action.HOLD, Phase.OPEN),
+    (Phase.OPEN, Signal.OK): (Action.RAMP, Phase.OPEN),
     (Phase.OPEN, Signal.ECHO): (Action.HOLD, Phase.OPEN),
     (Phase.OPEN, Signal.NOISE): (Action.HOLD, Phase.OPEN),
     (Phase.OPEN, Signal.THROTTLE): (Action.CUT, Phase.PACED),
@@ -85,8 +91,8 @@ class RateController:
         self.config = config
         self._floor = config.floor  # the configured floor, however low a share's ceiling took it
         self.phase = Phase.OPEN
-        self.rate = config.ceiling
-        self._level = config.ceiling  # the rate before the floor and ceiling bound it
+        self._level = min(FIRST_RATE, config.ceiling)  # the rate before the floor and ceiling bound it
+        self.rate = max(self._level, config.floor)
         self.cuts = 0
         self._w_max = config.ceiling  # the rate the last cut was from: where the cubic flattens
         self._cut_at: float | None = None
@@ -122,6 +128,8 @@ class RateController:
             self.cuts += 1
             self._noise.cut()
             self._level = c.beta * self._w_max
+        elif action is Action.RAMP and accepted is not None:
+            self._level = max(self._level, RAMP * accepted)
         elif action is Action.GROW:
             since = now - self._cut_at if self._cut_at is not None else 0.0
             grown = cubic_rate(since, self._w_max, beta=c.beta, scale=c.scale * self._w_max)
@@ -140,6 +148,6 @@ class RateController:
         self.config = replace(self.config, ceiling=ceiling, floor=min(self._floor, ceiling))
         self._w_max *= ratio
         self._accepted.scale(ratio)
-        self._level = ceiling if self.phase is Phase.OPEN else self._level * ratio
+        self._level *= ratio
         self.rate = max(self._level, self.config.floor)
         return self.rate

@@ -6,6 +6,7 @@ end-to-end bench's child (``BENCH_PACING_WITHOUT=rule,rule``). Nothing here is a
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,6 +17,10 @@ import transforms.rate_control as control_module
 from connectors.rate_limiter import EndpointLimiters, SmoothLimiter
 
 VARIABLE = "BENCH_PACING_WITHOUT"
+
+
+def _no_slow_start() -> None:
+    control_module.FIRST_RATE = math.inf  # the configured ceiling from the first request, as botocore's
 
 
 def _no_echoes() -> None:
@@ -74,6 +79,7 @@ def _no_growth_cap() -> None:
 
 
 RULES: dict[str, Callable[[], None]] = {
+    "slow-start": _no_slow_start,
     "echoes": _no_echoes,
     "noise-floor": _no_noise_floor,
     "routing-by-share": _no_routing,

@@ -7,7 +7,7 @@ import pytest
 from transforms.accepted_rate import FIRST_SPAN_S, AcceptedRate
 from transforms.cubic import cubic_rate
 from transforms.pacing_signal import Signal, classify
-from transforms.rate_control import TRANSITIONS, Action, Phase, RateControl, RateController
+from transforms.rate_control import FIRST_RATE, RAMP, TRANSITIONS, Action, Phase, RateControl, RateController
 
 OK, TOO_MANY = 200, 429
 
@@ -48,10 +48,17 @@ def test_every_phase_and_signal_has_exactly_one_transition() -> None:
                if signal is not Signal.THROTTLE)
 
 
-def test_the_ceiling_holds_until_the_first_429() -> None:
+def test_a_run_starts_slow_and_ramps_by_what_gets_through() -> None:
     controller = RateController(RateControl(ceiling=100.0))
-    steady(controller, per_s=50, seconds=3)
+    assert controller.rate == FIRST_RATE
+    steady(controller, per_s=5, seconds=3)  # few answers (little to send): the ramp follows them, not the ceiling
+    assert FIRST_RATE < controller.rate <= RAMP / FIRST_SPAN_S < 100.0 and controller.phase is Phase.OPEN
+    steady(controller, per_s=50, seconds=3, start=3.1)
     assert controller.rate == 100.0 and controller.phase is Phase.OPEN
+
+
+def test_a_ceiling_under_the_first_rate_is_the_rate_from_the_start() -> None:
+    assert RateController(RateControl(ceiling=FIRST_RATE / 4)).rate == FIRST_RATE / 4
 
 
 def test_a_cut_keeps_beta_of_what_got_through() -> None:
@@ -66,14 +73,16 @@ def test_a_cut_halves_the_rate_at_most() -> None:
     """429s come back before the answers that got through: just after a flood, what got through reads far too low."""
     controller = RateController(RateControl(ceiling=1000.0))
     now = steady(controller, per_s=100, seconds=2)
+    before = controller.rate
+    assert before > RAMP * 100 * 0.9
     cut_once(controller, now + 0.01)
-    assert controller.rate == pytest.approx(500.0)
+    assert controller.rate == pytest.approx(before / 2)
 
 
 def test_a_cut_before_anything_was_measured_is_from_the_rate() -> None:
     controller = RateController(RateControl(ceiling=100.0))
     cut_once(controller, 0.01)
-    assert controller.rate == pytest.approx(70.0)
+    assert controller.rate == pytest.approx(0.7 * FIRST_RATE)
 
 
 def test_echoes_of_one_overshoot_cut_once() -> None:
@@ -92,8 +101,9 @@ def test_echoes_of_one_overshoot_cut_once() -> None:
 def test_a_lone_429_does_not_cut_and_two_in_a_row_do() -> None:
     controller = RateController(RateControl(ceiling=100.0))
     now = steady(controller, per_s=100, seconds=0.3)
+    before = controller.rate
     assert controller.hear(now + 0.01, TOO_MANY, sent_at=now) is Signal.NOISE
-    assert controller.rate == 100.0 and controller.phase is Phase.OPEN
+    assert controller.rate == before and controller.phase is Phase.OPEN
     fresh = RateController(RateControl(ceiling=100.0))
     assert fresh.hear(0.01, TOO_MANY) is Signal.NOISE
     assert fresh.hear(0.02, TOO_MANY) is Signal.THROTTLE
@@ -121,7 +131,7 @@ def test_an_explained_429_does_not_cut() -> None:
     controller = RateController(RateControl(ceiling=100.0))
     for i in range(10):
         assert controller.hear(0.01 * i, TOO_MANY, noise=1.0) is Signal.NOISE
-    assert controller.rate == 100.0
+    assert controller.rate == FIRST_RATE and controller.phase is Phase.OPEN
 
 
 def test_the_rate_grows_back_along_the_cubic_in_the_same_time_at_any_rate() -> None:
@@ -159,11 +169,12 @@ def test_the_rate_stays_between_floor_and_ceiling() -> None:
     assert controller.rate == 20.0
 
 
-def test_a_new_ceiling_is_the_rate_while_open_and_scales_the_rate_once_paced() -> None:
+def test_a_new_ceiling_scales_the_rate_open_or_paced() -> None:
     open_ = RateController(RateControl(ceiling=100.0))
+    steady(open_, per_s=50, seconds=2)  # ramped to the ceiling
     assert open_.set_ceiling(50.0) == 50.0 and open_.set_ceiling(80.0) == 80.0
     paced = RateController(RateControl(ceiling=100.0))
-    cut_once(paced, 0.0)  # 70/s
+    cut_once(paced, steady(paced, per_s=100, seconds=2) + 0.01)  # from 100/s to 70/s
     assert paced.set_ceiling(40.0) == pytest.approx(28.0)  # a share of the whole rate: the rate found, shared
     assert paced.set_ceiling(0.01) == 0.01  # under the floor: the share is the rate
     assert paced.set_ceiling(100.0) == pytest.approx(70.0)  # and back: what was found, not the floor scaled up

@@ -42,7 +42,7 @@ def test_meter_counts_only_requests_let_through_by_second() -> None:
     clock.now += 1.0
     assert sum(injector.throttle("customer") is None for _ in range(20)) == 2  # the burst caps what a second gets
     assert injector.rate_seen() == {"max_per_second": 2, "seconds": 2, "inner_mean": 0.0, "attach_inner_mean": 0.0,
-                                    "per_second": [2, 2], "attach_per_second": []}
+                                    "per_second": [2, 2], "attach_per_second": [], "refused_per_second": [3, 18]}
     clock.now += 2.0  # a second with nothing between two with requests counts as 0
     injector.throttle("customer")
     clock.now += 0.9
