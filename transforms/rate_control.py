@@ -141,13 +141,14 @@ class RateController:
         return signal
 
     def set_ceiling(self, ceiling: float) -> float:
-        """A new configured limit (a fanned-out run's share): the rate while ``OPEN``; once ``PACED`` the rate and
-        the last cut's and what got through scale with it: what was found for one share is found for its part of the
+        """A new configured limit (a fanned-out run's share): the slow start's bound while ``OPEN``; once ``PACED``
+        the rate and the last cut's and what got through scale with it: what was found for one share is found for its part of the
         whole rate."""
         ratio = ceiling / self.config.ceiling
         self.config = replace(self.config, ceiling=ceiling, floor=min(self._floor, ceiling))
         self._w_max *= ratio
         self._accepted.scale(ratio)
-        self._level *= ratio
+        # open, the ceiling only bounds the slow start: what gets through of this client's own requests sets it
+        self._level = min(self._level, ceiling) if self.phase is Phase.OPEN else self._level * ratio
         self.rate = max(self._level, self.config.floor)
         return self.rate

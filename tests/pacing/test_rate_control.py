@@ -169,10 +169,12 @@ def test_the_rate_stays_between_floor_and_ceiling() -> None:
     assert controller.rate == 20.0
 
 
-def test_a_new_ceiling_scales_the_rate_open_or_paced() -> None:
+def test_a_new_ceiling_bounds_the_slow_start_and_scales_a_paced_rate() -> None:
     open_ = RateController(RateControl(ceiling=100.0))
-    steady(open_, per_s=50, seconds=2)  # ramped to the ceiling
-    assert open_.set_ceiling(50.0) == 50.0 and open_.set_ceiling(80.0) == 80.0
+    now = steady(open_, per_s=50, seconds=2)  # ramped to the ceiling
+    assert open_.set_ceiling(50.0) == 50.0 and open_.set_ceiling(80.0) == 50.0  # raised, it ramps up to it again
+    steady(open_, per_s=40, seconds=1, start=now + 0.01)
+    assert open_.rate == 80.0
     paced = RateController(RateControl(ceiling=100.0))
     cut_once(paced, steady(paced, per_s=100, seconds=2) + 0.01)  # from 100/s to 70/s
     assert paced.set_ceiling(40.0) == pytest.approx(28.0)  # a share of the whole rate: the rate found, shared

@@ -93,7 +93,9 @@ def test_limiters_take_the_share_as_their_ceiling() -> None:
     limiters = EndpointLimiters(400.0)
     limiters.set_ceiling(100.0)
     assert limiters.ceiling == 100.0
-    assert set(limiters.rates().values()) == {100.0}  # not yet cut: the share is the rate
+    assert set(limiters.rates().values()) == {10.0}  # not yet cut: the slow start's first rate, under the share
+    limiters.set_ceiling(5.0)
+    assert set(limiters.rates().values()) == {5.0}  # a share under it bounds it
     limiters.set_ceiling(0.1)  # below the controllers' floor: the floor follows
     assert set(limiters.rates().values()) == {0.1}
 
