@@ -142,8 +142,8 @@ class RateController:
 
     def set_ceiling(self, ceiling: float) -> float:
         """A new configured limit (a fanned-out run's share): the slow start's bound while ``OPEN``; once ``PACED``
-        the rate and the last cut's and what got through scale with it: what was found for one share is found for its part of the
-        whole rate."""
+        the rate and the last cut's and what got through scale with it: what was found for one share is found for
+        its part of the whole rate."""
         ratio = ceiling / self.config.ceiling
         self.config = replace(self.config, ceiling=ceiling, floor=min(self._floor, ceiling))
         self._w_max *= ratio
