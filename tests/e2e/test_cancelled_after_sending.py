@@ -4,14 +4,12 @@ status each, and the cancellation goes on (real S3 server, Fin sandbox, Prefect 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import Counter
 from collections.abc import Callable
 
 import pytest
 
-from connectors.s3 import make_s3_client
-from tests.support.scenario import DemoScenario, read_report, sandbox_record
+from tests.e2e.helpers import report_of_a_run_stopped_after_sending, written_summary
+from tests.support.scenario import DemoScenario, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -38,14 +36,8 @@ def test_a_run_cancelled_after_its_first_attaches_writes_the_report_of_every_row
     asyncio.run(cancelled_after_the_first_attaches())
 
     attached_by_the_api = len(scenario.record()["attachments"])
-    report = read_report({"report": f"s3://{scenario.bucket}/reports/r1"})
-    assert sorted(r["row_number"] for r in report) == list(range(1, len(scenario.rows) + 1))
-    by_status = Counter(r["status"] for r in report)
-    assert by_status["attached"] > 0
-    stopped = [r for r in report if r["reason_code"] == "run_stopped"]
-    assert stopped and all(r["status"] == "failed" for r in stopped)
+    report = report_of_a_run_stopped_after_sending(scenario.bucket, "r1", len(scenario.rows))
     assert attached_by_the_api >= sum(1 for r in report if r["status"] == "attached")
-    body = make_s3_client().get_object(Bucket=scenario.bucket, Key="reports/r1/summary.json")["Body"].read()
-    written = json.loads(body)
+    written = written_summary(scenario.bucket, "r1")
     assert written["counts_add_up"] and written["rows_in"] == len(scenario.rows)
     assert written["stopped_early"] == "stopped after sending began: cancelled (CancelledError)"

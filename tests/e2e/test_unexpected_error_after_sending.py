@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.errors import StoppedAfterSending
-from connectors.s3 import make_s3_client
+from tests.e2e.helpers import report_of_a_run_stopped_after_sending, written_summary
 from tests.support.scenario import DemoScenario, read_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -53,11 +52,6 @@ def _task_state_messages_in_prefect(state: Any) -> list[str]:
     return asyncio.run(read())
 
 
-def _written_summary(bucket: str, run_id: str) -> dict[str, Any]:
-    body = make_s3_client().get_object(Bucket=bucket, Key=f"reports/{run_id}/summary.json")["Body"].read()
-    return json.loads(body)
-
-
 def test_an_unexpected_error_in_a_shard_leaves_a_report_of_every_row_and_a_failed_run(
         demo_scenario: Callable[..., DemoScenario], monkeypatch: pytest.MonkeyPatch) -> None:
     import flows.attach_flow as attach_flow
@@ -85,13 +79,8 @@ def test_an_unexpected_error_in_a_shard_leaves_a_report_of_every_row_and_a_faile
     # nor do the shard task runs' states
     assert all(number not in m for m in _task_state_messages_in_prefect(state)), "a task run's state quotes a row"
     assert scenario.record()["attachments"], "nothing was attached: nothing proved"
-    report = read_report({"report": f"s3://{scenario.bucket}/reports/r1"})
-    assert sorted(r["row_number"] for r in report) == list(range(1, len(scenario.rows) + 1))
-    by_status = Counter(r["status"] for r in report)
-    assert by_status["attached"] > 0
-    stopped = [r for r in report if r["reason_code"] == "run_stopped"]
-    assert stopped and all(r["status"] == "failed" for r in stopped)
-    written = _written_summary(scenario.bucket, "r1")
+    report = report_of_a_run_stopped_after_sending(scenario.bucket, "r1", len(scenario.rows))
+    written = written_summary(scenario.bucket, "r1")
     assert written["counts_add_up"] and written["rows_in"] == len(scenario.rows)
     assert written["stopped_early"] == "stopped after sending began: unexpected RuntimeError"
     assert number not in json.dumps(written) and number not in json.dumps(report)
@@ -114,7 +103,7 @@ def test_an_unexpected_error_after_every_shard_keeps_each_rows_outcome_in_the_re
     assert state.is_failed()
     report = read_report({"report": f"s3://{scenario.bucket}/reports/r1"})
     assert len(report) == len(scenario.rows) and not [r for r in report if r["reason_code"] == "run_stopped"]
-    written = _written_summary(scenario.bucket, "r1")
+    written = written_summary(scenario.bucket, "r1")
     assert written["by_status"]["attached"] > 0 and written["counts_add_up"]
     assert written["stopped_early"] == "stopped after sending began: unexpected RuntimeError"
 
@@ -128,7 +117,7 @@ def test_the_stopped_runs_report_in_hashed_mode_names_the_manifest_by_its_digest
     state = _first_run_state(scenario)
 
     assert state.is_failed()
-    written = _written_summary(scenario.bucket, "r1")
+    written = written_summary(scenario.bucket, "r1")
     assert written["stopped_early"] == "stopped after sending began: unexpected RuntimeError"
     assert written["manifest"].startswith(f"s3://{scenario.bucket}/hmac:")
     assert "manifests/" not in json.dumps(written)

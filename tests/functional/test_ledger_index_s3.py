@@ -3,14 +3,13 @@ reader that loses the race with a compaction reads the partition again."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from connectors.ledger import Ledger, Send
+from connectors.ledger import Ledger
 from connectors.ledger_index import compact, compact_partition, read_records
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, S3Store, make_s3_client
+from tests.support.ledger_records import fill_ledger
 from transforms.exactly_once import DocState, partition_of
 
 pytestmark = pytest.mark.slow
@@ -20,22 +19,6 @@ CUSTOMERS = [f"cust-{i}" for i in range(12)]
 
 def _store() -> ObjectStore:
     return ObjectStore(S3Store(make_s3_client()))
-
-
-def _fill(store: ObjectStore, root: Location, customers: list[str], run: str, state: DocState) -> None:
-    async def go() -> None:
-        ledger = Ledger(store, root, linger_s=0)
-        for c in customers:
-            await ledger.upload_done(c, f"s3://in/{c}.pdf", "etag-1", f"/{c}.pdf")
-            doc, send = {f"doc-{c}": "party-1"}, Send(run, "r1", 1.0)
-            await ledger.sending(c, doc, send)
-            if state is DocState.attached:
-                await ledger.answered(c, doc, send, 200)
-            else:
-                await ledger.not_applied(c, doc, run_id=run, http_status=400)
-        await ledger.flush()
-
-    asyncio.run(go())
 
 
 def _names(store: ObjectStore, root: Location, prefix: str) -> set[str]:
@@ -52,13 +35,13 @@ class _AppendDuringCompaction(ObjectStore):
     def write(self, loc: Location, data: bytes, **kw: object) -> None:
         if "/compact-" in loc.key and not self.appended:
             self.appended = True
-            _fill(_store(), self.root, [self.customer], "run-late", DocState.attached)
+            fill_ledger(_store(), self.root, [self.customer], "run-late", DocState.attached)
         super().write(loc, data, **kw)  # type: ignore[arg-type]
 
 
 def test_compaction_on_s3_keeps_every_record_and_a_concurrent_append(bucket: str) -> None:
     store, root = _store(), Location(bucket, "reports/_ledger/_documents")
-    _fill(store, root, CUSTOMERS, "run-a", DocState.failed)
+    fill_ledger(store, root, CUSTOMERS, "run-a", DocState.failed)
     before = Ledger(store, root).load(CUSTOMERS)
     late_customer = CUSTOMERS[0]
     part = partition_of(late_customer)
@@ -95,7 +78,7 @@ class _CompactsBetweenListAndRead(ObjectStore):
 
 def test_a_reader_on_s3_that_loses_the_race_with_a_compaction_reads_again(bucket: str) -> None:
     store, root = _store(), Location(bucket, "reports/_ledger/_documents")
-    _fill(store, root, CUSTOMERS, "run-a", DocState.attached)
+    fill_ledger(store, root, CUSTOMERS, "run-a", DocState.attached)
     part = partition_of(CUSTOMERS[0])
     expected = read_records(store, root, part)
     reader = _CompactsBetweenListAndRead(root, part)

@@ -1,16 +1,15 @@
 """Fanned-out shard runs share R (connectors.rate_share) without the sum of their shares passing R at any instant,
-whatever the latency of the Prefect server's counts: several runs at once on a shared fake clock."""
+whatever the latency of the Prefect server's counts: several runs at once on one virtual clock
+(``bench.support.gateway_sim.VirtualClock``), the shares summed each time it moves."""
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
-from collections.abc import Callable
 from datetime import date
 
 import pytest
 
+from bench.support.gateway_sim import VirtualClock
 from connectors.rate_share import RateShare, share_of_rate
 from flows.fanout import shard_run_key
 from flows.shard_flow import ShardJob
@@ -19,36 +18,10 @@ R = 400.0
 TAG = "kyc-attach-rate:fin"
 
 
-class _Clock:
-    """Virtual time shared by every coroutine: ``sleep`` parks until the driver moves time to its wake-up."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    async def sleep(self, seconds: float) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._heap, (self.now + max(seconds, 0.0), next(self._seq), fut))
-        await fut
-
-    async def drive(self, until: float, on_step: Callable[[], None]) -> None:
-        while True:
-            for _ in range(20):
-                await asyncio.sleep(0)
-            on_step()
-            if not self._heap or self._heap[0][0] > until:
-                return
-            when, _, fut = heapq.heappop(self._heap)
-            self.now = when
-            if not fut.cancelled():
-                fut.set_result(None)
-
-
 class _Server:
     """The Prefect server: which runs are RUNNING; a count reads them when asked and answers ``latency_s`` later."""
 
-    def __init__(self, clock: _Clock, latency_s: float) -> None:
+    def __init__(self, clock: VirtualClock, latency_s: float) -> None:
         self.clock = clock
         self.latency_s = latency_s
         self.running: set[str] = set()
@@ -66,7 +39,7 @@ class _Server:
 class _Run:
     """One shard run: RUNNING on the server at ``start``, sending from when it enters the share's block."""
 
-    def __init__(self, name: str, clock: _Clock, server: _Server, *, expected_runs: int = 1,
+    def __init__(self, name: str, clock: VirtualClock, server: _Server, *, expected_runs: int = 1,
                  latency_s: float | None = None) -> None:
         self.name = name
         self.latency_s = latency_s
@@ -98,22 +71,23 @@ def _simulate(runs: list[tuple[str, float, float]], *, latency_s: float, until: 
               latency_of: dict[str, float] | None = None) -> float:
     """Runs (name, start, stop) on one server; the highest total of the sending runs' shares at any instant.
     ``latency_of``: a run's own count latency, where it differs from ``latency_s``."""
-    clock = _Clock()
+    clock = VirtualClock()
     server = _Server(clock, latency_s)
     shard_runs = [_Run(name, clock, server, expected_runs=expected_runs, latency_s=(latency_of or {}).get(name))
                   for name, _, _ in runs]
     worst = 0.0
 
-    def step() -> None:
+    def step(now: float) -> None:
         nonlocal worst
         if down is not None:
-            server.down = down[0] <= clock.now < down[1]
+            server.down = down[0] <= now < down[1]
         worst = max(worst, sum(r.share for r in shard_runs if r.sending))
 
     async def go() -> None:
         tasks = [asyncio.ensure_future(r.live(start, stop))
                  for r, (_, start, stop) in zip(shard_runs, runs, strict=True)]
         await clock.drive(until, step)
+        step(clock.now)  # the shares the last wake-ups left
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

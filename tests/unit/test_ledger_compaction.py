@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
-from connectors.ledger import Ledger, Send
+from connectors.ledger import Ledger
 from connectors.ledger_index import compact, compact_partition, read_records
 from connectors.objects import ObjectStore
 from connectors.s3 import Location
+from tests.support.ledger_records import fill_ledger
 from transforms.exactly_once import DocState, partition_of
 
 CUSTOMERS = [f"cust-{i}" for i in range(40)]
@@ -17,23 +17,6 @@ CUSTOMERS = [f"cust-{i}" for i in range(40)]
 
 def _root(tmp_path: Path) -> Location:
     return Location(None, str(tmp_path / "_documents"))
-
-
-def _fill(store: ObjectStore, root: Location, customers: list[str], run: str, state: DocState) -> None:
-    async def go() -> None:
-        ledger = Ledger(store, root, linger_s=0)
-        for c in customers:
-            ledger.know_sources({f"doc-{c}": [f"s3://in/{c}/front.pdf"]})
-            await ledger.upload_done(c, f"s3://in/{c}/front.pdf", "etag-1", f"/{c}_front.pdf")
-            doc, send = {f"doc-{c}": "party-1"}, Send(run, "r1", 1.0)
-            await ledger.sending(c, doc, send)
-            if state is DocState.attached:
-                await ledger.answered(c, doc, send, 200)
-            else:
-                await ledger.not_applied(c, doc, run_id=run, http_status=400)
-        await ledger.flush()
-
-    asyncio.run(go())
 
 
 def _files(root: Location, prefix: str) -> list[Path]:
@@ -47,7 +30,7 @@ def _state(store: ObjectStore, root: Location, customers: list[str]) -> tuple[di
 
 def test_compaction_keeps_every_document_and_upload_and_removes_the_segments(tmp_path: Path) -> None:
     store, root = ObjectStore(None), _root(tmp_path)
-    _fill(store, root, CUSTOMERS, "run-a", DocState.attached)
+    fill_ledger(store, root, CUSTOMERS, "run-a", DocState.attached)
     before = _state(store, root, CUSTOMERS)
     segments = len(_files(root, "seg-"))
 
@@ -63,9 +46,9 @@ def test_compaction_keeps_every_document_and_upload_and_removes_the_segments(tmp
 
 def test_segments_written_after_compaction_win_over_the_compacted_state(tmp_path: Path) -> None:
     store, root = ObjectStore(None), _root(tmp_path)
-    _fill(store, root, CUSTOMERS, "run-a", DocState.failed)
+    fill_ledger(store, root, CUSTOMERS, "run-a", DocState.failed)
     compact(store, root)
-    _fill(store, root, CUSTOMERS[:5], "run-b", DocState.attached)
+    fill_ledger(store, root, CUSTOMERS[:5], "run-b", DocState.attached)
 
     docs, _ = _state(store, root, CUSTOMERS)
 
@@ -88,14 +71,14 @@ class _AppendDuringCompaction(ObjectStore):
     def write(self, loc: Location, data: bytes, **kw: object) -> None:
         if "compact-" in loc.key and not self.appended:
             self.appended = True
-            _fill(ObjectStore(None), self.root, [self.customer], "run-late", DocState.attached)
+            fill_ledger(ObjectStore(None), self.root, [self.customer], "run-late", DocState.attached)
         super().write(loc, data, **kw)  # type: ignore[arg-type]
 
 
 def test_a_segment_appended_during_compaction_survives_it(tmp_path: Path) -> None:
     root = _root(tmp_path)
     customer = CUSTOMERS[0]
-    _fill(ObjectStore(None), root, [customer], "run-a", DocState.failed)
+    fill_ledger(ObjectStore(None), root, [customer], "run-a", DocState.failed)
     folded = set(_files(root, "seg-"))
     store = _AppendDuringCompaction(root, customer)
 
@@ -126,7 +109,7 @@ class _CompactsWhileRead(ObjectStore):
 
 def test_a_reader_racing_a_compaction_sees_every_record(tmp_path: Path) -> None:
     root = _root(tmp_path)
-    _fill(ObjectStore(None), root, CUSTOMERS, "run-a", DocState.attached)
+    fill_ledger(ObjectStore(None), root, CUSTOMERS, "run-a", DocState.attached)
     part = partition_of(CUSTOMERS[0])
     mine = [c for c in CUSTOMERS if partition_of(c) == part]
     expected = read_records(ObjectStore(None), root, part, mine)
@@ -156,14 +139,14 @@ def test_two_compactions_side_by_side_lose_nothing_and_count_records_once(tmp_pa
     store, root = ObjectStore(None), _root(tmp_path)
     customer = CUSTOMERS[0]
     part = partition_of(customer)
-    _fill(store, root, [customer], "run-a", DocState.failed)
+    fill_ledger(store, root, [customer], "run-a", DocState.failed)
     first_segments = _files(root, "seg-")
     # a second compaction that listed the same segments plus a newer one: both compacted files exist at once
     copies = {p: p.read_bytes() for p in first_segments}
     compact_partition(store, root, part)
     for p, data in copies.items():
         p.write_bytes(data)
-    _fill(store, root, [customer], "run-b", DocState.attached)
+    fill_ledger(store, root, [customer], "run-b", DocState.attached)
     compact_partition(_KeepsOtherCompacts(), root, part)
     assert len(_files(root, "compact-")) == 2
 
@@ -191,12 +174,12 @@ def test_a_run_folds_its_segments_into_a_file_of_their_own_until_the_files_are_m
     store, root = ObjectStore(None), _root(tmp_path)
     customer = CUSTOMERS[0]
     part = partition_of(customer)
-    _fill(store, root, [customer], "run-0", DocState.failed)
+    fill_ledger(store, root, [customer], "run-0", DocState.failed)
     compact(store, root)
     base = _files(root, "compact-")
 
     for n in range(1, 4):  # three runs, each folded on its own: the first compacted file is never rewritten
-        _fill(store, root, [customer], f"run-{n}", DocState.failed)
+        fill_ledger(store, root, [customer], f"run-{n}", DocState.failed)
         compact(store, root, merge_at=5)
         assert set(base) <= set(_files(root, "compact-"))
         assert len(_files(root, "compact-")) == 1 + n
@@ -204,7 +187,7 @@ def test_a_run_folds_its_segments_into_a_file_of_their_own_until_the_files_are_m
     assert Ledger(store, root).load([customer]).documents[f"doc-{customer}"].run_id == "run-3"
     records = read_records(store, root, part)
 
-    _fill(store, root, [customer], "run-4", DocState.attached)
+    fill_ledger(store, root, [customer], "run-4", DocState.attached)
     compact(store, root, merge_at=5)  # the fifth file: everything merged into one
 
     assert len(_files(root, "compact-")) == 1 and not set(base) & set(_files(root, "compact-"))
