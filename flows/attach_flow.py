@@ -169,12 +169,14 @@ async def attach_manifest(
         ledger, warnings = await asyncio.to_thread(open_ledger, settings, store, report_root, dry_run=dry_run)
         for warning in warnings:
             get_run_logger().warning(warning)
-        # hashed report mode: the manifest's location is shown as its keyed digest, in Prefect as in the report
+        # hashed report mode: the manifest's and the mapping's locations are shown as their keyed digests, in Prefect
+        # as in the report
         mask_secret = (await asyncio.to_thread(ledger_secret, store, ledger.child("_documents"))
                        if settings.report_s3_uri == "hashed" else None)
         shown_manifest = hashed_s3_uri(manifest, mask_secret) if mask_secret else manifest
+        shown_mapping = hashed_s3_uri(mapping, mask_secret) if mask_secret and mapping else mapping
         if mask_secret:
-            await mask_parameters({"manifest": shown_manifest})
+            await mask_parameters({"manifest": shown_manifest, **({"mapping": shown_mapping} if shown_mapping else {})})
         if not dry_run:
             await stamp_ledger(settings, store, ledger)
         claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
@@ -198,7 +200,7 @@ async def attach_manifest(
                 "retry_failed": retry_failed, "include_rejected": list(reworked),
                 "seconds": round(time.monotonic() - started, 3), "settings": settings.public_dict(),
                 "report": str(run_prefix), "report_root": str(report_root), "manifest": shown_manifest,
-                "mapping": mapping, "mapping_digest": plan.mapping_digest})
+                "mapping": shown_mapping, "mapping_digest": plan.mapping_digest})
 
     sending = False
     published = False  # the run's own report is under its report location
@@ -261,7 +263,7 @@ async def attach_manifest(
             "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
             "api": api_stats, "settings": settings.public_dict(),
             "report": str(run_prefix), "report_root": str(report_root), "manifest": shown_manifest,
-            "mapping": mapping, "mapping_digest": plan.mapping_digest,
+            "mapping": shown_mapping, "mapping_digest": plan.mapping_digest,
             "shard_seconds": shard_seconds,
             "stopped_early": stopped_early,
         })

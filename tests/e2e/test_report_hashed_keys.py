@@ -110,3 +110,45 @@ def test_hashed_mode_names_the_manifest_by_its_digest_in_the_summary_and_in_pref
     assert artifacts and task_runs, "the run made no artifacts or task runs: nothing proved"
     for text in (summary_text, page, json.dumps(parameters), json.dumps(artifacts), *task_runs):
         assert NAMES[1] not in text
+
+
+def test_hashed_mode_names_the_mapping_by_its_digest_in_the_summary_and_in_prefect(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from connectors.objects import ObjectStore
+    from connectors.s3 import Location, S3Store
+    from flows.attach_flow import attach_manifest
+    from tests.support.legacy_archives import stage_archive
+
+    archive, mapping, world, rows = stage_archive("carrier_c", bucket)
+    load_world(fin_sandbox.url, world)
+    store = ObjectStore(S3Store(make_s3_client()))
+    named = f"s3://{bucket}/mappings/{NAMES[2]}.yaml"  # a mapping kept under the name of whoever wrote it
+    store.write(Location.parse(named), store.read(Location.parse(mapping)))
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed",
+            KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+
+    state = asyncio.run(attach_manifest(archive, f"s3://{bucket}/reports", run_id="m1", mapping=named,
+                                        dry_run=True, return_state=True))
+
+    assert state.is_completed(), state.message
+    s3 = make_s3_client()
+    secret = bytes.fromhex(s3.get_object(Bucket=bucket, Key="ledger/_documents/_details_secret")["Body"].read()
+                           .decode())
+    digest = hmac.new(secret, f"report:mappings/{NAMES[2]}.yaml".encode(), hashlib.sha256).hexdigest()[:32]
+    summary_text = s3.get_object(Bucket=bucket, Key="reports/m1/summary.json")["Body"].read().decode()
+    summary = json.loads(summary_text)
+    assert summary["mapping"] == f"s3://{bucket}/hmac:{digest}"
+    assert summary["rows_in"] >= len(rows) and summary["mapping_digest"], "the mapping was not read"
+    page = s3.get_object(Bucket=bucket, Key="reports/m1/report.html")["Body"].read().decode()
+
+    async def parameters_kept_by_prefect() -> dict[str, Any]:
+        async with get_client() as client:
+            return (await client.read_flow_run(state.state_details.flow_run_id)).parameters
+
+    parameters = asyncio.run(parameters_kept_by_prefect())
+    assert parameters["mapping"] == f"s3://{bucket}/hmac:{digest}"
+    for text in (summary_text, page, json.dumps(parameters)):
+        assert NAMES[2] not in text
