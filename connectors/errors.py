@@ -109,3 +109,12 @@ class Refused(TerminalError):
                  field_errors: dict[str, str] | None = None) -> None:
         super().__init__(message, status_code=status_code, reason_code=reason_code, attempts=attempts)
         self.field_errors = dict(field_errors or {})
+
+
+class Unforeseen(KycAttachError):
+    """An error nobody foresaw, from another library or the OS, named by its type only: its message may quote an S3
+    key (keys can name people), a presigned URL (a credential) or a row. ``error_type`` is the original's type."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error_type = type(error).__name__
+        super().__init__(f"unexpected {self.error_type} (its message is left out: it may quote a key, a URL or a row)")

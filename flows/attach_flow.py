@@ -48,6 +48,7 @@ from flows.run_end import end_run, not_started, summary_of
 from flows.run_parameters import mask_parameters
 from flows.run_rules import rules_from
 from flows.runtime import run_mode, shard_services
+from flows.safe_messages import keep_messages_safe
 from flows.settings import Settings, load_settings
 from flows.shard_services import LiveMode, ShardServices
 from flows.shard_worker import run_shard
@@ -73,6 +74,7 @@ STOPPED_REPORT_WAIT_S = 60.0
 
 
 @task(name="plan", cache_policy=NO_CACHE)
+@keep_messages_safe
 async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | None = None) -> PlanResult:
     """Read and validate the manifest in batches (a legacy layout through ``mapping``), and split valid rows
     into shards."""
@@ -111,6 +113,7 @@ async def shard_task(spec: ShardSpec, services: ShardServices, run_dir: str) -> 
 
 
 @flow(name="kyc-attach")
+@keep_messages_safe
 async def attach_manifest(
     manifest: str,
     report_uri: str,
