@@ -4,19 +4,25 @@ Prefect keeps the message of the error a run raised as the run's state message (
 logs it with the traceback. The project's errors (``connectors.errors``) are written for that: they name the field
 and the reason, never a value. The text of an error from another library is not: botocore, httpx, pydantic,
 pyarrow and the OS quote an S3 key (``kyc/jane.doe@example.com.csv``), a URL (a presigned one is a credential) or
-a row. Such an error goes on as ``Unforeseen``, its type only, and without its cause in the traceback.
+a row. Such an error goes on as ``Unforeseen``: its type and the place that raised it, without its message or its
+traceback.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from connectors.errors import KycAttachError, Unforeseen
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: The project's own code: the place an unforeseen error is named by is its deepest frame in here, if any.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FOLDERS = ("connectors", "flows", "transforms")
 
 
 def keep_messages_safe(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -30,6 +36,28 @@ def keep_messages_safe(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
         except KycAttachError:
             raise  # raised on purpose: its message names fields and reasons, never values
         except Exception as exc:
-            raise Unforeseen(exc) from None
+            raise Unforeseen(exc, raised_at(exc)) from None
 
     return run
+
+
+def raised_at(exc: BaseException) -> str:
+    """``module.py:line`` of the deepest frame of the project's own code in ``exc``'s traceback (else of the deepest
+    frame): where to start looking, and no value."""
+    project = deepest = None
+    tb = exc.__traceback__
+    while tb is not None:
+        path = Path(tb.tb_frame.f_code.co_filename)
+        deepest = f"{path.name}:{tb.tb_lineno}"
+        if _in_project(path) and tb.tb_frame.f_code.co_filename != __file__:
+            project = deepest
+        tb = tb.tb_next
+    return project or deepest or "?"
+
+
+def _in_project(path: Path) -> bool:
+    try:
+        parts = path.resolve().relative_to(PROJECT_ROOT).parts
+    except ValueError:
+        return False
+    return bool(parts) and parts[0] in PROJECT_FOLDERS
