@@ -75,15 +75,16 @@ STOPPED_REPORT_WAIT_S = 60.0
 
 @task(name="plan", cache_policy=NO_CACHE)
 @keep_messages_safe
-async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | None = None) -> PlanResult:
-    """Read and validate the manifest in batches (a legacy layout through ``mapping``), and split valid rows
-    into shards."""
+async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | None = None,
+                    mapping_shown: str | None = None) -> PlanResult:
+    """Read and validate the manifest in batches (a legacy layout through ``mapping``, named in errors as
+    ``mapping_shown`` when given), and split valid rows into shards."""
     settings = Settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
     store = make_store(settings, s3=needs_s3)
     found = open_manifest(manifest, store=store.manifests(), cache_dir=Path(run_dir))  # the run's own folder
     try:
-        layouts = load_mapping(mapping, store) if mapping else None
+        layouts = load_mapping(mapping, store, mapping_shown) if mapping else None
         plan = await asyncio.to_thread(
             plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
             batch_rows=settings.batch_rows, slots=settings.max_shards, shard_rows=settings.shard_rows,
@@ -209,7 +210,7 @@ async def attach_manifest(
     published = False  # the run's own report is under its report location
     try:
         only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
-        plan = await plan_task(manifest, str(run_dir), today, mapping)
+        plan = await plan_task(manifest, str(run_dir), today, mapping, shown_mapping)
         if not dry_run:  # a dry run sends nothing, so it needs no lease and waits for no one
             partitions = await asyncio.to_thread(partitions_in, [s.rows for s in plan.shards])
             await asyncio.to_thread(lease.acquire, partitions)

@@ -152,3 +152,40 @@ def test_hashed_mode_names_the_mapping_by_its_digest_in_the_summary_and_in_prefe
     assert parameters["mapping"] == f"s3://{bucket}/hmac:{digest}"
     for text in (summary_text, page, json.dumps(parameters)):
         assert NAMES[2] not in text
+
+
+def test_hashed_mode_names_a_wrong_mapping_by_its_digest_in_the_states_prefect_keeps(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from connectors.objects import ObjectStore
+    from connectors.s3 import Location, S3Store
+    from flows.attach_flow import attach_manifest
+    from tests.support.legacy_archives import stage_archive
+
+    archive, mapping, world, _ = stage_archive("carrier_c", bucket)
+    load_world(fin_sandbox.url, world)
+    store = ObjectStore(S3Store(make_s3_client()))
+    named = f"s3://{bucket}/mappings/{NAMES[2]}.yaml"
+    wrong = store.read(Location.parse(mapping)).decode().replace('date_format: "%d.%m.%Y"', 'date_format: "%Q"')
+    store.write(Location.parse(named), wrong.encode())
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed",
+            KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+
+    state = asyncio.run(attach_manifest(archive, f"s3://{bucket}/reports", run_id="w1", mapping=named,
+                                        dry_run=True, return_state=True))
+
+    async def messages_kept_by_prefect() -> tuple[str, list[str]]:
+        async with get_client() as client:
+            run = await client.read_flow_run(state.state_details.flow_run_id)
+            task_runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        assert run.state is not None
+        return run.state.message or "", [t.state.message or "" for t in task_runs if t.state is not None]
+
+    message, task_messages = asyncio.run(messages_kept_by_prefect())
+    assert state.is_failed() and "date_format" in message, message  # the key in the file that is wrong
+    assert task_messages, "no task run was kept: nothing proved"
+    for text in (message, *task_messages):
+        assert NAMES[2] not in text
