@@ -11,9 +11,9 @@ traceback.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from connectors.errors import KycAttachError, Unforeseen
 
@@ -25,7 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FOLDERS = ("connectors", "flows", "transforms")
 
 
-def keep_messages_safe(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def keep_messages_safe(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """``fn`` (a flow's or a task's coroutine function) with any error but the project's own raised as
     ``Unforeseen``; put it under ``@flow`` or ``@task``, so that Prefect reads ``fn``'s parameters through it."""
 
