@@ -189,3 +189,45 @@ def test_hashed_mode_names_a_wrong_mapping_by_its_digest_in_the_states_prefect_k
     assert task_messages, "no task run was kept: nothing proved"
     for text in (message, *task_messages):
         assert NAMES[2] not in text
+
+
+def test_hashed_mode_nightly_names_its_manifests_by_their_digests_in_its_state_result_and_logs(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    from connectors.objects import ObjectStore
+    from connectors.s3 import Location, S3Store
+    from flows.commands.demo import manifest_csv
+    from flows.nightly import nightly
+
+    world, rows, files = _named_keys(bucket)
+    load_world(fin_sandbox.url, world)
+    put_scenario(bucket, rows, files)
+    store = ObjectStore(S3Store(make_s3_client()))
+    store.write(Location(bucket, f"inbox/{NAMES[0]}.csv"), manifest_csv(rows))
+    header, _, rest = manifest_csv(rows).partition(b"\n")  # a manifest its run refuses: a required column missing
+    store.write(Location(bucket, f"inbox/{NAMES[1]}.csv"), header.replace(b"customer_id,", b"customer,") + b"\n" + rest)
+    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed",
+            KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+
+    state = asyncio.run(nightly(report_uri=f"s3://{bucket}/reports", inbox=f"s3://{bucket}/inbox/",
+                                return_state=True))
+
+    async def kept_by_prefect() -> tuple[str, list[str]]:
+        await APILogHandler.aflush()
+        async with get_client() as client:
+            run = await client.read_flow_run(state.state_details.flow_run_id)
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+        assert run.state is not None
+        return run.state.message or "", [entry.message for entry in logs]
+
+    message, logs = asyncio.run(kept_by_prefect())
+    result = asyncio.run(state.aresult(raise_on_failure=False))
+    assert state.is_failed() and len(result["runs"]) == 1 and len(result["errors"]) == 1, result
+    assert f"s3://{bucket}/hmac:" in message and "missing required column 'customer_id'" in json.dumps(result)
+    assert logs, "the nightly run logged nothing: nothing proved"
+    for text in (message, json.dumps(result), *logs):
+        assert not [name for name in NAMES if name in text], text
