@@ -11,6 +11,7 @@ traceback.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -38,6 +39,10 @@ def keep_messages_safe(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, C
         except Exception as exc:
             raise Unforeseen(exc, raised_at(exc)) from None
 
+    # Prefect validates parameters against the signature, resolving annotations written as text (``from __future__
+    # import annotations``) in the globals of the function it holds: this module's, where ``ShardJob`` is unknown.
+    # The signature is resolved here, in ``fn``'s module.
+    run.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
     return run
 
 

@@ -50,3 +50,14 @@ def test_the_flow_and_the_plan_task_keep_their_names_and_parameters_for_prefect(
     assert list(inspect.signature(attach_manifest.fn).parameters)[:2] == ["manifest", "report_uri"]
     assert "manifest" in attach_manifest.parameters.properties
     assert (attach_manifest.description or "").startswith("Attach the documents of ``manifest``")
+
+
+def test_a_wrapped_flow_parameter_of_a_project_type_is_resolved_in_its_own_module() -> None:
+    """Prefect validates a shard run's ``job`` against its annotation; written as text, it must resolve where
+    ``ShardJob`` is defined, not where the wrapper is."""
+    from flows.shard_flow import ShardJob, shard_flow
+
+    assert inspect.signature(shard_flow.fn).parameters["job"].annotation is ShardJob
+    job = {"run_id": "r1", "shard": "b0000-0010", "rows_uri": "s3://w/r", "work_prefix": "s3://w/r1",
+           "part_uri": "s3://w/p", "ledger_root": "s3://w/l", "run_date": "2026-01-10", "dry_run": True}
+    assert isinstance(shard_flow.validate_parameters({"job": job})["job"], ShardJob)
