@@ -4,8 +4,8 @@ Prefect keeps the message of the error a run raised as the run's state message (
 logs it with the traceback. The project's errors (``connectors.errors``) are written for that: they name the field
 and the reason, never a value. The text of an error from another library is not: botocore, httpx, pydantic,
 pyarrow and the OS quote an S3 key (``kyc/jane.doe@example.com.csv``), a URL (a presigned one is a credential) or
-a row. Such an error goes on as ``Unforeseen``: its type and the place that raised it, without its message or its
-traceback.
+a row. Such an error goes on as ``Unforeseen``: its type, S3's error code or the OS's reason if it has one, and the
+place that raised it, without its message or its traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from connectors.errors import KycAttachError, Unforeseen
+from connectors.run_claim import error_reason
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,7 +38,7 @@ def keep_messages_safe(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, C
         except KycAttachError:
             raise  # raised on purpose: its message names fields and reasons, never values
         except Exception as exc:
-            raise Unforeseen(exc, raised_at(exc)) from None
+            raise Unforeseen(exc, raised_at(exc), error_reason(exc)) from None
 
     # Prefect validates parameters against the signature, resolving annotations written as text (``from __future__
     # import annotations``) in the globals of the function it holds: this module's, where ``ShardJob`` is unknown.

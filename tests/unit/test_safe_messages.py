@@ -31,7 +31,8 @@ def test_a_library_error_is_named_by_its_type_and_the_project_line_that_met_it(t
         asyncio.run(_hash_a_manifest_that_is_not_there(tmp_path))
     source, first = inspect.getsourcelines(sha256_of_file)
     line = first + next(i for i, text in enumerate(source) if "open(" in text)
-    assert str(caught.value).startswith(f"unexpected FileNotFoundError at job_ids.py:{line} "), str(caught.value)
+    assert str(caught.value).startswith(f"unexpected FileNotFoundError (No such file or directory) at "
+                                        f"job_ids.py:{line} "), str(caught.value)
     assert caught.value.error_type == "FileNotFoundError"
     assert PERSON not in str(caught.value)
     # nor does the original reach the traceback that Prefect logs
