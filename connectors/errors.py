@@ -109,3 +109,16 @@ class Refused(TerminalError):
                  field_errors: dict[str, str] | None = None) -> None:
         super().__init__(message, status_code=status_code, reason_code=reason_code, attempts=attempts)
         self.field_errors = dict(field_errors or {})
+
+
+class Unforeseen(KycAttachError):
+    """An error nobody foresaw, from another library or the OS, named by its type, a ``reason`` that holds no value
+    (S3's error code, the OS's reason) and the place that raised it (``module.py:line``), never its message: that
+    may quote an S3 key (keys can name people), a presigned URL (a credential) or a row. ``error_type`` is the
+    original's type."""
+
+    def __init__(self, error: Exception, where: str, reason: str | None = None) -> None:
+        self.error_type = type(error).__name__
+        said = f" ({reason})" if reason and reason != self.error_type else ""
+        super().__init__(f"unexpected {self.error_type}{said} at {where} (its message is left out: it may quote a "
+                         "key, a URL or a row)")

@@ -32,8 +32,9 @@ def _key(loc: tuple[int | str, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(the whole file)"
 
 
-def load_mapping(location: str, store: ObjectStore) -> LegacyMapping:
-    """The mapping file at a local path or ``s3://`` uri."""
+def load_mapping(location: str, store: ObjectStore, shown: str | None = None) -> LegacyMapping:
+    """The mapping file at a local path or ``s3://`` uri; its errors name it as ``shown`` (in hashed report mode,
+    the keyed digest of its location) or else by its location."""
     loc = Location.parse(location)
     try:
         data = store.read(loc)
@@ -41,4 +42,4 @@ def load_mapping(location: str, store: ObjectStore) -> LegacyMapping:
         raise
     except Exception as exc:  # S3's code (NoSuchKey, AccessDenied) or the error's type, never "missing" for all
         raise SetupError(f"mapping: the file cannot be read ({error_reason(exc)})") from None
-    return parse_mapping(data, location)
+    return parse_mapping(data, shown or location)

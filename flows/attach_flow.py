@@ -48,6 +48,7 @@ from flows.run_end import end_run, not_started, summary_of
 from flows.run_parameters import mask_parameters
 from flows.run_rules import rules_from
 from flows.runtime import run_mode, shard_services
+from flows.safe_messages import keep_messages_safe
 from flows.settings import Settings, load_settings
 from flows.shard_services import LiveMode, ShardServices
 from flows.shard_worker import run_shard
@@ -73,15 +74,17 @@ STOPPED_REPORT_WAIT_S = 60.0
 
 
 @task(name="plan", cache_policy=NO_CACHE)
-async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | None = None) -> PlanResult:
-    """Read and validate the manifest in batches (a legacy layout through ``mapping``), and split valid rows
-    into shards."""
+@keep_messages_safe
+async def plan_task(manifest: str, run_dir: str, today: date, mapping: str | None = None,
+                    mapping_shown: str | None = None) -> PlanResult:
+    """Read and validate the manifest in batches (a legacy layout through ``mapping``, named in errors as
+    ``mapping_shown`` when given), and split valid rows into shards."""
     settings = Settings()
     needs_s3 = manifest.startswith("s3://") or (mapping or "").startswith("s3://")
     store = make_store(settings, s3=needs_s3)
     found = open_manifest(manifest, store=store.manifests(), cache_dir=Path(run_dir))  # the run's own folder
     try:
-        layouts = load_mapping(mapping, store) if mapping else None
+        layouts = load_mapping(mapping, store, mapping_shown) if mapping else None
         plan = await asyncio.to_thread(
             plan_manifest, found, rules=rules_from(settings, today), run_dir=Path(run_dir),
             batch_rows=settings.batch_rows, slots=settings.max_shards, shard_rows=settings.shard_rows,
@@ -111,6 +114,7 @@ async def shard_task(spec: ShardSpec, services: ShardServices, run_dir: str) -> 
 
 
 @flow(name="kyc-attach")
+@keep_messages_safe
 async def attach_manifest(
     manifest: str,
     report_uri: str,
@@ -169,12 +173,14 @@ async def attach_manifest(
         ledger, warnings = await asyncio.to_thread(open_ledger, settings, store, report_root, dry_run=dry_run)
         for warning in warnings:
             get_run_logger().warning(warning)
-        # hashed report mode: the manifest's location is shown as its keyed digest, in Prefect as in the report
+        # hashed report mode: the manifest's and the mapping's locations are shown as their keyed digests, in Prefect
+        # as in the report
         mask_secret = (await asyncio.to_thread(ledger_secret, store, ledger.child("_documents"))
                        if settings.report_s3_uri == "hashed" else None)
         shown_manifest = hashed_s3_uri(manifest, mask_secret) if mask_secret else manifest
+        shown_mapping = hashed_s3_uri(mapping, mask_secret) if mask_secret and mapping else mapping
         if mask_secret:
-            await mask_parameters({"manifest": shown_manifest})
+            await mask_parameters({"manifest": shown_manifest, **({"mapping": shown_mapping} if shown_mapping else {})})
         if not dry_run:
             await stamp_ledger(settings, store, ledger)
         claim_run(store, run_prefix, run_id=run_id, token=token, started_at=datetime.now(UTC).isoformat())
@@ -198,13 +204,13 @@ async def attach_manifest(
                 "retry_failed": retry_failed, "include_rejected": list(reworked),
                 "seconds": round(time.monotonic() - started, 3), "settings": settings.public_dict(),
                 "report": str(run_prefix), "report_root": str(report_root), "manifest": shown_manifest,
-                "mapping": mapping, "mapping_digest": plan.mapping_digest})
+                "mapping": shown_mapping, "mapping_digest": plan.mapping_digest})
 
     sending = False
     published = False  # the run's own report is under its report location
     try:
         only_rows = failed_rows_of(store, report_root.child(retry_failed), reworked) if retry_failed else None
-        plan = await plan_task(manifest, str(run_dir), today, mapping)
+        plan = await plan_task(manifest, str(run_dir), today, mapping, shown_mapping)
         if not dry_run:  # a dry run sends nothing, so it needs no lease and waits for no one
             partitions = await asyncio.to_thread(partitions_in, [s.rows for s in plan.shards])
             await asyncio.to_thread(lease.acquire, partitions)
@@ -261,7 +267,7 @@ async def attach_manifest(
             "timings_s": {"plan": round(planned - started, 3), "shards": round(worked - planned, 3)},
             "api": api_stats, "settings": settings.public_dict(),
             "report": str(run_prefix), "report_root": str(report_root), "manifest": shown_manifest,
-            "mapping": mapping, "mapping_digest": plan.mapping_digest,
+            "mapping": shown_mapping, "mapping_digest": plan.mapping_digest,
             "shard_seconds": shard_seconds,
             "stopped_early": stopped_early,
         })

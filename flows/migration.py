@@ -76,7 +76,8 @@ async def migration(source: str, report_uri: str, mapping: str | None = None, dr
             get_run_logger().info("migration: %s was completed by an earlier run; nothing to do", source)
     else:
         todo = [source]
-    result = await run_manifests(todo, report_uri=report_uri, mapping=mapping, dry_run=dry_run, rework=rework)
+    result = await run_manifests(todo, report_uri=report_uri, mapping=mapping, dry_run=dry_run, rework=rework,
+                                 hashed=settings.report_s3_uri == "hashed")
     if result["errors"]:  # a Failed state, not an exception: each part's own run says why, without a traceback
         return Failed(data=result, message=f"{len(result['errors'])} part(s) did not complete: "
                       + ", ".join(sorted(result["errors"])))

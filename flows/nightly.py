@@ -38,6 +38,20 @@ SettleSeconds = Annotated[float, Field(ge=0, le=3600, description="Wait this lon
                                        "started by a manifest's arrival lets the rest of the burst land).")]
 
 
+async def shown_manifest(manifest: str, state: State[Any], n: int) -> str:
+    """How a parent names a manifest in hashed report mode: as its own run shows it in Prefect's parameters (the
+    keyed digest of its location), or by that run when it stopped before it read the ledger's secret; never by its
+    location, whose key can name a person. ``n`` numbers the manifest among those of its inbox."""
+    from prefect.client.orchestration import get_client
+
+    flow_run_id = state.state_details.flow_run_id
+    if flow_run_id is None:
+        return f"manifest {n}"
+    async with get_client() as client:
+        shown = (await client.read_flow_run(flow_run_id)).parameters.get("manifest")
+    return shown if isinstance(shown, str) and shown != manifest else f"the manifest of flow run {flow_run_id}"
+
+
 def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
                       suffixes: tuple[str, ...] = MANIFEST_SUFFIXES, max_reworks: int = 0
                       ) -> tuple[list[ManifestObject], list[str], dict[str, str]]:
@@ -58,22 +72,25 @@ def pending_manifests(store: ObjectStore, inbox: str, report_uri: str,
 
 
 async def run_manifests(manifests: list[str], *, report_uri: str, mapping: str | None, dry_run: bool,
-                        rework: dict[str, str] | None = None) -> dict[str, Any]:
+                        rework: dict[str, str] | None = None, hashed: bool = False) -> dict[str, Any]:
     """Run ``attach_manifest`` for each manifest in turn, as subflows; failures (a run stopped, or ended ``Failed``
     with failed or unknown rows) are collected, not raised.
 
-    A manifest in ``rework`` is run as ``--retry-failed RUN --include-rejected`` the re-workable reasons."""
+    A manifest in ``rework`` is run as ``--retry-failed RUN --include-rejected`` the re-workable reasons. The
+    result, the logs and the parent's state name each manifest by its location, or with ``hashed`` (hashed report
+    mode) as :func:`shown_manifest` does."""
     from flows.attach_flow import attach_manifest
     from flows.run_end import summary_of
 
     logger = get_run_logger()
     runs: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for uri in manifests:
-        retry = (rework or {}).get(uri)
-        state = await attach_manifest(uri, report_uri, dry_run=dry_run, mapping=mapping, retry_failed=retry,
+    for n, manifest in enumerate(manifests, start=1):
+        retry = (rework or {}).get(manifest)
+        state = await attach_manifest(manifest, report_uri, dry_run=dry_run, mapping=mapping, retry_failed=retry,
                                       include_rejected=list(REWORKABLE_REJECTS) if retry else None,
                                       return_state=True)
+        uri = await shown_manifest(manifest, state, n) if hashed else manifest
         try:
             summary = await summary_of(state)
         except Exception:  # stopped before its report: the state's message says why
@@ -135,7 +152,8 @@ async def nightly(report_uri: ReportUri, inbox: Inbox | None = None, mapping: Ma
             uris, budget = uris[:budget], max(0, budget - len(uris))
         get_run_logger().info("nightly: %s: %d manifests to run, %d complete jobs with rejected rows to work again, "
                               "%d already completed", carrier.inbox, len(todo), len(rework), len(skipped))
-        done = await run_manifests(uris, report_uri=reports, mapping=carrier.mapping, dry_run=dry_run, rework=rework)
+        done = await run_manifests(uris, report_uri=reports, mapping=carrier.mapping, dry_run=dry_run, rework=rework,
+                                   hashed=settings.report_s3_uri == "hashed")
         result["runs"].update(done["runs"])
         result["errors"].update(done["errors"])
         result["skipped"].extend(skipped)

@@ -1,7 +1,8 @@
 """The flow run's parameters as Prefect keeps them: a value the report masks is masked there too.
 
-Prefect stores a flow run's parameters as they were passed; a manifest's location can spell out a person's name
-(``K00/<First>_<Last>.csv``), so in hashed report mode the run replaces it with the digest its report shows.
+Prefect stores a flow run's parameters as they were passed; a manifest's or a mapping file's location can spell out
+a person's name (``K00/<First>_<Last>.csv``), so in hashed report mode the run replaces each with the digest its
+report shows.
 """
 
 from __future__ import annotations

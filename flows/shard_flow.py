@@ -35,6 +35,7 @@ from connectors.workarea import SlotRange
 from flows.lease_keeper import LeaseWatch, keep_lease
 from flows.progress import shard_log_line
 from flows.runtime import run_mode, shard_services
+from flows.safe_messages import keep_messages_safe
 from flows.settings import Settings
 from flows.shard_worker import run_shard
 from flows.stores import make_store
@@ -80,6 +81,7 @@ class ShardJob(BaseModel):
 
 
 @flow(name="attach-shard")
+@keep_messages_safe
 async def shard_flow(job: ShardJob) -> dict[str, Any]:
     """Work one shard of a fanned-out run: download its rows, work them, upload its report part."""
     started = time.monotonic()

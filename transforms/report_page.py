@@ -132,12 +132,12 @@ def _chart(name: str, title: str, svg: str) -> str:
 def retry_commands(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What a person runs next for failed and unknown rows, as (when, command); arguments shell-quoted."""
     by_status = summary.get("by_status", {})
-    # in hashed report mode the summary holds the manifest's digest, which no command can read
+    # in hashed report mode the summary holds the manifest's and the mapping's digests, which no command can read
     hashed = (summary.get("settings") or {}).get("report_s3_uri") == "hashed"
     base = ["kyc-attach", "run", (not hashed and summary.get("manifest")) or "MANIFEST", "--report-uri",
             summary.get("report_root") or "REPORT_PREFIX"]
     if summary.get("mapping"):
-        base += ["--mapping", str(summary["mapping"])]
+        base += ["--mapping", "MAPPING" if hashed else str(summary["mapping"])]
     run_id = str(summary.get("run_id", "RUN_ID"))
     out = []
     if by_status.get("failed"):

@@ -31,7 +31,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from connectors.errors import SetupError
+from connectors.errors import SetupError, Unforeseen
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Attach KYC documents to Fin customers.")
 
@@ -67,8 +67,8 @@ def _guarded(step: Callable[[], T], *, debug: bool, started: bool = False) -> T:
     except (typer.Exit, KeyboardInterrupt):
         raise
     except Exception as exc:
-        if debug:
-            traceback.print_exc()
+        if debug:  # an unforeseen error's own traceback (left out of Prefect) is for the person at the terminal
+            traceback.print_exception(exc.__context__ if isinstance(exc, Unforeseen) and exc.__context__ else exc)
         typer.echo(one_line(exc), err=True)
         code = EXIT_STOPPED if started and not isinstance(exc, SetupError) else EXIT_NOT_STARTED
         raise typer.Exit(code) from None

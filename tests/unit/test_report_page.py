@@ -100,3 +100,10 @@ def test_retry_command_in_hashed_report_mode_leaves_the_manifest_to_fill_in() ->
                "settings": {"report_s3_uri": "hashed"}}
     (_, command), _ = retry_commands(summary)
     assert command.startswith("kyc-attach run MANIFEST --report-uri s3://b/reports ")
+
+
+def test_retry_command_in_hashed_report_mode_leaves_the_mapping_to_fill_in() -> None:
+    summary = {**SUMMARY, "manifest": "s3://m/hmac:0123456789abcdef0123456789abcdef",
+               "mapping": "s3://cfg/hmac:fedcba9876543210fedcba9876543210", "settings": {"report_s3_uri": "hashed"}}
+    (_, command), _ = retry_commands(summary)
+    assert " --mapping MAPPING " in command and "hmac:" not in command
