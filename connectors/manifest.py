@@ -81,7 +81,9 @@ def open_manifest(location: str, *, store: ObjectStore | None, cache_dir: Path) 
         # The ETag is the store's text, not a file name: a gateway answering one with a '/' would place the copy
         # outside the checked folder. Its digest names the copy instead.
         tag = hashlib.sha256(info.etag.encode()).hexdigest()[:16] if info.etag else "noetag"
-        path = own_folder(cache_dir, "manifests") / f"{tag}-{Path(loc.key).name}"
+        # The key's digest, not its name: an S3 key's name may be longer than a local file's (and may name a person).
+        named = hashlib.sha256(loc.key.encode()).hexdigest()[:16]
+        path = own_folder(cache_dir, "manifests") / f"{tag}-{named}"
         path.unlink(missing_ok=True)
         try:
             store.download(loc, path)
