@@ -90,7 +90,8 @@ def simulate(limiters_of: Callable[[VirtualClock], EndpointLimiters], seconds: f
              latency: float = 0.02, jitter: float = 0.0, seed: int = 1,
              active: Mapping[str, tuple[float, float]] | None = None,
              events: Mapping[float, Callable[[EndpointLimiters], None]] | None = None,
-             sample_s: float = 0.1, runs: int = 1, wall: tuple[float, float] | None = None) -> Result:
+             sample_s: float = 0.1, runs: int = 1, wall: tuple[float, float] | None = None,
+             on_the_way: float = 0.0) -> Result:
     """``workers``: tasks per endpoint, each sending as fast as allowed (``demand``: at most that many per s per
     endpoint, spread over its workers); ``active``: (from, until) per endpoint; ``events``: calls at given times
     (on the first run's limiters); ``runs``: processes sharing the gateway, each with its own limiters and workers;
@@ -110,6 +111,8 @@ def simulate(limiters_of: Callable[[VirtualClock], EndpointLimiters], seconds: f
         while clock.now < min(until, seconds):
             began = clock.now
             await limiters.acquire(endpoint)
+            if on_the_way:  # the way to the gateway: up to ``on_the_way`` seconds, a different time for each request
+                await clock.sleep(on_the_way * rng.random())
             now = clock.now
             if now >= seconds:
                 return
@@ -162,7 +165,8 @@ class Outcome:
     share_429: float  # of all requests
 
 
-def run_case(case: str, rate: float, *, told: bool, seed: int, seconds: float = 30.0) -> Outcome:
+def run_case(case: str, rate: float, *, told: bool, seed: int, seconds: float = 30.0,
+             on_the_way: float = 0.0) -> Outcome:
     """A case of the end-to-end bench (bench/bench_e2e.py) in virtual time: the real limiters, 16 upload, 4 attach and
     4 look-up workers, look-ups at 0.15 R, answers 20 ms +-30% later, against ``case``: ``harsh`` (a bucket of R/s
     holding R/10), ``attach`` (and an attach-only bucket of R/10 holding one) or ``noise`` (harsh, and 10% of the
@@ -173,7 +177,7 @@ def run_case(case: str, rate: float, *, told: bool, seed: int, seconds: float = 
                       workers={"upload": 16, "attach": 4, "customer": 4}, demand={"customer": rate * 0.15},
                       gateway=Bucket(rate, max(1, int(rate // 10))), jitter=0.3, seed=seed,
                       endpoint_buckets={"attach": Bucket(rate / 10, 1)} if case == "attach" else None,
-                      noise=0.1 if case == "noise" else 0.0)
+                      noise=0.1 if case == "noise" else 0.0, on_the_way=on_the_way)
     endpoint, target = ("attach", rate / 10) if case == "attach" else (None, rate)
     got = result.count(5, seconds, endpoint, ok=True) / (seconds - 5)
     return Outcome(got / target, result.share_429(5, seconds))

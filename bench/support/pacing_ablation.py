@@ -23,6 +23,10 @@ def _no_slow_start() -> None:
     control_module.FIRST_RATE = math.inf  # the configured ceiling from the first request, as botocore's
 
 
+def _no_touch() -> None:
+    control_module.TOUCH_SHARE = -1.0  # every cut from what got through
+
+
 def _no_echoes() -> None:
     classify = control_module.classify
     control_module.classify = lambda status, *, sent_at, cut_at: classify(status, sent_at=sent_at, cut_at=None)
@@ -80,6 +84,7 @@ def _no_growth_cap() -> None:
 
 RULES: dict[str, Callable[[], None]] = {
     "slow-start": _no_slow_start,
+    "touch": _no_touch,
     "echoes": _no_echoes,
     "noise-floor": _no_noise_floor,
     "routing-by-share": _no_routing,

@@ -7,7 +7,16 @@ import pytest
 from transforms.accepted_rate import FIRST_SPAN_S, AcceptedRate
 from transforms.cubic import cubic_rate
 from transforms.pacing_signal import Signal, classify
-from transforms.rate_control import FIRST_RATE, RAMP, TRANSITIONS, Action, Phase, RateControl, RateController
+from transforms.rate_control import (
+    FIRST_RATE,
+    RAMP,
+    TOUCH_KEEP,
+    TRANSITIONS,
+    Action,
+    Phase,
+    RateControl,
+    RateController,
+)
 
 OK, TOO_MANY = 200, 429
 
@@ -20,6 +29,14 @@ def steady(controller: RateController, *, per_s: float, seconds: float, start: f
         now = start + i / per_s
         controller.hear(now, TOO_MANY if every_429 and i % every_429 == every_429 - 1 else OK, sent_at=now - 0.02)
     return now
+
+
+def wall(controller: RateController, start: float, *, n: int = 150, span_s: float = 0.1) -> float:
+    """``n`` 429s over ``span_s`` that the noise explains (no cut): most recent answers refused, as in a wall.
+    Returns the time of the last."""
+    for i in range(n):
+        controller.hear(start + span_s * i / n, TOO_MANY, sent_at=start, noise=1.0)
+    return start + span_s
 
 
 def cut_once(controller: RateController, now: float) -> float:
@@ -61,12 +78,22 @@ def test_a_ceiling_under_the_first_rate_is_the_rate_from_the_start() -> None:
     assert RateController(RateControl(ceiling=FIRST_RATE / 4)).rate == FIRST_RATE / 4
 
 
-def test_a_cut_keeps_beta_of_what_got_through() -> None:
+def test_a_cut_in_a_wall_keeps_beta_of_what_got_through() -> None:
     controller = RateController(RateControl(ceiling=120.0))
-    now = steady(controller, per_s=100, seconds=2)
+    now = wall(controller, steady(controller, per_s=100, seconds=2) + 0.01)
     cut_once(controller, now + 0.01)
     assert controller.rate == pytest.approx(0.7 * 100, rel=0.03)
     assert controller.phase is Phase.PACED and controller.cuts == 1
+
+
+def test_a_cut_on_few_429s_is_from_the_rate_sent() -> None:
+    """A touch of the limit: just past a bucket of one every other request is refused, and what got through reads
+    half the limit; a cut from it landed far under the limit again and again."""
+    controller = RateController(RateControl(ceiling=100.0))
+    now = steady(controller, per_s=50, seconds=2)  # sent at 100/s, half of it answered yet
+    assert controller.rate == 100.0
+    cut_once(controller, now + 0.01)
+    assert controller.rate == pytest.approx(0.7 * TOUCH_KEEP * 100.0)
 
 
 def test_a_cut_halves_the_rate_at_most() -> None:
@@ -75,7 +102,7 @@ def test_a_cut_halves_the_rate_at_most() -> None:
     now = steady(controller, per_s=100, seconds=2)
     before = controller.rate
     assert before > RAMP * 100 * 0.9
-    cut_once(controller, now + 0.01)
+    cut_once(controller, wall(controller, now + 0.01) + 0.01)
     assert controller.rate == pytest.approx(before / 2)
 
 
