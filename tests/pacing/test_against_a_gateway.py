@@ -1,5 +1,7 @@
 """What a run gets from a gateway it was told the limit of, or not, in virtual time (``run_case``):
-the figures the end-to-end bench measures, held with a margin on three seeds each."""
+the figures the end-to-end bench measures, held with a margin on three seeds each. Requests reach the gateway up
+to 5 ms apart, so a bucket of one (R = 10, or an attach-only limit) refuses some of a run told its limit: those
+figures are lower, and the gap is in test_known_gaps.py."""
 
 from __future__ import annotations
 
@@ -25,13 +27,13 @@ class Held(NamedTuple):
 
 HELD = {
     "told_the_limit_a_run_gets_it_without_429s_at_100": Held("harsh", 100.0, True, 0.95, 0.01),
-    "told_the_limit_a_run_gets_it_without_429s_at_10": Held("harsh", 10.0, True, 0.95, 0.01),
-    "not_told_the_limit_a_run_finds_it_with_few_429s": Held("harsh", 100.0, False, 0.90, 0.05),
-    "told_an_attach_limit_attaches_go_at_it_at_100": Held("attach", 100.0, True, 0.90, 0.01),
-    "told_an_attach_limit_attaches_go_at_it_at_10": Held("attach", 10.0, True, 0.90, 0.01),
-    "an_attach_limit_not_told_is_found_and_kept_under": Held("attach", 100.0, False, 0.5, 0.08),
-    "random_429s_do_not_drag_a_told_run_to_its_floor": Held("noise", 100.0, True, 0.3),
-    "random_429s_do_not_drag_a_blind_run_to_its_floor": Held("noise", 100.0, False, 0.3),
+    "told_a_bucket_of_one_a_run_gets_most_of_it_at_10": Held("harsh", 10.0, True, 0.75, 0.12),
+    "not_told_the_limit_a_run_finds_it_with_few_429s": Held("harsh", 100.0, False, 0.95, 0.04),
+    "told_an_attach_limit_attaches_go_near_it_at_100": Held("attach", 100.0, True, 0.75, 0.02),
+    "told_an_attach_limit_attaches_go_near_it_at_10": Held("attach", 10.0, True, 0.75, 0.12),
+    "an_attach_limit_not_told_is_found_and_kept_under": Held("attach", 100.0, False, 0.7, 0.06),
+    "random_429s_do_not_drag_a_told_run_to_its_floor": Held("noise", 100.0, True, 0.5),
+    "random_429s_do_not_drag_a_blind_run_to_its_floor": Held("noise", 100.0, False, 0.5),
 }
 
 

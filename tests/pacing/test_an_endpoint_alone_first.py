@@ -19,5 +19,5 @@ def test_uploads_after_attaches_alone_are_not_held_at_attachs_limit(seed: int) -
                       workers={"upload": 16, "attach": 4, "customer": 4}, demand={"customer": rate * 0.15},
                       gateway=Bucket(rate, int(rate // 10)), endpoint_buckets={"attach": Bucket(rate / 10, 1)},
                       active={"upload": (10.0, 40.0), "customer": (10.0, 40.0)}, jitter=0.3, seed=seed)
-    assert result.count(20.0, 40.0, ok=True) / 20.0 >= 0.6 * rate  # 17% of R while attach's limit held them
+    assert result.count(20.0, 40.0, ok=True) / 20.0 >= 0.75 * rate  # 17% of R while attach's limit held them
     assert result.share_429(20.0, 40.0) <= 0.05
