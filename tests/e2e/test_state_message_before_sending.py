@@ -5,6 +5,7 @@ type only, and never the manifest's key (keys can name people)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 from typing import Any
 from uuid import UUID
 
@@ -43,7 +44,7 @@ def _run(manifest_key: str, body: bytes, bucket: str) -> tuple[Any, tuple[str, l
 
 
 def test_a_refusal_before_sending_names_the_field_in_prefect_and_an_unforeseen_error_only_its_type(
-    demo_scenario: Any, bucket: str,
+    demo_scenario: Any, bucket: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     scenario = demo_scenario(customers=1)
     good = ObjectStore(S3Store(make_s3_client())).read(Location.parse(scenario.manifest))
@@ -57,11 +58,16 @@ def test_a_refusal_before_sending_names_the_field_in_prefect_and_an_unforeseen_e
     for text in (message, *task_messages, *logs):
         assert PERSON not in text
 
-    # a manifest that starts as Parquet and is not: pyarrow refuses it, in its own words
-    state, (message, task_messages, logs) = _run(f"kyc/{PERSON}.parquet", b"PAR1" + b"\0" * 64 + b"PAR1", bucket)
+    # an error of another library that quotes the key, as the OS did for a key's name too long for a file's
+    def too_long(path: Any) -> Any:
+        raise OSError(errno.ENAMETOOLONG, "File name too long", f"/work/manifests/{PERSON}.csv")
+
+    monkeypatch.setattr("connectors.manifest._detect_format", too_long)
+    state, (message, task_messages, logs) = _run(f"kyc/{PERSON}-again.csv", good, bucket)
     assert state.is_failed()
-    assert "Unforeseen" in message or "unexpected" in message, f"not the error this test makes: {message}"
-    assert "unexpected ArrowInvalid" in message and "at " in message, message
+    assert "OSError" in message, f"the run did not stop on the error this test makes: {message}"
+    # the type, the OS's reason (never the path it names) and the place to look
+    assert "unexpected OSError (File name too long) at manifest.py:" in message, message
     assert task_messages and logs, "no task run or log line was kept: nothing proved"
     for text in (message, *task_messages, *logs):
         assert PERSON not in text
