@@ -21,6 +21,10 @@ gap by gap (virtual time, ``bench/support/gateway_sim.run_case``, requests reach
 - Told an attach-only limit (R/10 holding one) whose 429s say ``Retry-After: 1``, attaches get 64-69% of it (80-88%
   without the header; 28-38% with 26-30% of their requests refused when not told): each cut's 429 holds attach
   back a whole second.
+- Not told a limit that falls to a tenth mid-run (R = 200 to 20), a run is refused 45-48% of its requests from five
+  seconds after the fall: each cut on few recent 429s (a touch) is from 0.95 x the rate sent, so the run never gets
+  under the new limit, every spell holds 429s, and the limit is learned as noise (0.5 by the end). A touch only at
+  the ceiling closes it (5-7%) but drags a blind run under 10% random 429s to 28-42% of R.
 The end-to-end figures are in docs/design/pacing.md.
 """
 
@@ -30,8 +34,10 @@ from statistics import median
 
 import pytest
 
+import bench.support.gateway_sim as gateway_sim
 from bench.support.gateway_sim import ON_THE_WAY_S, Bucket, Outcome, run_case, simulate
 from connectors.rate_limiter import EndpointLimiters
+from sandbox.injector import TokenBucket
 
 SEEDS = range(3)
 
@@ -112,3 +118,29 @@ def test_told_an_attach_limit_answered_with_retry_after_attaches_go_at_three_qua
         return result.count(5.0, 30.0, "attach", ok=True) / 25.0
 
     assert median(got(seed) for seed in SEEDS) >= 0.75 * rate / 10
+
+
+class _FallingBucket(TokenBucket):
+    """The sandbox's token bucket, its rate and burst a tenth from 20 s on."""
+
+    fallen = False
+
+    def take(self) -> float | None:
+        if not self.fallen and self.clock() >= 20.0:
+            self.fallen = True
+            self.rps, self.burst = self.rps / 10, max(1, self.burst // 10)
+        return super().take()
+
+
+@pytest.mark.xfail(strict=True, reason="a limit fallen to a tenth, not told: 45-48% of requests refused")
+def test_not_told_a_limit_that_falls_to_a_tenth_a_run_gets_under_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway_sim, "TokenBucket", _FallingBucket)
+    rate = 200.0
+
+    def share_429(seed: int) -> float:
+        result = simulate(lambda c: EndpointLimiters(10 * rate, clock=c, sleep=c.sleep), 40.0,
+                          workers={"upload": 16, "attach": 4, "customer": 4}, demand={"customer": 15.0},
+                          gateway=Bucket(rate, int(rate // 10)), jitter=0.3, on_the_way=ON_THE_WAY_S, seed=seed)
+        return result.share_429(25.0, 40.0)
+
+    assert median(share_429(seed) for seed in SEEDS) <= 0.15
