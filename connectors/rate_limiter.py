@@ -121,7 +121,7 @@ class EndpointLimiters:
     def on_answer(self, endpoint: str, status: int, retry_after: float | None = None, *,
                   sent_at: float | None = None) -> None:
         """An answer of ``endpoint``; ``sent_at`` (this clock) when its request was let go, by default when the
-        calling task last was; a 429's ``retry_after`` seconds hold that endpoint (only) back."""
+        calling task last was; a 429 over the noise holds that endpoint (only) back ``retry_after`` seconds."""
         now = self._clock()
         if sent_at is None:
             task = _current_task()
@@ -138,9 +138,14 @@ class EndpointLimiters:
         share = (hits - own_hits) / others if others >= max(own_answers, RECENT_AT_LEAST) else hits / max(answers, 1)
         heard = own.hear(now, status, sent_at=sent_at, noise=share)
         limiter.set_rate(own.rate)
-        self.overall_control.hear(now, status, sent_at=sent_at, noise=1.0 if heard is Signal.THROTTLE else None)
+        whole = self.overall_control.hear(now, status, sent_at=sent_at,
+                                          noise=1.0 if heard is Signal.THROTTLE else None)
         self.overall.set_rate(self.overall_control.rate)
-        if status == TOO_MANY_REQUESTS and retry_after is not None and 0 < retry_after < math.inf:
+        # Only a 429 over the noise holds the endpoint back: a lone one (a probe's past the limit, or the gateway's
+        # noise) holds back its own request only, which waits out the Retry-After itself. A gateway answering
+        # ``Retry-After: 1`` for a wait of milliseconds otherwise held a run not told its limit to a third of it.
+        limited = Signal.THROTTLE in (heard, whole)
+        if limited and retry_after is not None and 0 < retry_after < math.inf:
             limiter.not_before = max(limiter.not_before, now + retry_after)
 
     def on_success(self, endpoint: str) -> None:

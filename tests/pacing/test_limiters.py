@@ -56,6 +56,7 @@ def test_retry_after_holds_back_its_endpoint_only() -> None:
 
     async def go() -> tuple[float, float]:
         limiters.on_throttle("attach", 2.0)
+        limiters.on_throttle("attach", 2.0)  # two in a row: over the noise
         await limiters.acquire("upload")
         upload_at = clock.now
         await limiters.acquire("attach")
