@@ -3,17 +3,17 @@ the time). botocore's adaptive mode (``botocore/retries/adaptive.py``) with a sl
 
 Until the first 429 (phase ``OPEN``) the rate starts at ``FIRST_RATE`` and ramps to ``RAMP`` times what gets
 through, up to the configured ceiling. From then on (``PACED``) a 429 over the limit cuts it to
-``beta * min(accepted rate, rate)`` (``beta * TOUCH_KEEP * rate`` on few 429s), and every other answer lets it
+``beta * min(accepted rate, rate)`` (``beta * TOUCH_KEEP * rate`` at the ceiling), and every other answer lets it
 grow back along a cubic that flattens at the rate of the last cut. What each answer does is one table,
 ``TRANSITIONS`` (phase x signal -> action, next phase); ``transforms.pacing_signal.classify`` tells the signal.
 
 Rule | why | the test that fails without it (in tests/pacing/)
 - a slow start up to the ceiling until the first 429 | let go at ten times an unknown limit, ~100 requests were
   refused before the first 429 came back | test_a_run_starts_slow_and_ramps_by_what_gets_through
-- a cut to beta * min(accepted, rate) in a wall | one cut lands under what got through |
-  test_a_cut_in_a_wall_keeps_beta_of_what_got_through
-- a cut on few 429s (a touch) from TOUCH_KEEP * rate | past a bucket of one what got through reads half the limit |
-  test_a_cut_on_few_429s_is_from_the_rate_sent
+- a cut to beta * min(accepted, rate) | one cut lands under what got through |
+  test_a_cut_under_the_ceiling_keeps_beta_of_what_got_through
+- a cut at the ceiling (a touch) from TOUCH_KEEP * rate | at a bucket of one's limit what got through reads half of
+  it | test_a_cut_at_the_ceiling_is_from_the_rate_sent
 - cubic growth after a cut, scaled by the rate cut from | back in ~2 s at 10 or 400 requests/s |
   test_the_rate_grows_back_along_the_cubic_in_the_same_time_at_any_rate
 - growth at most growth_cap * accepted | a rate never tried is no rate to send at |
@@ -42,9 +42,10 @@ FIRST_RATE = 10.0
 #: The slow start's rate is this many times what got through: a doubling per half-second bucket kept a told run
 #: under 90% of R for its first two seconds.
 RAMP = 4.0
-#: A cut on this share of recent 429s or less is a touch of the limit, cut from ``TOUCH_KEEP`` times the rate sent:
-#: just past a bucket of one, every other request is refused, so what got through reads half the limit.
-TOUCH_SHARE = 0.5
+#: A cut at the configured ceiling is a touch of a known limit, from this share of the rate sent: requests paced at a
+#: bucket of one's limit reach it a few ms apart and half are refused, so what got through reads half the limit.
+#: (Below the ceiling a cut is from what got through: cut from the rate sent, a run whose limit fell to a tenth
+#: never got under it.)
 TOUCH_KEEP = 0.95
 
 
@@ -132,7 +133,7 @@ class RateController:
             # Without a measure the rate stands in for it. A cut halves the rate at most: 429s come back before the
             # answers that got through, so the first measure after a flood reads far too low. Never under the floor.
             measured = min(self.rate if accepted is None else accepted, self.rate)
-            if self._noise.recent.share <= TOUCH_SHARE:  # a touch: cut from the rate sent
+            if self.rate >= c.ceiling:  # a touch of a limit the configuration states: cut from the rate sent
                 measured = max(measured, TOUCH_KEEP * self.rate)
             self._w_max = max(measured, self.rate * MOST_CUT / c.beta, c.floor)
             self._cut_at = now

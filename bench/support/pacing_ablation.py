@@ -24,7 +24,7 @@ def _no_slow_start() -> None:
 
 
 def _no_touch() -> None:
-    control_module.TOUCH_SHARE = -1.0  # every cut from what got through
+    control_module.TOUCH_KEEP = 0.0  # every cut from what got through
 
 
 def _no_echoes() -> None:

@@ -33,7 +33,7 @@ HELD = {
     "told_an_attach_limit_attaches_go_near_it_at_10": Held("attach", 10.0, True, 0.75, 0.12),
     "an_attach_limit_not_told_is_found_and_kept_under": Held("attach", 100.0, False, 0.7, 0.06),
     "random_429s_do_not_drag_a_told_run_to_its_floor": Held("noise", 100.0, True, 0.5),
-    "random_429s_do_not_drag_a_blind_run_to_its_floor": Held("noise", 100.0, False, 0.5),
+    "random_429s_do_not_drag_a_blind_run_to_its_floor": Held("noise", 100.0, False, 0.25),
 }
 
 

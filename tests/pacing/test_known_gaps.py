@@ -5,10 +5,10 @@ gap by gap (virtual time, ``bench/support/gateway_sim.run_case``, requests reach
 - Told the limit of a gateway whose bucket holds one request (R = 10 holding R/10, or an attach-only limit of R/10
   holding one), a run gets 80-88% of it with ~9% of its requests answered 429: requests paced at the limit reach
   the gateway up to a few milliseconds apart, and a bucket of one refuses every one that comes early.
-- Not told such a limit, a run settles at about four fifths of it (attaches at ~76%) with 13% 429s (attaches 25%):
+- Not told such a limit, a run settles at about four fifths of it (attaches at ~75%) with ~9% 429s (attaches 25%):
   each probe past the limit is refused every other time.
-- Under 10% random 429s a run goes at 57-77% of R: the noise is learned from the lowest share of three spells, and
-  a share just above that cuts now and then.
+- Under 10% random 429s a run goes at 57-70% of R told its limit, 28-74% not told: the noise is learned from the
+  lowest share of three spells, and a share just above that cuts now and then.
 - After a wall of 429s (a gateway answering every request 429 for 10 s), a run at R = 400 is back at 90% of R only
   ~25 s after the gateway recovers (~6 s at R = 10): the cuts took the rate to the floor, and the cubic after a cut
   climbs at a pace scaled by the rate cut from.
@@ -21,10 +21,6 @@ gap by gap (virtual time, ``bench/support/gateway_sim.run_case``, requests reach
 - Told an attach-only limit (R/10 holding one) whose 429s say ``Retry-After: 1``, attaches get 64-69% of it (80-88%
   without the header; 28-38% with 26-30% of their requests refused when not told): each cut's 429 holds attach
   back a whole second.
-- Not told a limit that falls to a tenth mid-run (R = 200 to 20), a run is refused 45-48% of its requests from five
-  seconds after the fall: each cut on few recent 429s (a touch) is from 0.95 x the rate sent, so the run never gets
-  under the new limit, every spell holds 429s, and the limit is learned as noise (0.5 by the end). A touch only at
-  the ceiling closes it (5-7%) but drags a blind run under 10% random 429s to 28-42% of R.
 The end-to-end figures are in docs/design/pacing.md.
 """
 
@@ -34,10 +30,8 @@ from statistics import median
 
 import pytest
 
-import bench.support.gateway_sim as gateway_sim
 from bench.support.gateway_sim import ON_THE_WAY_S, Bucket, Outcome, run_case, simulate
 from connectors.rate_limiter import EndpointLimiters
-from sandbox.injector import TokenBucket
 
 SEEDS = range(3)
 
@@ -55,20 +49,20 @@ def test_told_a_bucket_of_one_a_run_gets_nine_tenths_of_it(case: str, rate: floa
     assert outcome.share_of_r >= 0.90 and outcome.share_429 <= 0.05, outcome
 
 
-@pytest.mark.xfail(strict=True, reason="a bucket of one not told: ~79% of R with ~13% 429s")
+@pytest.mark.xfail(strict=True, reason="a bucket of one not told: ~78% of R with ~9% 429s")
 def test_not_told_a_bucket_of_one_a_run_gets_nine_tenths_of_it() -> None:
     outcome = median_of_seeds("harsh", 10.0, told=False, seconds=60.0)
     assert outcome.share_of_r >= 0.90 and outcome.share_429 <= 0.05, outcome
 
 
-@pytest.mark.xfail(strict=True, reason="an attach-only bucket of one not told: attaches at ~76% of it")
+@pytest.mark.xfail(strict=True, reason="an attach-only bucket of one not told: attaches at ~75% of it")
 @pytest.mark.parametrize("rate", [100.0, 10.0])
 def test_not_told_an_attach_limit_attaches_go_at_85_percent_of_it(rate: float) -> None:
     outcome = median_of_seeds("attach", rate, told=False, seconds=60.0 if rate < 100 else 30.0)
     assert outcome.share_of_r >= 0.85, outcome
 
 
-@pytest.mark.xfail(strict=True, reason="10% random 429s: 57-77% of R")
+@pytest.mark.xfail(strict=True, reason="10% random 429s: 57-70% of R told, 28-74% not told")
 @pytest.mark.parametrize("told", [True, False])
 def test_under_random_429s_a_run_gets_85_percent_of_r(told: bool) -> None:
     assert median_of_seeds("noise", 100.0, told=told).share_of_r >= 0.85
@@ -118,29 +112,3 @@ def test_told_an_attach_limit_answered_with_retry_after_attaches_go_at_three_qua
         return result.count(5.0, 30.0, "attach", ok=True) / 25.0
 
     assert median(got(seed) for seed in SEEDS) >= 0.75 * rate / 10
-
-
-class _FallingBucket(TokenBucket):
-    """The sandbox's token bucket, its rate and burst a tenth from 20 s on."""
-
-    fallen = False
-
-    def take(self) -> float | None:
-        if not self.fallen and self.clock() >= 20.0:
-            self.fallen = True
-            self.rps, self.burst = self.rps / 10, max(1, self.burst // 10)
-        return super().take()
-
-
-@pytest.mark.xfail(strict=True, reason="a limit fallen to a tenth, not told: 45-48% of requests refused")
-def test_not_told_a_limit_that_falls_to_a_tenth_a_run_gets_under_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gateway_sim, "TokenBucket", _FallingBucket)
-    rate = 200.0
-
-    def share_429(seed: int) -> float:
-        result = simulate(lambda c: EndpointLimiters(10 * rate, clock=c, sleep=c.sleep), 40.0,
-                          workers={"upload": 16, "attach": 4, "customer": 4}, demand={"customer": 15.0},
-                          gateway=Bucket(rate, int(rate // 10)), jitter=0.3, on_the_way=ON_THE_WAY_S, seed=seed)
-        return result.share_429(25.0, 40.0)
-
-    assert median(share_429(seed) for seed in SEEDS) <= 0.15

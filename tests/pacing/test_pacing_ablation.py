@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import bench.support.pacing_ablation as pacing_ablation
-from bench.support.gateway_sim import Bucket, simulate
-from connectors.rate_limiter import EndpointLimiters
+from bench.support.gateway_sim import ON_THE_WAY_S, Bucket, simulate
+from connectors.rate_limiter import Endpoint, EndpointLimiters
 
 RATE = 100.0
 SECONDS = 3.0  # simulated: every rule has changed what is sent well before
@@ -47,26 +47,33 @@ def _taken_out(rule: str) -> Iterator[list[tuple[Any, str, bool]]]:
                     setattr(o, name, value)
 
 
-def _what_a_blind_run_sends() -> list[tuple[float, str, bool]]:
-    """A few simulated seconds of a run not told the limit, against a gateway limiting the whole client and its
-    attaches, with random 429s: every rule has a part in what is sent."""
-    result = simulate(lambda c: EndpointLimiters(10 * RATE, clock=c, sleep=c.sleep), SECONDS,
-                      workers={"upload": 16, "attach": 4, "customer": 4}, demand={"customer": RATE * 0.15},
-                      gateway=Bucket(RATE, 10), endpoint_buckets={"attach": Bucket(RATE / 10, 1)}, noise=0.1,
-                      jitter=0.3, seed=0)
-    return result.sends
+Sends = list[tuple[float, str, bool]]
+
+
+def _what_runs_send() -> tuple[Sends, Sends]:
+    """A few simulated seconds of a run not told the limit and of one told it, against a gateway limiting the whole
+    client and its attaches (a bucket of one), with random 429s: every rule has a part in what one of them sends."""
+    def sends(ceiling: float, endpoint_ceilings: dict[Endpoint, float] | None) -> Sends:
+        return simulate(lambda c: EndpointLimiters(ceiling, endpoint_ceilings=endpoint_ceilings, clock=c,
+                                                   sleep=c.sleep), SECONDS,
+                        workers={"upload": 16, "attach": 4, "customer": 4}, demand={"customer": RATE * 0.15},
+                        gateway=Bucket(RATE, 10), endpoint_buckets={"attach": Bucket(RATE / 10, 1)}, noise=0.1,
+                        jitter=0.3, seed=0, on_the_way=ON_THE_WAY_S).sends
+
+    return sends(10 * RATE, None), sends(RATE, {"attach": RATE / 10})
 
 
 @pytest.fixture(scope="module")
-def with_every_rule() -> list[tuple[float, str, bool]]:
-    return _what_a_blind_run_sends()
+def with_every_rule() -> tuple[Sends, Sends]:
+    return _what_runs_send()
 
 
-def test_the_small_case_sends_the_same_each_time(with_every_rule: list[tuple[float, str, bool]]) -> None:
-    """Without this, a difference below could be the case's own chance instead of the rule."""
-    assert _what_a_blind_run_sends() == with_every_rule
-    assert {endpoint for _, endpoint, _ in with_every_rule} == {"upload", "attach", "customer"}
-    assert any(throttled for _, _, throttled in with_every_rule), "no 429 in the case: the rules are not tried"
+def test_the_small_cases_send_the_same_each_time(with_every_rule: tuple[Sends, Sends]) -> None:
+    """Without this, a difference below could be the cases' own chance instead of the rule."""
+    assert _what_runs_send() == with_every_rule
+    for sends in with_every_rule:
+        assert {endpoint for _, endpoint, _ in sends} == {"upload", "attach", "customer"}
+        assert any(throttled for _, _, throttled in sends), "no 429 in a case: the rules are not tried"
 
 
 @pytest.mark.parametrize("rule", list(pacing_ablation.RULES))
@@ -79,8 +86,8 @@ def test_every_name_a_rule_patches_is_there_before_it_patches_it(rule: str) -> N
 
 @pytest.mark.parametrize("rule", list(pacing_ablation.RULES))
 def test_taking_a_rule_out_changes_what_a_run_sends(
-        rule: str, with_every_rule: list[tuple[float, str, bool]]) -> None:
+        rule: str, with_every_rule: tuple[Sends, Sends]) -> None:
     with _taken_out(rule):
-        without = _what_a_blind_run_sends()
+        without = _what_runs_send()
     assert without != with_every_rule, f"taking out {rule} changed nothing a run sends"
 
