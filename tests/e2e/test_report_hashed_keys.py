@@ -112,23 +112,35 @@ def test_hashed_mode_names_the_manifest_by_its_digest_in_the_summary_and_in_pref
         assert NAMES[1] not in text
 
 
-def test_hashed_mode_names_the_mapping_by_its_digest_in_the_summary_and_in_prefect(
-    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-) -> None:
-    from prefect.client.orchestration import get_client
-
+def _a_mapping_named_by_a_person(fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *,
+                                  wrong: bool = False) -> tuple[str, str, list[Any]]:
+    """A legacy archive staged with its mapping kept under the name of whoever wrote it (broken when ``wrong``), and
+    the environment of a hashed-report run with an S3 ledger: (archive, the mapping's location, the archive's rows)."""
     from connectors.objects import ObjectStore
     from connectors.s3 import Location, S3Store
-    from flows.attach_flow import attach_manifest
     from tests.support.legacy_archives import stage_archive
 
     archive, mapping, world, rows = stage_archive("carrier_c", bucket)
     load_world(fin_sandbox.url, world)
     store = ObjectStore(S3Store(make_s3_client()))
-    named = f"s3://{bucket}/mappings/{NAMES[2]}.yaml"  # a mapping kept under the name of whoever wrote it
-    store.write(Location.parse(named), store.read(Location.parse(mapping)))
+    named = f"s3://{bucket}/mappings/{NAMES[2]}.yaml"
+    body = store.read(Location.parse(mapping))
+    if wrong:
+        body = body.decode().replace('date_format: "%d.%m.%Y"', 'date_format: "%Q"').encode()
+    store.write(Location.parse(named), body)
     api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed",
             KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+    return archive, named, rows
+
+
+def test_hashed_mode_names_the_mapping_by_its_digest_in_the_summary_and_in_prefect(
+    fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.attach_flow import attach_manifest
+
+    archive, named, rows = _a_mapping_named_by_a_person(fin_sandbox, bucket, monkeypatch, tmp_path)
 
     state = asyncio.run(attach_manifest(archive, f"s3://{bucket}/reports", run_id="m1", mapping=named,
                                         dry_run=True, return_state=True))
@@ -160,19 +172,9 @@ def test_hashed_mode_names_a_wrong_mapping_by_its_digest_in_the_states_prefect_k
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from connectors.objects import ObjectStore
-    from connectors.s3 import Location, S3Store
     from flows.attach_flow import attach_manifest
-    from tests.support.legacy_archives import stage_archive
 
-    archive, mapping, world, _ = stage_archive("carrier_c", bucket)
-    load_world(fin_sandbox.url, world)
-    store = ObjectStore(S3Store(make_s3_client()))
-    named = f"s3://{bucket}/mappings/{NAMES[2]}.yaml"
-    wrong = store.read(Location.parse(mapping)).decode().replace('date_format: "%d.%m.%Y"', 'date_format: "%Q"')
-    store.write(Location.parse(named), wrong.encode())
-    api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_REPORT_S3_URI="hashed",
-            KYC_ATTACH_LEDGER_URI=f"s3://{bucket}/ledger")
+    archive, named, _ = _a_mapping_named_by_a_person(fin_sandbox, bucket, monkeypatch, tmp_path, wrong=True)
 
     state = asyncio.run(attach_manifest(archive, f"s3://{bucket}/reports", run_id="w1", mapping=named,
                                         dry_run=True, return_state=True))
