@@ -81,8 +81,11 @@ def main() -> None:
                 server.cli("work-pool", "create", POOL, "--type", "process")
                 server.cli("--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all")
                 dirs = [home / f"work-w{i}" for i in range(n)]
+                # fanned-out runs keep one ledger on S3, a fresh one per worker count (the sandbox is reset too)
+                ledger = {"KYC_ATTACH_LEDGER_URI": f"s3://{BUCKET}/ledger-{n}-{int(time.time())}"}
+                os.environ.update(ledger)
                 procs = [stack.enter_context(server.worker(
-                    POOL, {**worker_env(server, api, d), **settings}, name=f"w{i}", limit=2))
+                    POOL, {**worker_env(server, api, d), **settings, **ledger}, name=f"w{i}", limit=2))
                     for i, d in enumerate(dirs)]
                 httpx.post(f"{api}/_sandbox/reset").raise_for_status()
                 httpx.post(f"{api}/_sandbox/faults", json=faults_for("harsh", args.rate, 20.0)).raise_for_status()
