@@ -116,7 +116,10 @@ def make_s3_client(max_pool_connections: int = 64, session: boto3.Session | None
     loopback = any(h in endpoint for h in ("127.0.0.1", "localhost", "[::1]"))
     config = Config(
         max_pool_connections=max_pool_connections,
-        retries={"mode": "adaptive", "max_attempts": 5},
+        # Standard, not adaptive: adaptive's client-side limiter, once throttled, holds every S3 call of the process
+        # to as little as half a request a second; a ledger store answering SlowDown delayed a run's stop by
+        # minutes. The run's S3 rates follow the Fin API's (hundreds a second), far under S3's per-prefix limits.
+        retries={"mode": "standard", "max_attempts": 5},
         s3={"addressing_style": "path"} if loopback else {},
     )
     client = (session or boto3).client("s3", config=config)

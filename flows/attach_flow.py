@@ -54,6 +54,7 @@ from flows.shard_services import LiveMode, ShardServices
 from flows.shard_worker import run_shard
 from flows.stopped_report import write_stopped_report
 from flows.stores import make_store
+from transforms.codes import Reason
 from transforms.dry_run_preview import preview
 from transforms.report import hashed_s3_uri
 from transforms.run_timeline import Timeline
@@ -228,6 +229,7 @@ async def attach_manifest(
         job_ledger = ledger.child(plan.job_id)
         api_stats: dict[str, Any] = {}
         shard_seconds: dict[str, float] = {}
+        store_refused = False
         if settings.shard_deployment:  # scale-out: one run of the shard deployment per shard, on the work pool
             from flows.fanout import fan_out_shards
 
@@ -254,9 +256,12 @@ async def attach_manifest(
                     shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
                 api_stats = mode.api_stats()
             stopped_early = services.budget.reason() if services.budget.tripped else None
+            store_refused = services.budget.halt_code is Reason.ledger_unavailable
 
         worked = time.monotonic()
-        if not dry_run:  # the index stays quick to load: fold the segments this run wrote
+        # The index stays quick to load: fold the segments this run wrote. Not after the store refused a write this
+        # run: it would retry each partition's write to the same store (seconds each), and the next run folds them.
+        if not dry_run and not store_refused:
             await asyncio.to_thread(compact_after_run, store, job_ledger, settings.max_shards)
         parts = [Path(plan.rejects_path)] + [run_dir / "parts" / f"{s.name}.parquet" for s in plan.shards]
         parquet_path, csv_path, table = assemble_report(parts, run_dir / "report", mask_secret=mask_secret)

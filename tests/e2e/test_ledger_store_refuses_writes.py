@@ -54,7 +54,8 @@ def _refuse_after_attachments(sandbox_url: str, refusals: Refusals, count: int) 
 
 
 def test_refused_ledger_writes_stop_sending_and_the_next_run_attaches_nothing_twice(
-    fin_sandbox: Any, bucket: str, proxied_s3: Refusals, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    fin_sandbox: Any, bucket: str, proxied_s3: Refusals, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     customers = 12
     rows, manifest = _stage(fin_sandbox, bucket, monkeypatch, tmp_path, customers)
@@ -80,6 +81,8 @@ def test_refused_ledger_writes_stop_sending_and_the_next_run_attaches_nothing_tw
     # the rest of its party when it was the identifying document (no_identifying_document)
     assert set(by_outcome) <= {("attached", None), ("failed", "ledger_unavailable"), ("failed", "document_rejected"),
                                ("failed", "no_identifying_document"), ("unknown", "outcome_unknown")}
+    # no compaction after the refusal: each of its writes would be retried against the refusing store
+    assert not [r for r in caplog.records if r.name == "kyc_attach.ledger" and "compact" in r.getMessage()]
     sent_first = len(sandbox_record(fin_sandbox.url)["attachments"])
     assert 0 < sent_first < 3 * customers  # stopped in the middle, not before the first send nor after the last
 
