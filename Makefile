@@ -17,7 +17,7 @@ demo: setup
 test: setup
 	$(UV) run lint-imports
 	$(UV) run mypy --strict flows transforms connectors
-	$(UV) run pytest
+	$(UV) run pytest -n 3 --dist loadfile  # one test file per process: a file's servers and fixtures start once
 
 lint: setup
 	$(UV) run ruff check .
