@@ -48,6 +48,11 @@ class Throttled(TransientError):
     """The API kept answering 429 for longer than the throttle budget: the request was never applied."""
 
 
+class SourceUnreadable(TransientError):
+    """The store of a source file refused its read through every retry (S3's SlowDown, a 5xx): nothing was sent
+    for the file, and a later run reads it again."""
+
+
 class TerminalError(ApiError):
     """Stop this item: the API refused it for good (4xx other than 401/409/429)."""
 

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import filetype
+from botocore.exceptions import BotoCoreError, ClientError
 
-from connectors.errors import ObjectChanged, ObjectMissing, RowRejected
+from connectors.errors import ObjectChanged, ObjectMissing, RowRejected, SourceUnreadable
 from connectors.objects import ObjectStore
 from connectors.s3 import Location, ObjectInfo
 from transforms.codes import Reason
@@ -35,13 +36,18 @@ SNIFF_BYTES = 262  # what filetype needs to recognise every signature it knows
 
 @contextmanager
 def _refusals_as_rejections() -> Iterator[None]:
-    """The storage's neutral refusals as this row's rejection (``source_changed``, ``missing_object``)."""
+    """The storage's neutral refusals as this row's rejection (``source_changed``, ``missing_object``); a read the
+    store kept refusing (throttled, failing) as this row's failure, named by S3's error code, never the key."""
     try:
         yield
     except ObjectChanged as exc:
         raise RowRejected(Reason.source_changed, f"s3_uri: {exc}") from None
     except ObjectMissing as exc:
         raise RowRejected(Reason.missing_object, f"s3_uri: {exc}") from None
+    except (ClientError, BotoCoreError) as exc:
+        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+        said = f"{type(exc).__name__} {code}" if code else type(exc).__name__
+        raise SourceUnreadable(f"s3_uri: the store refused the read through every retry ({said})") from None
 
 
 def source_location(s3_uri: str) -> Location:

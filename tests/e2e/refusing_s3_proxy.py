@@ -1,5 +1,7 @@
 """An HTTP proxy on loopback in front of the S3 server that, once switched, answers ``503 SlowDown`` to every
-write under one key prefix, as S3 does to a prefix it is throttling; everything else passes through.
+write under one key prefix, as S3 does to a prefix it is throttling; everything else passes through. It can also
+refuse reads, refuse only a number of requests before passing again (throttling that ends), or answer another
+error (``403 AccessDenied``, which no client retries).
 
 Writes are counted per prefix, so a test can also measure how many PUTs a run's ledger makes.
 """
@@ -16,26 +18,35 @@ from urllib.parse import unquote, urlsplit
 
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message></Error>")
+ACCESS_DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                 b"<Message>Access Denied</Message></Error>")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"}
 
 
 @dataclass
 class Refusals:
     """What the proxy refuses: writes whose path (``/bucket/key``, path-style) starts with ``prefix``, once
-    ``allowed`` of them have passed (None: never)."""
+    ``allowed`` of them have passed (None: never); ``methods`` name the requests counted as writes here (GET
+    and HEAD to refuse reads), ``most`` ends the refusals after that many (None: no end), ``status`` and ``body``
+    are the answer."""
 
     prefix: str
     allowed: int | None = None
-    writes: int = 0  # writes under the prefix that reached the server
-    refused: int = 0  # answered 503
+    writes: int = 0  # requests under the prefix that reached the server
+    refused: int = 0  # answered with the error
+    methods: tuple[str, ...] = ("PUT", "POST")
+    most: int | None = None
+    status: int = 503
+    body: bytes = SLOW_DOWN
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refuse(self, method: str, path: str) -> bool:
-        """Whether this request is answered 503 (and count it)."""
-        if method not in ("PUT", "POST") or not unquote(path).startswith(self.prefix):
+        """Whether this request is answered with the error (and count it)."""
+        if method not in self.methods or not unquote(path).startswith(self.prefix):
             return False
         with self.lock:
-            if self.allowed is not None and self.writes >= self.allowed:
+            spent = self.most is not None and self.refused >= self.most
+            if self.allowed is not None and self.writes >= self.allowed and not spent:
                 self.refused += 1
                 return True
             self.writes += 1
@@ -53,7 +64,7 @@ def refusing_proxy(upstream: str, refusals: Refusals) -> Iterator[str]:
         def _forward(self) -> None:
             body = self._body()
             if refusals.refuse(self.command, self.path):
-                self._answer(503, {"Content-Type": "application/xml"}, SLOW_DOWN)
+                self._answer(refusals.status, {"Content-Type": "application/xml"}, refusals.body)
                 return
             conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
             try:
@@ -89,7 +100,7 @@ def refusing_proxy(upstream: str, refusals: Refusals) -> Iterator[str]:
             length = head_length if self.command == "HEAD" and head_length is not None else str(len(data))
             self.send_header("Content-Length", length)
             self.end_headers()
-            if data:
+            if data and self.command != "HEAD":  # a HEAD answer has no body, whatever its length says
                 self.wfile.write(data)
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
