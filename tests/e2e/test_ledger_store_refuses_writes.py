@@ -7,7 +7,6 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,10 @@ from typer.testing import CliRunner
 from flows.attach_flow import run_attach
 from flows.commands.cli import app
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.refusing_s3_proxy import Refusals, refusing_proxy
+from tests.e2e.refusing_s3_proxy import Refusals
 from tests.support.scenario import api_env, load_world, put_scenario, read_report, sandbox_record, valid_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
-
-
-@pytest.fixture()
-def proxied_s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Refusals]:
-    """Every S3 call of the run goes through a proxy that can refuse the ledger index's writes."""
-    refusals = Refusals(prefix="")
-    with refusing_proxy(s3_endpoint, refusals) as endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        yield refusals
 
 
 def _stage(fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

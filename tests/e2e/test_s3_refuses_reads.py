@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,12 @@ import pytest
 
 from flows.attach_flow import run_attach
 from flows.commands.demo import demo_rows, demo_world
-from tests.e2e.refusing_s3_proxy import Refusals, refusing_proxy
+from tests.e2e.refusing_s3_proxy import Refusals
 from tests.support.scenario import api_env, load_world, put_scenario, read_report, sandbox_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 OWNER = "jane.owner@example.com"
-
-
-@pytest.fixture()
-def proxied_s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Refusals]:
-    refusals = Refusals(prefix="", methods=("GET", "HEAD"))
-    with refusing_proxy(s3_endpoint, refusals) as endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        yield refusals
 
 
 def test_source_reads_refused_end_with_every_row_reported_once_and_no_key_in_messages(
@@ -42,7 +32,7 @@ def test_source_reads_refused_end_with_every_row_reported_once_and_no_key_in_mes
     load_world(fin_sandbox.url, world)
     api_env(monkeypatch, fin_sandbox.url, tmp_path, KYC_ATTACH_SETTLE_DELAY_S="0")
     manifest = put_scenario(bucket, rows, files)
-    proxied_s3.prefix = f"/{bucket}/{refused}"
+    proxied_s3.methods, proxied_s3.prefix = ("GET", "HEAD"), f"/{bucket}/{refused}"
     proxied_s3.allowed = 0  # every read of that customer's files, from the first
 
     summary = asyncio.run(run_attach(manifest, f"s3://{bucket}/reports", run_id="reads-refused"))
