@@ -97,7 +97,9 @@ class EndpointLimiters:
         unknown = sorted(set(self._endpoint_ceilings) - set(ENDPOINTS))
         if unknown:
             raise ValueError(f"endpoint ceilings: no endpoint {unknown[0]!r} (endpoints: {', '.join(ENDPOINTS)})")
-        self.overall_control = _controller(ceiling)
+        # The whole client holds no limit it found and cuts from what gets through now: an endpoint alone at first
+        # teaches it that endpoint's limit, and held there, uploads joining later stayed at it for seconds.
+        self.overall_control = _controller(ceiling, hold_s=0.0, most_keep=0.0)
         self.controllers = {e: _controller(self._endpoint_ceiling(e, ceiling)) for e in ENDPOINTS}
         self.overall = SmoothLimiter(self.overall_control.rate, burst_s=burst_s, clock=clock, sleep=sleep)
         self.limiters = {e: SmoothLimiter(c.rate, burst_s=burst_s, clock=clock, sleep=sleep)
@@ -169,8 +171,10 @@ class EndpointLimiters:
         return {"all": round(self.overall.rate, 1), **{e: round(b.rate, 1) for e, b in self.limiters.items()}}
 
 
-def _controller(ceiling: float) -> RateController:  # a limit under the floor is the floor: never faster
-    return RateController(RateControl(ceiling=ceiling, floor=min(RateControl.floor, ceiling)))
+def _controller(ceiling: float, *, hold_s: float = RateControl.hold_s,
+                most_keep: float = RateControl.most_keep) -> RateController:  # a limit under the floor is the floor
+    return RateController(RateControl(ceiling=ceiling, floor=min(RateControl.floor, ceiling), hold_s=hold_s,
+                                      most_keep=most_keep))
 
 
 def _current_task() -> asyncio.Task[Any] | None:  # None outside an event loop

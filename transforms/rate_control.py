@@ -1,10 +1,12 @@
 """The send rate of one endpoint or of the whole client, found by probing an unknown limit (pure: the caller gives
-the time). botocore's adaptive mode (``botocore/retries/adaptive.py``) with a slow start, a touch and two rules more.
+the time). botocore's adaptive mode (``botocore/retries/adaptive.py``) with a slow start, a touch, a hold and two rules
+more.
 
 Until the first 429 (phase ``OPEN``) the rate starts at ``FIRST_RATE`` and ramps to ``RAMP`` times what gets
 through, up to the configured ceiling. From then on (``PACED``) a 429 over the limit cuts it to
 ``beta * min(accepted rate, rate)`` (``beta * TOUCH_KEEP * rate`` at the ceiling), and every other answer lets it
-grow back along a cubic that flattens at the rate of the last cut. What each answer does is one table,
+grow back along a cubic that flattens at the rate of the last cut (and stays there ``HOLD_S`` when a probe past it
+found it again, for good after a touch of the ceiling). What each answer does is one table,
 ``TRANSITIONS`` (phase x signal -> action, next phase); ``transforms.pacing_signal.classify`` tells the signal.
 
 Rule | why | the test that fails without it (in tests/pacing/)
@@ -12,10 +14,16 @@ Rule | why | the test that fails without it (in tests/pacing/)
   refused before the first 429 came back | test_a_run_starts_slow_and_ramps_by_what_gets_through
 - a cut to beta * min(accepted, rate) | one cut lands under what got through |
   test_a_cut_under_the_ceiling_keeps_beta_of_what_got_through
+- under the ceiling, from MOST_KEEP * the most that got through since the last cut at least | past a bucket of one
+  what gets through reads low | test_a_cut_is_from_the_most_that_got_through_since_the_last_cut
 - a cut at the ceiling (a touch) from TOUCH_KEEP * rate | at a bucket of one's limit what got through reads half of
   it | test_a_cut_at_the_ceiling_is_from_the_rate_sent
+- a touch is held under the ceiling until the next cut | a bucket of one refuses a rate paced at its limit |
+  test_a_touch_of_the_ceiling_is_held_under_it_until_the_next_cut
 - cubic growth after a cut, scaled by the rate cut from | back in ~2 s at 10 or 400 requests/s |
   test_the_rate_grows_back_along_the_cubic_in_the_same_time_at_any_rate
+- a probe past the last cut's rate that finds it again holds it HOLD_S | each probe past a bucket of one costs a cut |
+  test_a_limit_found_twice_is_held_before_the_next_probe_past_it
 - growth at most growth_cap * accepted | a rate never tried is no rate to send at |
   test_growth_is_capped_by_what_gets_through
 - echoes do not cut | 429s of requests let go before a cut were answered by it | test_echoes_of_one_overshoot_cut_once
@@ -47,6 +55,18 @@ RAMP = 4.0
 #: (Below the ceiling a cut is from what got through: cut from the rate sent, a run whose limit fell to a tenth
 #: never got under it.)
 TOUCH_KEEP = 0.95
+#: A cut under the ceiling is from this share of the most that got through since the last cut at least: the limit
+#: let that through, while past a bucket of one what gets through reads low, and cuts from it held an attach-only
+#: limit not told a little lower each time.
+MOST_KEEP = 0.95
+#: A probe past the last cut's rate whose cut lands this close to it (a share of it) found the same limit again ...
+HOLD_NEAR = 0.1
+#: ... and the rate is held there this long before the next probe: each probe past a bucket of one costs a cut to
+#: beta of it, and probing every ~3 s kept an attach-only limit at ~80% of it.
+HOLD_S = 5.0
+#: How long a touch of the configured ceiling is held under it: until the next cut (under it), since the configured
+#: limit is known and a bucket of one refuses a rate paced at it.
+TOUCH_HOLD_S = math.inf
 
 
 @dataclass(frozen=True)
@@ -62,12 +82,16 @@ class RateControl:
     bucket_s: float = 0.5  # the accepted rate's bucket (seconds)
     spell_s: float = 1.0  # the noise's spell (seconds)
     spells: int = 3  # the noise is the lowest share of this many spells
+    hold_s: float = HOLD_S  # how long a limit a probe found again is held before the next probe
+    most_keep: float = MOST_KEEP  # a cut under the ceiling keeps this share of the most that got through at least
 
     def __post_init__(self) -> None:
         if not (self.ceiling > 0 and 0 < self.beta < 1 and self.scale > 0 and self.growth_cap >= 1):
             raise ValueError("rate control: need ceiling > 0, 0 < beta < 1, scale > 0 and growth_cap >= 1")
         if not (0 < self.smooth <= 1 and self.bucket_s > 0 and self.floor > 0 and self.spell_s > 0 < self.spells):
             raise ValueError("rate control: need 0 < smooth <= 1 and bucket_s, floor, spell_s, spells > 0")
+        if not (self.hold_s >= 0 and 0 <= self.most_keep <= 1):
+            raise ValueError("rate control: need hold_s >= 0 and 0 <= most_keep <= 1")
 
 
 class Phase(Enum):
@@ -106,6 +130,8 @@ class RateController:
         self.cuts = 0
         self._w_max = config.ceiling  # the rate the last cut was from: where the cubic flattens
         self._cut_at: float | None = None
+        self._most_through = 0.0  # the most that got through since the rate was back at the last cut's
+        self._hold_s = 0.0  # how long the cubic stays at the last cut's rate: HOLD_S once a limit is found twice
         self._accepted = AcceptedRate(smooth=config.smooth, bucket_s=config.bucket_s)
         self._noise = NoiseFloor(spell_s=config.spell_s, spells=config.spells)
 
@@ -128,29 +154,40 @@ class RateController:
             signal = self._noise.hear(now, signal, share=noise)
         action, self.phase = TRANSITIONS[(self.phase, signal)]
         accepted = self._accepted.note(now, accepted=signal is Signal.OK)
+        if self.rate >= self._w_max:  # back at the last cut's rate (after a cut, the measure still reads the flood)
+            self._most_through = max(self._most_through, accepted or 0.0)
         c = self.config
         if action is Action.CUT:
-            # Without a measure the rate stands in for it. A cut halves the rate at most: 429s come back before the
-            # answers that got through, so the first measure after a flood reads far too low. Never under the floor.
-            measured = min(self.rate if accepted is None else accepted, self.rate)
-            if self.rate >= c.ceiling:  # a touch of a limit the configuration states: cut from the rate sent
-                measured = max(measured, TOUCH_KEEP * self.rate)
-            self._w_max = max(measured, self.rate * MOST_CUT / c.beta, c.floor)
-            self._cut_at = now
-            self.cuts += 1
-            self._noise.cut()
-            self._level = c.beta * self._w_max
+            self._cut(now, accepted)
         elif action is Action.RAMP and accepted is not None:
             self._level = max(self._level, RAMP * accepted)
         elif action is Action.GROW:
             since = now - self._cut_at if self._cut_at is not None else 0.0
-            grown = cubic_rate(since, self._w_max, beta=c.beta, scale=c.scale * self._w_max)
+            grown = cubic_rate(since, self._w_max, beta=c.beta, scale=c.scale * self._w_max, hold_s=self._hold_s)
             # the cap stops growth, it does not cut: an early measure reads low while answers are still coming back
             cap = math.inf if accepted is None else c.growth_cap * accepted
             self._level = max(self._level, min(grown, cap))
         self._level = min(self._level, c.ceiling)
         self.rate = max(self._level, c.floor)
         return signal
+
+    def _cut(self, now: float, accepted: float | None) -> None:
+        c = self.config
+        if self.rate >= c.ceiling:  # a touch of a limit the configuration states: from now on, held under it
+            measured, self._hold_s = TOUCH_KEEP * self.rate, TOUCH_HOLD_S
+        else:  # what gets through (the rate without a measure), and at least MOST_KEEP of the most since the last cut
+            through = self.rate if accepted is None else accepted
+            measured = min(max(through, c.most_keep * self._most_through), self.rate)
+        # A cut halves the rate at most: 429s come back before the answers that got through, so the first measure
+        # after a flood reads far too low. Never under the floor.
+        w_max = max(measured, self.rate * MOST_CUT / c.beta, c.floor)
+        if self.rate < c.ceiling:  # a probe past the last cut's rate that finds it again holds it
+            again = self.rate > self._w_max and abs(w_max - self._w_max) <= HOLD_NEAR * self._w_max
+            self._hold_s = c.hold_s if again else 0.0
+        self._w_max, self._cut_at, self._most_through = w_max, now, 0.0
+        self.cuts += 1
+        self._noise.cut()
+        self._level = c.beta * w_max
 
     def set_ceiling(self, ceiling: float) -> float:
         """A new configured limit (a fanned-out run's share): the slow start's bound while ``OPEN``; once ``PACED``
@@ -159,6 +196,7 @@ class RateController:
         ratio = ceiling / self.config.ceiling
         self.config = replace(self.config, ceiling=ceiling, floor=min(self._floor, ceiling))
         self._w_max *= ratio
+        self._most_through *= ratio
         self._accepted.scale(ratio)
         # open, the ceiling only bounds the slow start: what gets through of this client's own requests sets it
         self._level = min(self._level, ceiling) if self.phase is Phase.OPEN else self._level * ratio

@@ -15,6 +15,7 @@ import connectors.rate_limiter as limiter_module
 import transforms.noise_floor as noise_module
 import transforms.rate_control as control_module
 from connectors.rate_limiter import EndpointLimiters, SmoothLimiter
+from transforms.rate_control import RateController
 
 VARIABLE = "BENCH_PACING_WITHOUT"
 
@@ -24,7 +25,29 @@ def _no_slow_start() -> None:
 
 
 def _no_touch() -> None:
-    control_module.TOUCH_KEEP = 0.0  # every cut from what got through
+    """A cut at the ceiling is as any other: from what got through, and not held under it."""
+    cut = RateController._cut
+
+    def as_under_the_ceiling(self: RateController, now: float, accepted: float | None) -> None:
+        config = self.config
+        self.config = replace(config, ceiling=math.inf)  # the ceiling is read in _cut for the touch only
+        try:
+            cut(self, now, accepted)
+        finally:
+            self.config = config
+    RateController._cut = as_under_the_ceiling  # type: ignore[method-assign]
+
+
+def _no_hold() -> None:
+    _with_config(hold_s=0.0)  # every climb back probes past the last cut's rate at once
+
+
+def _no_touch_hold() -> None:
+    control_module.TOUCH_HOLD_S = 0.0  # a touch of the ceiling climbs back to it
+
+
+def _no_most_through() -> None:
+    _with_config(most_keep=0.0)  # a cut from what gets through now
 
 
 def _no_echoes() -> None:
@@ -73,18 +96,26 @@ def _no_own_token_last() -> None:
 
 
 def _no_growth_cap() -> None:
+    _with_config(growth_cap=1e9)
+
+
+def _with_config(**changes: float) -> None:
+    """Every controller the limiters make from now on with ``changes`` to its tunables."""
     made = limiter_module._controller
 
-    def uncapped(ceiling: float) -> control_module.RateController:
-        controller = made(ceiling)
-        controller.config = replace(controller.config, growth_cap=1e9)
+    def changed(ceiling: float, **tunables: float) -> control_module.RateController:
+        controller = made(ceiling, **tunables)
+        controller.config = replace(controller.config, **changes)
         return controller
-    limiter_module._controller = uncapped
+    limiter_module._controller = changed
 
 
 RULES: dict[str, Callable[[], None]] = {
     "slow-start": _no_slow_start,
     "touch": _no_touch,
+    "hold": _no_hold,
+    "touch-hold": _no_touch_hold,
+    "most-through": _no_most_through,
     "echoes": _no_echoes,
     "noise-floor": _no_noise_floor,
     "routing-by-share": _no_routing,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from transforms.accepted_rate import FIRST_SPAN_S, AcceptedRate
@@ -9,6 +11,8 @@ from transforms.cubic import cubic_rate
 from transforms.pacing_signal import Signal, classify
 from transforms.rate_control import (
     FIRST_RATE,
+    HOLD_S,
+    MOST_KEEP,
     RAMP,
     TOUCH_KEEP,
     TRANSITIONS,
@@ -89,6 +93,16 @@ def test_a_cut_at_the_ceiling_is_from_the_rate_sent() -> None:
     assert controller.rate == 100.0
     cut_once(controller, now + 0.01)
     assert controller.rate == pytest.approx(0.7 * TOUCH_KEEP * 100.0)
+
+
+def test_a_touch_of_the_ceiling_is_held_under_it_until_the_next_cut() -> None:
+    controller = RateController(RateControl(ceiling=10.0))
+    now = cut_once(controller, steady(controller, per_s=10, seconds=2) + 0.01)  # paced at the ceiling: a touch
+    now = steady(controller, per_s=TOUCH_KEEP * 10, seconds=60, start=now + 0.1)  # a minute, every answer 200
+    assert controller.rate == pytest.approx(TOUCH_KEEP * 10.0)  # climbed back under the ceiling, and stayed
+    now = cut_once(controller, now + 0.01)  # a cut under it: the limit fell, or it is lower than configured
+    steady(controller, per_s=controller.rate, seconds=20, start=now + 0.1)
+    assert controller.rate == 10.0  # probed past it again, back to the ceiling
 
 
 def test_a_cut_halves_the_rate_at_most() -> None:
@@ -174,12 +188,64 @@ def test_the_rate_grows_back_along_the_cubic_in_the_same_time_at_any_rate() -> N
     assert back_after[0] == pytest.approx(back_after[1])
 
 
+def against_a_limit(controller: RateController, limit: float, seconds: float) -> list[float]:
+    """Requests at the controller's rate to a gateway letting ``limit`` a second through and refusing the rest evenly,
+    each answered 20 ms after it left; returns the times of the cuts."""
+    now, credit, cuts = 0.0, 1.0, []
+    while now < seconds:
+        credit = min(1.0, credit + limit / controller.rate)
+        ok = credit >= 1.0 - 1e-9
+        credit -= ok
+        before = controller.cuts
+        controller.hear(now, OK if ok else TOO_MANY, sent_at=now - 0.02)
+        if controller.cuts > before:
+            cuts.append(now)
+        now += 1.0 / controller.rate
+    return cuts
+
+
+def test_a_limit_found_twice_is_held_before_the_next_probe_past_it() -> None:
+    config = RateControl(ceiling=500.0)
+    controller = RateController(config)
+    cuts = against_a_limit(controller, 50.0, seconds=60)
+    back = ((1 - config.beta) / config.scale) ** (1 / 3)  # the cubic's climb back to the rate cut from
+    # the slow start's flood and the first cuts under it find the limit by the fourth cut
+    gaps = [b - a for a, b in pairwise(cuts[3:])]
+    assert len(gaps) >= 3  # still probing: a limit that rises is found
+    assert min(gaps) >= back + HOLD_S  # between probes: the climb back, then HOLD_S at the limit
+
+
+def test_a_cut_is_from_the_most_that_got_through_since_the_last_cut() -> None:
+    config = RateControl(ceiling=1000.0)
+    controller = RateController(config)
+    now = cut_once(controller, steady(controller, per_s=100, seconds=2) + 0.01)
+    found = controller.rate / config.beta
+    now = at_own_rate(controller, now + 0.01, seconds=3)  # back at the cut's rate and past it: all gets through
+    assert found < controller.rate < config.ceiling
+    now = at_own_rate(controller, now + 0.01, seconds=1, answered=0.5)  # past a bucket of one: half gets through
+    cut_once(controller, now + 0.01)
+    assert controller.rate >= config.beta * MOST_KEEP * found  # what got through passed found; now half of it does
+
+
+def at_own_rate(controller: RateController, start: float, *, seconds: float, answered: float = 1.0) -> float:
+    """Requests at the controller's rate for ``seconds``, ``answered`` of them answered 200 (the rest not yet back);
+    returns the time of the last answer."""
+    now, owed = start, 0.0
+    while now < start + seconds:
+        now += 1 / controller.rate
+        owed += answered
+        if owed >= 1:
+            owed -= 1
+            controller.hear(now, OK, sent_at=now - 0.02)
+    return now
+
+
 def test_growth_is_capped_by_what_gets_through_and_the_cap_does_not_cut() -> None:
     controller = RateController(RateControl(ceiling=120.0))
     now = cut_once(controller, steady(controller, per_s=100, seconds=2) + 0.01)
     # few answers come now (an endpoint with little to send): 5/s for 10 s, long past the cubic's climb back
     steady(controller, per_s=5, seconds=10, start=now + 0.2)
-    assert 2 * 5 < controller.rate < 100  # not grown to the ceiling, and not cut to twice what got through
+    assert 2 * 5 < controller.rate < 0.9 * 120  # not grown to the ceiling, nor cut to twice what got through
 
 
 def test_the_rate_stays_between_floor_and_ceiling() -> None:
@@ -198,10 +264,11 @@ def test_a_new_ceiling_bounds_the_slow_start_and_scales_a_paced_rate() -> None:
     steady(open_, per_s=40, seconds=1, start=now + 0.01)
     assert open_.rate == 80.0
     paced = RateController(RateControl(ceiling=100.0))
-    cut_once(paced, steady(paced, per_s=100, seconds=2) + 0.01)  # from 100/s to 70/s
-    assert paced.set_ceiling(40.0) == pytest.approx(28.0)  # a share of the whole rate: the rate found, shared
+    cut_once(paced, steady(paced, per_s=100, seconds=2) + 0.01)  # a touch of the ceiling: to 0.7 x 95/s
+    found = 0.7 * TOUCH_KEEP * 100
+    assert paced.set_ceiling(40.0) == pytest.approx(0.4 * found)  # a share of the whole rate: the rate found, shared
     assert paced.set_ceiling(0.01) == 0.01  # under the floor: the share is the rate
-    assert paced.set_ceiling(100.0) == pytest.approx(70.0)  # and back: what was found, not the floor scaled up
+    assert paced.set_ceiling(100.0) == pytest.approx(found)  # and back: what was found, not the floor scaled up
 
 
 def test_a_tiny_share_lowers_the_floor_and_a_larger_one_restores_it() -> None:
@@ -246,7 +313,8 @@ def test_accepted_rate_starts_at_the_first_answer_not_at_its_making() -> None:
     assert rate.note(10.5, accepted=True) == pytest.approx(100.0)
 
 
-@pytest.mark.parametrize("field", ["beta", "scale", "growth_cap", "smooth", "bucket_s", "floor", "spell_s", "spells"])
+@pytest.mark.parametrize("field", ["beta", "scale", "growth_cap", "smooth", "bucket_s", "floor", "spell_s", "spells",
+                                   "hold_s", "most_keep"])
 def test_a_tunable_out_of_range_is_refused_naming_the_rule(field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        RateControl(ceiling=10.0, **{field: 0 if field != "beta" else 1.5})
+        RateControl(ceiling=10.0, **{field: {"beta": 1.5, "hold_s": -1, "most_keep": 2}.get(field, 0)})
