@@ -239,7 +239,7 @@ async def attach_manifest(
                 retry_failed_report=report_root.child(retry_failed) if retry_failed else None,
                 include_rejected=reworked, progress=progress, lease=None if dry_run else lease.terms,
             )
-            api_stats, stopped_early = fanned.api, fanned.stopped_early
+            api_stats, stopped_early, store_refused = fanned.api, fanned.stopped_early, fanned.store_refused
             for result in fanned.shard_results:
                 shard_seconds[result["shard"]] = result["seconds"]
                 timeline.merge(Timeline.from_dict(result.get("timeline") or {}))

@@ -38,6 +38,7 @@ from flows.progress import RunProgress
 from flows.settings import Settings, env_name
 from flows.shard_flow import ShardJob
 from flows.stores import make_store
+from transforms.codes import Reason
 
 
 async def check_fan_out(settings: Settings, report_root: Location) -> None:
@@ -65,6 +66,15 @@ class FanOutResult:
     api: dict[str, Any] = field(default_factory=dict)
     stopped_early: str | None = None
     shard_results: list[dict[str, Any]] = field(default_factory=list)
+    store_refused: bool = False  # a shard run stopped because the ledger's store refused a write
+
+    @classmethod
+    def merged(cls, ordered: list[dict[str, Any]]) -> FanOutResult:
+        """The shard runs' results (``shard_flow``'s dicts) in shard order, merged."""
+        stops = [r["stopped_early"] for r in ordered if r.get("stopped_early")]
+        refused = any(r.get("stop_code") == Reason.ledger_unavailable.value for r in ordered)
+        return cls(api=merge_api_stats([r["api"] for r in ordered]), stopped_early=stops[0] if stops else None,
+                   shard_results=ordered, store_refused=refused)
 
 
 @task(name="upload-shard-rows", cache_policy=NO_CACHE)
@@ -139,10 +149,7 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
         pairs += [(work.payloads(j.shard), run_dir / "payloads" / f"{j.shard}.jsonl")
                   for j in jobs if store.exists(work.payloads(j.shard))]
     await asyncio.to_thread(download_files, store, pairs)
-    ordered = [results[j.shard] for j in jobs]
-    stops = [r["stopped_early"] for r in ordered if r.get("stopped_early")]
-    return FanOutResult(api=merge_api_stats([r["api"] for r in ordered]), stopped_early=stops[0] if stops else None,
-                        shard_results=ordered)
+    return FanOutResult.merged([results[j.shard] for j in jobs])
 
 
 async def _remove_shard_rows(work: S3WorkArea,

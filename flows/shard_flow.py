@@ -91,7 +91,7 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     local = own_folder(settings.work_dir, "shards", job.run_id, job.shard, fresh=True)  # no link written through
     shards_dir = local.parent.parent
     try:
-        counts, api, stopped_early, timeline = await _work_shard(job, settings, store, work, local)
+        counts, api, (stopped_early, stop_code), timeline = await _work_shard(job, settings, store, work, local)
     finally:
         # The scratch folder holds the shard's rows (personal data) and its report part, both on S3 (or made again
         # by a retried run): nothing of it stays on the worker, whether the run ended well or not.
@@ -101,6 +101,7 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
         "shard": job.shard, "counts": counts, "api": api, "seconds": round(seconds, 3),
         "timeline": timeline.as_dict(),
         "stopped_early": stopped_early,
+        "stop_code": stop_code,  # the reason code of the rows the stop left untried (the parent skips compaction)
         # where it ran: the worker's host and the process that started this run (the worker, for a process pool)
         "host": socket.gethostname(), "pid": os.getpid(), "ppid": os.getppid(),
     }
@@ -110,8 +111,9 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
 
 
 async def _work_shard(job: ShardJob, settings: Settings, store: ObjectStore, work: S3WorkArea,
-                      local: Path) -> tuple[dict[str, int], dict[str, Any], str | None, Timeline]:
-    """Download, work and upload one shard in ``local``; its counts, API statistics, early stop and timeline."""
+                      local: Path) -> tuple[dict[str, int], dict[str, Any], tuple[str | None, str | None], Timeline]:
+    """Download, work and upload one shard in ``local``; its counts, API statistics, early stop (the stop line and its
+    reason code) and timeline."""
     pairs = [(Location.parse(job.rows_uri), local / "rows.arrow")]
     (rows_file,) = await asyncio.to_thread(download_files, store, pairs)
     only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report),
@@ -145,6 +147,8 @@ async def _work_shard(job: ShardJob, settings: Settings, store: ObjectStore, wor
     if payloads.exists():
         uploads.append((payloads, work.payloads(job.shard)))
     await asyncio.to_thread(upload_files, store, uploads)
-    return counts, api, services.budget.reason() if services.budget.tripped else None, timeline
+    budget = services.budget
+    stop = (budget.reason(), budget.stop_code.value) if budget.tripped else (None, None)
+    return counts, api, stop, timeline
 
 

@@ -72,6 +72,7 @@ def test_two_workers_share_the_shards_and_the_report_matches_one_process(
     assert len(results) == fanned["shards"]
     assert store.list(Location(bucket, f"work/{fanned['run_id']}/rows")) == []  # the shards' rows are gone
     assert {r["ppid"] for r in results} == set(two_workers.worker_pids)
+    assert [r["stop_code"] for r in results] == [None] * len(results)  # none stopped (the parent compacts)
 
     runs = two_workers.shard_runs(fanned["run_id"])
     assert len(runs) == fanned["shards"]

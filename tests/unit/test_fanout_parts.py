@@ -11,7 +11,8 @@ from connectors.objects import ObjectStore
 from connectors.rate_share import RateShare
 from connectors.s3 import Location
 from connectors.s3_workarea import S3WorkArea
-from flows.fanout import ShardJob, merge_api_stats
+from flows.fanout import FanOutResult, ShardJob, merge_api_stats
+from transforms.codes import Reason
 
 
 def test_shard_job_is_references_only_and_round_trips_as_json() -> None:
@@ -33,6 +34,19 @@ def test_work_area_layout_and_s3_only() -> None:
         S3WorkArea(store, Location.parse("/tmp/work"))
     with pytest.raises(SetupError):
         S3WorkArea.for_run(store, None, "r1")
+
+
+def test_a_shard_run_stopped_by_a_refused_ledger_write_tells_the_parent_not_to_compact() -> None:
+    def result(shard: str, stop: str | None, code: str | None) -> dict[str, object]:
+        return {"shard": shard, "api": {}, "stopped_early": stop, "stop_code": code}
+
+    lease_lost = result("b1", "stopped: the run's lease was lost", Reason.lease_lost.value)
+    refused = result("b2", "stopped: the ledger's store refused a write (SlowDown)", Reason.ledger_unavailable.value)
+    merged = FanOutResult.merged([result("b0", None, None), lease_lost, refused])
+    assert merged.store_refused and merged.stopped_early == lease_lost["stopped_early"]
+    assert not FanOutResult.merged([result("b0", None, None), lease_lost]).store_refused
+    # a result written by a shard run of an older release, without a stop code
+    assert not FanOutResult.merged([{"shard": "b0", "api": {}, "stopped_early": "stopped"}]).store_refused
 
 
 def test_merge_api_stats_sums_counts_weights_means_keeps_slowest() -> None:
