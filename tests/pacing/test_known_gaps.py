@@ -3,7 +3,7 @@ fails today, and the day it passes the xfail turns red so that the gap is struck
 gap by gap (virtual time, ``bench/support/gateway_sim.run_case``, requests reaching the gateway up to 5 ms apart):
 
 - Not told a gateway whose bucket holds one request (R = 10 holding R/10, or an attach-only limit of R/10 holding
-  one), a run settles at about four fifths of it (attaches at ~75%) with ~9% 429s (attaches 25%):
+  one), a run settles at about four fifths of it (attaches at 75-83%) with ~9% 429s (attaches 2-25%):
   each probe past the limit is refused every other time.
 - Under 10% random 429s a run goes at 57-70% of R told its limit, 28-74% not told: the noise is learned from the
   lowest share of three spells, and a share just above that cuts now and then.
