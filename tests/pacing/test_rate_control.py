@@ -95,14 +95,17 @@ def test_a_cut_at_the_ceiling_is_from_the_rate_sent() -> None:
     assert controller.rate == pytest.approx(0.7 * TOUCH_KEEP * 100.0)
 
 
-def test_a_touch_of_the_ceiling_is_held_under_it_until_the_next_cut() -> None:
+def test_a_touch_of_the_ceiling_is_held_under_it_a_minute() -> None:
     controller = RateController(RateControl(ceiling=10.0))
-    now = cut_once(controller, steady(controller, per_s=10, seconds=2) + 0.01)  # paced at the ceiling: a touch
-    now = steady(controller, per_s=TOUCH_KEEP * 10, seconds=60, start=now + 0.1)  # a minute, every answer 200
+    touched = cut_once(controller, steady(controller, per_s=10, seconds=2) + 0.01)  # paced at the ceiling: a touch
+    now = steady(controller, per_s=TOUCH_KEEP * 10, seconds=60, start=touched + 0.1)  # a minute, every answer 200
     assert controller.rate == pytest.approx(TOUCH_KEEP * 10.0)  # climbed back under the ceiling, and stayed
-    now = cut_once(controller, now + 0.01)  # a cut under it: the limit fell, or it is lower than configured
-    steady(controller, per_s=controller.rate, seconds=20, start=now + 0.1)
-    assert controller.rate == 10.0  # probed past it again, back to the ceiling
+    steady(controller, per_s=TOUCH_KEEP * 10, seconds=10, start=now + 0.1)
+    assert controller.rate == 10.0  # then probed the ceiling again: a brief 429 storm does not hold a run under it
+    now = cut_once(controller, steady(controller, per_s=10, seconds=1, start=now + 10.2) + 0.01)  # a touch again
+    now = cut_once(controller, steady(controller, per_s=controller.rate, seconds=5, start=now + 0.1) + 0.01)
+    steady(controller, per_s=controller.rate, seconds=20, start=now + 0.1)  # a cut under it ends the hold
+    assert controller.rate == 10.0
 
 
 def test_a_cut_halves_the_rate_at_most() -> None:
