@@ -1,6 +1,6 @@
 """A gateway whose bucket holds one request (R = 10 holding R/10, or an attach-only limit of R/10 holding one), the run
 told its limit, in virtual time (requests reach the gateway up to 5 ms apart): requests paced at the limit are refused
-whenever one comes early, so a touch of the configured limit holds the rate at 95% of it until the next cut."""
+whenever one comes early, so a touch of the configured limit holds the rate at 95% of it a minute."""
 
 from __future__ import annotations
 
