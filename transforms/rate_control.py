@@ -14,8 +14,10 @@ Rule | why | the test that fails without it (in tests/pacing/)
   refused before the first 429 came back | test_a_run_starts_slow_and_ramps_by_what_gets_through
 - a cut to beta * min(accepted, rate) | one cut lands under what got through |
   test_a_cut_under_the_ceiling_keeps_beta_of_what_got_through
-- under the ceiling, from MOST_KEEP * the most that got through since the last cut at least | past a bucket of one
-  what gets through reads low | test_a_cut_is_from_the_most_that_got_through_since_the_last_cut
+- under the ceiling, from MOST_KEEP * the most that got through since the last cut at least (at MOST_ANSWERS a
+  bucket) | past a bucket of one what gets through reads low |
+  test_a_cut_is_from_the_most_that_got_through_since_the_last_cut,
+  test_at_a_few_requests_a_second_the_most_that_got_through_costs_no_429s
 - a cut at the ceiling (a touch) from TOUCH_KEEP * rate | at a bucket of one's limit what got through reads half of
   it | test_a_cut_at_the_ceiling_is_from_the_rate_sent
 - a touch is held under the ceiling a minute | a bucket of one refuses a rate paced at its limit, and a brief 429
@@ -59,6 +61,9 @@ TOUCH_KEEP = 0.95
 #: let that through, while past a bucket of one what gets through reads low, and cuts from it held an attach-only
 #: limit not told a little lower each time.
 MOST_KEEP = 0.95
+#: ... noted only at a rate whose bucket (``bucket_s``) holds this many answers at least: over one or two a bucket
+#: the measure jumps and its most reads high, and cuts from it held a limit of 1-3 requests/s with 26-40% 429s.
+MOST_ANSWERS = 3
 #: A probe past the last cut's rate whose cut lands this close to it (a share of it) found the same limit again ...
 HOLD_NEAR = 0.1
 #: ... and the rate is held there this long before the next probe: each probe past a bucket of one costs a cut to
@@ -155,9 +160,10 @@ class RateController:
             signal = self._noise.hear(now, signal, share=noise)
         action, self.phase = TRANSITIONS[(self.phase, signal)]
         accepted = self._accepted.note(now, accepted=signal is Signal.OK)
-        if self.rate >= self._w_max:  # back at the last cut's rate (after a cut, the measure still reads the flood)
-            self._most_through = max(self._most_through, accepted or 0.0)
         c = self.config
+        # back at the last cut's rate (after a cut, the measure still reads the flood), and MOST_ANSWERS a bucket
+        if self.rate >= self._w_max and self.rate * c.bucket_s >= MOST_ANSWERS:
+            self._most_through = max(self._most_through, accepted or 0.0)
         if action is Action.CUT:
             self._cut(now, accepted)
         elif action is Action.RAMP and accepted is not None:
