@@ -1,6 +1,6 @@
 """The send rate of one endpoint or of the whole client, found by probing an unknown limit (pure: the caller gives
-the time). botocore's adaptive mode (``botocore/retries/adaptive.py``) with a slow start, a touch, a hold and two rules
-more.
+the time). botocore's adaptive mode (``botocore/retries/adaptive.py``) with a slow start, a touch, two holds, cuts
+from the most that got through, and two rules more.
 
 Until the first 429 (phase ``OPEN``) the rate starts at ``FIRST_RATE`` and ramps to ``RAMP`` times what gets
 through, up to the configured ceiling. From then on (``PACED``) a 429 over the limit cuts it to
