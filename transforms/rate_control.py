@@ -27,7 +27,7 @@ Rule | why | the test that fails without it (in tests/pacing/)
 - a probe past the last cut's rate that finds it again holds it HOLD_S | each probe past a bucket of one costs a cut |
   test_a_limit_found_twice_is_held_before_the_next_probe_past_it
 - growth at most growth_cap * accepted | a rate never tried is no rate to send at |
-  test_growth_is_capped_by_what_gets_through
+  test_growth_is_capped_by_what_gets_through_and_the_cap_does_not_cut
 - echoes do not cut | 429s of requests let go before a cut were answered by it | test_echoes_of_one_overshoot_cut_once
 - 429s at the noise's share do not cut | random 429s would drag a run to its floor |
   test_random_429s_do_not_drag_the_rate_to_the_floor
