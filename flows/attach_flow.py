@@ -229,7 +229,6 @@ async def attach_manifest(
         job_ledger = ledger.child(plan.job_id)
         api_stats: dict[str, Any] = {}
         shard_seconds: dict[str, float] = {}
-        store_refused = False
         if settings.shard_deployment:  # scale-out: one run of the shard deployment per shard, on the work pool
             from flows.fanout import fan_out_shards
 

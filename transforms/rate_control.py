@@ -137,7 +137,7 @@ class RateController:
         self._w_max = config.ceiling  # the rate the last cut was from: where the cubic flattens
         self._cut_at: float | None = None
         self._most_through = 0.0  # the most that got through since the rate was back at the last cut's
-        self._hold_s = 0.0  # how long the cubic stays at the last cut's rate: HOLD_S once a limit is found twice
+        self._hold_s = 0.0  # how long the cubic stays at the last cut's rate (hold_s, or TOUCH_HOLD_S after a touch)
         self._accepted = AcceptedRate(smooth=config.smooth, bucket_s=config.bucket_s)
         self._noise = NoiseFloor(spell_s=config.spell_s, spells=config.spells)
 
