@@ -1,8 +1,9 @@
 """The API rate shared by the shard runs of a fanned-out run: split evenly among the runs working, counted on Prefect.
 
-Every shard run carries the tag ``rate_tag(name)`` and, every ``poll_s``, counts the RUNNING flow runs with it and
-sets its ceiling to its share (``share_each``); each spends it through its own limiters. Why counts and not a
-global concurrency limit, and how the sum stays under R while runs come and go: docs/design/sharding.md.
+A shard run puts the tag ``sending_tag(rate_tag(name))`` on itself while it may send and, every ``poll_s``, counts
+the RUNNING flow runs with it and sets its ceiling to its share (``share_each``); each spends it through its own
+limiters. Why counts and not a global concurrency limit, and how the sum stays under R while runs come and go:
+docs/design/sharding.md.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger("kyc_attach.rate_share")
+T = TypeVar("T")
 
 #: The limiters' burst in a run sharing the rate: none beyond the one request a limiter always holds.
 SHARED_BURST_S = 0.0
 #: Seconds between two counts: a run starting waits one (and START_MARGIN_S) before its first request, a run ending
 #: leaves its share idle for up to one. At 2 s the first seconds of a fanned-out run went at a third of R.
 POLL_S = 1.0
+#: The longest a run waits for Prefect to mark it as sharing or not (two calls to the server).
+MARK_TIMEOUT_S = 10.0
 #: What a run starting waits past one poll, for the others' count to reach the Prefect server and back.
 START_MARGIN_S = 0.5
 
@@ -37,8 +42,29 @@ class RateShare(BaseModel):
 
 
 def rate_tag(name: str) -> str:
-    """The tag that marks a shard run as one of those sharing the rate called ``name``."""
+    """The tag the parent gives each shard run sharing the rate called ``name``: the zombie automation judges the
+    runs with it (deployments/zombie-automation.yaml; a heartbeat names the tags its run was created with)."""
     return f"kyc-attach-rate:{name}"
+
+
+def sending_tag(tag: str) -> str:
+    """The tag a run sharing the rate of ``tag`` puts on itself while it may send: the runs counted."""
+    return f"{tag}:sending"
+
+
+async def mark_this_run(tag: str, sharing: bool) -> None:
+    """Put ``tag`` on the flow run of this process (``sharing``) or take it off, so that the others count it only
+    while it may send: not while it starts, nor while it writes its report. Nothing outside a flow run."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if not flow_run.id:
+        return
+    async with get_client() as client:
+        run = await client.read_flow_run(UUID(flow_run.id))
+        await client.update_flow_run(run.id, tags=[t for t in run.tags if t != tag] + ([tag] if sharing else []))
 
 
 async def count_running(tag: str) -> int:
@@ -71,12 +97,19 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
                         poll_s: float = POLL_S,
                         start_margin_s: float = START_MARGIN_S,
                         count: Callable[[str], Awaitable[int]] = count_running,
+                        mark: Callable[[str, bool], Awaitable[None]] = mark_this_run,
                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncIterator[None]:
     """Hold this process's share of ``total_rps`` while the block runs: ``apply(share)`` now and on every change.
-    Enters a poll and a margin after the first count, when every other run has counted this one."""
+    Marks this run as sharing (``mark``), then enters a poll and a margin after the first count, when every other
+    run has counted this one; unmarks it on the way out."""
+    # Unmarked (Prefect out of reach), the others cannot count this run: it counts itself in its own share at least.
+    sending = sending_tag(tag)
+    unseen = 0 if await _marked(mark, sending, True, sleep) else 1
+
     async def step(runs: int) -> int:
         # Out of reach, this run cannot see runs starting either: it assumes at least the parent's runs at once.
-        seen = max(1, await _count_or(max(runs, expected_runs), tag, count, within=start_margin_s, sleep=sleep))
+        counted = await _count_or(max(runs, expected_runs), sending, count, within=start_margin_s, sleep=sleep)
+        seen = max(1, counted + unseen)
         if seen != runs:
             apply(share_each(total_rps, seen))
             log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, seen, total_rps,
@@ -102,25 +135,43 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
                 pending.cancel()
                 with suppress(asyncio.CancelledError):
                     await pending
+        if not unseen:  # still marked, the run stays counted only until it leaves RUNNING
+            await _marked(mark, sending, False, sleep)
+
+
+async def _marked(mark: Callable[[str, bool], Awaitable[None]], tag: str, sharing: bool,
+                  sleep: Callable[[float], Awaitable[None]]) -> bool:
+    try:
+        await _within(mark(tag, sharing), MARK_TIMEOUT_S, sleep)
+        return True
+    except Exception as exc:  # Prefect unreachable, refusing or too slow: the run goes on, counted as well as it can
+        log.warning("rate %s: could not %s this run (%s)", tag, "mark" if sharing else "unmark", type(exc).__name__)
+        return False
 
 
 async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]], *, within: float,
                     sleep: Callable[[float], Awaitable[None]]) -> int:
     """``count(tag)`` if it answers ``within`` seconds; ``known`` when Prefect cannot be reached or is slower: a run
     that turned RUNNING when a slow count was asked may already send when the count comes."""
-    counting = asyncio.ensure_future(count(tag))
-    timer = asyncio.ensure_future(sleep(within))
     try:
-        await asyncio.wait({counting, timer}, return_when=asyncio.FIRST_COMPLETED)
-        if not counting.done():
-            raise TimeoutError(f"no answer within {within:g} s")
-        return counting.result()
+        return await _within(count(tag), within, sleep)
     except Exception as exc:  # Prefect unreachable, refusing or too slow: the share is unchanged, the run goes on
         log.warning("rate %s: could not count the runs sharing it (%s); assuming %d", tag, type(exc).__name__,
                     known)
         return known
+
+
+async def _within(call: Awaitable[T], seconds: float, sleep: Callable[[float], Awaitable[None]]) -> T:
+    """``call``'s answer, or TimeoutError after ``seconds`` on the clock of ``sleep`` (the tests' is virtual)."""
+    answer = asyncio.ensure_future(call)
+    timer = asyncio.ensure_future(sleep(seconds))
+    try:
+        await asyncio.wait({answer, timer}, return_when=asyncio.FIRST_COMPLETED)
+        if not answer.done():
+            raise TimeoutError(f"no answer within {seconds:g} s")
+        return answer.result()
     finally:
-        for pending in (counting, timer):
+        for pending in (answer, timer):
             if not pending.done():
                 pending.cancel()
                 with suppress(asyncio.CancelledError):

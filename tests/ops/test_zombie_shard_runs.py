@@ -31,7 +31,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 
 from bench.support.fanout_world import LIMIT, POOL, SHARD_DEPLOYMENT
 from bench.support.prefect_server import PrefectServer, prefect_server
-from connectors.rate_share import rate_tag
+from connectors.rate_share import rate_tag, sending_tag
 from flows.commands.demo import CLIENT_ID, CLIENT_SECRET, demo_rows, demo_world
 from tests.support.scenario import load_world, put_scenario
 
@@ -108,7 +108,7 @@ def test_a_shard_run_whose_worker_was_killed_is_crashed_and_gives_its_rate_share
             both = _wait_for("two RUNNING shard runs", lambda: len(_running(_shard_runs(server))) >= 2 and
                              _running(_shard_runs(server)), timeout_s=240)
             assert len(both) == 2
-            assert server.api(lambda c: _count(c)) == 2
+            _wait_for("both shard runs counted as sharing the rate", lambda: server.api(_count) == 2, timeout_s=60)
             # the worker w1 dies with the machine: the worker and the flow run process it started, at once
             victim = next(r for r in both if _worker_of(server, r) == "w1")
             os.killpg(w1.pid, signal.SIGKILL)
@@ -132,7 +132,7 @@ async def _count(client: Any) -> int:
     from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
 
     return int(await client.count_flow_runs(flow_run_filter=FlowRunFilter(
-        tags=FlowRunFilterTags(all_=[rate_tag(LIMIT)]),
+        tags=FlowRunFilterTags(all_=[sending_tag(rate_tag(LIMIT))]),
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])))))
 
 

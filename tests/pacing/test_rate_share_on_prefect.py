@@ -10,7 +10,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.states import Running
 
-from connectors.rate_share import rate_tag, share_each, share_of_rate
+from connectors.rate_share import count_running, rate_tag, sending_tag, share_each, share_of_rate
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness")]
 
@@ -29,9 +29,28 @@ def test_odd_rate_names_still_count_the_runs(name: str) -> None:
     async def go() -> None:
         async with get_client() as client:
             for _ in range(4):
-                await client.create_flow_run(_a_shard, tags=[tag], state=Running())
+                await client.create_flow_run(_a_shard, tags=[sending_tag(tag)], state=Running())
         async with share_of_rate(tag, 100.0, shares.append, poll_s=3.0, start_margin_s=2.0):
             pass
 
     asyncio.run(go())
     assert shares == [share_each(100.0, 4)]  # the four runs counted
+
+
+def test_a_flow_run_is_counted_while_it_holds_its_share_and_not_before_or_after() -> None:
+    """A shard run starting (reading its rows) or ending (writing its report) sends nothing: the others keep the
+    rate it would idle."""
+    tag = rate_tag(uuid.uuid4().hex[:8])
+    seen: list[int] = []
+    shares: list[float] = []
+
+    @flow
+    async def sharing() -> None:
+        seen.append(await count_running(sending_tag(tag)))
+        async with share_of_rate(tag, 100.0, shares.append, poll_s=0.5, start_margin_s=2.0):
+            seen.append(await count_running(sending_tag(tag)))
+        seen.append(await count_running(sending_tag(tag)))
+
+    asyncio.run(sharing())
+    assert seen == [0, 1, 0]
+    assert shares == [share_each(100.0, 1)]

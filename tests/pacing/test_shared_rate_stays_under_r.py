@@ -37,7 +37,8 @@ class _Server:
 
 
 class _Run:
-    """One shard run: RUNNING on the server at ``start``, sending from when it enters the share's block."""
+    """One shard run: marked as sharing on the server from ``start``, sending from when it enters the share's
+    block."""
 
     def __init__(self, name: str, clock: VirtualClock, server: _Server, *, expected_runs: int = 1,
                  latency_s: float | None = None) -> None:
@@ -55,15 +56,22 @@ class _Run:
     async def count(self, tag: str) -> int:
         return await self.server.count(tag, self.latency_s)
 
+    async def mark(self, tag: str, sharing: bool) -> None:
+        """The tag is written once the call has taken the server's latency: the latest the others can see it. Taken
+        off at once: the run has stopped sending by then (and a run cancelled at the end has no clock to wait on)."""
+        if sharing:
+            await self.clock.sleep(self.server.latency_s if self.latency_s is None else self.latency_s)
+            self.server.running.add(self.name)
+        else:
+            self.server.running.discard(self.name)
+
     async def live(self, start: float, stop: float) -> None:
         await self.clock.sleep(start)
-        self.server.running.add(self.name)
         async with share_of_rate(TAG, R, self.apply, expected_runs=self.expected_runs, poll_s=2.0,
-                                 start_margin_s=0.5, count=self.count, sleep=self.clock.sleep):
+                                 start_margin_s=0.5, count=self.count, mark=self.mark, sleep=self.clock.sleep):
             self.sending = True
             await self.clock.sleep(stop - self.clock.now)
             self.sending = False
-        self.server.running.discard(self.name)
 
 
 def _simulate(runs: list[tuple[str, float, float]], *, latency_s: float, until: float,

@@ -23,9 +23,11 @@ class _World:
         self.shares: list[tuple[float, float]] = []  # (time, share applied)
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self.marks: list[tuple[float, bool]] = []  # (time, marked as sharing or not)
+        self.mark_fails = False
 
     async def count(self, tag: str) -> int:
-        assert tag == "kyc-attach-rate:fin"
+        assert tag == "kyc-attach-rate:fin:sending"
         self.asked.append(self.now)
         answer = self.counts.pop(0) if len(self.counts) > 1 else self.counts[0]
         if isinstance(answer, Exception):
@@ -50,11 +52,17 @@ class _World:
     def apply(self, share: float) -> None:
         self.shares.append((self.now, share))
 
+    async def mark(self, tag: str, sharing: bool) -> None:
+        self.marks.append((self.now, sharing))
+        if self.mark_fails:
+            raise ConnectionError("prefect unreachable")
+
 
 def _hold(world: _World, seconds: float, *, expected_runs: int = 1) -> None:
     async def hold() -> None:
         async with share_of_rate("kyc-attach-rate:fin", 400.0, world.apply, expected_runs=expected_runs,
-                                 poll_s=2.0, start_margin_s=0.5, count=world.count, sleep=world.sleep):
+                                 poll_s=2.0, start_margin_s=0.5, count=world.count, mark=world.mark,
+                                 sleep=world.sleep):
             assert world.now >= 2.5  # a run starting waits until the others have counted it
             await world.sleep(seconds - world.now)
 
@@ -87,6 +95,23 @@ def test_a_count_that_misses_this_run_still_counts_it(seen: int) -> None:
     world = _World([seen])
     _hold(world, 3.0)
     assert world.shares == [(0.0, 399.0)]
+
+
+def test_a_run_is_marked_as_sharing_before_its_first_count_and_unmarked_when_it_stops() -> None:
+    """The others count a run only while it may send: not while it starts, nor while it writes its report."""
+    world = _World([1])
+    _hold(world, 5.0)
+    assert world.marks == [(0.0, True), (5.0, False)]
+    assert world.asked[0] == 0.0 and world.shares[0] == (0.0, 399.0)  # its first count sees itself
+
+
+def test_a_run_that_cannot_be_marked_counts_itself_in() -> None:
+    """Prefect refusing the mark: the others cannot count this run, so its count of them is one short."""
+    world = _World([2])
+    world.mark_fails = True
+    _hold(world, 3.0)
+    assert world.marks == [(0.0, True)]  # nothing to take off
+    assert world.shares == [(0.0, share_each(400.0, 3))]
 
 
 def test_limiters_take_the_share_as_their_ceiling() -> None:
