@@ -181,6 +181,11 @@ class FinClient:
         """Attempts one request may take on transient errors."""
         return self._max_attempts
 
+    @property
+    def limiter(self) -> EndpointLimiters:
+        """The limiters every request of this client goes through (a shard run sets their ceiling to its share)."""
+        return self._limiter
+
     # -- tokens ---------------------------------------------------------------------------------
     async def authenticate(self) -> None:
         """Get a first token; ``SetupError`` when the credentials are refused (the run cannot start)."""

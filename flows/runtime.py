@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,7 +24,7 @@ from connectors.errors import SetupError
 from connectors.fin import FinClient, small_request_slots
 from connectors.objects import ObjectStore
 from connectors.rate_limiter import EndpointLimiters
-from connectors.rate_share import SHARED_BURST_S, RateShare, share_of_rate
+from connectors.rate_share import SHARED_BURST_S, RateShare, share_each, share_of_rate
 from connectors.s3 import Location
 from connectors.secret_block import read_secret_block
 from flows.run_rules import rules_from
@@ -79,7 +79,8 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
     """One pooled HTTP client and one set of rate limiters (one per endpoint) for every request of this process.
 
     With ``rate_share`` (a fanned-out shard run) the limiters' ceiling is this run's share of the rate shared by
-    the shard runs working at the same time (``connectors.rate_share``), not ``settings.rate_limit_rps``.
+    the shard runs sending at the same time (``connectors.rate_share``), not ``settings.rate_limit_rps``: the share
+    the parent expects until the shard sends (``shard_services``).
     """
     check_api_url(settings.api_url)
     secret = await client_secret(settings)
@@ -95,12 +96,9 @@ async def fin_client(settings: Settings, *, rate_share: RateShare | None = None)
                                burst_s=settings.rate_burst_s if rate_share is None else SHARED_BURST_S)
     # aiohttp carries the requests: httpcore's pool costs ~30% of the CPU at 200 req/s (docs/design/sharding.md).
     transport = Transport(limits=limits)
-    async with AsyncExitStack() as stack:
-        if rate_share is not None:
-            await stack.enter_async_context(share_of_rate(
-                rate_share.tag, rate_share.total_rps, limiter.set_ceiling, expected_runs=rate_share.expected_runs))
-        http = await stack.enter_async_context(
-            httpx.AsyncClient(base_url=settings.api_url, timeout=timeout, transport=transport))
+    if rate_share is not None:  # till the shard sends and counts the others (shard_services): the share expected
+        limiter.set_ceiling(share_each(rate_share.total_rps, rate_share.expected_runs))
+    async with httpx.AsyncClient(base_url=settings.api_url, timeout=timeout, transport=transport) as http:
         yield FinClient(
             http,
             client_id=settings.client_id,
@@ -134,9 +132,11 @@ async def run_mode(settings: Settings, *, dry_run: bool, payloads_dir: Path, tim
 
 def shard_services(settings: Settings, mode: RunMode, *, store: ObjectStore, run_date: date,
                    ledger_root: Location, run_id: str, resend_unknown: bool, allow_reattach: bool,
-                   only_rows: frozenset[int] | None, timeline: Timeline) -> ShardServices:
+                   only_rows: frozenset[int] | None, timeline: Timeline,
+                   rate_share: RateShare | None = None) -> ShardServices:
     """The services of every shard this process works, from the settings and the run's own choices."""
     return ShardServices(
+        sending=_sending(mode, rate_share),
         store=store, mode=mode, rules=rules_from(settings, run_date), ledger_root=ledger_root,
         max_file_bytes=settings.max_file_bytes,
         max_concurrent_customers=settings.max_concurrent_customers,
@@ -150,3 +150,13 @@ def shard_services(settings: Settings, mode: RunMode, *, store: ObjectStore, run
         only_rows=only_rows,
         timeline=timeline,
     )
+
+
+def _sending(mode: RunMode, rate_share: RateShare | None) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """What a shard holds while it sends: a fanned-out shard run's share of the API rate, counted among the runs
+    sending only then, not while it reads its rows and ledger or writes its report (``connectors.rate_share``)."""
+    if rate_share is None or mode.fin is None:
+        return nullcontext
+    limiter = mode.fin.limiter
+    return lambda: share_of_rate(rate_share.tag, rate_share.total_rps, limiter.set_ceiling,
+                                 expected_runs=rate_share.expected_runs)

@@ -133,7 +133,7 @@ async def _work_shard(job: ShardJob, settings: Settings, store: ObjectStore, wor
             services = shard_services(
                 settings, mode, store=store, run_date=job.run_date, ledger_root=Location.parse(job.ledger_root),
                 run_id=job.run_id, resend_unknown=job.resend_unknown, allow_reattach=job.allow_reattach,
-                only_rows=only_rows, timeline=timeline,
+                only_rows=only_rows, timeline=timeline, rate_share=job.rate_share,
             )
             watch.guard(services.budget)
             counts = await run_shard(job.shard, SlotRange(str(rows_file)), services, out)

@@ -8,6 +8,8 @@ reads neither the settings nor the environment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,3 +71,5 @@ class ShardServices:
     run_id: str = "unnamed"  # named in the report of every document a later run skips
     only_rows: frozenset[int] | None = None  # --retry-failed: work only documents with one of these rows
     timeline: Timeline = field(default_factory=Timeline)  # rows settled and requests per second, for report.html
+    # held while the shard sends: a fanned-out shard run's share of the API rate (flows.runtime, rate_share)
+    sending: Callable[[], AbstractAsyncContextManager[None]] = nullcontext

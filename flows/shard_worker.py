@@ -70,7 +70,8 @@ async def run_shard(name: str, where: SlotRange, services: ShardServices, out_pa
             await _work_customer(work, services.budget, outcomes, customer_id, docs)
 
     try:
-        await asyncio.gather(*(one(c, d) for c, d in by_customer.items()))
+        async with services.sending():
+            await asyncio.gather(*(one(c, d) for c, d in by_customer.items()))
     finally:
         try:
             await ledger.flush()
