@@ -52,37 +52,33 @@ def sending_tag(tag: str) -> str:
     return f"{tag}:sending"
 
 
-async def mark_this_run(tag: str, sharing: bool) -> None:
+async def mark_this_run(tag: str, sharing: bool) -> bool:
     """Put ``tag`` on the flow run of this process (``sharing``) or take it off, so that the others count it only
-    while it may send: not while it starts, nor while it writes its report. Nothing outside a flow run."""
+    while it may send: not while it starts, nor while it writes its report. False outside a flow run."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run
 
     if not flow_run.id:
-        return
+        return False
     async with get_client() as client:
         run = await client.read_flow_run(UUID(flow_run.id))
         await client.update_flow_run(run.id, tags=[t for t in run.tags if t != tag] + ([tag] if sharing else []))
+    return True
 
 
 async def count_running(tag: str) -> int:
     """Flow runs with ``tag`` RUNNING now, on the Prefect server this process talks to."""
     # imported here: the CLI's small commands build their storage through flows.runtime and start without Prefect
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-        FlowRunFilterTags,
-    )
+    from prefect.client.schemas import filters
     from prefect.client.schemas.objects import StateType
 
     async with get_client() as client:
-        return await client.count_flow_runs(flow_run_filter=FlowRunFilter(
-            tags=FlowRunFilterTags(all_=[tag]),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+        return await client.count_flow_runs(flow_run_filter=filters.FlowRunFilter(
+            tags=filters.FlowRunFilterTags(all_=[tag]),
+            state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=[StateType.RUNNING])),
         ))
 
 
@@ -97,18 +93,18 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
                         poll_s: float = POLL_S,
                         start_margin_s: float = START_MARGIN_S,
                         count: Callable[[str], Awaitable[int]] = count_running,
-                        mark: Callable[[str, bool], Awaitable[None]] = mark_this_run,
+                        mark: Callable[[str, bool], Awaitable[bool]] = mark_this_run,
                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncIterator[None]:
     """Hold this process's share of ``total_rps`` while the block runs: ``apply(share)`` now and on every change.
     Marks this run as sharing (``mark``), then enters a poll and a margin after the first count, when every other
     run has counted this one; unmarks it on the way out."""
-    # Unmarked (Prefect out of reach), the others cannot count this run: it counts itself in its own share at least.
     sending = sending_tag(tag)
-    unseen = 0 if await _marked(mark, sending, True, sleep) else 1
+    # Unmarked (Prefect out of reach, or no flow run), the others cannot count this run: it counts itself in.
+    unseen = 0 if await _or(mark(sending, True), False, MARK_TIMEOUT_S, sleep, "mark this run") else 1
 
     async def step(runs: int) -> int:
         # Out of reach, this run cannot see runs starting either: it assumes at least the parent's runs at once.
-        counted = await _count_or(max(runs, expected_runs), sending, count, within=start_margin_s, sleep=sleep)
+        counted = await _or(count(sending), max(runs, expected_runs), start_margin_s, sleep, "count the runs")
         seen = max(1, counted + unseen)
         if seen != runs:
             apply(share_each(total_rps, seen))
@@ -136,40 +132,24 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
                 with suppress(asyncio.CancelledError):
                     await pending
         if not unseen:  # still marked, the run stays counted only until it leaves RUNNING
-            await _marked(mark, sending, False, sleep)
+            await _or(mark(sending, False), False, MARK_TIMEOUT_S, sleep, "unmark this run")
 
 
-async def _marked(mark: Callable[[str, bool], Awaitable[None]], tag: str, sharing: bool,
-                  sleep: Callable[[float], Awaitable[None]]) -> bool:
-    try:
-        await _within(mark(tag, sharing), MARK_TIMEOUT_S, sleep)
-        return True
-    except Exception as exc:  # Prefect unreachable, refusing or too slow: the run goes on, counted as well as it can
-        log.warning("rate %s: could not %s this run (%s)", tag, "mark" if sharing else "unmark", type(exc).__name__)
-        return False
-
-
-async def _count_or(known: int, tag: str, count: Callable[[str], Awaitable[int]], *, within: float,
-                    sleep: Callable[[float], Awaitable[None]]) -> int:
-    """``count(tag)`` if it answers ``within`` seconds; ``known`` when Prefect cannot be reached or is slower: a run
-    that turned RUNNING when a slow count was asked may already send when the count comes."""
-    try:
-        return await _within(count(tag), within, sleep)
-    except Exception as exc:  # Prefect unreachable, refusing or too slow: the share is unchanged, the run goes on
-        log.warning("rate %s: could not count the runs sharing it (%s); assuming %d", tag, type(exc).__name__,
-                    known)
-        return known
-
-
-async def _within(call: Awaitable[T], seconds: float, sleep: Callable[[float], Awaitable[None]]) -> T:
-    """``call``'s answer, or TimeoutError after ``seconds`` on the clock of ``sleep`` (the tests' is virtual)."""
+async def _or(call: Awaitable[T], default: T, within: float, sleep: Callable[[float], Awaitable[None]],
+              what: str) -> T:
+    """``call``'s answer if it comes ``within`` seconds on the clock of ``sleep``; ``default`` when Prefect cannot be
+    reached, refuses or is slower (the run goes on): a run that turned RUNNING when a slow count was asked may
+    already send when the count comes."""
     answer = asyncio.ensure_future(call)
-    timer = asyncio.ensure_future(sleep(seconds))
+    timer = asyncio.ensure_future(sleep(within))
     try:
         await asyncio.wait({answer, timer}, return_when=asyncio.FIRST_COMPLETED)
         if not answer.done():
-            raise TimeoutError(f"no answer within {seconds:g} s")
+            raise TimeoutError(f"no answer within {within:g} s")
         return answer.result()
+    except Exception as exc:
+        log.warning("rate share: could not %s (%s); taking %s", what, type(exc).__name__, default)
+        return default
     finally:
         for pending in (answer, timer):
             if not pending.done():

@@ -56,7 +56,7 @@ class _Run:
     async def count(self, tag: str) -> int:
         return await self.server.count(tag, self.latency_s)
 
-    async def mark(self, tag: str, sharing: bool) -> None:
+    async def mark(self, tag: str, sharing: bool) -> bool:
         """The tag is written once the call has taken the server's latency: the latest the others can see it. Taken
         off at once: the run has stopped sending by then (and a run cancelled at the end has no clock to wait on)."""
         if sharing:
@@ -64,6 +64,7 @@ class _Run:
             self.server.running.add(self.name)
         else:
             self.server.running.discard(self.name)
+        return True
 
     async def live(self, start: float, stop: float) -> None:
         await self.clock.sleep(start)

@@ -52,10 +52,11 @@ class _World:
     def apply(self, share: float) -> None:
         self.shares.append((self.now, share))
 
-    async def mark(self, tag: str, sharing: bool) -> None:
+    async def mark(self, tag: str, sharing: bool) -> bool:
         self.marks.append((self.now, sharing))
         if self.mark_fails:
             raise ConnectionError("prefect unreachable")
+        return True
 
 
 def _hold(world: _World, seconds: float, *, expected_runs: int = 1) -> None:
