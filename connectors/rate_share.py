@@ -102,13 +102,21 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     """Hold this process's share of ``total_rps`` while the block runs: ``apply(share)`` now and on every change.
     Marks this run as sharing (``mark``), then enters a poll and a margin after the first count, when every other
     run has counted this one; unmarks it on the way out."""
-    # Unmarked (Prefect out of reach), the others cannot count this run: it counts itself in its own share at least.
     sending = sending_tag(tag)
-    unseen = 0 if await _marked(mark, sending, True, sleep) else 1
+    marked = await _marked(mark, sending, True, sleep)
+    # Unmarked, the others cannot count this run. While Prefect answers counts, they count and do not see it: it
+    # sends nothing and tries again every poll. Prefect out of reach, they assume the parent's runs at once: it
+    # goes on and counts itself in its own share at least.
+    while not marked and await _answers(count, sending, within=start_margin_s, sleep=sleep):
+        await sleep(poll_s)
+        marked = await _marked(mark, sending, True, sleep)
+    unseen = 0 if marked else 1
 
     async def step(runs: int) -> int:
         # Out of reach, this run cannot see runs starting either: it assumes at least the parent's runs at once.
-        counted = await _count_or(max(runs, expected_runs), sending, count, within=start_margin_s, sleep=sleep)
+        # ``runs`` holds this run when unseen: counted in once, not once more each poll Prefect does not answer
+        counted = await _count_or(max(runs - unseen, expected_runs), sending, count, within=start_margin_s,
+                                  sleep=sleep)
         seen = max(1, counted + unseen)
         if seen != runs:
             apply(share_each(total_rps, seen))
@@ -146,6 +154,16 @@ async def _marked(mark: Callable[[str, bool], Awaitable[None]], tag: str, sharin
         return True
     except Exception as exc:  # Prefect unreachable, refusing or too slow: the run goes on, counted as well as it can
         log.warning("rate %s: could not %s this run (%s)", tag, "mark" if sharing else "unmark", type(exc).__name__)
+        return False
+
+
+async def _answers(count: Callable[[str], Awaitable[int]], tag: str, *, within: float,
+                   sleep: Callable[[float], Awaitable[None]]) -> bool:
+    """Whether Prefect answers ``count(tag)`` within ``within`` seconds."""
+    try:
+        await _within(count(tag), within, sleep)
+        return True
+    except Exception:  # out of reach, refusing or too slow: the others cannot count either
         return False
 
 
