@@ -71,8 +71,8 @@ async def run_shard(name: str, where: SlotRange, services: ShardServices, out_pa
             await _work_customer(work, services.budget, outcomes, customer_id, docs)
 
     try:
-        # nothing to send (every row rejected, or none to retry): not counted among the runs sending
-        async with services.sending() if by_customer else nullcontext():
+        # nothing to send (every row rejected, none to retry, or the run stopped): not counted among the runs sending
+        async with services.sending() if by_customer and not services.budget.tripped else nullcontext():
             await asyncio.gather(*(one(c, d) for c, d in by_customer.items()))
     finally:
         try:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 import flows.runtime as runtime
@@ -24,6 +25,7 @@ from flows.settings import Settings
 from flows.shard_services import DryRunMode, ShardServices
 from flows.shard_worker import run_shard
 from tests.support.scenario import api_env, load_world, sandbox_record
+from transforms.codes import Reason
 from transforms.rules import Rules
 from transforms.run_timeline import Timeline
 
@@ -68,18 +70,20 @@ def test_a_shard_run_asks_for_its_token_only_once_it_holds_its_share(
     assert sandbox_record(fin_sandbox.url)["requests"].get("token", 0) >= 1
 
 
-def test_a_shard_with_nothing_to_send_is_never_counted_as_sending(tmp_path: Path) -> None:
-    """Every row rejected by the plan (or none to retry): the run would lower the others' share for the start-up
-    wait and send nothing."""
+C1 = "0f8e3c52-6d1a-4b7e-9a21-3c5d7e9f1a01"
+P1 = "5b2d7c1e-8f3a-4d6b-a1c9-2e4f6a8b0c11"
+
+
+def _shares_held(tmp_path: Path, customer_id: str, *, stopped: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+    """One passport row of ``customer_id`` planned and worked as a shard (a dry run, no API): the shares the shard
+    took and its report rows. ``stopped``: the run stopped (a lost lease) before the shard began."""
     manifest_path = tmp_path / "m.csv"
     manifest_path.write_text(
         "document_type,s3_uri,customer_id,associated_party_id,document_number,country,issue_date,expiry_date\n"
-        "PASSPORT,s3://kyc-docs/p.pdf,not-a-customer-id,5b2d7c1e-8f3a-4d6b-a1c9-2e4f6a8b0c11,PXN0000105,USA,"
-        "2021-03-10,2035-03-10\n")
+        f"PASSPORT,s3://kyc-docs/p.pdf,{customer_id},{P1},PXN0000105,USA,2021-03-10,2035-03-10\n")
     plan = plan_manifest(open_manifest(str(manifest_path), store=None, cache_dir=tmp_path / "cache"),
                          rules=Rules(today=TODAY), run_dir=tmp_path / "run", batch_rows=100, slots=4,
                          shard_rows=1000)
-    assert plan.rows_rejected == plan.rows_in == 1
     held: list[str] = []
 
     @asynccontextmanager
@@ -90,6 +94,27 @@ def test_a_shard_with_nothing_to_send_is_never_counted_as_sending(tmp_path: Path
     services = ShardServices(store=ObjectStore(None), mode=DryRunMode(tmp_path / "payloads"), rules=Rules(today=TODAY),
                              ledger_root=Location.parse(str(tmp_path / "ledger" / "job")), max_file_bytes=1 << 20,
                              max_concurrent_customers=2, max_concurrent_uploads=2, sending=sending)
+    if stopped:
+        services.budget.halt("another run took the lease", Reason.lease_lost)
+    report: list[dict[str, Any]] = []
     for shard in plan.shards:
-        asyncio.run(run_shard(shard.name, shard.rows, services, tmp_path / "parts" / f"{shard.name}.parquet"))
-    assert plan.shards and held == []
+        out = tmp_path / "parts" / f"{shard.name}.parquet"
+        asyncio.run(run_shard(shard.name, shard.rows, services, out))
+        report += pq.read_table(out).to_pylist()
+    assert plan.shards
+    return held, report
+
+
+def test_a_shard_with_nothing_to_send_is_never_counted_as_sending(tmp_path: Path) -> None:
+    """Every row rejected by the plan (or none to retry): the run would lower the others' share for the start-up
+    wait and send nothing."""
+    held, _ = _shares_held(tmp_path, "not-a-customer-id")
+    assert held == []
+
+
+def test_a_shard_stopped_before_it_began_is_never_counted_as_sending(tmp_path: Path) -> None:
+    """The run's lease lost (or its failure budget spent) before the shard began: its rows fail untried, and it
+    takes no share of the rate it would not use."""
+    held, report = _shares_held(tmp_path, C1, stopped=True)
+    assert held == []
+    assert [(r["status"], r["reason_code"]) for r in report] == [("failed", "lease_lost")]
