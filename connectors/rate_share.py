@@ -52,20 +52,19 @@ def sending_tag(tag: str) -> str:
     return f"{tag}:sending"
 
 
-async def mark_this_run(tag: str, sharing: bool) -> bool:
+async def mark_this_run(tag: str, sharing: bool) -> None:
     """Put ``tag`` on the flow run of this process (``sharing``) or take it off, so that the others count it only
-    while it may send: not while it starts, nor while it writes its report. False outside a flow run."""
+    while it may send: not while it starts, nor while it writes its report. Nothing outside a flow run."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run
 
     if not flow_run.id:
-        return False
+        return
     async with get_client() as client:
         run = await client.read_flow_run(UUID(flow_run.id))
         await client.update_flow_run(run.id, tags=[t for t in run.tags if t != tag] + ([tag] if sharing else []))
-    return True
 
 
 async def count_running(tag: str) -> int:
@@ -75,11 +74,10 @@ async def count_running(tag: str) -> int:
     from prefect.client.schemas import filters
     from prefect.client.schemas.objects import StateType
 
+    running = filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=[StateType.RUNNING]))
     async with get_client() as client:
-        return await client.count_flow_runs(flow_run_filter=filters.FlowRunFilter(
-            tags=filters.FlowRunFilterTags(all_=[tag]),
-            state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=[StateType.RUNNING])),
-        ))
+        return await client.count_flow_runs(
+            flow_run_filter=filters.FlowRunFilter(tags=filters.FlowRunFilterTags(all_=[tag]), state=running))
 
 
 def share_each(total_rps: float, runs: int) -> float:
@@ -93,23 +91,28 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
                         poll_s: float = POLL_S,
                         start_margin_s: float = START_MARGIN_S,
                         count: Callable[[str], Awaitable[int]] = count_running,
-                        mark: Callable[[str, bool], Awaitable[bool]] = mark_this_run,
+                        mark: Callable[[str, bool], Awaitable[None]] = mark_this_run,
                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncIterator[None]:
     """Hold this process's share of ``total_rps`` while the block runs: ``apply(share)`` now and on every change.
     Marks this run as sharing (``mark``), then enters a poll and a margin after the first count, when every other
     run has counted this one; unmarks it on the way out."""
     sending = sending_tag(tag)
-    # Unmarked (Prefect out of reach, or no flow run), the others cannot count this run: it counts itself in.
-    unseen = 0 if await _or(mark(sending, True), False, MARK_TIMEOUT_S, sleep, "mark this run") else 1
+    # Unmarked, the others cannot count this run. While Prefect answers counts, they count and do not see it: it
+    # sends nothing and tries again every poll. Prefect out of reach, they assume the parent's runs at once: it
+    # goes on and counts itself in its own share at least. (A mark answers None; one that fails, False.)
+    while not (marked := await _or(mark(sending, True), False, MARK_TIMEOUT_S, sleep, "mark this run") is None) \
+            and await _or(count(sending), None, start_margin_s, sleep, "count the runs") is not None:
+        await sleep(poll_s)
+    unseen = 0 if marked else 1
 
     async def step(runs: int) -> int:
         # Out of reach, this run cannot see runs starting either: it assumes at least the parent's runs at once.
-        counted = await _or(count(sending), max(runs, expected_runs), start_margin_s, sleep, "count the runs")
+        # ``runs`` holds this run when unseen: counted in once, not once more each poll Prefect does not answer
+        counted = await _or(count(sending), max(runs - unseen, expected_runs), start_margin_s, sleep, "count the runs")
         seen = max(1, counted + unseen)
         if seen != runs:
             apply(share_each(total_rps, seen))
-            log.info("rate %s: %d run(s) share %.1f requests/s: %.1f each", tag, seen, total_rps,
-                     share_each(total_rps, seen))
+            log.info("rate %s: %d run(s) share %.1f requests/s", tag, seen, total_rps)
         return seen
 
     async def follow(runs: int, beat: Awaitable[None]) -> None:
@@ -148,7 +151,7 @@ async def _or(call: Awaitable[T], default: T, within: float, sleep: Callable[[fl
             raise TimeoutError(f"no answer within {within:g} s")
         return answer.result()
     except Exception as exc:
-        log.warning("rate share: could not %s (%s); taking %s", what, type(exc).__name__, default)
+        log.warning("rate share: could not %s (%s)", what, type(exc).__name__)
         return default
     finally:
         for pending in (answer, timer):

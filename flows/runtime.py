@@ -126,7 +126,8 @@ async def run_mode(settings: Settings, *, dry_run: bool, payloads_dir: Path, tim
         return
     async with fin_client(settings, rate_share=rate_share) as fin:
         fin.stats.per_second = timeline
-        await fin.authenticate()
+        if rate_share is None:  # sharing the rate, the token request waits for the share (shard_services)
+            await fin.authenticate()
         yield LiveMode(fin)
 
 
@@ -154,9 +155,22 @@ def shard_services(settings: Settings, mode: RunMode, *, store: ObjectStore, run
 
 def _sending(mode: RunMode, rate_share: RateShare | None) -> Callable[[], AbstractAsyncContextManager[None]]:
     """What a shard holds while it sends: a fanned-out shard run's share of the API rate, counted among the runs
-    sending only then, not while it reads its rows and ledger or writes its report (``connectors.rate_share``)."""
+    sending only then, not while it reads its rows and ledger or writes its report (``connectors.rate_share``).
+    A live run asks for its first token inside it: a request sent before the run is counted comes on top of the
+    rate the counted runs share."""
     if rate_share is None or mode.fin is None:
         return nullcontext
-    limiter = mode.fin.limiter
-    return lambda: share_of_rate(rate_share.tag, rate_share.total_rps, limiter.set_ceiling,
-                                 expected_runs=rate_share.expected_runs)
+    fin = mode.fin
+    first_token = isinstance(mode, LiveMode)  # a dry run's reader gets its token with its first look-up
+
+    @asynccontextmanager
+    async def held() -> AsyncIterator[None]:
+        nonlocal first_token
+        async with share_of_rate(rate_share.tag, rate_share.total_rps, fin.limiter.set_ceiling,
+                                 expected_runs=rate_share.expected_runs):
+            if first_token:
+                await fin.authenticate()  # SetupError when the credentials are refused, before any other request
+                first_token = False
+            yield
+
+    return held

@@ -155,6 +155,13 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("rate_limit_name")
+    @classmethod
+    def _rate_name(cls, value: str) -> str:
+        if value.endswith(":sending"):  # its runs' tag would be the tag another name's runs sending carry
+            raise ValueError("ends with ':sending', the mark of the shard runs sending under a shared rate")
+        return value
+
     def has_credentials(self) -> bool:
         """Whether API client credentials are configured (a dry run then looks parties up by email)."""
         return bool(self.client_id and (self.client_secret.get_secret_value() or self.fin_client_secret_block))

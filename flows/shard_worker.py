@@ -18,6 +18,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ async def run_shard(name: str, where: SlotRange, services: ShardServices, out_pa
             await _work_customer(work, services.budget, outcomes, customer_id, docs)
 
     try:
-        async with services.sending():
+        # nothing to send (every row rejected, none to retry, or the run stopped): not counted among the runs sending
+        async with services.sending() if by_customer and not services.budget.tripped else nullcontext():
             await asyncio.gather(*(one(c, d) for c, d in by_customer.items()))
     finally:
         try:

@@ -34,7 +34,7 @@ def test_odd_rate_names_still_count_the_runs(name: str) -> None:
             pass
 
     asyncio.run(go())
-    assert shares == [share_each(100.0, 5)]  # the four runs counted, and this process (no flow run to mark) itself
+    assert shares == [share_each(100.0, 4)]  # the four runs counted
 
 
 def test_a_flow_run_is_counted_while_it_holds_its_share_and_not_before_or_after() -> None:

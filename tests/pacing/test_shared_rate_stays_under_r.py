@@ -26,6 +26,7 @@ class _Server:
         self.latency_s = latency_s
         self.running: set[str] = set()
         self.down = False
+        self.refuses_marks_until: dict[str, float] = {}  # a run's marks answered 500 until then; counts still answered
 
     async def count(self, tag: str, latency_s: float | None = None) -> int:
         seen = len(self.running)
@@ -56,15 +57,16 @@ class _Run:
     async def count(self, tag: str) -> int:
         return await self.server.count(tag, self.latency_s)
 
-    async def mark(self, tag: str, sharing: bool) -> bool:
+    async def mark(self, tag: str, sharing: bool) -> None:
         """The tag is written once the call has taken the server's latency: the latest the others can see it. Taken
         off at once: the run has stopped sending by then (and a run cancelled at the end has no clock to wait on)."""
         if sharing:
             await self.clock.sleep(self.server.latency_s if self.latency_s is None else self.latency_s)
+            if self.clock.now < self.server.refuses_marks_until.get(self.name, -1.0):
+                raise RuntimeError("prefect answered 500")
             self.server.running.add(self.name)
         else:
             self.server.running.discard(self.name)
-        return True
 
     async def live(self, start: float, stop: float) -> None:
         await self.clock.sleep(start)
@@ -77,11 +79,14 @@ class _Run:
 
 def _simulate(runs: list[tuple[str, float, float]], *, latency_s: float, until: float,
               expected_runs: int = 1, down: tuple[float, float] | None = None,
-              latency_of: dict[str, float] | None = None) -> float:
+              latency_of: dict[str, float] | None = None,
+              refuses_marks_until: dict[str, float] | None = None) -> float:
     """Runs (name, start, stop) on one server; the highest total of the sending runs' shares at any instant.
-    ``latency_of``: a run's own count latency, where it differs from ``latency_s``."""
+    ``latency_of``: a run's own count latency, where it differs from ``latency_s``; ``refuses_marks_until``: when
+    the server stops refusing a run's marks."""
     clock = VirtualClock()
     server = _Server(clock, latency_s)
+    server.refuses_marks_until = refuses_marks_until or {}
     shard_runs = [_Run(name, clock, server, expected_runs=expected_runs, latency_s=(latency_of or {}).get(name))
                   for name, _, _ in runs]
     worst = 0.0
@@ -195,3 +200,30 @@ def test_a_run_whose_counts_are_slower_than_a_starting_runs_does_not_push_the_su
     worst = _simulate([("a", 0.0, 40.0), ("b", b_starts, 40.0)], latency_s=0.0, until=30.0, expected_runs=2,
                       latency_of={"a": 1.2})
     assert worst <= R + 1e-6
+
+
+@pytest.mark.parametrize("refused_until", [7.0, 1000.0])
+def test_a_run_prefect_refuses_to_mark_does_not_push_the_sum_past_r(refused_until: float) -> None:
+    """The server answers counts but refuses a run's mark (a 500 on the update, or no answer in time): the others
+    count only the runs marked and never see it, so its share comes on top of theirs (1.5 R with two runs), however
+    it counts itself. It sends only once marked."""
+    worst = _simulate([("a", 0.0, 60.0), ("b", 6.0, 60.0)], latency_s=0.1, until=40.0, expected_runs=2,
+                      refuses_marks_until={"b": refused_until})
+    assert worst <= R + 1e-6
+
+
+def test_a_run_marked_after_refusals_gets_its_share() -> None:
+    """Refused for a while, then marked: the run sends (it does not wait for ever) and the sum stays under R."""
+    clock = VirtualClock()
+    server = _Server(clock, 0.1)
+    server.refuses_marks_until = {"b": 7.0}
+    b = _Run("b", clock, server, expected_runs=2)
+
+    async def go() -> None:
+        task = asyncio.ensure_future(b.live(6.0, 60.0))
+        await clock.drive(20.0, lambda now: None)
+        assert b.sending and "b" in server.running
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(go())

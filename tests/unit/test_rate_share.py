@@ -25,6 +25,7 @@ class _World:
         self._seq = itertools.count()
         self.marks: list[tuple[float, bool]] = []  # (time, marked as sharing or not)
         self.mark_fails = False
+        self.marks_refused = 0  # the next marks refused, then taken
 
     async def count(self, tag: str) -> int:
         assert tag == "kyc-attach-rate:fin:sending"
@@ -52,11 +53,13 @@ class _World:
     def apply(self, share: float) -> None:
         self.shares.append((self.now, share))
 
-    async def mark(self, tag: str, sharing: bool) -> bool:
+    async def mark(self, tag: str, sharing: bool) -> None:
         self.marks.append((self.now, sharing))
         if self.mark_fails:
             raise ConnectionError("prefect unreachable")
-        return True
+        if self.marks_refused:
+            self.marks_refused -= 1
+            raise RuntimeError("prefect answered 500")
 
 
 def _hold(world: _World, seconds: float, *, expected_runs: int = 1) -> None:
@@ -106,13 +109,23 @@ def test_a_run_is_marked_as_sharing_before_its_first_count_and_unmarked_when_it_
     assert world.asked[0] == 0.0 and world.shares[0] == (0.0, 399.0)  # its first count sees itself
 
 
-def test_a_run_that_cannot_be_marked_counts_itself_in() -> None:
-    """Prefect refusing the mark: the others cannot count this run, so its count of them is one short."""
-    world = _World([2])
+def test_a_run_that_cannot_be_marked_with_prefect_out_of_reach_counts_itself_in() -> None:
+    """Prefect out of reach: the others assume the parent's runs at once and cannot count this run either; it
+    counts itself on top of them."""
+    world = _World([ConnectionError("prefect unreachable")])
     world.mark_fails = True
-    _hold(world, 3.0)
+    _hold(world, 9.0, expected_runs=2)
     assert world.marks == [(0.0, True)]  # nothing to take off
-    assert world.shares == [(0.0, share_each(400.0, 3))]
+    assert world.shares == [(0.0, share_each(400.0, 3))]  # counted in once, not once more at every poll
+
+
+def test_a_run_whose_mark_is_refused_while_prefect_counts_sends_only_once_marked() -> None:
+    """The others count the marked runs and would not see this one: its share would come on top of theirs."""
+    world = _World([2])
+    world.marks_refused = 2
+    _hold(world, 10.0)
+    assert world.marks == [(0.0, True), (2.0, True), (4.0, True), (10.0, False)]  # tried again every poll
+    assert world.shares[0] == (4.0, share_each(400.0, 2))  # counted from its mark on, sending 2.5 s later
 
 
 def test_limiters_take_the_share_as_their_ceiling() -> None:

@@ -177,6 +177,15 @@ def test_the_aws_credentials_block_names_go_to_shard_runs_and_a_bad_name_is_refu
     assert "Not A Block" not in str(caught.value)
 
 
+def test_a_rate_name_that_reads_as_another_names_sending_runs_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its shard runs would carry, from their creation, the tag the runs of the shorter name count as sending."""
+    monkeypatch.setenv("KYC_ATTACH_RATE_LIMIT_NAME", "fin:sending")
+    with pytest.raises(SetupError, match=r"KYC_ATTACH_RATE_LIMIT_NAME: .*ends with ':sending'"):
+        load_settings()
+    monkeypatch.setenv("KYC_ATTACH_RATE_LIMIT_NAME", "fin:sending-eu")
+    assert load_settings().rate_limit_name == "fin:sending-eu"
+
+
 def test_without_credentials_blocks_the_cli_does_not_import_prefect_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
