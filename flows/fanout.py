@@ -107,8 +107,8 @@ async def fan_out_shards(plan: PlanResult, *, settings: Settings, run_id: str, r
     work = S3WorkArea.for_run(store, settings.work_uri, run_id)
     # The shard runs allowed at once: while a shard run cannot ask Prefect how many others work, it assumes this.
     at_once = max(1, min(settings.fanout_concurrency, len(plan.shards)))
-    share = None if dry_run else RateShare(tag=rate_tag(settings.rate_limit_name), total_rps=settings.rate_limit_rps,
-                                           expected_runs=at_once)
+    # a dry run's shard runs share it too: with credentials they look customers up
+    share = RateShare(tag=rate_tag(settings.rate_limit_name), total_rps=settings.rate_limit_rps, expected_runs=at_once)
     uris = await upload_shard_rows_task(plan, run_dir, str(work.prefix))
     jobs = [ShardJob(
         run_id=run_id, shard=s.name, rows_uri=uris[s.name], work_prefix=str(work.prefix),

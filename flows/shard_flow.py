@@ -60,7 +60,7 @@ class ShardJob(BaseModel):
     allow_reattach: bool = False
     retry_failed_report: str | None = None  # --retry-failed: the earlier run's report prefix
     include_rejected: tuple[str, ...] = ()  # --include-rejected: rejected rows of that run worked again too
-    rate_share: RateShare | None = None  # the API rate this run shares with the other shard runs (None: dry run)
+    rate_share: RateShare | None = None  # the API rate this run shares with the other shard runs
     lease: LeaseTerms | None = None  # the parent run's lease, joined and renewed while this run works (None: dry run)
 
     @model_validator(mode="after")

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.support.fanout_world import FanOutWorld
+from bench.support.fanout_world import LIMIT, FanOutWorld
 from connectors.objects import ObjectStore
+from connectors.rate_share import rate_tag
 from connectors.s3 import Location, S3Store, make_s3_client
 from tests.ops.fanout_helpers import fan_out_env, report_rows
 from tests.support.scenario import DemoScenario, load_world, read_report
@@ -73,6 +74,8 @@ def test_fanned_out_dry_run_only_reads_customers_and_reports_every_row_with_payl
     assert record["uploads"] == [] and record["attachments"] == []
     assert fanned["dry_run"] is True and fanned["shards"] == single["shards"] >= 2
     assert len(two_workers.shard_runs("dry")) == fanned["shards"]  # really fanned out
+    # their look-ups share the API rate as a live run's requests do
+    assert all(rate_tag(LIMIT) in r.tags for r in two_workers.shard_runs("dry"))
     assert sum(fanned["by_status"].values()) == fanned["rows_in"] == len(s.rows)
     assert report_rows(fanned) == report_rows(single)
     report = read_report(fanned)
