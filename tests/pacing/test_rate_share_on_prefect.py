@@ -37,10 +37,11 @@ def test_odd_rate_names_still_count_the_runs(name: str) -> None:
     assert shares == [share_each(100.0, 4)]  # the four runs counted
 
 
-def test_a_flow_run_is_counted_while_it_holds_its_share_and_not_before_or_after() -> None:
+@pytest.mark.parametrize("name", ["fin", "fin api (prod), eu/β", "x" * 300])
+def test_a_flow_run_is_counted_while_it_holds_its_share_and_not_before_or_after(name: str) -> None:
     """A shard run starting (reading its rows) or ending (writing its report) sends nothing: the others keep the
-    rate it would idle."""
-    tag = rate_tag(uuid.uuid4().hex[:8])
+    rate it would idle. The rate's name goes into the run's tag as written."""
+    tag = rate_tag(name + uuid.uuid4().hex[:8])
     seen: list[int] = []
     shares: list[float] = []
 
