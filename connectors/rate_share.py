@@ -9,12 +9,15 @@ docs/design/sharding.md.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.errors import SetupError
 
 log = logging.getLogger("kyc_attach.rate_share")
 T = TypeVar("T")
@@ -28,6 +31,9 @@ POLL_S = 1.0
 MARK_TIMEOUT_S = 10.0
 #: What a run starting waits past one poll, for the others' count to reach the Prefect server and back.
 START_MARGIN_S = 0.5
+#: How long a run waits for a mark Prefect refuses while it answers counts before it stops: a refusal that long is
+#: a credential without the right to update flow runs, not a passing error, and waiting longer would hang the run.
+MARK_GIVE_UP_S = 300.0
 
 
 class RateShare(BaseModel):
@@ -97,19 +103,30 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     Marks this run as sharing (``mark``), then enters a poll and a margin after the first count, when every other
     run has counted this one; unmarks it on the way out."""
     sending = sending_tag(tag)
+
+    async def marked() -> bool:  # a mark answers None; one that fails, False
+        return await _or(mark(sending, True), False, MARK_TIMEOUT_S, sleep, "mark this run") is None
+
     # Unmarked, the others cannot count this run. While Prefect answers counts, they count and do not see it: it
     # sends nothing and tries again every poll. Prefect out of reach, they assume the parent's runs at once: it
-    # goes on and counts itself in its own share at least. (A mark answers None; one that fails, False.)
-    while not (marked := await _or(mark(sending, True), False, MARK_TIMEOUT_S, sleep, "mark this run") is None) \
-            and await _or(count(sending), None, start_margin_s, sleep, "count the runs") is not None:
+    # goes on and counts itself in its own share at least.
+    for polls in itertools.count():
+        if (first_mark := await marked()) or await _or(count(sending), None, start_margin_s, sleep, "count") is None:
+            break
+        if polls * poll_s >= MARK_GIVE_UP_S:
+            raise SetupError(f"Prefect refused to tag this flow run for {MARK_GIVE_UP_S:g} s while it answered: "
+                             "the rate share needs the right to update flow runs")
         await sleep(poll_s)
-    unseen = 0 if marked else 1
+    unseen = 0 if first_mark else 1
 
     async def step(runs: int) -> int:
+        nonlocal unseen
         # Out of reach, this run cannot see runs starting either: it assumes at least the parent's runs at once.
         # ``runs`` holds this run when unseen: counted in once, not once more each poll Prefect does not answer
-        counted = await _or(count(sending), max(runs - unseen, expected_runs), start_margin_s, sleep, "count the runs")
-        seen = max(1, counted + unseen)
+        counted = await _or(count(sending), None, start_margin_s, sleep, "count the runs")
+        seen = max(1, (max(runs - unseen, expected_runs) if counted is None else counted) + unseen)
+        if unseen and counted is not None and await marked():
+            unseen = 0  # Prefect is back and the others count again: from the next count on, they see this run
         if seen != runs:
             apply(share_each(total_rps, seen))
             log.info("rate %s: %d run(s) share %.1f requests/s", tag, seen, total_rps)
@@ -129,11 +146,7 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
         await sleep(poll_s + start_margin_s)
         yield
     finally:
-        for pending in (beat, follower):
-            if pending is not None:
-                pending.cancel()
-                with suppress(asyncio.CancelledError):
-                    await pending
+        await _cancel(beat, follower)
         if not unseen:  # still marked, the run stays counted only until it leaves RUNNING
             await _or(mark(sending, False), False, MARK_TIMEOUT_S, sleep, "unmark this run")
 
@@ -154,8 +167,12 @@ async def _or(call: Awaitable[T], default: T, within: float, sleep: Callable[[fl
         log.warning("rate share: could not %s (%s)", what, type(exc).__name__)
         return default
     finally:
-        for pending in (answer, timer):
-            if not pending.done():
-                pending.cancel()
-                with suppress(asyncio.CancelledError):
-                    await pending
+        await _cancel(answer, timer)
+
+
+async def _cancel(*tasks: asyncio.Future[Any] | None) -> None:
+    for task in tasks:
+        if task is not None and not task.done():
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import Awaitable, Callable
 
 import pytest
 
+from connectors import rate_share
+from connectors.errors import SetupError
 from connectors.rate_limiter import EndpointLimiters
 from connectors.rate_share import share_each, share_of_rate
 
@@ -62,7 +65,8 @@ class _World:
             raise RuntimeError("prefect answered 500")
 
 
-def _hold(world: _World, seconds: float, *, expected_runs: int = 1) -> None:
+def _hold(world: _World, seconds: float, *, expected_runs: int = 1,
+          meanwhile: Callable[[], Awaitable[None]] | None = None) -> None:
     async def hold() -> None:
         async with share_of_rate("kyc-attach-rate:fin", 400.0, world.apply, expected_runs=expected_runs,
                                  poll_s=2.0, start_margin_s=0.5, count=world.count, mark=world.mark,
@@ -72,8 +76,11 @@ def _hold(world: _World, seconds: float, *, expected_runs: int = 1) -> None:
 
     async def go() -> None:
         task = asyncio.ensure_future(hold())
+        other = asyncio.ensure_future(meanwhile()) if meanwhile else None
         await world.run_until(seconds)
         await task
+        if other:
+            await other
 
     asyncio.run(go())
 
@@ -126,6 +133,35 @@ def test_a_run_whose_mark_is_refused_while_prefect_counts_sends_only_once_marked
     _hold(world, 10.0)
     assert world.marks == [(0.0, True), (2.0, True), (4.0, True), (10.0, False)]  # tried again every poll
     assert world.shares[0] == (4.0, share_each(400.0, 2))  # counted from its mark on, sending 2.5 s later
+
+
+@pytest.mark.timeout(30)  # the old behaviour waited for ever
+def test_a_run_prefect_refuses_to_mark_for_good_stops_with_the_reason_instead_of_waiting_for_ever(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A credential that may read flow runs but not update them: the run stops before sending, saying why."""
+    monkeypatch.setattr(rate_share, "MARK_GIVE_UP_S", 10.0)
+    world = _World([2])
+    world.marks_refused = 10**6
+    with pytest.raises(SetupError, match="right to update flow runs"):
+        _hold(world, 60.0)
+    assert world.shares == []  # never counted, never sent
+    assert [t for t, sharing in world.marks if sharing] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]  # then it stops
+
+
+def test_a_run_that_went_on_unmarked_is_marked_once_prefect_answers_again() -> None:
+    """Out of reach at the start, the run counts itself in; once Prefect answers, the others count the marked runs
+    only, so it marks itself then (and takes the mark off at the end)."""
+    world = _World([ConnectionError("unreachable"), ConnectionError("unreachable"), 2])
+    world.mark_fails = True
+
+    async def prefect_back() -> None:
+        await world.sleep(1.0)
+        world.mark_fails = False
+
+    _hold(world, 9.0, expected_runs=2, meanwhile=prefect_back)
+    assert world.marks == [(0.0, True), (2.0, True), (9.0, False)]  # marked at its first answer, unmarked at the end
+    # counted in on top of the parent's runs while out of reach; from the count after its mark, one of the two seen
+    assert world.shares == [(0.0, share_each(400.0, 3)), (4.0, share_each(400.0, 2))]
 
 
 def test_limiters_take_the_share_as_their_ceiling() -> None:
