@@ -17,7 +17,7 @@ demo: setup
 test: setup
 	$(UV) run lint-imports
 	$(UV) run mypy --strict flows transforms connectors
-	$(UV) run pytest -n 3 --dist loadfile  # one test file per process: a file's servers and fixtures start once
+	$(UV) run pytest -n 3 --dist loadfile --no-loadscope-reorder  # one test file per process: a file's servers and fixtures start once; the slowest folders first (tests/conftest.py)
 
 lint: setup
 	$(UV) run ruff check .

@@ -80,3 +80,17 @@ def demo_scenario(fin_sandbox: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
         return DemoScenario(world, rows, put_scenario(bucket, rows, files), bucket, fin_sandbox.url)
 
     return stage
+
+
+#: The folders whose files start Prefect workers and whole runs, first: with `pytest -n 3 --dist loadfile
+#: --no-loadscope-reorder` (the Makefile's) the longest files are handed out first and the quick ones fill the ends,
+#: instead of a fan-out file of four tests starting last, when the others are done.
+_SLOWEST_FIRST = ("ops", "e2e", "hostile", "functional", "pacing", "sandbox", "unit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def folder(item: pytest.Item) -> int:
+        parts = Path(str(item.path)).parts
+        return next((_SLOWEST_FIRST.index(p) for p in reversed(parts) if p in _SLOWEST_FIRST), len(_SLOWEST_FIRST))
+
+    items.sort(key=folder)  # stable: a file's tests stay together and in their order
