@@ -9,7 +9,6 @@ docs/design/sharding.md.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -31,8 +30,8 @@ POLL_S = 1.0
 MARK_TIMEOUT_S = 10.0
 #: What a run starting waits past one poll, for the others' count to reach the Prefect server and back.
 START_MARGIN_S = 0.5
-#: How long a run waits for a mark Prefect refuses while it answers counts before it stops: a refusal that long is
-#: a credential without the right to update flow runs, not a passing error, and waiting longer would hang the run.
+#: How long a run waits for Prefect to mark it before it stops: a refusal that long is a credential without the right
+#: to update flow runs, or a server that is gone, not a passing error; waiting longer would hang the run.
 MARK_GIVE_UP_S = 300.0
 
 
@@ -103,30 +102,14 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
     Marks this run as sharing (``mark``), then enters a poll and a margin after the first count, when every other
     run has counted this one; unmarks it on the way out."""
     sending = sending_tag(tag)
-
-    async def marked() -> bool:  # a mark answers None; one that fails, False
-        return await _or(mark(sending, True), False, MARK_TIMEOUT_S, sleep, "mark this run") is None
-
-    # Unmarked, the others cannot count this run. While Prefect answers counts, they count and do not see it: it
-    # sends nothing and tries again every poll. Prefect out of reach, they assume the parent's runs at once: it
-    # goes on and counts itself in its own share at least.
-    for polls in itertools.count():
-        if (first_mark := await marked()) or await _or(count(sending), None, start_margin_s, sleep, "count") is None:
-            break
-        if polls * poll_s >= MARK_GIVE_UP_S:
-            raise SetupError(f"Prefect refused to tag this flow run for {MARK_GIVE_UP_S:g} s while it answered: "
-                             "the rate share needs the right to update flow runs")
-        await sleep(poll_s)
-    unseen = 0 if first_mark else 1
+    # Unmarked, the others cannot count this run: it sends nothing until Prefect has marked it, out of reach or
+    # refusing, and stops with the reason once MARK_GIVE_UP_S have passed (on the clock of ``sleep``).
+    beat: asyncio.Future[None] | None = None
+    follower: asyncio.Task[None] | None = None
 
     async def step(runs: int) -> int:
-        nonlocal unseen
-        # Out of reach, this run cannot see runs starting either: it assumes at least the parent's runs at once.
-        # ``runs`` holds this run when unseen: counted in once, not once more each poll Prefect does not answer
-        counted = await _or(count(sending), None, start_margin_s, sleep, "count the runs")
-        seen = max(1, (max(runs - unseen, expected_runs) if counted is None else counted) + unseen)
-        if unseen and counted is not None and await marked():
-            unseen = 0  # Prefect is back and the others count again: from the next count on, they see this run
+        # Out of reach, this run cannot see runs starting either: it assumes at least the parent's runs at once
+        seen = max(1, await _or(count(sending), max(runs, expected_runs), start_margin_s, sleep, "count the runs"))
         if seen != runs:
             apply(share_each(total_rps, seen))
             log.info("rate %s: %d run(s) share %.1f requests/s", tag, seen, total_rps)
@@ -137,18 +120,25 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
         while True:
             runs, _ = await asyncio.gather(step(runs), sleep(poll_s))
 
-    # Counts keep a beat of poll_s from the first, however slow the server: counting every poll_s + latency let runs
-    # starting together send before the others had lowered their shares (up to 2 R).
-    beat = asyncio.ensure_future(sleep(poll_s))
-    follower: asyncio.Task[None] | None = None
+    async def marked() -> None:
+        while await _or(mark(sending, True), False, MARK_TIMEOUT_S, sleep, "mark this run") is not None:
+            await sleep(poll_s)
+
     try:
+        if await _or(marked(), False, MARK_GIVE_UP_S, sleep, "mark this run in time") is not None:
+            raise SetupError(f"Prefect did not tag this flow run in {MARK_GIVE_UP_S:g} s (out of reach, or refusing: "
+                             "the rate share needs the right to update flow runs)")
+        # Counts keep a beat of poll_s from the first, however slow the server: counting every poll_s + latency let
+        # runs starting together send before the others had lowered their shares (up to 2 R).
+        beat = asyncio.ensure_future(sleep(poll_s))
         follower = asyncio.create_task(follow(await step(0), beat))
         await sleep(poll_s + start_margin_s)
         yield
     finally:
         await _cancel(beat, follower)
-        if not unseen:  # still marked, the run stays counted only until it leaves RUNNING
-            await _or(mark(sending, False), False, MARK_TIMEOUT_S, sleep, "unmark this run")
+        # the run stays counted until it leaves RUNNING; taken off even when no mark was answered: one whose answer
+        # was lost may have been written
+        await _or(mark(sending, False), False, MARK_TIMEOUT_S, sleep, "unmark this run")
 
 
 async def _or(call: Awaitable[T], default: T, within: float, sleep: Callable[[float], Awaitable[None]],

@@ -227,3 +227,20 @@ def test_a_run_marked_after_refusals_gets_its_share() -> None:
         await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(go())
+
+
+def test_a_run_starting_while_prefect_is_out_of_reach_does_not_push_the_sum_past_r() -> None:
+    """Prefect out of reach from 5 s to 20 s (counts fail, marks refused): run b starts at 6 s. Had it gone on
+    unmarked, counting itself in, a would have taken R - 1 at the first count after the outage and b its half on
+    top: 1.5 R until a counted b's mark. b waits for its mark instead."""
+    worst = _simulate([("a", 0.0, 60.0), ("b", 6.0, 60.0)], latency_s=0.1, until=40.0, expected_runs=2,
+                      down=(5.0, 20.0), refuses_marks_until={"b": 20.0})
+    assert worst <= R + 1e-6
+
+
+def test_a_count_lost_while_prefect_refuses_a_runs_mark_does_not_let_it_send() -> None:
+    """b's marks refused for good and one of its counts lost at 6.1 s: taking the blip for an outage and going on
+    unmarked sent b's share on top of a's R - 1 for the rest of the run (1.5 R)."""
+    worst = _simulate([("a", 0.0, 60.0), ("b", 6.0, 60.0)], latency_s=0.1, until=40.0, expected_runs=2,
+                      down=(6.05, 6.15), refuses_marks_until={"b": 10**6})
+    assert worst <= R + 1e-6

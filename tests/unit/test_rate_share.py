@@ -29,6 +29,10 @@ class _World:
         self.marks: list[tuple[float, bool]] = []  # (time, marked as sharing or not)
         self.mark_fails = False
         self.marks_refused = 0  # the next marks refused, then taken
+        self.tagged = False  # the sending tag on the run, on the server
+        self.mark_write_s = 0.0  # a mark (sharing) reaches the server this long after it is asked
+        self.answers_lost = 0  # the next marks written on the server, their answers lost (a reset, a client timeout)
+        self.mark_answer_s = 0.0  # and a mark's answer comes back this long after the server wrote it
 
     async def count(self, tag: str) -> int:
         assert tag == "kyc-attach-rate:fin:sending"
@@ -63,6 +67,14 @@ class _World:
         if self.marks_refused:
             self.marks_refused -= 1
             raise RuntimeError("prefect answered 500")
+        if sharing and self.mark_write_s:
+            await self.sleep(self.mark_write_s)
+        self.tagged = sharing
+        if self.answers_lost:
+            self.answers_lost -= 1
+            raise ConnectionError("connection reset")
+        if sharing and self.mark_answer_s:
+            await self.sleep(self.mark_answer_s)
 
 
 def _hold(world: _World, seconds: float, *, expected_runs: int = 1,
@@ -116,14 +128,19 @@ def test_a_run_is_marked_as_sharing_before_its_first_count_and_unmarked_when_it_
     assert world.asked[0] == 0.0 and world.shares[0] == (0.0, 399.0)  # its first count sees itself
 
 
-def test_a_run_that_cannot_be_marked_with_prefect_out_of_reach_counts_itself_in() -> None:
-    """Prefect out of reach: the others assume the parent's runs at once and cannot count this run either; it
-    counts itself on top of them."""
-    world = _World([ConnectionError("prefect unreachable")])
+def test_a_run_prefect_cannot_mark_sends_nothing_until_it_can() -> None:
+    """Prefect out of reach at the start: the others, once it answers, count only the marked runs and would not see
+    this one. It waits, marks itself once Prefect is back, and takes its share from then on."""
+    world = _World([ConnectionError("unreachable"), 2])
     world.mark_fails = True
-    _hold(world, 9.0, expected_runs=2)
-    assert world.marks == [(0.0, True)]  # nothing to take off
-    assert world.shares == [(0.0, share_each(400.0, 3))]  # counted in once, not once more at every poll
+
+    async def prefect_back() -> None:
+        await world.sleep(3.0)
+        world.mark_fails = False
+
+    _hold(world, 10.0, expected_runs=2, meanwhile=prefect_back)
+    assert world.marks == [(0.0, True), (2.0, True), (4.0, True), (10.0, False)]
+    assert world.shares[0] == (4.0, share_each(400.0, 2))  # the parent's runs at once, from its mark on
 
 
 def test_a_run_whose_mark_is_refused_while_prefect_counts_sends_only_once_marked() -> None:
@@ -145,23 +162,49 @@ def test_a_run_prefect_refuses_to_mark_for_good_stops_with_the_reason_instead_of
     with pytest.raises(SetupError, match="right to update flow runs"):
         _hold(world, 60.0)
     assert world.shares == []  # never counted, never sent
-    assert [t for t, sharing in world.marks if sharing] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]  # then it stops
+    assert world.marks == [(t, True) for t in (0.0, 2.0, 4.0, 6.0, 8.0)] + [(10.0, False)]  # stopped at 10 s
 
 
-def test_a_run_that_went_on_unmarked_is_marked_once_prefect_answers_again() -> None:
-    """Out of reach at the start, the run counts itself in; once Prefect answers, the others count the marked runs
-    only, so it marks itself then (and takes the mark off at the end)."""
-    world = _World([ConnectionError("unreachable"), ConnectionError("unreachable"), 2])
-    world.mark_fails = True
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("counts", [[2], [ConnectionError("unreachable")], [2, ConnectionError("a blip"), 2]])
+def test_a_run_prefect_will_not_mark_stops_once_the_give_up_has_passed_on_the_clock(
+        monkeypatch: pytest.MonkeyPatch, counts: list[int | Exception]) -> None:
+    """Each mark unanswered (MARK_TIMEOUT_S apiece): the give-up is time, not polls, whatever the counts say."""
+    monkeypatch.setattr(rate_share, "MARK_GIVE_UP_S", 30.0)
+    world = _World(counts)
+    world.mark_write_s = 10**6  # never reaches the server
+    with pytest.raises(SetupError, match="did not tag this flow run"):
+        _hold(world, 200.0)
+    assert world.shares == [] and [t for t, _ in world.marks] == [0.0, 12.0, 24.0, 30.0]  # stopped at 30 s, mid-mark
 
-    async def prefect_back() -> None:
-        await world.sleep(1.0)
-        world.mark_fails = False
 
-    _hold(world, 9.0, expected_runs=2, meanwhile=prefect_back)
-    assert world.marks == [(0.0, True), (2.0, True), (9.0, False)]  # marked at its first answer, unmarked at the end
-    # counted in on top of the parent's runs while out of reach; from the count after its mark, one of the two seen
-    assert world.shares == [(0.0, share_each(400.0, 3)), (4.0, share_each(400.0, 2))]
+@pytest.mark.parametrize("counts", [[2], [ConnectionError("unreachable")]])
+def test_a_mark_written_but_unanswered_is_tried_again_and_taken_off_at_the_end(counts: list[int | Exception]) -> None:
+    """The server wrote the tag but its answer was lost: taken for a refusal, the mark is asked again (the same tag,
+    written twice) and taken off at the end, however the counts answer."""
+    world = _World(counts)
+    world.answers_lost = 1
+    _hold(world, 8.0)
+    assert world.marks == [(0.0, True), (2.0, True), (8.0, False)]
+    assert world.shares[0][0] == 2.0 and not world.tagged
+
+
+def test_a_run_stopped_before_its_mark_was_answered_takes_the_tag_off() -> None:
+    """A run cancelled while its mark is on the way (written on the server, no answer yet) takes the tag off."""
+    world = _World([1])
+    world.mark_answer_s = 3.0
+
+    async def go() -> None:
+        held = share_of_rate("kyc-attach-rate:fin", 400.0, world.apply, poll_s=2.0, count=world.count,
+                             mark=world.mark, sleep=world.sleep)
+        task = asyncio.ensure_future(held.__aenter__())
+        await world.run_until(2.0)
+        assert world.tagged  # written, not yet answered
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(go())
+    assert world.marks == [(0.0, True), (0.0, False)] and not world.tagged
 
 
 def test_limiters_take_the_share_as_their_ceiling() -> None:
