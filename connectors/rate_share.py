@@ -1,9 +1,9 @@
 """The API rate shared by the shard runs of a fanned-out run: split evenly among the runs working, counted on Prefect.
 
 A shard run puts the tag ``sending_tag(rate_tag(name))`` on itself while it may send and, every ``poll_s``, counts
-the RUNNING flow runs with it and sets its ceiling to its share (``share_each``); each spends it through its own
-limiters. Why counts and not a global concurrency limit, and how the sum stays under R while runs come and go:
-docs/design/sharding.md.
+the RUNNING (and CANCELLING) flow runs with it and sets its ceiling to its share (``share_each``); each spends it
+through its own limiters. Why counts and not a global concurrency limit, and how the sum stays under R while runs
+come and go: docs/design/sharding.md.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,16 +73,17 @@ async def mark_this_run(tag: str, sharing: bool) -> None:
 
 
 async def count_running(tag: str) -> int:
-    """Flow runs with ``tag`` RUNNING now, on the Prefect server this process talks to."""
+    """Flow runs with ``tag`` RUNNING or CANCELLING now (a run being cancelled sends until its process is stopped),
+    on the Prefect server this process talks to."""
     # imported here: the CLI's small commands build their storage through flows.runtime and start without Prefect
     from prefect.client.orchestration import get_client
     from prefect.client.schemas import filters
     from prefect.client.schemas.objects import StateType
 
-    running = filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=[StateType.RUNNING]))
+    states = filters.FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.CANCELLING])
     async with get_client() as client:
-        return await client.count_flow_runs(
-            flow_run_filter=filters.FlowRunFilter(tags=filters.FlowRunFilterTags(all_=[tag]), state=running))
+        return await client.count_flow_runs(flow_run_filter=filters.FlowRunFilter(
+            tags=filters.FlowRunFilterTags(all_=[tag]), state=filters.FlowRunFilterState(type=states)))
 
 
 def share_each(total_rps: float, runs: int) -> float:
@@ -135,10 +136,10 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
         await sleep(poll_s + start_margin_s)
         yield
     finally:
-        await _cancel(beat, follower)
-        # the run stays counted until it leaves RUNNING; taken off even when no mark was answered: one whose answer
-        # was lost may have been written
-        await _or(mark(sending, False), False, MARK_TIMEOUT_S, sleep, "unmark this run")
+        try:
+            await _cancel(beat, follower)
+        finally:  # taken off even when no mark was answered (one whose answer was lost may have been written)
+            await _or(mark(sending, False), False, MARK_TIMEOUT_S, sleep, "unmark this run")
 
 
 async def _or(call: Awaitable[T], default: T, within: float, sleep: Callable[[float], Awaitable[None]],
@@ -146,23 +147,22 @@ async def _or(call: Awaitable[T], default: T, within: float, sleep: Callable[[fl
     """``call``'s answer if it comes ``within`` seconds on the clock of ``sleep``; ``default`` when Prefect cannot be
     reached, refuses or is slower (the run goes on): a run that turned RUNNING when a slow count was asked may
     already send when the count comes."""
-    answer = asyncio.ensure_future(call)
-    timer = asyncio.ensure_future(sleep(within))
+    answer, timer = asyncio.ensure_future(call), asyncio.ensure_future(sleep(within))
     try:
-        await asyncio.wait({answer, timer}, return_when=asyncio.FIRST_COMPLETED)
-        if not answer.done():
-            raise TimeoutError(f"no answer within {within:g} s")
-        return answer.result()
-    except Exception as exc:
-        log.warning("rate share: could not %s (%s)", what, type(exc).__name__)
-        return default
+        await asyncio.wait({answer, timer}, return_when=asyncio.FIRST_COMPLETED)  # this task cancelled: goes out
     finally:
         await _cancel(answer, timer)
+    # cancelled: no answer in time, or the call's own CancelledError (a client's cancel scope)
+    if answer.cancelled() or isinstance(answer.exception(), Exception):
+        failed = f"no answer within {within:g} s" if answer.cancelled() else type(answer.exception()).__name__
+        log.warning("rate share: could not %s (%s)", what, failed)
+        return default
+    return answer.result()  # the answer; an interrupt (a BaseException) goes out
 
 
 async def _cancel(*tasks: asyncio.Future[Any] | None) -> None:
+    """Cancel ``tasks`` and wait for them to end; this task's own cancellation meanwhile goes out, not swallowed."""
     for task in tasks:
         if task is not None and not task.done():
             task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})

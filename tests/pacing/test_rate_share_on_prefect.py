@@ -55,3 +55,19 @@ def test_a_flow_run_is_counted_while_it_holds_its_share_and_not_before_or_after(
     asyncio.run(sharing())
     assert seen == [0, 1, 0]
     assert shares == [share_each(100.0, 1)]
+
+
+def test_a_run_being_cancelled_is_counted_until_it_has_stopped() -> None:
+    """A run an operator cancels goes on sending until its worker stops its process: it keeps its share until it is
+    Cancelled, and the runs that ended (Completed, Cancelled, Crashed) are not counted."""
+    from prefect.states import Cancelled, Cancelling, Completed, Crashed
+
+    tag = sending_tag(rate_tag("fin" + uuid.uuid4().hex[:8]))
+
+    async def go() -> list[int]:
+        async with get_client() as client:
+            for state in (Running(), Cancelling(), Cancelled(), Completed(), Crashed()):
+                await client.create_flow_run(_a_shard, tags=[tag], state=state)
+        return [await count_running(tag)]
+
+    assert asyncio.run(go()) == [2]

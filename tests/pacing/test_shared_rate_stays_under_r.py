@@ -5,6 +5,7 @@ whatever the latency of the Prefect server's counts: several runs at once on one
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -89,17 +90,27 @@ def _simulate(runs: list[tuple[str, float, float]], *, latency_s: float, until: 
     server.refuses_marks_until = refuses_marks_until or {}
     shard_runs = [_Run(name, clock, server, expected_runs=expected_runs, latency_s=(latency_of or {}).get(name))
                   for name, _, _ in runs]
+
+    def outage(now: float) -> None:
+        if down is not None:
+            server.down = down[0] <= now < down[1]
+
+    return _worst_sum(clock, list(zip(shard_runs, runs, strict=True)), until, outage)
+
+
+def _worst_sum(clock: VirtualClock, runs: list[tuple[_Run, tuple[str, float, float]]], until: float,
+               each_step: Callable[[float], None] = lambda now: None) -> float:
+    """Drive ``runs`` (each with its name, start and stop) to ``until``: the highest total of the sending runs'
+    shares at any instant. ``each_step``: what changes on the server as the clock moves."""
     worst = 0.0
 
     def step(now: float) -> None:
         nonlocal worst
-        if down is not None:
-            server.down = down[0] <= now < down[1]
-        worst = max(worst, sum(r.share for r in shard_runs if r.sending))
+        each_step(now)
+        worst = max(worst, sum(r.share for r, _ in runs if r.sending))
 
     async def go() -> None:
-        tasks = [asyncio.ensure_future(r.live(start, stop))
-                 for r, (_, start, stop) in zip(shard_runs, runs, strict=True)]
+        tasks = [asyncio.ensure_future(r.live(start, stop)) for r, (_, start, stop) in runs]
         await clock.drive(until, step)
         step(clock.now)  # the shares the last wake-ups left
         for t in tasks:
@@ -244,3 +255,57 @@ def test_a_count_lost_while_prefect_refuses_a_runs_mark_does_not_let_it_send() -
     worst = _simulate([("a", 0.0, 60.0), ("b", 6.0, 60.0)], latency_s=0.1, until=40.0, expected_runs=2,
                       down=(6.05, 6.15), refuses_marks_until={"b": 10**6})
     assert worst <= R + 1e-6
+
+
+@pytest.mark.parametrize("latency_s", [0.0, 0.1, 0.4])
+@pytest.mark.parametrize("back_at", [20.0, 20.05, 21.0])
+def test_runs_started_while_prefect_was_down_marking_at_once_when_it_returns_do_not_push_the_sum_past_r(
+        latency_s: float, back_at: float) -> None:
+    """Six shard runs start while Prefect refuses every mark and answers no count; it comes back at once for all:
+    they mark within one poll of each other and send on the same beat. Two runs were sending before the outage."""
+    names = ["a", "b"] + [f"n{i}" for i in range(6)]
+    starts = {"a": 0.0, "b": 0.3, **{f"n{i}": 6.0 + 0.37 * i for i in range(6)}}
+    worst = _simulate([(n, starts[n], 60.0) for n in names], latency_s=latency_s, until=45.0, expected_runs=8,
+                      down=(5.0, back_at), refuses_marks_until={f"n{i}": back_at for i in range(6)})
+    assert worst <= R + 1e-6
+
+
+@pytest.mark.parametrize("period", [0.7, 1.3, 2.0, 3.1])
+def test_prefect_flapping_does_not_push_the_sum_past_r(period: float) -> None:
+    """Prefect answering and not by turns (counts lost, marks refused) while four runs start and stop."""
+    runs = [("a", 0.0, 50.0), ("b", 3.3, 30.0), ("c", 7.1, 45.0), ("d", 12.9, 40.0)]
+    clock = VirtualClock()
+    server = _Server(clock, 0.1)
+    shard_runs = [_Run(n, clock, server, expected_runs=4) for n, _, _ in runs]
+
+    def refuses(now: float) -> bool:
+        return int(now / period) % 2 == 1
+
+    async def mark(run: _Run, tag: str, sharing: bool) -> None:
+        if sharing and refuses(clock.now):
+            raise RuntimeError("prefect answered 500")
+        await _Run.mark(run, tag, sharing)
+
+    for r in shard_runs:
+        r.mark = lambda tag, sharing, r=r: mark(r, tag, sharing)  # type: ignore[method-assign]
+
+    def flap(now: float) -> None:
+        server.down = refuses(now)
+
+    assert _worst_sum(clock, list(zip(shard_runs, runs, strict=True)), 60.0, flap) <= R + 1e-6
+
+
+def test_a_count_raising_cancelled_error_of_its_own_does_not_leave_a_run_at_its_old_share() -> None:
+    """Run a's count at 4 s raises CancelledError (a client's cancel scope, a. not cancelled): the follower ended,
+    a kept R - 1 for the rest of its block and never saw b start: R - 1 + R / 2."""
+    clock = VirtualClock()
+    server = _Server(clock, 0.0)
+    a, b = _Run("a", clock, server, expected_runs=2), _Run("b", clock, server, expected_runs=2)
+
+    async def count_a(tag: str) -> int:
+        if clock.now == 4.0:
+            raise asyncio.CancelledError()
+        return await server.count(tag)
+
+    a.count = count_a  # type: ignore[method-assign]
+    assert _worst_sum(clock, [(a, ("a", 0.0, 40.0)), (b, ("b", 8.0, 40.0))], 30.0) <= R + 1e-6

@@ -225,3 +225,165 @@ def test_shares_and_the_request_each_run_holds_stay_within_the_rate(total: float
     if total >= 2 * runs:
         assert runs * (share + 1) <= total + 1e-9  # a second's worth each, plus the one request in hand
     assert runs * share <= total
+
+
+def _enter_then_cancel(world: _World, cancel_at: float, *, until: float = 60.0) -> dict[str, bool]:
+    """Enter the share's block and cancel the task holding it at ``cancel_at`` (on the clock): whether the block
+    was entered, and whether the cancellation came out of it."""
+    seen = {"entered": False, "cancelled": False}
+
+    async def hold() -> None:
+        async with share_of_rate("kyc-attach-rate:fin", 400.0, world.apply, poll_s=2.0, start_margin_s=0.5,
+                                 count=world.count, mark=world.mark, sleep=world.sleep):
+            seen["entered"] = True
+            await world.sleep(until)
+
+    async def go() -> None:
+        task = asyncio.ensure_future(hold())
+
+        async def canceller() -> None:
+            await world.sleep(cancel_at)
+            task.cancel()
+
+        other = asyncio.ensure_future(canceller())
+        await world.run_until(until)
+        await other
+        if not task.done():  # the cancellation was lost: the block still runs
+            task.cancel()
+            await world.run_until(2 * until)
+            await asyncio.gather(task, return_exceptions=True)
+            return
+        try:
+            await task
+        except asyncio.CancelledError:
+            seen["cancelled"] = True
+
+    asyncio.run(go())
+    return seen
+
+
+@pytest.mark.parametrize("cancel_at", [0.0, 1.0, 2.5, 3.0, 5.0])  # mark wait, retry sleep, start-up sleep, block
+def test_a_run_cancelled_at_any_await_takes_its_tag_off_and_stops(cancel_at: float) -> None:
+    world = _World([2])
+    world.marks_refused = 1  # marked at 2 s: cancelled at 0 or 1 s it never was
+    seen = _enter_then_cancel(world, cancel_at)
+    assert seen["cancelled"] and not world.tagged and world.marks[-1] == (cancel_at, False)
+    assert seen["entered"] == (cancel_at >= 4.5)
+
+
+def test_a_run_cancelled_during_its_first_count_takes_its_tag_off_and_stops() -> None:
+    world = _World([2])
+
+    async def slow_count(tag: str) -> int:
+        await world.sleep(0.3)
+        return 2
+
+    world.count = slow_count  # type: ignore[method-assign]
+    seen = _enter_then_cancel(world, 0.1)
+    assert seen["cancelled"] and not seen["entered"] and not world.tagged and world.shares == []
+
+
+def test_a_run_cancelled_while_a_count_that_timed_out_is_torn_down_does_not_send() -> None:
+    """A count not back within the margin is cancelled and awaited; a real client takes a moment to tear down
+    (closing its connection). The run's own cancellation arriving meanwhile was swallowed by ``_cancel``'s
+    ``suppress(CancelledError)``: the run went on, entered its block and sent, cancelled."""
+    world = _World([2])
+
+    async def count_slow_to_cancel(tag: str) -> int:
+        try:
+            await world.sleep(100.0)
+        finally:
+            await world.sleep(1.0)  # the teardown, after the cancel at 0.5 s
+        return 2
+
+    world.count = count_slow_to_cancel  # type: ignore[method-assign]
+    seen = _enter_then_cancel(world, 1.0)  # timed out at 0.5 s, torn down until 1.5 s
+    assert not seen["entered"]  # entered at 3.5 s, cancelled at 1 s
+    assert seen["cancelled"] and not world.tagged
+
+
+def test_a_count_raising_cancelled_error_mid_run_does_not_stop_the_counts() -> None:
+    """A count that raises CancelledError of its own (a client's cancel scope, not this run cancelled) is no count,
+    like any failure. It ended the follower: the run kept its share for the rest of the block, counting no more."""
+    world = _World([1])
+    answers: list[int | BaseException] = [1, asyncio.CancelledError(), 4]
+
+    async def count(tag: str) -> int:
+        world.asked.append(world.now)
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    world.count = count  # type: ignore[method-assign]
+    _hold(world, 10.0, expected_runs=4)
+    assert world.shares == [(0.0, 399.0), (2.0, share_each(400.0, 4))]  # no count: the parent's runs at once
+    assert world.asked[-1] >= 8.0  # still counting at the end
+
+
+def test_a_mark_raising_cancelled_error_of_its_own_is_retried_like_a_refusal() -> None:
+    """The mark's own CancelledError (this run not cancelled) came out of the block as if the run were cancelled."""
+    world = _World([1])
+    original = world.mark
+    raised = []
+
+    async def mark(tag: str, sharing: bool) -> None:
+        if sharing and not raised:
+            raised.append(world.now)
+            raise asyncio.CancelledError()
+        await original(tag, sharing)
+
+    world.mark = mark  # type: ignore[method-assign]
+    _hold(world, 10.0)
+    assert raised == [0.0] and world.marks == [(2.0, True), (10.0, False)]
+
+
+def test_an_unmark_that_hangs_is_given_up_after_the_mark_timeout() -> None:
+    world = _World([1])
+    original = world.mark
+    ended = []
+
+    async def mark(tag: str, sharing: bool) -> None:
+        if not sharing:
+            await world.sleep(10**6)
+        await original(tag, sharing)
+
+    async def hold() -> None:
+        async with share_of_rate("kyc-attach-rate:fin", 400.0, world.apply, poll_s=2.0, count=world.count,
+                                 mark=mark, sleep=world.sleep):
+            await world.sleep(5.0 - world.now)
+        ended.append(world.now)
+
+    async def go() -> None:
+        task = asyncio.ensure_future(hold())
+        await world.run_until(100.0)
+        await task
+
+    asyncio.run(go())
+    assert ended == [5.0 + rate_share.MARK_TIMEOUT_S]
+
+
+class _Interrupted(BaseException):
+    """Not an Exception: a KeyboardInterrupt, a SystemExit, an abort of the process."""
+
+
+def test_a_mark_raising_a_base_exception_stops_the_run_unsent_and_takes_the_tag_off() -> None:
+    world = _World([1])
+    original = world.mark
+
+    async def mark(tag: str, sharing: bool) -> None:
+        await original(tag, sharing)
+        if sharing:
+            raise _Interrupted()
+
+    world.mark = mark  # type: ignore[method-assign]
+    with pytest.raises(_Interrupted):
+        _hold(world, 10.0)
+    assert world.shares == [] and world.marks == [(0.0, True), (0.0, False)] and not world.tagged
+
+
+@pytest.mark.parametrize("seen", [0, -3])
+def test_a_count_answering_zero_or_less_mid_run_counts_this_run(seen: int) -> None:
+    world = _World([3, seen, 2])
+    _hold(world, 10.0)
+    assert [s for _, s in world.shares] == [share_each(400.0, 3), share_each(400.0, 1), share_each(400.0, 2)]
