@@ -54,7 +54,6 @@ from flows.shard_services import LiveMode, ShardServices
 from flows.shard_worker import run_shard
 from flows.stopped_report import write_stopped_report
 from flows.stores import make_store
-from transforms.codes import Reason
 from transforms.dry_run_preview import preview
 from transforms.report import hashed_s3_uri
 from transforms.run_timeline import Timeline
@@ -255,7 +254,7 @@ async def attach_manifest(
                     shard_seconds = await _work_shards(plan, services, settings, str(run_dir), progress)
                 api_stats = mode.api_stats()
             stopped_early = services.budget.reason() if services.budget.tripped else None
-            store_refused = services.budget.halt_code is Reason.ledger_unavailable
+            store_refused = services.budget.store_refused
 
         worked = time.monotonic()
         # The index stays quick to load: fold the segments this run wrote. Not after the store refused a write this

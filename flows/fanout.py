@@ -72,7 +72,8 @@ class FanOutResult:
     def merged(cls, ordered: list[dict[str, Any]]) -> FanOutResult:
         """The shard runs' results (``shard_flow``'s dicts) in shard order, merged."""
         stops = [r["stopped_early"] for r in ordered if r.get("stopped_early")]
-        refused = any(r.get("stop_code") == Reason.ledger_unavailable.value for r in ordered)
+        # a shard run of an older release says so by its stop code only (the first cause that halted it)
+        refused = any(r.get("store_refused", r.get("stop_code") == Reason.ledger_unavailable.value) for r in ordered)
         return cls(api=merge_api_stats([r["api"] for r in ordered]), stopped_early=stops[0] if stops else None,
                    shard_results=ordered, store_refused=refused)
 

@@ -91,7 +91,8 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
     local = own_folder(settings.work_dir, "shards", job.run_id, job.shard, fresh=True)  # no link written through
     shards_dir = local.parent.parent
     try:
-        counts, api, (stopped_early, stop_code), timeline = await _work_shard(job, settings, store, work, local)
+        counts, api, (stopped_early, stop_code, store_refused), timeline = await _work_shard(
+            job, settings, store, work, local)
     finally:
         # The scratch folder holds the shard's rows (personal data) and its report part, both on S3 (or made again
         # by a retried run): nothing of it stays on the worker, whether the run ended well or not.
@@ -101,7 +102,8 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
         "shard": job.shard, "counts": counts, "api": api, "seconds": round(seconds, 3),
         "timeline": timeline.as_dict(),
         "stopped_early": stopped_early,
-        "stop_code": stop_code,  # the reason code of the rows the stop left untried (the parent skips compaction)
+        "stop_code": stop_code,  # the reason code of the rows the stop left untried
+        "store_refused": store_refused,  # the ledger's store refused a write: the parent skips compaction
         # where it ran: the worker's host and the process that started this run (the worker, for a process pool)
         "host": socket.gethostname(), "pid": os.getpid(), "ppid": os.getppid(),
     }
@@ -111,9 +113,10 @@ async def shard_flow(job: ShardJob) -> dict[str, Any]:
 
 
 async def _work_shard(job: ShardJob, settings: Settings, store: ObjectStore, work: S3WorkArea,
-                      local: Path) -> tuple[dict[str, int], dict[str, Any], tuple[str | None, str | None], Timeline]:
-    """Download, work and upload one shard in ``local``; its counts, API statistics, early stop (the stop line and its
-    reason code) and timeline."""
+                      local: Path) -> tuple[dict[str, int], dict[str, Any], tuple[str | None, str | None, bool],
+                                            Timeline]:
+    """Download, work and upload one shard in ``local``; its counts, API statistics, early stop (the stop line, its
+    reason code, and whether the ledger's store refused a write) and timeline."""
     pairs = [(Location.parse(job.rows_uri), local / "rows.arrow")]
     (rows_file,) = await asyncio.to_thread(download_files, store, pairs)
     only_rows = (await asyncio.to_thread(failed_rows_of, store, Location.parse(job.retry_failed_report),
@@ -149,6 +152,6 @@ async def _work_shard(job: ShardJob, settings: Settings, store: ObjectStore, wor
     await asyncio.to_thread(upload_files, store, uploads)
     budget = services.budget
     stop = (budget.reason(), budget.stop_code.value) if budget.tripped else (None, None)
-    return counts, api, stop, timeline
+    return counts, api, (*stop, budget.store_refused), timeline
 
 

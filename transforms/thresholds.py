@@ -21,12 +21,16 @@ class FailureBudget:
     failed: int = 0
     halted: str | None = None  # why the run stops whatever the API does (its lease was lost, the ledger refused)
     halt_code: Reason = Reason.failure_threshold  # the reason code of the rows a halt leaves untried
+    # The ledger's store refused a write, whatever halted the run first: the run skips compacting the ledger (each
+    # partition's write would be retried against that store, seconds each).
+    store_refused: bool = False
 
     def halt(self, reason: str, code: Reason) -> None:
         """Stop the run's new work for a cause other than failed operations (the first cause is kept): ``reason``
         for the summary and the log (counts and names only), ``code`` for the rows not tried."""
         if self.halted is None:
             self.halted, self.halt_code = reason, code
+        self.store_refused = self.store_refused or code is Reason.ledger_unavailable
 
     def note(self, *, ok: bool) -> None:
         """Record one finished operation (after its retries)."""

@@ -45,6 +45,9 @@ def test_a_shard_run_stopped_by_a_refused_ledger_write_tells_the_parent_not_to_c
     merged = FanOutResult.merged([result("b0", None, None), lease_lost, refused])
     assert merged.store_refused and merged.stopped_early == lease_lost["stopped_early"]
     assert not FanOutResult.merged([result("b0", None, None), lease_lost]).store_refused
+    # halted by its lost lease first, then refused by the ledger's store: its stop code is the lease's
+    assert FanOutResult.merged([{**lease_lost, "store_refused": True}]).store_refused
+    assert not FanOutResult.merged([{**refused, "store_refused": False}]).store_refused  # the flag, where written
     # a result written by a shard run of an older release, without a stop code
     assert not FanOutResult.merged([{"shard": "b0", "api": {}, "stopped_early": "stopped"}]).store_refused
 

@@ -114,6 +114,14 @@ def test_breaker_success_in_between_keeps_it_closed() -> None:
     assert outcomes == [None] * 5 and breaker.opened == 0
 
 
+def test_a_ledger_refusal_after_another_halt_is_still_known_so_the_run_does_not_compact() -> None:
+    budget = FailureBudget()
+    budget.halt("stopped early: the run's lease was lost", Reason.lease_lost)
+    assert not budget.store_refused
+    budget.halt("stopped early: the ledger's store refused a write", Reason.ledger_unavailable)
+    assert budget.stop_code == "lease_lost" and budget.store_refused  # the first cause for the rows, the refusal kept
+
+
 def test_budget_halted_trips_at_once_with_its_own_reason_and_code() -> None:
     budget = FailureBudget(min_attempts=1000)
     budget.halt("stopped early: the ledger's store refused a write", Reason.ledger_unavailable)
