@@ -112,8 +112,8 @@ async def share_of_rate(tag: str, total_rps: float, apply: Callable[[float], Non
         # Out of reach, this run cannot see runs starting either: it assumes at least the parent's runs at once
         seen = max(1, await _or(count(sending), max(runs, expected_runs), start_margin_s, sleep, "count the runs"))
         if seen != runs:
-            apply(share_each(total_rps, seen))
-            log.info("rate %s: %d run(s) share %.1f requests/s", tag, seen, total_rps)
+            apply(share := share_each(total_rps, seen))
+            log.info("rate %s: %d run(s) share %.1f requests/s, %.1f each", tag, seen, total_rps, share)
         return seen
 
     async def follow(runs: int, beat: Awaitable[None]) -> None:

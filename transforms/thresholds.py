@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from transforms.codes import Reason
 
@@ -21,16 +21,14 @@ class FailureBudget:
     failed: int = 0
     halted: str | None = None  # why the run stops whatever the API does (its lease was lost, the ledger refused)
     halt_code: Reason = Reason.failure_threshold  # the reason code of the rows a halt leaves untried
-    # The ledger's store refused a write, whatever halted the run first: the run skips compacting the ledger (each
-    # partition's write would be retried against that store, seconds each).
-    store_refused: bool = False
+    halt_codes: set[Reason] = field(default_factory=set)  # every cause that halted it, the first and any later
 
     def halt(self, reason: str, code: Reason) -> None:
         """Stop the run's new work for a cause other than failed operations (the first cause is kept): ``reason``
         for the summary and the log (counts and names only), ``code`` for the rows not tried."""
         if self.halted is None:
             self.halted, self.halt_code = reason, code
-        self.store_refused = self.store_refused or code is Reason.ledger_unavailable
+        self.halt_codes.add(code)
 
     def note(self, *, ok: bool) -> None:
         """Record one finished operation (after its retries)."""
@@ -42,6 +40,12 @@ class FailureBudget:
         """Whether the run should start no new work."""
         return self.halted is not None or (self.attempted >= self.min_attempts
                                            and self.failed > self.max_ratio * self.attempted)
+
+    @property
+    def store_refused(self) -> bool:
+        """Whether the ledger's store refused a write, whatever halted the run first: the run then skips compacting
+        the ledger (each partition's write would be retried against that store, seconds each)."""
+        return Reason.ledger_unavailable in self.halt_codes
 
     @property
     def stop_code(self) -> Reason:
